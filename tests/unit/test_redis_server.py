@@ -1,0 +1,61 @@
+"""engine.redis_server starts a real server, persists through the AOF, and leaves no orphan."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import redis
+
+from engine.redis_server import EmbeddedRedis, find_redis_server
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0); look at its state.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_embedded_redis_serves_and_stops(tmp_path: Path) -> None:
+    server = EmbeddedRedis(tmp_path)
+    url = server.start()
+    pid = server.pid
+    assert pid is not None and url.startswith("redis://127.0.0.1:")
+    client = redis.Redis.from_url(url)
+    client.set("k", "v")
+    assert client.get("k") == b"v"
+    client.close()
+    server.stop()
+    assert not _alive(pid)
+
+
+def test_embedded_redis_restart_keeps_data_via_aof(tmp_path: Path) -> None:
+    with EmbeddedRedis(tmp_path, appendonly=True) as server:
+        client = redis.Redis.from_url(server.url)
+        client.rpush("candles", "a", "b")
+        client.execute_command("BGREWRITEAOF")
+        client.close()
+        server.restart()
+        client = redis.Redis.from_url(server.url)
+        assert client.lrange("candles", 0, -1) == [b"a", b"b"]
+        client.close()
+
+
+def test_find_redis_server_returns_an_executable() -> None:
+    path = find_redis_server()
+    assert os.access(path, os.X_OK)
+
+
+def test_embedded_redis_refuses_a_taken_port(tmp_path: Path) -> None:
+    with EmbeddedRedis(tmp_path / "a") as first:
+        second = EmbeddedRedis(tmp_path / "b", port=first.port, startup_timeout_secs=3)
+        with pytest.raises(Exception, match="redis-server"):
+            second.start()
