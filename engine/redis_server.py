@@ -113,12 +113,12 @@ class EmbeddedRedis:
             "--daemonize", "no",
             "--logfile", str(self.state_dir / "redis.log"),
         ]
-        self._proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+        self._proc = subprocess.Popen(
             args,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509
+            preexec_fn=_die_with_parent,
         )
         self._wait_ready()
         log.info("embedded redis-server pid=%s listening on %s", self._proc.pid, self.url)
@@ -136,10 +136,12 @@ class EmbeddedRedis:
                         f"see {self.state_dir / 'redis.log'}"
                     )
                 try:
-                    if client.ping():
+                    # Check the answering server is ours, not another one already on the port.
+                    if int(client.info("server")["process_id"]) == self._proc.pid:
                         return
                 except redis.RedisError:
-                    time.sleep(0.02)
+                    pass
+                time.sleep(0.02)
         finally:
             client.close()
         self.stop()
