@@ -148,3 +148,122 @@ class ReloadOutcome(StrEnum):
     RELOADED = "reloaded"
     KEPT_LAST_GOOD = "kept_last_good"
     RESTART_REQUIRED = "restart_required"
+
+
+# --- Hyperliquid wire vocabularies (owned by engine/hl_types.py and engine/exchange_client.py) ---
+
+
+class VenueSide(StrEnum):
+    """Order/fill side as the venue writes it: "B" (bid, buy) or "A" (ask, sell)."""
+
+    BUY = "B"
+    SELL = "A"
+
+
+class Tif(StrEnum):
+    """Limit-order time in force, with the venue's casing."""
+
+    GTC = "Gtc"
+    IOC = "Ioc"
+    ALO = "Alo"
+
+
+class LeverageType(StrEnum):
+    CROSS = "cross"
+    ISOLATED = "isolated"
+
+
+class VenueOrderStatus(StrEnum):
+    """Order states reported by `orderStatus` / `orderUpdates` (Hyperliquid's documented list)."""
+
+    OPEN = "open"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    TRIGGERED = "triggered"
+    REJECTED = "rejected"
+    MARGIN_CANCELED = "marginCanceled"
+    VAULT_WITHDRAWAL_CANCELED = "vaultWithdrawalCanceled"
+    OPEN_INTEREST_CAP_CANCELED = "openInterestCapCanceled"
+    SELF_TRADE_CANCELED = "selfTradeCanceled"
+    REDUCE_ONLY_CANCELED = "reduceOnlyCanceled"
+    SIBLING_FILLED_CANCELED = "siblingFilledCanceled"
+    DELISTED_CANCELED = "delistedCanceled"
+    LIQUIDATED_CANCELED = "liquidatedCanceled"
+    SCHEDULED_CANCEL = "scheduledCancel"
+    TICK_REJECTED = "tickRejected"
+    MIN_TRADE_NTL_REJECTED = "minTradeNtlRejected"
+    PERP_MARGIN_REJECTED = "perpMarginRejected"
+    REDUCE_ONLY_REJECTED = "reduceOnlyRejected"
+    BAD_ALO_PX_REJECTED = "badAloPxRejected"
+    IOC_CANCEL_REJECTED = "iocCancelRejected"
+    BAD_TRIGGER_PX_REJECTED = "badTriggerPxRejected"
+    MARKET_ORDER_NO_LIQUIDITY_REJECTED = "marketOrderNoLiquidityRejected"
+    POSITION_INCREASE_AT_OI_CAP_REJECTED = "positionIncreaseAtOpenInterestCapRejected"
+    POSITION_FLIP_AT_OI_CAP_REJECTED = "positionFlipAtOpenInterestCapRejected"
+    TOO_AGGRESSIVE_AT_OI_CAP_REJECTED = "tooAggressiveAtOpenInterestCapRejected"
+    OPEN_INTEREST_INCREASE_REJECTED = "openInterestIncreaseRejected"
+    INSUFFICIENT_SPOT_BALANCE_REJECTED = "insufficientSpotBalanceRejected"
+    ORACLE_REJECTED = "oracleRejected"
+    PERP_MAX_POSITION_REJECTED = "perpMaxPositionRejected"
+
+
+class InfoType(StrEnum):
+    """`POST /info` request types the project's client sends."""
+
+    META = "meta"
+    SPOT_META = "spotMeta"
+    META_AND_ASSET_CTXS = "metaAndAssetCtxs"
+    ALL_MIDS = "allMids"
+    CANDLE_SNAPSHOT = "candleSnapshot"
+    L2_BOOK = "l2Book"
+    CLEARINGHOUSE_STATE = "clearinghouseState"
+    OPEN_ORDERS = "openOrders"
+    FRONTEND_OPEN_ORDERS = "frontendOpenOrders"
+    USER_FILLS = "userFills"
+    USER_FILLS_BY_TIME = "userFillsByTime"
+    ORDER_STATUS = "orderStatus"
+    FUNDING_HISTORY = "fundingHistory"
+    USER_FUNDING = "userFunding"
+
+
+class ExchangeActionType(StrEnum):
+    """`POST /exchange` action types the project signs."""
+
+    ORDER = "order"
+    CANCEL = "cancel"
+    CANCEL_BY_CLOID = "cancelByCloid"
+    UPDATE_LEVERAGE = "updateLeverage"
+    SCHEDULE_CANCEL = "scheduleCancel"
+
+
+class ExchangeOutcomeKind(StrEnum):
+    """What happened to one POST /exchange: ambiguous is never a rejection (keep in flight)."""
+
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    AMBIGUOUS = "ambiguous"
+    NOT_SENT = "not_sent"
+
+
+class VenueRejectReason(StrEnum):
+    VENUE_ERROR = "venue_error"  # HTTP 200 {"status":"err"}
+    HTTP_CLIENT_ERROR = "http_client_error"  # 4xx other than 429
+    RATE_LIMITED = "rate_limited"  # 429: the venue did not process it
+
+
+class AmbiguousReason(StrEnum):
+    TIMEOUT = "timeout"
+    CONNECTION_LOST = "connection_lost"
+    SERVER_ERROR = "server_error"
+    UNREADABLE_RESPONSE = "unreadable_response"
+
+
+class NotSentReason(StrEnum):
+    RATE_BUDGET = "rate_budget"
+    CONNECT_FAILED = "connect_failed"
+
+
+class RoundDirection(StrEnum):
+    NEAREST = "nearest"
+    UP = "up"
+    DOWN = "down"
