@@ -1,0 +1,482 @@
+"""The Redis layout: every market-data key, channel, stream and payload format, in one module.
+
+The sidecar is the only writer of market-data keys; the driver (MarketDataHub) and the shard
+actors only read. Everybody goes through `RedisLayout`, so a key name or a payload format is
+written down exactly once. It lives in `cluster/` because shard actors read it and `cluster/`
+may not import `engine/`.
+
+Every key starts with the prefix (default ``aiq``), so two engines can share one Redis.
+``{iv}`` is a Hyperliquid interval name (``1m``, ``1h``...), ``{sym}`` the venue's coin name as
+sent by the venue (case kept: ``kPEPE`` is not ``KPEPE``). Times are UTC epoch milliseconds.
+
+Keys
+----
+``{p}:candles:{iv}:{sym}``   sorted set, closed candles of one symbol, score = open time ``t``,
+                             member = candle payload (below). At most one member per ``t``
+                             (a rewrite removes the old member in the same MULTI/EXEC), bounded
+                             to the newest ``keep_bars`` members.
+``{p}:forming:{iv}``         hash, field ``sym`` -> candle payload of the newest, still-forming
+                             candle (its values change until it closes).
+``{p}:ckey:close:{iv}``      hash, field ``sym`` -> close time ``T`` of the last *closed* candle
+                             (decimal). The key of ``AI_QUANT_SIGNAL_ON_CANDLE_CLOSE=1``.
+``{p}:ckey:open:{iv}``       hash, field ``sym`` -> open time ``t`` of the newest candle, forming
+                             or closed (decimal). The key of ``AI_QUANT_SIGNAL_ON_CANDLE_CLOSE=0``.
+``{p}:mids``                 hash, field ``sym`` -> ``[px, venue_ms, wall_ms]``.
+``{p}:bbo``                  hash, field ``sym`` -> ``[bid_px, bid_sz, ask_px, ask_sz, venue_ms,
+                             wall_ms]``.
+``{p}:hb:sidecar``           string, heartbeat JSON object (see `Heartbeat`): wall time of the
+                             write, the venue clock (latest venue event time seen), connection
+                             state and counters.
+``{p}:ckpt:{iv}:{sym}``      string, opaque checkpoint bytes written by the shard owning ``sym``.
+``{p}:acct:{user}``          stream of account events (``user`` = lower-cased address); fields
+                             ``k`` (AccountEventKind), ``s`` (``1`` if part of a snapshot),
+                             ``w`` (wall ms when received), ``d`` (the venue's ``data`` as JSON).
+                             The driver reads it with a consumer group and acknowledges; pending
+                             entries are re-read after a crash, so nothing is lost. Never trimmed
+                             by the writer (the reader deletes what it acknowledged).
+
+Channel
+-------
+``{p}:closed:{iv}``          pub/sub; message = JSON ``[[sym, T], ...]`` of the candles closed by
+                             one write. A wake-up only: readers then read the candle keys, so a
+                             missed message costs latency, never data.
+
+Candle payload
+--------------
+JSON array ``[t, T, o, h, l, c, v, n]`` (ints for ``t``, ``T``, ``n``; floats otherwise), parsed
+back into `strategies.candle.Candle` (which rejects non-finite values and high < low).
+
+Write order
+-----------
+`write_closed_candles` queues candle(s), then the close key, then the notification on one
+pipeline; callers create it with ``client.pipeline(transaction=True)`` so the rewrite of a
+candle is atomic and a reader that sees a key always finds its candle.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any
+
+from strategies.candle import Candle
+
+DEFAULT_PREFIX = "aiq"
+DEFAULT_KEEP_BARS = 1000
+
+
+class LayoutError(ValueError):
+    """A payload read from Redis does not have the documented format (names the key)."""
+
+
+class AccountEventKind(StrEnum):
+    """Venue channels forwarded to the driver through the account-events stream."""
+
+    USER_FILLS = "userFills"
+    ORDER_UPDATES = "orderUpdates"
+
+
+@dataclass(frozen=True, slots=True)
+class CandleKeys:
+    """The two candle keys of one symbol; either is None when nothing was written yet."""
+
+    closed_close_ms: int | None
+    latest_open_ms: int | None
+
+    def pick(self, signal_on_close: bool) -> int | None:
+        """Return the key the engine polls: close time of the last closed candle, or open time."""
+        return self.closed_close_ms if signal_on_close else self.latest_open_ms
+
+
+@dataclass(frozen=True, slots=True)
+class Mid:
+    price: float
+    venue_ms: int
+    wall_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Bbo:
+    bid_px: float
+    bid_sz: float
+    ask_px: float
+    ask_sz: float
+    venue_ms: int
+    wall_ms: int
+
+    @property
+    def mid(self) -> float:
+        return (self.bid_px + self.ask_px) / 2.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Heartbeat:
+    """What the sidecar says about itself, written every second or so."""
+
+    wall_ms: int
+    venue_ms: int
+    connected: bool
+    interval: str
+    symbols: int
+    pid: int
+    started_wall_ms: int
+    reconnects: int = 0
+    last_error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AccountEvent:
+    kind: AccountEventKind
+    data: Any
+    is_snapshot: bool
+    wall_ms: int
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes | bytearray) else str(value)
+
+
+def _finite(value: Any, what: str) -> float:
+    number = float(value)
+    if not math.isfinite(number):
+        raise LayoutError(f"{what}: non-finite number {value!r}")
+    return number
+
+
+def encode_candle(candle: Candle) -> str:
+    """Return the candle payload: JSON ``[t, T, o, h, l, c, v, n]``."""
+    return json.dumps(
+        [candle.t, candle.close_ms, candle.o, candle.h, candle.l, candle.c, candle.v, candle.n],
+        separators=(",", ":"),
+    )
+
+
+def decode_candle(raw: Any, where: str = "candle") -> Candle:
+    """Parse a candle payload; raise LayoutError naming `where` when it is malformed."""
+    try:
+        t, close_ms, o, h, low, c, v, n = json.loads(_text(raw))
+        return Candle(int(t), int(close_ms), float(o), float(h), float(low), float(c), float(v), int(n))
+    except (ValueError, TypeError) as exc:
+        raise LayoutError(f"{where}: malformed candle payload {raw!r}: {exc}") from exc
+
+
+class RedisLayout:
+    """Key builders and readers/writers of the market-data cache under one prefix.
+
+    Writers take a pipeline (they only queue commands); readers take a client and make exactly
+    one round trip. `keep_bars` bounds each closed-candle set (the sidecar sets it from its
+    lookback); readers do not depend on it.
+    """
+
+    def __init__(self, prefix: str = DEFAULT_PREFIX, *, keep_bars: int = DEFAULT_KEEP_BARS) -> None:
+        if not prefix or any(ch in prefix for ch in " \t\r\n"):
+            raise ValueError(f"invalid Redis key prefix {prefix!r}")
+        if keep_bars < 1:
+            raise ValueError(f"keep_bars must be >= 1, got {keep_bars}")
+        self.prefix = prefix
+        self.keep_bars = keep_bars
+
+    # ----------------------------------------------------------------- key builders
+    def candles_key(self, symbol: str, interval: str) -> str:
+        return f"{self.prefix}:candles:{interval}:{symbol}"
+
+    def forming_key(self, interval: str) -> str:
+        return f"{self.prefix}:forming:{interval}"
+
+    def close_key_hash(self, interval: str) -> str:
+        return f"{self.prefix}:ckey:close:{interval}"
+
+    def open_key_hash(self, interval: str) -> str:
+        return f"{self.prefix}:ckey:open:{interval}"
+
+    def mids_key(self) -> str:
+        return f"{self.prefix}:mids"
+
+    def bbo_key(self) -> str:
+        return f"{self.prefix}:bbo"
+
+    def heartbeat_key(self) -> str:
+        return f"{self.prefix}:hb:sidecar"
+
+    def closed_channel(self, interval: str) -> str:
+        return f"{self.prefix}:closed:{interval}"
+
+    def checkpoint_key(self, symbol: str, interval: str) -> str:
+        return f"{self.prefix}:ckpt:{interval}:{symbol}"
+
+    def account_stream_key(self, user: str) -> str:
+        return f"{self.prefix}:acct:{user.lower()}"
+
+    # ----------------------------------------------------------------- candle writers
+    def _queue_candles(self, pipe: Any, symbol: str, interval: str, candles: Sequence[Candle]) -> None:
+        key = self.candles_key(symbol, interval)
+        for candle in candles:
+            pipe.zremrangebyscore(key, candle.t, candle.t)
+            pipe.zadd(key, {encode_candle(candle): candle.t})
+        pipe.zremrangebyrank(key, 0, -(self.keep_bars + 1))
+
+    def write_closed_candles(
+        self, pipe: Any, symbol: str, interval: str, candles: Sequence[Candle], *, publish: bool = True
+    ) -> None:
+        """Queue closed candles (ascending by t), then the close key, then the notification.
+
+        With publish=False only the candles are (re)written: for corrections of candles older
+        than the current key, which must not move the key backwards.
+        """
+        self.write_closed_many(pipe, interval, {symbol: candles}, publish=publish)
+
+    def write_closed_many(
+        self, pipe: Any, interval: str, batch: Mapping[str, Sequence[Candle]], *, publish: bool = True
+    ) -> None:
+        """Queue closed candles of many symbols, then their close keys, then ONE notification.
+
+        Each symbol's candles must be ascending by t; its key becomes the last candle's close time.
+        """
+        closed: list[list[Any]] = []
+        for symbol, candles in batch.items():
+            if candles:
+                self._queue_candles(pipe, symbol, interval, candles)
+                closed.append([symbol, candles[-1].close_ms])
+        if not publish or not closed:
+            return
+        pipe.hset(self.close_key_hash(interval), mapping={sym: str(close) for sym, close in closed})
+        pipe.publish(self.closed_channel(interval), json.dumps(closed, separators=(",", ":")))
+
+    def write_forming(self, pipe: Any, interval: str, forming: Mapping[str, Candle]) -> None:
+        """Queue the forming candles and move each symbol's open key to its open time."""
+        if not forming:
+            return
+        pipe.hset(self.forming_key(interval), mapping={s: encode_candle(c) for s, c in forming.items()})
+        pipe.hset(self.open_key_hash(interval), mapping={s: str(c.t) for s, c in forming.items()})
+
+    # ----------------------------------------------------------------- candle readers
+    def read_candle_keys(self, client: Any, symbols: Sequence[str], interval: str) -> dict[str, CandleKeys]:
+        """Return both candle keys of every symbol, in one round trip."""
+        if not symbols:
+            return {}
+        pipe = client.pipeline(transaction=False)
+        pipe.hmget(self.close_key_hash(interval), list(symbols))
+        pipe.hmget(self.open_key_hash(interval), list(symbols))
+        closes, opens = pipe.execute()
+        return {
+            sym: CandleKeys(
+                None if close is None else int(_text(close)), None if opened is None else int(_text(opened))
+            )
+            for sym, close, opened in zip(symbols, closes, opens, strict=True)
+        }
+
+    def _queue_read(
+        self, pipe: Any, symbol: str, interval: str, after_t: int | None, limit: int | None
+    ) -> None:
+        low = "-inf" if after_t is None else f"({after_t}"
+        key = self.candles_key(symbol, interval)
+        if limit is None:
+            pipe.zrangebyscore(key, low, "+inf")
+        else:
+            pipe.zrevrangebyscore(key, "+inf", low, start=0, num=limit)
+
+    def _decode_many(self, raws: Iterable[Any], symbol: str, interval: str, reverse: bool) -> list[Candle]:
+        where = self.candles_key(symbol, interval)
+        candles = [decode_candle(raw, where) for raw in raws]
+        return candles[::-1] if reverse else candles
+
+    def read_candles(
+        self, client: Any, symbol: str, interval: str, after_t: int | None = None, limit: int | None = None
+    ) -> list[Candle]:
+        """Return closed candles with open time > after_t, ascending; with limit, the newest `limit`."""
+        pipe = client.pipeline(transaction=False)
+        self._queue_read(pipe, symbol, interval, after_t, limit)
+        (raws,) = pipe.execute()
+        return self._decode_many(raws, symbol, interval, limit is not None)
+
+    def read_candles_many(
+        self, client: Any, after: Mapping[str, int | None], interval: str, limit: int | None = None
+    ) -> dict[str, list[Candle]]:
+        """Like read_candles for many symbols ({symbol: after_t}), in one pipelined round trip."""
+        if not after:
+            return {}
+        pipe = client.pipeline(transaction=False)
+        for symbol, after_t in after.items():
+            self._queue_read(pipe, symbol, interval, after_t, limit)
+        results = pipe.execute()
+        return {
+            symbol: self._decode_many(raws, symbol, interval, limit is not None)
+            for symbol, raws in zip(after, results, strict=True)
+        }
+
+    def read_forming(self, client: Any, symbols: Sequence[str], interval: str) -> dict[str, Candle]:
+        """Return the forming candle of each symbol that has one."""
+        if not symbols:
+            return {}
+        raws = client.hmget(self.forming_key(interval), list(symbols))
+        where = self.forming_key(interval)
+        return {s: decode_candle(r, where) for s, r in zip(symbols, raws, strict=True) if r is not None}
+
+    # ----------------------------------------------------------------- mids, BBO, heartbeat
+    def write_mids(self, pipe: Any, mids: Mapping[str, float], venue_ms: int, wall_ms: int) -> None:
+        if mids:
+            pipe.hset(
+                self.mids_key(),
+                mapping={
+                    s: json.dumps([px, venue_ms, wall_ms], separators=(",", ":")) for s, px in mids.items()
+                },
+            )
+
+    def read_mids(self, client: Any, symbols: Sequence[str]) -> dict[str, Mid]:
+        """Return the mid of each symbol that has one."""
+        if not symbols:
+            return {}
+        out: dict[str, Mid] = {}
+        for sym, raw in zip(symbols, client.hmget(self.mids_key(), list(symbols)), strict=True):
+            if raw is None:
+                continue
+            try:
+                px, venue_ms, wall_ms = json.loads(_text(raw))
+                out[sym] = Mid(_finite(px, f"mid {sym}"), int(venue_ms), int(wall_ms))
+            except (ValueError, TypeError) as exc:
+                raise LayoutError(f"{self.mids_key()}[{sym}]: malformed mid {raw!r}") from exc
+        return out
+
+    def write_bbo(self, pipe: Any, bbos: Mapping[str, Bbo]) -> None:
+        if bbos:
+            pipe.hset(
+                self.bbo_key(),
+                mapping={
+                    s: json.dumps(
+                        [b.bid_px, b.bid_sz, b.ask_px, b.ask_sz, b.venue_ms, b.wall_ms], separators=(",", ":")
+                    )
+                    for s, b in bbos.items()
+                },
+            )
+
+    def read_bbo(self, client: Any, symbols: Sequence[str]) -> dict[str, Bbo]:
+        """Return the BBO of each symbol that has one."""
+        if not symbols:
+            return {}
+        out: dict[str, Bbo] = {}
+        for sym, raw in zip(symbols, client.hmget(self.bbo_key(), list(symbols)), strict=True):
+            if raw is None:
+                continue
+            try:
+                bid, bid_sz, ask, ask_sz, venue_ms, wall_ms = json.loads(_text(raw))
+                out[sym] = Bbo(
+                    _finite(bid, f"bbo {sym}"),
+                    _finite(bid_sz, f"bbo {sym}"),
+                    _finite(ask, f"bbo {sym}"),
+                    _finite(ask_sz, f"bbo {sym}"),
+                    int(venue_ms),
+                    int(wall_ms),
+                )
+            except (ValueError, TypeError) as exc:
+                raise LayoutError(f"{self.bbo_key()}[{sym}]: malformed bbo {raw!r}") from exc
+        return out
+
+    def write_heartbeat(self, pipe: Any, heartbeat: Heartbeat) -> None:
+        pipe.set(self.heartbeat_key(), json.dumps(asdict(heartbeat), separators=(",", ":")))
+
+    def read_heartbeat(self, client: Any) -> Heartbeat | None:
+        """Return the sidecar heartbeat, or None if none was ever written."""
+        raw = client.get(self.heartbeat_key())
+        if raw is None:
+            return None
+        try:
+            return Heartbeat(**json.loads(_text(raw)))
+        except (ValueError, TypeError) as exc:
+            raise LayoutError(f"{self.heartbeat_key()}: malformed heartbeat {raw!r}") from exc
+
+    # ----------------------------------------------------------------- notifications
+    @staticmethod
+    def parse_closed_notification(data: Any) -> list[tuple[str, int]]:
+        """Parse a message of the closed channel into [(symbol, close_ms)]."""
+        try:
+            return [(str(sym), int(close)) for sym, close in json.loads(_text(data))]
+        except (ValueError, TypeError) as exc:
+            raise LayoutError(f"malformed candle-close notification {data!r}") from exc
+
+    # ----------------------------------------------------------------- shard checkpoints
+    def write_checkpoint(self, pipe: Any, symbol: str, interval: str, data: bytes) -> None:
+        pipe.set(self.checkpoint_key(symbol, interval), data)
+
+    def read_checkpoints(self, client: Any, symbols: Sequence[str], interval: str) -> dict[str, bytes]:
+        """Return the checkpoint bytes of each symbol that has one, in one round trip."""
+        if not symbols:
+            return {}
+        raws = client.mget([self.checkpoint_key(s, interval) for s in symbols])
+        return {
+            s: (raw if isinstance(raw, bytes) else str(raw).encode())
+            for s, raw in zip(symbols, raws, strict=True)
+            if raw is not None
+        }
+
+    # ----------------------------------------------------------------- account events
+    def append_account_event(self, pipe: Any, user: str, event: AccountEvent) -> None:
+        pipe.xadd(
+            self.account_stream_key(user),
+            {
+                "k": event.kind.value,
+                "s": "1" if event.is_snapshot else "0",
+                "w": str(event.wall_ms),
+                "d": json.dumps(event.data, separators=(",", ":")),
+            },
+        )
+
+    def ensure_account_group(self, client: Any, user: str, group: str) -> None:
+        """Create the consumer group (from the stream's start) if it does not exist yet."""
+        try:
+            client.xgroup_create(self.account_stream_key(user), group, id="0", mkstream=True)
+        except Exception as exc:  # redis.ResponseError; redis is not imported here on purpose
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def read_account_events(
+        self,
+        client: Any,
+        user: str,
+        group: str,
+        consumer: str,
+        *,
+        count: int = 100,
+        block_ms: int | None = None,
+    ) -> list[tuple[str, AccountEvent]]:
+        """Return [(entry_id, event)]: this consumer's unacknowledged entries first, then new ones.
+
+        Entries stay pending until `ack_account_events`; after a crash the same consumer name
+        gets them again, so an event is never lost (it may be seen twice: dedupe downstream).
+        """
+        key = self.account_stream_key(user)
+        pending = client.xreadgroup(group, consumer, {key: "0"}, count=count)
+        entries = pending[0][1] if pending else []
+        if not entries:
+            fresh = client.xreadgroup(group, consumer, {key: ">"}, count=count, block=block_ms)
+            entries = fresh[0][1] if fresh else []
+        vanished = [_text(entry_id) for entry_id, fields in entries if not fields]
+        if vanished:  # deleted while pending (acknowledged elsewhere): nothing left to hand out
+            client.xack(key, group, *vanished)
+        return [
+            (_text(entry_id), self._decode_event(key, entry_id, fields))
+            for entry_id, fields in entries
+            if fields
+        ]
+
+    @staticmethod
+    def _decode_event(key: str, entry_id: Any, fields: Mapping[Any, Any]) -> AccountEvent:
+        try:
+            got = {_text(k): _text(v) for k, v in fields.items()}
+            return AccountEvent(
+                AccountEventKind(got["k"]), json.loads(got["d"]), got["s"] == "1", int(got["w"])
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            raise LayoutError(f"{key} entry {_text(entry_id)}: malformed account event {fields!r}") from exc
+
+    def ack_account_events(self, client: Any, user: str, group: str, entry_ids: Sequence[str]) -> None:
+        """Acknowledge and delete handled entries (one round trip)."""
+        if not entry_ids:
+            return
+        key = self.account_stream_key(user)
+        pipe = client.pipeline(transaction=True)
+        pipe.xack(key, group, *entry_ids)
+        pipe.xdel(key, *entry_ids)
+        pipe.execute()
