@@ -1,0 +1,90 @@
+"""mei_alpha_v1 batch reference: indicators on a pandas frame, then the shared `decide`.
+
+`analyze` is the readable oracle for tests and backtests (reference §1.1); `analyze_series`
+returns one decision per bar with the indicators computed once (parity checks, replay).
+
+Deliberate deviations from the reference's quirks:
+* the input frame is never mutated (indicators go on a copy);
+* the return type is always a `Decision` (the reference returns a 2-tuple during warm-up);
+* config is passed in (`cfg`), not looked up from a process-wide manager;
+* `btc_bullish` is honoured (the reference engine computed it but never passed it on).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from strategies.config import StrategyConfig, default_config
+from strategies.signals import MIN_BARS, Decision, decide
+
+OHLCV_COLUMNS = ("Open", "High", "Low", "Close", "Volume")
+INDICATOR_COLUMNS = (
+    "EMA_fast", "EMA_slow", "EMA_macro", "ADX", "ADX_pos", "ADX_neg", "bb_high", "bb_low",
+    "bb_width", "avg_bb_width", "ATR", "avg_atr", "RSI", "MACD_hist", "vol_sma", "vol_trend",
+    "stoch_k", "stoch_d", "ema_slow_slope_pct",
+)
+ROW_COLUMNS = ("timestamp", *OHLCV_COLUMNS, *INDICATOR_COLUMNS)
+WINDOW_ROWS = 4  # decide() reads at most the last four rows (prev3 MACD hist)
+_SHORT_NAMES = {"t": "timestamp", "o": "Open", "h": "High", "l": "Low", "c": "Close", "v": "Volume"}
+
+
+def frame_from_ohlcv(df: pd.DataFrame) -> pd.DataFrame:
+    """Return a copy with the short CSV names (t,o,h,l,c,v) renamed to the strategy's names."""
+    return df.rename(columns={k: v for k, v in _SHORT_NAMES.items() if k in df.columns})
+
+
+def _with_indicators(df: pd.DataFrame, cfg: StrategyConfig) -> pd.DataFrame:
+    from strategies.indicators import compute_indicators  # sibling module (STRAT-IND)
+
+    missing = [c for c in OHLCV_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"candle frame lacks columns {missing}; has {list(df.columns)}")
+    base = df.reset_index(drop=True).copy()
+    if "timestamp" not in base.columns:
+        base["timestamp"] = range(len(base))
+    return compute_indicators(base, cfg.indicator_params())
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    cols = [c for c in ROW_COLUMNS if c in frame.columns]
+    return frame[cols].to_dict("records")
+
+
+def analyze(
+    df: pd.DataFrame,
+    symbol: str,
+    btc_bullish: bool | None = None,
+    cfg: StrategyConfig | None = None,
+) -> Decision:
+    """Decide on the newest bar of `df` (columns Open..Volume, oldest -> newest). Pure."""
+    cfg = cfg if cfg is not None else default_config(symbol)
+    if len(df) < MIN_BARS:
+        return decide([], len(df), cfg, btc_bullish, symbol=symbol)
+    records = _records(_with_indicators(df, cfg).iloc[-WINDOW_ROWS:])
+    return decide(records, len(df), cfg, btc_bullish, symbol=symbol)
+
+
+def analyze_series(
+    df: pd.DataFrame,
+    symbol: str,
+    cfg: StrategyConfig | None = None,
+    btc_bullish_series: Sequence[bool | None] | None = None,
+) -> list[Decision]:
+    """Return the decision `analyze` would give on every prefix of `df` (one per bar).
+
+    Indicators are computed once over the whole frame; this equals per-prefix `analyze` because
+    every indicator value at bar i depends only on bars <= i.
+    """
+    cfg = cfg if cfg is not None else default_config(symbol)
+    if btc_bullish_series is not None and len(btc_bullish_series) != len(df):
+        raise ValueError(f"btc_bullish_series has {len(btc_bullish_series)} values for {len(df)} bars")
+    records = _records(_with_indicators(df, cfg)) if len(df) else []
+    out: list[Decision] = []
+    for i in range(len(records)):
+        btc = btc_bullish_series[i] if btc_bullish_series is not None else None
+        window = records[max(0, i + 1 - WINDOW_ROWS): i + 1]
+        out.append(decide(window, i + 1, cfg, btc, symbol=symbol))
+    return out

@@ -1,0 +1,368 @@
+"""The mei_alpha_v1 entry decision as one pure function over the last few indicator rows.
+
+`decide` implements reference §1.3 (ranging/anomaly filters, dynamic TP multiplier, effective
+min ADX, the standard trend entry with its RSI/MACD/StochRSI/BTC gates, pullback and slow-drift
+entries, confidence, reverse) and the `latest` extras of §1.1. The batch `analyze` and the
+incremental shard path both call it, so their decisions can only differ if their indicator
+values differ.
+
+Semantics notes (deliberate): NaN comparisons are False exactly as with pandas scalars in the
+reference; divisions by zero yield inf/NaN instead of raising; `vol_trend` NaN counts as False.
+The rank score is the earlier reference engine's `confidence_rank * 100 + ADX` (low=0, medium=1,
+high=2; reference-engine §3.7), 0.0 for NEUTRAL: deterministic and higher = better.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from strategies.config import StrategyConfig
+from strategies.enums import Confidence, EntryGate, EntryKind, MacdMode, Signal
+
+Row = Mapping[str, float]
+Scalar = float | bool | str
+
+CONFIDENCE_RANK: Mapping[Confidence, int] = {Confidence.LOW: 0, Confidence.MEDIUM: 1, Confidence.HIGH: 2}
+MIN_BARS = 5  # fewer bars than this -> NEUTRAL/low (reference warm-up)
+TMC_ADX_SLOPE_GT = 0.5  # ADX slope above which the min-ADX threshold is capped
+TMC_MIN_ADX_CAP = 25.0
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One bar's entry decision for one symbol.
+
+    `snapshot` holds the newest indicator row plus the extras exits and sizing read (ADX_slope,
+    ATR_slope, prev*_MACD_hist, tp_mult, is_anomaly, entry_adx_threshold, ...). `gates` maps each
+    evaluated `EntryGate` value to True (passed) / False (blocked) for the standard entry path.
+    """
+
+    signal: Signal
+    confidence: Confidence
+    score: float
+    snapshot: dict[str, Scalar] = field(default_factory=dict)
+    gates: dict[str, bool] = field(default_factory=dict)
+    entry_kind: EntryKind = EntryKind.NONE
+
+
+def rank_score(signal: Signal, confidence: Confidence, adx: float) -> float:
+    """Return `confidence_rank * 100 + ADX` for BUY/SELL, 0.0 for NEUTRAL (NaN ADX counts 0)."""
+    if signal is Signal.NEUTRAL:
+        return 0.0
+    adx_part = adx if math.isfinite(adx) else 0.0
+    return CONFIDENCE_RANK[confidence] * 100.0 + adx_part
+
+
+def _f(row: Row, key: str) -> float:
+    value = row.get(key, math.nan)
+    return math.nan if value is None else float(value)
+
+
+def _truthy(value: object) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, float) and math.isnan(value):
+        return False
+    return bool(value)
+
+
+def _div(num: float, den: float) -> float:
+    """Float division with numpy-like results instead of ZeroDivisionError."""
+    if den == 0.0:
+        if num == 0.0 or math.isnan(num):
+            return math.nan
+        return math.copysign(math.inf, num)
+    return num / den
+
+
+def _clamp(x: float, lo: float, hi: float) -> float:
+    return max(lo, min(hi, x))
+
+
+@dataclass(frozen=True, slots=True)
+class _Ctx:
+    """Values shared by the entry paths (one bar)."""
+
+    close: float
+    ema_fast: float
+    ema_slow: float
+    adx: float
+    rsi: float
+    hist: float
+    prev_hist: float
+    bullish: bool
+    bearish: bool
+    btc_ok_long: bool
+    btc_ok_short: bool
+    blocked: bool  # anomaly, extended, ranging or no volume confirmation
+
+
+def _is_ranging(cur: Row, cfg: StrategyConfig) -> bool:
+    avg = _f(cur, "avg_bb_width")
+    if avg == 0.0:
+        return True
+    if not cfg.filters.enable_ranging_filter:
+        return False
+    rng = cfg.thresholds.ranging
+    ratio = _f(cur, "bb_width") / avg if avg > 0 else 1.0
+    rsi = _f(cur, "RSI")
+    votes = int(_f(cur, "ADX") < rng.adx_below) + int(ratio < rng.bb_width_ratio_below)
+    votes += int(rng.rsi_low < rsi < rng.rsi_high)
+    return votes >= max(1, rng.min_signals)
+
+
+def _is_anomaly(cur: Row, prev: Row, cfg: StrategyConfig) -> bool:
+    if not cfg.filters.enable_anomaly_filter:
+        return False
+    an = cfg.thresholds.anomaly
+    close, prev_close, ema_fast = _f(cur, "Close"), _f(prev, "Close"), _f(cur, "EMA_fast")
+    return (_div(abs(close - prev_close), prev_close) > an.price_change_pct_gt
+            or _div(abs(close - ema_fast), ema_fast) > an.ema_fast_dev_pct_gt)
+
+
+def _tp_mult(adx: float, cfg: StrategyConfig) -> float:
+    tm = cfg.thresholds.tp_and_momentum
+    if adx > tm.adx_strong_gt:
+        return tm.tp_mult_strong
+    if adx < tm.adx_weak_lt:
+        return tm.tp_mult_weak
+    return cfg.trade.tp_atr_mult
+
+
+def _effective_min_adx(adx_slope: float, atr_ratio: float | None, cfg: StrategyConfig) -> float:
+    entry = cfg.thresholds.entry
+    eff = entry.min_adx
+    if adx_slope > TMC_ADX_SLOPE_GT:
+        eff = min(eff, TMC_MIN_ADX_CAP)
+    if entry.ave_enabled and atr_ratio is not None and atr_ratio > entry.ave_atr_ratio_gt:
+        if entry.ave_adx_mult > 0:
+            eff *= entry.ave_adx_mult
+    return eff
+
+
+def _vol_confirm(cur: Row, prev: Row, cfg: StrategyConfig) -> bool:
+    if not cfg.filters.require_volume_confirmation:
+        return True
+    vol, vol_sma, trend = _f(cur, "Volume"), _f(cur, "vol_sma"), _truthy(cur.get("vol_trend"))
+    if cfg.filters.vol_confirm_include_prev:
+        above = vol > vol_sma or _f(prev, "Volume") > _f(prev, "vol_sma")
+        return above and (trend or _truthy(prev.get("vol_trend")))
+    return vol > vol_sma and trend
+
+
+def _macd_ok(ctx: _Ctx, long: bool, mode: MacdMode) -> bool:
+    if mode is MacdMode.ACCEL:
+        return ctx.hist > ctx.prev_hist if long else ctx.hist < ctx.prev_hist
+    if mode is MacdMode.SIGN:
+        return ctx.hist > 0 if long else ctx.hist < 0
+    return True
+
+
+def _rsi_limits(adx: float, cfg: StrategyConfig) -> tuple[float, float]:
+    """DRE: interpolate the RSI limits between weak and strong trend by ADX."""
+    entry, tm = cfg.thresholds.entry, cfg.thresholds.tp_and_momentum
+    strong = tm.adx_strong_gt if tm.adx_strong_gt > entry.min_adx else entry.min_adx + 1.0
+    w = _clamp((adx - entry.min_adx) / (strong - entry.min_adx), 0.0, 1.0)
+    long_limit = tm.rsi_long_weak + w * (tm.rsi_long_strong - tm.rsi_long_weak)
+    short_limit = tm.rsi_short_weak + w * (tm.rsi_short_strong - tm.rsi_short_weak)
+    return long_limit, short_limit
+
+
+def _standard_entry(
+    ctx: _Ctx, cur: Row, cfg: StrategyConfig, gates: dict[str, bool], extras: dict[str, Scalar]
+) -> tuple[Signal, Confidence]:
+    """The standard trend entry after its pre-gates passed; fills the direction gates."""
+    entry = cfg.thresholds.entry
+    long_limit, short_limit = _rsi_limits(ctx.adx, cfg)
+    extras["rsi_long_limit"], extras["rsi_short_limit"] = long_limit, short_limit
+    stoch_on = cfg.filters.use_stoch_rsi_filter
+    stoch_k = _f(cur, "stoch_k")
+    if math.isnan(stoch_k):
+        stoch_k = 0.0  # reference quirk kept: NaN -> 0.0 never blocks longs, always blocks shorts
+    sr = cfg.thresholds.stoch_rsi
+    long_checks = {
+        EntryGate.EMA_ALIGNMENT: ctx.bullish,
+        EntryGate.PRICE_VS_EMA_FAST: ctx.close > ctx.ema_fast,
+        EntryGate.RSI_LIMIT: ctx.rsi > long_limit,
+        EntryGate.MACD: _macd_ok(ctx, True, entry.macd_hist_entry_mode),
+        EntryGate.STOCH_RSI: (not stoch_on) or stoch_k < sr.block_long_if_k_gt,
+        EntryGate.BTC_ALIGNMENT: ctx.btc_ok_long,
+    }
+    short_checks = {
+        EntryGate.EMA_ALIGNMENT: ctx.bearish,
+        EntryGate.PRICE_VS_EMA_FAST: ctx.close < ctx.ema_fast,
+        EntryGate.RSI_LIMIT: ctx.rsi < short_limit,
+        EntryGate.MACD: _macd_ok(ctx, False, entry.macd_hist_entry_mode),
+        EntryGate.STOCH_RSI: (not stoch_on) or stoch_k > sr.block_short_if_k_lt,
+        EntryGate.BTC_ALIGNMENT: ctx.btc_ok_short,
+    }
+    if all(long_checks.values()):
+        signal = Signal.BUY
+    elif all(short_checks.values()):
+        signal = Signal.SELL
+    else:
+        signal = Signal.NEUTRAL
+    show_short = signal is Signal.SELL or (signal is Signal.NEUTRAL and ctx.bearish)
+    shown = short_checks if show_short else long_checks
+    gates.update({g.value: ok for g, ok in shown.items()})
+    if signal is Signal.NEUTRAL:
+        return signal, Confidence.LOW
+    high = _f(cur, "Volume") > _f(cur, "vol_sma") * entry.high_conf_volume_mult
+    return signal, Confidence.HIGH if high else Confidence.MEDIUM
+
+
+def _pullback_entry(ctx: _Ctx, prev: Row, cfg: StrategyConfig) -> Signal:
+    entry = cfg.thresholds.entry
+    if ctx.blocked or not ctx.adx >= entry.pullback_min_adx:
+        return Signal.NEUTRAL
+    prev_close, prev_ema_fast = _f(prev, "Close"), _f(prev, "EMA_fast")
+    cross_up = prev_close <= prev_ema_fast and ctx.close > ctx.ema_fast
+    cross_down = prev_close >= prev_ema_fast and ctx.close < ctx.ema_fast
+    need_sign = entry.pullback_require_macd_sign
+    if (cross_up and ctx.bullish and ctx.btc_ok_long and (not need_sign or ctx.hist > 0)
+            and ctx.rsi >= entry.pullback_rsi_long_min):
+        return Signal.BUY
+    if (cross_down and ctx.bearish and ctx.btc_ok_short and (not need_sign or ctx.hist < 0)
+            and ctx.rsi <= entry.pullback_rsi_short_max):
+        return Signal.SELL
+    return Signal.NEUTRAL
+
+
+def _slow_drift_entry(ctx: _Ctx, slope: float, cfg: StrategyConfig) -> Signal:
+    entry = cfg.thresholds.entry
+    if ctx.blocked or not ctx.adx >= entry.slow_drift_min_adx:
+        return Signal.NEUTRAL
+    need_sign = entry.slow_drift_require_macd_sign
+    min_slope = entry.slow_drift_min_slope_pct
+    if (ctx.bullish and ctx.close > ctx.ema_slow and ctx.btc_ok_long and slope >= min_slope
+            and (not need_sign or ctx.hist > 0) and ctx.rsi >= entry.slow_drift_rsi_long_min):
+        return Signal.BUY
+    if (ctx.bearish and ctx.close < ctx.ema_slow and ctx.btc_ok_short and slope <= -min_slope
+            and (not need_sign or ctx.hist < 0) and ctx.rsi <= entry.slow_drift_rsi_short_max):
+        return Signal.SELL
+    return Signal.NEUTRAL
+
+
+def _btc_ok(
+    adx: float, btc_bullish: bool | None, symbol: str | None, cfg: StrategyConfig
+) -> tuple[bool, bool]:
+    if not cfg.filters.require_btc_alignment:
+        return True, True
+    is_btc = symbol is not None and symbol.upper() == "BTC"
+    override = adx > cfg.thresholds.entry.btc_adx_override
+    return (is_btc or btc_bullish is None or btc_bullish or override,
+            is_btc or btc_bullish is None or not btc_bullish or override)
+
+
+def _hist_at(rows: Sequence[Row], back: int) -> float:
+    return _f(rows[-1 - back], "MACD_hist") if len(rows) > back else 0.0
+
+
+def decide(
+    rows: Sequence[Row],
+    bars: int,
+    cfg: StrategyConfig,
+    btc_bullish: bool | None,
+    *,
+    symbol: str | None = None,
+) -> Decision:
+    """Decide BUY/SELL/NEUTRAL from the last <= 4 indicator rows (oldest -> newest).
+
+    `bars` is the full history length (warm-up: < 5 -> NEUTRAL/low). `btc_bullish` None means
+    unknown (the BTC gate passes); `symbol` "BTC" always passes the BTC gate.
+    """
+    if bars < MIN_BARS or not rows:
+        snap: dict[str, Scalar] = dict(rows[-1]) if rows else {}
+        return Decision(Signal.NEUTRAL, Confidence.LOW, 0.0, snap, {EntryGate.WARMUP.value: False})
+    cur, prev = rows[-1], rows[-2] if len(rows) > 1 else rows[-1]
+    flt, entry = cfg.filters, cfg.thresholds.entry
+    adx, close = _f(cur, "ADX"), _f(cur, "Close")
+    ema_fast, ema_slow = _f(cur, "EMA_fast"), _f(cur, "EMA_slow")
+    adx_slope = adx - _f(prev, "ADX")
+    avg_atr = _f(cur, "avg_atr")
+    atr_ratio = _f(cur, "ATR") / avg_atr if avg_atr > 0 else None
+    slope = _f(cur, "ema_slow_slope_pct")
+
+    is_ranging = _is_ranging(cur, cfg)
+    is_anomaly = _is_anomaly(cur, prev, cfg)
+    eff_min_adx = _effective_min_adx(adx_slope, atr_ratio, cfg)
+    trending_up = (not flt.require_adx_rising) or adx > _f(prev, "ADX") or adx > flt.adx_rising_saturation
+    vol_ok = _vol_confirm(cur, prev, cfg)
+    bullish, bearish = ema_fast > ema_slow, ema_fast < ema_slow
+    if flt.require_macro_alignment:
+        ema_macro = _f(cur, "EMA_macro")
+        bullish, bearish = bullish and ema_slow > ema_macro, bearish and ema_slow < ema_macro
+    btc_long, btc_short = _btc_ok(adx, btc_bullish, symbol, cfg)
+    if entry.enable_slow_drift_entries and is_ranging and abs(slope) >= entry.slow_drift_min_slope_pct:
+        is_ranging = False
+    is_extended = flt.enable_extension_filter and (
+        _div(abs(close - ema_fast), ema_fast) > entry.max_dist_ema_fast)
+
+    ctx = _Ctx(close=close, ema_fast=ema_fast, ema_slow=ema_slow, adx=adx, rsi=_f(cur, "RSI"),
+               hist=_f(cur, "MACD_hist"), prev_hist=_f(prev, "MACD_hist"), bullish=bullish,
+               bearish=bearish, btc_ok_long=btc_long, btc_ok_short=btc_short,
+               blocked=is_anomaly or is_extended or is_ranging or not vol_ok)
+    gates: dict[str, bool] = {
+        EntryGate.WARMUP.value: True,
+        EntryGate.ADX_ABOVE_MIN.value: adx > eff_min_adx,
+        EntryGate.NOT_RANGING.value: not is_ranging,
+        EntryGate.NOT_ANOMALY.value: not is_anomaly,
+        EntryGate.NOT_EXTENDED.value: not is_extended,
+        EntryGate.VOLUME_CONFIRMED.value: vol_ok,
+        EntryGate.ADX_RISING.value: trending_up,
+    }
+    extras: dict[str, Scalar] = {}
+    signal, confidence, kind = Signal.NEUTRAL, Confidence.LOW, EntryKind.NONE
+    entry_adx_threshold = eff_min_adx
+    if all(gates.values()):
+        signal, confidence = _standard_entry(ctx, cur, cfg, gates, extras)
+        kind = EntryKind.STANDARD if signal is not Signal.NEUTRAL else EntryKind.NONE
+    if signal is Signal.NEUTRAL and entry.enable_pullback_entries:
+        signal = _pullback_entry(ctx, prev, cfg)
+        if signal is not Signal.NEUTRAL:
+            confidence, kind = entry.pullback_confidence, EntryKind.PULLBACK
+            entry_adx_threshold = entry.pullback_min_adx
+    if signal is Signal.NEUTRAL and entry.enable_slow_drift_entries:
+        signal = _slow_drift_entry(ctx, slope, cfg)
+        if signal is not Signal.NEUTRAL:
+            confidence, kind = Confidence.LOW, EntryKind.SLOW_DRIFT
+            entry_adx_threshold = entry.slow_drift_min_adx
+    raw_signal = signal
+    if cfg.trade.reverse_entry_signal and signal is not Signal.NEUTRAL:
+        signal = Signal.SELL if signal is Signal.BUY else Signal.BUY
+    gates[EntryGate.FLAT_MODE.value] = cfg.entries_enabled
+    if not cfg.entries_enabled:
+        signal, confidence = Signal.NEUTRAL, Confidence.LOW
+
+    vol_sma = _f(cur, "vol_sma")
+    snapshot: dict[str, Scalar] = dict(cur)
+    if flt.use_stoch_rsi_filter and math.isnan(_f(cur, "stoch_k")):
+        snapshot["stoch_k"] = 0.0
+    snapshot.update(extras)
+    snapshot.update({
+        "ADX_slope": adx_slope,
+        "ATR_slope": _f(cur, "ATR") - _f(prev, "ATR"),
+        "prev_MACD_hist": _hist_at(rows, 1),
+        "prev2_MACD_hist": _hist_at(rows, 2),
+        "prev3_MACD_hist": _hist_at(rows, 3),
+        "tp_mult": _tp_mult(adx, cfg),
+        "is_anomaly": is_anomaly,
+        "is_ranging": is_ranging,
+        "is_extended": bool(is_extended),
+        "effective_min_adx": eff_min_adx,
+        "entry_adx_threshold": entry_adx_threshold,
+        "ema_slow_slope_pct": slope,
+        "macd_entry_mode": entry.macd_hist_entry_mode.value,
+        "ave_enabled": entry.ave_enabled,
+        "atr_ratio": atr_ratio if atr_ratio is not None else 1.0,
+        "vol_spike_mult": _div(_f(cur, "Volume"), vol_sma) if vol_sma > 0 else 0.0,
+        "pullback_enabled": entry.enable_pullback_entries,
+        "pullback_used": kind is EntryKind.PULLBACK,
+        "slow_drift_enabled": entry.enable_slow_drift_entries,
+        "slow_drift_used": kind is EntryKind.SLOW_DRIFT,
+        "raw_signal": raw_signal.value,
+        "reversed_signal": signal is not raw_signal and signal is not Signal.NEUTRAL,
+    })
+    return Decision(signal, confidence, rank_score(signal, confidence, adx), snapshot, gates, kind)
