@@ -1,0 +1,249 @@
+"""The simulated venue's base candles: loading CSV data, rescaling, gap filling, random-walk growth.
+
+Owns the raw numbers the market replays. Every coin shares one time grid of base bars (bar k opens
+at ``t0 + k * interval``); the arrays grow on demand with a seeded random walk, which is how
+synthetic symbols are made and how replayed data continues once the file runs out. Prices are
+rounded to the venue's precision (5 significant figures, at most ``6 - szDecimals`` decimals) when
+they enter the series, so every candle price is a valid order price.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+CHUNK_BARS = 64
+SYNTHETIC_MAX = 10_000
+SYNTHETIC_SIGMA_PER_BAR = 0.003
+MIN_SIGMA, MAX_SIGMA = 1e-4, 0.02
+
+
+class SeriesError(ValueError):
+    """Bad simulator data or arguments (stop at start-up)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CoinInfo:
+    """Static facts about one listed coin."""
+
+    name: str
+    sz_decimals: int
+    max_leverage: int
+    price_scale: float  # multiplier applied to the source prices (1.0 for synthetic coins)
+
+
+def sz_decimals_for(px: float) -> int:
+    """Pick szDecimals the way the venue's listings look: one lot is worth roughly $0.1-$1."""
+    if px <= 0 or not math.isfinite(px):
+        raise SeriesError(f"price must be positive and finite, got {px}")
+    return max(0, min(5, math.floor(math.log10(px)) + 1))
+
+
+def px_decimals(px: np.ndarray | float, sz_decimals: np.ndarray | int) -> np.ndarray:
+    """Decimals allowed for a perp price: 5 significant figures, at most 6 - szDecimals, >= 0."""
+    arr = np.asarray(px, dtype=np.float64)
+    safe = np.where(arr > 0, arr, 1.0)
+    sig = 4 - np.floor(np.log10(safe))
+    return np.clip(np.minimum(sig, 6 - np.asarray(sz_decimals)), 0, None).astype(np.int64)
+
+
+def round_px(px: np.ndarray, sz_decimals: np.ndarray | int) -> np.ndarray:
+    """Round prices to the nearest valid venue price (vectorised)."""
+    scale = np.power(10.0, px_decimals(px, sz_decimals))
+    return np.round(np.asarray(px, dtype=np.float64) * scale) / scale
+
+
+def price_scale_for(first_close: float) -> float:
+    """The power of ten that brings a BTC-quoted price to at least 1 (prices look like USD)."""
+    if first_close <= 0 or not math.isfinite(first_close):
+        raise SeriesError(f"first close must be positive, got {first_close}")
+    k = 0
+    while first_close * 10.0**k < 1.0:
+        k += 1
+    return 10.0**k
+
+
+class Series:
+    """Base bars for all coins, arrays shaped (n_bars, n_coins), grown by a seeded random walk."""
+
+    def __init__(
+        self,
+        coins: list[CoinInfo],
+        bars: dict[str, np.ndarray],
+        *,
+        seed: int,
+        sigma: np.ndarray,
+        last_close: np.ndarray,
+        base_volume: np.ndarray,
+    ) -> None:
+        self.coins = coins
+        self._o, self._h, self._l, self._c, self._v = (bars[k] for k in "ohlcv")
+        self._sigma = sigma
+        self._last_close = last_close.astype(np.float64)
+        self._base_volume = base_volume
+        self._szd = np.array([c.sz_decimals for c in coins], dtype=np.int64)
+        self._rng = np.random.default_rng([seed, 0x5EED])
+
+    @property
+    def n_bars(self) -> int:
+        return int(self._c.shape[0])
+
+    def ensure(self, k: int) -> None:
+        """Grow the series until bar index ``k`` exists (deterministic: fixed-size chunks, in order)."""
+        while self.n_bars <= k:
+            self._grow()
+
+    def bars(self, start: int, stop: int) -> tuple[np.ndarray, ...]:
+        """Views (o, h, l, c, v) of bars [start, stop) for all coins."""
+        self.ensure(stop - 1)
+        sl = slice(start, stop)
+        return self._o[sl], self._h[sl], self._l[sl], self._c[sl], self._v[sl]
+
+    def bar(self, k: int) -> tuple[np.ndarray, ...]:
+        """Arrays (o, h, l, c, v) of bar k across all coins."""
+        self.ensure(k)
+        return self._o[k], self._h[k], self._l[k], self._c[k], self._v[k]
+
+    def _grow(self) -> None:
+        n = len(self.coins)
+        z = self._rng.standard_normal((CHUNK_BARS, n))
+        up = np.abs(self._rng.standard_normal((CHUNK_BARS, n)))
+        down = np.abs(self._rng.standard_normal((CHUNK_BARS, n)))
+        vz = self._rng.standard_normal((CHUNK_BARS, n))
+        closes = self._last_close * np.exp(np.cumsum(self._sigma * z, axis=0))
+        closes = round_px(closes, self._szd)
+        opens = np.vstack([self._last_close[None, :], closes[:-1]])
+        highs = round_px(np.maximum(opens, closes) * (1 + 0.5 * self._sigma * up), self._szd)
+        lows = round_px(np.minimum(opens, closes) * (1 - 0.5 * self._sigma * down), self._szd)
+        highs = np.maximum(highs, np.maximum(opens, closes))
+        lows = np.minimum(lows, np.minimum(opens, closes))
+        vols = np.round(self._base_volume * np.exp(0.5 * vz), 4)
+        self._o = np.vstack([self._o, opens])
+        self._h = np.vstack([self._h, highs])
+        self._l = np.vstack([self._l, lows])
+        self._c = np.vstack([self._c, closes])
+        self._v = np.vstack([self._v, vols])
+        self._last_close = closes[-1].copy()
+
+
+def _empty(n: int) -> np.ndarray:
+    return np.zeros((0, n), dtype=np.float64)
+
+
+def synthetic_series(count: int, *, seed: int, start_index: int = 0) -> Series:
+    """``count`` seeded random-walk coins named SYN0001…; start prices spread over 1…1000."""
+    if not 1 <= count <= SYNTHETIC_MAX:
+        raise SeriesError(f"--synthetic must be in 1..{SYNTHETIC_MAX}, got {count}")
+    rng = np.random.default_rng([seed, 0x51])
+    p0 = np.power(10.0, rng.uniform(0.0, 3.0, size=count))
+    coins = []
+    for i in range(count):
+        szd = sz_decimals_for(float(p0[i]))
+        coins.append(CoinInfo(name=f"SYN{start_index + i + 1:04d}", sz_decimals=szd, max_leverage=10,
+                              price_scale=1.0))
+    szd_arr = np.array([c.sz_decimals for c in coins], dtype=np.int64)
+    bars = {k: _empty(count) for k in "ohlcv"}
+    return Series(coins, bars, seed=seed, sigma=np.full(count, SYNTHETIC_SIGMA_PER_BAR),
+                  last_close=round_px(p0, szd_arr), base_volume=np.round(50_000.0 / p0, 4))
+
+
+def _read_csv(path: Path) -> dict[int, tuple[float, float, float, float, float]]:
+    rows: dict[int, tuple[float, float, float, float, float]] = {}
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = {"t", "o", "h", "l", "c", "v"} - set(reader.fieldnames or [])
+        if missing:
+            raise SeriesError(f"{path}: missing columns {sorted(missing)}")
+        for line_no, row in enumerate(reader, start=2):
+            try:
+                values = tuple(float(row[k]) for k in "ohlcv")
+                t = int(row["t"])
+            except (TypeError, ValueError) as e:
+                raise SeriesError(f"{path}:{line_no}: bad number") from e
+            if not all(math.isfinite(x) for x in values) or min(values[:4]) <= 0 or values[4] < 0:
+                raise SeriesError(f"{path}:{line_no}: prices must be positive and finite")
+            rows[t] = values  # type: ignore[assignment]
+    if not rows:
+        raise SeriesError(f"{path}: no rows")
+    return rows
+
+
+def coin_from_filename(path: Path) -> tuple[str, str]:
+    """``ETH_BTC-5m.csv`` → ("ETH", "5m")."""
+    stem = path.name.removesuffix(".csv")
+    symbol, sep, interval = stem.rpartition("-")
+    if not sep or not symbol:
+        raise SeriesError(f"{path.name}: expected SYMBOL-interval.csv")
+    return symbol.split("_")[0], interval
+
+
+def load_csv_dir(directory: Path, *, interval: str, interval_ms: int, seed: int) -> Series:
+    """Load every ``SYMBOL-<interval>.csv`` in ``directory`` onto one gap-filled grid, rescaled."""
+    files = sorted(p for p in directory.glob("*.csv") if coin_from_filename(p)[1] == interval)
+    if not files:
+        raise SeriesError(f"{directory}: no *-{interval}.csv files")
+    tables: dict[str, dict[int, tuple[float, ...]]] = {}
+    for path in files:
+        coin = coin_from_filename(path)[0]
+        if coin in tables:
+            raise SeriesError(f"{directory}: two files for coin {coin}")
+        tables[coin] = _read_csv(path)
+    t_min = min(min(tab) for tab in tables.values())
+    t_max = max(max(tab) for tab in tables.values())
+    grid = np.arange(t_min, t_max + 1, interval_ms, dtype=np.int64)
+    n = len(tables)
+    arrays = {k: np.zeros((len(grid), n)) for k in "ohlcv"}
+    coins: list[CoinInfo] = []
+    for j, (coin, tab) in enumerate(tables.items()):
+        _fill_column(arrays, j, grid, tab)
+        scale = price_scale_for(arrays["c"][0, j])
+        for k in "ohlc":
+            arrays[k][:, j] *= scale
+        coins.append(CoinInfo(name=coin, sz_decimals=sz_decimals_for(arrays["c"][0, j]), max_leverage=20,
+                              price_scale=scale))
+    szd = np.array([c.sz_decimals for c in coins], dtype=np.int64)
+    for k in "ohlc":
+        arrays[k] = round_px(arrays[k], szd)
+    arrays["h"] = np.maximum.reduce([arrays["h"], arrays["o"], arrays["c"]])
+    arrays["l"] = np.minimum.reduce([arrays["l"], arrays["o"], arrays["c"]])
+    log_ret = np.diff(np.log(arrays["c"]), axis=0)
+    sigma = np.clip(np.std(log_ret, axis=0), MIN_SIGMA, MAX_SIGMA) if len(log_ret) else np.full(n, 0.003)
+    base_volume = np.maximum(np.mean(arrays["v"], axis=0), 1.0)
+    return Series(coins, arrays, seed=seed, sigma=sigma, last_close=arrays["c"][-1].copy(),
+                  base_volume=base_volume)
+
+
+def _fill_column(arrays: dict[str, np.ndarray], j: int, grid: np.ndarray, tab: dict[int, tuple]) -> None:
+    """Copy one coin's rows onto the grid; a missing bar is flat at the previous close with v=0."""
+    first = tab[min(tab)]
+    prev_close = first[0]
+    for i, t in enumerate(grid.tolist()):
+        row = tab.get(t)
+        if row is None:
+            row = (prev_close, prev_close, prev_close, prev_close, 0.0)
+        for k, value in zip("ohlcv", row, strict=True):
+            arrays[k][i, j] = value
+        prev_close = row[3]
+
+
+def merge(parts: list[Series], *, seed: int) -> Series:
+    """Join CSV and synthetic series column-wise (the shorter ones grow to the same length first)."""
+    if len(parts) == 1:
+        return parts[0]
+    n_bars = max(p.n_bars for p in parts)
+    for p in parts:
+        p.ensure(n_bars - 1)
+    coins = [c for p in parts for c in p.coins]
+    names = [c.name for c in coins]
+    if len(set(names)) != len(names):
+        raise SeriesError("duplicate coin names across --data and --synthetic")
+    bars = {}
+    for idx, k in enumerate("ohlcv"):
+        bars[k] = np.hstack([p.bars(0, n_bars)[idx] for p in parts])
+    return Series(coins, bars, seed=seed, sigma=np.concatenate([p._sigma for p in parts]),
+                  last_close=bars["c"][-1].copy(),
+                  base_volume=np.concatenate([p._base_volume for p in parts]))
