@@ -1,0 +1,568 @@
+"""Incremental indicators: the batch formulas of `strategies.indicators`, one closed candle at a time.
+
+Why this mirrors pandas' kernels instead of simply recomputing windows: pandas' rolling mean is a
+Kahan-compensated running sum (with a same-value shortcut), rolling variance is Welford with Kahan
+compensation (with a recompute when cancellation is detected), and ewm normalises each step. The
+result of a window therefore depends, in its last bits, on the whole history before it. Copying
+those update rules statement by statement makes every value here bit-identical to the batch path
+(and to `ta` 0.11, which calls the same pandas kernels), not merely close: comparisons such as
+`vol5 > vol_sma` or `ADX > ADX_prev` then cannot flip between the two paths on ties.
+
+Each update is O(1) amortised: state is a handful of floats plus ring buffers of the window sizes
+(the rolling-variance recompute walks the Bollinger window, 20 values, only when pandas would).
+State round-trips through plain JSON types (`to_state`/`from_state`) bit for bit. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections import deque
+from typing import Any
+
+from strategies.indicator_params import (
+    BB_WINDOW_DEV,
+    INDICATOR_COLUMNS,
+    MACD_FAST_WINDOW,
+    MACD_SIGNAL_WINDOW,
+    MACD_SLOW_WINDOW,
+    SLOPE_WINDOW_MIN,
+    IndicatorParams,
+    slope_lag,
+)
+
+__all__ = ["INDICATOR_COLUMNS", "RECENT_ROWS_KEPT", "STATE_VERSION", "IncrementalIndicators"]
+
+NAN = math.nan
+INV_COND_TOL = sys.float_info.epsilon * 1e3  # pandas roll_var's cancellation threshold
+RECENT_ROWS_KEPT = 4
+STATE_VERSION = 1
+ROW_KEYS: tuple[str, ...] = ("timestamp", "Open", "High", "Low", "Close", "Volume", *INDICATOR_COLUMNS)
+
+
+def _div(a: float, b: float) -> float:
+    """IEEE division like numpy's: x/0 is +-inf, 0/0 and NaN/0 are NaN, never raises."""
+    if b != 0.0:
+        return a / b
+    if a != a or a == 0.0:
+        return NAN
+    return math.copysign(math.inf, a) * math.copysign(1.0, b)
+
+
+def _enc(x: float) -> float | str | None:
+    """Encode a float for strict JSON: NaN -> None, +-inf -> "inf"/"-inf" (repr round-trips)."""
+    if x != x:
+        return None
+    if x in (math.inf, -math.inf):
+        return "inf" if x > 0 else "-inf"
+    return x
+
+
+def _dec(x: float | str | None) -> float:
+    if x is None:
+        return NAN
+    return float(x)
+
+
+def _enc_list(xs: Any) -> list[float | str | None]:
+    return [_enc(x) for x in xs]
+
+
+class _Ewm:
+    """pandas `ewm(com=..., adjust=False, ignore_na=False, min_periods=minp).mean()`, one value at a time."""
+
+    __slots__ = ("alpha", "com_is_one", "minp", "nobs", "ofac", "old_wt", "started", "weighted")
+
+    def __init__(self, com: float, minp: int) -> None:
+        self.alpha = 1.0 / (1.0 + com)
+        self.ofac = 1.0 - self.alpha
+        self.com_is_one = com == 1
+        self.minp = minp
+        self.weighted = NAN
+        self.nobs = 0
+        self.old_wt = 1.0
+        self.started = False
+
+    def push(self, cur: float) -> float:
+        w = self.weighted
+        if not self.started:
+            self.started = True
+            w = cur
+            self.nobs = int(cur == cur)
+        else:
+            observed = cur == cur
+            self.nobs += observed
+            if w == w:
+                old_wt = self.old_wt * self.ofac
+                if observed:
+                    if w != cur:
+                        new_wt = 1.0 - old_wt if self.com_is_one else self.alpha
+                        w = (old_wt * w + new_wt * cur) / (old_wt + new_wt)
+                    old_wt = 1.0
+                self.old_wt = old_wt
+            elif observed:
+                w = cur
+        self.weighted = w
+        return w if self.nobs >= self.minp else NAN
+
+    def state(self) -> list[Any]:
+        return [_enc(self.weighted), self.nobs, _enc(self.old_wt), self.started]
+
+    def load(self, s: list[Any]) -> None:
+        self.weighted, self.nobs, self.old_wt, self.started = _dec(s[0]), int(s[1]), _dec(s[2]), bool(s[3])
+
+
+class _RollMean:
+    """pandas `rolling(window).mean()` (roll_mean: Kahan sums, same-value shortcut, sign clamps)."""
+
+    __slots__ = ("buf", "comp_add", "comp_rem", "neg_ct", "nobs", "prev", "same", "sum_x", "window")
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self.buf: deque[float] = deque()
+        self._reset()
+
+    def _reset(self) -> None:
+        self.nobs = self.neg_ct = self.same = 0
+        self.sum_x = self.comp_add = self.comp_rem = 0.0
+        self.prev = NAN
+
+    def _add(self, val: float) -> None:
+        if val == val:
+            self.nobs += 1
+            y = val - self.comp_add
+            t = self.sum_x + y
+            self.comp_add = t - self.sum_x - y
+            self.sum_x = t
+            if val < 0.0 or (val == 0.0 and math.copysign(1.0, val) < 0.0):
+                self.neg_ct += 1
+            self.same = self.same + 1 if val == self.prev else 1
+            self.prev = val
+
+    def push(self, val: float) -> float:
+        buf = self.buf
+        if self.window <= 1:  # pandas re-seeds every window that does not overlap the previous one
+            buf.clear()
+            self._reset()
+        elif len(buf) == self.window:
+            old = buf.popleft()
+            if old == old:
+                self.nobs -= 1
+                y = -old - self.comp_rem
+                t = self.sum_x + y
+                self.comp_rem = t - self.sum_x - y
+                self.sum_x = t
+                if old < 0.0 or (old == 0.0 and math.copysign(1.0, old) < 0.0):
+                    self.neg_ct -= 1
+        buf.append(val)
+        self._add(val)
+        nobs = self.nobs
+        if nobs < self.window or nobs <= 0:
+            return NAN
+        if self.same >= nobs:
+            return self.prev
+        result = self.sum_x / nobs
+        if self.neg_ct == 0 and result < 0:
+            return 0.0
+        if self.neg_ct == nobs and result > 0:
+            return 0.0
+        return result
+
+    def state(self) -> list[Any]:
+        return [_enc_list(self.buf), self.nobs, self.neg_ct, self.same, _enc(self.sum_x),
+                _enc(self.comp_add), _enc(self.comp_rem), _enc(self.prev)]
+
+    def load(self, s: list[Any]) -> None:
+        self.buf = deque(_dec(x) for x in s[0])
+        self.nobs, self.neg_ct, self.same = int(s[1]), int(s[2]), int(s[3])
+        self.sum_x, self.comp_add, self.comp_rem, self.prev = (_dec(x) for x in s[4:8])
+
+
+class _RollVar:
+    """pandas `rolling(window).var(ddof)` (roll_var: Welford + Kahan, recompute on cancellation)."""
+
+    __slots__ = ("buf", "comp_add", "comp_rem", "ddof", "mean_x", "nobs", "ssqdm", "started",
+                 "unstable", "window")
+
+    def __init__(self, window: int, ddof: int) -> None:
+        self.window = window
+        self.ddof = ddof
+        self.buf: deque[float] = deque()
+        self.nobs = self.mean_x = self.ssqdm = self.comp_add = self.comp_rem = 0.0
+        self.unstable = False
+        self.started = False
+
+    def _add(self, val: float) -> None:
+        prev_m2 = self.ssqdm
+        if val != val:
+            return
+        self.nobs += 1
+        mean = self.mean_x
+        prev_mean = mean - self.comp_add
+        y = val - self.comp_add
+        t = y - mean
+        self.comp_add = t + mean - y
+        mean = mean + t / self.nobs if self.nobs else 0.0
+        self.mean_x = mean
+        self.ssqdm = self.ssqdm + (val - prev_mean) * (val - mean)
+        if prev_m2 * INV_COND_TOL > self.ssqdm:
+            self.unstable = True
+
+    def _remove(self, val: float) -> None:
+        prev_m2 = self.ssqdm
+        if val == val:
+            self.nobs -= 1
+            if self.nobs:
+                mean = self.mean_x
+                prev_mean = mean - self.comp_rem
+                y = val - self.comp_rem
+                t = y - mean
+                self.comp_rem = t + mean - y
+                mean = mean - t / self.nobs
+                self.mean_x = mean
+                self.ssqdm = self.ssqdm - (val - prev_mean) * (val - mean)
+                if prev_m2 * INV_COND_TOL > self.ssqdm:
+                    self.unstable = True
+            else:
+                self.mean_x = 0.0
+                self.ssqdm = 0.0
+                self.unstable = False
+
+    def push(self, val: float) -> float:
+        buf = self.buf
+        recompute = not self.started or self.window <= 1
+        self.started = True
+        if recompute:
+            if self.window <= 1:
+                buf.clear()
+            buf.append(val)
+        else:
+            if len(buf) == self.window:
+                self._remove(buf.popleft())
+            buf.append(val)
+            self._add(val)
+        if recompute or self.unstable:
+            self.nobs = self.mean_x = self.ssqdm = self.comp_add = self.comp_rem = 0.0
+            for x in buf:
+                self._add(x)
+            self.unstable = False
+        if self.nobs >= max(self.window, 1) and self.nobs > self.ddof:
+            return self.ssqdm / (self.nobs - self.ddof)
+        return NAN
+
+    def state(self) -> list[Any]:
+        return [_enc_list(self.buf), _enc(self.nobs), _enc(self.mean_x), _enc(self.ssqdm),
+                _enc(self.comp_add), _enc(self.comp_rem), self.unstable, self.started]
+
+    def load(self, s: list[Any]) -> None:
+        self.buf = deque(_dec(x) for x in s[0])
+        self.nobs, self.mean_x, self.ssqdm, self.comp_add, self.comp_rem = (_dec(x) for x in s[1:6])
+        self.unstable, self.started = bool(s[6]), bool(s[7])
+
+
+class _RollMinMax:
+    """pandas `rolling(window).min()` and `.max()`: NaN until `window` non-NaN values are in view."""
+
+    __slots__ = ("buf", "nan_ct", "window")
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self.buf: deque[float] = deque()
+        self.nan_ct = 0
+
+    def push(self, val: float) -> tuple[float, float]:
+        buf = self.buf
+        if len(buf) == self.window:
+            old = buf.popleft()
+            if old != old:
+                self.nan_ct -= 1
+        buf.append(val)
+        if val != val:
+            self.nan_ct += 1
+        if len(buf) - self.nan_ct < self.window:
+            return NAN, NAN
+        return min(buf), max(buf)
+
+    def state(self) -> list[Any]:
+        return [_enc_list(self.buf), self.nan_ct]
+
+    def load(self, s: list[Any]) -> None:
+        self.buf = deque(_dec(x) for x in s[0])
+        self.nan_ct = int(s[1])
+
+
+def _span_com(span: int) -> float:
+    return float((span - 1) / 2)
+
+
+def _alpha_com(window: int) -> float:
+    alpha = 1 / window
+    return float((1 - alpha) / alpha)
+
+
+class _Rsi:
+    """ta's RSI: Wilder ewm of gains/losses, row 0 counting as a zero observation; 100 if no loss."""
+
+    __slots__ = ("down", "prev_close", "up")
+
+    def __init__(self, window: int) -> None:
+        self.up = _Ewm(_alpha_com(window), window)
+        self.down = _Ewm(_alpha_com(window), window)
+        self.prev_close = NAN
+
+    def push(self, close: float) -> float:
+        diff = close - self.prev_close  # NaN on row 0: both branches below give 0.0
+        self.prev_close = close
+        avg_gain = self.up.push(diff if diff > 0 else 0.0)
+        avg_loss = self.down.push(-(diff if diff < 0 else 0.0))
+        if avg_loss == 0:
+            return 100.0
+        return 100 - (100 / (1 + avg_gain / avg_loss))
+
+    def state(self) -> list[Any]:
+        return [self.up.state(), self.down.state(), _enc(self.prev_close)]
+
+    def load(self, s: list[Any]) -> None:
+        self.up.load(s[0])
+        self.down.load(s[1])
+        self.prev_close = _dec(s[2])
+
+
+class _Directional:
+    """ta 0.11's ATR and ADX/+DI/-DI with their zero-filled warm-ups (see strategies.indicators)."""
+
+    __slots__ = ("adx", "adx_window", "atr", "atr_seed", "atr_window", "dm_neg", "dm_pos", "dx_seed",
+                 "prev_close", "prev_high", "prev_low", "seed_neg", "seed_pos", "seed_tr", "tr_sum")
+
+    def __init__(self, atr_window: int, adx_window: int) -> None:
+        self.atr_window = atr_window
+        self.adx_window = adx_window
+        self.prev_high = self.prev_low = self.prev_close = NAN
+        self.atr = 0.0
+        self.atr_seed: list[float] = []
+        self.tr_sum = self.dm_pos = self.dm_neg = self.adx = 0.0
+        self.seed_tr: list[float] = []
+        self.seed_pos: list[float] = []
+        self.seed_neg: list[float] = []
+        self.dx_seed: list[float] = []
+
+    def push(self, i: int, h: float, lo: float, c: float) -> tuple[float, float, float, float]:
+        """Advance to row i; return (ATR, ADX, ADX_pos, ADX_neg)."""
+        prev_close = self.prev_close
+        tr = h - lo if i == 0 else max(h, prev_close) - min(lo, prev_close)
+        atr = self._push_atr(i, tr)
+        adx = di_pos = di_neg = 0.0
+        if i > 0:
+            up = h - self.prev_high
+            down = self.prev_low - lo
+            adx, di_pos, di_neg = self._push_adx(
+                i, tr, up if (up > down and up > 0) else 0.0, down if (down > up and down > 0) else 0.0
+            )
+        self.prev_high, self.prev_low, self.prev_close = h, lo, c
+        return atr, adx, di_pos, di_neg
+
+    def _push_atr(self, i: int, tr: float) -> float:
+        n = self.atr_window
+        if i >= n:
+            self.atr = (self.atr * (n - 1) + tr) / float(n)
+        else:
+            self.atr_seed.append(tr)
+            if i == n - 1:
+                self.atr = math.fsum(self.atr_seed) / n
+                self.atr_seed = []
+        return self.atr
+
+    def _push_adx(self, i: int, tr: float, pdm: float, ndm: float) -> tuple[float, float, float]:
+        n = self.adx_window
+        if i > n:
+            self.tr_sum = self.tr_sum - self.tr_sum / float(n) + tr
+            self.dm_pos = self.dm_pos - self.dm_pos / float(n) + pdm
+            self.dm_neg = self.dm_neg - self.dm_neg / float(n) + ndm
+        else:
+            self.seed_tr.append(tr)
+            self.seed_pos.append(pdm)
+            self.seed_neg.append(ndm)
+            if i < n:
+                return 0.0, 0.0, 0.0
+            self.tr_sum = math.fsum(self.seed_tr)
+            self.dm_pos = math.fsum(self.seed_pos)
+            self.dm_neg = math.fsum(self.seed_neg)
+            self.seed_tr, self.seed_pos, self.seed_neg = [], [], []
+        trs = self.tr_sum
+        dip = 100 * (self.dm_pos / trs) if trs != 0 else 0.0
+        din = 100 * (self.dm_neg / trs) if trs != 0 else 0.0
+        dx = 100 * abs((dip - din) / (dip + din)) if dip + din != 0 else 0.0
+        if i >= 2 * n:
+            self.adx = (self.adx * (n - 1) + dx) / float(n)
+        else:
+            self.dx_seed.append(dx)
+            if i == 2 * n - 1:
+                self.adx = math.fsum(self.dx_seed) / n
+                self.dx_seed = []
+        if i == n:  # ta leaves +DI/-DI at 0.0 on the seed row
+            return self.adx, 0.0, 0.0
+        return self.adx, dip, din
+
+    def state(self) -> list[Any]:
+        return [_enc(self.prev_high), _enc(self.prev_low), _enc(self.prev_close), _enc(self.atr),
+                _enc_list(self.atr_seed), _enc(self.tr_sum), _enc(self.dm_pos), _enc(self.dm_neg),
+                _enc(self.adx), _enc_list(self.seed_tr), _enc_list(self.seed_pos),
+                _enc_list(self.seed_neg), _enc_list(self.dx_seed)]
+
+    def load(self, s: list[Any]) -> None:
+        self.prev_high, self.prev_low, self.prev_close, self.atr = (_dec(x) for x in s[0:4])
+        self.atr_seed = [_dec(x) for x in s[4]]
+        self.tr_sum, self.dm_pos, self.dm_neg, self.adx = (_dec(x) for x in s[5:9])
+        self.seed_tr, self.seed_pos, self.seed_neg, self.dx_seed = ([_dec(x) for x in xs] for xs in s[9:13])
+
+
+_KERNELS: tuple[str, ...] = (
+    "_ema_fast", "_ema_slow", "_ema_macro", "_macd_fast", "_macd_slow", "_macd_signal", "_rsi",
+    "_stoch_rsi", "_stoch_range", "_stoch_k", "_stoch_d", "_bb_mean", "_bb_var", "_bb_width_avg",
+    "_atr_avg", "_vol_sma", "_vol_trend", "_directional",
+)
+
+
+class IncrementalIndicators:
+    """Per-symbol indicator state advanced one closed candle at a time.
+
+    `update()` returns the same row `compute_indicators` gives for that bar over the same history
+    (bit-identical floats; NaN where undefined). Rows hold plain Python floats, except `timestamp`
+    which is the candle open time as int epoch ms. `vol_trend` is 1.0/0.0.
+    """
+
+    __slots__ = ("_bars", "_ema_slow_hist", "_last_t", "_params", "_rows", *_KERNELS)
+
+    def __init__(self, params: IndicatorParams | None = None) -> None:
+        p = params if params is not None else IndicatorParams()
+        self._params = p
+        self._bars = 0
+        self._last_t: int | None = None
+        self._rows: deque[dict[str, Any]] = deque(maxlen=RECENT_ROWS_KEPT)
+        self._ema_fast = _Ewm(_span_com(p.ema_fast_window), p.ema_fast_window)
+        self._ema_slow = _Ewm(_span_com(p.ema_slow_window), p.ema_slow_window)
+        self._ema_macro = _Ewm(_span_com(p.ema_macro_window), p.ema_macro_window)
+        self._ema_slow_hist: deque[float] = deque(maxlen=max(p.slow_drift_slope_window, SLOPE_WINDOW_MIN))
+        self._macd_fast = _Ewm(_span_com(MACD_FAST_WINDOW), MACD_FAST_WINDOW)
+        self._macd_slow = _Ewm(_span_com(MACD_SLOW_WINDOW), MACD_SLOW_WINDOW)
+        self._macd_signal = _Ewm(_span_com(MACD_SIGNAL_WINDOW), MACD_SIGNAL_WINDOW)
+        self._rsi = _Rsi(p.rsi_window)
+        self._stoch_rsi = _Rsi(p.stoch_rsi_window) if p.stoch_rsi_window != p.rsi_window else None
+        self._stoch_range = _RollMinMax(p.stoch_rsi_window)
+        self._stoch_k = _RollMean(p.stoch_rsi_smooth1)
+        self._stoch_d = _RollMean(p.stoch_rsi_smooth2)
+        self._bb_mean = _RollMean(p.bb_window)
+        self._bb_var = _RollVar(p.bb_window, ddof=0)
+        self._bb_width_avg = _RollMean(p.bb_width_avg_window)
+        self._atr_avg = _RollMean(p.effective_avg_atr_window)
+        self._vol_sma = _RollMean(p.vol_sma_window)
+        self._vol_trend = _RollMean(p.vol_trend_window)
+        self._directional = _Directional(p.atr_window, p.adx_window)
+
+    @property
+    def params(self) -> IndicatorParams:
+        return self._params
+
+    @property
+    def bars(self) -> int:
+        """Number of candles applied since the start of the history."""
+        return self._bars
+
+    @property
+    def last_t(self) -> int | None:
+        """Open time (epoch ms) of the last applied candle, None before the first."""
+        return self._last_t
+
+    def recent_rows(self, k: int = RECENT_ROWS_KEPT) -> list[dict[str, Any]]:
+        """Return copies of the last k rows (oldest -> newest); k <= 4. Raises ValueError otherwise."""
+        if not 0 <= k <= RECENT_ROWS_KEPT:
+            raise ValueError(f"recent_rows keeps at most {RECENT_ROWS_KEPT} rows, asked for {k}")
+        rows = list(self._rows)
+        return [dict(r) for r in rows[len(rows) - min(k, len(rows)):]]
+
+    def update(self, t_open_ms: int, o: float, h: float, l: float, c: float, v: float) -> dict[str, Any]:  # noqa: E741
+        """Apply one closed candle and return its row (keys: ROW_KEYS).
+
+        Prices are floats, volume in coins, t_open_ms the candle open time in epoch ms. Raises
+        ValueError if t_open_ms is not after the last applied candle's (a candle applied twice or
+        out of order would silently corrupt every window).
+        """
+        if self._last_t is not None and t_open_ms <= self._last_t:
+            raise ValueError(f"candle t={t_open_ms} is not after the last applied candle t={self._last_t}")
+        i = self._bars
+        o, h, l, c, v = float(o), float(h), float(l), float(c), float(v)  # noqa: E741
+        ema_slow = self._ema_slow.push(c)
+        hist = self._ema_slow_hist
+        hist.append(ema_slow)
+        lag = slope_lag(self._params.slow_drift_slope_window, i)
+        earlier = hist[-1 - lag] if lag <= i else NAN
+        macd = self._macd_fast.push(c) - self._macd_slow.push(c)
+        rsi = self._rsi.push(c)
+        stoch_rsi = rsi if self._stoch_rsi is None else self._stoch_rsi.push(c)
+        lowest, highest = self._stoch_range.push(stoch_rsi)
+        stoch_k = self._stoch_k.push(_div(stoch_rsi - lowest, highest - lowest))
+        stoch_d = self._stoch_d.push(stoch_k)
+        mavg = self._bb_mean.push(c)
+        var = self._bb_var.push(c)
+        std = math.sqrt(var) if var >= 0 else (0.0 if var < 0 else NAN)
+        bb_high = mavg + BB_WINDOW_DEV * std
+        bb_low = mavg - BB_WINDOW_DEV * std
+        bb_width = _div(bb_high - bb_low, c)
+        atr, adx, di_pos, di_neg = self._directional.push(i, h, l, c)
+        vol_sma = self._vol_sma.push(v)
+        row: dict[str, Any] = {
+            "timestamp": int(t_open_ms), "Open": o, "High": h, "Low": l, "Close": c, "Volume": v,
+            "EMA_fast": self._ema_fast.push(c), "EMA_slow": ema_slow, "EMA_macro": self._ema_macro.push(c),
+            "ADX": adx, "ADX_pos": di_pos, "ADX_neg": di_neg,
+            "bb_high": bb_high, "bb_low": bb_low, "bb_width": bb_width,
+            "avg_bb_width": self._bb_width_avg.push(bb_width),
+            "ATR": atr, "avg_atr": self._atr_avg.push(atr), "RSI": rsi,
+            "MACD_hist": macd - self._macd_signal.push(macd),
+            "vol_sma": vol_sma, "vol_trend": 1.0 if self._vol_trend.push(v) > vol_sma else 0.0,
+            "stoch_k": stoch_k if stoch_k == stoch_k else 0.0,
+            "stoch_d": stoch_d if stoch_d == stoch_d else 0.0,
+            "ema_slow_slope_pct": _div(ema_slow - earlier, c),
+        }
+        self._rows.append(row)
+        self._bars = i + 1
+        self._last_t = int(t_open_ms)
+        return dict(row)
+
+    def to_state(self) -> dict[str, Any]:
+        """Return the full state as JSON-safe plain types (NaN as null, inf as "inf"/"-inf")."""
+        return {
+            "version": STATE_VERSION,
+            "params": self._params.to_dict(),
+            "bars": self._bars,
+            "last_t": self._last_t,
+            "ema_slow_hist": _enc_list(self._ema_slow_hist),
+            "rows": [[r["timestamp"], *(_enc(r[k]) for k in ROW_KEYS[1:])] for r in self._rows],
+            "kernels": {name: (None if getattr(self, name) is None else getattr(self, name).state())
+                        for name in _KERNELS},
+        }
+
+    @classmethod
+    def from_state(
+        cls, state: dict[str, Any], params: IndicatorParams | None = None
+    ) -> IncrementalIndicators:
+        """Rebuild from `to_state()` output. Raises ValueError on a version or params mismatch."""
+        p = params if params is not None else IndicatorParams()
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"indicator state version {state.get('version')!r}, expected {STATE_VERSION}")
+        if IndicatorParams.from_dict(state["params"]) != p:
+            raise ValueError(f"indicator state was built with {state['params']}, not {p.to_dict()}")
+        obj = cls(p)
+        obj._bars = int(state["bars"])
+        obj._last_t = None if state["last_t"] is None else int(state["last_t"])
+        obj._ema_slow_hist.extend(_dec(x) for x in state["ema_slow_hist"])
+        for r in state["rows"]:
+            row: dict[str, Any] = {"timestamp": int(r[0])}
+            row.update(zip(ROW_KEYS[1:], (_dec(x) for x in r[1:]), strict=True))
+            obj._rows.append(row)
+        for name in _KERNELS:
+            kernel, saved = getattr(obj, name), state["kernels"][name]
+            if (kernel is None) != (saved is None):
+                raise ValueError(f"indicator state kernel {name} does not match the params")
+            if kernel is not None:
+                kernel.load(saved)
+        return obj
