@@ -1,0 +1,149 @@
+"""The simulated venue's closed vocabularies and the exact texts it answers with.
+
+Every rejection the exchange core can produce is built here, so tests and clients compare against
+one list. Texts marked [docs] are Hyperliquid's documented strings (gitbook "Error responses",
+rendered on the wire with a trailing " asset=N"); [seen] were observed from the venue by users;
+[sim] are our best phrasing where no real text was available.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Tif(StrEnum):
+    GTC = "Gtc"
+    IOC = "Ioc"
+    ALO = "Alo"
+
+
+class OrderStatus(StrEnum):
+    """Values of orderStatus / orderUpdates "status" (the venue's camelCase spelling)."""
+
+    OPEN = "open"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    REJECTED = "rejected"
+    MARGIN_CANCELED = "marginCanceled"
+    REDUCE_ONLY_CANCELED = "reduceOnlyCanceled"
+    SCHEDULED_CANCEL = "scheduledCancel"
+    TICK_REJECTED = "tickRejected"
+    MIN_TRADE_NTL_REJECTED = "minTradeNtlRejected"
+    PERP_MARGIN_REJECTED = "perpMarginRejected"
+    REDUCE_ONLY_REJECTED = "reduceOnlyRejected"
+    BAD_ALO_PX_REJECTED = "badAloPxRejected"
+    IOC_CANCEL_REJECTED = "iocCancelRejected"
+
+
+class FillDir(StrEnum):
+    OPEN_LONG = "Open Long"
+    OPEN_SHORT = "Open Short"
+    CLOSE_LONG = "Close Long"
+    CLOSE_SHORT = "Close Short"
+    LONG_TO_SHORT = "Long > Short"
+    SHORT_TO_LONG = "Short > Long"
+
+
+class EventChannel(StrEnum):
+    """Channels the exchange core pushes to its event sink (same names as the venue's WS channels)."""
+
+    USER_FILLS = "userFills"
+    ORDER_UPDATES = "orderUpdates"
+    USER_FUNDINGS = "userFundings"
+
+
+class RejectKind(StrEnum):
+    """Why a single order in a batch was refused; maps to the text and to the recorded order status."""
+
+    TICK = "tick"
+    INVALID_SIZE = "invalid_size"
+    INVALID_PRICE = "invalid_price"
+    MIN_NOTIONAL = "min_notional"
+    MARGIN = "margin"
+    REDUCE_ONLY = "reduce_only"
+    BAD_ALO_PX = "bad_alo_px"
+    IOC_CANCEL = "ioc_cancel"
+    DUPLICATE_CLOID = "duplicate_cloid"
+    UNKNOWN_ASSET = "unknown_asset"
+    BAD_ORDER_TYPE = "bad_order_type"
+
+
+REJECT_STATUS: dict[RejectKind, OrderStatus] = {
+    RejectKind.TICK: OrderStatus.TICK_REJECTED,
+    RejectKind.INVALID_SIZE: OrderStatus.REJECTED,
+    RejectKind.INVALID_PRICE: OrderStatus.TICK_REJECTED,
+    RejectKind.MIN_NOTIONAL: OrderStatus.MIN_TRADE_NTL_REJECTED,
+    RejectKind.MARGIN: OrderStatus.PERP_MARGIN_REJECTED,
+    RejectKind.REDUCE_ONLY: OrderStatus.REDUCE_ONLY_REJECTED,
+    RejectKind.BAD_ALO_PX: OrderStatus.BAD_ALO_PX_REJECTED,
+    RejectKind.IOC_CANCEL: OrderStatus.IOC_CANCEL_REJECTED,
+    RejectKind.DUPLICATE_CLOID: OrderStatus.REJECTED,
+    RejectKind.UNKNOWN_ASSET: OrderStatus.REJECTED,
+    RejectKind.BAD_ORDER_TYPE: OrderStatus.REJECTED,
+}
+
+
+def order_error(kind: RejectKind, asset: int, bbo: str = "") -> str:
+    """Return the per-order error text for a rejection of `kind` on asset index `asset`."""
+    texts = {
+        RejectKind.TICK: f"Price must be divisible by tick size. asset={asset}",  # [docs]
+        RejectKind.INVALID_SIZE: "Order has invalid size.",  # [seen]
+        RejectKind.INVALID_PRICE: "Order has invalid price.",  # [sim]
+        RejectKind.MIN_NOTIONAL: f"Order must have minimum value of $10. asset={asset}",  # [docs]
+        RejectKind.MARGIN: f"Insufficient margin to place order. asset={asset}",  # [docs]
+        RejectKind.REDUCE_ONLY: f"Reduce only order would increase position. asset={asset}",  # [docs]
+        RejectKind.BAD_ALO_PX: (  # [docs]
+            f"Post only order would have immediately matched, bbo was {bbo}. asset={asset}"
+        ),
+        RejectKind.IOC_CANCEL: (  # [docs]
+            f"Order could not immediately match against any resting orders. asset={asset}"
+        ),
+        RejectKind.DUPLICATE_CLOID: "Duplicate cloid.",  # [sim]
+        RejectKind.UNKNOWN_ASSET: f"Asset {asset} does not exist.",  # [sim]
+        RejectKind.BAD_ORDER_TYPE: "Invalid order type.",  # [sim]
+    }
+    return texts[kind]
+
+
+def missing_order(asset: int) -> str:
+    """Cancel of an unknown / finished order. [docs]"""
+    return f"Order was never placed, already canceled, or filled. asset={asset}"
+
+
+def unknown_signer(address: str) -> str:
+    """Whole-request error when the recovered signer is neither a user nor an approved agent. [seen]"""
+    return f"User or API Wallet {address} does not exist."
+
+
+def duplicate_nonce(nonce: int) -> str:  # [seen]
+    return f"Invalid nonce: duplicate nonce {nonce}"
+
+
+def nonce_too_low(nonce: int) -> str:  # [sim]
+    return f"Invalid nonce: nonce {nonce} is lower than the lowest of the 100 highest nonces used"
+
+
+def nonce_too_old(nonce: int) -> str:  # [sim]
+    return f"Invalid nonce: nonce {nonce} is more than 2 days in the past"
+
+
+def nonce_too_new(nonce: int) -> str:  # [sim]
+    return f"Invalid nonce: nonce {nonce} is more than 1 day in the future"
+
+
+BAD_SIGNATURE = "Invalid signature."  # [sim] signature that cannot be recovered at all
+MALFORMED_REQUEST = "Failed to deserialize the JSON body into the target type"  # [seen] HTTP 422 text
+VAULT_UNSUPPORTED = "Vault trading is not supported by this venue."  # [sim]
+UNKNOWN_ACTION = "Unknown action type."  # [sim]
+INVALID_LEVERAGE = "Invalid leverage value."  # [sim]
+CROSS_ISOLATED_SWITCH = "Cannot switch leverage type with open position."  # [sim]
+LEVERAGE_MARGIN = "Insufficient margin to change leverage."  # [sim]
+SCHEDULE_CANCEL_TOO_EARLY = (  # [sim]
+    "Scheduled cancel time too early, must be at least 5 seconds after current time."
+)
+WRONG_CHAIN = "Action signed for the wrong chain."  # [sim]
+AGENT_IS_USER = "Agent address is already a user."  # [sim]
+
+
+def action_expired(expires_after: int) -> str:  # [sim]
+    return f"Action expired: expiresAfter {expires_after} is in the past"
