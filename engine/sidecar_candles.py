@@ -1,0 +1,234 @@
+"""Which candles are closed, and which ranges must be fetched from REST: the sidecar's pure core.
+
+Per symbol the tracker keeps the open time of the last *published* closed candle, the forming
+candle, and whether a REST sync is in flight. Rules:
+
+- A WS candle message carries the whole bar so far; a message with a newer open time closes the
+  forming candle. A forming candle also closes when the venue clock passes its close + grace.
+- A closed candle is published only if it follows the last published one (t = last + interval),
+  or if everything before it was covered by a REST sync (`confirmed_through`). Otherwise it is a
+  gap: the candle waits in a buffer while a REST sync fetches [last + interval, its open time).
+- The first message for a symbol after start or after a reconnect starts a forming candle; if
+  bars are missing between the last published candle and it, a sync fills them (this is the
+  start-up backfill and the post-reconnect gap fill). With nothing published yet, the sync
+  fetches the lookback.
+- After a reconnect the forming candle is forgotten (the next message carries the whole bar).
+
+No I/O and no clock: callers pass the venue time in. Output is plain data the sidecar writes.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from strategies.candle import Candle
+
+TAIL_BARS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRequest:
+    """Fetch closed candles of `symbol` with start_t <= t < end_t from REST."""
+
+    symbol: str
+    start_t: int
+    end_t: int
+
+
+@dataclass(slots=True)
+class TrackerOutput:
+    """What one call produced: candles to publish (ascending per symbol), corrections, syncs."""
+
+    publish: dict[str, list[Candle]] = field(default_factory=dict)
+    corrections: dict[str, list[Candle]] = field(default_factory=dict)
+    forming: dict[str, Candle] = field(default_factory=dict)
+    syncs: list[SyncRequest] = field(default_factory=list)
+
+    def merge(self, other: TrackerOutput) -> None:
+        for sym, candles in other.publish.items():
+            self.publish.setdefault(sym, []).extend(candles)
+        for sym, candles in other.corrections.items():
+            self.corrections.setdefault(sym, []).extend(candles)
+        self.forming.update(other.forming)
+        self.syncs.extend(other.syncs)
+
+
+@dataclass(slots=True)
+class _SymbolState:
+    last_closed_t: int | None = None
+    forming: Candle | None = None
+    syncing: bool = False
+    confirmed_through: int = -1
+    buffer: list[Candle] = field(default_factory=list)
+    tail: deque[Candle] = field(default_factory=lambda: deque(maxlen=TAIL_BARS))
+
+
+class CandleTracker:
+    """Close detection and gap bookkeeping for one interval (see module docstring)."""
+
+    def __init__(self, interval_ms: int, *, grace_ms: int, lookback_bars: int) -> None:
+        self.interval_ms = interval_ms
+        self.grace_ms = grace_ms
+        self.lookback_bars = lookback_bars
+        self._states: dict[str, _SymbolState] = {}
+
+    # ------------------------------------------------------------------ inspection
+    def symbols(self) -> list[str]:
+        return list(self._states)
+
+    def last_closed_t(self, symbol: str) -> int | None:
+        state = self._states.get(symbol)
+        return None if state is None else state.last_closed_t
+
+    def forming(self, symbol: str) -> Candle | None:
+        state = self._states.get(symbol)
+        return None if state is None else state.forming
+
+    def is_syncing(self, symbol: str) -> bool:
+        state = self._states.get(symbol)
+        return state is not None and state.syncing
+
+    def published_tail(self, symbol: str) -> list[Candle]:
+        """The last few published candles (for the REST cross-check)."""
+        state = self._states.get(symbol)
+        return [] if state is None else list(state.tail)
+
+    # ------------------------------------------------------------------ inputs
+    def seed(self, symbol: str, last_closed_t: int | None) -> None:
+        """Register a symbol with the open time of its last candle already in the cache."""
+        self._states[symbol] = _SymbolState(last_closed_t=last_closed_t)
+
+    def _state(self, symbol: str) -> _SymbolState:
+        state = self._states.get(symbol)
+        if state is None:
+            state = self._states[symbol] = _SymbolState()
+        return state
+
+    def on_reconnect(self) -> None:
+        """Forget forming candles: the next message per symbol restarts them (and fills gaps)."""
+        for state in self._states.values():
+            state.forming = None
+
+    def on_candle(self, symbol: str, candle: Candle) -> TrackerOutput:
+        """Handle one WS candle message (the bar so far)."""
+        out = TrackerOutput()
+        state = self._state(symbol)
+        if state.last_closed_t is not None and candle.t <= state.last_closed_t:
+            return out  # a late update of a bar already closed
+        forming = state.forming
+        if forming is not None and candle.t < forming.t:
+            return out  # out of order
+        if forming is not None and candle.t > forming.t:
+            state.forming = None
+            self._close(symbol, state, forming, out)
+        if state.forming is None:
+            self._start_forming(symbol, state, candle, out)
+        state.forming = candle
+        out.forming[symbol] = candle
+        return out
+
+    def due_closes(self, venue_now_ms: int) -> TrackerOutput:
+        """Close every forming candle whose close time + grace is behind the venue clock."""
+        out = TrackerOutput()
+        for symbol, state in self._states.items():
+            forming = state.forming
+            if forming is not None and venue_now_ms >= forming.close_ms + self.grace_ms:
+                state.forming = None
+                self._close(symbol, state, forming, out)
+        return out
+
+    def lagging_syncs(self, venue_now_ms: int) -> TrackerOutput:
+        """Request syncs for symbols whose next bar closed with no WS message to close it.
+
+        A symbol with no trades gets no candle messages; this is how its closed bars (or the
+        venue's confirmation that there are none) still arrive. Call it every few seconds.
+        """
+        out = TrackerOutput()
+        end = ((venue_now_ms - self.grace_ms) // self.interval_ms) * self.interval_ms
+        for symbol, state in self._states.items():
+            if state.syncing or state.last_closed_t is None:
+                continue
+            start = state.last_closed_t + self.interval_ms
+            if state.forming is not None and state.forming.t <= start:
+                continue  # due_closes will close it
+            if end > start and end > state.confirmed_through:
+                self._request_sync(symbol, state, start, end, out)
+        return out
+
+    def on_sync_result(self, request: SyncRequest, candles: Iterable[Candle]) -> TrackerOutput:
+        """Apply REST candles (closed, start_t <= t < end_t); then release buffered closes."""
+        out = TrackerOutput()
+        state = self._state(request.symbol)
+        state.confirmed_through = max(state.confirmed_through, request.end_t)
+        for candle in sorted(candles, key=lambda c: c.t):
+            if not request.start_t <= candle.t < request.end_t:
+                continue
+            if state.last_closed_t is not None and candle.t <= state.last_closed_t:
+                out.corrections.setdefault(request.symbol, []).append(candle)
+            else:
+                self._publish(request.symbol, state, candle, out)
+        state.syncing = False
+        buffered, state.buffer = state.buffer, []
+        for candle in buffered:
+            self._close(request.symbol, state, candle, out)
+        return out
+
+    def on_sync_failed(self, request: SyncRequest) -> None:
+        """A sync gave up (the caller retries it later); buffered candles stay buffered."""
+        self._state(request.symbol).syncing = True
+
+    def cross_check(self, symbol: str, rest_candles: Iterable[Candle], venue_now_ms: int) -> list[Candle]:
+        """Compare REST candles with the published tail; return the REST versions that differ.
+
+        Only bars the venue has certainly closed (close + grace behind the venue clock) count.
+        The tail is updated to the REST values, so a correction is reported once.
+        """
+        state = self._states.get(symbol)
+        if state is None or not state.tail:
+            return []
+        published = {c.t: i for i, c in enumerate(state.tail)}
+        corrections: list[Candle] = []
+        for candle in rest_candles:
+            index = published.get(candle.t)
+            if index is None or venue_now_ms < candle.close_ms + self.grace_ms:
+                continue
+            if state.tail[index] != candle:
+                state.tail[index] = candle
+                corrections.append(candle)
+        return corrections
+
+    # ------------------------------------------------------------------ rules
+    def _start_forming(self, symbol: str, state: _SymbolState, candle: Candle, out: TrackerOutput) -> None:
+        if state.syncing:
+            return
+        if state.last_closed_t is None:
+            start = candle.t - self.lookback_bars * self.interval_ms
+        else:
+            start = state.last_closed_t + self.interval_ms
+        if start < candle.t and candle.t > state.confirmed_through:
+            self._request_sync(symbol, state, start, candle.t, out)
+
+    def _close(self, symbol: str, state: _SymbolState, candle: Candle, out: TrackerOutput) -> None:
+        last = state.last_closed_t
+        if last is not None and candle.t <= last:
+            return
+        if state.syncing:
+            state.buffer.append(candle)
+            return
+        if last is None or candle.t == last + self.interval_ms or candle.t <= state.confirmed_through:
+            self._publish(symbol, state, candle, out)
+            return
+        state.buffer.append(candle)
+        self._request_sync(symbol, state, last + self.interval_ms, candle.t, out)
+
+    def _publish(self, symbol: str, state: _SymbolState, candle: Candle, out: TrackerOutput) -> None:
+        out.publish.setdefault(symbol, []).append(candle)
+        state.last_closed_t = candle.t
+        state.tail.append(candle)
+
+    @staticmethod
+    def _request_sync(symbol: str, state: _SymbolState, start: int, end: int, out: TrackerOutput) -> None:
+        state.syncing = True
+        out.syncs.append(SyncRequest(symbol, start, end))

@@ -1,0 +1,69 @@
+"""engine.sqlite_logger: 0600 WAL files, idempotent candle upserts, newest-N reads, bad rows skipped."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+from engine.sqlite_logger import (
+    ensure_candles_table,
+    last_candle_t,
+    open_db,
+    read_candles,
+    upsert_candles,
+    upsert_candles_many,
+)
+from strategies.candle import Candle
+
+IV = 60_000
+
+
+def bar(i: int, c: float = 10.0) -> Candle:
+    return Candle(i * IV, i * IV + IV - 1, 10.0, 12.0, 9.0, c, 1.5, 7)
+
+
+def test_open_db_is_wal_and_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "candles.db"
+    conn = open_db(path)
+    ensure_candles_table(conn)
+    upsert_candles(conn, "BTC", "1m", [bar(1)])
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    for file in (path, Path(f"{path}-wal")):
+        assert stat.S_IMODE(file.stat().st_mode) == 0o600
+    conn.close()
+
+
+def test_upsert_is_idempotent_and_replaces_values(tmp_path: Path) -> None:
+    conn = open_db(tmp_path / "c.db")
+    ensure_candles_table(conn)
+    ensure_candles_table(conn)
+    upsert_candles(conn, "BTC", "1m", [bar(1), bar(2)])
+    upsert_candles_many(conn, "1m", {"BTC": [bar(2, c=11.0), bar(3)], "ETH": [bar(1)]})
+    assert read_candles(conn, "BTC", "1m") == [bar(1), bar(2, c=11.0), bar(3)]
+    assert conn.execute("SELECT COUNT(*) FROM candles").fetchone()[0] == 4
+    assert read_candles(conn, "BTC", "1m", limit=2) == [bar(2, c=11.0), bar(3)]
+    assert read_candles(conn, "BTC", "1m", after_t=2 * IV) == [bar(3)]
+    assert last_candle_t(conn, "BTC", "1m") == 3 * IV and last_candle_t(conn, "X", "1m") is None
+    conn.close()
+
+
+def test_read_skips_rows_with_missing_or_bad_values(tmp_path: Path) -> None:
+    conn = open_db(tmp_path / "c.db")
+    ensure_candles_table(conn)
+    upsert_candles(conn, "BTC", "1m", [bar(1), bar(3)])
+    conn.execute(
+        "INSERT INTO candles (symbol, interval, t, t_close, o, h, l, c, v, n) "
+        "VALUES ('BTC','1m',?,?,1,NULL,1,1,1,1)",
+        (2 * IV, 3 * IV - 1),
+    )
+    conn.execute(
+        "INSERT INTO candles (symbol, interval, t, t_close, o, h, l, c, v, n) "
+        "VALUES ('BTC','1m',?,?,1,0.5,1,1,1,1)",
+        (4 * IV, 5 * IV - 1),
+    )
+    conn.commit()
+    assert read_candles(conn, "BTC", "1m") == [bar(1), bar(3)]
+    reader = open_db(tmp_path / "c.db", read_only=True)
+    assert read_candles(reader, "BTC", "1m", limit=1) == [bar(3)]
+    reader.close()
+    conn.close()
