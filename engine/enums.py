@@ -267,3 +267,21 @@ class RoundDirection(StrEnum):
     NEAREST = "nearest"
     UP = "up"
     DOWN = "down"
+
+
+class CandleSource(StrEnum):
+    """Where MarketDataHub.get_candles_df / candle_keys got their data (fallback order)."""
+
+    REDIS = "redis"
+    SQLITE = "sqlite"
+    REST = "rest"
+
+
+class MarketHealthReason(StrEnum):
+    """Why the market-data path is (un)healthy, judged from the sidecar heartbeat."""
+
+    OK = "ok"
+    REDIS_DOWN = "redis_down"
+    NO_HEARTBEAT = "no_heartbeat"
+    HEARTBEAT_STALE = "heartbeat_stale"
+    SIDECAR_DISCONNECTED = "sidecar_disconnected"
