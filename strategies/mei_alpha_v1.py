@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from strategies.config import StrategyConfig, default_config
+from strategies.indicators import compute_indicators
 from strategies.signals import MIN_BARS, Decision, decide
 
 OHLCV_COLUMNS = ("Open", "High", "Low", "Close", "Volume")
@@ -36,9 +37,8 @@ def frame_from_ohlcv(df: pd.DataFrame) -> pd.DataFrame:
     return df.rename(columns={k: v for k, v in _SHORT_NAMES.items() if k in df.columns})
 
 
-def _with_indicators(df: pd.DataFrame, cfg: StrategyConfig) -> pd.DataFrame:
-    from strategies.indicators import compute_indicators  # sibling module (STRAT-IND)
-
+def indicator_frame(df: pd.DataFrame, cfg: StrategyConfig) -> pd.DataFrame:
+    """Return a new frame (0-based index) with the indicator columns added; `df` is not touched."""
     missing = [c for c in OHLCV_COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"candle frame lacks columns {missing}; has {list(df.columns)}")
@@ -63,7 +63,7 @@ def analyze(
     cfg = cfg if cfg is not None else default_config(symbol)
     if len(df) < MIN_BARS:
         return decide([], len(df), cfg, btc_bullish, symbol=symbol)
-    records = _records(_with_indicators(df, cfg).iloc[-WINDOW_ROWS:])
+    records = _records(indicator_frame(df, cfg).iloc[-WINDOW_ROWS:])
     return decide(records, len(df), cfg, btc_bullish, symbol=symbol)
 
 
@@ -79,9 +79,21 @@ def analyze_series(
     every indicator value at bar i depends only on bars <= i.
     """
     cfg = cfg if cfg is not None else default_config(symbol)
-    if btc_bullish_series is not None and len(btc_bullish_series) != len(df):
-        raise ValueError(f"btc_bullish_series has {len(btc_bullish_series)} values for {len(df)} bars")
-    records = _records(_with_indicators(df, cfg)) if len(df) else []
+    if not len(df):
+        return []
+    return decide_over_frame(indicator_frame(df, cfg), symbol, cfg, btc_bullish_series)
+
+
+def decide_over_frame(
+    frame: pd.DataFrame,
+    symbol: str,
+    cfg: StrategyConfig,
+    btc_bullish_series: Sequence[bool | None] | None = None,
+) -> list[Decision]:
+    """Run `decide` on every bar of a frame that already has the indicator columns."""
+    if btc_bullish_series is not None and len(btc_bullish_series) != len(frame):
+        raise ValueError(f"btc_bullish_series has {len(btc_bullish_series)} values for {len(frame)} bars")
+    records = _records(frame)
     out: list[Decision] = []
     for i in range(len(records)):
         btc = btc_bullish_series[i] if btc_bullish_series is not None else None
