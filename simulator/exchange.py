@@ -31,7 +31,7 @@ from simulator.accounts import (
     clearinghouse_state,
     margin_summary,
 )
-from simulator.matching import MIN_ORDER_VALUE_USD, walk_book, wire, would_cross
+from simulator.matching import MIN_ORDER_VALUE_USD, resting_order_triggered, walk_book, wire, would_cross
 from simulator.orders import Order, OrderRejected, OrderRequest, parse_order_wire
 from simulator.signing import (
     APPROVE_AGENT_PRIMARY,
@@ -472,7 +472,7 @@ class ExchangeCore:
             if order.coin not in mids:
                 mids[order.coin] = self._market.mid(order.coin)
             mid = mids[order.coin]
-            if not (mid <= order.limit_px if order.is_buy else mid >= order.limit_px):
+            if not resting_order_triggered(order.is_buy, order.limit_px, mid):
                 continue
             sz = order.sz
             if order.reduce_only:

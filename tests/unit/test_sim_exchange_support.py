@@ -103,7 +103,13 @@ class Client:
     def signed(self, action: dict, nonce: int | None = None) -> dict:
         nonce = self.next_nonce() if nonce is None else nonce
         sig = sdk.sign_l1_action(self.wallet, action, None, nonce, None, self.venue.is_mainnet)
-        return {"action": action, "nonce": nonce, "signature": sig, "vaultAddress": None, "expiresAfter": None}
+        return {
+            "action": action,
+            "nonce": nonce,
+            "signature": sig,
+            "vaultAddress": None,
+            "expiresAfter": None,
+        }
 
     def post(self, body: dict) -> tuple[int, Any]:
         return self.venue.core.handle_exchange(body, self.venue.market.now_ms())
@@ -114,11 +120,25 @@ class Client:
         return body
 
     @staticmethod
-    def order_wire(coin: str, is_buy: bool, sz: float, px: float, tif: str = "Gtc", *,
-                   reduce_only: bool = False, cloid: str | None = None) -> dict:
+    def order_wire(
+        coin: str,
+        is_buy: bool,
+        sz: float,
+        px: float,
+        tif: str = "Gtc",
+        *,
+        reduce_only: bool = False,
+        cloid: str | None = None,
+    ) -> dict:
         asset = ["BTC", "ETH", "DOGE"].index(coin)
-        req: dict[str, Any] = {"coin": coin, "is_buy": is_buy, "sz": sz, "limit_px": px,
-                               "order_type": {"limit": {"tif": tif}}, "reduce_only": reduce_only}
+        req: dict[str, Any] = {
+            "coin": coin,
+            "is_buy": is_buy,
+            "sz": sz,
+            "limit_px": px,
+            "order_type": {"limit": {"tif": tif}},
+            "reduce_only": reduce_only,
+        }
         if cloid is not None:
             req["cloid"] = Cloid(cloid)
         return sdk.order_request_to_order_wire(req, asset)
@@ -143,7 +163,9 @@ class Client:
 
     def update_leverage(self, coin: str, leverage: int, is_cross: bool = True) -> Any:
         asset = ["BTC", "ETH", "DOGE"].index(coin)
-        return self.send({"type": "updateLeverage", "asset": asset, "isCross": is_cross, "leverage": leverage})
+        return self.send(
+            {"type": "updateLeverage", "asset": asset, "isCross": is_cross, "leverage": leverage}
+        )
 
     def schedule_cancel(self, when: int | None) -> Any:
         action: dict[str, Any] = {"type": "scheduleCancel"}
