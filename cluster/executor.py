@@ -1,0 +1,87 @@
+"""The shard-executor interface the driver calls, and the bookkeeping both executors share.
+
+Two implementations: `cluster.pool.ShardPool` (Ray actors) and
+`cluster.inprocess.InProcessExecutor` (the same `ShardCore`s in this process, for tests and
+replays). The driver only sees this protocol, so it runs unchanged on either.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Protocol
+
+from cluster.metrics import PoolMetrics
+from cluster.records import ShardAlert, ShardDecision, ShardFault, TickResult
+from cluster.sharding import shard_for
+
+log = logging.getLogger(__name__)
+
+AlertSink = Callable[[ShardAlert], None]
+
+
+class ShardExecutor(Protocol):
+    """What the driver needs from the shards."""
+
+    n_shards: int
+
+    def shard_of(self, symbol: str) -> int:
+        """Return the index of the shard that owns `symbol`."""
+        ...
+
+    def evaluate(
+        self,
+        batch: Mapping[str, int],
+        *,
+        want_snapshot: Collection[str] = (),
+        deadline_ms: float | None = None,
+    ) -> TickResult:
+        """Evaluate {symbol: candle key}: a record for every symbol, never blocking past the deadline."""
+        ...
+
+    def checkpoint_all(self) -> int:
+        """Ask every shard to checkpoint now; return the number of checkpoints written."""
+        ...
+
+    def close(self) -> None:
+        """Checkpoint and release the shards."""
+        ...
+
+
+def group_by_shard(symbols: Iterable[str], n_shards: int, salt: str = "") -> dict[int, list[str]]:
+    """Return {shard: [symbols]} for the shards that have at least one symbol."""
+    groups: dict[int, list[str]] = {}
+    for symbol in symbols:
+        groups.setdefault(shard_for(symbol, n_shards, salt=salt), []).append(symbol)
+    return groups
+
+
+class FaultBook:
+    """Turns shard faults and new history gaps into alerts and metrics, isolating the sink."""
+
+    def __init__(self, sink: AlertSink | None, metrics: PoolMetrics) -> None:
+        self._sink = sink
+        self._metrics = metrics
+        self._gap_seen: set[str] = set()
+        self.alerts: list[ShardAlert] = []
+
+    def raise_fault(self, shard: int, fault: ShardFault, symbols: int, detail: str = "") -> None:
+        alert = ShardAlert(shard=shard, fault=fault, symbols=symbols, detail=detail)
+        self.alerts.append(alert)
+        self._metrics.fault(shard, fault.value)
+        if self._sink is None:
+            return
+        try:
+            self._sink(alert)
+        except Exception:  # a broken alert sink must never stop the tick
+            log.exception("alert sink failed for shard %d fault %s", shard, fault.value)
+
+    def note_gaps(self, shard: int, records: Iterable[ShardDecision]) -> None:
+        fresh = [r.symbol for r in records if r.history_gap and r.symbol not in self._gap_seen]
+        if fresh:
+            self._gap_seen.update(fresh)
+            self.raise_fault(shard, ShardFault.HISTORY_GAP, len(fresh), ",".join(sorted(fresh)[:20]))
+
+    def take(self) -> tuple[ShardAlert, ...]:
+        out, self.alerts = tuple(self.alerts), []
+        return out

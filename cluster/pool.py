@@ -1,0 +1,219 @@
+"""`ShardPool`: K named `SignalShard` Ray actors, one batched call per shard per tick, a deadline.
+
+Follows Ray's pattern guide (STYLE §4.14): a fixed set of actors created concurrently and
+awaited once; symbols routed by rendezvous hash to an explicit shard (no ActorPool: shards are
+stateful); one `evaluate` per shard per tick; `ray.wait` with a deadline; small records back.
+
+Fail-closed rules, so the driver loop never stalls:
+- a shard that misses the deadline yields SHARD_LATE "no signal" records for its symbols, an
+  alert and a metric; its call is remembered, and while it is still running the shard gets no
+  new call (SHARD_BUSY), so calls never pile up behind a hung actor;
+- after `kill_after_late_ticks` late/busy ticks in a row the actor is killed with
+  `no_restart=False`, so Ray restarts it and its constructor rehydrates from Redis;
+- a shard whose actor died during the call (RayActorError) yields SHARD_DEAD records; Ray
+  restarts it (`max_restarts=-1`) and the next tick replays what it missed from Redis.
+Ray must already be initialised (`engine.ray_runtime.connect_ray`); actors live in
+`PoolSettings.namespace`, named `aiq-shard-<i>`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cluster.executor import AlertSink, FaultBook, group_by_shard
+from cluster.metrics import PoolMetrics, pool_metrics
+from cluster.records import DecisionStatus, ShardDecision, ShardFault, TickResult, no_signal
+from cluster.shard_actor import SignalShard
+from cluster.shard_core import ConfigSource, ShardSettings
+from cluster.sharding import assign
+
+log = logging.getLogger(__name__)
+
+ACTOR_NAME_FORMAT = "aiq-shard-{index}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PoolSettings:
+    """Shape of the pool. Defaults suit one 2-core box."""
+
+    n_shards: int = 2
+    namespace: str = "aiq"
+    deadline_ms: float = 2_000.0  # per tick, from submit to the last result
+    actor_num_cpus: float = 0.1  # small, so several shards and the driver fit on 2 cores
+    start_timeout_secs: float = 180.0
+    call_timeout_secs: float = 60.0  # for control calls (checkpoint, stats), not ticks
+    kill_after_late_ticks: int = 3
+
+    def __post_init__(self) -> None:
+        if self.n_shards < 1:
+            raise ValueError(f"n_shards must be >= 1, got {self.n_shards}")
+        if self.deadline_ms <= 0:
+            raise ValueError(f"deadline_ms must be > 0, got {self.deadline_ms}")
+
+
+class ShardPool:
+    """The Ray `ShardExecutor`: see the module docstring for the tick and fault rules."""
+
+    def __init__(
+        self,
+        *,
+        redis_url: str,
+        redis_prefix: str,
+        settings: ShardSettings,
+        configs: ConfigSource,
+        pool: PoolSettings,
+        symbols: Sequence[str] = (),
+        alert: AlertSink | None = None,
+        metrics: PoolMetrics | None = None,
+    ) -> None:
+        """Create every actor concurrently, then wait once until all restored their state.
+
+        Raises ray.exceptions.GetTimeoutError if they are not up within start_timeout_secs.
+        """
+        import ray
+
+        self.n_shards = pool.n_shards
+        self._pool = pool
+        self._metrics = metrics or pool_metrics()
+        self._faults = FaultBook(alert, self._metrics)
+        self._pending: dict[int, Any] = {}  # shard -> ObjectRef of a call that missed its deadline
+        self._late_streak: dict[int, int] = {}
+        groups = assign(symbols, pool.n_shards)
+        remote_cls = ray.remote(SignalShard)
+        self.handles = [
+            remote_cls.options(
+                name=ACTOR_NAME_FORMAT.format(index=i),
+                namespace=pool.namespace,
+                max_restarts=-1,
+                max_task_retries=0,  # a tick is never retried behind the driver's back
+                num_cpus=pool.actor_num_cpus,
+            ).remote(i, redis_url, redis_prefix, settings, configs, groups[i])
+            for i in range(pool.n_shards)
+        ]
+        ray.get([h.ping.remote() for h in self.handles], timeout=pool.start_timeout_secs)
+
+    def shard_of(self, symbol: str) -> int:
+        return group_by_shard([symbol], self.n_shards).popitem()[0]
+
+    # ------------------------------------------------------------------ the tick
+    def evaluate(
+        self,
+        batch: Mapping[str, int],
+        *,
+        want_snapshot: Collection[str] = (),
+        deadline_ms: float | None = None,
+    ) -> TickResult:
+        """Send one call per shard that owns a symbol of `batch`; wait at most the deadline.
+
+        Every symbol of `batch` gets a record: the shard's decision, or a SHARD_* no-signal.
+        """
+        import ray
+
+        started = time.perf_counter()
+        deadline_secs = (deadline_ms if deadline_ms is not None else self._pool.deadline_ms) / 1000.0
+        wanted = set(want_snapshot)
+        decisions: dict[str, ShardDecision] = {}
+        refs: dict[Any, tuple[int, list[str]]] = {}
+        for shard, symbols in group_by_shard(batch, self.n_shards).items():
+            if self._still_busy(shard):
+                self._fail(shard, symbols, batch, decisions, ShardFault.BUSY, DecisionStatus.SHARD_BUSY)
+                continue
+            ref = self.handles[shard].evaluate.remote({s: batch[s] for s in symbols}, wanted & set(symbols))
+            refs[ref] = (shard, symbols)
+        ready, late = ray.wait(list(refs), num_returns=len(refs), timeout=deadline_secs) if refs else ([], [])
+        for ref in ready:  # each is already complete: these gets do not block
+            self._collect(ref, refs[ref], batch, decisions)
+        for ref in late:
+            shard, symbols = refs[ref]
+            self._pending[shard] = ref
+            self._fail(shard, symbols, batch, decisions, ShardFault.LATE, DecisionStatus.SHARD_LATE)
+        elapsed = (time.perf_counter() - started) * 1000.0
+        self._metrics.tick_ms(elapsed)
+        return TickResult(decisions={s: decisions[s] for s in batch}, alerts=self._faults.take(),
+                          elapsed_ms=elapsed)
+
+    def _collect(self, ref: Any, owner: tuple[int, list[str]], batch: Mapping[str, int],
+                 decisions: dict[str, ShardDecision]) -> None:
+        import ray
+
+        shard, symbols = owner
+        try:
+            records: list[ShardDecision] = ray.get(ref)
+        except ray.exceptions.RayError as exc:  # actor died mid-call, or evaluate itself raised
+            log.warning("shard %d failed this tick (%d symbols): %s", shard, len(symbols), type(exc).__name__)
+            self._fail(shard, symbols, batch, decisions, ShardFault.DEAD, DecisionStatus.SHARD_DEAD,
+                       type(exc).__name__)
+            return
+        self._late_streak[shard] = 0
+        self._faults.note_gaps(shard, records)
+        decisions.update((r.symbol, r) for r in records)
+
+    def _still_busy(self, shard: int) -> bool:
+        import ray
+
+        ref = self._pending.get(shard)
+        if ref is None:
+            return False
+        done, _ = ray.wait([ref], timeout=0)
+        if done:
+            del self._pending[shard]
+            return False
+        return True
+
+    def _fail(self, shard: int, symbols: list[str], batch: Mapping[str, int],
+              decisions: dict[str, ShardDecision], fault: ShardFault, status: DecisionStatus,
+              detail: str = "") -> None:
+        for symbol in symbols:
+            decisions[symbol] = no_signal(symbol, batch[symbol], status, shard)
+        self._faults.raise_fault(shard, fault, len(symbols), detail)
+        if fault is ShardFault.DEAD:
+            return
+        self._late_streak[shard] = self._late_streak.get(shard, 0) + 1
+        if self._late_streak[shard] >= self._pool.kill_after_late_ticks:
+            self.restart_shard(shard)
+            self._faults.raise_fault(shard, ShardFault.KILLED_HUNG, len(symbols),
+                                     f"late {self._late_streak[shard]} ticks")
+            self._late_streak[shard] = 0
+
+    # ------------------------------------------------------------------ control
+    def restart_shard(self, shard: int) -> None:
+        """Kill shard `shard` so Ray restarts it (its constructor rehydrates from Redis)."""
+        import ray
+
+        self._pending.pop(shard, None)
+        ray.kill(self.handles[shard], no_restart=False)
+
+    def wait_ready(self, timeout_secs: float | None = None) -> None:
+        """Block until every shard answers a ping (e.g. after a restart); raises GetTimeoutError."""
+        import ray
+
+        timeout = self._pool.start_timeout_secs if timeout_secs is None else timeout_secs
+        ray.get([h.ping.remote() for h in self.handles], timeout=timeout)
+
+    def stats(self) -> list[dict[str, Any]]:
+        """Return every shard's counters, pid and RSS (one wait for all)."""
+        import ray
+
+        return ray.get([h.stats.remote() for h in self.handles], timeout=self._pool.call_timeout_secs)
+
+    def checkpoint_all(self) -> int:
+        import ray
+
+        refs = [h.checkpoint.remote() for h in self.handles]
+        return sum(ray.get(refs, timeout=self._pool.call_timeout_secs))
+
+    def close(self) -> None:
+        """Checkpoint every shard (best effort), then kill the actors for good."""
+        import ray
+
+        try:
+            self.checkpoint_all()
+        except ray.exceptions.RayError as exc:
+            log.warning("final shard checkpoint failed: %s", exc)
+        for handle in self.handles:
+            ray.kill(handle, no_restart=True)
+        self.handles = []

@@ -1,0 +1,99 @@
+"""What shards return to the driver and what the pool reports about shards. Small and picklable.
+
+A `ShardDecision` crosses the Ray boundary once per symbol per tick, so it holds plain values
+only (no frames, no numpy). The status says whether the signal is a real decision for the
+expected candle or a fail-closed "no signal"; the pool fills in the shard-level statuses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from strategies.enums import Confidence, Signal
+
+
+class DecisionStatus(StrEnum):
+    """Why a record carries (or does not carry) a real decision."""
+
+    OK = "ok"  # decision on the candle the driver asked for
+    MISSING_CANDLE = "missing_candle"  # the candle with that key is not in Redis (yet)
+    KEY_BEHIND = "key_behind"  # the shard's state is already past the key: driver is stale
+    NO_HISTORY = "no_history"  # no candle of the symbol in Redis at all
+    STRATEGY_ERROR = "strategy_error"  # the strategy raised for this symbol (caught per symbol)
+    SHARD_LATE = "shard_late"  # the shard missed the tick deadline (set by the pool)
+    SHARD_DEAD = "shard_dead"  # the shard's actor died during the call (set by the pool)
+    SHARD_BUSY = "shard_busy"  # the shard is still on an earlier late call (set by the pool)
+
+
+class ShardFault(StrEnum):
+    """Alert and metric codes the pool raises about a shard."""
+
+    LATE = "shard_late"
+    DEAD = "shard_dead"
+    BUSY = "shard_busy"
+    KILLED_HUNG = "shard_killed_hung"  # late too many ticks in a row: killed so Ray restarts it
+    HISTORY_GAP = "shard_history_gap"  # a symbol's checkpoint was older than Redis retention
+
+
+@dataclass(frozen=True, slots=True)
+class ShardDecision:
+    """One symbol's result for one tick.
+
+    `t` is the open time of the newest candle applied to the symbol's state (None before any);
+    `snapshot` holds the indicator values exits and sizing need (floats/bools/str only);
+    `history_gap` is True when the state could not be restored exactly (checkpoint older than
+    Redis retention) and was rebuilt from the candles still available: decisions may differ
+    from an uninterrupted run until the operator accepts that history.
+    """
+
+    symbol: str
+    candle_key: int
+    status: DecisionStatus
+    signal: Signal = Signal.NEUTRAL
+    confidence: Confidence = Confidence.LOW
+    score: float = 0.0
+    t: int | None = None
+    btc_bullish: bool | None = None
+    history_gap: bool = False
+    shard: int = -1
+    snapshot: Mapping[str, float | bool | str | None] = field(default_factory=dict)
+
+    @property
+    def actionable(self) -> bool:
+        """True when this is a real BUY/SELL decision on the requested candle."""
+        return self.status is DecisionStatus.OK and self.signal is not Signal.NEUTRAL
+
+
+def no_signal(symbol: str, candle_key: int, status: DecisionStatus, shard: int = -1) -> ShardDecision:
+    """Return the fail-closed record for a symbol whose shard gave no decision."""
+    return ShardDecision(symbol=symbol, candle_key=candle_key, status=status, shard=shard)
+
+
+@dataclass(frozen=True, slots=True)
+class ShardAlert:
+    """A fault of one shard in one tick, for the driver's alerting and metrics."""
+
+    shard: int
+    fault: ShardFault
+    symbols: int
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TickResult:
+    """Every requested symbol's record (real or fail-closed), plus the faults of the tick."""
+
+    decisions: Mapping[str, ShardDecision]
+    alerts: tuple[ShardAlert, ...]
+    elapsed_ms: float
+
+    def ranked(self) -> list[ShardDecision]:
+        """Return the actionable decisions, best score first (ties by symbol for determinism)."""
+        return rank_decisions(self.decisions.values())
+
+
+def rank_decisions(decisions: Iterable[ShardDecision]) -> list[ShardDecision]:
+    """Return actionable decisions sorted by score descending, then symbol."""
+    return sorted((d for d in decisions if d.actionable), key=lambda d: (-d.score, d.symbol))

@@ -1,0 +1,73 @@
+"""`SignalShard`: the thin Ray actor around `ShardCore` (all logic lives in shard_core).
+
+The class is plain Python; `cluster.pool` wraps it with `ray.remote` and the options that make
+it a named, restartable actor. Ray re-runs `__init__` on a restart, which is exactly the
+recovery: a fresh Redis client, the checkpoints restored from Redis, and the missed candles
+replayed on the next `evaluate`. Nothing here holds keys or sends orders.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+from cluster.metrics import shard_metrics
+from cluster.records import ShardDecision
+from cluster.redis_layout import RedisLayout
+from cluster.shard_core import ConfigSource, ShardCore, ShardSettings
+from cluster.shard_store import RedisShardStore
+
+
+class SignalShard:
+    """One shard actor: owns the state of the symbols the pool routes to it."""
+
+    def __init__(
+        self,
+        shard_index: int,
+        redis_url: str,
+        redis_prefix: str,
+        settings: ShardSettings,
+        configs: ConfigSource,
+        symbols: Sequence[str] = (),
+    ) -> None:
+        """Connect to Redis (clients are not picklable, so never passed in) and restore state."""
+        import redis  # local: the module stays importable where redis-py is absent
+
+        self._client = redis.Redis.from_url(redis_url)
+        store = RedisShardStore(self._client, RedisLayout(redis_prefix), settings.interval)
+        self._core = ShardCore(
+            shard_index, store, settings, configs, symbols=symbols, metrics=shard_metrics()
+        )
+
+    def ping(self) -> int:
+        """Return the shard index once the constructor (the restore) has finished."""
+        return self._core.index
+
+    def evaluate(self, batch: Mapping[str, int], want_snapshot: Collection[str] = ()) -> list[ShardDecision]:
+        """Delegate to `ShardCore.evaluate`: {symbol: candle key} -> one record per symbol."""
+        return self._core.evaluate(batch, want_snapshot)
+
+    def checkpoint(self) -> int:
+        """Write every symbol's checkpoint now (before a planned stop or a re-shard)."""
+        return self._core.checkpoint()
+
+    def drop(self, symbols: Sequence[str]) -> None:
+        """Checkpoint then forget symbols that moved to another shard."""
+        self._core.checkpoint(symbols)
+        self._core.drop(symbols)
+
+    def stats(self) -> dict[str, Any]:
+        """Return counters plus this process's pid and resident memory (for the benchmark)."""
+        out = self._core.stats()
+        out["pid"] = os.getpid()
+        out["rss_bytes"] = _rss_bytes()
+        return out
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return -1

@@ -1,0 +1,343 @@
+"""One shard's logic without Ray: per-symbol incremental state, idempotent candle application,
+checkpoint/restore through a `ShardStore`, and the strategy decision per requested symbol.
+
+`SignalShard` (Ray) and `InProcessExecutor` both just hold a `ShardCore`, so every behaviour
+below is testable without Ray.
+
+Semantics (issue 4):
+- Indicators are over the symbol's whole history. The state is checkpointed to the store (every
+  `checkpoint_every` applied candles per symbol, staggered by symbol so the writes spread over
+  ticks) and restored on construction; the candles after the checkpoint are replayed from the
+  store on the next evaluate, so a restarted shard decides exactly like an uninterrupted one.
+- Continuity proof: every read starts AT the last applied open time (not after it). If that
+  candle is no longer in the store (trimmed by retention while the shard was away), the exact
+  history is lost: the symbol is rebuilt from what is available and flagged `history_gap`
+  (records and checkpoint carry it), never silently diverged.
+- `evaluate({symbol: candle_key})`: key = close time T of the newest closed candle the driver
+  saw (RedisLayout's close key; an open-mode key must be converted by the caller to the
+  previous candle's close time, key - 1). Candles with open time <= key are applied, each at
+  most once (state keeps the last open time). The decision is made when the newest applied
+  candle contains the key (t <= key <= close_ms); otherwise the record says why not.
+- The BTC anchor trend is tracked by every shard (`cluster.anchor`), checkpointed per shard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cluster.anchor import AnchorTrend
+from cluster.metrics import ShardMetrics
+from cluster.records import DecisionStatus, ShardDecision, no_signal
+from cluster.shard_store import ShardStore
+from strategies.candle import Candle
+from strategies.config import StrategyConfig, StrategyOverrides
+from strategies.enums import Confidence, Signal
+from strategies.incremental import IncrementalIndicators
+from strategies.signals import decide
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_VERSION = 1
+RECENT_ROWS = 4  # rows the decision needs (current bar + 3 previous MACD histograms)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigSource:
+    """Picklable recipe for per-symbol strategy configs (the parsed YAML plus run context)."""
+
+    overrides: StrategyOverrides = field(default_factory=StrategyOverrides)
+    live: bool = False
+    strategy_mode: str | None = None
+
+    def resolve(self, symbol: str) -> StrategyConfig:
+        """Return the merged config of `symbol`; raises StrategyConfigError."""
+        return self.overrides.resolve(symbol, live=self.live, strategy_mode=self.strategy_mode)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShardSettings:
+    """How a shard runs; the same object goes to every shard of a pool."""
+
+    interval: str
+    anchor_symbol: str = "BTC"
+    checkpoint_every: int = 8  # applied candles per symbol between checkpoints (>= 1)
+
+    def __post_init__(self) -> None:
+        if self.checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
+
+
+def _params_fingerprint(params: Any) -> str:
+    return hashlib.blake2b(repr(params).encode(), digest_size=8).hexdigest()
+
+
+def _stagger(symbol: str, every: int) -> int:
+    return int.from_bytes(hashlib.blake2b(symbol.encode(), digest_size=4).digest(), "big") % every
+
+
+def _plain(value: Any) -> float | bool | str | None:
+    if value is None or isinstance(value, bool | str):
+        return value
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def split_at_resume(last_t: int | None, candles: Sequence[Candle]) -> tuple[list[Candle], bool]:
+    """Given candles read from (and including) `last_t`, return (new candles, continuity lost).
+
+    Continuity holds when nothing was applied yet, or when the candle at `last_t` is still in
+    what was read. Lost continuity means the store trimmed history the state never saw.
+    """
+    if last_t is None:
+        return list(candles), False
+    if not candles:
+        return [], False
+    for index, candle in enumerate(candles):
+        if candle.t == last_t:
+            return list(candles[index + 1:]), False
+        if candle.t > last_t:
+            break
+    return [c for c in candles if c.t > last_t], True
+
+
+class _SymbolState:
+    """Incremental indicators of one symbol plus what idempotency and checkpoints need."""
+
+    __slots__ = ("cfg", "fingerprint", "history_gap", "ind", "last_close_ms", "last_t", "since_ckpt")
+
+    def __init__(self, cfg: StrategyConfig, since_ckpt: int) -> None:
+        self.cfg = cfg
+        params = cfg.indicator_params()
+        self.fingerprint = _params_fingerprint(params)
+        self.ind = IncrementalIndicators(params)
+        self.last_t: int | None = None
+        self.last_close_ms: int | None = None
+        self.history_gap = False
+        self.since_ckpt = since_ckpt
+
+    def apply(self, candle: Candle) -> None:
+        self.ind.update(candle.t, candle.o, candle.h, candle.l, candle.c, candle.v)
+        self.last_t, self.last_close_ms = candle.t, candle.close_ms
+        self.since_ckpt += 1
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "v": CHECKPOINT_VERSION, "fp": self.fingerprint, "ind": self.ind.to_state(),
+            "last_t": self.last_t, "last_close_ms": self.last_close_ms, "gap": self.history_gap,
+        }
+
+    @classmethod
+    def restore(cls, cfg: StrategyConfig, state: Mapping[str, Any]) -> _SymbolState | None:
+        """Return the restored state, or None if the checkpoint is for another version/params."""
+        sym = cls(cfg, 0)
+        if state.get("v") != CHECKPOINT_VERSION or state.get("fp") != sym.fingerprint:
+            return None
+        try:
+            sym.ind = IncrementalIndicators.from_state(state["ind"], cfg.indicator_params())
+        except ValueError:  # saved by another indicator version or windows: unusable
+            return None
+        sym.last_t, sym.last_close_ms = state["last_t"], state["last_close_ms"]
+        sym.history_gap = bool(state["gap"])
+        return sym
+
+
+class ShardCore:
+    """The per-shard engine: holds state for the symbols it is asked about, decides per tick."""
+
+    def __init__(
+        self,
+        shard_index: int,
+        store: ShardStore,
+        settings: ShardSettings,
+        configs: ConfigSource | Callable[[str], StrategyConfig],
+        *,
+        symbols: Iterable[str] = (),
+        metrics: ShardMetrics | None = None,
+    ) -> None:
+        """Restore the checkpoints of `symbols` and of the anchor trend (one store round trip)."""
+        self.index = shard_index
+        self._store = store
+        self._settings = settings
+        self._resolve = configs.resolve if isinstance(configs, ConfigSource) else configs
+        self._metrics = metrics or ShardMetrics()
+        self._states: dict[str, _SymbolState] = {}
+        self._anchor = AnchorTrend()
+        self.rehydrated: dict[str, int] = {"checkpoint": 0, "stale_checkpoint": 0, "gap": 0}
+        self.candles_applied = 0
+        self._restore([*dict.fromkeys(symbols)], with_anchor=True)
+
+    # ------------------------------------------------------------------ checkpoints
+    @property
+    def anchor_name(self) -> str:
+        """Checkpoint name of this shard's anchor trend (one per shard, never shared)."""
+        return f"{self._settings.anchor_symbol}#anchor.{self.index}"
+
+    def _restore(self, symbols: list[str], *, with_anchor: bool) -> None:
+        names = symbols + ([self.anchor_name] if with_anchor else [])
+        saved = self._store.load_checkpoints(names) if names else {}
+        for symbol in symbols:
+            try:
+                cfg = self._resolve(symbol)
+            except Exception:  # a bad per-symbol config costs that symbol only (STRATEGY_ERROR)
+                log.exception("shard %d symbol %s: config does not resolve", self.index, symbol)
+                continue
+            state = saved.get(symbol)
+            restored = _SymbolState.restore(cfg, state) if state is not None else None
+            if state is not None and restored is None:
+                self.rehydrated["stale_checkpoint"] += 1
+            if restored is not None:
+                self.rehydrated["checkpoint"] += 1
+                restored.since_ckpt = 0
+            self._states[symbol] = restored or _SymbolState(
+                cfg, _stagger(symbol, self._settings.checkpoint_every)
+            )
+        if with_anchor and self.anchor_name in saved:
+            self._anchor = AnchorTrend.from_state(saved[self.anchor_name])
+        self._metrics.rehydrates(self.index, "checkpoint", sum(1 for s in symbols if s in saved))
+        self._metrics.symbols(self.index, len(self._states))
+
+    def checkpoint(self, symbols: Iterable[str] | None = None) -> int:
+        """Write the checkpoints of `symbols` (default: all) and the anchor now; return how many."""
+        chosen = self._states.keys() if symbols is None else [s for s in symbols if s in self._states]
+        states = {s: self._states[s].to_state() for s in chosen if self._states[s].last_t is not None}
+        for s in states:
+            self._states[s].since_ckpt = 0
+        states[self.anchor_name] = self._anchor.to_state()
+        self._store.save_checkpoints(states)
+        return len(states)
+
+    # ------------------------------------------------------------------ evaluate
+    def evaluate(self, batch: Mapping[str, int], want_snapshot: Collection[str] = ()) -> list[ShardDecision]:
+        """Bring each symbol to its candle key, decide, checkpoint what is due; one read per call.
+
+        The indicator snapshot rides along only for BUY/SELL records and for `want_snapshot`
+        (the driver's open positions, whose exits need it), keeping records small.
+        """
+        started = time.perf_counter()
+        new = [s for s in batch if s not in self._states]
+        if new:
+            self._restore(new, with_anchor=False)
+        reads: dict[str, int | None] = {}
+        for symbol, key in batch.items():
+            state = self._states.get(symbol)
+            if state is not None and (state.last_close_ms is None or state.last_close_ms < key):
+                reads[symbol] = None if state.last_t is None else state.last_t - 1
+        anchor_key = max(batch.values(), default=None)
+        anchor = self._settings.anchor_symbol
+        anchor_read = anchor_key is not None and (
+            self._anchor.last_close_ms is None or self._anchor.last_close_ms < anchor_key
+        )
+        request = dict(reads)
+        if anchor_read:
+            after = None if self._anchor.last_t is None else self._anchor.last_t - 1
+            if anchor in request:  # the anchor is also a traded symbol here: read the wider range
+                other = request[anchor]
+                after = None if after is None or other is None else min(after, other)
+            request[anchor] = after
+        got = self._store.read_candles(request) if request else {}
+        if anchor_read and anchor_key is not None:
+            self._advance_anchor(got.get(anchor, []), anchor_key)
+        applied_before = self.candles_applied
+        records = [
+            self._evaluate_symbol(s, key, got.get(s) if s in reads else None, s in want_snapshot)
+            for s, key in batch.items()
+        ]
+        due = [s for s in batch if self._states.get(s) is not None
+               and self._states[s].since_ckpt >= self._settings.checkpoint_every]
+        if due:
+            self.checkpoint(due)
+        self._metrics.candles_applied(self.index, self.candles_applied - applied_before)
+        self._metrics.evaluate_ms(self.index, (time.perf_counter() - started) * 1000.0)
+        return records
+
+    def _advance_anchor(self, candles: Sequence[Candle], key: int) -> None:
+        fresh, gap = split_at_resume(self._anchor.last_t, candles)
+        if gap:
+            log.warning("shard %d: anchor %s history gap; rebuilding from available candles",
+                        self.index, self._settings.anchor_symbol)
+            self._anchor = AnchorTrend()
+            self._anchor.history_gap = True
+        for candle in fresh:
+            if candle.t > key:
+                break
+            self._anchor.update(candle.t, candle.close_ms, candle.c)
+
+    def _catch_up(self, symbol: str, candles: Sequence[Candle], key: int) -> _SymbolState:
+        state = self._states[symbol]
+        fresh, gap = split_at_resume(state.last_t, candles)
+        if gap:
+            log.warning("shard %d symbol %s: checkpoint at t=%s older than the stored history "
+                        "(first t=%d); rebuilding from available candles, flagged history_gap",
+                        self.index, symbol, state.last_t, candles[0].t)
+            state = _SymbolState(state.cfg, 0)
+            state.history_gap = True
+            self._states[symbol] = state
+            self.rehydrated["gap"] += 1
+            self._metrics.rehydrates(self.index, "gap", 1)
+        for candle in fresh:
+            if candle.t > key:
+                break
+            state.apply(candle)
+            self.candles_applied += 1
+        return state
+
+    def _evaluate_symbol(
+        self, symbol: str, key: int, candles: Sequence[Candle] | None, with_snapshot: bool
+    ) -> ShardDecision:
+        try:
+            state = self._states[symbol] if candles is None else self._catch_up(symbol, candles, key)
+            return self._decide(symbol, key, state, with_snapshot)
+        except Exception:  # one bad symbol must not cost the others their decisions
+            log.exception("shard %d symbol %s: evaluate failed at key %d; state dropped for rehydrate",
+                          self.index, symbol, key)
+            self._states.pop(symbol, None)
+            return no_signal(symbol, key, DecisionStatus.STRATEGY_ERROR, self.index)
+
+    def _decide(self, symbol: str, key: int, state: _SymbolState, with_snapshot: bool) -> ShardDecision:
+        base = {"symbol": symbol, "candle_key": key, "t": state.last_t, "shard": self.index,
+                "history_gap": state.history_gap}
+        if state.last_t is None or state.last_close_ms is None:
+            return ShardDecision(status=DecisionStatus.NO_HISTORY, **base)
+        if state.last_close_ms < key:
+            return ShardDecision(status=DecisionStatus.MISSING_CANDLE, **base)
+        if state.last_t > key:
+            return ShardDecision(status=DecisionStatus.KEY_BEHIND, **base)
+        btc_bullish = self._anchor.bullish_at(state.last_t)
+        rows = state.ind.recent_rows(RECENT_ROWS)
+        decision = decide(rows, state.ind.bars, state.cfg, btc_bullish, symbol=symbol)
+        signal = Signal(decision.signal)
+        snapshot = (
+            {str(k): _plain(v) for k, v in decision.snapshot.items()}
+            if with_snapshot or signal is not Signal.NEUTRAL else {}
+        )
+        return ShardDecision(
+            status=DecisionStatus.OK,
+            signal=signal,
+            confidence=Confidence(decision.confidence),
+            score=float(decision.score),
+            btc_bullish=btc_bullish,
+            snapshot=snapshot,
+            **base,
+        )
+
+    # ------------------------------------------------------------------ introspection
+    def symbols(self) -> list[str]:
+        """Return the symbols this shard holds state for."""
+        return sorted(self._states)
+
+    def drop(self, symbols: Iterable[str]) -> None:
+        """Forget symbols that moved to another shard (after a final checkpoint by the caller)."""
+        for symbol in symbols:
+            self._states.pop(symbol, None)
+        self._metrics.symbols(self.index, len(self._states))
+
+    def stats(self) -> dict[str, Any]:
+        """Return counters for health checks and the benchmark (plain values)."""
+        return {"shard": self.index, "symbols": len(self._states), "candles_applied": self.candles_applied,
+                "rehydrated": dict(self.rehydrated), "anchor_t": self._anchor.last_t}
