@@ -356,9 +356,7 @@ def parse_meta_and_asset_ctxs(body: Any, request: str = "metaAndAssetCtxs") -> M
     raw_ctxs = _list(pair[1], cctx)
     if len(raw_ctxs) != len(meta.universe):
         raise cctx.fail(f"{len(raw_ctxs)} contexts for {len(meta.universe)} assets")
-    ctxs = tuple(
-        _asset_ctx(item, cctx.at(i), meta.universe[i].name) for i, item in enumerate(raw_ctxs)
-    )
+    ctxs = tuple(_asset_ctx(item, cctx.at(i), meta.universe[i].name) for i, item in enumerate(raw_ctxs))
     return MetaAndAssetCtxs(meta=meta, ctxs=ctxs)
 
 
@@ -395,14 +393,16 @@ def _candle(item: Any, ctx: _Ctx, coin: str | None, interval: str | None) -> Can
         raise ctx.fail(str(exc)) from exc
 
 
-def parse_candle(body: Any, request: str = "candle", *, coin: str | None = None,
-                 interval: str | None = None) -> Candle:
+def parse_candle(
+    body: Any, request: str = "candle", *, coin: str | None = None, interval: str | None = None
+) -> Candle:
     """Parse one candle object `{t,T,s,i,o,c,h,l,v,n}` (REST item or WS `candle` data)."""
     return _candle(body, _Ctx(request), coin, interval)
 
 
-def parse_candle_snapshot(body: Any, request: str = "candleSnapshot", *, coin: str | None = None,
-                          interval: str | None = None) -> tuple[Candle, ...]:
+def parse_candle_snapshot(
+    body: Any, request: str = "candleSnapshot", *, coin: str | None = None, interval: str | None = None
+) -> tuple[Candle, ...]:
     """Parse a `candleSnapshot` list; candles must be in strictly increasing open time."""
     ctx = _Ctx(request)
     candles = _items(body, ctx, lambda item, c: _candle(item, c, coin, interval))
@@ -431,8 +431,9 @@ class L2Book:
 
 def _level(item: Any, ctx: _Ctx) -> L2Level:
     obj = _obj(item, ctx)
-    return L2Level(px=_num(obj, "px", ctx, sign="pos"), sz=_num(obj, "sz", ctx, sign="nonneg"),
-                   n=_int(obj, "n", ctx))
+    return L2Level(
+        px=_num(obj, "px", ctx, sign="pos"), sz=_num(obj, "sz", ctx, sign="nonneg"), n=_int(obj, "n", ctx)
+    )
 
 
 def parse_l2_book(body: Any, request: str = "l2Book") -> L2Book:
@@ -462,8 +463,12 @@ class FundingEntry:
 
 def _funding_entry(item: Any, ctx: _Ctx) -> FundingEntry:
     obj = _obj(item, ctx)
-    return FundingEntry(coin=_str(obj, "coin", ctx), funding_rate=_num(obj, "fundingRate", ctx),
-                        premium=_num(obj, "premium", ctx), time_ms=_int(obj, "time", ctx))
+    return FundingEntry(
+        coin=_str(obj, "coin", ctx),
+        funding_rate=_num(obj, "fundingRate", ctx),
+        premium=_num(obj, "premium", ctx),
+        time_ms=_int(obj, "time", ctx),
+    )
 
 
 def parse_funding_history(body: Any, request: str = "fundingHistory") -> tuple[FundingEntry, ...]:
@@ -542,8 +547,11 @@ def _position(item: Any, ctx: _Ctx) -> Position:
     if obj.get("cumFunding") is not None:
         cctx = pctx.at("cumFunding")
         raw = _obj(obj["cumFunding"], cctx)
-        cum = CumFunding(all_time_usd=_num(raw, "allTime", cctx), since_open_usd=_num(raw, "sinceOpen", cctx),
-                         since_change_usd=_num(raw, "sinceChange", cctx))
+        cum = CumFunding(
+            all_time_usd=_num(raw, "allTime", cctx),
+            since_open_usd=_num(raw, "sinceOpen", cctx),
+            since_change_usd=_num(raw, "sinceChange", cctx),
+        )
     return Position(
         coin=_str(obj, "coin", pctx),
         szi=_num(obj, "szi", pctx),
@@ -638,8 +646,9 @@ def _frontend_order(item: Any, ctx: _Ctx, depth: int = 0) -> FrontendOpenOrder:
         raise ctx.fail("children nested too deeply")
     children: tuple[FrontendOpenOrder, ...] = ()
     if obj.get("children") is not None:
-        children = _items(obj["children"], ctx.at("children"),
-                          lambda c, cc: _frontend_order(c, cc, depth + 1))
+        children = _items(
+            obj["children"], ctx.at("children"), lambda c, cc: _frontend_order(c, cc, depth + 1)
+        )
     return FrontendOpenOrder(
         coin=_str(obj, "coin", ctx),
         side=_enum(VenueSide, obj, "side", ctx),
@@ -863,8 +872,12 @@ def _action_status(item: Any, ctx: _Ctx) -> ActionStatus:
     if "filled" in obj:
         fctx = ctx.at("filled")
         f = _obj(obj["filled"], fctx)
-        return FilledStatus(oid=_int(f, "oid", fctx), total_sz=_num(f, "totalSz", fctx, sign="nonneg"),
-                            avg_px=_num(f, "avgPx", fctx, sign="nonneg"), cloid=_opt_cloid(f, "cloid", fctx))
+        return FilledStatus(
+            oid=_int(f, "oid", fctx),
+            total_sz=_num(f, "totalSz", fctx, sign="nonneg"),
+            avg_px=_num(f, "avgPx", fctx, sign="nonneg"),
+            cloid=_opt_cloid(f, "cloid", fctx),
+        )
     raise ctx.fail(f"unknown status keys {sorted(obj)[:5]}")
 
 

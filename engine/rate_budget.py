@@ -20,8 +20,9 @@ DEFAULT_WEIGHT_PER_MINUTE = 1200
 _LIGHT_INFO = frozenset(
     {InfoType.L2_BOOK, InfoType.ALL_MIDS, InfoType.CLEARINGHOUSE_STATE, InfoType.ORDER_STATUS}
 )
-_PER_20_ITEMS = frozenset({InfoType.USER_FILLS, InfoType.USER_FILLS_BY_TIME, InfoType.FUNDING_HISTORY,
-                           InfoType.USER_FUNDING})
+_PER_20_ITEMS = frozenset(
+    {InfoType.USER_FILLS, InfoType.USER_FILLS_BY_TIME, InfoType.FUNDING_HISTORY, InfoType.USER_FUNDING}
+)
 
 
 def info_weight(info_type: InfoType | str) -> int:

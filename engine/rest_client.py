@@ -144,8 +144,9 @@ class HyperliquidInfoClient:
             self.budget.acquire(info_weight(info_type), deadline=self.budget.now() + remaining)
             wait_floor = 0.0
             try:
-                response = self._session.post(url, data=data, headers=_HEADERS,
-                                              timeout=min(self.timeout_secs, remaining))
+                response = self._session.post(
+                    url, data=data, headers=_HEADERS, timeout=min(self.timeout_secs, remaining)
+                )
             except _RETRYABLE_EXCEPTIONS as exc:
                 last = f"{type(exc).__name__}"
             else:
@@ -165,8 +166,15 @@ class HyperliquidInfoClient:
             wait = max(wait_floor, self.retry.backoff_secs(attempt, self._rng))
             if self._clock() + wait >= deadline:
                 break
-            log.warning("info request retry", extra={"request": str(info_type), "attempt": attempt,
-                                                       "cause": last, "wait_secs": round(wait, 3)})
+            log.warning(
+                "info request retry",
+                extra={
+                    "request": str(info_type),
+                    "attempt": attempt,
+                    "cause": last,
+                    "wait_secs": round(wait, 3),
+                },
+            )
             self._sleep(wait)
         raise hl.TemporaryVenueError(str(info_type), attempt, last)
 
@@ -216,8 +224,9 @@ class HyperliquidInfoClient:
         return self._get(InfoType.OPEN_ORDERS, {"user": normalise_address(user)}, hl.parse_open_orders)
 
     def frontend_open_orders(self, user: str) -> tuple[hl.FrontendOpenOrder, ...]:
-        return self._get(InfoType.FRONTEND_OPEN_ORDERS, {"user": normalise_address(user)},
-                         hl.parse_frontend_open_orders)
+        return self._get(
+            InfoType.FRONTEND_OPEN_ORDERS, {"user": normalise_address(user)}, hl.parse_frontend_open_orders
+        )
 
     def user_fills(self, user: str) -> tuple[hl.Fill, ...]:
         """Return the most recent fills of `user` (the venue caps the count)."""
@@ -241,8 +250,9 @@ class HyperliquidInfoClient:
             key: int | str = oid_or_cloid.lower()
         else:
             key = int(oid_or_cloid)
-        return self._get(InfoType.ORDER_STATUS, {"user": normalise_address(user), "oid": key},
-                         hl.parse_order_status)
+        return self._get(
+            InfoType.ORDER_STATUS, {"user": normalise_address(user), "oid": key}, hl.parse_order_status
+        )
 
     def funding_history(
         self, coin: str, start_ms: int, end_ms: int | None = None
