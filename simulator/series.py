@@ -9,7 +9,6 @@ they enter the series, so every candle price is a valid order price.
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,25 +150,25 @@ def synthetic_series(count: int, *, seed: int, start_index: int = 0) -> Series:
                   last_close=round_px(p0, szd_arr), base_volume=np.round(50_000.0 / p0, 4))
 
 
-def _read_csv(path: Path) -> dict[int, tuple[float, float, float, float, float]]:
-    rows: dict[int, tuple[float, float, float, float, float]] = {}
-    with path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = {"t", "o", "h", "l", "c", "v"} - set(reader.fieldnames or [])
-        if missing:
-            raise SeriesError(f"{path}: missing columns {sorted(missing)}")
-        for line_no, row in enumerate(reader, start=2):
-            try:
-                values = tuple(float(row[k]) for k in "ohlcv")
-                t = int(row["t"])
-            except (TypeError, ValueError) as e:
-                raise SeriesError(f"{path}:{line_no}: bad number") from e
-            if not all(math.isfinite(x) for x in values) or min(values[:4]) <= 0 or values[4] < 0:
-                raise SeriesError(f"{path}:{line_no}: prices must be positive and finite")
-            rows[t] = values  # type: ignore[assignment]
-    if not rows:
+def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(open times ms, rows of o,h,l,c,v) of one CSV file, validated."""
+    with path.open() as fh:
+        header = [h.strip() for h in fh.readline().split(",")]
+    missing = {"t", "o", "h", "l", "c", "v"} - set(header)
+    if missing:
+        raise SeriesError(f"{path}: missing columns {sorted(missing)}")
+    cols = [header.index(k) for k in "tohlcv"]
+    try:
+        table = np.loadtxt(path, delimiter=",", skiprows=1, usecols=cols, ndmin=2, dtype=np.float64)
+    except ValueError as e:
+        raise SeriesError(f"{path}: bad number ({e})") from e
+    if table.shape[0] == 0:
         raise SeriesError(f"{path}: no rows")
-    return rows
+    times, values = table[:, 0].astype(np.int64), table[:, 1:]
+    bad = ~np.isfinite(values).all(axis=1) | (values[:, :4] <= 0).any(axis=1) | (values[:, 4] < 0)
+    if bad.any():
+        raise SeriesError(f"{path}:{int(np.argmax(bad)) + 2}: prices must be positive and finite")
+    return times, values
 
 
 def coin_from_filename(path: Path) -> tuple[str, str]:
@@ -186,14 +185,14 @@ def load_csv_dir(directory: Path, *, interval: str, interval_ms: int, seed: int)
     files = sorted(p for p in directory.glob("*.csv") if coin_from_filename(p)[1] == interval)
     if not files:
         raise SeriesError(f"{directory}: no *-{interval}.csv files")
-    tables: dict[str, dict[int, tuple[float, ...]]] = {}
+    tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for path in files:
         coin = coin_from_filename(path)[0]
         if coin in tables:
             raise SeriesError(f"{directory}: two files for coin {coin}")
         tables[coin] = _read_csv(path)
-    t_min = min(min(tab) for tab in tables.values())
-    t_max = max(max(tab) for tab in tables.values())
+    t_min = min(int(times.min()) for times, _ in tables.values())
+    t_max = max(int(times.max()) for times, _ in tables.values())
     grid = np.arange(t_min, t_max + 1, interval_ms, dtype=np.int64)
     n = len(tables)
     arrays = {k: np.zeros((len(grid), n)) for k in "ohlcv"}
@@ -217,17 +216,23 @@ def load_csv_dir(directory: Path, *, interval: str, interval_ms: int, seed: int)
                   base_volume=base_volume)
 
 
-def _fill_column(arrays: dict[str, np.ndarray], j: int, grid: np.ndarray, tab: dict[int, tuple]) -> None:
-    """Copy one coin's rows onto the grid; a missing bar is flat at the previous close with v=0."""
-    first = tab[min(tab)]
-    prev_close = first[0]
-    for i, t in enumerate(grid.tolist()):
-        row = tab.get(t)
-        if row is None:
-            row = (prev_close, prev_close, prev_close, prev_close, 0.0)
-        for k, value in zip("ohlcv", row, strict=True):
-            arrays[k][i, j] = value
-        prev_close = row[3]
+def _fill_column(arrays: dict[str, np.ndarray], j: int, grid: np.ndarray,
+                 tab: tuple[np.ndarray, np.ndarray]) -> None:
+    """Copy one coin's rows onto the grid; a missing bar is flat at the previous close with v=0
+    (bars before the coin's first row are flat at its first open)."""
+    times, values = tab
+    step = int(grid[1] - grid[0]) if len(grid) > 1 else 1
+    pos = (times - grid[0]) // step
+    on_grid = (times - grid[0]) % step == 0
+    pos, values = pos[on_grid], values[on_grid]
+    present = np.full(len(grid), -1, dtype=np.int64)
+    present[pos] = np.arange(len(pos))
+    last = np.maximum.accumulate(present)  # row index of the latest bar at or before each slot
+    have = present >= 0
+    prev_close = np.where(last >= 0, values[np.maximum(last, 0), 3], values[np.argmin(pos), 0])
+    for col, key in enumerate("ohlc"):
+        arrays[key][:, j] = np.where(have, values[np.maximum(present, 0), col], prev_close)
+    arrays["v"][:, j] = np.where(have, values[np.maximum(present, 0), 4], 0.0)
 
 
 def merge(parts: list[Series], *, seed: int) -> Series:

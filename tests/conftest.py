@@ -17,4 +17,5 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 pytest_plugins = [
     "tests.fixtures.redis_fixtures",
     "tests.fixtures.ray_fixtures",
+    "tests.fixtures.sim_fixtures",
 ]

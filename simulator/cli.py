@@ -1,0 +1,185 @@
+"""Command line of ``python -m simulator``: parse flags, build the venue, serve until SIGTERM/SIGINT.
+
+Owns the flags and their defaults (each written once, here) and process start-up/shutdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from simulator.faults import Faults, FaultSettings
+from simulator.market import INTERVAL_MS, Market, MarketClock
+from simulator.ratelimit import DEFAULT_WEIGHT_PER_MIN, RateLimiter
+from simulator.series import Series, SeriesError, load_csv_dir, merge, synthetic_series
+from simulator.server import ExchangePort, ServerConfig, Venue, serve
+
+SHIPPED_DATA = Path(__file__).resolve().parent / "data"
+DEFAULT_TAKER_FEE_RATE = 0.00045
+DEFAULT_MAKER_FEE_RATE = 0.00015
+DEFAULT_BALANCE_USD = 10_000.0
+DEFAULT_HISTORY_BARS = 300
+
+DESCRIPTION = """\
+Loopback Hyperliquid-compatible venue: POST /info, POST /exchange, WS /ws on one port.
+
+Market data: replays CSV candles (t,o,h,l,c,v; file SYMBOL-interval.csv, coin = SYMBOL up to the
+first '_', e.g. ETH_BTC-5m.csv -> ETH) and/or seeded random-walk symbols SYN0001... . The shipped
+data (simulator/data, 2018 BTC-quoted 5m candles) is used when neither --data nor --synthetic is
+given. Prices are RESCALED: each CSV symbol is multiplied by the power of ten that brings its first
+close to >= 1, then rounded to the venue's precision (5 significant figures), so they look like USD
+prices. Candle times are REBASED: bar number --history-bars of the data is the bar containing the
+start time (--start-ms, default now); earlier bars are history for candleSnapshot backfill. When
+the data runs out the series continues as a seeded random walk.
+
+Admin (loopback only): GET /admin/state, POST /admin/faults {...}, POST /admin/advance
+{"ms": N} or {"bars": N}, POST /admin/drop_ws.
+"""
+
+
+@dataclass(frozen=True, kw_only=True)
+class VenueOptions:
+    """Everything the command line decides."""
+
+    server: ServerConfig
+    data_dir: Path | None
+    synthetic: int
+    interval: str
+    speed: float
+    seed: int
+    start_ms: int | None
+    history_bars: int
+    balance_usd: float
+    taker_fee_rate: float
+    maker_fee_rate: float
+    is_mainnet: bool
+    rate_limit_per_min: int
+    faults: FaultSettings
+    log_level: str
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m simulator", description=DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=0, help="listen port; 0 picks a free one (default 0)")
+    p.add_argument("--data", type=Path, default=None, help="directory of SYMBOL-interval.csv files")
+    p.add_argument("--synthetic", type=int, default=0, help="number of random-walk symbols (<= 10000)")
+    p.add_argument("--interval", default="5m", choices=sorted(INTERVAL_MS, key=INTERVAL_MS.__getitem__),
+                   help="base candle interval of the data (default 5m)")
+    p.add_argument("--speed", type=float, default=1.0,
+                   help="market seconds per wall second; 0 = clock moves only via /admin/advance")
+    p.add_argument("--seed", type=int, default=0, help="seed for paths, books, synthetic data, faults")
+    p.add_argument("--start-ms", type=int, default=None, help="market clock start (default: now)")
+    p.add_argument("--history-bars", type=int, default=DEFAULT_HISTORY_BARS,
+                   help=f"bars before the start served as history (default {DEFAULT_HISTORY_BARS})")
+    p.add_argument("--balance", type=float, default=DEFAULT_BALANCE_USD,
+                   help=f"USD margin every new address starts with (default {DEFAULT_BALANCE_USD:g})")
+    p.add_argument("--taker-fee-rate", type=float, default=DEFAULT_TAKER_FEE_RATE)
+    p.add_argument("--maker-fee-rate", type=float, default=DEFAULT_MAKER_FEE_RATE)
+    p.add_argument("--testnet", action="store_true",
+                   help="verify signatures as testnet (source 'b'); the SDK signs so for any non-mainnet URL")
+    p.add_argument("--mainnet", action="store_true", help="verify signatures as mainnet (source 'a')")
+    p.add_argument("--rate-limit-per-min", type=int, default=DEFAULT_WEIGHT_PER_MIN,
+                   help=f"REST weight budget per IP per minute; 0 = off (default {DEFAULT_WEIGHT_PER_MIN})")
+    p.add_argument("--tick-ms", type=int, default=250, help="wall ms between market ticks (default 250)")
+    p.add_argument("--ws-idle-timeout-secs", type=float, default=60.0,
+                   help="close WS connections silent this long (default 60, like the venue)")
+    f = p.add_argument_group("fault injection (also switchable at run time via POST /admin/faults)")
+    f.add_argument("--ws-drop-every-secs", type=float, default=0.0, help="drop all WS connections every N s")
+    f.add_argument("--rest-error-rate", type=float, default=0.0, help="fraction of REST calls failed (5xx)")
+    f.add_argument("--rest-error-status", type=int, default=502)
+    f.add_argument("--rest-delay-rate", type=float, default=0.0, help="fraction of REST calls delayed")
+    f.add_argument("--rest-delay-secs", type=float, default=0.0, help="delay for delayed REST calls")
+    f.add_argument("--lost-ack-next", type=int, default=0,
+                   help="process the next N orders but drop their HTTP responses")
+    f.add_argument("--lost-ack-rate", type=float, default=0.0, help="fraction of orders losing their answer")
+    f.add_argument("--pause-candle-feed", action="store_true", help="start with WS candle pushes paused")
+    f.add_argument("--pause-market-feed", action="store_true", help="start with allMids/bbo/l2Book paused")
+    p.add_argument("--log-level", default="WARNING")
+    return p
+
+
+def parse_options(argv: list[str] | None = None) -> VenueOptions:
+    """Parse and validate the command line (argparse exits with status 2 on errors)."""
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    if a.testnet and a.mainnet:
+        parser.error("--testnet and --mainnet are exclusive")
+    if a.speed < 0 or a.history_bars < 0 or a.tick_ms <= 0 or a.synthetic < 0:
+        parser.error("--speed, --history-bars, --synthetic must be >= 0 and --tick-ms > 0")
+    faults = FaultSettings(
+        ws_drop_every_secs=a.ws_drop_every_secs, rest_error_rate=a.rest_error_rate,
+        rest_error_status=a.rest_error_status, rest_delay_rate=a.rest_delay_rate,
+        rest_delay_secs=a.rest_delay_secs, lost_ack_next=a.lost_ack_next, lost_ack_rate=a.lost_ack_rate,
+        pause_candle_feed=a.pause_candle_feed, pause_market_feed=a.pause_market_feed)
+    return VenueOptions(
+        server=ServerConfig(host=a.host, port=a.port, tick_ms=a.tick_ms,
+                            ws_idle_timeout_secs=a.ws_idle_timeout_secs),
+        data_dir=a.data, synthetic=a.synthetic, interval=a.interval, speed=a.speed, seed=a.seed,
+        start_ms=a.start_ms, history_bars=a.history_bars, balance_usd=a.balance,
+        taker_fee_rate=a.taker_fee_rate, maker_fee_rate=a.maker_fee_rate, is_mainnet=a.mainnet,
+        rate_limit_per_min=a.rate_limit_per_min, faults=faults, log_level=a.log_level)
+
+
+def build_series(opts: VenueOptions) -> Series:
+    """The base candles: --data and/or --synthetic, else the shipped data."""
+    iv_ms = INTERVAL_MS[opts.interval]
+    parts = []
+    if opts.data_dir is not None or opts.synthetic == 0:
+        parts.append(load_csv_dir(opts.data_dir or SHIPPED_DATA, interval=opts.interval, interval_ms=iv_ms,
+                                  seed=opts.seed))
+    if opts.synthetic:
+        parts.append(synthetic_series(opts.synthetic, seed=opts.seed))
+    return merge(parts, seed=opts.seed)
+
+
+def build_venue(opts: VenueOptions) -> Venue:
+    """Market, faults, rate limit, WS hub and (if importable) the exchange core, wired together."""
+    start_ms = opts.start_ms if opts.start_ms is not None else int(time.time() * 1000)
+    clock = MarketClock(start_ms=start_ms, speed=opts.speed)
+    market = Market(build_series(opts), clock, interval_ms=INTERVAL_MS[opts.interval], seed=opts.seed,
+                    history_bars=opts.history_bars)
+    faults = Faults(opts.faults, seed=opts.seed)
+    venue = Venue(market, limiter=RateLimiter(opts.rate_limit_per_min), faults=faults, config=opts.server)
+    core = _exchange_core(opts, market, venue)
+    if core is not None:
+        venue.attach_core(core)
+    return venue
+
+
+def _exchange_core(opts: VenueOptions, market: Market, venue: Venue) -> ExchangePort | None:
+    try:
+        from simulator.exchange import ExchangeCore
+    except ImportError:
+        logging.getLogger(__name__).warning("simulator.exchange unavailable; /exchange answers 503")
+        return None
+    return ExchangeCore(market, balance_usd=opts.balance_usd, taker_fee_rate=opts.taker_fee_rate,
+                        maker_fee_rate=opts.maker_fee_rate, is_mainnet=opts.is_mainnet,
+                        event_sink=venue.hub.publish_user)
+
+
+async def _run(venue: Venue) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await serve(venue, stop)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit status."""
+    opts = parse_options(argv)
+    logging.basicConfig(level=opts.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        venue = build_venue(opts)
+    except (SeriesError, OSError) as e:
+        logging.getLogger(__name__).error("cannot start simulator: %s", e)
+        return 2
+    asyncio.run(_run(venue))
+    return 0

@@ -1,0 +1,276 @@
+"""The venue's WebSocket endpoint (/ws): subscriptions, market pushes, user events, idle close.
+
+Owns WS connections and what flows over them. Market channels (allMids, candle, bbo, l2Book) are
+pushed by `on_tick` after the market clock moves; user channels (userFills, orderUpdates) carry
+what the exchange core reports through `publish_user`. Each connection has its own outgoing queue
+and writer task so a slow client never blocks the tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from simulator.faults import Faults
+from simulator.market import VALID_INTERVALS, Market, interval_ms_of
+from simulator.market_info import all_mids_json, bbo_json, candle_json, l2_book_json
+
+log = logging.getLogger(__name__)
+
+PARSE_ERROR = "Error parsing JSON into valid websocket request"
+CONNECTED_TEXT = "Websocket connection established."
+MAX_QUEUED_MESSAGES = 20_000
+MAX_CANDLES_PER_TICK = 100
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+USER_CHANNELS = ("userFills", "orderUpdates", "userFundings", "userNonFundingLedgerUpdates")
+SubKey = tuple[str, ...]
+# user_snapshot(channel, user) -> snapshot data for a user channel, or None when none is sent
+UserSnapshot = Callable[[str, str], Any]
+
+
+def dumps(obj: Any) -> str:
+    """Compact JSON with sorted keys, like the venue's own output (and byte-stable across runs)."""
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True)
+
+
+@dataclass(eq=False)
+class Connection:
+    ws: web.WebSocketResponse
+    request: web.Request
+    queue: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
+    subs: dict[SubKey, dict[str, Any]] = field(default_factory=dict)
+
+    def send(self, obj: Any) -> None:
+        if self.queue.qsize() > MAX_QUEUED_MESSAGES:
+            self.abort()
+            return
+        self.queue.put_nowait(dumps(obj))
+
+    def abort(self) -> None:
+        """Drop the connection abruptly (no close frame), like a network failure."""
+        transport = self.request.transport
+        if transport is not None:
+            transport.abort()
+        self.queue.put_nowait(None)
+
+
+class SubscriptionError(ValueError):
+    pass
+
+
+class WsHub:
+    """All WS connections of the venue and the market/user pushes to them."""
+
+    def __init__(self, market: Market, faults: Faults, *, idle_timeout_secs: float,
+                 user_snapshot: UserSnapshot | None = None) -> None:
+        self.market = market
+        self.faults = faults
+        self.idle_timeout_secs = idle_timeout_secs
+        self.user_snapshot = user_snapshot
+        self.connections: set[Connection] = set()
+        self.total_connections = 0
+        self.dropped_connections = 0
+        self._last_mids: dict[str, str] | None = None
+        self._candle_last_t: dict[tuple[str, str], int] = {}
+
+    # --- connection lifecycle ---------------------------------------------------------------
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        """The /ws handler: read client messages until close, idle timeout or drop."""
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        conn = Connection(ws=ws, request=request)
+        self.connections.add(conn)
+        self.total_connections += 1
+        writer = asyncio.create_task(self._writer(conn))
+        conn.queue.put_nowait(CONNECTED_TEXT)
+        try:
+            await self._reader(conn)
+        finally:
+            self.connections.discard(conn)
+            conn.queue.put_nowait(None)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer, timeout=1.0)
+            writer.cancel()
+            if not ws.closed:
+                with contextlib.suppress(Exception):
+                    await ws.close()
+        return ws
+
+    async def _reader(self, conn: Connection) -> None:
+        while True:
+            try:
+                msg = await conn.ws.receive(timeout=self.idle_timeout_secs)
+            except TimeoutError:
+                log.info("closing idle websocket", extra={"peer": conn.request.remote})
+                await conn.ws.close()
+                return
+            if msg.type == WSMsgType.TEXT:
+                self._on_text(conn, msg.data)
+            elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                return
+
+    async def _writer(self, conn: Connection) -> None:
+        while True:
+            text = await conn.queue.get()
+            if text is None or conn.ws.closed:
+                return
+            try:
+                await conn.ws.send_str(text)
+            except (ConnectionError, RuntimeError):
+                return
+
+    def drop_all(self) -> int:
+        """Abort every connection (fault injection); return how many were dropped."""
+        conns = list(self.connections)
+        for conn in conns:
+            conn.abort()
+        self.dropped_connections += len(conns)
+        return len(conns)
+
+    async def close_all(self) -> None:
+        """Close every connection politely (shutdown)."""
+        for conn in list(self.connections):
+            with contextlib.suppress(Exception):
+                await conn.ws.close()
+
+    # --- client messages --------------------------------------------------------------------
+    def _on_text(self, conn: Connection, text: str) -> None:
+        try:
+            msg = json.loads(text)
+        except ValueError:
+            conn.send({"channel": "error", "data": f"{PARSE_ERROR}: {text}"})
+            return
+        method = msg.get("method") if isinstance(msg, dict) else None
+        if method == "ping":
+            conn.send({"channel": "pong"})
+            return
+        if method not in ("subscribe", "unsubscribe"):
+            conn.send({"channel": "error", "data": f"{PARSE_ERROR}: {text}"})
+            return
+        sub = msg.get("subscription")
+        try:
+            key = self._sub_key(sub)
+        except SubscriptionError as e:
+            conn.send({"channel": "error", "data": f"Invalid subscription {dumps(sub)}: {e}"})
+            return
+        if method == "subscribe":
+            if key in conn.subs:
+                conn.send({"channel": "error", "data": f"Already subscribed: {dumps(sub)}"})
+                return
+            conn.subs[key] = sub
+            conn.send({"channel": "subscriptionResponse",
+                       "data": {"method": "subscribe", "subscription": sub}})
+            self._send_initial(conn, key)
+        else:
+            if conn.subs.pop(key, None) is None:
+                conn.send({"channel": "error", "data": f"Already unsubscribed: {dumps(sub)}"})
+                return
+            conn.send({"channel": "subscriptionResponse",
+                       "data": {"method": "unsubscribe", "subscription": sub}})
+
+    def _sub_key(self, sub: Any) -> SubKey:
+        if not isinstance(sub, dict) or not isinstance(sub.get("type"), str):
+            raise SubscriptionError("missing type")
+        kind = sub["type"]
+        if kind == "allMids":
+            if sub.get("dex", "") not in ("", None):
+                raise SubscriptionError("unknown dex")
+            return ("allMids",)
+        if kind in ("candle", "bbo", "l2Book", "trades"):
+            coin = sub.get("coin")
+            if not isinstance(coin, str) or not self.market.has(coin):
+                raise SubscriptionError("unknown coin")
+            if kind != "candle":
+                return (kind, coin)
+            interval = sub.get("interval")
+            if interval not in VALID_INTERVALS:
+                raise SubscriptionError("unknown interval")
+            return (kind, coin, interval)
+        if kind in USER_CHANNELS:
+            user = sub.get("user")
+            if not isinstance(user, str) or not _ADDRESS.match(user):
+                raise SubscriptionError("invalid user")
+            return (kind, user.lower())
+        raise SubscriptionError("unknown subscription type")
+
+    def _send_initial(self, conn: Connection, key: SubKey) -> None:
+        now = self.market.now_ms()
+        kind = key[0]
+        if kind in USER_CHANNELS:
+            data = self.user_snapshot(kind, key[1]) if self.user_snapshot is not None else None
+            if data is not None:
+                conn.send({"channel": kind, "data": data})
+            return
+        msg = self._market_message(key, now)
+        if msg is not None:
+            conn.send(msg)
+
+    def _market_message(self, key: SubKey, now: int) -> dict[str, Any] | None:
+        kind = key[0]
+        if kind == "allMids":
+            return {"channel": "allMids", "data": {"mids": all_mids_json(self.market, now)}}
+        if kind == "bbo":
+            return {"channel": "bbo", "data": bbo_json(self.market, key[1], now)}
+        if kind == "l2Book":
+            return {"channel": "l2Book", "data": l2_book_json(self.market, key[1], now)}
+        if kind == "candle":
+            iv_ms = interval_ms_of(key[2])
+            candle = self.market.current_candle(key[1], iv_ms, now) if iv_ms else None
+            return None if candle is None else {"channel": "candle",
+                                                 "data": candle_json(key[1], key[2], candle)}
+        return None
+
+    # --- pushes -----------------------------------------------------------------------------
+    def _subscribers(self) -> dict[SubKey, list[Connection]]:
+        out: dict[SubKey, list[Connection]] = {}
+        for conn in self.connections:
+            for key in conn.subs:
+                out.setdefault(key, []).append(conn)
+        return out
+
+    def on_tick(self, now_ms: int) -> None:
+        """Push market channels after the market clock moved to ``now_ms``."""
+        subs = self._subscribers()
+        pause_market = self.faults.settings.pause_market_feed
+        for key, conns in subs.items():
+            kind = key[0]
+            if kind == "candle":
+                self._push_candles(key, conns, now_ms)
+            elif kind in ("allMids", "bbo", "l2Book") and not pause_market:
+                msg = self._market_message(key, now_ms)
+                if msg is not None:
+                    for conn in conns:
+                        conn.send(msg)
+
+    def _push_candles(self, key: SubKey, conns: list[Connection], now_ms: int) -> None:
+        """Send the final state of candles that closed since the last push, then the forming one."""
+        coin, interval = key[1], key[2]
+        iv_ms = interval_ms_of(interval)
+        if iv_ms is None:
+            return
+        last_t = self._candle_last_t.get((coin, interval))
+        current_t = (now_ms // iv_ms) * iv_ms
+        self._candle_last_t[(coin, interval)] = current_t
+        if self.faults.settings.pause_candle_feed:
+            return
+        since = current_t if last_t is None else max(last_t, current_t - MAX_CANDLES_PER_TICK * iv_ms)
+        for candle in self.market.candles(coin, iv_ms, since, now_ms, now_ms):
+            msg = {"channel": "candle", "data": candle_json(coin, interval, candle)}
+            for conn in conns:
+                conn.send(msg)
+
+    def publish_user(self, channel: str, user: str, payload: Any) -> None:
+        """Event sink for the exchange core: deliver ``payload`` to (channel, user) subscribers."""
+        key = (channel, user.lower())
+        msg = {"channel": channel, "data": payload}
+        for conn in list(self.connections):
+            if key in conn.subs:
+                conn.send(msg)

@@ -1,0 +1,188 @@
+"""Wire shapes of the venue's market data: /info answers and the WS market channels' payloads.
+
+Owns the JSON the simulator sends for market data (meta, spotMeta, metaAndAssetCtxs, allMids,
+candleSnapshot, l2Book, fundingHistory; candle, bbo, l2Book and allMids WS data). Numbers are
+strings where the venue uses strings, times are integer ms, keys as in the recorded responses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from simulator.market import (
+    HOUR_MS,
+    VALID_INTERVALS,
+    Candle,
+    Market,
+    fmt_num,
+    interval_ms_of,
+)
+
+MARKET_INFO_TYPES = frozenset({"meta", "spotMeta", "metaAndAssetCtxs", "allMids", "candleSnapshot",
+                               "l2Book", "fundingHistory"})
+FUNDING_HISTORY_CAP = 500
+BOOK_DEPTH = 20
+DESERIALIZE_ERROR = "Failed to deserialize the JSON body into the target type"
+
+
+class InfoRequestError(ValueError):
+    """A malformed /info body; the venue answers HTTP 422 with plain text."""
+
+
+def answer_market_info(market: Market, body: dict[str, Any], now_ms: int) -> Any:
+    """Answer a market-data /info request; raises InfoRequestError for a malformed one."""
+    kind = body.get("type")
+    if kind == "meta":
+        _check_dex(body)
+        return meta_json(market)
+    if kind == "spotMeta":
+        return {"universe": [], "tokens": []}
+    if kind == "metaAndAssetCtxs":
+        return [meta_json(market), asset_ctxs_json(market, now_ms)]
+    if kind == "allMids":
+        _check_dex(body)
+        return all_mids_json(market, now_ms)
+    if kind == "candleSnapshot":
+        return _candle_snapshot(market, body, now_ms)
+    if kind == "l2Book":
+        coin = _req_str(body, "coin")
+        return l2_book_json(market, coin, now_ms) if market.has(coin) else None
+    if kind == "fundingHistory":
+        return _funding_history(market, body, now_ms)
+    raise InfoRequestError(f"{DESERIALIZE_ERROR}: unknown variant `{kind}`")
+
+
+def _check_dex(body: dict[str, Any]) -> None:
+    dex = body.get("dex", "")
+    if dex not in ("", None):
+        raise InfoRequestError(f"{DESERIALIZE_ERROR}: unknown perp dex `{dex}`")
+
+
+def _req_str(body: dict[str, Any], key: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str):
+        raise InfoRequestError(f"{DESERIALIZE_ERROR}: missing field `{key}`")
+    return value
+
+
+def _req_int(body: dict[str, Any], key: str, default: int | None = None) -> int:
+    value = body.get(key, default)
+    if value is None and default is not None:
+        value = default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InfoRequestError(f"{DESERIALIZE_ERROR}: missing or invalid field `{key}`")
+    return value
+
+
+def meta_json(market: Market) -> dict[str, Any]:
+    """``meta``: the perp universe (asset index = position) and its margin tables."""
+    universe = []
+    tables: dict[int, dict[str, Any]] = {}
+    for info in market.coin_info():
+        universe.append({"szDecimals": info.sz_decimals, "name": info.name,
+                         "maxLeverage": info.max_leverage, "marginTableId": info.max_leverage})
+        tables[info.max_leverage] = {
+            "description": "",
+            "marginTiers": [{"lowerBound": "0.0", "maxLeverage": info.max_leverage}],
+        }
+    return {"universe": universe, "marginTables": [[k, v] for k, v in sorted(tables.items())]}
+
+
+def all_mids_json(market: Market, now_ms: int) -> dict[str, str]:
+    """``allMids``: coin → mid string."""
+    mids = market.mids_at(now_ms)
+    return {name: fmt_num(px) for name, px in zip(market.coins(), mids.tolist(), strict=True)}
+
+
+def asset_ctxs_json(market: Market, now_ms: int) -> list[dict[str, Any]]:
+    """Per-asset contexts, index i ↔ meta universe i."""
+    mids = market.mids_at(now_ms).tolist()
+    day = market.day_stats(now_ms)
+    out = []
+    for i, info in enumerate(market.coin_info()):
+        coin = info.name
+        bids, asks = market.book_at(coin, now_ms, 1)
+        mark = market.price_at(coin, now_ms)
+        base = float(day["base"][i])
+        funding = market.funding_rate_at(coin, now_ms)
+        out.append({
+            "funding": fmt_num(funding),
+            "openInterest": fmt_num(round(base * 0.3, info.sz_decimals)),
+            "prevDayPx": fmt_num(float(day["prev"][i])),
+            "dayNtlVlm": fmt_num(round(float(day["ntl"][i]), 2)),
+            "premium": fmt_num(round(funding - 0.0000125, 8)),
+            "oraclePx": fmt_num(mark),
+            "markPx": fmt_num(mark),
+            "midPx": fmt_num(mids[i]),
+            "impactPxs": [fmt_num(bids[0][0]), fmt_num(asks[0][0])],
+            "dayBaseVlm": fmt_num(round(base, info.sz_decimals)),
+        })
+    return out
+
+
+def candle_json(coin: str, interval: str, c: Candle) -> dict[str, Any]:
+    """One candle as the venue sends it (REST and WS share the shape)."""
+    t, t_close, o, h, lo, cl, v, n = c
+    return {"T": t_close, "c": fmt_num(cl), "h": fmt_num(h), "i": interval, "l": fmt_num(lo), "n": n,
+            "o": fmt_num(o), "s": coin, "t": t, "v": fmt_num(v)}
+
+
+def _candle_snapshot(market: Market, body: dict[str, Any], now_ms: int) -> list[dict[str, Any]]:
+    req = body.get("req")
+    if not isinstance(req, dict):
+        raise InfoRequestError(f"{DESERIALIZE_ERROR}: missing field `req`")
+    coin = _req_str(req, "coin")
+    interval = _req_str(req, "interval")
+    if interval not in VALID_INTERVALS:
+        raise InfoRequestError(f"{DESERIALIZE_ERROR}: unknown variant `{interval}`")
+    start = _req_int(req, "startTime")
+    end = _req_int(req, "endTime", default=now_ms)
+    iv_ms = interval_ms_of(interval)
+    if iv_ms is None or not market.has(coin):
+        return []
+    return [candle_json(coin, interval, c) for c in market.candles(coin, iv_ms, start, end, now_ms)]
+
+
+def _funding_history(market: Market, body: dict[str, Any], now_ms: int) -> list[dict[str, Any]]:
+    coin = _req_str(body, "coin")
+    start = _req_int(body, "startTime")
+    end = _req_int(body, "endTime", default=now_ms)
+    if not market.has(coin):
+        return []
+    first = max(start, market.t0_ms, 0)
+    hour = -(-first // HOUR_MS) * HOUR_MS
+    last = min(end, now_ms)
+    out = []
+    while hour <= last and len(out) < FUNDING_HISTORY_CAP:
+        rate = market.funding_rate_at(coin, hour)
+        out.append({"coin": coin, "fundingRate": fmt_num(rate),
+                    "premium": fmt_num(round(rate - 0.0000125, 8)), "time": hour})
+        hour += HOUR_MS
+    return out
+
+
+def _level(px: float, sz: float) -> dict[str, Any]:
+    # orders per level: a deterministic 1..3 derived from the size
+    return {"n": 1 + round(sz * 1000) % 3, "px": fmt_num(px), "sz": fmt_num(sz)}
+
+
+def l2_book_json(market: Market, coin: str, now_ms: int, depth: int = BOOK_DEPTH) -> dict[str, Any]:
+    """``l2Book`` (REST answer and WS data): bids high→low, asks low→high."""
+    bids, asks = market.book_at(coin, now_ms, depth)
+    return {"coin": coin, "levels": [[_level(p, s) for p, s in bids], [_level(p, s) for p, s in asks]],
+            "time": now_ms}
+
+
+def bbo_json(market: Market, coin: str, now_ms: int) -> dict[str, Any]:
+    """WS ``bbo`` data: best bid and ask levels."""
+    bids, asks = market.book_at(coin, now_ms, 1)
+    return {"bbo": [_level(*bids[0]), _level(*asks[0])], "coin": coin, "time": now_ms}
+
+
+def info_items(result: Any) -> int:
+    """Number of items an answer returned (for size-dependent rate-limit weight)."""
+    if isinstance(result, list | tuple | np.ndarray):
+        return len(result)
+    return 0
