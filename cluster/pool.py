@@ -89,7 +89,9 @@ class ShardPool:
                 name=ACTOR_NAME_FORMAT.format(index=i),
                 namespace=pool.namespace,
                 max_restarts=-1,
-                max_task_retries=0,  # a tick is never retried behind the driver's back
+                # evaluate is idempotent (a key never advances state twice), so a call caught by a
+                # restart is safely re-run on the restarted actor, still within the tick deadline.
+                max_task_retries=2,
                 num_cpus=pool.actor_num_cpus,
             ).remote(i, redis_url, redis_prefix, settings, configs, groups[i])
             for i in range(pool.n_shards)

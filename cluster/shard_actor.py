@@ -57,6 +57,10 @@ class SignalShard:
         self._core.checkpoint(symbols)
         self._core.drop(symbols)
 
+    def progress(self, symbols: Sequence[str]) -> dict[str, tuple[int | None, int]]:
+        """Delegate to `ShardCore.progress` (tests and health checks)."""
+        return self._core.progress(symbols)
+
     def stats(self) -> dict[str, Any]:
         """Return counters plus this process's pid and resident memory (for the benchmark)."""
         out = self._core.stats()

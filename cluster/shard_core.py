@@ -331,6 +331,10 @@ class ShardCore:
         """Return the symbols this shard holds state for."""
         return sorted(self._states)
 
+    def progress(self, symbols: Iterable[str]) -> dict[str, tuple[int | None, int]]:
+        """Return {symbol: (last applied open time, bars applied)} for symbols held here."""
+        return {s: (self._states[s].last_t, self._states[s].ind.bars) for s in symbols if s in self._states}
+
     def drop(self, symbols: Iterable[str]) -> None:
         """Forget symbols that moved to another shard (after a final checkpoint by the caller)."""
         for symbol in symbols:
