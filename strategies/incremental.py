@@ -85,6 +85,14 @@ class _Ewm:
 
     def push(self, cur: float) -> float:
         w = self.weighted
+        if self.old_wt == 1.0 and w == w and cur == cur and not self.com_is_one:
+            # Steady state (same arithmetic as below): old_wt = 1.0 * ofac, new_wt = alpha.
+            self.nobs += 1
+            if w != cur:
+                ofac, alpha = self.ofac, self.alpha
+                w = (ofac * w + alpha * cur) / (ofac + alpha)
+                self.weighted = w
+            return w if self.nobs >= self.minp else NAN
         if not self.started:
             self.started = True
             w = cur
@@ -127,44 +135,46 @@ class _RollMean:
         self.sum_x = self.comp_add = self.comp_rem = 0.0
         self.prev = NAN
 
-    def _add(self, val: float) -> None:
-        if val == val:
-            self.nobs += 1
-            y = val - self.comp_add
-            t = self.sum_x + y
-            self.comp_add = t - self.sum_x - y
-            self.sum_x = t
-            if val < 0.0 or (val == 0.0 and math.copysign(1.0, val) < 0.0):
-                self.neg_ct += 1
-            self.same = self.same + 1 if val == self.prev else 1
-            self.prev = val
-
     def push(self, val: float) -> float:
         buf = self.buf
-        if self.window <= 1:  # pandas re-seeds every window that does not overlap the previous one
+        window = self.window
+        sum_x = self.sum_x
+        nobs = self.nobs
+        neg_ct = self.neg_ct
+        if window <= 1:  # pandas re-seeds every window that does not overlap the previous one
             buf.clear()
             self._reset()
-        elif len(buf) == self.window:
+            sum_x, nobs, neg_ct = 0.0, 0, 0
+        elif len(buf) == window:
             old = buf.popleft()
-            if old == old:
-                self.nobs -= 1
+            if old == old:  # remove_mean, with its own Kahan compensation
+                nobs -= 1
                 y = -old - self.comp_rem
-                t = self.sum_x + y
-                self.comp_rem = t - self.sum_x - y
-                self.sum_x = t
+                t = sum_x + y
+                self.comp_rem = t - sum_x - y
+                sum_x = t
                 if old < 0.0 or (old == 0.0 and math.copysign(1.0, old) < 0.0):
-                    self.neg_ct -= 1
+                    neg_ct -= 1
         buf.append(val)
-        self._add(val)
-        nobs = self.nobs
-        if nobs < self.window or nobs <= 0:
+        if val == val:  # add_mean
+            nobs += 1
+            y = val - self.comp_add
+            t = sum_x + y
+            self.comp_add = t - sum_x - y
+            sum_x = t
+            if val < 0.0 or (val == 0.0 and math.copysign(1.0, val) < 0.0):
+                neg_ct += 1
+            self.same = self.same + 1 if val == self.prev else 1
+            self.prev = val
+        self.sum_x, self.nobs, self.neg_ct = sum_x, nobs, neg_ct
+        if nobs < window or nobs <= 0:  # calc_mean with min_periods = window
             return NAN
         if self.same >= nobs:
             return self.prev
-        result = self.sum_x / nobs
-        if self.neg_ct == 0 and result < 0:
+        result = sum_x / nobs
+        if neg_ct == 0 and result < 0:
             return 0.0
-        if self.neg_ct == nobs and result > 0:
+        if neg_ct == nobs and result > 0:
             return 0.0
         return result
 
