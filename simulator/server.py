@@ -201,7 +201,7 @@ class Venue:
         if is_order and self.faults.take_lost_ack():
             self.counters["lost_acks"] += 1
             _drop_connection(request)
-            raise ConnectionResetError("lost ack (fault injection)")
+            return web.Response(status=200, text="")  # never reaches the client: transport aborted
         await self._maybe_delay()
         if isinstance(result, str):
             return web.Response(status=status, text=result)
