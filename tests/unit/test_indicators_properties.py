@@ -119,3 +119,16 @@ def test_empty_frame_gives_empty_indicator_columns() -> None:
     df = pd.DataFrame({c: pd.Series(dtype=float) for c in ("Open", "High", "Low", "Close", "Volume")})
     out = compute_indicators(df)
     assert len(out) == 0 and set(INDICATOR_COLUMNS) <= set(out.columns)
+
+
+@settings(max_examples=10, deadline=None)
+@given(candle_frames(max_len=120))
+def test_batch_ignores_the_index_and_does_not_mutate_input(df: pd.DataFrame) -> None:
+    shifted = df.set_index(pd.date_range("2024-01-01", periods=len(df), freq="min"))
+    before = shifted.copy()
+    out = compute_indicators(shifted, SMALL)
+    pd.testing.assert_frame_equal(shifted, before)
+    assert out.index.equals(shifted.index)
+    plain = compute_indicators(df, SMALL)
+    for name in INDICATOR_COLUMNS:
+        assert np.array_equal(out[name].to_numpy(), plain[name].to_numpy(), equal_nan=True), name
