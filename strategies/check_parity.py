@@ -19,7 +19,7 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ import pandas as pd
 
 from strategies.config import StrategyConfig, default_config
 from strategies.incremental import IncrementalIndicators
-from strategies.indicator_params import INDICATOR_COLUMNS
+from strategies.indicator_params import INDICATOR_COLUMNS, IndicatorParams
 from strategies.mei_alpha_v1 import decide_over_frame, frame_from_ohlcv, indicator_frame
 from strategies.signals import decide
 
@@ -75,11 +75,19 @@ def read_candles(path: Path) -> pd.DataFrame:
     return df
 
 
-def check_frame(df: pd.DataFrame, symbol: str, cfg: StrategyConfig) -> dict[str, Any]:
+IncrementalFactory = Callable[[IndicatorParams], IncrementalIndicators]
+
+
+def check_frame(
+    df: pd.DataFrame,
+    symbol: str,
+    cfg: StrategyConfig,
+    make_incremental: IncrementalFactory = IncrementalIndicators,
+) -> dict[str, Any]:
     """Compare both paths over every bar of a t,o,h,l,c,v frame; return the per-file report."""
     frame = indicator_frame(frame_from_ohlcv(df), cfg)
     batch_decisions = decide_over_frame(frame, symbol, cfg)
-    inc = IncrementalIndicators(cfg.indicator_params())
+    inc = make_incremental(cfg.indicator_params())
     batch_cols = {c: frame[c].to_numpy(dtype=float) for c in INDICATOR_COLUMNS}
     worst: dict[str, Any] = {"rel_err": 0.0, "column": None, "bar": None}
     nan_mismatches = signal_mismatches = 0
@@ -115,13 +123,16 @@ def _is_ok(report: dict[str, Any]) -> bool:
             and report["nan_mismatches"] == 0)
 
 
-def run(paths: Sequence[str]) -> tuple[int, dict[str, Any]]:
+def run(
+    paths: Sequence[str], make_incremental: IncrementalFactory = IncrementalIndicators
+) -> tuple[int, dict[str, Any]]:
     """Check every file; return (exit status, JSON-able report). Raises BadInput on bad input."""
     frames = [(Path(p), read_candles(Path(p))) for p in paths]  # validate all before working
     files = []
     for path, df in frames:
         symbol = symbol_from_path(path)
-        report = {"file": str(path), "symbol": symbol, **check_frame(df, symbol, default_config(symbol))}
+        cfg = default_config(symbol)
+        report = {"file": str(path), "symbol": symbol, **check_frame(df, symbol, cfg, make_incremental)}
         report["ok"] = _is_ok(report)
         files.append(report)
     total = {
