@@ -6,8 +6,8 @@ transaction as the trade row that changed it). Because both change in one transa
 or kill -9 leaves either the old or the new state, never half of each, and a restart resumes
 positions and cash exactly. Every row carries the mode.
 
-Until MD's `engine.sqlite_logger.open_db` lands this module opens its connection with a private
-helper that applies the same rules (WAL, busy timeout, 0600 on the DB and its -wal/-shm files).
+Connections come from `engine.sqlite_logger.open_db` (WAL, busy timeout, 0600 on the DB and its
+-wal/-shm files).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 
 from engine.broker import ExitState, Fill, Position
 from engine.enums import FeeMode, LedgerKind, Mode, OrderSide, PriceSource
+from engine.sqlite_logger import open_db
 from strategies.enums import Confidence, PositionSide
 
 SCHEMA_VERSION = 1
@@ -145,15 +146,14 @@ def harden_permissions(path: Path) -> None:
 
 
 def open_trading_db(path: Path, timeout_secs: float = 5.0) -> sqlite3.Connection:
-    """Open (creating 0600) a SQLite DB in WAL mode; private stand-in for sqlite_logger.open_db."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
-        os.close(fd)
-    conn = sqlite3.connect(str(path), timeout=timeout_secs, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
+    """Open (creating 0600) the trading DB through `sqlite_logger.open_db`, for explicit transactions.
+
+    Autocommit mode (our code issues BEGIN IMMEDIATE / COMMIT) and synchronous=FULL: a committed
+    ledger row survives a power cut, not only a crash.
+    """
+    conn = open_db(path, busy_timeout_secs=timeout_secs)
+    conn.isolation_level = None
     conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA foreign_keys=ON")
     harden_permissions(path)
     return conn
 
