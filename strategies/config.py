@@ -32,6 +32,36 @@ class StrategyConfigError(ValueError):
     """The strategy YAML is invalid; the message names the source and the key path."""
 
 
+class FrozenMap(Mapping[str, Any]):
+    """A read-only mapping that pickles (configs cross process boundaries, e.g. to Ray actors)."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+        self._data = dict(data or {})
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> typing.Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"FrozenMap({self._data!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mapping) and dict(self.items()) == dict(other.items())
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self._data)))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FrozenMap, (self._data,))
+
+
 # ----------------------------------------------------------------------------------------------
 # Sections. Field defaults are the reference's code defaults (not the example YAML's values).
 # ----------------------------------------------------------------------------------------------
@@ -283,7 +313,7 @@ class StrategyConfig:
     market_regime: MarketRegimeConfig = field(default_factory=MarketRegimeConfig)
     watchlist_exclude: tuple[str, ...] = ()
     engine: EngineConfig = field(default_factory=EngineConfig)
-    risk: Mapping[str, Any] = field(default_factory=lambda: types.MappingProxyType({}))
+    risk: Mapping[str, Any] = field(default_factory=FrozenMap)
     symbol: str | None = None
     strategy_mode: StrategyMode | None = None
 
@@ -387,7 +417,7 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
 
 def _freeze(value: Any) -> Any:
     if isinstance(value, Mapping):
-        return types.MappingProxyType({str(k): _freeze(v) for k, v in value.items()})
+        return FrozenMap({str(k): _freeze(v) for k, v in value.items()})
     if isinstance(value, list | tuple):
         return tuple(_freeze(v) for v in value)
     return value
@@ -424,7 +454,7 @@ def _build(cls: type, data: Any, path: str) -> Any:
 # Layers, merge and resolution
 # ----------------------------------------------------------------------------------------------
 
-MODE_ALIASES: Mapping[str, StrategyMode] = types.MappingProxyType({
+MODE_ALIASES: Mapping[str, StrategyMode] = FrozenMap({
     "m1": StrategyMode.PRIMARY, "mode1": StrategyMode.PRIMARY,
     "m2": StrategyMode.FALLBACK, "mode2": StrategyMode.FALLBACK,
     "m3": StrategyMode.CONSERVATIVE, "mode3": StrategyMode.CONSERVATIVE,

@@ -71,7 +71,9 @@ def test_analyze_batch_equals_incremental_on_every_bar(path: Path) -> None:
     mismatches = [i for i, (a, b) in enumerate(zip(ref, inc, strict=True))
                   if (a.signal, a.confidence) != (b.signal, b.confidence)]
     assert mismatches == []
-    assert all(a.score == b.score for a, b in zip(ref, inc, strict=True))
+    for a, b in zip(ref, inc, strict=True):
+        assert a.score == b.score and a.gates == b.gates and a.snapshot.keys() == b.snapshot.keys()
+        assert all(same_value(a.snapshot[k], b.snapshot[k]) for k in a.snapshot)
 
 
 def test_analyze_prefix_equals_series_and_does_not_mutate_input() -> None:

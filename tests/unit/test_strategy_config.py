@@ -172,3 +172,15 @@ def test_config_shipped_yaml_loads_and_resolves_every_mode() -> None:
         cfg = ov.resolve("ETH", live=True, strategy_mode=mode)
         assert cfg.entries_enabled is (mode is not StrategyMode.FLAT)
     assert ov.resolve(None).engine.interval == "1h"
+
+
+def test_config_and_decision_pickle_round_trip() -> None:
+    """Configs and decisions cross process boundaries (Ray actors): they must pickle."""
+    import pickle
+
+    doc = {"global": {"risk": {"heat": {"enabled": True}}}}
+    cfg = parse_overrides(doc).resolve("ETH", strategy_mode="m3")
+    again = pickle.loads(pickle.dumps(cfg))
+    assert again == cfg and hash(again) == hash(cfg) and again.risk["heat"]["enabled"] is True
+    decision = decide(base_rows(), 300, cfg, None)
+    assert pickle.loads(pickle.dumps(decision)) == decision
