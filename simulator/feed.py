@@ -209,6 +209,11 @@ class WsHub:
             if data is not None:
                 conn.send({"channel": kind, "data": data})
             return
+        if kind == "candle" and not any(key in c.subs for c in self.connections if c is not conn):
+            # first subscriber: the stream continues from the candle this snapshot shows
+            iv_ms = interval_ms_of(key[2])
+            if iv_ms is not None:
+                self._candle_last_t[(key[1], key[2])] = (now // iv_ms) * iv_ms
         msg = self._market_message(key, now)
         if msg is not None:
             conn.send(msg)
