@@ -14,6 +14,7 @@ signer is neither an account nor an approved agent is refused as the venue refus
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -44,6 +45,7 @@ from simulator.signing import (
 from simulator.user_ledger import UserLedger
 
 EventSink = Callable[[str, str, Any], None]
+ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
 L1_ACTIONS = frozenset({"order", "cancel", "cancelByCloid", "updateLeverage", "scheduleCancel"})
 FIRST_OID = 1_000_001
 FIRST_TID = 500_000_001
@@ -306,26 +308,40 @@ class ExchangeCore:
             req.is_buy, req.px, bids[0][0] if bids else None, asks[0][0] if asks else None
         ):
             raise OrderRejected(vt.RejectKind.BAD_ALO_PX, req.asset)
-        if not req.reduce_only and self._margin_shortfall(account, req, szi):
+        if not req.reduce_only and self._margin_shortfall(account, req.coin, req.is_buy, req.sz, req.px):
             raise OrderRejected(vt.RejectKind.MARGIN, req.asset)
 
-    def _margin_shortfall(self, account: Account, req: OrderRequest, szi: float) -> bool:
-        """True if the new exposure's initial margin exceeds free collateral less resting orders' margin."""
-        signed = req.sz if req.is_buy else -req.sz
+    def _margin_shortfall(
+        self,
+        account: Account,
+        coin: str,
+        is_buy: bool,
+        sz: float,
+        px: float,
+        *,
+        resting_oid: int | None = None,
+    ) -> bool:
+        """True if the exposure added by trading `sz` needs more initial margin than is free.
+
+        Free = account value − margin of positions − margin of resting orders (except `resting_oid`,
+        the order being filled). Reducing a position needs no margin.
+        """
+        szi = account.szi(coin)
+        signed = sz if is_buy else -sz
         added = max(0.0, abs(szi + signed) - abs(szi))
         if added == 0.0:
             return False
-        max_lev = self._market.max_leverage(req.coin)
-        lev = account.leverage_for(req.coin, max_lev).value
-        px = max(req.px, self._market.mid(req.coin))
-        required = added * px / lev
-        free = margin_summary(account, self._market).free_collateral - self._resting_margin(account)
+        lev = account.leverage_for(coin, self._market.max_leverage(coin)).value
+        required = added * max(px, self._market.mid(coin)) / lev
+        free = margin_summary(account, self._market).free_collateral - self._resting_margin(
+            account, resting_oid
+        )
         return required > free + 1e-9
 
-    def _resting_margin(self, account: Account) -> float:
+    def _resting_margin(self, account: Account, skip_oid: int | None = None) -> float:
         total = 0.0
         for order in self._ledger.open_orders(account.address):
-            if not order.reduce_only:
+            if not order.reduce_only and order.oid != skip_oid:
                 lev = account.leverage_for(order.coin, self._market.max_leverage(order.coin)).value
                 total += order.sz * order.limit_px / lev
         return total
@@ -481,6 +497,16 @@ class ExchangeCore:
                     self._finish(order, vt.OrderStatus.REDUCE_ONLY_CANCELED, now_ms, record_cloid=True)
                     continue
                 sz = min(sz, abs(szi))
+            elif self._margin_shortfall(
+                self._accounts[order.user],
+                order.coin,
+                order.is_buy,
+                sz,
+                order.limit_px,
+                resting_oid=order.oid,
+            ):
+                self._finish(order, vt.OrderStatus.MARGIN_CANCELED, now_ms, record_cloid=True)
+                continue
             self._fill(order, order.limit_px, sz, crossed=False, now_ms=now_ms)
             if order.status is vt.OrderStatus.OPEN and order.reduce_only:
                 self._finish(order, vt.OrderStatus.REDUCE_ONLY_CANCELED, now_ms, record_cloid=True)
@@ -528,13 +554,20 @@ class ExchangeCore:
     # ----------------------------------------------------------------- user /info
 
     def handle_user_info(self, body: dict, now_ms: int) -> Any | None:
-        """Answer a user-specific /info request, or None if body["type"] is not one this core serves."""
+        """Answer a user-specific /info request; None if body["type"] is not one this core serves or
+        body["user"] is not an address. The first query about an address funds it."""
         kind = body.get("type") if isinstance(body, dict) else None
         if kind not in UserLedger.INFO_TYPES:
             return None
+        user = body.get("user")
+        if not isinstance(user, str) or not ADDRESS_RE.match(user):
+            return None  # the server answers 422, as the venue does for a body it cannot parse
+        user = user.lower()
         with self._lock:
-            user = str(body.get("user", "")).lower()
             if kind == "clearinghouseState":
                 return clearinghouse_state(self._account(user), self._market, now_ms)
+            if kind == "spotClearinghouseState":
+                self._account(user)
+                return {"balances": []}  # perp-only venue: margin lives in clearinghouseState
             self._account(user)
             return self._ledger.info(kind, user, body)

@@ -24,6 +24,7 @@ class UserLedger:
     INFO_TYPES: ClassVar[frozenset[str]] = frozenset(
         {
             "clearinghouseState",
+            "spotClearinghouseState",
             "openOrders",
             "frontendOpenOrders",
             "userFills",

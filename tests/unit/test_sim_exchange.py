@@ -291,3 +291,18 @@ def _fixed_wallet():
     import eth_account
 
     return eth_account.Account.from_key("0x" + "11" * 32)
+
+
+def test_resting_order_without_margin_when_reached_is_margin_canceled(venue: Venue, alice: Client) -> None:
+    oid = alice.order("BTC", True, 1.5, 90_000, "Gtc")["resting"]["oid"]  # 1.5 x 100k / 20x = 7.5k: fits
+    assert alice.update_leverage("BTC", 5)["status"] == "ok"  # now it would need 27k
+    venue.tick(BTC=89_990.0)
+    assert venue.info("userFills", alice.address) == []
+    assert venue.info("orderStatus", alice.address, oid=oid)["order"]["status"] == "marginCanceled"
+    assert venue.info("openOrders", alice.address) == []
+
+
+def test_spot_state_is_empty_and_bad_user_is_not_answered(venue: Venue, alice: Client) -> None:
+    assert venue.info("spotClearinghouseState", alice.address) == {"balances": []}
+    assert venue.core.handle_user_info({"type": "openOrders", "user": "nobody"}, T0_MS) is None
+    assert venue.core.handle_user_info({"type": "openOrders"}, T0_MS) is None
