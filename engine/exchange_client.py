@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 
 _CLOID_RE = re.compile(r"^0x[0-9a-f]{32}$")
 _HEADERS = {"Content-Type": "application/json"}
+_GROUPINGS = frozenset({"na", "normalTpsl", "positionTpsl"})
 _ROUNDING = {
     RoundDirection.NEAREST: ROUND_HALF_EVEN,
     RoundDirection.UP: ROUND_CEILING,
@@ -299,6 +300,8 @@ class ActionSigner:
         or a price/size the wire format cannot carry exactly."""
         if not orders:
             raise ValueError("an order batch needs at least one order")
+        if grouping not in _GROUPINGS:
+            raise ValueError(f"grouping must be one of {sorted(_GROUPINGS)}, got {grouping!r}")
         wires = []
         for spec in orders:
             request: dict[str, Any] = {
@@ -464,7 +467,7 @@ class ExchangeTransport:
         if self._owns_session:
             self._session.close()
 
-    def post(self, signed: SignedAction, *, budget_wait_secs: float = 0.0) -> ExchangeOutcome:
+    def post(self, signed: SignedAction, *, budget_wait_secs: float = 2.0) -> ExchangeOutcome:
         """Send `signed` once. Waits at most `budget_wait_secs` for rate budget, else NOT_SENT."""
         outcome = self._post(signed, budget_wait_secs)
         log.info(
@@ -490,7 +493,11 @@ class ExchangeTransport:
             return ExchangeNotSent(kind, nonce, NotSentReason.RATE_BUDGET, exc.detail)
         try:
             response = self._session.post(
-                f"{self.base_url}/exchange", data=signed.body, headers=_HEADERS, timeout=self.timeout_secs
+                f"{self.base_url}/exchange",
+                data=signed.body,
+                headers=_HEADERS,
+                timeout=self.timeout_secs,
+                allow_redirects=False,  # never re-send an action somewhere else
             )
         except requests.RequestException as exc:
             return _classify_exception(kind, nonce, exc)

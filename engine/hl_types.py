@@ -701,13 +701,33 @@ def parse_order_status(body: Any, request: str = "orderStatus") -> OrderStatusIn
         return OrderStatusInfo(order=None, status=None, status_timestamp_ms=None)
     if top != "order":
         raise ctx.at("status").fail(f"unknown value {top[:40]!r}")
-    octx = ctx.at("order")
-    inner = _obj(_get(obj, "order", ctx), octx)
+    update = _order_update(_get(obj, "order", ctx), ctx.at("order"))
     return OrderStatusInfo(
-        order=_open_order(_get(inner, "order", octx), octx.at("order")),
-        status=_enum(VenueOrderStatus, inner, "status", octx),
-        status_timestamp_ms=_int(inner, "statusTimestamp", octx),
+        order=update.order, status=update.status, status_timestamp_ms=update.status_timestamp_ms
     )
+
+
+@dataclass(frozen=True, slots=True)
+class OrderUpdate:
+    """One order state change (WS `orderUpdates` element; also the inner part of `orderStatus`)."""
+
+    order: OpenOrder
+    status: VenueOrderStatus
+    status_timestamp_ms: int
+
+
+def _order_update(item: Any, ctx: _Ctx) -> OrderUpdate:
+    obj = _obj(item, ctx)
+    return OrderUpdate(
+        order=_open_order(_get(obj, "order", ctx), ctx.at("order")),
+        status=_enum(VenueOrderStatus, obj, "status", ctx),
+        status_timestamp_ms=_int(obj, "statusTimestamp", ctx),
+    )
+
+
+def parse_order_updates(body: Any, request: str = "orderUpdates") -> tuple[OrderUpdate, ...]:
+    """Parse the WS `orderUpdates` data: a list of `{order, status, statusTimestamp}`."""
+    return _items(body, _Ctx(request), _order_update)
 
 
 # --- fills and funding --------------------------------------------------------------------------

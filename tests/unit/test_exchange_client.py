@@ -167,6 +167,7 @@ def test_signed_actions_have_the_sdk_shape_and_recover(
         lambda s: s.sign_update_leverage(0, 0),
         lambda s: s.sign_update_leverage(0, 2.5),
         lambda s: s.sign_orders([OrderSpec(asset=0, is_buy=True, limit_px=0.123456789, sz=1.0)]),
+        lambda s: s.sign_orders([OrderSpec(asset=0, is_buy=True, limit_px=1.0, sz=1.0)], grouping="all"),
     ],
 )
 def test_signer_refuses_malformed_actions(bad: Callable[[ActionSigner], SignedAction]) -> None:

@@ -141,7 +141,7 @@ def test_nothing_sent_is_reported_as_not_sent(scripted_server: ScriptedServer, r
     budget = RateBudget(1200, clock=lambda: 0.0)
     if setup.get("exhaust"):
         budget.charge(1200)
-    outcome = transport(setup["url"], budget=budget).post(order())
+    outcome = transport(setup["url"], budget=budget).post(order(), budget_wait_secs=0.0)
     assert isinstance(outcome, ExchangeNotSent) and outcome.reason is reason
     assert scripted_server.requests == []
 
@@ -151,3 +151,19 @@ def test_transport_charges_exchange_weight(scripted_server: ScriptedServer) -> N
     budget = RateBudget(1200, clock=lambda: 0.0)
     transport(scripted_server.base_url, budget=budget).post(SIGNER.sign_update_leverage(0, 5))
     assert budget.available() == 1199
+
+
+def test_transport_waits_for_budget_refill_within_its_allowance(scripted_server: ScriptedServer) -> None:
+    scripted_server.script(Reply(200, {"status": "ok", "response": {"type": "default"}}))
+    now = [0.0]
+    waits: list[float] = []
+
+    def sleep(secs: float) -> None:
+        waits.append(secs)
+        now[0] += secs
+
+    budget = RateBudget(1200, clock=lambda: now[0], sleep=sleep)
+    budget.charge(1200)
+    outcome = transport(scripted_server.base_url, budget=budget).post(SIGNER.sign_schedule_cancel(None))
+    assert isinstance(outcome, ExchangeAccepted)
+    assert waits == [pytest.approx(0.05)]  # one weight at 20 weight per second

@@ -316,6 +316,18 @@ def test_parse_order_status_documented_shapes() -> None:
     assert not unknown.known and unknown.order is None
 
 
+def test_parse_order_updates_ws_shape() -> None:
+    body = [
+        {"order": {"coin": "BTC", "side": "B", "limitPx": "65000.0", "sz": "0.01", "oid": 9, "timestamp": 5,
+                   "origSz": "0.01", "cloid": "0x" + "0f" * 16}, "status": "open", "statusTimestamp": 6},
+        {"order": {"coin": "BTC", "side": "B", "limitPx": "65000.0", "sz": "0.0", "oid": 9, "timestamp": 5,
+                   "origSz": "0.01"}, "status": "canceled", "statusTimestamp": 7},
+    ]  # fmt: skip
+    opened, canceled = hl.parse_order_updates(body)
+    assert opened.status is VenueOrderStatus.OPEN and opened.order.cloid == "0x" + "0f" * 16
+    assert canceled.status is VenueOrderStatus.CANCELED and canceled.status_timestamp_ms == 7
+
+
 def test_parse_order_status_unknown_status_value_raises() -> None:
     body = {
         "status": "order",
@@ -507,6 +519,7 @@ _PARSERS = [
     hl.parse_funding_history,
     hl.parse_user_funding,
     hl.parse_exchange_reply,
+    hl.parse_order_updates,
 ]
 
 
@@ -521,6 +534,25 @@ def _shrink(body: Any) -> Any:
 
 _SEEDS: list[tuple[Any, Any]] = [(_shrink(b), None) for _n, _r, b in RECORDED] + [
     (META_AND_CTXS, None),
+    (
+        [
+            {
+                "order": dict(
+                    coin="A",
+                    side="A",
+                    limitPx="2",
+                    sz="0",
+                    oid=3,
+                    timestamp=4,
+                    origSz="1",
+                    cloid="0x" + "ab" * 16,
+                ),
+                "status": "filled",
+                "statusTimestamp": 5,
+            }
+        ],
+        None,
+    ),
     (
         {
             "status": "order",
