@@ -251,3 +251,17 @@ def test_sdk_websocket_receives_market_and_user_messages(simulator: SimulatorPro
         assert live[0]["data"]["user"] == address and live[0]["data"]["fills"][0]["oid"] == oid
     finally:
         info.disconnect_websocket()
+
+
+def test_sdk_approved_agent_trades_for_the_master_account(
+    simulator: SimulatorProcess, trader: Trader
+) -> None:
+    master, info, address = trader
+    result, agent_key = master.approve_agent("engine")
+    assert result == {"status": "ok", "response": {"type": "default"}}
+    agent = Exchange(eth_account.Account.from_key(agent_key), simulator.base_url, account_address=address)
+    filled = agent.market_open(COIN, True, _sz(info, COIN, 40.0))
+    oid = filled["response"]["data"]["statuses"][0]["filled"]["oid"]
+    assert info.user_fills(address)[0]["oid"] == oid
+    assert agent.market_close(COIN)["response"]["data"]["statuses"][0]["filled"]["oid"] > oid
+    assert info.user_state(address)["assetPositions"] == []
