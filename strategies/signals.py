@@ -55,9 +55,22 @@ def rank_score(signal: Signal, confidence: Confidence, adx: float) -> float:
     return CONFIDENCE_RANK[confidence] * 100.0 + adx_part
 
 
+_NAN = math.nan
+# Gate keys as plain strings, computed once (Enum.value is a descriptor call, slow in a hot loop).
+_G = {g: g.value for g in EntryGate}
+_G_WARMUP, _G_FLAT = _G[EntryGate.WARMUP], _G[EntryGate.FLAT_MODE]
+_G_ADX_MIN, _G_RANGING = _G[EntryGate.ADX_ABOVE_MIN], _G[EntryGate.NOT_RANGING]
+_G_ANOMALY, _G_EXTENDED = _G[EntryGate.NOT_ANOMALY], _G[EntryGate.NOT_EXTENDED]
+_G_VOLUME, _G_ADX_RISING = _G[EntryGate.VOLUME_CONFIRMED], _G[EntryGate.ADX_RISING]
+_G_ALIGN, _G_PRICE = _G[EntryGate.EMA_ALIGNMENT], _G[EntryGate.PRICE_VS_EMA_FAST]
+_G_RSI, _G_MACD = _G[EntryGate.RSI_LIMIT], _G[EntryGate.MACD]
+_G_STOCH, _G_BTC = _G[EntryGate.STOCH_RSI], _G[EntryGate.BTC_ALIGNMENT]
+_SIGNAL_VALUE = {s: s.value for s in Signal}
+
+
 def _f(row: Row, key: str) -> float:
-    value = row.get(key, math.nan)
-    return math.nan if value is None else float(value)
+    value = row.get(key)
+    return _NAN if value is None else value
 
 
 def _truthy(value: object) -> bool:
@@ -81,7 +94,7 @@ def _clamp(x: float, lo: float, hi: float) -> float:
     return max(lo, min(hi, x))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Ctx:
     """Values shared by the entry paths (one bar)."""
 
@@ -183,20 +196,20 @@ def _standard_entry(
         stoch_k = 0.0  # reference quirk kept: NaN -> 0.0 never blocks longs, always blocks shorts
     sr = cfg.thresholds.stoch_rsi
     long_checks = {
-        EntryGate.EMA_ALIGNMENT: ctx.bullish,
-        EntryGate.PRICE_VS_EMA_FAST: ctx.close > ctx.ema_fast,
-        EntryGate.RSI_LIMIT: ctx.rsi > long_limit,
-        EntryGate.MACD: _macd_ok(ctx, True, entry.macd_hist_entry_mode),
-        EntryGate.STOCH_RSI: (not stoch_on) or stoch_k < sr.block_long_if_k_gt,
-        EntryGate.BTC_ALIGNMENT: ctx.btc_ok_long,
+        _G_ALIGN: ctx.bullish,
+        _G_PRICE: ctx.close > ctx.ema_fast,
+        _G_RSI: ctx.rsi > long_limit,
+        _G_MACD: _macd_ok(ctx, True, entry.macd_hist_entry_mode),
+        _G_STOCH: (not stoch_on) or stoch_k < sr.block_long_if_k_gt,
+        _G_BTC: ctx.btc_ok_long,
     }
     short_checks = {
-        EntryGate.EMA_ALIGNMENT: ctx.bearish,
-        EntryGate.PRICE_VS_EMA_FAST: ctx.close < ctx.ema_fast,
-        EntryGate.RSI_LIMIT: ctx.rsi < short_limit,
-        EntryGate.MACD: _macd_ok(ctx, False, entry.macd_hist_entry_mode),
-        EntryGate.STOCH_RSI: (not stoch_on) or stoch_k > sr.block_short_if_k_lt,
-        EntryGate.BTC_ALIGNMENT: ctx.btc_ok_short,
+        _G_ALIGN: ctx.bearish,
+        _G_PRICE: ctx.close < ctx.ema_fast,
+        _G_RSI: ctx.rsi < short_limit,
+        _G_MACD: _macd_ok(ctx, False, entry.macd_hist_entry_mode),
+        _G_STOCH: (not stoch_on) or stoch_k > sr.block_short_if_k_lt,
+        _G_BTC: ctx.btc_ok_short,
     }
     if all(long_checks.values()):
         signal = Signal.BUY
@@ -206,7 +219,7 @@ def _standard_entry(
         signal = Signal.NEUTRAL
     show_short = signal is Signal.SELL or (signal is Signal.NEUTRAL and ctx.bearish)
     shown = short_checks if show_short else long_checks
-    gates.update({g.value: ok for g, ok in shown.items()})
+    gates.update(shown)
     if signal is Signal.NEUTRAL:
         return signal, Confidence.LOW
     high = _f(cur, "Volume") > _f(cur, "vol_sma") * entry.high_conf_volume_mult
@@ -275,7 +288,7 @@ def decide(
     """
     if bars < MIN_BARS or not rows:
         snap: dict[str, Scalar] = dict(rows[-1]) if rows else {}
-        return Decision(Signal.NEUTRAL, Confidence.LOW, 0.0, snap, {EntryGate.WARMUP.value: False})
+        return Decision(Signal.NEUTRAL, Confidence.LOW, 0.0, snap, {_G_WARMUP: False})
     cur, prev = rows[-1], rows[-2] if len(rows) > 1 else rows[-1]
     flt, entry = cfg.filters, cfg.thresholds.entry
     adx, close = _f(cur, "ADX"), _f(cur, "Close")
@@ -305,13 +318,13 @@ def decide(
                bearish=bearish, btc_ok_long=btc_long, btc_ok_short=btc_short,
                blocked=is_anomaly or is_extended or is_ranging or not vol_ok)
     gates: dict[str, bool] = {
-        EntryGate.WARMUP.value: True,
-        EntryGate.ADX_ABOVE_MIN.value: adx > eff_min_adx,
-        EntryGate.NOT_RANGING.value: not is_ranging,
-        EntryGate.NOT_ANOMALY.value: not is_anomaly,
-        EntryGate.NOT_EXTENDED.value: not is_extended,
-        EntryGate.VOLUME_CONFIRMED.value: vol_ok,
-        EntryGate.ADX_RISING.value: trending_up,
+        _G_WARMUP: True,
+        _G_ADX_MIN: adx > eff_min_adx,
+        _G_RANGING: not is_ranging,
+        _G_ANOMALY: not is_anomaly,
+        _G_EXTENDED: not is_extended,
+        _G_VOLUME: vol_ok,
+        _G_ADX_RISING: trending_up,
     }
     extras: dict[str, Scalar] = {}
     signal, confidence, kind = Signal.NEUTRAL, Confidence.LOW, EntryKind.NONE
@@ -332,7 +345,7 @@ def decide(
     raw_signal = signal
     if cfg.trade.reverse_entry_signal and signal is not Signal.NEUTRAL:
         signal = Signal.SELL if signal is Signal.BUY else Signal.BUY
-    gates[EntryGate.FLAT_MODE.value] = cfg.entries_enabled
+    gates[_G_FLAT] = cfg.entries_enabled
     if not cfg.entries_enabled:
         signal, confidence = Signal.NEUTRAL, Confidence.LOW
 
@@ -354,7 +367,7 @@ def decide(
         "effective_min_adx": eff_min_adx,
         "entry_adx_threshold": entry_adx_threshold,
         "ema_slow_slope_pct": slope,
-        "macd_entry_mode": entry.macd_hist_entry_mode.value,
+        "macd_entry_mode": str(entry.macd_hist_entry_mode),
         "ave_enabled": entry.ave_enabled,
         "atr_ratio": atr_ratio if atr_ratio is not None else 1.0,
         "vol_spike_mult": _div(_f(cur, "Volume"), vol_sma) if vol_sma > 0 else 0.0,
@@ -362,7 +375,7 @@ def decide(
         "pullback_used": kind is EntryKind.PULLBACK,
         "slow_drift_enabled": entry.enable_slow_drift_entries,
         "slow_drift_used": kind is EntryKind.SLOW_DRIFT,
-        "raw_signal": raw_signal.value,
+        "raw_signal": _SIGNAL_VALUE[raw_signal],
         "reversed_signal": signal is not raw_signal and signal is not Signal.NEUTRAL,
     })
     return Decision(signal, confidence, rank_score(signal, confidence, adx), snapshot, gates, kind)
