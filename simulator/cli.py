@@ -145,6 +145,7 @@ def build_venue(opts: VenueOptions) -> Venue:
     clock = MarketClock(start_ms=start_ms, speed=opts.speed)
     market = Market(build_series(opts), clock, interval_ms=INTERVAL_MS[opts.interval], seed=opts.seed,
                     history_bars=opts.history_bars)
+    market.mids_at(market.now_ms())  # grow the series now, not on the first request
     faults = Faults(opts.faults, seed=opts.seed)
     venue = Venue(market, limiter=RateLimiter(opts.rate_limit_per_min), faults=faults, config=opts.server)
     core = _exchange_core(opts, market, venue)

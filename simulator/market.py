@@ -22,7 +22,7 @@ from typing import Protocol
 
 import numpy as np
 
-from simulator.series import CoinInfo, Series, px_decimals
+from simulator.series import CoinInfo, Series, px_decimals, round_px
 
 INTERVAL_MS: dict[str, int] = {
     "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
@@ -109,6 +109,20 @@ def _mix(seed: int, idx: np.ndarray, k: int) -> np.ndarray:
     x *= _M2
     x ^= x >> np.uint64(31)
     return x
+
+
+def _tick_vec(px: np.ndarray, szd: np.ndarray) -> np.ndarray:
+    return np.power(10.0, -px_decimals(px, szd).astype(np.float64))
+
+
+def _floor_vec(px: np.ndarray, szd: np.ndarray) -> np.ndarray:
+    scale = np.power(10.0, px_decimals(px, szd).astype(np.float64))
+    return np.floor(np.round(px * scale, 6)) / scale
+
+
+def _ceil_vec(px: np.ndarray, szd: np.ndarray) -> np.ndarray:
+    scale = np.power(10.0, px_decimals(px, szd).astype(np.float64))
+    return np.ceil(np.round(px * scale, 6)) / scale
 
 
 def _unit(h: np.ndarray, shift: int) -> np.ndarray:
@@ -221,10 +235,7 @@ class Market:
 
     def price_at(self, coin: str, t_ms: int) -> float:
         """Trade-price (tick-rounded) value of the path at ``t_ms``."""
-        i = self.index_of(coin)
-        k, frac = self._position(t_ms)
-        value, _, _ = self._path(k, frac, np.array([i], dtype=np.uint64))
-        return self._round(float(value[0]), i)
+        return float(self.marks_at(t_ms)[self.index_of(coin)])
 
     def range_between(self, coin: str, start_ms: int, end_ms: int) -> tuple[float, float]:
         """(low, high) the path touched during [start_ms, end_ms]; lets resting orders fill on a
@@ -346,21 +357,39 @@ class Market:
         d = int(px_decimals(px, szd))
         return math.ceil(round(px * 10.0**d, 6)) / 10.0**d
 
-    def premium_at(self, coin: str, t_ms: int) -> float:
-        """Hourly premium: a small fraction of the last hour's log return, clipped."""
-        i = self.index_of(coin)
+    def premiums_at(self, t_ms: int) -> np.ndarray:
+        """Hourly premium of every coin: a small fraction of the last hour's log return, clipped."""
         hour = (t_ms // HOUR_MS) * HOUR_MS
         k_now = self.bar_index(hour) - 1
         k_prev = self.bar_index(hour - HOUR_MS) - 1
         if k_prev < 0 or k_now < 0:
-            return 0.0
-        c_now = float(self.series.bar(k_now)[3][i])
-        c_prev = float(self.series.bar(k_prev)[3][i])
-        return float(np.clip(0.002 * math.log(c_now / c_prev), -MAX_PREMIUM, MAX_PREMIUM))
+            return np.zeros(len(self._info))
+        c_now = self.series.bar(k_now)[3]
+        c_prev = self.series.bar(k_prev)[3]
+        return np.clip(0.002 * np.log(c_now / c_prev), -MAX_PREMIUM, MAX_PREMIUM)
+
+    def funding_rates_at(self, t_ms: int) -> np.ndarray:
+        """Hourly funding rate (decimal) of every coin for the hour containing ``t_ms``."""
+        return np.round(BASE_FUNDING_HOURLY + self.premiums_at(t_ms), 8)
 
     def funding_rate_at(self, coin: str, t_ms: int) -> float:
-        """Hourly funding rate (decimal) in force for the hour containing ``t_ms``."""
-        return round(BASE_FUNDING_HOURLY + self.premium_at(coin, t_ms), 8)
+        """Hourly funding rate (decimal) of ``coin`` for the hour containing ``t_ms``."""
+        return float(self.funding_rates_at(t_ms)[self.index_of(coin)])
+
+    def marks_at(self, t_ms: int) -> np.ndarray:
+        """Tick-rounded path value of every coin at ``t_ms`` (mark and oracle price)."""
+        k, frac = self._position(t_ms)
+        value, _, _ = self._path(k, frac, self._all)
+        return round_px(value, self._szd)
+
+    def best_bid_ask_at(self, t_ms: int) -> tuple[np.ndarray, np.ndarray]:
+        """Best bid and ask prices of every coin, equal to level 0 of `book_at` (vectorised)."""
+        mids = self.mids_at(t_ms)
+        bid = _floor_vec(mids * (1 - BOOK_HALF_SPREAD), self._szd)
+        bid = np.where(bid >= mids, _floor_vec(mids - _tick_vec(mids, self._szd), self._szd), bid)
+        ask = _ceil_vec(mids * (1 + BOOK_HALF_SPREAD), self._szd)
+        ask = np.where(ask <= mids, _ceil_vec(mids + _tick_vec(mids, self._szd), self._szd), ask)
+        return bid, ask
 
     def day_stats(self, now_ms: int) -> dict[str, np.ndarray]:
         """Per-coin 24 h base and notional volume and the price 24 h ago (vectorised)."""

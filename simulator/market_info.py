@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from simulator.market import (
+    BASE_FUNDING_HOURLY,
     HOUR_MS,
     VALID_INTERVALS,
     Candle,
@@ -100,23 +101,22 @@ def asset_ctxs_json(market: Market, now_ms: int) -> list[dict[str, Any]]:
     """Per-asset contexts, index i ↔ meta universe i."""
     mids = market.mids_at(now_ms).tolist()
     day = market.day_stats(now_ms)
+    marks = market.marks_at(now_ms).tolist()
+    funding = market.funding_rates_at(now_ms).tolist()
+    bids, asks = (a.tolist() for a in market.best_bid_ask_at(now_ms))
     out = []
     for i, info in enumerate(market.coin_info()):
-        coin = info.name
-        bids, asks = market.book_at(coin, now_ms, 1)
-        mark = market.price_at(coin, now_ms)
         base = float(day["base"][i])
-        funding = market.funding_rate_at(coin, now_ms)
         out.append({
-            "funding": fmt_num(funding),
+            "funding": fmt_num(funding[i]),
             "openInterest": fmt_num(round(base * 0.3, info.sz_decimals)),
             "prevDayPx": fmt_num(float(day["prev"][i])),
             "dayNtlVlm": fmt_num(round(float(day["ntl"][i]), 2)),
-            "premium": fmt_num(round(funding - 0.0000125, 8)),
-            "oraclePx": fmt_num(mark),
-            "markPx": fmt_num(mark),
+            "premium": fmt_num(round(funding[i] - BASE_FUNDING_HOURLY, 8)),
+            "oraclePx": fmt_num(marks[i]),
+            "markPx": fmt_num(marks[i]),
             "midPx": fmt_num(mids[i]),
-            "impactPxs": [fmt_num(bids[0][0]), fmt_num(asks[0][0])],
+            "impactPxs": [fmt_num(bids[i]), fmt_num(asks[i])],
             "dayBaseVlm": fmt_num(round(base, info.sz_decimals)),
         })
     return out
@@ -158,7 +158,7 @@ def _funding_history(market: Market, body: dict[str, Any], now_ms: int) -> list[
     while hour <= last and len(out) < FUNDING_HISTORY_CAP:
         rate = market.funding_rate_at(coin, hour)
         out.append({"coin": coin, "fundingRate": fmt_num(rate),
-                    "premium": fmt_num(round(rate - 0.0000125, 8)), "time": hour})
+                    "premium": fmt_num(round(rate - BASE_FUNDING_HOURLY, 8)), "time": hour})
         hour += HOUR_MS
     return out
 

@@ -80,7 +80,8 @@ class Series:
         base_volume: np.ndarray,
     ) -> None:
         self.coins = coins
-        self._o, self._h, self._l, self._c, self._v = (bars[k] for k in "ohlcv")
+        self._arrays = {k: np.ascontiguousarray(bars[k], dtype=np.float64) for k in "ohlcv"}
+        self._n = int(bars["c"].shape[0])  # bars in use; the arrays may hold spare rows
         self._sigma = sigma
         self._last_close = last_close.astype(np.float64)
         self._base_volume = base_volume
@@ -89,7 +90,7 @@ class Series:
 
     @property
     def n_bars(self) -> int:
-        return int(self._c.shape[0])
+        return self._n
 
     def ensure(self, k: int) -> None:
         """Grow the series until bar index ``k`` exists (deterministic: fixed-size chunks, in order)."""
@@ -99,13 +100,15 @@ class Series:
     def bars(self, start: int, stop: int) -> tuple[np.ndarray, ...]:
         """Views (o, h, l, c, v) of bars [start, stop) for all coins."""
         self.ensure(stop - 1)
-        sl = slice(start, stop)
-        return self._o[sl], self._h[sl], self._l[sl], self._c[sl], self._v[sl]
+        sl = slice(start, min(stop, self._n))
+        return tuple(self._arrays[k][sl] for k in "ohlcv")
 
     def bar(self, k: int) -> tuple[np.ndarray, ...]:
         """Arrays (o, h, l, c, v) of bar k across all coins."""
         self.ensure(k)
-        return self._o[k], self._h[k], self._l[k], self._c[k], self._v[k]
+        if k < 0:
+            raise IndexError(f"bar index {k} < 0")
+        return tuple(self._arrays[k_][k] for k_ in "ohlcv")
 
     def _grow(self) -> None:
         n = len(self.coins)
@@ -121,11 +124,16 @@ class Series:
         highs = np.maximum(highs, np.maximum(opens, closes))
         lows = np.minimum(lows, np.minimum(opens, closes))
         vols = np.round(self._base_volume * np.exp(0.5 * vz), 4)
-        self._o = np.vstack([self._o, opens])
-        self._h = np.vstack([self._h, highs])
-        self._l = np.vstack([self._l, lows])
-        self._c = np.vstack([self._c, closes])
-        self._v = np.vstack([self._v, vols])
+        if self._n + CHUNK_BARS > self._arrays["c"].shape[0]:  # double the capacity
+            capacity = max(2 * self._arrays["c"].shape[0], self._n + CHUNK_BARS)
+            for key, arr in self._arrays.items():
+                grown = np.zeros((capacity, n), dtype=np.float64)
+                grown[: self._n] = arr[: self._n]
+                self._arrays[key] = grown
+        rows = slice(self._n, self._n + CHUNK_BARS)
+        for key, chunk in zip("ohlcv", (opens, highs, lows, closes, vols), strict=True):
+            self._arrays[key][rows] = chunk
+        self._n += CHUNK_BARS
         self._last_close = closes[-1].copy()
 
 

@@ -163,6 +163,20 @@ def test_market_book_is_sorted_valid_and_around_mid() -> None:
         assert sum(s for _, s in asks[:5]) < sum(s for _, s in asks[5:10])
 
 
+def test_market_vectorised_best_bid_ask_and_marks_match_per_coin_answers() -> None:
+    m = synthetic_market(300, seed=8)
+    for _ in range(5):
+        m.clock.advance(71_003)
+        now = m.now_ms()
+        bids, asks = m.best_bid_ask_at(now)
+        marks = m.marks_at(now)
+        for i, coin in enumerate(m.coins()):
+            book_bids, book_asks = m.book_at(coin, now, 1)
+            assert (bids[i], asks[i]) == (book_bids[0][0], book_asks[0][0])
+            _, _, _, h, lo, _, _, _ = m.current_candle(coin, IV, now)
+            assert lo <= marks[i] <= h
+
+
 def test_market_range_between_covers_every_sampled_mid() -> None:
     m = shipped_market()
     t0 = m.now_ms()
