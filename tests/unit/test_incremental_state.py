@@ -104,6 +104,38 @@ def test_from_state_rejects_other_params_or_version() -> None:
         IncrementalIndicators.from_state({**state, "version": 999}, DEFAULT)
 
 
+@pytest.mark.parametrize(
+    ("field", "mutate"),
+    [
+        ("i", lambda ints: ints[:-1]),  # truncated counts
+        ("i", lambda ints: [*ints, 0]),  # trailing count
+        ("f", lambda f: f[:-12]),  # truncated float block
+        ("f", lambda f: f + "AAAAAAAAAAA="),  # a trailing double
+        ("f", lambda f: "not base64!"),
+    ],
+    ids=["ints-short", "ints-long", "floats-short", "floats-long", "floats-garbage"],
+)
+def test_from_state_rejects_corrupt_state(field: str, mutate: Any) -> None:
+    state = _small_state()
+    with pytest.raises(ValueError):
+        IncrementalIndicators.from_state({**state, field: mutate(state[field])}, SMALL)
+
+
+def _small_state() -> dict[str, Any]:
+    inc = IncrementalIndicators(SMALL)
+    for i in range(30):
+        inc.update(60_000 * i, 1.0 + i % 7, 2.0 + i % 7, 0.5, 1.5 + i % 5, float(i))
+    return inc.to_state()
+
+
+@pytest.mark.parametrize("key", ["f", "i", "params", "bars", "last_t"])
+def test_from_state_missing_key_is_a_value_error(key: str) -> None:
+    state = _small_state()
+    del state[key]
+    with pytest.raises(ValueError):
+        IncrementalIndicators.from_state(state, SMALL)
+
+
 def deep_size(obj: Any, seen: set[int] | None = None) -> int:
     """Approximate live size in bytes: the object plus everything it references, once each."""
     seen = set() if seen is None else seen
