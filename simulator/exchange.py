@@ -14,6 +14,7 @@ signer is neither an account nor an approved agent is refused as the venue refus
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -43,6 +44,8 @@ from simulator.signing import (
     recover_user_signed,
 )
 from simulator.user_ledger import UserLedger
+
+log = logging.getLogger(__name__)
 
 EventSink = Callable[[str, str, Any], None]
 ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
@@ -181,14 +184,17 @@ class ExchangeCore:
         """Return the acting user for a signed L1 action, or the error response that refuses it."""
         try:
             signer = recover_l1_signer(action, signature, nonce, vault, expires, self._is_mainnet)
-        except SignatureError:
+        except SignatureError as e:
+            log.info("exchange action refused: unrecoverable signature (%s)", e)
             return _err(vt.BAD_SIGNATURE)
         user = self._agents.get(signer, signer if signer in self._accounts else None)
         if user is None:
+            log.info("exchange action refused: unknown signer %s (never seen, or tampered payload)", signer)
             return _err(vt.unknown_signer(signer))
         wall = self._clock()
         problem = self._nonces.check(signer, nonce, wall)
         if problem is not None:
+            log.info("exchange action refused: signer %s nonce %d: %s", signer, nonce, problem)
             return _err(problem)
         self._nonces.record(signer, nonce)
         if expires is not None and wall > expires:
@@ -288,6 +294,7 @@ class ExchangeCore:
             bids, asks = self._market.book(req.coin, 1)
             bbo = f"{wire(bids[0][0]) if bids else 'None'}@{wire(asks[0][0]) if asks else 'None'}"
             self._finish(order, vt.REJECT_STATUS[e.kind], now_ms, record_cloid=False)
+            log.debug("order rejected: user=%s coin=%s oid=%d reason=%s", user, req.coin, order.oid, e.kind)
             return {"error": vt.order_error(e.kind, e.asset, bbo)}
         return self._execute_new(order, now_ms)
 
