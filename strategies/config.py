@@ -203,7 +203,7 @@ class EntryThresholds:
     macd_hist_entry_mode: MacdMode = MacdMode.ACCEL
     enable_pullback_entries: bool = False
     pullback_confidence: Confidence = Confidence.LOW
-    pullback_min_adx: float = 22.0
+    pullback_min_adx: float | None = None  # None: same as min_adx (reference default)
     pullback_rsi_long_min: float = 50.0
     pullback_rsi_short_max: float = 50.0
     pullback_require_macd_sign: bool = True

@@ -205,7 +205,7 @@ def _stop_level(v: _View, cfg: StrategyConfig, trailing: float | None) -> float:
         return trailing  # a trailing stop replaces the ATR/breakeven stop entirely (reference)
     t, entry = cfg.trade, v.pos.entry_price
     sl = entry - v.sign * v.atr * _stop_mult(v, cfg)
-    if t.enable_breakeven_stop and v.profit_atr >= t.breakeven_start_atr:
+    if t.enable_breakeven_stop and t.breakeven_start_atr > 0 and v.profit_atr >= t.breakeven_start_atr:
         be = entry + v.sign * t.breakeven_buffer_atr * v.atr
         sl = max(sl, be) if v.sign > 0 else min(sl, be)
     return sl
@@ -230,9 +230,13 @@ def _trend_exit(v: _View, cfg: StrategyConfig) -> ExitReason | None:
     if against and not weak_cross:
         return ExitReason.TREND_BREAKDOWN
     t = cfg.trade
-    threshold = v.pos.entry_adx_threshold if v.pos.entry_adx_threshold > 0 else t.smart_exit_adx_exhaustion_lt
-    if v.pos.confidence is Confidence.LOW and t.smart_exit_adx_exhaustion_lt_low_conf > 0:
-        threshold = t.smart_exit_adx_exhaustion_lt_low_conf
+    # The entry's own ADX threshold (so entry and exit never contradict); the configured value
+    # (with its low-confidence override) only for positions that carry none.
+    threshold = v.pos.entry_adx_threshold
+    if threshold <= 0:
+        threshold = t.smart_exit_adx_exhaustion_lt
+        if v.pos.confidence is Confidence.LOW and t.smart_exit_adx_exhaustion_lt_low_conf > 0:
+            threshold = t.smart_exit_adx_exhaustion_lt_low_conf
     if threshold > 0 and adx < threshold:
         return ExitReason.TREND_EXHAUSTION
     if cfg.filters.require_macro_alignment:
@@ -342,14 +346,16 @@ def _take_profit(v: _View, cfg: StrategyConfig, trailing: float | None, levels: 
     if t.enable_partial_tp and not pos.tp1_taken and 0 < t.tp_partial_pct < 1:
         part = round_down(pos.size_coins * t.tp_partial_pct, sz_decimals)
         remainder = pos.size_coins - part
+        # A partial below either minimum would be refused by the venue/reduce path: close fully.
+        part_min_usd = max(t.tp_partial_min_notional_usd, t.min_notional_usd)
         if remainder * v.price >= t.min_notional_usd and 0 < part < pos.size_coins and (
-                part * v.price >= t.tp_partial_min_notional_usd):
+                part * v.price >= part_min_usd):
             lock = pos.entry_price if trailing is None else (
                 max(trailing, pos.entry_price) if v.sign > 0 else min(trailing, pos.entry_price))
             return ExitDecision(ExitAction.REDUCE, ExitReason.TAKE_PROFIT_PARTIAL, part,
                                 part / pos.size_coins, lock, True, HoldReason.NONE, levels)
         return _close(v, ExitReason.TAKE_PROFIT, trailing, levels)
-    if pos.tp1_taken and t.tp_partial_atr_mult <= 0:
+    if t.enable_partial_tp and pos.tp1_taken and t.tp_partial_atr_mult <= 0:
         return _hold(pos, HoldReason.PARTIAL_TP_DONE, levels, trailing, use_pos_trailing=False)
     return _close(v, ExitReason.TAKE_PROFIT, trailing, levels)
 

@@ -144,15 +144,25 @@ def _tp_mult(adx: float, cfg: StrategyConfig) -> float:
     return cfg.trade.tp_atr_mult
 
 
-def _effective_min_adx(adx_slope: float, atr_ratio: float | None, cfg: StrategyConfig) -> float:
+def _vol_spike_mult(atr_ratio: float | None, cfg: StrategyConfig) -> float:
+    """AVE: the min-ADX multiplier when ATR/avg_atr spikes above the threshold, else 1.0."""
     entry = cfg.thresholds.entry
-    eff = entry.min_adx
+    if atr_ratio is not None and atr_ratio > entry.ave_atr_ratio_gt and entry.ave_adx_mult > 0:
+        return entry.ave_adx_mult
+    return 1.0
+
+
+def _effective_min_adx(adx_slope: float, vol_spike_mult: float, cfg: StrategyConfig) -> float:
+    eff = cfg.thresholds.entry.min_adx
     if adx_slope > TMC_ADX_SLOPE_GT:
         eff = min(eff, TMC_MIN_ADX_CAP)
-    if entry.ave_enabled and atr_ratio is not None and atr_ratio > entry.ave_atr_ratio_gt:
-        if entry.ave_adx_mult > 0:
-            eff *= entry.ave_adx_mult
-    return eff
+    return eff * vol_spike_mult
+
+
+def pullback_min_adx(cfg: StrategyConfig) -> float:
+    """`thresholds.entry.pullback_min_adx`, defaulting to `min_adx` when unset (reference)."""
+    entry = cfg.thresholds.entry
+    return entry.min_adx if entry.pullback_min_adx is None else entry.pullback_min_adx
 
 
 def _vol_confirm(cur: Row, prev: Row, cfg: StrategyConfig) -> bool:
@@ -228,7 +238,7 @@ def _standard_entry(
 
 def _pullback_entry(ctx: _Ctx, prev: Row, cfg: StrategyConfig) -> Signal:
     entry = cfg.thresholds.entry
-    if ctx.blocked or not ctx.adx >= entry.pullback_min_adx:
+    if ctx.blocked or not ctx.adx >= pullback_min_adx(cfg):
         return Signal.NEUTRAL
     prev_close, prev_ema_fast = _f(prev, "Close"), _f(prev, "EMA_fast")
     cross_up = prev_close <= prev_ema_fast and ctx.close > ctx.ema_fast
@@ -295,12 +305,13 @@ def decide(
     ema_fast, ema_slow = _f(cur, "EMA_fast"), _f(cur, "EMA_slow")
     adx_slope = adx - _f(prev, "ADX")
     avg_atr = _f(cur, "avg_atr")
-    atr_ratio = _f(cur, "ATR") / avg_atr if avg_atr > 0 else None
+    atr_ratio = _f(cur, "ATR") / avg_atr if entry.ave_enabled and avg_atr > 0 else None
+    spike_mult = _vol_spike_mult(atr_ratio, cfg)
     slope = _f(cur, "ema_slow_slope_pct")
 
     is_ranging = _is_ranging(cur, cfg)
     is_anomaly = _is_anomaly(cur, prev, cfg)
-    eff_min_adx = _effective_min_adx(adx_slope, atr_ratio, cfg)
+    eff_min_adx = _effective_min_adx(adx_slope, spike_mult, cfg)
     trending_up = (not flt.require_adx_rising) or adx > _f(prev, "ADX") or adx > flt.adx_rising_saturation
     vol_ok = _vol_confirm(cur, prev, cfg)
     bullish, bearish = ema_fast > ema_slow, ema_fast < ema_slow
@@ -336,7 +347,7 @@ def decide(
         signal = _pullback_entry(ctx, prev, cfg)
         if signal is not Signal.NEUTRAL:
             confidence, kind = entry.pullback_confidence, EntryKind.PULLBACK
-            entry_adx_threshold = entry.pullback_min_adx
+            entry_adx_threshold = pullback_min_adx(cfg)
     if signal is Signal.NEUTRAL and entry.enable_slow_drift_entries:
         signal = _slow_drift_entry(ctx, slope, cfg)
         if signal is not Signal.NEUTRAL:
@@ -349,7 +360,6 @@ def decide(
     if not cfg.entries_enabled:
         signal, confidence = Signal.NEUTRAL, Confidence.LOW
 
-    vol_sma = _f(cur, "vol_sma")
     snapshot: dict[str, Scalar] = dict(cur)
     if flt.use_stoch_rsi_filter and math.isnan(_f(cur, "stoch_k")):
         snapshot["stoch_k"] = 0.0
@@ -369,8 +379,8 @@ def decide(
         "ema_slow_slope_pct": slope,
         "macd_entry_mode": str(entry.macd_hist_entry_mode),
         "ave_enabled": entry.ave_enabled,
-        "atr_ratio": atr_ratio if atr_ratio is not None else 1.0,
-        "vol_spike_mult": _div(_f(cur, "Volume"), vol_sma) if vol_sma > 0 else 0.0,
+        "atr_ratio": atr_ratio if atr_ratio is not None else _NAN,  # NaN: not computed (AVE off)
+        "vol_spike_mult": spike_mult,
         "pullback_enabled": entry.enable_pullback_entries,
         "pullback_used": kind is EntryKind.PULLBACK,
         "slow_drift_enabled": entry.enable_slow_drift_entries,

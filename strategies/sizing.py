@@ -312,12 +312,14 @@ def apply_add(position: PositionState, *, add_size_coins: float, fill_price: flo
     if not (add_size_coins > 0 and fill_price > 0 and math.isfinite(add_size_coins * fill_price)):
         raise ValueError(f"invalid add: size={add_size_coins!r} price={fill_price!r}")
     total = position.size_coins + add_size_coins
-    new_atr = atr if math.isfinite(atr) and atr > 0 else position.atr
+    entry_atr = position.entry_atr
+    if math.isfinite(atr) and atr > 0:  # size-weighted; an unknown entry ATR takes the add's ATR
+        entry_atr = (entry_atr * position.size_coins + atr * add_size_coins) / total if entry_atr > 0 else atr
     return replace(
         position,
         size_coins=total,
         entry_price=(position.entry_price * position.size_coins + fill_price * add_size_coins) / total,
-        entry_atr=(position.atr * position.size_coins + new_atr * add_size_coins) / total,
+        entry_atr=entry_atr,
         adds_count=position.adds_count + 1,
         last_add_time_ms=now_ms,
         tp1_taken=False,

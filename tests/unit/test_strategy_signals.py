@@ -158,6 +158,8 @@ def test_signals_effective_min_adx_tmc_and_ave() -> None:
     spike = decide(with_cur(ATR=2.0, ADX=24.0)(rows), 300, default_config("ETH"), None)
     assert spike.signal is Signal.NEUTRAL and spike.snapshot["effective_min_adx"] == 22.0 * 1.25
     assert spike.gates[EntryGate.ADX_ABOVE_MIN.value] is False
+    assert (d.snapshot["vol_spike_mult"], spike.snapshot["vol_spike_mult"]) == (1.0, 1.25)
+    assert spike.snapshot["atr_ratio"] == pytest.approx(2.0)
     no_ave = cfg_with({"thresholds": {"entry": {"ave_enabled": False}}})
     assert decide(with_cur(ATR=2.0, ADX=24.0)(rows), 300, no_ave, None).signal is Signal.BUY
 
@@ -215,6 +217,16 @@ def test_signals_pullback_entry_when_enabled() -> None:
     assert (short.signal, short.entry_kind) == (Signal.SELL, EntryKind.PULLBACK)
     no_cross = with_prev(Close=99.9)(rows)  # prev close already above prev EMA_fast
     assert decide(no_cross, 300, cfg, None).signal is Signal.NEUTRAL
+
+
+def test_signals_pullback_min_adx_defaults_to_min_adx() -> None:
+    rows = _pullback_rows()  # ADX 30
+    strict = cfg_with({"thresholds": {"entry": {"enable_pullback_entries": True, "min_adx": 35.0}}})
+    assert decide(rows, 300, strict, None).signal is Signal.NEUTRAL
+    explicit = cfg_with({"thresholds": {"entry": {"enable_pullback_entries": True, "min_adx": 35.0,
+                                                  "pullback_min_adx": 25.0}}})
+    d = decide(rows, 300, explicit, None)
+    assert d.entry_kind is EntryKind.PULLBACK and d.snapshot["entry_adx_threshold"] == 25.0
 
 
 def test_signals_slow_drift_entry_when_enabled() -> None:
