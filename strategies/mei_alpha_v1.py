@@ -19,7 +19,7 @@ import pandas as pd
 
 from strategies.config import StrategyConfig, default_config
 from strategies.indicators import compute_indicators
-from strategies.signals import MIN_BARS, Decision, decide
+from strategies.signals import BTC_TREND_EMA_WINDOW, MIN_BARS, Decision, btc_bullish_from, decide
 
 OHLCV_COLUMNS = ("Open", "High", "Low", "Close", "Volume")
 INDICATOR_COLUMNS = (
@@ -100,3 +100,12 @@ def decide_over_frame(
         window = records[max(0, i + 1 - WINDOW_ROWS): i + 1]
         out.append(decide(window, i + 1, cfg, btc, symbol=symbol))
     return out
+
+
+def btc_bullish_series(btc_close: pd.Series) -> list[bool | None]:
+    """Per bar, the BTC gate input the reference engine derives: Close > EMA(Close, 50).
+
+    EMA as `ta`'s (span 50, adjust=False, min_periods=50); None (unknown) during warm-up.
+    """
+    ema = btc_close.ewm(span=BTC_TREND_EMA_WINDOW, adjust=False, min_periods=BTC_TREND_EMA_WINDOW).mean()
+    return [btc_bullish_from(float(c), float(e)) for c, e in zip(btc_close, ema, strict=True)]

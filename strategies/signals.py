@@ -68,6 +68,16 @@ _G_STOCH, _G_BTC = _G[EntryGate.STOCH_RSI], _G[EntryGate.BTC_ALIGNMENT]
 _SIGNAL_VALUE = {s: s.value for s in Signal}
 
 
+BTC_TREND_EMA_WINDOW = 50  # the reference engine hard-codes EMA(50) of BTC Close on the main interval
+
+
+def btc_bullish_from(close: float, ema_50: float) -> bool | None:
+    """Return the BTC trend gate input: Close > EMA50, or None (unknown) when either is NaN."""
+    if math.isnan(close) or math.isnan(ema_50):
+        return None
+    return close > ema_50
+
+
 def _f(row: Row, key: str) -> float:
     value = row.get(key)
     return _NAN if value is None else value

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from strategies.config import StrategyConfig, default_config, parse_overrides
 from strategies.enums import Confidence, Signal
 from strategies.incremental import IncrementalIndicators
-from strategies.mei_alpha_v1 import analyze, analyze_series, frame_from_ohlcv
+from strategies.mei_alpha_v1 import analyze, analyze_series, btc_bullish_series, frame_from_ohlcv
 from strategies.signals import Decision, decide
 
 DATA = Path("/work/shared/data/ohlcv")
@@ -139,3 +139,12 @@ def test_analyze_batch_equals_incremental_on_random_walks(seed: int, n: int, vol
     ref = analyze_series(df, "SYN", SMALL)
     inc = incremental(df, "SYN", SMALL)
     assert [(d.signal, d.confidence) for d in ref] == [(d.signal, d.confidence) for d in inc]
+
+
+def test_analyze_btc_bullish_series_matches_ema50_and_unknown_in_warmup() -> None:
+    close = candles(DATA / "ETH_BTC-5m.csv")["Close"].iloc[:300]
+    series = btc_bullish_series(close)
+    assert series[:49] == [None] * 49 and all(v is not None for v in series[49:])
+    ema = close.ewm(span=50, adjust=False, min_periods=50).mean()
+    assert series[120] is bool(close.iloc[120] > ema.iloc[120])
+    assert {True, False} <= set(series[49:])
