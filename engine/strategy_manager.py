@@ -127,6 +127,16 @@ class StrategyManager:
     def strategy_mode(self) -> StrategyMode | None:
         return self._strategy_mode
 
+    @property
+    def overrides(self) -> StrategyOverrides:
+        """The validated overrides now in force (what shards need to rebuild their configs)."""
+        return self._loaded.overrides
+
+    @property
+    def live(self) -> bool:
+        """True when the `live` overlay is merged (dry_live and live)."""
+        return self._live
+
     def snapshot(self) -> StrategySnapshot:
         signature = self._loaded.signature
         return StrategySnapshot(

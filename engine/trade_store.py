@@ -200,6 +200,11 @@ class TradeStore:
     def mode(self) -> Mode:
         return self._mode
 
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The trading DB connection (shared with the decision-event log of the same DB)."""
+        return self._conn
+
     def close(self) -> None:
         self._conn.close()
 

@@ -1,0 +1,301 @@
+"""UnifiedEngine tick with a scripted shard executor and market (hand-written fakes at the edge),
+a real PaperBroker/TradeStore/EventLogger on SQLite and a real StrategyManager on a YAML file."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection, Mapping
+from pathlib import Path
+
+import pytest
+
+from cluster.records import DecisionStatus as ShardStatus
+from cluster.records import ShardDecision, TickResult
+from engine.core import UnifiedEngine
+from engine.core_types import EngineOptions
+from engine.enums import (
+    CandleSource,
+    DecisionEventType,
+    DecisionStatus,
+    GateCode,
+    LedgerKind,
+    Mode,
+    PriceSource,
+)
+from engine.event_logger import EventLogger
+from engine.fill_model import HOUR_MS, FillModelParams
+from engine.market_data import KeysSnapshot, PriceQuote
+from engine.paper_broker import PaperBroker
+from engine.strategy_manager import StrategyManager
+from engine.trade_store import TradeStore
+from strategies.enums import Confidence, ExitReason, PositionSide, Signal, StrategyMode
+
+T0 = 1_764_028_800_000  # an hour boundary
+BULL = {"ADX": 30.0, "ATR": 1.0, "MACD_hist": 0.1, "RSI": 50.0, "EMA_fast": 101.0, "EMA_slow": 100.0}
+BEAR = {**BULL, "MACD_hist": -0.1, "EMA_fast": 99.0}
+
+YAML = """
+global:
+  trade:
+    entry_min_confidence: low
+    enable_ssf_filter: false
+    enable_reef_filter: false
+    max_open_positions: {max_open}
+    allocation_pct: 0.1
+    entry_cooldown_s: 0
+    reentry_cooldown_minutes: 0
+    enable_pyramiding: false
+    min_notional_usd: 10.0
+"""
+
+
+class FakeMarket:
+    def __init__(self) -> None:
+        self.now = T0
+        self.keys: dict[str, int | None] = {}
+        self.mids: dict[str, float] = {}
+
+    def venue_now_ms(self) -> int:
+        return self.now
+
+    def candle_keys(self, symbols, interval=None) -> KeysSnapshot:
+        return KeysSnapshot({s: self.keys.get(s) for s in symbols}, CandleSource.REDIS)
+
+    def get_mids(self, symbols, max_age_secs=None) -> dict[str, PriceQuote]:
+        out = {}
+        for s in symbols:
+            price = self.mids.get(s)
+            out[s] = PriceQuote(s, price, PriceSource.REDIS_MID if price else PriceSource.NONE, 0.0)
+        return out
+
+
+class ScriptedExecutor:
+    """Returns the scripted decision for each requested symbol (or NEUTRAL)."""
+
+    n_shards = 1
+
+    def __init__(self) -> None:
+        self.script: dict[str, tuple[Signal, float, Mapping[str, float]]] = {}
+        self.status: dict[str, ShardStatus] = {}
+        self.calls: list[dict[str, int]] = []
+
+    def shard_of(self, symbol: str) -> int:
+        return 0
+
+    def evaluate(self, batch, *, want_snapshot: Collection[str] = (), deadline_ms=None) -> TickResult:
+        self.calls.append(dict(batch))
+        out = {}
+        for symbol, key in batch.items():
+            signal, score, snap = self.script.get(symbol, (Signal.NEUTRAL, 0.0, BULL))
+            out[symbol] = ShardDecision(
+                symbol=symbol,
+                candle_key=key,
+                status=self.status.get(symbol, ShardStatus.OK),
+                signal=signal,
+                confidence=Confidence.HIGH,
+                score=score,
+                snapshot=dict(snap),
+            )
+        return TickResult(decisions=out, alerts=(), elapsed_ms=0.0)
+
+    def checkpoint_all(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+
+class FakeFunding:
+    def __init__(self, rates: dict[str, float]) -> None:
+        self.rates = rates
+
+    def funding_rates(self) -> Mapping[str, float]:
+        return self.rates
+
+
+def _write_yaml(path: Path, max_open: int, stamp: int) -> None:
+    path.write_text(YAML.format(max_open=max_open))
+    os.chmod(path, 0o600)
+    os.utime(path, (stamp, stamp))
+
+
+class Rig:
+    def __init__(self, tmp_path: Path, max_open: int = 2, funding: FakeFunding | None = None) -> None:
+        self.tmp = tmp_path
+        self.yaml = tmp_path / "strategy.yaml"
+        if not self.yaml.exists():
+            _write_yaml(self.yaml, max_open, 1_700_000_000)
+        self.market = FakeMarket()
+        self.executor = ScriptedExecutor()
+        self.funding = funding
+        self.watch = ["BTC", "ETH", "SOL"]
+        self.build()
+
+    def build(self) -> None:
+        db = self.tmp / "trading_paper.db"
+        self.store = TradeStore.open(db, Mode.PAPER)
+        self.events = EventLogger(self.store.connection, Mode.PAPER)
+        self.broker = PaperBroker(
+            self.store, FillModelParams(slippage_bps=0.0), 10_000.0, clock_ms=lambda: T0
+        )
+        self.strategy = StrategyManager(self.yaml, run_mode=Mode.PAPER)
+        self.engine = UnifiedEngine(
+            strategy=self.strategy,
+            market=self.market,
+            executor=self.executor,
+            broker=self.broker,
+            trades=self.store,
+            events=self.events,
+            watchlist=lambda: self.watch,
+            options=EngineOptions(interval="1h", funding_poll_ms=0),
+            funding=self.funding,
+            recorded_ms=lambda: self.market.now,
+        )
+
+    def candle(self, key: int, mids: dict[str, float]) -> None:
+        self.market.now = key + 1_000
+        self.market.keys = dict.fromkeys(self.watch, key)
+        self.market.mids.update(mids)
+
+
+@pytest.fixture
+def rig(tmp_path):
+    return Rig(tmp_path)
+
+
+def _cash_identity(store: TradeStore) -> None:
+    totals = store.totals()
+    assert (
+        abs(
+            totals.seed_usd
+            - totals.fees_usd
+            + totals.realised_pnl_usd
+            + totals.funding_usd
+            - totals.balance_usd
+        )
+        < 0.005
+    )
+
+
+def _trade_events_linked(store: TradeStore, events: EventLogger) -> None:
+    by_id = {e.event_id: e for e in events.events()}
+    for fill in store.fills():
+        if fill.kind in (LedgerKind.SEED, LedgerKind.FUNDING):
+            continue
+        assert fill.decision_id in by_id, fill
+        assert by_id[fill.decision_id].trade_id == fill.trade_id
+
+
+def test_core_evaluates_only_changed_keys(rig):
+    rig.candle(T0, {"BTC": 100.0, "ETH": 100.0, "SOL": 100.0})
+    rig.engine.tick()
+    rig.engine.tick()
+    assert len(rig.executor.calls) == 1 and set(rig.executor.calls[0]) == {"BTC", "ETH", "SOL"}
+    rig.market.keys["ETH"] = T0 + HOUR_MS
+    rig.engine.tick()
+    assert rig.executor.calls[-1] == {"ETH": T0 + HOUR_MS}
+
+
+def test_core_ranks_by_score_and_enforces_max_open_positions(rig):
+    rig.executor.script = {
+        "BTC": (Signal.BUY, 150.0, BULL),
+        "ETH": (Signal.BUY, 250.0, BULL),
+        "SOL": (Signal.BUY, 250.0, BULL),
+    }
+    rig.candle(T0, {"BTC": 100.0, "ETH": 100.0, "SOL": 100.0})
+    report = rig.engine.tick()
+    assert report.opened == 2 and report.blocked == 1
+    assert set(rig.broker.positions()) == {"ETH", "SOL"}  # tie on 250 broken by symbol, BTC last
+    (blocked,) = [e for e in rig.events.events() if e.status is DecisionStatus.BLOCKED]
+    assert blocked.symbol == "BTC" and blocked.reason_code == GateCode.MAX_OPEN_POSITIONS.value
+    assert blocked.gates[-1].details == {"open": 2, "limit": 2}
+    _trade_events_linked(rig.store, rig.events)
+    assert "tick=1" in report.status_line() and "open_pos=2" in report.status_line()
+
+
+def test_core_restart_does_not_reenter_same_candle(rig, tmp_path):
+    rig.executor.script = {"ETH": (Signal.BUY, 200.0, BULL)}
+    rig.candle(T0, {"BTC": 100.0, "ETH": 100.0, "SOL": 100.0})
+    rig.engine.tick()
+    assert "ETH" in rig.broker.positions()
+    rig.market.mids["ETH"] = 90.0  # stop loss (2 ATR) hit
+    rig.engine.tick()
+    assert "ETH" not in rig.broker.positions()
+    close = rig.store.last_close("ETH")
+    assert close is not None and close.reason == ExitReason.STOP_LOSS.value
+    rig.build()  # restart: new engine, same DB; the shard re-answers the same candle
+    rig.engine.tick()
+    assert "ETH" not in rig.broker.positions()
+    last = rig.events.events()[-1]
+    assert last.symbol == "ETH" and last.reason_code == GateCode.CANDLE_DEDUPE.value
+
+
+def test_core_signal_flip_closes_then_opens_other_side(rig):
+    rig.executor.script = {"SOL": (Signal.BUY, 200.0, BULL)}
+    rig.candle(T0, {"BTC": 100.0, "ETH": 100.0, "SOL": 100.0})
+    rig.engine.tick()
+    rig.executor.script = {"SOL": (Signal.SELL, 200.0, BEAR)}
+    rig.candle(T0 + HOUR_MS, {"SOL": 101.0})
+    report = rig.engine.tick()
+    assert report.closed == 1 and report.opened == 1
+    assert rig.broker.positions()["SOL"].side is PositionSide.SHORT
+    assert rig.store.last_close("SOL").reason == ExitReason.SIGNAL_FLIP.value
+    _trade_events_linked(rig.store, rig.events)
+    _cash_identity(rig.store)
+
+
+def test_core_flat_mode_blocks_entries_but_not_exits(tmp_path):
+    rig = Rig(tmp_path)
+    rig.executor.script = {"BTC": (Signal.BUY, 200.0, BULL)}
+    rig.candle(T0, {"BTC": 100.0, "ETH": 100.0, "SOL": 100.0})
+    rig.engine.tick()
+    rig.strategy.set_strategy_mode(StrategyMode.FLAT)
+    rig.executor.script = {"ETH": (Signal.BUY, 200.0, BULL)}
+    rig.candle(T0 + HOUR_MS, {"BTC": 90.0})
+    rig.engine.tick()
+    assert set(rig.broker.positions()) == set()  # BTC stopped out, ETH blocked
+    blocked = [e for e in rig.events.events() if e.status is DecisionStatus.BLOCKED]
+    assert [(e.symbol, e.reason_code) for e in blocked] == [("ETH", GateCode.FLAT_MODE.value)]
+
+
+def test_core_hot_reload_changes_gates_from_next_tick(tmp_path):
+    rig = Rig(tmp_path, max_open=1)
+    rig.executor.script = {"BTC": (Signal.BUY, 300.0, BULL), "ETH": (Signal.BUY, 200.0, BULL)}
+    rig.candle(T0, {"BTC": 100.0, "ETH": 100.0, "SOL": 100.0})
+    assert rig.engine.tick().opened == 1
+    _write_yaml(rig.yaml, 3, 1_700_000_100)
+    rig.executor.script = {"SOL": (Signal.BUY, 200.0, BULL)}
+    rig.candle(T0 + HOUR_MS, {})
+    assert rig.engine.tick().opened == 1
+    assert set(rig.broker.positions()) == {"BTC", "SOL"}
+
+
+def test_core_missing_candle_is_asked_again(rig):
+    rig.executor.status = {"ETH": ShardStatus.SHARD_LATE}
+    rig.candle(T0, {"BTC": 100.0, "ETH": 100.0, "SOL": 100.0})
+    rig.engine.tick()
+    rig.executor.status = {}
+    rig.engine.tick()
+    assert rig.executor.calls[-1] == {"ETH": T0}
+
+
+def test_core_no_price_blocks_entry(rig):
+    rig.executor.script = {"ETH": (Signal.BUY, 200.0, BULL)}
+    rig.candle(T0, {"BTC": 100.0, "SOL": 100.0})
+    rig.engine.tick()
+    assert "ETH" not in rig.broker.positions()
+    assert rig.events.events()[-1].reason_code == GateCode.ZERO_PRICE.value
+
+
+def test_core_funding_accrues_with_events(tmp_path):
+    rig = Rig(tmp_path, funding=FakeFunding({"BTC": 0.0001}))
+    rig.executor.script = {"BTC": (Signal.BUY, 200.0, BULL)}
+    rig.candle(T0, {"BTC": 100.0, "ETH": 100.0, "SOL": 100.0})
+    rig.engine.tick()
+    rig.market.now = T0 + 2 * HOUR_MS + 5
+    rig.engine.tick()
+    funding_rows = [f for f in rig.store.fills() if f.kind is LedgerKind.FUNDING]
+    assert len(funding_rows) == 2 and all(f.funding_usd < 0 for f in funding_rows)
+    funding_events = [e for e in rig.events.events() if e.event_type is DecisionEventType.FUNDING]
+    assert sorted(e.trade_id for e in funding_events) == sorted(f.trade_id for f in funding_rows)
+    _cash_identity(rig.store)
