@@ -135,11 +135,15 @@ class WsHub:
         self.dropped_connections += len(conns)
         return len(conns)
 
-    async def close_all(self) -> None:
-        """Close every connection politely (shutdown)."""
-        for conn in list(self.connections):
-            with contextlib.suppress(Exception):
-                await conn.ws.close()
+    async def close_all(self, timeout_secs: float = 1.0) -> None:
+        """Close every connection (shutdown): a close frame, then abort whoever has not answered."""
+        conns = list(self.connections)
+        if not conns:
+            return
+        await asyncio.wait([asyncio.create_task(c.ws.close()) for c in conns], timeout=timeout_secs)
+        for conn in conns:
+            if not conn.ws.closed:
+                conn.abort()
 
     # --- client messages --------------------------------------------------------------------
     def _on_text(self, conn: Connection, text: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +15,9 @@ import requests
 import yaml
 from hyperliquid.exchange import Exchange
 from hyperliquid.info import Info
+from websockets.sync.client import connect
 
-from tests.fixtures.sim_fixtures import SimulatorProcess
+from tests.fixtures.sim_fixtures import SimulatorProcess, start_simulator
 
 RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "recorded"
 START_MS = 1_700_000_000_000
@@ -42,13 +43,22 @@ def manual(factory: Factory, *extra: str) -> SimulatorProcess:
     return factory("--speed", "0", "--start-ms", str(START_MS), "--seed", "7", *extra)
 
 
+@pytest.fixture(scope="module")
+def shared_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorProcess]:
+    """One simulator for the read-only shape tests (no rate limit, so they cannot starve each other)."""
+    sim = start_simulator(["--rate-limit-per-min", "0"], tmp_path_factory.mktemp("shared-sim"))
+    yield sim
+    sim.stop()
+
+
 def ok(sim: SimulatorProcess, body: dict[str, Any]) -> Any:
     resp = sim.info(body)
     assert resp.status_code == 200, resp.text
     return resp.json()
 
 
-def test_info_meta_and_all_mids_match_recorded_shapes(simulator: SimulatorProcess) -> None:
+def test_info_meta_and_all_mids_match_recorded_shapes(shared_sim: SimulatorProcess) -> None:
+    simulator = shared_sim
     meta = ok(simulator, {"type": "meta", "dex": ""})
     rec_asset = recorded("info_info", "meta")["universe"][0]
     assert meta["universe"], "universe must not be empty"
@@ -64,7 +74,8 @@ def test_info_meta_and_all_mids_match_recorded_shapes(simulator: SimulatorProces
     assert ok(simulator, {"type": "spotMeta"}) == {"universe": [], "tokens": []}
 
 
-def test_info_candles_l2_funding_match_recorded_shapes(simulator: SimulatorProcess) -> None:
+def test_info_candles_l2_funding_match_recorded_shapes(shared_sim: SimulatorProcess) -> None:
+    simulator = shared_sim
     candles = ok(simulator, {"type": "candleSnapshot",
                              "req": {"coin": "ETH", "interval": "5m", "startTime": 0, "endTime": 2**62}})
     rec_candle = recorded("info_candles_snapshot", "candleSnapshot")[0]
@@ -84,7 +95,8 @@ def test_info_candles_l2_funding_match_recorded_shapes(simulator: SimulatorProce
     assert all(f["time"] % 3_600_000 == 0 for f in funding)
 
 
-def test_info_meta_and_asset_ctxs_shape(simulator: SimulatorProcess) -> None:
+def test_info_meta_and_asset_ctxs_shape(shared_sim: SimulatorProcess) -> None:
+    simulator = shared_sim
     meta, ctxs = ok(simulator, {"type": "metaAndAssetCtxs"})
     assert len(ctxs) == len(meta["universe"])
     string_fields = {"funding", "openInterest", "prevDayPx", "dayNtlVlm", "premium", "oraclePx", "markPx",
@@ -95,7 +107,8 @@ def test_info_meta_and_asset_ctxs_shape(simulator: SimulatorProcess) -> None:
         assert len(ctx["impactPxs"]) == 2 and float(ctx["impactPxs"][0]) < float(ctx["impactPxs"][1])
 
 
-def test_info_unknown_type_and_bad_body_answer_422_plain_text(simulator: SimulatorProcess) -> None:
+def test_info_unknown_type_and_bad_body_answer_422_plain_text(shared_sim: SimulatorProcess) -> None:
+    simulator = shared_sim
     resp = simulator.info({"type": "noSuchThing"})
     assert resp.status_code == 422 and "noSuchThing" in resp.text
     resp = simulator.session.post(simulator.base_url + "/info", data=b"{not json", timeout=5)
@@ -185,5 +198,8 @@ def test_fault_lost_ack_processes_order_but_drops_answer(simulator: SimulatorPro
 def test_simulator_exits_zero_on_sigterm_and_sigint(simulator_factory: Factory, sig: signal.Signals) -> None:
     sim = simulator_factory()
     assert sim.info({"type": "allMids"}).status_code == 200
-    sim.proc.send_signal(sig)
-    assert sim.proc.wait(timeout=10) == 0
+    with connect(sim.ws_url, open_timeout=10) as ws:  # an open WS connection must not hold the exit
+        ws.send(json.dumps({"method": "subscribe", "subscription": {"type": "allMids"}}))
+        ws.recv(timeout=10)
+        sim.proc.send_signal(sig)
+        assert sim.proc.wait(timeout=10) == 0
