@@ -237,3 +237,29 @@ def test_unknown_action_type_is_refused(venue: Venue) -> None:
 @pytest.fixture
 def venue() -> Venue:
     return Venue()
+
+
+@pytest.mark.parametrize(("delta_ms", "ok"), [(-1, False), (60_000, True)])
+def test_expires_after_is_signed_and_enforced(venue: Venue, delta_ms: int, ok: bool) -> None:
+    client = Client(venue)
+    nonce = client.next_nonce()
+    expires = venue.wall_ms + delta_ms
+    action = {"type": "scheduleCancel"}
+    sig = sdk.sign_l1_action(client.wallet, action, None, nonce, expires, venue.is_mainnet)
+    body = {"action": action, "nonce": nonce, "signature": sig, "vaultAddress": None, "expiresAfter": expires}
+    expected = (
+        {"status": "ok", "response": {"type": "default"}}
+        if ok
+        else {"status": "err", "response": vt.action_expired(expires)}
+    )
+    assert client.post(body) == (200, expected)
+
+
+def test_vault_actions_are_refused(venue: Venue) -> None:
+    client = Client(venue)
+    vault = "0x" + "ab" * 20
+    nonce = client.next_nonce()
+    action = {"type": "scheduleCancel"}
+    sig = sdk.sign_l1_action(client.wallet, action, vault, nonce, None, venue.is_mainnet)
+    body = {"action": action, "nonce": nonce, "signature": sig, "vaultAddress": vault, "expiresAfter": None}
+    assert client.post(body) == (200, {"status": "err", "response": vt.VAULT_UNSUPPORTED})
