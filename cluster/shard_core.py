@@ -27,14 +27,14 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from cluster.anchor import AnchorTrend
 from cluster.metrics import ShardMetrics
 from cluster.records import DecisionStatus, ShardDecision, no_signal
-from cluster.shard_store import ShardStore
+from cluster.shard_store import CandleRead, ShardStore
 from strategies.candle import Candle
 from strategies.config import StrategyConfig, StrategyOverrides
 from strategies.enums import Confidence, Signal
@@ -66,7 +66,7 @@ class ShardSettings:
 
     interval: str
     anchor_symbol: str = "BTC"
-    checkpoint_every: int = 8  # applied candles per symbol between checkpoints (>= 1)
+    checkpoint_every: int = 16  # candles per symbol between checkpoints (>= 1); replay <= 2x this
 
     def __post_init__(self) -> None:
         if self.checkpoint_every < 1:
@@ -88,30 +88,32 @@ def _plain(value: Any) -> float | bool | str | None:
     return number if math.isfinite(number) else None
 
 
-def split_at_resume(last_t: int | None, candles: Sequence[Candle]) -> tuple[list[Candle], bool]:
-    """Given candles read from (and including) `last_t`, return (new candles, continuity lost).
+def resume_view(read: CandleRead, requested: int | None, own: int | None) -> tuple[list[Candle], bool]:
+    """Return (candles after `own`, continuity lost) from a read made from `requested` <= `own`.
 
-    Continuity holds when nothing was applied yet, or when the candle at `last_t` is still in
-    what was read. Lost continuity means the store trimmed history the state never saw.
+    `requested` differs from `own` only when the anchor is also a traded symbol of the shard and
+    one wider read served both. Lost continuity means the store trimmed candles the state never
+    saw; an empty read is not a loss (nothing to rebuild from yet).
     """
-    if last_t is None:
-        return list(candles), False
-    if not candles:
-        return [], False
-    for index, candle in enumerate(candles):
-        if candle.t == last_t:
-            return list(candles[index + 1:]), False
-        if candle.t > last_t:
+    if own is None:
+        return list(read.candles), False
+    if requested == own:
+        return list(read.candles), bool(read.candles) and not read.resume_found
+    for index, candle in enumerate(read.candles):
+        if candle.t == own:
+            return list(read.candles[index + 1:]), False
+        if candle.t > own:
             break
-    return [c for c in candles if c.t > last_t], True
+    fresh = [c for c in read.candles if c.t > own]
+    return fresh, bool(fresh)
 
 
 class _SymbolState:
     """Incremental indicators of one symbol plus what idempotency and checkpoints need."""
 
-    __slots__ = ("cfg", "fingerprint", "history_gap", "ind", "last_close_ms", "last_t", "since_ckpt")
+    __slots__ = ("cfg", "ckpt_bars", "fingerprint", "history_gap", "ind", "last_close_ms", "last_t", "phase")
 
-    def __init__(self, cfg: StrategyConfig, since_ckpt: int) -> None:
+    def __init__(self, cfg: StrategyConfig, phase: int) -> None:
         self.cfg = cfg
         params = cfg.indicator_params()
         self.fingerprint = _params_fingerprint(params)
@@ -119,12 +121,17 @@ class _SymbolState:
         self.last_t: int | None = None
         self.last_close_ms: int | None = None
         self.history_gap = False
-        self.since_ckpt = since_ckpt
+        self.phase = phase  # spreads checkpoints of one-candle-per-tick symbols evenly over ticks
+        self.ckpt_bars = 0  # bars covered by the newest checkpoint in the store
 
     def apply(self, candle: Candle) -> None:
         self.ind.update(candle.t, candle.o, candle.h, candle.l, candle.c, candle.v)
         self.last_t, self.last_close_ms = candle.t, candle.close_ms
-        self.since_ckpt += 1
+
+    def checkpoint_due(self, every: int) -> bool:
+        """True every `every` bars (offset by the symbol's phase), or when 2x`every` behind."""
+        behind = self.ind.bars - self.ckpt_bars
+        return behind >= 2 * every or (behind > 0 and (self.ind.bars + self.phase) % every == 0)
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -140,10 +147,10 @@ class _SymbolState:
             return None
         try:
             sym.ind = IncrementalIndicators.from_state(state["ind"], cfg.indicator_params())
-        except ValueError:  # saved by another indicator version or windows: unusable
+            sym.last_t, sym.last_close_ms = state["last_t"], state["last_close_ms"]
+            sym.history_gap = bool(state["gap"])
+        except (KeyError, TypeError, ValueError):  # another indicator version or a damaged state
             return None
-        sym.last_t, sym.last_close_ms = state["last_t"], state["last_close_ms"]
-        sym.history_gap = bool(state["gap"])
         return sym
 
 
@@ -193,12 +200,16 @@ class ShardCore:
                 self.rehydrated["stale_checkpoint"] += 1
             if restored is not None:
                 self.rehydrated["checkpoint"] += 1
-                restored.since_ckpt = 0
+                restored.phase = _stagger(symbol, self._settings.checkpoint_every)
+                restored.ckpt_bars = restored.ind.bars
             self._states[symbol] = restored or _SymbolState(
                 cfg, _stagger(symbol, self._settings.checkpoint_every)
             )
         if with_anchor and self.anchor_name in saved:
-            self._anchor = AnchorTrend.from_state(saved[self.anchor_name])
+            try:
+                self._anchor = AnchorTrend.from_state(saved[self.anchor_name])
+            except (KeyError, TypeError, ValueError):  # damaged: rebuild the anchor from the store
+                log.warning("shard %d: anchor checkpoint unusable; rebuilding", self.index)
         self._metrics.rehydrates(self.index, "checkpoint", sum(1 for s in symbols if s in saved))
         self._metrics.symbols(self.index, len(self._states))
 
@@ -207,7 +218,7 @@ class ShardCore:
         chosen = self._states.keys() if symbols is None else [s for s in symbols if s in self._states]
         states = {s: self._states[s].to_state() for s in chosen if self._states[s].last_t is not None}
         for s in states:
-            self._states[s].since_ckpt = 0
+            self._states[s].ckpt_bars = self._states[s].ind.bars
         states[self.anchor_name] = self._anchor.to_state()
         self._store.save_checkpoints(states)
         return len(states)
@@ -227,7 +238,7 @@ class ShardCore:
         for symbol, key in batch.items():
             state = self._states.get(symbol)
             if state is not None and (state.last_close_ms is None or state.last_close_ms < key):
-                reads[symbol] = None if state.last_t is None else state.last_t - 1
+                reads[symbol] = state.last_t
         anchor_key = max(batch.values(), default=None)
         anchor = self._settings.anchor_symbol
         anchor_read = anchor_key is not None and (
@@ -235,29 +246,31 @@ class ShardCore:
         )
         request = dict(reads)
         if anchor_read:
-            after = None if self._anchor.last_t is None else self._anchor.last_t - 1
+            resume = self._anchor.last_t
             if anchor in request:  # the anchor is also a traded symbol here: read the wider range
                 other = request[anchor]
-                after = None if after is None or other is None else min(after, other)
-            request[anchor] = after
-        got = self._store.read_candles(request) if request else {}
+                resume = None if resume is None or other is None else min(resume, other)
+            request[anchor] = resume
+        got = self._store.read_since(request) if request else {}
         if anchor_read and anchor_key is not None:
-            self._advance_anchor(got.get(anchor, []), anchor_key)
+            self._advance_anchor(resume_view(got[anchor], request[anchor], self._anchor.last_t), anchor_key)
         applied_before = self.candles_applied
         records = [
-            self._evaluate_symbol(s, key, got.get(s) if s in reads else None, s in want_snapshot)
+            self._evaluate_symbol(
+                s, key, resume_view(got[s], request[s], reads[s]) if s in reads else None, s in want_snapshot
+            )
             for s, key in batch.items()
         ]
-        due = [s for s in batch if self._states.get(s) is not None
-               and self._states[s].since_ckpt >= self._settings.checkpoint_every]
+        every = self._settings.checkpoint_every
+        due = [s for s in batch if s in self._states and self._states[s].checkpoint_due(every)]
         if due:
             self.checkpoint(due)
         self._metrics.candles_applied(self.index, self.candles_applied - applied_before)
         self._metrics.evaluate_ms(self.index, (time.perf_counter() - started) * 1000.0)
         return records
 
-    def _advance_anchor(self, candles: Sequence[Candle], key: int) -> None:
-        fresh, gap = split_at_resume(self._anchor.last_t, candles)
+    def _advance_anchor(self, view: tuple[list[Candle], bool], key: int) -> None:
+        fresh, gap = view
         if gap:
             log.warning("shard %d: anchor %s history gap; rebuilding from available candles",
                         self.index, self._settings.anchor_symbol)
@@ -268,14 +281,14 @@ class ShardCore:
                 break
             self._anchor.update(candle.t, candle.close_ms, candle.c)
 
-    def _catch_up(self, symbol: str, candles: Sequence[Candle], key: int) -> _SymbolState:
+    def _catch_up(self, symbol: str, view: tuple[list[Candle], bool], key: int) -> _SymbolState:
         state = self._states[symbol]
-        fresh, gap = split_at_resume(state.last_t, candles)
+        fresh, gap = view
         if gap:
-            log.warning("shard %d symbol %s: checkpoint at t=%s older than the stored history "
+            log.warning("shard %d symbol %s: state at t=%s is older than the stored history "
                         "(first t=%d); rebuilding from available candles, flagged history_gap",
-                        self.index, symbol, state.last_t, candles[0].t)
-            state = _SymbolState(state.cfg, 0)
+                        self.index, symbol, state.last_t, fresh[0].t)
+            state = _SymbolState(state.cfg, state.phase)
             state.history_gap = True
             self._states[symbol] = state
             self.rehydrated["gap"] += 1
@@ -288,10 +301,10 @@ class ShardCore:
         return state
 
     def _evaluate_symbol(
-        self, symbol: str, key: int, candles: Sequence[Candle] | None, with_snapshot: bool
+        self, symbol: str, key: int, view: tuple[list[Candle], bool] | None, with_snapshot: bool
     ) -> ShardDecision:
         try:
-            state = self._states[symbol] if candles is None else self._catch_up(symbol, candles, key)
+            state = self._states[symbol] if view is None else self._catch_up(symbol, view, key)
             return self._decide(symbol, key, state, with_snapshot)
         except Exception:  # one bad symbol must not cost the others their decisions
             log.exception("shard %d symbol %s: evaluate failed at key %d; state dropped for rehydrate",

@@ -14,8 +14,8 @@ import pytest
 from bench.universe import INTERVAL, series, symbol_names
 from cluster.inprocess import InProcessExecutor
 from cluster.records import DecisionStatus, ShardDecision, ShardFault, TickResult
-from cluster.shard_core import ConfigSource, ShardCore, ShardSettings, split_at_resume
-from cluster.shard_store import MemoryShardStore
+from cluster.shard_core import ConfigSource, ShardCore, ShardSettings, resume_view
+from cluster.shard_store import CandleRead, MemoryShardStore
 from strategies.candle import Candle
 from strategies.config import default_config
 from strategies.mei_alpha_v1 import analyze_series
@@ -51,10 +51,12 @@ def assert_matches(record: ShardDecision, expected: Decision) -> None:
 class Universe:
     """Symbols + anchor with full histories, fed into a MemoryShardStore bar by bar."""
 
-    def __init__(self, n: int, bars: int, keep_bars: int | None = None) -> None:
+    def __init__(self, n: int, bars: int, keep_bars: int | None = None, trade_btc: bool = False) -> None:
         self.symbols = symbol_names(n)
         self.hist = {s: series(i, bars) for i, s in enumerate(self.symbols)}
         self.hist["BTC"] = series(0, bars, anchor=True)
+        if trade_btc:  # the anchor is also traded: one wider read serves both
+            self.symbols.append("BTC")
         self.store = MemoryShardStore(keep_bars=keep_bars)
 
     def publish(self, upto: int, start: int = 0) -> dict[str, int]:
@@ -81,7 +83,7 @@ def run_ticks(ex: InProcessExecutor, u: Universe, first: int, last: int) -> list
 
 
 def test_evaluate_every_tick_equals_batch_analyze_on_full_history() -> None:
-    u = Universe(6, WARM + TICKS)
+    u = Universe(6, WARM + TICKS, trade_btc=True)
     u.publish(WARM)
     ex = make_executor(u)
     results = run_ticks(ex, u, WARM, WARM + TICKS)
@@ -140,11 +142,11 @@ def test_evaluate_unknown_symbol_is_no_history() -> None:
 
 
 def test_restart_mid_run_restores_checkpoint_and_matches_uninterrupted_run() -> None:
-    u = Universe(6, WARM + TICKS)
+    u = Universe(6, WARM + TICKS, trade_btc=True)
     u.publish(WARM)
     reference = run_ticks(make_executor(u), u, WARM, WARM + TICKS)
 
-    u2 = Universe(6, WARM + TICKS)
+    u2 = Universe(6, WARM + TICKS, trade_btc=True)
     u2.publish(WARM)
     ex = make_executor(u2)
     got = run_ticks(ex, u2, WARM, WARM + 23)
@@ -234,10 +236,30 @@ def test_bad_symbol_config_fails_closed_for_that_symbol_only() -> None:
     assert records[u.symbols[0]].status is DecisionStatus.OK
 
 
-def test_split_at_resume_cases() -> None:
+def test_resume_view_cases() -> None:
     cs = series(0, 5)
-    assert split_at_resume(None, cs) == (cs, False)
-    assert split_at_resume(cs[1].t, cs[1:]) == (cs[2:], False)
-    assert split_at_resume(cs[1].t, cs) == (cs[2:], False)  # wider read (anchor shares the symbol)
-    assert split_at_resume(cs[1].t, cs[3:]) == (cs[3:], True)  # the resume candle was trimmed
-    assert split_at_resume(cs[1].t, []) == ([], False)
+    assert resume_view(CandleRead(True, cs), None, None) == (cs, False)
+    assert resume_view(CandleRead(True, cs[2:]), cs[1].t, cs[1].t) == (cs[2:], False)
+    assert resume_view(CandleRead(False, cs[3:]), cs[1].t, cs[1].t) == (cs[3:], True)  # trimmed
+    assert resume_view(CandleRead(False, []), cs[1].t, cs[1].t) == ([], False)  # nothing to rebuild from
+    # one wider read served the anchor (resume cs[0]) and the same symbol (resume cs[2])
+    assert resume_view(CandleRead(True, cs[1:]), cs[0].t, cs[2].t) == (cs[3:], False)
+    assert resume_view(CandleRead(True, cs[4:]), cs[0].t, cs[2].t) == (cs[4:], True)
+
+
+def test_unreadable_checkpoint_is_ignored_and_symbol_rebuilt_from_store() -> None:
+    from cluster.shard_store import decode_checkpoint, encode_checkpoint
+
+    assert decode_checkpoint(encode_checkpoint({"a": [1.5, None, "x"]})) == {"a": [1.5, None, "x"]}
+    assert decode_checkpoint(b'{"json": 1}') is None
+    assert decode_checkpoint(b"M1\x00garbage") is None
+    u = Universe(1, WARM)
+    batch = u.publish(WARM)
+    fingerprint = ShardCore(0, MemoryShardStore(), SETTINGS, ConfigSource(), symbols=u.symbols)
+    fp = fingerprint._states[u.symbols[0]].fingerprint
+    u.store.save_checkpoints({u.symbols[0]: {"v": 1, "fp": fp, "ind": {}}})  # decodes, unusable state
+    u.store._checkpoints["BTC#anchor.0"] = b"M1\xff"  # does not decode at all
+    core = ShardCore(0, u.store, SETTINGS, ConfigSource(), symbols=u.symbols)
+    assert core.rehydrated["checkpoint"] == 0
+    expected = oracle(u.symbols[0], u.hist[u.symbols[0]][:WARM], u.hist["BTC"][:WARM])
+    assert_matches(core.evaluate(batch)[0], expected[WARM - 1])
