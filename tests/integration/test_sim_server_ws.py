@@ -138,6 +138,10 @@ def test_ws_user_channels_snapshot_then_order_updates(simulator: SimulatorProces
         subscribe(ws, {"type": "userFills", "user": wallet.address})
         snap = recv(ws)
         assert snap == {"channel": "userFills", "data": {"user": user, "isSnapshot": True, "fills": []}}
+        subscribe(ws, {"type": "userFundings", "user": wallet.address})
+        fundings = recv(ws)
+        assert fundings["channel"] == "userFundings"
+        assert fundings["data"] == {"user": user, "isSnapshot": True, "fundings": []}
         subscribe(ws, {"type": "orderUpdates", "user": wallet.address})
         px = round(float(info.all_mids()["ETH"]) * 0.95, 3)
         answer = Exchange(wallet, simulator.base_url).order("ETH", True, 5.0, px, {"limit": {"tif": "Gtc"}})
