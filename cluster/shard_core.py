@@ -67,10 +67,13 @@ class ShardSettings:
     interval: str
     anchor_symbol: str = "BTC"
     checkpoint_every: int = 16  # candles per symbol between checkpoints (>= 1); replay <= 2x this
+    cold_chunk: int = 256  # symbols per store read while catching up from no state (bounds memory)
 
     def __post_init__(self) -> None:
         if self.checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
+        if self.cold_chunk < 1:
+            raise ValueError(f"cold_chunk must be >= 1, got {self.cold_chunk}")
 
 
 def _params_fingerprint(params: Any) -> str:
@@ -106,6 +109,18 @@ def resume_view(read: CandleRead, requested: int | None, own: int | None) -> tup
             break
     fresh = [c for c in read.candles if c.t > own]
     return fresh, bool(fresh)
+
+
+_NO_READ = object()
+
+
+def _chunks(reads: Mapping[str, int | None], cold_chunk: int) -> list[dict[str, int | None]]:
+    """Split reads: every warm symbol in the first chunk, cold ones (no state) cold_chunk at a time."""
+    warm = {s: r for s, r in reads.items() if r is not None}
+    cold = [s for s, r in reads.items() if r is None]
+    chunks = [warm]
+    chunks += [dict.fromkeys(cold[i: i + cold_chunk]) for i in range(0, len(cold), cold_chunk)]
+    return chunks
 
 
 class _SymbolState:
@@ -225,12 +240,16 @@ class ShardCore:
 
     # ------------------------------------------------------------------ evaluate
     def evaluate(self, batch: Mapping[str, int], want_snapshot: Collection[str] = ()) -> list[ShardDecision]:
-        """Bring each symbol to its candle key, decide, checkpoint what is due; one read per call.
+        """Bring each symbol to its candle key, decide, checkpoint what is due.
 
-        The indicator snapshot rides along only for BUY/SELL records and for `want_snapshot`
-        (the driver's open positions, whose exits need it), keeping records small.
+        One pipelined store read per call in steady state; symbols with no state yet (first
+        tick, new symbols, rebuilds) are read `cold_chunk` at a time so a catch-up over long
+        histories never holds every symbol's candles at once. The indicator snapshot rides
+        along only for BUY/SELL records and for `want_snapshot` (the driver's open positions,
+        whose exits need it), keeping records small.
         """
         started = time.perf_counter()
+        applied_before = self.candles_applied
         new = [s for s in batch if s not in self._states]
         if new:
             self._restore(new, with_anchor=False)
@@ -239,26 +258,20 @@ class ShardCore:
             state = self._states.get(symbol)
             if state is not None and (state.last_close_ms is None or state.last_close_ms < key):
                 reads[symbol] = state.last_t
-        anchor_key = max(batch.values(), default=None)
-        anchor = self._settings.anchor_symbol
-        anchor_read = anchor_key is not None and (
-            self._anchor.last_close_ms is None or self._anchor.last_close_ms < anchor_key
-        )
-        request = dict(reads)
-        if anchor_read:
-            resume = self._anchor.last_t
-            if anchor in request:  # the anchor is also a traded symbol here: read the wider range
-                other = request[anchor]
-                resume = None if resume is None or other is None else min(resume, other)
-            request[anchor] = resume
-        got = self._store.read_since(request) if request else {}
-        if anchor_read and anchor_key is not None:
-            self._advance_anchor(resume_view(got[anchor], request[anchor], self._anchor.last_t), anchor_key)
-        applied_before = self.candles_applied
+        results: dict[str, ShardDecision] = {}
+        for index, chunk in enumerate(_chunks(reads, self._settings.cold_chunk)):
+            request = dict(chunk)
+            anchor_resume = self._anchor_request(request, batch) if index == 0 else _NO_READ
+            got = self._store.read_since(request) if request else {}
+            if anchor_resume is not _NO_READ:
+                anchor = self._settings.anchor_symbol
+                view = resume_view(got[anchor], request[anchor], self._anchor.last_t)
+                self._advance_anchor(view, max(batch.values()))
+            for symbol, resume in chunk.items():
+                view = resume_view(got[symbol], request[symbol], resume)
+                results[symbol] = self._evaluate_symbol(symbol, batch[symbol], view, symbol in want_snapshot)
         records = [
-            self._evaluate_symbol(
-                s, key, resume_view(got[s], request[s], reads[s]) if s in reads else None, s in want_snapshot
-            )
+            results[s] if s in results else self._evaluate_symbol(s, key, None, s in want_snapshot)
             for s, key in batch.items()
         ]
         every = self._settings.checkpoint_every
@@ -268,6 +281,21 @@ class ShardCore:
         self._metrics.candles_applied(self.index, self.candles_applied - applied_before)
         self._metrics.evaluate_ms(self.index, (time.perf_counter() - started) * 1000.0)
         return records
+
+    def _anchor_request(self, request: dict[str, int | None], batch: Mapping[str, int]) -> object:
+        """Add the anchor to `request` if it is behind the batch; return its resume or _NO_READ."""
+        if not batch:
+            return _NO_READ
+        last_close = self._anchor.last_close_ms
+        if last_close is not None and last_close >= max(batch.values()):
+            return _NO_READ
+        anchor = self._settings.anchor_symbol
+        resume = self._anchor.last_t
+        if anchor in request:  # the anchor is also a traded symbol here: read the wider range
+            other = request[anchor]
+            resume = None if resume is None or other is None else min(resume, other)
+        request[anchor] = resume
+        return resume
 
     def _advance_anchor(self, view: tuple[list[Candle], bool], key: int) -> None:
         fresh, gap = view

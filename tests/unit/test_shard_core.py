@@ -69,8 +69,9 @@ class Universe:
 SETTINGS = ShardSettings(interval=INTERVAL, checkpoint_every=5)
 
 
-def make_executor(u: Universe, n_shards: int = 2, alerts: list | None = None) -> InProcessExecutor:
-    return InProcessExecutor(n_shards, lambda _i: u.store, SETTINGS, ConfigSource(), symbols=u.symbols,
+def make_executor(u: Universe, n_shards: int = 2, alerts: list | None = None,
+                  settings: ShardSettings = SETTINGS) -> InProcessExecutor:
+    return InProcessExecutor(n_shards, lambda _i: u.store, settings, ConfigSource(), symbols=u.symbols,
                              alert=None if alerts is None else alerts.append)
 
 
@@ -85,7 +86,8 @@ def run_ticks(ex: InProcessExecutor, u: Universe, first: int, last: int) -> list
 def test_evaluate_every_tick_equals_batch_analyze_on_full_history() -> None:
     u = Universe(6, WARM + TICKS, trade_btc=True)
     u.publish(WARM)
-    ex = make_executor(u)
+    # cold_chunk=2: the catch-up from no state reads the store two symbols at a time
+    ex = make_executor(u, settings=ShardSettings(interval=INTERVAL, checkpoint_every=5, cold_chunk=2))
     results = run_ticks(ex, u, WARM, WARM + TICKS)
     expected = {s: oracle(s, u.hist[s], u.hist["BTC"]) for s in u.symbols}
     actionable = 0
