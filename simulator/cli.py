@@ -16,7 +16,7 @@ from pathlib import Path
 from simulator.faults import Faults, FaultSettings
 from simulator.market import INTERVAL_MS, Market, MarketClock
 from simulator.ratelimit import DEFAULT_WEIGHT_PER_MIN, RateLimiter
-from simulator.series import Series, SeriesError, load_csv_dir, merge, synthetic_series
+from simulator.series import MultiSeries, Series, SeriesError, load_csv_dir, merge, synthetic_series
 from simulator.server import ExchangePort, ServerConfig, Venue, serve
 
 SHIPPED_DATA = Path(__file__).resolve().parent / "data"
@@ -127,7 +127,7 @@ def parse_options(argv: list[str] | None = None) -> VenueOptions:
         rate_limit_per_min=a.rate_limit_per_min, faults=faults, log_level=a.log_level)
 
 
-def build_series(opts: VenueOptions) -> Series:
+def build_series(opts: VenueOptions) -> Series | MultiSeries:
     """The base candles: --data and/or --synthetic, else the shipped data."""
     iv_ms = INTERVAL_MS[opts.interval]
     parts = []
@@ -136,7 +136,7 @@ def build_series(opts: VenueOptions) -> Series:
                                   seed=opts.seed))
     if opts.synthetic:
         parts.append(synthetic_series(opts.synthetic, seed=opts.seed))
-    return merge(parts, seed=opts.seed)
+    return merge(parts)
 
 
 def build_venue(opts: VenueOptions) -> Venue:

@@ -14,6 +14,7 @@ the market clock equals wall-clock time, so candle times compare sanely with a c
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from typing import Protocol
 
 import numpy as np
 
-from simulator.series import CoinInfo, Series, px_decimals, round_px
+from simulator.series import CoinInfo, MultiSeries, Series, px_decimals, round_px
 
 INTERVAL_MS: dict[str, int] = {
     "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
@@ -99,7 +100,7 @@ def interval_ms_of(interval: str) -> int | None:
 
 
 def _mix(seed: int, idx: np.ndarray, k: int) -> np.ndarray:
-    """SplitMix64-style hash of (seed, coin index, bar index) → uint64, vectorised over idx."""
+    """SplitMix64-style hash of (seed, coin key, bar index) → uint64, vectorised over idx."""
     x = np.asarray(idx, dtype=np.uint64) * _GOLD
     x ^= np.asarray([seed & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64) * _M1
     x ^= np.asarray([k & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64) * _M2
@@ -132,7 +133,7 @@ def _unit(h: np.ndarray, shift: int) -> np.ndarray:
 class Market:
     """Implements MarketView plus the market-data reads the server and feeds need."""
 
-    def __init__(self, series: Series, clock: MarketClock, *, interval_ms: int, seed: int,
+    def __init__(self, series: Series | MultiSeries, clock: MarketClock, *, interval_ms: int, seed: int,
                  history_bars: int) -> None:
         if history_bars < 0:
             raise ValueError("history_bars must be >= 0")
@@ -146,6 +147,9 @@ class Market:
         self._index = {c.name: i for i, c in enumerate(series.coins)}
         self._szd = np.array([c.sz_decimals for c in series.coins], dtype=np.int64)
         self._all = np.arange(len(series.coins), dtype=np.uint64)
+        # per-coin hash keys from the name, so listing another coin never changes a coin's path
+        self._keys = np.array([int.from_bytes(hashlib.blake2b(c.name.encode(), digest_size=8).digest(), "big")
+                               for c in series.coins], dtype=np.uint64)
         self._mids_cache: tuple[int, np.ndarray] | None = None
 
     # --- MarketView -------------------------------------------------------------------------
@@ -196,7 +200,7 @@ class Market:
         extreme (at fraction f1) → second extreme (at f2) → close in straight lines; whether the
         high or the low comes first, and when, is a hash of (seed, coin, bar)."""
         o, hi, lo, c, _ = (a[idx.astype(np.int64)] for a in self.series.bar(k))
-        u = _mix(self.seed, idx, k)
+        u = _mix(self.seed, self._keys[idx.astype(np.int64)], k)
         high_first = (u & np.uint64(1)).astype(bool)
         f1 = 0.15 + 0.3 * _unit(u, 8)
         f2 = f1 + (0.85 - f1) * (0.2 + 0.6 * _unit(u, 24))
@@ -249,8 +253,8 @@ class Market:
             return self._bar_range(k0, f0, f1, i)
         parts = [self._bar_range(k0, f0, 1.0, i), self._bar_range(k1, 0.0, f1, i)]
         if k1 > k0 + 1:
-            _, h_mid, l_mid, _, _ = self.series.bars(k0 + 1, k1)
-            parts.append((float(l_mid[:, i].min()), float(h_mid[:, i].max())))
+            _, h_mid, l_mid, _, _ = self.series.column(i, k0 + 1, k1)
+            parts.append((float(l_mid.min()), float(h_mid.max())))
         return min(p[0] for p in parts), max(p[1] for p in parts)
 
     def _bar_range(self, k: int, fa: float, fb: float, i: int) -> tuple[float, float]:
@@ -284,7 +288,7 @@ class Market:
         k_hi = min(k_now, (hi_t + interval_ms - self.t0_ms) // iv - 1)
         if k_hi < k_lo:
             return []
-        o, h, lw, c, v = (a[:, i].copy() for a in self.series.bars(k_lo, k_hi + 1))
+        o, h, lw, c, v = (a.copy() for a in self.series.column(i, k_lo, k_hi + 1))
         n = np.rint(np.sqrt(v)).astype(np.int64)
         if k_hi == k_now:
             frac = (now_ms - self.bar_open(k_now)) / iv
@@ -322,7 +326,7 @@ class Market:
         i = self.index_of(coin)
         szd = int(self._szd[i])
         mid = float(self.mids_at(t_ms)[i])
-        slots = np.arange(2 * depth, dtype=np.uint64) + np.uint64(i * 1000)
+        slots = np.arange(2 * depth, dtype=np.uint64) + self._keys[i]
         u = _mix(self.seed ^ 0xB00C, slots, t_ms // 1000)
         jitter = 0.75 + 0.5 * _unit(u, 16)
         bids: list[tuple[float, float]] = []

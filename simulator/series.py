@@ -78,6 +78,7 @@ class Series:
         sigma: np.ndarray,
         last_close: np.ndarray,
         base_volume: np.ndarray,
+        stream: int = 0,
     ) -> None:
         self.coins = coins
         self._arrays = {k: np.ascontiguousarray(bars[k], dtype=np.float64) for k in "ohlcv"}
@@ -86,7 +87,7 @@ class Series:
         self._last_close = last_close.astype(np.float64)
         self._base_volume = base_volume
         self._szd = np.array([c.sz_decimals for c in coins], dtype=np.int64)
-        self._rng = np.random.default_rng([seed, 0x5EED])
+        self._rng = np.random.default_rng([seed, 0x5EED, stream])
 
     @property
     def n_bars(self) -> int:
@@ -102,6 +103,12 @@ class Series:
         self.ensure(stop - 1)
         sl = slice(start, min(stop, self._n))
         return tuple(self._arrays[k][sl] for k in "ohlcv")
+
+    def column(self, i: int, start: int, stop: int) -> tuple[np.ndarray, ...]:
+        """Views (o, h, l, c, v) of coin ``i`` over bars [start, stop)."""
+        self.ensure(stop - 1)
+        sl = slice(start, min(stop, self._n))
+        return tuple(self._arrays[k][sl, i] for k in "ohlcv")
 
     def bar(self, k: int) -> tuple[np.ndarray, ...]:
         """Arrays (o, h, l, c, v) of bar k across all coins."""
@@ -155,7 +162,7 @@ def synthetic_series(count: int, *, seed: int, start_index: int = 0) -> Series:
     szd_arr = np.array([c.sz_decimals for c in coins], dtype=np.int64)
     bars = {k: _empty(count) for k in "ohlcv"}
     return Series(coins, bars, seed=seed, sigma=np.full(count, SYNTHETIC_SIGMA_PER_BAR),
-                  last_close=round_px(p0, szd_arr), base_volume=np.round(50_000.0 / p0, 4))
+                  last_close=round_px(p0, szd_arr), base_volume=np.round(50_000.0 / p0, 4), stream=2)
 
 
 def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -221,7 +228,7 @@ def load_csv_dir(directory: Path, *, interval: str, interval_ms: int, seed: int)
     sigma = np.clip(np.std(log_ret, axis=0), MIN_SIGMA, MAX_SIGMA) if len(log_ret) else np.full(n, 0.003)
     base_volume = np.maximum(np.mean(arrays["v"], axis=0), 1.0)
     return Series(coins, arrays, seed=seed, sigma=sigma, last_close=arrays["c"][-1].copy(),
-                  base_volume=base_volume)
+                  base_volume=base_volume, stream=1)
 
 
 def _fill_column(arrays: dict[str, np.ndarray], j: int, grid: np.ndarray,
@@ -243,20 +250,39 @@ def _fill_column(arrays: dict[str, np.ndarray], j: int, grid: np.ndarray,
     arrays["v"][:, j] = np.where(have, values[np.maximum(present, 0), 4], 0.0)
 
 
-def merge(parts: list[Series], *, seed: int) -> Series:
-    """Join CSV and synthetic series column-wise (the shorter ones grow to the same length first)."""
-    if len(parts) == 1:
-        return parts[0]
-    n_bars = max(p.n_bars for p in parts)
-    for p in parts:
-        p.ensure(n_bars - 1)
-    coins = [c for p in parts for c in p.coins]
-    names = [c.name for c in coins]
-    if len(set(names)) != len(names):
-        raise SeriesError("duplicate coin names across --data and --synthetic")
-    bars = {}
-    for idx, k in enumerate("ohlcv"):
-        bars[k] = np.hstack([p.bars(0, n_bars)[idx] for p in parts])
-    return Series(coins, bars, seed=seed, sigma=np.concatenate([p._sigma for p in parts]),
-                  last_close=bars["c"][-1].copy(),
-                  base_volume=np.concatenate([p._base_volume for p in parts]))
+class MultiSeries:
+    """Several series side by side (CSV coins, then synthetic ones); each grows on its own, so
+    combining a short synthetic universe with long CSV data never materialises one huge matrix."""
+
+    def __init__(self, parts: list[Series]) -> None:
+        self.parts = parts
+        self.coins = [c for p in parts for c in p.coins]
+        names = [c.name for c in self.coins]
+        if len(set(names)) != len(names):
+            raise SeriesError("duplicate coin names across --data and --synthetic")
+        self._offsets = np.cumsum([0] + [len(p.coins) for p in parts])
+
+    @property
+    def n_bars(self) -> int:
+        return min(p.n_bars for p in self.parts)
+
+    def ensure(self, k: int) -> None:
+        for p in self.parts:
+            p.ensure(k)
+
+    def bars(self, start: int, stop: int) -> tuple[np.ndarray, ...]:
+        got = [p.bars(start, stop) for p in self.parts]
+        return tuple(np.hstack([g[j] for g in got]) for j in range(5))
+
+    def bar(self, k: int) -> tuple[np.ndarray, ...]:
+        got = [p.bar(k) for p in self.parts]
+        return tuple(np.concatenate([g[j] for g in got]) for j in range(5))
+
+    def column(self, i: int, start: int, stop: int) -> tuple[np.ndarray, ...]:
+        j = int(np.searchsorted(self._offsets, i, side="right")) - 1
+        return self.parts[j].column(i - int(self._offsets[j]), start, stop)
+
+
+def merge(parts: list[Series]) -> Series | MultiSeries:
+    """One series for the market: the only part, or the parts side by side."""
+    return parts[0] if len(parts) == 1 else MultiSeries(parts)

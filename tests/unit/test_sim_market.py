@@ -12,7 +12,7 @@ import pytest
 
 from simulator.cli import SHIPPED_DATA
 from simulator.market import CANDLE_CAP, HOUR_MS, Market, MarketClock, fmt_num
-from simulator.series import load_csv_dir, round_px, synthetic_series
+from simulator.series import load_csv_dir, merge, round_px, synthetic_series
 
 IV = 300_000
 START = 1_700_000_123_456
@@ -223,3 +223,18 @@ def test_csv_loader_fills_gaps_flat_at_previous_close(tmp_path: Path) -> None:
     o, h, lo, c, v = s.bars(0, 3)
     assert o[:, 0].tolist() == [1.0, 1.1, 1.1] and c[:, 0].tolist() == [1.1, 1.1, 1.2]
     assert h[1, 0] == lo[1, 0] == 1.1 and v[1, 0] == 0.0
+
+
+def test_market_csv_plus_synthetic_grow_independently() -> None:
+    csv_part = load_csv_dir(SHIPPED_DATA, interval="5m", interval_ms=IV, seed=4)
+    syn_part = synthetic_series(500, seed=4)
+    m = Market(merge([csv_part, syn_part]), MarketClock(start_ms=START, speed=0), interval_ms=IV, seed=4,
+               history_bars=300)
+    now = m.now_ms()
+    assert m.coins()[:7] == ["ADA", "DASH", "ETC", "ETH", "LTC", "XLM", "XMR"] and m.coins()[-1] == "SYN0500"
+    assert len(m.mids_at(now)) == 507
+    assert syn_part.n_bars < 1000 < csv_part.n_bars  # the synthetic part was not grown to the CSV length
+    alone = synthetic_market(500, seed=4)
+    for coin in ("SYN0001", "SYN0500"):
+        assert m.candles(coin, IV, 0, now, now) == alone.candles(coin, IV, 0, now, now)
+    assert m.candles("ETH", IV, 0, now, now) == shipped_market(seed=4).candles("ETH", IV, 0, now, now)
