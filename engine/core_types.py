@@ -101,6 +101,19 @@ class TickReport:
             f"entries={t.entries_ms:.1f}ms funding={t.funding_ms:.1f}ms total={t.total_ms:.1f}ms"
         )
 
+    def metrics(self) -> dict[str, float]:
+        """Flat numeric view for a metrics exporter (names carry units)."""
+        t = self.timing
+        return {
+            "tick_keys_ms": t.keys_ms, "tick_shards_ms": t.shards_ms, "tick_exits_ms": t.exits_ms,
+            "tick_entries_ms": t.entries_ms, "tick_funding_ms": t.funding_ms, "tick_total_ms": t.total_ms,
+            "symbols": float(self.symbols), "evaluated": float(self.evaluated),
+            "open_positions": float(self.open_positions), "opened": float(self.opened),
+            "added": float(self.added), "reduced": float(self.reduced), "closed": float(self.closed),
+            "blocked": float(self.blocked),
+            "errors": float(self.errors), "cash_usd": self.cash_usd, "equity_usd": self.equity_usd,
+        }  # fmt: skip
+
 
 @dataclass
 class TickCounts:

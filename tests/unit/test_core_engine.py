@@ -211,6 +211,8 @@ def test_core_ranks_by_score_and_enforces_max_open_positions(rig):
     assert blocked.gates[-1].details == {"open": 2, "limit": 2}
     _trade_events_linked(rig.store, rig.events)
     assert "tick=1" in report.status_line() and "open_pos=2" in report.status_line()
+    metrics = report.metrics()
+    assert metrics["opened"] == 2.0 and metrics["blocked"] == 1.0 and metrics["tick_total_ms"] >= 0.0
 
 
 def test_core_restart_does_not_reenter_same_candle(rig, tmp_path):
