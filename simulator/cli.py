@@ -34,8 +34,11 @@ data (simulator/data, 2018 BTC-quoted 5m candles) is used when neither --data no
 given. Prices are RESCALED: each CSV symbol is multiplied by the power of ten that brings its first
 close to >= 1, then rounded to the venue's precision (5 significant figures), so they look like USD
 prices. Candle times are REBASED: bar number --history-bars of the data is the bar containing the
-start time (--start-ms, default now); earlier bars are history for candleSnapshot backfill. When
-the data runs out the series continues as a seeded random walk.
+start time (--start-ms, default now); earlier bars are history for candleSnapshot backfill. The
+market clock is start + speed x elapsed wall time (+ admin advances), so at --speed 1 candle times
+match wall-clock time; at other speeds they run ahead of it. When the data runs out the series
+continues as a seeded random walk. Same --seed, data and --start-ms with --speed 0 give
+byte-identical answers and streams.
 
 Admin (loopback only): GET /admin/state, POST /admin/faults {...}, POST /admin/advance
 {"ms": N} or {"bars": N}, POST /admin/drop_ws.
