@@ -76,12 +76,15 @@ class Venue:
 
     # --- ticking ----------------------------------------------------------------------------
     def tick(self) -> int:
-        """Advance everything to the market clock's current time; return it."""
+        """Advance everything to the market clock's current time; return it.
+
+        The exchange core ticks every time (its scheduleCancel deadlines are wall-clock times, which
+        pass even while a manual market clock stands still); WS pushes happen only when time moved."""
         now = self.market.now_ms()
+        if self.core is not None:
+            self.core.on_market_tick(now)
         if now != self._last_tick_ms:
             self._last_tick_ms = now
-            if self.core is not None:
-                self.core.on_market_tick(now)
             self.hub.on_tick(now)
         return now
 
