@@ -152,9 +152,9 @@ def test_ws_user_channels_snapshot_then_order_updates(simulator: SimulatorProces
 
 
 def test_ws_idle_connection_closed_but_pinging_one_kept(simulator_factory: Factory) -> None:
-    sim = simulator_factory("--ws-idle-timeout-secs", "1")
+    sim = simulator_factory("--ws-idle-timeout-secs", "2")
     with ws_client(sim) as quiet, ws_client(sim) as chatty:
-        deadline = time.monotonic() + 2.0
+        deadline = time.monotonic() + 3.0
         while time.monotonic() < deadline:  # keep one client talking for twice the idle limit
             send(chatty, {"method": "ping"})
             assert recv(chatty) == {"channel": "pong"}
