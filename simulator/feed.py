@@ -29,6 +29,10 @@ PARSE_ERROR = "Error parsing JSON into valid websocket request"
 CONNECTED_TEXT = "Websocket connection established."
 MAX_QUEUED_MESSAGES = 20_000
 MAX_CANDLES_PER_TICK = 100
+# per-IP WebSocket limits the venue documents (reference 3.8); the refusal texts are our own
+MAX_CONNECTIONS_PER_IP = 100
+MAX_SUBSCRIPTIONS_PER_IP = 1000
+MAX_USERS_PER_IP = 10
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 USER_CHANNELS = ("userFills", "orderUpdates", "userFundings", "userNonFundingLedgerUpdates")
 SubKey = tuple[str, ...]
@@ -82,8 +86,10 @@ class WsHub:
         self._candle_last_t: dict[tuple[str, str], int] = {}
 
     # --- connection lifecycle ---------------------------------------------------------------
-    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         """The /ws handler: read client messages until close, idle timeout or drop."""
+        if len(self._of_ip(request.remote)) >= MAX_CONNECTIONS_PER_IP:
+            return web.Response(status=429, text="Too many websocket connections")
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         conn = Connection(ws=ws, request=request)
@@ -169,6 +175,10 @@ class WsHub:
             if key in conn.subs:
                 conn.send({"channel": "error", "data": f"Already subscribed: {dumps(sub)}"})
                 return
+            refusal = self._limit_refusal(conn, key)
+            if refusal is not None:
+                conn.send({"channel": "error", "data": f"{refusal}: {dumps(sub)}"})
+                return
             conn.subs[key] = sub
             conn.send({"channel": "subscriptionResponse",
                        "data": {"method": "subscribe", "subscription": sub}})
@@ -179,6 +189,20 @@ class WsHub:
                 return
             conn.send({"channel": "subscriptionResponse",
                        "data": {"method": "unsubscribe", "subscription": sub}})
+
+    def _of_ip(self, ip: str | None) -> list[Connection]:
+        return [c for c in self.connections if c.request.remote == ip]
+
+    def _limit_refusal(self, conn: Connection, key: SubKey) -> str | None:
+        """Why subscribing ``key`` would break a per-IP limit, or None."""
+        peers = self._of_ip(conn.request.remote)
+        if sum(len(c.subs) for c in peers) >= MAX_SUBSCRIPTIONS_PER_IP:
+            return f"Cannot track more than {MAX_SUBSCRIPTIONS_PER_IP} total subscriptions"
+        if key[0] in USER_CHANNELS:
+            users = {k[1] for c in peers for k in c.subs if k[0] in USER_CHANNELS}
+            if key[1] not in users and len(users) >= MAX_USERS_PER_IP:
+                return f"Cannot track more than {MAX_USERS_PER_IP} total users"
+        return None
 
     def _sub_key(self, sub: Any) -> SubKey:
         if not isinstance(sub, dict) or not isinstance(sub.get("type"), str):

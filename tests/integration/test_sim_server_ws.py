@@ -210,3 +210,22 @@ def test_sdk_websocket_receives_all_mids_and_candles(simulator_factory: Factory)
     assert {m["channel"] for m in got} == {"allMids", "candle"}
     candle = next(m["data"] for m in got if m["channel"] == "candle")
     assert candle["s"] == "ETH" and candle["i"] == "5m"
+
+
+def test_ws_per_ip_subscription_and_user_limits(simulator_factory: Factory) -> None:
+    sim = manual(simulator_factory, "--synthetic", "1001")
+    with ws_client(sim) as ws:
+        for n in range(1, 1001):
+            send(ws, {"method": "subscribe", "subscription": {"type": "trades", "coin": f"SYN{n:04d}"}})
+        assert channels(until_pong(ws)).count("subscriptionResponse") == 1000
+        send(ws, {"method": "subscribe", "subscription": {"type": "trades", "coin": "SYN1001"}})
+        assert channels(until_pong(ws)) == ["error"]
+    with ws_client(sim) as ws:  # the closed connection's subscriptions no longer count
+        users = [eth_account.Account.create().address for _ in range(11)]
+        for user in users[:10]:
+            subscribe(ws, {"type": "userFills", "user": user})
+        send(ws, {"method": "subscribe", "subscription": {"type": "orderUpdates", "user": users[0]}})
+        send(ws, {"method": "subscribe", "subscription": {"type": "userFills", "user": users[10]}})
+        got = [json.loads(r) for r in until_pong(ws)]
+        assert [m["channel"] for m in got if m["channel"] in ("subscriptionResponse", "error")] == [
+            "subscriptionResponse", "error"]
