@@ -14,8 +14,10 @@ import contextlib
 import ipaddress
 import json
 import logging
+import math
 import socket
 import sys
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -35,6 +37,7 @@ from simulator.market_info import (
 from simulator.ratelimit import RateLimiter, exchange_weight, info_extra_weight, info_weight
 
 log = logging.getLogger(__name__)
+TICK_ERROR_LOG_EVERY_SECS = 10.0
 
 
 class ExchangePort(Protocol):
@@ -89,11 +92,15 @@ class Venue:
         return now
 
     async def run_ticker(self) -> None:
+        last_logged = -math.inf
         while True:
             try:
                 self.tick()
             except Exception:  # one bad tick must not stop the market; the next tick retries
-                log.exception("market tick failed")
+                self.counters["tick_errors"] += 1
+                if time.monotonic() - last_logged >= TICK_ERROR_LOG_EVERY_SECS:
+                    last_logged = time.monotonic()
+                    log.exception("market tick failed", extra={"tick_errors": self.counters["tick_errors"]})
             await asyncio.sleep(self.config.tick_ms / 1000.0)
 
     async def run_ws_dropper(self) -> None:
@@ -264,6 +271,7 @@ class Venue:
             "faulted_errors": self.counters["faulted_errors"],
             "faulted_delays": self.counters["faulted_delays"],
             "lost_acks": self.counters["lost_acks"],
+            "tick_errors": self.counters["tick_errors"],
             "ws_connections": len(self.hub.connections),
             "ws_connections_total": self.hub.total_connections,
             "ws_dropped": self.hub.dropped_connections,
