@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Protocol
 
 from cluster.metrics import PoolMetrics
-from cluster.records import ShardAlert, ShardDecision, ShardFault, TickResult
+from cluster.records import DecisionStatus, ShardAlert, ShardDecision, ShardFault, TickResult, no_signal
 from cluster.sharding import shard_for
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,14 @@ def group_by_shard(symbols: Iterable[str], n_shards: int, salt: str = "") -> dic
     for symbol in symbols:
         groups.setdefault(shard_for(symbol, n_shards, salt=salt), []).append(symbol)
     return groups
+
+
+def complete(batch: Mapping[str, int], decisions: Mapping[str, ShardDecision]) -> dict[str, ShardDecision]:
+    """Return a record for every symbol of `batch`, in batch order; a missing one fails closed."""
+    return {
+        s: decisions[s] if s in decisions else no_signal(s, key, DecisionStatus.STRATEGY_ERROR)
+        for s, key in batch.items()
+    }
 
 
 class FaultBook:

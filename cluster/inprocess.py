@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 
-from cluster.executor import AlertSink, FaultBook, group_by_shard
+from cluster.executor import AlertSink, FaultBook, complete, group_by_shard
 from cluster.metrics import PoolMetrics
 from cluster.records import ShardDecision, TickResult
 from cluster.shard_core import ConfigSource, ShardCore, ShardSettings
@@ -66,13 +66,19 @@ class InProcessExecutor:
             self._faults.note_gaps(shard, records)
             decisions.update((r.symbol, r) for r in records)
         elapsed = (time.perf_counter() - started) * 1000.0
-        return TickResult(decisions={s: decisions[s] for s in batch}, alerts=self._faults.take(),
+        return TickResult(decisions=complete(batch, decisions), alerts=self._faults.take(),
                           elapsed_ms=elapsed)
 
     def restart_shard(self, index: int) -> ShardCore:
         """Throw shard `index` away and rebuild it from its store, as a Ray restart would."""
         self.cores[index] = self._build(index)
         return self.cores[index]
+
+    def set_configs(self, configs: ConfigSource) -> None:
+        """Hot-reload the strategy config into every shard (and into future restarts)."""
+        self._configs = configs
+        for core in self.cores:
+            core.set_configs(configs)
 
     def checkpoint_all(self) -> int:
         return sum(core.checkpoint() for core in self.cores)

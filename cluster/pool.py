@@ -24,7 +24,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cluster.executor import AlertSink, FaultBook, group_by_shard
+from cluster.executor import AlertSink, FaultBook, complete, group_by_shard
 from cluster.metrics import PoolMetrics, pool_metrics
 from cluster.records import DecisionStatus, ShardDecision, ShardFault, TickResult, no_signal
 from cluster.shard_actor import SignalShard
@@ -80,11 +80,13 @@ class ShardPool:
         self._pool = pool
         self._metrics = metrics or pool_metrics()
         self._faults = FaultBook(alert, self._metrics)
+        self._configs = configs
+        self._config_version = 0  # bumped by set_configs; 0 = the constructor's configs
         self._pending: dict[int, Any] = {}  # shard -> ObjectRef of a call that missed its deadline
         self._late_streak: dict[int, int] = {}
         groups = assign(symbols, pool.n_shards)
         remote_cls = ray.remote(SignalShard)
-        self.handles = [
+        self.handles: list[Any] = [
             remote_cls.options(
                 name=ACTOR_NAME_FORMAT.format(index=i),
                 namespace=pool.namespace,
@@ -96,7 +98,12 @@ class ShardPool:
             ).remote(i, redis_url, redis_prefix, settings, configs, groups[i])
             for i in range(pool.n_shards)
         ]
-        ray.get([h.ping.remote() for h in self.handles], timeout=pool.start_timeout_secs)
+        try:
+            ray.get([h.ping.remote() for h in self.handles], timeout=pool.start_timeout_secs)
+        except BaseException:  # never leave half-started named actors behind
+            for handle in self.handles:
+                ray.kill(handle, no_restart=True)
+            raise
 
     def shard_of(self, symbol: str) -> int:
         return group_by_shard([symbol], self.n_shards).popitem()[0]
@@ -124,7 +131,9 @@ class ShardPool:
             if self._still_busy(shard):
                 self._fail(shard, symbols, batch, decisions, ShardFault.BUSY, DecisionStatus.SHARD_BUSY)
                 continue
-            ref = self.handles[shard].evaluate.remote({s: batch[s] for s in symbols}, wanted & set(symbols))
+            configs = (self._config_version, self._configs) if self._config_version else None
+            sub = {s: batch[s] for s in symbols}
+            ref = self.handles[shard].evaluate.remote(sub, wanted & set(symbols), configs)
             refs[ref] = (shard, symbols)
         ready, late = ray.wait(list(refs), num_returns=len(refs), timeout=deadline_secs) if refs else ([], [])
         for ref in ready:  # each is already complete: these gets do not block
@@ -135,7 +144,7 @@ class ShardPool:
             self._fail(shard, symbols, batch, decisions, ShardFault.LATE, DecisionStatus.SHARD_LATE)
         elapsed = (time.perf_counter() - started) * 1000.0
         self._metrics.tick_ms(elapsed)
-        return TickResult(decisions={s: decisions[s] for s in batch}, alerts=self._faults.take(),
+        return TickResult(decisions=complete(batch, decisions), alerts=self._faults.take(),
                           elapsed_ms=elapsed)
 
     def _collect(self, ref: Any, owner: tuple[int, list[str]], batch: Mapping[str, int],
@@ -182,6 +191,11 @@ class ShardPool:
             self._late_streak[shard] = 0
 
     # ------------------------------------------------------------------ control
+    def set_configs(self, configs: ConfigSource) -> None:
+        """Hot-reload the strategy config: every shard applies it before its next evaluate."""
+        self._configs = configs
+        self._config_version += 1
+
     def restart_shard(self, shard: int) -> None:
         """Kill shard `shard` so Ray restarts it (its constructor rehydrates from Redis)."""
         import ray

@@ -36,6 +36,7 @@ class SignalShard:
 
         self._client = redis.Redis.from_url(redis_url)
         store = RedisShardStore(self._client, RedisLayout(redis_prefix), settings.interval)
+        self._config_version = 0
         self._core = ShardCore(
             shard_index, store, settings, configs, symbols=symbols, metrics=shard_metrics()
         )
@@ -44,8 +45,21 @@ class SignalShard:
         """Return the shard index once the constructor (the restore) has finished."""
         return self._core.index
 
-    def evaluate(self, batch: Mapping[str, int], want_snapshot: Collection[str] = ()) -> list[ShardDecision]:
-        """Delegate to `ShardCore.evaluate`: {symbol: candle key} -> one record per symbol."""
+    def evaluate(
+        self,
+        batch: Mapping[str, int],
+        want_snapshot: Collection[str] = (),
+        configs: tuple[int, ConfigSource] | None = None,
+    ) -> list[ShardDecision]:
+        """Delegate to `ShardCore.evaluate`: {symbol: candle key} -> one record per symbol.
+
+        `configs` = (version, configs) of the driver's current strategy config. It rides along
+        with every call because a Ray restart re-runs __init__ with the ORIGINAL arguments: the
+        version check re-applies a hot-reloaded config to a restarted shard before it decides.
+        """
+        if configs is not None and configs[0] != self._config_version:
+            self._core.set_configs(configs[1])
+            self._config_version = configs[0]
         return self._core.evaluate(batch, want_snapshot)
 
     def checkpoint(self) -> int:

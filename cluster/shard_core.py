@@ -367,6 +367,32 @@ class ShardCore:
             **base,
         )
 
+    def set_configs(self, configs: ConfigSource | Callable[[str], StrategyConfig]) -> int:
+        """Swap in reloaded strategy configs; return how many symbols must rebuild their state.
+
+        A symbol whose indicator windows are unchanged keeps its state (only the decision config
+        changes). One whose windows changed restarts from the candles in the store on the next
+        evaluate (counted in rehydrated["rebuild"]); its old checkpoint no longer matches and is
+        overwritten at the next checkpoint.
+        """
+        self._resolve = configs.resolve if isinstance(configs, ConfigSource) else configs
+        rebuilt = 0
+        for symbol, state in list(self._states.items()):
+            try:
+                cfg = self._resolve(symbol)
+            except Exception:  # the symbol fails closed (STRATEGY_ERROR) until its config resolves
+                log.exception("shard %d symbol %s: reloaded config does not resolve", self.index, symbol)
+                del self._states[symbol]
+                continue
+            if _params_fingerprint(cfg.indicator_params()) == state.fingerprint:
+                state.cfg = cfg
+                continue
+            self._states[symbol] = _SymbolState(cfg, state.phase)
+            rebuilt += 1
+        self.rehydrated["rebuild"] = self.rehydrated.get("rebuild", 0) + rebuilt
+        self._metrics.rehydrates(self.index, "rebuild", rebuilt)
+        return rebuilt
+
     # ------------------------------------------------------------------ introspection
     def symbols(self) -> list[str]:
         """Return the symbols this shard holds state for."""

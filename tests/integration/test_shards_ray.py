@@ -156,6 +156,15 @@ def test_pool_late_shard_yields_no_signal_alert_then_kill_and_recovers(
         for s, record in recovered.decisions.items():
             assert_matches(record, expected[s][WARM - 1])
         assert not recovered.alerts
+        assert recovered.ranked()  # some real entries, so the flat-mode check below has teeth
+        # Hot reload to "flat" (no entries), then a restart: Ray re-runs __init__ with the original
+        # config, and the version riding on every call must re-apply the reloaded one.
+        pool.set_configs(ConfigSource(strategy_mode="flat"))
+        pool.restart_shard(0)
+        pool.wait_ready()
+        flat = pool.evaluate(batch)
+        assert {r.status for r in flat.decisions.values()} == {DecisionStatus.OK}
+        assert not flat.ranked()
     finally:
         pool.close()
     assert alerts  # the sink saw the same faults

@@ -265,3 +265,27 @@ def test_unreadable_checkpoint_is_ignored_and_symbol_rebuilt_from_store() -> Non
     assert core.rehydrated["checkpoint"] == 0
     expected = oracle(u.symbols[0], u.hist[u.symbols[0]][:WARM], u.hist["BTC"][:WARM])
     assert_matches(core.evaluate(batch)[0], expected[WARM - 1])
+
+
+def test_set_configs_keeps_state_for_decision_changes_and_rebuilds_for_window_changes() -> None:
+    from strategies.config import parse_overrides
+
+    u = Universe(3, WARM + TICKS)
+    u.publish(WARM)
+    ex = make_executor(u, 1)
+    results = run_ticks(ex, u, WARM, WARM + 30)
+    assert any(r.actionable for res in results for r in res.decisions.values())
+    core = ex.cores[0]
+    ex.set_configs(ConfigSource(strategy_mode="flat"))  # no new entries: decision-only change
+    assert core.rehydrated.get("rebuild") == 0
+    flat = run_ticks(ex, u, WARM + 30, WARM + 40)
+    flat_records = [r for res in flat for r in res.decisions.values()]
+    assert all(r.status is DecisionStatus.OK and not r.actionable for r in flat_records)
+    assert core.progress(u.symbols) == {s: (u.hist[s][WARM + 39].t, WARM + 40) for s in u.symbols}
+
+    wider = ConfigSource(parse_overrides({"global": {"indicators": {"ema_fast_window": 15}}}))
+    ex.set_configs(wider)
+    assert core.rehydrated["rebuild"] == 3
+    result = run_ticks(ex, u, WARM + 40, WARM + 41)[0]
+    assert all(r.status is DecisionStatus.OK for r in result.decisions.values())
+    assert all(bars == WARM + 41 for _t, bars in core.progress(u.symbols).values())  # whole store replayed
