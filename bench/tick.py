@@ -8,8 +8,9 @@ For each universe size N (synthetic symbols from data/ohlcv, see bench.universe)
 2. a ShardPool of `--shards` actors catches up on that history (untimed);
 3. each timed tick: the "sidecar" writes one closed candle per symbol (candles, close keys and
    the notification in one MULTI/EXEC); the clock starts when that write returns; the "driver"
-   waits for the notification (pub/sub), reads all close keys in one round trip, sends the
-   changed symbols to the pool (one call per shard), and ranks the decisions; clock stops;
+   waits for the notification (pub/sub), reads all close keys in one round trip (or, with
+   --batch-from notification, takes the changed symbols from the notification payload), sends
+   the changed symbols to the pool (one call per shard), and ranks the decisions; clock stops;
 4. baseline on the same ticks (untimed for the shards): the reference engine's way, i.e. per
    changed symbol, sequentially in this process, read the newest 200 candles from Redis and
    run the batch `analyze` on them (BTC gate from the anchor's newest 200 candles). For large N
@@ -68,12 +69,12 @@ def _write_bar(client: Any, layout: RedisLayout, hist: dict[str, list[Candle]], 
     pipe.execute()
 
 
-def _wait_notification(pubsub: Any, timeout_secs: float = 30.0) -> None:
+def _wait_notification(pubsub: Any, timeout_secs: float = 30.0) -> Any:
     deadline = time.monotonic() + timeout_secs
     while time.monotonic() < deadline:
         msg = pubsub.get_message(timeout=1.0)
         if msg is not None and msg.get("type") == "message":
-            return
+            return msg["data"]
     raise TimeoutError("no candle-close notification")
 
 
@@ -191,6 +192,7 @@ def run_size(n: int, args: argparse.Namespace, redis_url: str, client: Any) -> d
         while pubsub.get_message(timeout=0.2) is not None:
             pass
         seen = {s: hist[s][args.warm_bars + 1].close_ms for s in symbols}
+        universe = set(symbols)
         latencies: list[float] = []
         eval_ms: list[float] = []
         keys_ms: list[float] = []
@@ -202,10 +204,14 @@ def run_size(n: int, args: argparse.Namespace, redis_url: str, client: Any) -> d
         for k, bar in enumerate(range(first_timed, first_timed + args.ticks)):
             _write_bar(client, layout, hist, bar)
             t0 = time.perf_counter()
-            _wait_notification(pubsub)
+            note = _wait_notification(pubsub)
             t1 = time.perf_counter()
-            keys = layout.read_candle_keys(client, symbols, INTERVAL)
-            changed = {s: ck.closed_close_ms for s, ck in keys.items() if ck.closed_close_ms != seen.get(s)}
+            if args.batch_from == "keys":
+                keys = layout.read_candle_keys(client, symbols, INTERVAL)
+                fresh = {s: ck.closed_close_ms for s, ck in keys.items() if ck.closed_close_ms is not None}
+            else:
+                fresh = {s: key for s, key in layout.parse_closed_notification(note) if s in universe}
+            changed = {s: key for s, key in fresh.items() if key != seen.get(s)}
             seen.update(changed)
             t2 = time.perf_counter()
             result = pool.evaluate(changed)
@@ -225,6 +231,7 @@ def run_size(n: int, args: argparse.Namespace, redis_url: str, client: Any) -> d
                                                                       result.decisions[s].confidence))
         pubsub.close()
         stats = pool.stats()
+        shard_ms = [statistics.median(s["evaluate_ms_recent"][-args.ticks:]) for s in stats]
         rss_growth = sum(s["rss_bytes"] - rss0[s["shard"]] for s in stats)
         parity_syms = symbols[:: max(1, n // args.parity_sample)][: args.parity_sample]
         checked, mismatches = _parity(hist, parity_syms, first_timed, [{s: r[s] for s in parity_syms}
@@ -238,8 +245,10 @@ def run_size(n: int, args: argparse.Namespace, redis_url: str, client: Any) -> d
         "checkpoint_every": args.checkpoint_every,
         "tick_ms_p50": round(p50, 2), "tick_ms_p99": round(_pct(latencies, 0.99), 2),
         "tick_ms_max": round(max(latencies), 2),
-        "keys_read_ms_p50": round(statistics.median(keys_ms), 2),
+        "batch_build_ms_p50": round(statistics.median(keys_ms), 2),
         "pool_evaluate_ms_p50": round(statistics.median(eval_ms), 2),
+        "inside_shard_evaluate_ms_p50": [round(x, 2) for x in shard_ms],
+        "batch_from": args.batch_from,
         "non_ok_records": not_ok,
         "baseline_tick_ms_p50": round(base_p50, 1),
         "baseline_ticks": len(baseline_ms),
@@ -266,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-sample", type=int, default=300, help="symbols timed per baseline tick")
     parser.add_argument("--baseline-ticks", type=int, default=3)
     parser.add_argument("--parity-sample", type=int, default=60)
+    parser.add_argument("--batch-from", choices=("keys", "notification"), default="keys",
+                        help="driver builds the batch from one HMGET of all close keys, or from the "
+                             "notification payload itself")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 

@@ -27,6 +27,7 @@ import hashlib
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -192,6 +193,7 @@ class ShardCore:
         self._anchor = AnchorTrend()
         self.rehydrated: dict[str, int] = {"checkpoint": 0, "stale_checkpoint": 0, "gap": 0}
         self.candles_applied = 0
+        self.evaluate_ms: deque[float] = deque(maxlen=256)  # recent evaluate durations, for health/bench
         self._restore([*dict.fromkeys(symbols)], with_anchor=True)
 
     # ------------------------------------------------------------------ checkpoints
@@ -279,7 +281,9 @@ class ShardCore:
         if due:
             self.checkpoint(due)
         self._metrics.candles_applied(self.index, self.candles_applied - applied_before)
-        self._metrics.evaluate_ms(self.index, (time.perf_counter() - started) * 1000.0)
+        elapsed_ms = (time.perf_counter() - started) * 1000.0
+        self.evaluate_ms.append(elapsed_ms)
+        self._metrics.evaluate_ms(self.index, elapsed_ms)
         return records
 
     def _anchor_request(self, request: dict[str, int | None], batch: Mapping[str, int]) -> object:
@@ -411,4 +415,5 @@ class ShardCore:
     def stats(self) -> dict[str, Any]:
         """Return counters for health checks and the benchmark (plain values)."""
         return {"shard": self.index, "symbols": len(self._states), "candles_applied": self.candles_applied,
-                "rehydrated": dict(self.rehydrated), "anchor_t": self._anchor.last_t}
+                "rehydrated": dict(self.rehydrated), "anchor_t": self._anchor.last_t,
+                "evaluate_ms_recent": list(self.evaluate_ms)}
