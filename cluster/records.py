@@ -22,6 +22,7 @@ class DecisionStatus(StrEnum):
     KEY_BEHIND = "key_behind"  # the shard's state is already past the key: driver is stale
     NO_HISTORY = "no_history"  # no candle of the symbol in Redis at all
     STRATEGY_ERROR = "strategy_error"  # the strategy raised for this symbol (caught per symbol)
+    STORE_UNAVAILABLE = "store_unavailable"  # Redis could not be read this tick (retried next tick)
     SHARD_LATE = "shard_late"  # the shard missed the tick deadline (set by the pool)
     SHARD_DEAD = "shard_dead"  # the shard's actor died during the call (set by the pool)
     SHARD_BUSY = "shard_busy"  # the shard is still on an earlier late call (set by the pool)

@@ -191,6 +191,7 @@ class ShardCore:
         self._metrics = metrics or ShardMetrics()
         self._states: dict[str, _SymbolState] = {}
         self._anchor = AnchorTrend()
+        self._anchor_restored = False
         self.rehydrated: dict[str, int] = {"checkpoint": 0, "stale_checkpoint": 0, "gap": 0}
         self.candles_applied = 0
         self.evaluate_ms: deque[float] = deque(maxlen=256)  # recent evaluate durations, for health/bench
@@ -202,9 +203,14 @@ class ShardCore:
         """Checkpoint name of this shard's anchor trend (one per shard, never shared)."""
         return f"{self._settings.anchor_symbol}#anchor.{self.index}"
 
-    def _restore(self, symbols: list[str], *, with_anchor: bool) -> None:
+    def _restore(self, symbols: list[str], *, with_anchor: bool) -> bool:
+        """Load checkpoints; False (nothing changed) if the store is unavailable, retried later."""
         names = symbols + ([self.anchor_name] if with_anchor else [])
-        saved = self._store.load_checkpoints(names) if names else {}
+        try:
+            saved = self._store.load_checkpoints(names) if names else {}
+        except Exception as exc:  # store down: the next evaluate retries; never a fresh restart
+            log.warning("shard %d: cannot load %d checkpoints (%s); will retry", self.index, len(names), exc)
+            return False
         for symbol in symbols:
             try:
                 cfg = self._resolve(symbol)
@@ -222,6 +228,8 @@ class ShardCore:
             self._states[symbol] = restored or _SymbolState(
                 cfg, _stagger(symbol, self._settings.checkpoint_every)
             )
+        if with_anchor:
+            self._anchor_restored = True
         if with_anchor and self.anchor_name in saved:
             try:
                 self._anchor = AnchorTrend.from_state(saved[self.anchor_name])
@@ -229,15 +237,21 @@ class ShardCore:
                 log.warning("shard %d: anchor checkpoint unusable; rebuilding", self.index)
         self._metrics.rehydrates(self.index, "checkpoint", sum(1 for s in symbols if s in saved))
         self._metrics.symbols(self.index, len(self._states))
+        return True
 
     def checkpoint(self, symbols: Iterable[str] | None = None) -> int:
-        """Write the checkpoints of `symbols` (default: all) and the anchor now; return how many."""
+        """Write the checkpoints of `symbols` (default: all) and the anchor now; return how many.
+
+        Raises whatever the store raises; nothing is marked saved then, so it is retried.
+        """
         chosen = self._states.keys() if symbols is None else [s for s in symbols if s in self._states]
         states = {s: self._states[s].to_state() for s in chosen if self._states[s].last_t is not None}
-        for s in states:
-            self._states[s].ckpt_bars = self._states[s].ind.bars
-        states[self.anchor_name] = self._anchor.to_state()
+        if self._anchor_restored:  # never overwrite a checkpoint we could not read
+            states[self.anchor_name] = self._anchor.to_state()
         self._store.save_checkpoints(states)
+        for s in states:
+            if s in self._states:
+                self._states[s].ckpt_bars = self._states[s].ind.bars
         return len(states)
 
     # ------------------------------------------------------------------ evaluate
@@ -252,9 +266,36 @@ class ShardCore:
         """
         started = time.perf_counter()
         applied_before = self.candles_applied
+        if not self._anchor_restored and not self._restore([], with_anchor=True):
+            return [no_signal(s, k, DecisionStatus.STORE_UNAVAILABLE, self.index) for s, k in batch.items()]
+        unavailable: set[str] = set()
         new = [s for s in batch if s not in self._states]
-        if new:
-            self._restore(new, with_anchor=False)
+        if new and not self._restore(new, with_anchor=False):
+            unavailable.update(new)
+        results = self._read_and_decide(batch, want_snapshot, unavailable)
+        records = []
+        for symbol, key in batch.items():
+            record = results.get(symbol)
+            if record is None and symbol in unavailable:
+                record = no_signal(symbol, key, DecisionStatus.STORE_UNAVAILABLE, self.index)
+            records.append(record or self._evaluate_symbol(symbol, key, None, symbol in want_snapshot))
+        every = self._settings.checkpoint_every
+        due = [s for s in batch if s in self._states and self._states[s].checkpoint_due(every)]
+        if due:
+            try:
+                self.checkpoint(due)
+            except Exception as exc:  # decisions stand; the checkpoint is retried on a later tick
+                log.warning("shard %d: checkpoint of %d symbols failed (%s)", self.index, len(due), exc)
+        self._metrics.candles_applied(self.index, self.candles_applied - applied_before)
+        elapsed_ms = (time.perf_counter() - started) * 1000.0
+        self.evaluate_ms.append(elapsed_ms)
+        self._metrics.evaluate_ms(self.index, elapsed_ms)
+        return records
+
+    def _read_and_decide(
+        self, batch: Mapping[str, int], want_snapshot: Collection[str], unavailable: set[str]
+    ) -> dict[str, ShardDecision]:
+        """Read and apply what each behind symbol misses (chunked), then decide; fills `unavailable`."""
         reads: dict[str, int | None] = {}
         for symbol, key in batch.items():
             state = self._states.get(symbol)
@@ -262,9 +303,17 @@ class ShardCore:
                 reads[symbol] = state.last_t
         results: dict[str, ShardDecision] = {}
         for index, chunk in enumerate(_chunks(reads, self._settings.cold_chunk)):
+            if unavailable.intersection(chunk):  # an earlier read failed: don't hammer the store
+                continue
             request = dict(chunk)
             anchor_resume = self._anchor_request(request, batch) if index == 0 else _NO_READ
-            got = self._store.read_since(request) if request else {}
+            try:
+                got = self._store.read_since(request) if request else {}
+            except Exception as exc:  # store down: these symbols fail closed this tick, retry next
+                log.warning("shard %d: candle read failed (%s); %d symbols without a decision",
+                            self.index, exc, len(reads))
+                unavailable.update(reads)
+                continue
             if anchor_resume is not _NO_READ:
                 anchor = self._settings.anchor_symbol
                 view = resume_view(got[anchor], request[anchor], self._anchor.last_t)
@@ -272,19 +321,7 @@ class ShardCore:
             for symbol, resume in chunk.items():
                 view = resume_view(got[symbol], request[symbol], resume)
                 results[symbol] = self._evaluate_symbol(symbol, batch[symbol], view, symbol in want_snapshot)
-        records = [
-            results[s] if s in results else self._evaluate_symbol(s, key, None, s in want_snapshot)
-            for s, key in batch.items()
-        ]
-        every = self._settings.checkpoint_every
-        due = [s for s in batch if s in self._states and self._states[s].checkpoint_due(every)]
-        if due:
-            self.checkpoint(due)
-        self._metrics.candles_applied(self.index, self.candles_applied - applied_before)
-        elapsed_ms = (time.perf_counter() - started) * 1000.0
-        self.evaluate_ms.append(elapsed_ms)
-        self._metrics.evaluate_ms(self.index, elapsed_ms)
-        return records
+        return results
 
     def _anchor_request(self, request: dict[str, int | None], batch: Mapping[str, int]) -> object:
         """Add the anchor to `request` if it is behind the batch; return its resume or _NO_READ."""

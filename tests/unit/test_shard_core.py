@@ -289,3 +289,56 @@ def test_set_configs_keeps_state_for_decision_changes_and_rebuilds_for_window_ch
     result = run_ticks(ex, u, WARM + 40, WARM + 41)[0]
     assert all(r.status is DecisionStatus.OK for r in result.decisions.values())
     assert all(bars == WARM + 41 for _t, bars in core.progress(u.symbols).values())  # whole store replayed
+
+
+class FlakyStore:
+    """A MemoryShardStore whose reads and/or writes fail while `down` is set (Redis outage)."""
+
+    def __init__(self, inner: MemoryShardStore) -> None:
+        self.inner = inner
+        self.down = False
+        self.writes_down = False
+
+    def _check(self, writing: bool = False) -> None:
+        if self.down or (writing and self.writes_down):
+            raise ConnectionError("store unavailable")
+
+    def read_since(self, resume):  # type: ignore[no-untyped-def]
+        self._check()
+        return self.inner.read_since(resume)
+
+    def load_checkpoints(self, names):  # type: ignore[no-untyped-def]
+        self._check()
+        return self.inner.load_checkpoints(names)
+
+    def save_checkpoints(self, states):  # type: ignore[no-untyped-def]
+        self._check(writing=True)
+        self.inner.save_checkpoints(states)
+
+
+def test_store_outage_fails_closed_then_recovers_exactly() -> None:
+    u = Universe(3, WARM + 40)
+    warm = make_executor(u, 1)
+    warm.evaluate(u.publish(WARM))
+    warm.close()  # leaves checkpoints of the whole warm history behind
+    flaky = FlakyStore(u.store)
+    flaky.down = True
+    core = ShardCore(0, flaky, SETTINGS, ConfigSource(), symbols=u.symbols)  # restart during the outage
+    batch = u.publish(WARM + 1, WARM)
+    assert {r.status for r in core.evaluate(batch)} == {DecisionStatus.STORE_UNAVAILABLE}
+    flaky.down = False
+    expected = {s: oracle(s, u.hist[s][: WARM + 1], u.hist["BTC"][: WARM + 1]) for s in u.symbols}
+    for record in core.evaluate(batch):
+        assert_matches(record, expected[record.symbol][WARM])
+    assert core.rehydrated["checkpoint"] == 3  # restored from the checkpoints, not rebuilt
+
+    flaky.writes_down = True  # checkpoint writes fail: decisions still stand, saves retried later
+    for bar in range(WARM + 1, WARM + 1 + 2 * SETTINGS.checkpoint_every):
+        assert all(r.status is DecisionStatus.OK for r in core.evaluate(u.publish(bar + 1, bar)))
+    stale = u.store.load_checkpoints(u.symbols)
+    assert all(state["last_t"] <= u.hist[s][WARM].t for s, state in stale.items())
+    flaky.writes_down = False
+    last = WARM + 1 + 2 * SETTINGS.checkpoint_every
+    core.evaluate(u.publish(last + 1, last))
+    fresh = u.store.load_checkpoints(u.symbols)
+    assert all(state["last_t"] > u.hist[s][WARM].t for s, state in fresh.items())
