@@ -192,7 +192,7 @@ class ShardCore:
         self._states: dict[str, _SymbolState] = {}
         self._anchor = AnchorTrend()
         self._anchor_restored = False
-        self.rehydrated: dict[str, int] = {"checkpoint": 0, "stale_checkpoint": 0, "gap": 0}
+        self.rehydrated: dict[str, int] = {"checkpoint": 0, "stale_checkpoint": 0, "gap": 0, "rebuild": 0}
         self.candles_applied = 0
         self.evaluate_ms: deque[float] = deque(maxlen=256)  # recent evaluate durations, for health/bench
         self._restore([*dict.fromkeys(symbols)], with_anchor=True)
@@ -430,7 +430,7 @@ class ShardCore:
                 continue
             self._states[symbol] = _SymbolState(cfg, state.phase)
             rebuilt += 1
-        self.rehydrated["rebuild"] = self.rehydrated.get("rebuild", 0) + rebuilt
+        self.rehydrated["rebuild"] += rebuilt
         self._metrics.rehydrates(self.index, "rebuild", rebuilt)
         return rebuilt
 

@@ -160,8 +160,9 @@ def test_pool_late_shard_yields_no_signal_alert_then_kill_and_recovers(
         # Hot reload to "flat" (no entries), then a restart: Ray re-runs __init__ with the original
         # config, and the version riding on every call must re-apply the reloaded one.
         pool.set_configs(ConfigSource(strategy_mode="flat"))
+        before = pid_of(pool, 0)
         pool.restart_shard(0)
-        pool.wait_ready()
+        wait_until(lambda: pid_of(pool, 0) not in (None, before))  # served by the restarted process
         flat = pool.evaluate(batch)
         assert {r.status for r in flat.decisions.values()} == {DecisionStatus.OK}
         assert not flat.ranked()

@@ -203,7 +203,7 @@ def test_checkpoint_with_other_indicator_windows_is_ignored_and_rebuilt() -> Non
     ex.checkpoint_all()
     other = ConfigSource(parse_overrides({"global": {"indicators": {"ema_fast_window": 15}}}))
     core = ShardCore(0, u.store, SETTINGS, other, symbols=u.symbols)
-    assert core.rehydrated == {"checkpoint": 0, "stale_checkpoint": 1, "gap": 0}
+    assert core.rehydrated == {"checkpoint": 0, "stale_checkpoint": 1, "gap": 0, "rebuild": 0}
     record = core.evaluate(batch)[0]
     assert record.status is DecisionStatus.OK and core._states[u.symbols[0]].ind.bars == WARM
 
@@ -277,7 +277,7 @@ def test_set_configs_keeps_state_for_decision_changes_and_rebuilds_for_window_ch
     assert any(r.actionable for res in results for r in res.decisions.values())
     core = ex.cores[0]
     ex.set_configs(ConfigSource(strategy_mode="flat"))  # no new entries: decision-only change
-    assert core.rehydrated.get("rebuild") == 0
+    assert core.rehydrated["rebuild"] == 0
     flat = run_ticks(ex, u, WARM + 30, WARM + 40)
     flat_records = [r for res in flat for r in res.decisions.values()]
     assert all(r.status is DecisionStatus.OK and not r.actionable for r in flat_records)
