@@ -8,12 +8,15 @@ replays). The driver only sees this protocol, so it runs unchanged on either.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Iterable, Mapping
-from typing import Protocol
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from cluster.metrics import PoolMetrics
 from cluster.records import DecisionStatus, ShardAlert, ShardDecision, ShardFault, TickResult, no_signal
 from cluster.sharding import shard_for
+
+if TYPE_CHECKING:
+    from cluster.shard_core import ConfigSource
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,14 @@ class ShardExecutor(Protocol):
         deadline_ms: float | None = None,
     ) -> TickResult:
         """Evaluate {symbol: candle key}: a record for every symbol, never blocking past the deadline."""
+        ...
+
+    def set_configs(self, configs: ConfigSource) -> None:
+        """Hot-reload the strategy config; applied by every shard before its next decision."""
+        ...
+
+    def retire(self, symbols: Sequence[str]) -> None:
+        """Checkpoint, then forget symbols that left the watchlist."""
         ...
 
     def checkpoint_all(self) -> int:

@@ -80,6 +80,12 @@ class InProcessExecutor:
         for core in self.cores:
             core.set_configs(configs)
 
+    def retire(self, symbols: Sequence[str]) -> None:
+        """Checkpoint, then forget symbols that left the watchlist."""
+        for shard, syms in group_by_shard(symbols, self.n_shards).items():
+            self.cores[shard].checkpoint(syms)
+            self.cores[shard].drop(syms)
+
     def checkpoint_all(self) -> int:
         return sum(core.checkpoint() for core in self.cores)
 

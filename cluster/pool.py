@@ -8,8 +8,10 @@ Fail-closed rules, so the driver loop never stalls:
 - a shard that misses the deadline yields SHARD_LATE "no signal" records for its symbols, an
   alert and a metric; its call is remembered, and while it is still running the shard gets no
   new call (SHARD_BUSY), so calls never pile up behind a hung actor;
-- after `kill_after_late_ticks` late/busy ticks in a row the actor is killed with
-  `no_restart=False`, so Ray restarts it and its constructor rehydrates from Redis;
+- a call still outstanding after `hung_after_secs` means a hung actor: it is killed with
+  `no_restart=False`, so Ray restarts it and its constructor rehydrates from Redis. Age, not a
+  count of late ticks, decides: a shard that is merely slow (catching up after a restart or a
+  cold start, which can take many ticks at 10,000 symbols) must not be killed in a loop;
 - a shard whose actor died during the call (RayActorError) yields SHARD_DEAD records; Ray
   restarts it (`max_restarts=-1`) and the next tick replays what it missed from Redis.
 Ray must already be initialised (`engine.ray_runtime.connect_ray`); actors live in
@@ -46,7 +48,7 @@ class PoolSettings:
     actor_num_cpus: float = 0.1  # small, so several shards and the driver fit on 2 cores
     start_timeout_secs: float = 180.0
     call_timeout_secs: float = 60.0  # for control calls (checkpoint, stats), not ticks
-    kill_after_late_ticks: int = 3
+    hung_after_secs: float = 300.0  # an evaluate outstanding this long = hung actor, kill it
 
     def __post_init__(self) -> None:
         if self.n_shards < 1:
@@ -82,8 +84,7 @@ class ShardPool:
         self._faults = FaultBook(alert, self._metrics)
         self._configs = configs
         self._config_version = 0  # bumped by set_configs; 0 = the constructor's configs
-        self._pending: dict[int, Any] = {}  # shard -> ObjectRef of a call that missed its deadline
-        self._late_streak: dict[int, int] = {}
+        self._pending: dict[int, tuple[Any, float]] = {}  # shard -> (late call's ref, monotonic sent)
         groups = assign(symbols, pool.n_shards)
         remote_cls = ray.remote(SignalShard)
         self.handles: list[Any] = [
@@ -135,12 +136,13 @@ class ShardPool:
             sub = {s: batch[s] for s in symbols}
             ref = self.handles[shard].evaluate.remote(sub, wanted & set(symbols), configs)
             refs[ref] = (shard, symbols)
+        sent = time.monotonic()
         ready, late = ray.wait(list(refs), num_returns=len(refs), timeout=deadline_secs) if refs else ([], [])
         for ref in ready:  # each is already complete: these gets do not block
             self._collect(ref, refs[ref], batch, decisions)
         for ref in late:
             shard, symbols = refs[ref]
-            self._pending[shard] = ref
+            self._pending[shard] = (ref, sent)
             self._fail(shard, symbols, batch, decisions, ShardFault.LATE, DecisionStatus.SHARD_LATE)
         elapsed = (time.perf_counter() - started) * 1000.0
         self._metrics.tick_ms(elapsed)
@@ -159,20 +161,25 @@ class ShardPool:
             self._fail(shard, symbols, batch, decisions, ShardFault.DEAD, DecisionStatus.SHARD_DEAD,
                        type(exc).__name__)
             return
-        self._late_streak[shard] = 0
         self._faults.note_gaps(shard, records)
         decisions.update((r.symbol, r) for r in records)
 
     def _still_busy(self, shard: int) -> bool:
+        """True while the shard's late call runs; kills the actor once that call is hung."""
         import ray
 
-        ref = self._pending.get(shard)
-        if ref is None:
+        pending = self._pending.get(shard)
+        if pending is None:
             return False
+        ref, sent = pending
         done, _ = ray.wait([ref], timeout=0)
         if done:
             del self._pending[shard]
             return False
+        age = time.monotonic() - sent
+        if age >= self._pool.hung_after_secs:
+            self.restart_shard(shard)
+            self._faults.raise_fault(shard, ShardFault.KILLED_HUNG, 0, f"call outstanding {age:.1f} s")
         return True
 
     def _fail(self, shard: int, symbols: list[str], batch: Mapping[str, int],
@@ -181,20 +188,20 @@ class ShardPool:
         for symbol in symbols:
             decisions[symbol] = no_signal(symbol, batch[symbol], status, shard)
         self._faults.raise_fault(shard, fault, len(symbols), detail)
-        if fault is ShardFault.DEAD:
-            return
-        self._late_streak[shard] = self._late_streak.get(shard, 0) + 1
-        if self._late_streak[shard] >= self._pool.kill_after_late_ticks:
-            self.restart_shard(shard)
-            self._faults.raise_fault(shard, ShardFault.KILLED_HUNG, len(symbols),
-                                     f"late {self._late_streak[shard]} ticks")
-            self._late_streak[shard] = 0
 
     # ------------------------------------------------------------------ control
     def set_configs(self, configs: ConfigSource) -> None:
         """Hot-reload the strategy config: every shard applies it before its next evaluate."""
         self._configs = configs
         self._config_version += 1
+
+    def retire(self, symbols: Sequence[str]) -> None:
+        """Checkpoint, then forget symbols that left the watchlist (frees shard memory)."""
+        import ray
+
+        groups = group_by_shard(symbols, self.n_shards)
+        refs = [self.handles[shard].drop.remote(syms) for shard, syms in groups.items()]
+        ray.get(refs, timeout=self._pool.call_timeout_secs)
 
     def restart_shard(self, shard: int) -> None:
         """Kill shard `shard` so Ray restarts it (its constructor rehydrates from Redis)."""

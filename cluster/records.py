@@ -34,7 +34,7 @@ class ShardFault(StrEnum):
     LATE = "shard_late"
     DEAD = "shard_dead"
     BUSY = "shard_busy"
-    KILLED_HUNG = "shard_killed_hung"  # late too many ticks in a row: killed so Ray restarts it
+    KILLED_HUNG = "shard_killed_hung"  # a call outstanding past hung_after_secs: killed, Ray restarts it
     HISTORY_GAP = "shard_history_gap"  # a symbol's checkpoint was older than Redis retention
 
 

@@ -342,3 +342,45 @@ def test_store_outage_fails_closed_then_recovers_exactly() -> None:
     core.evaluate(u.publish(last + 1, last))
     fresh = u.store.load_checkpoints(u.symbols)
     assert all(state["last_t"] > u.hist[s][WARM].t for s, state in fresh.items())
+
+
+def test_rank_decisions_actionable_only_best_score_first_ties_by_symbol() -> None:
+    from cluster.records import rank_decisions
+    from strategies.enums import Confidence, Signal
+
+    def rec(symbol: str, signal: Signal, score: float, status: DecisionStatus = DecisionStatus.OK):
+        return ShardDecision(symbol=symbol, candle_key=1, status=status, signal=signal,
+                             confidence=Confidence.MEDIUM, score=score)
+
+    records = [rec("B", Signal.BUY, 130.0), rec("A", Signal.SELL, 130.0), rec("C", Signal.BUY, 250.0),
+               rec("N", Signal.NEUTRAL, 0.0), rec("L", Signal.BUY, 999.0, DecisionStatus.SHARD_LATE)]
+    assert [r.symbol for r in rank_decisions(records)] == ["C", "A", "B"]
+
+
+def test_broken_alert_sink_never_breaks_the_tick() -> None:
+    u = Universe(2, WARM + 30, keep_bars=WARM)
+    batch = u.publish(WARM)
+
+    def sink(_alert: object) -> None:
+        raise RuntimeError("pager down")
+
+    ex = InProcessExecutor(1, lambda _i: u.store, SETTINGS, ConfigSource(), symbols=u.symbols, alert=sink)
+    ex.evaluate(batch)
+    u.store.keep_bars = 5
+    batch = u.publish(WARM + 30, WARM)  # 30 bars while away, only 5 kept: a history gap
+    result = ex.evaluate(batch)
+    assert [a.fault for a in result.alerts] == [ShardFault.HISTORY_GAP]
+    assert all(r.status is DecisionStatus.OK and r.history_gap for r in result.decisions.values())
+
+
+def test_retire_checkpoints_then_forgets_and_a_return_restores() -> None:
+    u = Universe(3, WARM + 2)
+    ex = make_executor(u, 1)
+    ex.evaluate(u.publish(WARM))
+    gone = u.symbols[0]
+    ex.retire([gone])
+    assert gone not in ex.cores[0].symbols()
+    assert u.store.load_checkpoints([gone])[gone]["last_t"] == u.hist[gone][WARM - 1].t
+    result = ex.evaluate(u.publish(WARM + 1, WARM))  # it comes back: restored, one candle applied
+    assert result.decisions[gone].status is DecisionStatus.OK
+    assert ex.cores[0].progress([gone]) == {gone: (u.hist[gone][WARM].t, WARM + 1)}
