@@ -68,10 +68,13 @@ class _SymbolState:
 class CandleTracker:
     """Close detection and gap bookkeeping for one interval (see module docstring)."""
 
-    def __init__(self, interval_ms: int, *, grace_ms: int, lookback_bars: int) -> None:
+    def __init__(
+        self, interval_ms: int, *, grace_ms: int, lookback_bars: int, max_fill_bars: int = 10_000
+    ) -> None:
         self.interval_ms = interval_ms
         self.grace_ms = grace_ms
         self.lookback_bars = lookback_bars
+        self.max_fill_bars = max(max_fill_bars, lookback_bars)
         self._states: dict[str, _SymbolState] = {}
 
     # ------------------------------------------------------------------ inspection
@@ -205,8 +208,10 @@ class CandleTracker:
             return
         if state.last_closed_t is None:
             start = candle.t - self.lookback_bars * self.interval_ms
-        else:
-            start = state.last_closed_t + self.interval_ms
+        else:  # fill the whole gap, but never more than the cache keeps
+            start = max(
+                state.last_closed_t + self.interval_ms, candle.t - self.max_fill_bars * self.interval_ms
+            )
         if start < candle.t and candle.t > state.confirmed_through:
             self._request_sync(symbol, state, start, candle.t, out)
 

@@ -60,6 +60,8 @@ class VenueError:
 Event = CandleUpdate | MidsUpdate | BboUpdate | AccountUpdate | VenueError
 
 _IGNORED_CHANNELS = {"pong", "subscriptionResponse"}
+# The venue greets every connection with this plain-text frame (not JSON).
+CONNECTED_TEXT = "Websocket connection established."
 
 
 def _num(obj: Mapping[str, Any], field: str) -> float:
@@ -195,6 +197,8 @@ def parse_frame(text: str | bytes) -> Event | None:
 
     Raises FrameError for anything malformed (not JSON, wrong shape, bad numbers).
     """
+    if text in (CONNECTED_TEXT, CONNECTED_TEXT.encode()):
+        return None
     try:
         msg = json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
