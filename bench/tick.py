@@ -187,6 +187,10 @@ def run_size(n: int, args: argparse.Namespace, redis_url: str, client: Any) -> d
         for bar in range(args.warm_bars, args.warm_bars + 2):  # untimed: settle allocators/caches
             _write_bar(client, layout, hist, bar)
             pool.evaluate({s: hist[s][bar].close_ms for s in symbols})
+        # The driver here also holds every symbol's whole history (millions of objects, for the
+        # parity check); freeze them so the cyclic GC does not rescan them during timed ticks.
+        gc.collect()
+        gc.freeze()
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         pubsub.subscribe(layout.closed_channel(INTERVAL))
         while pubsub.get_message(timeout=0.2) is not None:
@@ -231,13 +235,16 @@ def run_size(n: int, args: argparse.Namespace, redis_url: str, client: Any) -> d
                                                                       result.decisions[s].confidence))
         pubsub.close()
         stats = pool.stats()
-        shard_ms = [statistics.median(s["evaluate_ms_recent"][-args.ticks:]) for s in stats]
+        per_tick_inside = [s["evaluate_ms_recent"][-args.ticks:] for s in stats]
+        shard_ms = [statistics.median(x) for x in per_tick_inside]
+        overhead = [e - max(x[k] for x in per_tick_inside) for k, e in enumerate(eval_ms)]
         rss_growth = sum(s["rss_bytes"] - rss0[s["shard"]] for s in stats)
         parity_syms = symbols[:: max(1, n // args.parity_sample)][: args.parity_sample]
         checked, mismatches = _parity(hist, parity_syms, first_timed, [{s: r[s] for s in parity_syms}
                                                                        for r in records])
     finally:
         pool.close()
+        gc.unfreeze()
     p50 = statistics.median(latencies)
     base_p50 = statistics.median(baseline_ms)
     return {
@@ -248,6 +255,7 @@ def run_size(n: int, args: argparse.Namespace, redis_url: str, client: Any) -> d
         "batch_build_ms_p50": round(statistics.median(keys_ms), 2),
         "pool_evaluate_ms_p50": round(statistics.median(eval_ms), 2),
         "inside_shard_evaluate_ms_p50": [round(x, 2) for x in shard_ms],
+        "ray_overhead_ms_p50": round(statistics.median(overhead), 2),
         "batch_from": args.batch_from,
         "non_ok_records": not_ok,
         "baseline_tick_ms_p50": round(base_p50, 1),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 
-from cluster.executor import AlertSink, FaultBook, complete, group_by_shard
+from cluster.executor import AlertSink, FaultBook, ShardRouter, complete
 from cluster.metrics import PoolMetrics
 from cluster.records import ShardDecision, TickResult
 from cluster.shard_core import ConfigSource, ShardCore, ShardSettings
@@ -36,6 +36,7 @@ class InProcessExecutor:
         if n_shards < 1:
             raise ValueError(f"n_shards must be >= 1, got {n_shards}")
         self.n_shards = n_shards
+        self._router = ShardRouter(n_shards)
         self._store_for = store_for
         self._settings = settings
         self._configs = configs
@@ -48,7 +49,7 @@ class InProcessExecutor:
                          symbols=self._groups[index])
 
     def shard_of(self, symbol: str) -> int:
-        return group_by_shard([symbol], self.n_shards).popitem()[0]
+        return self._router.shard_of(symbol)
 
     def evaluate(
         self,
@@ -61,7 +62,7 @@ class InProcessExecutor:
         started = time.perf_counter()
         wanted = set(want_snapshot)
         decisions: dict[str, ShardDecision] = {}
-        for shard, symbols in group_by_shard(batch, self.n_shards).items():
+        for shard, symbols in self._router.group(batch).items():
             records = self.cores[shard].evaluate({s: batch[s] for s in symbols}, wanted & set(symbols))
             self._faults.note_gaps(shard, records)
             decisions.update((r.symbol, r) for r in records)
@@ -82,7 +83,7 @@ class InProcessExecutor:
 
     def retire(self, symbols: Sequence[str]) -> None:
         """Checkpoint, then forget symbols that left the watchlist."""
-        for shard, syms in group_by_shard(symbols, self.n_shards).items():
+        for shard, syms in self._router.group(symbols).items():
             self.cores[shard].checkpoint(syms)
             self.cores[shard].drop(syms)
 

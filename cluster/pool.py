@@ -26,7 +26,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cluster.executor import AlertSink, FaultBook, complete, group_by_shard
+from cluster.executor import AlertSink, FaultBook, ShardRouter, complete
 from cluster.metrics import PoolMetrics, pool_metrics
 from cluster.records import DecisionStatus, ShardDecision, ShardFault, TickResult, no_signal
 from cluster.shard_actor import SignalShard
@@ -79,6 +79,7 @@ class ShardPool:
         import ray
 
         self.n_shards = pool.n_shards
+        self._router = ShardRouter(pool.n_shards)
         self._pool = pool
         self._metrics = metrics or pool_metrics()
         self._faults = FaultBook(alert, self._metrics)
@@ -107,7 +108,7 @@ class ShardPool:
             raise
 
     def shard_of(self, symbol: str) -> int:
-        return group_by_shard([symbol], self.n_shards).popitem()[0]
+        return self._router.shard_of(symbol)
 
     # ------------------------------------------------------------------ the tick
     def evaluate(
@@ -128,13 +129,14 @@ class ShardPool:
         wanted = set(want_snapshot)
         decisions: dict[str, ShardDecision] = {}
         refs: dict[Any, tuple[int, list[str]]] = {}
-        for shard, symbols in group_by_shard(batch, self.n_shards).items():
+        for shard, symbols in self._router.group(batch).items():
             if self._still_busy(shard):
                 self._fail(shard, symbols, batch, decisions, ShardFault.BUSY, DecisionStatus.SHARD_BUSY)
                 continue
             configs = (self._config_version, self._configs) if self._config_version else None
             sub = {s: batch[s] for s in symbols}
-            ref = self.handles[shard].evaluate.remote(sub, wanted & set(symbols), configs)
+            snap = wanted.intersection(symbols) if wanted else ()
+            ref = self.handles[shard].evaluate.remote(sub, snap, configs)
             refs[ref] = (shard, symbols)
         sent = time.monotonic()
         ready, late = ray.wait(list(refs), num_returns=len(refs), timeout=deadline_secs) if refs else ([], [])
@@ -199,7 +201,7 @@ class ShardPool:
         """Checkpoint, then forget symbols that left the watchlist (frees shard memory)."""
         import ray
 
-        groups = group_by_shard(symbols, self.n_shards)
+        groups = self._router.group(symbols)
         refs = [self.handles[shard].drop.remote(syms) for shard, syms in groups.items()]
         ray.get(refs, timeout=self._pool.call_timeout_secs)
 

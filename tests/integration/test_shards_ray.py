@@ -107,7 +107,7 @@ def test_pool_decisions_equal_batch_through_a_kill_and_a_reshard(
             if bar == WARM + reshard_at:
                 pool.close()  # final checkpoints, then K=3 -> K=4 in a fresh namespace
                 pool = make_pool(redis_server, "aiq-t-shards-b", 4, feed.symbols, alerts)
-            results.append(pool.evaluate(batch))
+            results.append(pool.evaluate(batch, want_snapshot={feed.symbols[1]}))  # an "open position"
             if bar == WARM + kill_at:
                 wait_until(lambda p=pool: pid_of(p, victim) not in (None, old_pid))
                 stats = ray.get(pool.handles[victim].stats.remote(), timeout=30)
@@ -127,6 +127,7 @@ def test_pool_decisions_equal_batch_through_a_kill_and_a_reshard(
         for s, record in result.decisions.items():
             assert_matches(record, expected[s][WARM + k])
             assert record.t == feed.hist[s][WARM + k].t
+            assert bool(record.snapshot) == (record.actionable or s == feed.symbols[1])
     # No candle applied twice or skipped: each symbol's state holds exactly the whole history.
     assert progress == {s: (feed.hist[s][-1].t, WARM + TICKS) for s in feed.symbols}
     assert not alerts
