@@ -28,7 +28,7 @@ from typing import Any
 
 from cluster.executor import AlertSink, FaultBook, ShardRouter, complete
 from cluster.metrics import PoolMetrics, pool_metrics
-from cluster.records import DecisionStatus, ShardDecision, ShardFault, TickResult, no_signal
+from cluster.records import DecisionStatus, ShardDecision, ShardFault, TickResult, no_signal, unpack_decisions
 from cluster.shard_actor import SignalShard
 from cluster.shard_core import ConfigSource, ShardSettings
 from cluster.sharding import assign
@@ -157,7 +157,7 @@ class ShardPool:
 
         shard, symbols = owner
         try:
-            records: list[ShardDecision] = ray.get(ref)
+            records = unpack_decisions(ray.get(ref))
         except ray.exceptions.RayError as exc:  # actor died mid-call, or evaluate itself raised
             log.warning("shard %d failed this tick (%d symbols): %s", shard, len(symbols), type(exc).__name__)
             self._fail(shard, symbols, batch, decisions, ShardFault.DEAD, DecisionStatus.SHARD_DEAD,

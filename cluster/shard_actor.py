@@ -13,7 +13,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from cluster.metrics import shard_metrics
-from cluster.records import ShardDecision
+from cluster.records import PackedDecision, pack_decisions
 from cluster.redis_layout import RedisLayout
 from cluster.shard_core import ConfigSource, ShardCore, ShardSettings
 from cluster.shard_store import RedisShardStore
@@ -50,8 +50,8 @@ class SignalShard:
         batch: Mapping[str, int],
         want_snapshot: Collection[str] = (),
         configs: tuple[int, ConfigSource] | None = None,
-    ) -> list[ShardDecision]:
-        """Delegate to `ShardCore.evaluate`: {symbol: candle key} -> one record per symbol.
+    ) -> list[PackedDecision]:
+        """Delegate to `ShardCore.evaluate`: {symbol: candle key} -> one packed record per symbol.
 
         `configs` = (version, configs) of the driver's current strategy config. It rides along
         with every call because a Ray restart re-runs __init__ with the ORIGINAL arguments: the
@@ -60,7 +60,7 @@ class SignalShard:
         if configs is not None and configs[0] != self._config_version:
             self._core.set_configs(configs[1])
             self._config_version = configs[0]
-        return self._core.evaluate(batch, want_snapshot)
+        return pack_decisions(self._core.evaluate(batch, want_snapshot))
 
     def checkpoint(self) -> int:
         """Write every symbol's checkpoint now (before a planned stop or a re-shard)."""

@@ -384,3 +384,17 @@ def test_retire_checkpoints_then_forgets_and_a_return_restores() -> None:
     result = ex.evaluate(u.publish(WARM + 1, WARM))  # it comes back: restored, one candle applied
     assert result.decisions[gone].status is DecisionStatus.OK
     assert ex.cores[0].progress([gone]) == {gone: (u.hist[gone][WARM].t, WARM + 1)}
+
+
+def test_pack_unpack_decisions_round_trip_every_status() -> None:
+    import pickle
+
+    from cluster.records import pack_decisions, unpack_decisions
+    from strategies.enums import Confidence, Signal
+
+    records = [ShardDecision(symbol=f"S{i}", candle_key=i, status=status, signal=Signal.SELL,
+                             confidence=Confidence.HIGH, score=212.5, t=i - 1, btc_bullish=None,
+                             history_gap=True, shard=3, snapshot={"ATR": 1.5, "is_anomaly": False})
+               for i, status in enumerate(DecisionStatus)]
+    records.append(ShardDecision(symbol="N", candle_key=9, status=DecisionStatus.OK))
+    assert unpack_decisions(pickle.loads(pickle.dumps(pack_decisions(records)))) == records
