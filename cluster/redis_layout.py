@@ -125,6 +125,11 @@ class Heartbeat:
     started_wall_ms: int
     reconnects: int = 0
     last_error: str = ""
+    frames: int = 0
+    malformed: int = 0
+    candles_published: int = 0
+    corrections: int = 0
+    redis_failures: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import json
 import logging
 import os
@@ -284,7 +285,18 @@ class Sidecar:
             ]
         return subs
 
-    async def _session(self, ws: ClientConnection) -> None:
+    async def _recv(self, ws: ClientConnection, timeout_secs: float) -> str | bytes | None:
+        try:
+            async with asyncio.timeout(timeout_secs):
+                return await ws.recv()
+        except TimeoutError:
+            return None
+
+    async def _session(self, ws: ClientConnection, stop: asyncio.Event) -> None:
+        """Subscribe, then read until the connection fails or `stop` is set.
+
+        Checks `stop` itself: on Python 3.11 a task cancel racing a completed recv can be lost.
+        """
         self.tracker.on_reconnect()
         for sub in self.subscriptions():
             await ws.send(json.dumps({"method": "subscribe", "subscription": sub}))
@@ -293,17 +305,18 @@ class Sidecar:
         self.connected = True
         ping_every = self.settings.ping_secs
         last_ping = time.monotonic()
-        while True:
-            try:
-                raw = await asyncio.wait_for(ws.recv(), timeout=ping_every)
-            except TimeoutError:
-                raw = None
-            if time.monotonic() - last_ping >= ping_every:
+        silent_since = time.monotonic()
+        while not stop.is_set():
+            raw = await self._recv(ws, min(ping_every, 1.0))
+            now = time.monotonic()
+            if now - last_ping >= ping_every:
                 await ws.send('{"method":"ping"}')
-                last_ping = time.monotonic()
+                last_ping = now
             if raw is None:
-                # nothing for a whole ping period: one more period for the pong, else reconnect
-                raw = await asyncio.wait_for(ws.recv(), timeout=ping_every)
+                if now - silent_since > 2 * ping_every:  # not even a pong for a whole ping period
+                    raise TimeoutError(f"no frame for {2 * ping_every:.0f}s")
+                continue
+            silent_since = now
             self.handle_frame(raw)
 
     async def ws_loop(self, stop: asyncio.Event) -> None:
@@ -316,7 +329,7 @@ class Sidecar:
                     self.settings.ws_url, ping_interval=None, max_size=2**24, open_timeout=10, close_timeout=2
                 ) as ws:
                     log.info("websocket connected", extra={"url": self.settings.ws_url, "attempt": attempt})
-                    await self._session(ws)
+                    await self._session(ws, stop)
             except (OSError, TimeoutError, websockets.WebSocketException) as exc:
                 self.stats.last_error = f"{type(exc).__name__}: {str(exc)[:120]}"
                 self._log_limited("ws", logging.WARNING, "websocket lost", error=self.stats.last_error)
@@ -403,11 +416,19 @@ class Sidecar:
             )
             return
         self.stats.cross_checks += 1
+        published = {c.t: c for c in self.tracker.published_tail(symbol)}
         corrections = self.tracker.cross_check(symbol, candles, venue_now)
         if corrections:
             self.stats.corrections += len(corrections)
             log.warning(
-                "closed candle corrected from REST", extra={"symbol": symbol, "count": len(corrections)}
+                "closed candle corrected from REST",
+                extra={
+                    "symbol": symbol,
+                    "count": len(corrections),
+                    "venue_now": venue_now,
+                    "was": [published.get(c.t) for c in corrections],
+                    "now": corrections,
+                },
             )
             self._apply(TrackerOutput(corrections={symbol: corrections}), from_ws=False)
 
@@ -449,6 +470,11 @@ class Sidecar:
             started_wall_ms=self.started_wall_ms,
             reconnects=self.stats.reconnects,
             last_error=self.stats.last_error,
+            frames=self.stats.frames,
+            malformed=self.stats.malformed,
+            candles_published=self.stats.candles_published,
+            corrections=self.stats.corrections,
+            redis_failures=self.store.redis_failures,
         )
 
     def _take_batch(self) -> WriteBatch:
@@ -505,6 +531,14 @@ class Sidecar:
         ws_task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self.store.close()
+        log.info(
+            "sidecar stopped",
+            extra={"stats": {k: v for k, v in vars_of(self.stats).items() if k != "rate_limited_log"}},
+        )
+
+
+def vars_of(stats: SidecarStats) -> dict[str, Any]:
+    return {name: getattr(stats, name) for name in stats.__slots__}  # type: ignore[attr-defined]
 
 
 async def _sleep_or_stop(stop: asyncio.Event, secs: float) -> None:
@@ -557,6 +591,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = logging.StreamHandler()
     handler.setFormatter(_ContextFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     logging.basicConfig(level=os.environ.get("AI_QUANT_LOG_LEVEL", "INFO"), handlers=[handler])
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` dumps every thread's stack
     try:
         settings = SidecarSettings.from_env()
         asyncio.run(amain(settings))

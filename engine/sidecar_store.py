@@ -60,6 +60,8 @@ class WriteBatch:
                 mine[sym] = candles + mine.get(sym, [])
         for sym, candle in older.forming.items():
             self.forming.setdefault(sym, candle)
+        for sym, bbo in older.bbo.items():
+            self.bbo.setdefault(sym, bbo)
         self.account[:0] = older.account
 
 
@@ -133,7 +135,8 @@ class SidecarStore:
             if not self.redis_dirty:
                 log.error("redis write failed; candles kept in sqlite", extra={"error": type(exc).__name__})
             self.redis_dirty = True
-            leftover = WriteBatch(account=batch.account)
+            # latest-value data is kept too (a newer batch overrides it), so nothing is lost
+            leftover = WriteBatch(account=batch.account, forming=batch.forming, bbo=batch.bbo)
             if not sqlite_ok:
                 leftover.publish, leftover.corrections = batch.publish, batch.corrections
             return WriteResult(False, sqlite_ok, leftover)
