@@ -57,6 +57,30 @@ class PoolSettings:
             raise ValueError(f"deadline_ms must be > 0, got {self.deadline_ms}")
 
 
+def _create_actor(remote_cls: Any, index: int, pool: PoolSettings, args: tuple[Any, ...]) -> Any:
+    """Create shard `index` (non-blocking). If its name is still held, e.g. by the dying actor
+    of a driver that just crashed, retry until start_timeout_secs; a live pool of another driver
+    under the same names makes this raise ActorAlreadyExistsError (two engines, one namespace)."""
+    import ray
+
+    deadline = time.monotonic() + pool.start_timeout_secs
+    while True:
+        try:
+            return remote_cls.options(
+                name=ACTOR_NAME_FORMAT.format(index=index),
+                namespace=pool.namespace,
+                max_restarts=-1,
+                # evaluate is idempotent (a key never advances state twice), so a call caught by a
+                # restart is safely re-run on the restarted actor, still within the tick deadline.
+                max_task_retries=2,
+                num_cpus=pool.actor_num_cpus,
+            ).remote(*args)
+        except ray.exceptions.ActorAlreadyExistsError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
+
+
 class ShardPool:
     """The Ray `ShardExecutor`: see the module docstring for the tick and fault rules."""
 
@@ -88,19 +112,11 @@ class ShardPool:
         self._pending: dict[int, tuple[Any, float]] = {}  # shard -> (late call's ref, monotonic sent)
         groups = assign(symbols, pool.n_shards)
         remote_cls = ray.remote(SignalShard)
-        self.handles: list[Any] = [
-            remote_cls.options(
-                name=ACTOR_NAME_FORMAT.format(index=i),
-                namespace=pool.namespace,
-                max_restarts=-1,
-                # evaluate is idempotent (a key never advances state twice), so a call caught by a
-                # restart is safely re-run on the restarted actor, still within the tick deadline.
-                max_task_retries=2,
-                num_cpus=pool.actor_num_cpus,
-            ).remote(i, redis_url, redis_prefix, settings, configs, groups[i])
-            for i in range(pool.n_shards)
-        ]
+        self.handles: list[Any] = []
         try:
+            for i in range(pool.n_shards):
+                args = (i, redis_url, redis_prefix, settings, configs, groups[i])
+                self.handles.append(_create_actor(remote_cls, i, pool, args))
             ray.get([h.ping.remote() for h in self.handles], timeout=pool.start_timeout_secs)
         except BaseException:  # never leave half-started named actors behind
             for handle in self.handles:

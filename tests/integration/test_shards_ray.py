@@ -174,3 +174,27 @@ def test_pool_late_shard_yields_no_signal_alert_then_kill_and_recovers(
     finally:
         pool.close()
     assert alerts  # the sink saw the same faults
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_pool_names_are_exclusive_and_reusable_right_after_close(
+    redis_server: EmbeddedRedis, redis_client: Any
+) -> None:
+    import ray
+
+    feed = Feed(redis_client)
+    feed.write(0, WARM)
+    first = make_pool(redis_server, "aiq-t-shards-names", 1, feed.symbols[:3])
+    try:
+        with pytest.raises(ray.exceptions.ActorAlreadyExistsError):
+            make_pool(redis_server, "aiq-t-shards-names", 1, feed.symbols[:3], start_timeout_secs=1.0)
+        batch = {s: feed.hist[s][WARM - 1].close_ms for s in feed.symbols[:3]}
+        assert {r.status for r in first.evaluate(batch).decisions.values()} == {DecisionStatus.OK}
+    finally:
+        first.close()  # ray.kill is asynchronous: the name may still be held for a moment
+    second = make_pool(redis_server, "aiq-t-shards-names", 1, feed.symbols[:3])
+    try:
+        result = second.evaluate({s: feed.hist[s][WARM - 1].close_ms for s in feed.symbols[:3]})
+        assert {r.status for r in result.decisions.values()} == {DecisionStatus.OK}
+    finally:
+        second.close()
