@@ -83,7 +83,7 @@ def _baseline_tick(client: Any, layout: RedisLayout, symbols: list[str]) -> tupl
     import pandas as pd
 
     from strategies.config import default_config
-    from strategies.mei_alpha_v1 import analyze
+    from strategies.mei_alpha_v1 import analyze, btc_bullish_series
 
     def frame(candles: list[Candle]) -> pd.DataFrame:
         return pd.DataFrame({"Open": [c.o for c in candles], "High": [c.h for c in candles],
@@ -92,9 +92,7 @@ def _baseline_tick(client: Any, layout: RedisLayout, symbols: list[str]) -> tupl
 
     started = time.perf_counter()
     btc = layout.read_candles(client, "BTC", INTERVAL, limit=LOOKBACK_BARS)
-    closes = pd.Series([c.c for c in btc])
-    ema50 = closes.ewm(span=50, adjust=False).mean()
-    btc_bullish = bool(closes.iloc[-1] > ema50.iloc[-1]) if len(btc) >= 50 else None
+    btc_bullish = btc_bullish_series(pd.Series([c.c for c in btc]))[-1] if btc else None
     out = {}
     for sym in symbols:
         candles = layout.read_candles(client, sym, INTERVAL, limit=LOOKBACK_BARS)
@@ -109,12 +107,9 @@ def _parity(hist: dict[str, list[Candle]], symbols: list[str], first_bar: int,
     import pandas as pd
 
     from strategies.config import default_config
-    from strategies.mei_alpha_v1 import analyze_series
+    from strategies.mei_alpha_v1 import analyze_series, btc_bullish_series
 
-    btc = hist["BTC"]
-    closes = pd.Series([c.c for c in btc])
-    ema = closes.ewm(span=50, adjust=False).mean()
-    bullish = [bool(c > e) if i >= 49 else None for i, (c, e) in enumerate(zip(closes, ema, strict=True))]
+    bullish = btc_bullish_series(pd.Series([c.c for c in hist["BTC"]]))
     checked = mismatches = 0
     last = first_bar + len(shard_records)
     for sym in symbols:

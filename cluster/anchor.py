@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-ANCHOR_EMA_WINDOW = 50
+from strategies.signals import BTC_TREND_EMA_WINDOW as ANCHOR_EMA_WINDOW
+
 _HISTORY = 256  # anchor bars remembered for bullish_at(); far more than a tick's spread
 
 

@@ -18,7 +18,7 @@ from cluster.shard_core import ConfigSource, ShardCore, ShardSettings, resume_vi
 from cluster.shard_store import CandleRead, MemoryShardStore
 from strategies.candle import Candle
 from strategies.config import default_config
-from strategies.mei_alpha_v1 import analyze_series
+from strategies.mei_alpha_v1 import analyze_series, btc_bullish_series
 from strategies.signals import Decision
 
 WARM = 260  # bars in the store before the first tick
@@ -31,14 +31,9 @@ def _frame(candles: Sequence[Candle]) -> pd.DataFrame:
                          "Close": [c.c for c in candles], "Volume": [c.v for c in candles]})
 
 
-def btc_bullish_series(btc: Sequence[Candle]) -> list[bool | None]:
-    closes = pd.Series([c.c for c in btc])
-    ema = closes.ewm(span=50, adjust=False).mean()
-    return [bool(c > e) if i >= 49 else None for i, (c, e) in enumerate(zip(closes, ema, strict=True))]
-
-
 def oracle(symbol: str, candles: Sequence[Candle], btc: Sequence[Candle]) -> list[Decision]:
-    by_t = dict(zip((c.t for c in btc), btc_bullish_series(btc), strict=True))
+    """Batch decisions on every bar, BTC gate from the strategy's own batch helper (pandas ewm)."""
+    by_t = dict(zip((c.t for c in btc), btc_bullish_series(pd.Series([c.c for c in btc])), strict=True))
     return analyze_series(_frame(candles), symbol, default_config(symbol), [by_t.get(c.t) for c in candles])
 
 
