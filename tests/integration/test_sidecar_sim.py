@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -332,3 +333,54 @@ def _matches(
     except AssertionError:
         return False
     return True
+
+
+def test_dry_live_sidecar_forwards_fills_and_order_updates_to_the_acked_stream(
+    simulator_factory: Callable[..., SimulatorProcess],
+    redis_client: redis.Redis,
+    redis_server: EmbeddedRedis,
+    tmp_path: Path,
+    sidecars: list[SidecarProc],
+) -> None:
+    import eth_account
+    from hyperliquid.exchange import Exchange
+
+    sim = simulator_factory("--synthetic", "2", "--interval", "1m", "--speed", "60", "--tick-ms", "50")
+    layout = RedisLayout("t5")
+    wallet = eth_account.Account.create()
+    user = wallet.address
+    sidecar = SidecarProc(
+        sim,
+        redis_server.url,
+        tmp_path,
+        "t5",
+        AI_QUANT_TOP_N="2",
+        AI_QUANT_MODE="dry_live",
+        AI_QUANT_ACCOUNT_ADDRESS=user,
+    ).start()
+    sidecars.append(sidecar)
+    layout.ensure_account_group(redis_client, user, "driver")
+    snapshot = wait_for(
+        lambda: layout.read_account_events(redis_client, user, "driver", "d1"), 30, "snapshot"
+    )
+    assert snapshot[0][1].is_snapshot  # type: ignore[index]
+    layout.ack_account_events(redis_client, user, "driver", [eid for eid, _ in snapshot])  # type: ignore[attr-defined]
+    coin = _coins(sim, 1)[0]
+    exchange = Exchange(wallet, sim.base_url)
+    mid = float(exchange.info.all_mids()[coin])
+    szd = exchange.info.asset_to_sz_decimals[exchange.info.name_to_asset(coin)]
+    result = exchange.market_open(coin, True, round(40.0 / mid, szd))
+    assert result["status"] == "ok", result
+    seen: list[Any] = []
+
+    def got_fill() -> bool:
+        events = layout.read_account_events(redis_client, user, "driver", "d1")
+        seen.extend(events)
+        layout.ack_account_events(redis_client, user, "driver", [eid for eid, _ in events])
+        return any(e.kind.value == "userFills" and not e.is_snapshot for _, e in seen)
+
+    wait_for(got_fill, 30, "the fill on the account stream")
+    fill = next(e for _, e in seen if e.kind.value == "userFills" and not e.is_snapshot)
+    assert fill.data["fills"][0]["coin"] == coin and "tid" in fill.data["fills"][0]
+    assert redis_client.xlen(layout.account_stream_key(user)) == 0  # acknowledged entries are deleted
+    assert sidecar.stop() == 0
