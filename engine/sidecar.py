@@ -55,6 +55,14 @@ MAX_PENDING_ACCOUNT_EVENTS = 100_000
 _LOG_EVERY_SECS = 10.0
 
 
+class RestBudget(Protocol):
+    """The REST client's weight budget (engine.rate_budget.RateBudget)."""
+
+    capacity: float
+
+    def available(self) -> float: ...
+
+
 class SidecarRest(Protocol):
     """REST reads the sidecar needs (engine.rest_client.HyperliquidInfoClient has them)."""
 
@@ -116,8 +124,10 @@ class Sidecar:
         layout: RedisLayout | None = None,
         clock_ms: Callable[[], int] = wall_ms,
         rng: random.Random | None = None,
+        rest_budget: RestBudget | None = None,
     ) -> None:
         self.settings = settings
+        self._budget = rest_budget
         self.layout = layout or RedisLayout(settings.redis.prefix, keep_bars=settings.keep_bars)
         self.rest = rest
         self._clock_ms = clock_ms
@@ -334,7 +344,7 @@ class Sidecar:
                 self.stats.last_error = f"{type(exc).__name__}: {str(exc)[:120]}"
                 self._log_limited("ws", logging.WARNING, "websocket lost", error=self.stats.last_error)
             finally:
-                if self.connected:
+                if self.connected and not stop.is_set():
                     self.stats.reconnects += 1
                 self.connected = False
             if stop.is_set():
@@ -432,12 +442,16 @@ class Sidecar:
             )
             self._apply(TrackerOutput(corrections={symbol: corrections}), from_ws=False)
 
+    def _spare_budget(self) -> bool:
+        """Cross-checks are best effort: only while over half the REST budget is free (fills first)."""
+        return self._budget is None or self._budget.available() >= self._budget.capacity / 2
+
     def _next_job(self) -> tuple[str, Any] | None:
         now = time.monotonic()
         for sym in list(self._syncs):
             if self._sync_retry_at.get(sym, 0.0) <= now:
                 return "sync", self._syncs.pop(sym)
-        if self._verify:
+        if self._verify and self._spare_budget():
             sym = next(iter(self._verify))
             del self._verify[sym]
             return "verify", sym
@@ -546,15 +560,16 @@ async def _sleep_or_stop(stop: asyncio.Event, secs: float) -> None:
         await asyncio.wait_for(stop.wait(), timeout=max(0.0, secs))
 
 
-def build_rest(settings: SidecarSettings) -> Any:
+def build_rest(settings: SidecarSettings) -> tuple[Any, Any]:
+    """The REST client and its weight budget."""
     from engine.rate_budget import RateBudget
     from engine.rest_client import HyperliquidInfoClient
 
-    return HyperliquidInfoClient(
-        settings.info_base_url,
-        timeout_secs=settings.rest_timeout_secs,
-        budget=RateBudget(settings.rest_weight_per_minute),
+    budget = RateBudget(settings.rest_weight_per_minute)
+    client = HyperliquidInfoClient(
+        settings.info_base_url, timeout_secs=settings.rest_timeout_secs, budget=budget
     )
+    return client, budget
 
 
 async def amain(settings: SidecarSettings) -> None:
@@ -566,9 +581,9 @@ async def amain(settings: SidecarSettings) -> None:
         loop.add_signal_handler(sig, stop.set)
     with RedisRuntime(settings.redis) as runtime:
         client = runtime.client()
-        rest = build_rest(settings)
+        rest, budget = build_rest(settings)
         try:
-            await Sidecar(settings, redis_client=client, rest=rest).run(stop)
+            await Sidecar(settings, redis_client=client, rest=rest, rest_budget=budget).run(stop)
         finally:
             rest.close()
             client.close()
