@@ -34,7 +34,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from cluster.redis_layout import AccountEvent, Bbo, Heartbeat, RedisLayout
 from engine import hl_types as hl
 from engine.env import ConfigError
-from engine.sidecar_candles import CandleTracker, SyncRequest, TrackerOutput
+from engine.sidecar_candles import CandleTracker, SyncRequest, TrackerOutput, VenueClock
 from engine.sidecar_parse import (
     AccountUpdate,
     BboUpdate,
@@ -73,28 +73,6 @@ class SidecarRest(Protocol):
 
 def wall_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-class VenueClock:
-    """The venue's time: the latest venue event time seen, advanced at wall speed since then."""
-
-    def __init__(self, clock_ms: Callable[[], int]) -> None:
-        self._clock_ms = clock_ms
-        self._venue_ms: int | None = None
-        self._wall_at = 0
-
-    def observe(self, venue_ms: int) -> None:
-        if self._venue_ms is None or venue_ms > self.now_or(venue_ms):
-            self._venue_ms, self._wall_at = venue_ms, self._clock_ms()
-
-    def now_or(self, default: int) -> int:
-        if self._venue_ms is None:
-            return default
-        return self._venue_ms + max(0, self._clock_ms() - self._wall_at)
-
-    def now(self) -> int | None:
-        """None until the venue has said what time it is (a replaying venue is not on wall time)."""
-        return None if self._venue_ms is None else self.now_or(0)
 
 
 @dataclass(slots=True)

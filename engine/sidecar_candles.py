@@ -14,13 +14,14 @@ candle, and whether a REST sync is in flight. Rules:
   fetches the lookback.
 - After a reconnect the forming candle is forgotten (the next message carries the whole bar).
 
-No I/O and no clock: callers pass the venue time in. Output is plain data the sidecar writes.
+No I/O: callers pass the venue time in (`VenueClock`, with an injected wall clock, estimates it).
+Output is plain data the sidecar writes.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from strategies.candle import Candle
@@ -237,3 +238,25 @@ class CandleTracker:
     def _request_sync(symbol: str, state: _SymbolState, start: int, end: int, out: TrackerOutput) -> None:
         state.syncing = True
         out.syncs.append(SyncRequest(symbol, start, end))
+
+
+class VenueClock:
+    """The venue's time: the latest venue event time seen, advanced at wall speed since then."""
+
+    def __init__(self, clock_ms: Callable[[], int]) -> None:
+        self._clock_ms = clock_ms
+        self._venue_ms: int | None = None
+        self._wall_at = 0
+
+    def observe(self, venue_ms: int) -> None:
+        if self._venue_ms is None or venue_ms > self.now_or(venue_ms):
+            self._venue_ms, self._wall_at = venue_ms, self._clock_ms()
+
+    def now_or(self, default: int) -> int:
+        if self._venue_ms is None:
+            return default
+        return self._venue_ms + max(0, self._clock_ms() - self._wall_at)
+
+    def now(self) -> int | None:
+        """None until the venue has said what time it is (a replaying venue is not on wall time)."""
+        return None if self._venue_ms is None else self.now_or(0)

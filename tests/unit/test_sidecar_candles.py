@@ -131,3 +131,18 @@ def test_any_drop_pattern_publishes_every_bar_once_in_order(
     expected = [truth[t] for t in sorted(truth) if 3 * IV <= t]
     assert [c.t for c in published] == [c.t for c in expected]
     assert published == expected
+
+
+def test_venue_clock_follows_venue_events_and_advances_at_wall_speed() -> None:
+    from engine.sidecar_candles import VenueClock
+
+    wall = [1_000]
+    clock = VenueClock(lambda: wall[0])
+    assert clock.now() is None and clock.now_or(5) == 5
+    clock.observe(50_000)  # a replaying venue far from wall time
+    wall[0] += 300
+    assert clock.now() == 50_300
+    clock.observe(50_100)  # older than the estimate: ignored
+    assert clock.now() == 50_300
+    clock.observe(90_000)  # a fast venue runs ahead of wall speed
+    assert clock.now() == 90_000
