@@ -68,6 +68,18 @@ DEFAULT_PREFIX = "aiq"
 DEFAULT_KEEP_BARS = 1000
 
 
+# Per key: [1 if the resume candle is stored else 0, members with score > resume...].
+_READ_SINCE_LUA = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local rows = redis.call('ZRANGEBYSCORE', key, '(' .. ARGV[i], '+inf')
+  table.insert(rows, 1, redis.call('ZCOUNT', key, ARGV[i], ARGV[i]) > 0 and 1 or 0)
+  out[i] = rows
+end
+return out
+"""
+
+
 class LayoutError(ValueError):
     """A payload read from Redis does not have the documented format (names the key)."""
 
@@ -311,6 +323,28 @@ class RedisLayout:
             symbol: self._decode_many(raws, symbol, interval, limit is not None)
             for symbol, raws in zip(after, results, strict=True)
         }
+
+    def read_candles_since(
+        self, client: Any, resume: Mapping[str, int | None], interval: str
+    ) -> dict[str, tuple[bool, list[Candle]]]:
+        """For each symbol: (is the resume candle still stored, candles with t > resume ascending).
+
+        One server-side script call for all symbols with a resume time (the continuity proof a
+        reader needs to trust an incremental state; False means history was trimmed or lost
+        past it: rebuild); symbols with resume None get every stored candle and True.
+        """
+        out: dict[str, tuple[bool, list[Candle]]] = {}
+        warm = [(s, t) for s, t in resume.items() if t is not None]
+        if warm:
+            keys = [self.candles_key(s, interval) for s, _ in warm]
+            replies = client.eval(_READ_SINCE_LUA, len(keys), *keys, *[str(t) for _, t in warm])
+            for (sym, _), key, reply in zip(warm, keys, replies, strict=True):
+                out[sym] = (int(reply[0]) == 1, [decode_candle(m, key) for m in reply[1:]])
+        cold = [s for s, t in resume.items() if t is None]
+        if cold:
+            for sym, candles in self.read_candles_many(client, dict.fromkeys(cold), interval).items():
+                out[sym] = (True, candles)
+        return out
 
     def read_forming(self, client: Any, symbols: Sequence[str], interval: str) -> dict[str, Candle]:
         """Return the forming candle of each symbol that has one."""

@@ -128,3 +128,14 @@ def test_account_events_survive_consumer_crash_until_acked(redis_client: redis.R
     assert layout.read_account_events(redis_client, user, "driver", "c1", count=10, block_ms=10) == []
     assert redis_client.xlen(layout.account_stream_key(user)) == 0
     assert json.loads(json.dumps(rest[0][1].data)) == rest[0][1].data
+
+
+def test_read_candles_since_proves_continuity(redis_client: redis.Redis) -> None:
+    layout = RedisLayout(keep_bars=5)
+    _write(redis_client, layout, {"BTC": [_candle(i) for i in range(10)], "ETH": [_candle(1)]})
+    got = layout.read_candles_since(redis_client, {"BTC": 7 * IV, "ETH": 0, "SOL": 3, "NEW": None}, "1m")
+    assert got["BTC"] == (True, [_candle(8), _candle(9)])
+    assert got["ETH"] == (False, [_candle(1)])  # resume candle 0 was never stored: rebuild
+    assert got["SOL"] == (False, []) and got["NEW"] == (True, [])
+    trimmed = layout.read_candles_since(redis_client, {"BTC": 2 * IV}, "1m")  # trimmed to the newest 5
+    assert trimmed["BTC"][0] is False and [c.t // IV for c in trimmed["BTC"][1]] == [5, 6, 7, 8, 9]
