@@ -118,6 +118,8 @@ class Sidecar:
             max_fill_bars=settings.keep_bars,
         )
         self.store = SidecarStore(
+            interval_ms=settings.interval_ms,
+            sqlite_keep_bars=settings.sqlite_keep_bars,
             client=redis_client,
             layout=self.layout,
             interval=settings.interval,

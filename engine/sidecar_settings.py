@@ -63,6 +63,7 @@ class SidecarSettings:
     flush_ms: int = 50
     heartbeat_ms: int = 1_000
     candles_db_dir: Path = Path("state/candles_dbs")
+    sqlite_keep_bars: int = 5_000
     redis: RedisSettings
 
     @property
@@ -133,6 +134,7 @@ class SidecarSettings:
             candles_db_dir=Path(
                 env_str("AI_QUANT_CANDLES_DB_DIR", str(redis.state_dir / "candles_dbs"), env)
             ),
+            sqlite_keep_bars=env_int("AI_QUANT_CANDLE_SQLITE_KEEP_BARS", 5_000, env, lo=0),
             redis=redis,
         )
 

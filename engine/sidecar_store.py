@@ -22,6 +22,7 @@ from engine.sqlite_logger import (
     ensure_candles_table,
     last_candle_t,
     open_db,
+    prune_candles,
     read_candles,
     upsert_candles_many,
 )
@@ -76,10 +77,25 @@ class WriteResult:
 class SidecarStore:
     """Owns the sidecar's SQLite connection and Redis client; call only from one thread."""
 
-    def __init__(self, *, client: Any, layout: RedisLayout, interval: str, db_path: Any) -> None:
+    def __init__(
+        self,
+        *,
+        client: Any,
+        layout: RedisLayout,
+        interval: str,
+        db_path: Any,
+        interval_ms: int = 0,
+        sqlite_keep_bars: int = 0,
+        prune_every_writes: int = 2_000,
+    ) -> None:
         self._client = client
         self._layout = layout
         self._interval = interval
+        self._interval_ms = interval_ms
+        self._sqlite_keep_bars = sqlite_keep_bars
+        self._prune_every = prune_every_writes
+        self._writes = 0
+        self._newest_t = 0
         self._db = open_db(db_path, check_same_thread=False)
         ensure_candles_table(self._db)
         self.redis_dirty = False
@@ -123,6 +139,7 @@ class SidecarStore:
             try:
                 upsert_candles_many(self._db, self._interval, batch.corrections)
                 upsert_candles_many(self._db, self._interval, batch.publish)
+                self._maybe_prune(batch)
             except sqlite3.Error as exc:
                 sqlite_ok = False
                 log.error("sqlite candle write failed", extra={"error": str(exc)})
@@ -142,6 +159,19 @@ class SidecarStore:
             return WriteResult(False, sqlite_ok, leftover)
         written = sum(map(len, batch.publish.values())) + sum(map(len, batch.corrections.values()))
         return WriteResult(True, sqlite_ok, None, written)
+
+    def _maybe_prune(self, batch: WriteBatch) -> None:
+        """Keep the candle DB bounded: every N writes drop bars older than sqlite_keep_bars."""
+        for candles in batch.publish.values():
+            self._newest_t = max(self._newest_t, candles[-1].t)
+        self._writes += 1
+        if self._sqlite_keep_bars <= 0 or self._writes % self._prune_every:
+            return
+        deleted = prune_candles(
+            self._db, self._interval, self._newest_t - self._sqlite_keep_bars * self._interval_ms
+        )
+        if deleted:
+            log.info("candle db pruned", extra={"deleted": deleted, "keep_bars": self._sqlite_keep_bars})
 
     def _write_redis(self, batch: WriteBatch) -> None:
         pipe = self._client.pipeline(transaction=True)

@@ -166,3 +166,10 @@ def last_candle_t(conn: sqlite3.Connection, symbol: str, interval: str) -> int |
         "SELECT MAX(t) FROM candles WHERE symbol=? AND interval=?", (symbol, interval)
     ).fetchone()
     return None if row is None or row[0] is None else int(row[0])
+
+
+def prune_candles(conn: sqlite3.Connection, interval: str, before_t: int) -> int:
+    """Delete candles of `interval` opened before `before_t` (ms); return how many were deleted."""
+    with conn:
+        cursor = conn.execute("DELETE FROM candles WHERE interval=? AND t<?", (interval, int(before_t)))
+    return cursor.rowcount

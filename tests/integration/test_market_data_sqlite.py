@@ -5,10 +5,15 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+import redis
+
+from cluster.redis_layout import RedisLayout
+from engine.sidecar_store import SidecarStore, WriteBatch
 from engine.sqlite_logger import (
     ensure_candles_table,
     last_candle_t,
     open_db,
+    prune_candles,
     read_candles,
     upsert_candles,
     upsert_candles_many,
@@ -67,3 +72,34 @@ def test_read_skips_rows_with_missing_or_bad_values(tmp_path: Path) -> None:
     assert read_candles(reader, "BTC", "1m", limit=1) == [bar(3)]
     reader.close()
     conn.close()
+
+
+def test_prune_drops_only_old_bars_of_the_interval(tmp_path: Path) -> None:
+    conn = open_db(tmp_path / "c.db")
+    ensure_candles_table(conn)
+    upsert_candles(conn, "BTC", "1m", [bar(i) for i in range(10)])
+    upsert_candles(conn, "BTC", "5m", [bar(1)])
+    assert prune_candles(conn, "1m", 7 * IV) == 7
+    assert [c.t // IV for c in read_candles(conn, "BTC", "1m")] == [7, 8, 9]
+    assert read_candles(conn, "BTC", "5m") == [bar(1)]
+    conn.close()
+
+
+def test_sidecar_store_keeps_sqlite_bounded(redis_client: redis.Redis, tmp_path: Path) -> None:
+    store = SidecarStore(
+        client=redis_client,
+        layout=RedisLayout("st"),
+        interval="1m",
+        db_path=tmp_path / "c.db",
+        interval_ms=IV,
+        sqlite_keep_bars=3,
+        prune_every_writes=1,
+    )
+    for i in range(6):
+        result = store.write(WriteBatch(publish={"BTC": [bar(i)]}), ["BTC"])
+        assert result.redis_ok and result.sqlite_ok
+    reader = open_db(tmp_path / "c.db", read_only=True)
+    assert [c.t // IV for c in read_candles(reader, "BTC", "1m")] == [2, 3, 4, 5]
+    assert len(RedisLayout("st").read_candles(redis_client, "BTC", "1m")) == 6
+    reader.close()
+    store.close()
