@@ -44,7 +44,7 @@ from engine.sidecar_parse import (
     VenueError,
     parse_frame,
 )
-from engine.sidecar_settings import SidecarSettings, check_subscription_limit, top_symbols_by_volume
+from engine.sidecar_settings import SidecarSettings, build_watchlist, check_subscription_limit
 from engine.sidecar_store import SidecarStore, WriteBatch
 from strategies.candle import Candle
 
@@ -149,20 +149,31 @@ class Sidecar:
 
     # ------------------------------------------------------------------ start-up
     async def resolve_watchlist(self, stop: asyncio.Event) -> tuple[str, ...]:
-        """AI_QUANT_SYMBOLS, else the top AI_QUANT_TOP_N by dayNtlVlm (retried until the venue answers)."""
-        if self.settings.symbols:
-            return self.settings.symbols
+        """AI_QUANT_SYMBOLS, else the top AI_QUANT_TOP_N by dayNtlVlm; plus the anchor symbol.
+
+        The venue's list is retried until it answers, unless symbols are explicit (then one try).
+        """
         delay = self.settings.reconnect_min_secs
+        listed: list[tuple[str, float]] | None = None
         while not stop.is_set():
             try:
                 info = await asyncio.to_thread(self.rest.meta_and_asset_ctxs)
-                pairs = [(ctx.coin, ctx.day_ntl_vlm) for ctx in info.ctxs]
-                return top_symbols_by_volume(pairs, self.settings.top_n)
+                listed = [(ctx.coin, ctx.day_ntl_vlm) for ctx in info.ctxs]
+                break
             except (hl.VenueError, ValueError) as exc:
-                log.warning("watchlist query failed; retrying", extra={"error": str(exc)[:200]})
+                log.warning("venue symbol list unavailable", extra={"error": str(exc)[:200]})
+                if self.settings.symbols:
+                    break
                 await _sleep_or_stop(stop, delay)
                 delay = min(delay * 2, self.settings.reconnect_max_secs)
-        return ()
+        if stop.is_set():
+            return ()
+        symbols, dropped = build_watchlist(
+            self.settings.symbols, self.settings.top_n, self.settings.anchor_symbol, listed
+        )
+        if dropped:
+            log.warning("symbols not listed by the venue dropped", extra={"symbols": ",".join(dropped)})
+        return symbols
 
     async def start(self, stop: asyncio.Event) -> bool:
         """Resolve and check the watchlist, seed the tracker from Redis/SQLite; False if stopped first."""

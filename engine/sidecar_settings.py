@@ -64,6 +64,7 @@ class SidecarSettings:
     heartbeat_ms: int = 1_000
     candles_db_dir: Path = Path("state/candles_dbs")
     sqlite_keep_bars: int = 5_000
+    anchor_symbol: str = "BTC"
     redis: RedisSettings
 
     @property
@@ -134,6 +135,7 @@ class SidecarSettings:
             candles_db_dir=Path(
                 env_str("AI_QUANT_CANDLES_DB_DIR", str(redis.state_dir / "candles_dbs"), env)
             ),
+            anchor_symbol=env_str("AI_QUANT_ANCHOR_SYMBOL", "BTC", env),
             sqlite_keep_bars=env_int("AI_QUANT_CANDLE_SQLITE_KEEP_BARS", 5_000, env, lo=0),
             redis=redis,
         )
@@ -157,3 +159,27 @@ def top_symbols_by_volume(coins_and_volumes: Sequence[tuple[str, float]], n: int
     """The n coins with the highest 24 h notional volume (ties by name, for a stable list)."""
     ranked = sorted(coins_and_volumes, key=lambda cv: (-cv[1], cv[0]))
     return tuple(coin for coin, _ in ranked[:n])
+
+
+def build_watchlist(
+    explicit: Sequence[str], top_n: int, anchor: str, listed: Sequence[tuple[str, float]] | None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Return (watchlist, dropped): explicit symbols (or the top N by volume), anchor first.
+
+    `listed` is the venue's (coin, dayNtlVlm) list, or None when it could not be read (explicit
+    symbols are then taken as given). Explicit symbols the venue does not list are dropped; the
+    anchor (the strategy's BTC trend gate) is added when the venue lists it.
+    """
+    if listed is None:
+        if not explicit:
+            raise ConfigError("no AI_QUANT_SYMBOLS and the venue's volume list is unavailable")
+        return tuple(dict.fromkeys(explicit)), ()
+    names = {coin for coin, _ in listed}
+    chosen = list(dict.fromkeys(explicit)) if explicit else list(top_symbols_by_volume(listed, top_n))
+    dropped = tuple(s for s in chosen if s not in names)
+    kept = [s for s in chosen if s in names]
+    if anchor in names and anchor not in kept:
+        kept.insert(0, anchor)
+    if not kept:
+        raise ConfigError(f"none of AI_QUANT_SYMBOLS={','.join(explicit)} is listed by the venue")
+    return tuple(kept), dropped

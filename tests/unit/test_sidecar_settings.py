@@ -121,3 +121,17 @@ def test_parse_candle_list_drops_and_counts_bad_items() -> None:
     body = [good, {**good, "t": 60_000, "T": 119_999, "h": "0"}, {**good, "s": "ETH"}, "x"]
     candles, rejected = parse_candle_list(body, "BTC", "1m")
     assert [c.t for c in candles] == [0] and rejected == 3
+
+
+def test_build_watchlist_adds_listed_anchor_and_drops_unlisted() -> None:
+    from engine.sidecar_settings import build_watchlist
+
+    listed = [("BTC", 5.0), ("ETH", 9.0), ("SOL", 1.0), ("kPEPE", 3.0)]
+    assert build_watchlist((), 2, "BTC", listed) == (("ETH", "BTC"), ())
+    assert build_watchlist(("SOL", "NOPE", "kPEPE"), 50, "BTC", listed) == (("BTC", "SOL", "kPEPE"), ("NOPE",))
+    assert build_watchlist(("X1",), 50, "BTC", None) == (("X1",), ())
+    assert build_watchlist(("SOL",), 50, "ZZZ", listed) == (("SOL",), ())
+    with pytest.raises(ConfigError):
+        build_watchlist(("NOPE",), 50, "ZZZ", listed)
+    with pytest.raises(ConfigError):
+        build_watchlist((), 50, "BTC", None)
