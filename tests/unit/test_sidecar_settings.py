@@ -128,7 +128,10 @@ def test_build_watchlist_adds_listed_anchor_and_drops_unlisted() -> None:
 
     listed = [("BTC", 5.0), ("ETH", 9.0), ("SOL", 1.0), ("kPEPE", 3.0)]
     assert build_watchlist((), 2, "BTC", listed) == (("ETH", "BTC"), ())
-    assert build_watchlist(("SOL", "NOPE", "kPEPE"), 50, "BTC", listed) == (("BTC", "SOL", "kPEPE"), ("NOPE",))
+    assert build_watchlist(("SOL", "NOPE", "kPEPE"), 50, "BTC", listed) == (
+        ("BTC", "SOL", "kPEPE"),
+        ("NOPE",),
+    )
     assert build_watchlist(("X1",), 50, "BTC", None) == (("X1",), ())
     assert build_watchlist(("SOL",), 50, "ZZZ", listed) == (("SOL",), ())
     with pytest.raises(ConfigError):
