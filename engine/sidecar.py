@@ -530,16 +530,21 @@ class Sidecar:
             for i in range(self.settings.rest_max_inflight)
         ]
         self._backfill_total = len(self.symbols)
-        await stop.wait()
+        stopper = asyncio.create_task(stop.wait(), name="stop")
+        done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        crashed = next((t for t in done if t is not stopper), None)
+        stop.set()  # a task that ended by itself is a bug: stop everything, then crash (crash-only)
         self._wake.set()
-        ws_task = tasks[0]
-        ws_task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        tasks[0].cancel()
+        await asyncio.gather(stopper, *tasks, return_exceptions=True)
         self.store.close()
         log.info(
             "sidecar stopped",
             extra={"stats": {k: v for k, v in vars_of(self.stats).items() if k != "rate_limited_log"}},
         )
+        if crashed is not None:
+            error = crashed.exception() if not crashed.cancelled() else None
+            raise RuntimeError(f"sidecar task {crashed.get_name()} ended unexpectedly") from error
 
 
 def vars_of(stats: SidecarStats) -> dict[str, Any]:

@@ -199,3 +199,41 @@ def test_watchlist_over_subscription_limit_is_refused(bbo: bool, tmp_path: Path)
     check_subscription_limit(settings, [f"C{i}" for i in range(fits)])
     with pytest.raises(ConfigError, match="1000"):
         check_subscription_limit(settings, [f"C{i}" for i in range(fits + 1)])
+
+
+class BrokenRest(FuzzyRest):
+    """A REST edge that fails in a way nobody planned for (a bug, not a venue error)."""
+
+    def candle_snapshot(self, coin: str, interval: str, start_ms: int, end_ms: int) -> Sequence[Candle]:
+        raise KeyError("unplanned")
+
+
+def test_sidecar_crashes_loudly_when_a_task_dies(
+    redis_client: redis.Redis, redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    async def scenario() -> None:
+        finished = asyncio.Event()
+        async with serve(lambda ws: _venue(ws, 2, finished), "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]  # type: ignore[index]
+            settings = SidecarSettings(
+                info_base_url="http://127.0.0.1:1",
+                ws_url=f"ws://127.0.0.1:{port}",
+                interval="1m",
+                symbols=SYMBOLS,
+                lookback_bars=5,
+                rest_min_gap_ms=0,
+                sub_send_ms=0,
+                flush_ms=10,
+                candles_db_dir=tmp_path,
+                redis=RedisSettings(url=redis_server.url, state_dir=tmp_path),
+            )
+            sidecar = Sidecar(
+                settings, redis_client=redis_client, rest=BrokenRest(0), layout=RedisLayout("cr")
+            )
+            try:
+                with pytest.raises(RuntimeError, match="ended unexpectedly"):
+                    await asyncio.wait_for(sidecar.run(asyncio.Event()), 20)
+            finally:
+                finished.set()
+
+    asyncio.run(scenario())
