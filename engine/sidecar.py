@@ -110,7 +110,7 @@ class Sidecar:
         self.rest = rest
         self._clock_ms = clock_ms
         self._rng = rng or random.Random()
-        self.venue = VenueClock(clock_ms)
+        self.venue = VenueClock(clock_ms, live_tolerance_ms=settings.interval_ms + 60_000)
         self.tracker = CandleTracker(
             settings.interval_ms,
             grace_ms=settings.close_grace_ms,

@@ -241,21 +241,35 @@ class CandleTracker:
 
 
 class VenueClock:
-    """The venue's time: the latest venue event time seen, advanced at wall speed since then."""
+    """The venue's time: the latest venue event time seen, advanced at wall speed since then.
 
-    def __init__(self, clock_ms: Callable[[], int]) -> None:
+    A candle message only carries its bar's open time, so right after start-up the newest event
+    can be up to a bar old. When the venue turns out to run on wall time (an event within
+    `live_tolerance_ms` of the wall clock: the real venue, or a simulator started "now"), the
+    clock never reads earlier than the wall clock, so ages are never understated; a replay far
+    from wall time keeps its own clock.
+    """
+
+    def __init__(self, clock_ms: Callable[[], int], *, live_tolerance_ms: int | None = None) -> None:
         self._clock_ms = clock_ms
+        self._tolerance = live_tolerance_ms
         self._venue_ms: int | None = None
         self._wall_at = 0
+        self.live = False
 
     def observe(self, venue_ms: int) -> None:
+        wall = self._clock_ms()
+        if self._tolerance is not None and not self.live and abs(wall - venue_ms) <= self._tolerance:
+            self.live = True
         if self._venue_ms is None or venue_ms > self.now_or(venue_ms):
-            self._venue_ms, self._wall_at = venue_ms, self._clock_ms()
+            self._venue_ms, self._wall_at = venue_ms, wall
 
     def now_or(self, default: int) -> int:
         if self._venue_ms is None:
             return default
-        return self._venue_ms + max(0, self._clock_ms() - self._wall_at)
+        wall = self._clock_ms()
+        estimate = self._venue_ms + max(0, wall - self._wall_at)
+        return max(estimate, wall) if self.live else estimate
 
     def now(self) -> int | None:
         """None until the venue has said what time it is (a replaying venue is not on wall time)."""

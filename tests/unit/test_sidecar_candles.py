@@ -146,3 +146,15 @@ def test_venue_clock_follows_venue_events_and_advances_at_wall_speed() -> None:
     assert clock.now() == 50_300
     clock.observe(90_000)  # a fast venue runs ahead of wall speed
     assert clock.now() == 90_000
+
+
+def test_venue_clock_on_wall_time_never_reads_behind_the_wall_clock() -> None:
+    from engine.sidecar_candles import VenueClock
+
+    wall = [10_000_000]
+    clock = VenueClock(lambda: wall[0], live_tolerance_ms=120_000)
+    clock.observe(wall[0] - 100_000)  # start-up: the current bar opened 100 s ago
+    assert clock.live and clock.now() == wall[0]
+    replay = VenueClock(lambda: wall[0], live_tolerance_ms=120_000)
+    replay.observe(wall[0] - 3_600_000)  # a replay an hour behind keeps its own time
+    assert not replay.live and replay.now() == wall[0] - 3_600_000
