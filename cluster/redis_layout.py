@@ -46,6 +46,15 @@ Candle payload
 JSON array ``[t, T, o, h, l, c, v, n]`` (ints for ``t``, ``T``, ``n``; floats otherwise), parsed
 back into `strategies.candle.Candle` (which rejects non-finite values and high < low).
 
+API (writers queue on a pipeline; readers make one round trip)
+--------------------------------------------------------------
+Writers (sidecar only): write_closed_candles / write_closed_many (publish=False for corrections),
+write_forming, write_mids, write_bbo, write_heartbeat, append_account_event; shards:
+write_checkpoint. Readers: read_candle_keys, read_candles, read_candles_many, read_candles_since
+(with the continuity proof), read_forming, read_mids, read_bbo, read_heartbeat, read_checkpoints,
+parse_closed_notification; driver: ensure_account_group, read_account_events,
+ack_account_events.
+
 Write order
 -----------
 `write_closed_candles` queues candle(s), then the close key, then the notification on one
