@@ -1,0 +1,105 @@
+"""`python -m engine.daemon`: the driver process — start-up in order, the tick loop, clean shutdown.
+
+Start-up (DESIGN §1, §6; reference §1.4): environment → promoted config → lock → alerts →
+strategy YAML → trading DB and paper broker → Redis (embedded or AI_QUANT_REDIS_URL) → venue
+(the loopback simulator when AI_QUANT_VENUE=simulator) → watchlist → sidecar → Ray → shards →
+loop. The loop ticks when the sidecar's candle-close notification arrives, or after
+AI_QUANT_LOOP_TARGET_SECS without one, and logs one status line per tick.
+
+SIGTERM and SIGINT set a flag: the tick in progress finishes (its fills and events are committed
+as they happen), the loop exits, and every child (shards, Ray, sidecar, simulator, embedded
+Redis) is stopped before the lock is released; exit code 0. Exit code 2 means "do not restart
+me" (systemd RestartPreventExitStatus=2): a bad AI_QUANT_* value or YAML, a held lock, or a mode
+this build cannot run yet (dry_live and live need the risk manager and live brokers).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import MutableMapping, Sequence
+from types import FrameType
+
+from engine.daemon_lock import DaemonLockError
+from engine.enums import Mode
+from engine.env import ConfigError, env_enum
+from engine.logging_setup import set_mode, setup_logging
+from strategies.config import StrategyConfigError
+
+log = logging.getLogger("engine.daemon")
+
+EXIT_OK = 0
+EXIT_CONFIG = 2
+EXIT_FAILED = 1
+
+
+class NotAvailableError(RuntimeError):
+    """The requested mode exists in the design but is not built yet; start-up refuses it."""
+
+
+class StopFlag:
+    """Set by SIGTERM/SIGINT; the loop and start-up poll it. `wait` sleeps in short slices."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.signal_name: str | None = None
+
+    def __bool__(self) -> bool:
+        return self._event.is_set()
+
+    def handler(self, signum: int, _frame: FrameType | None) -> None:
+        if not self._event.is_set():
+            self.signal_name = signal.Signals(signum).name
+        self._event.set()
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self.handler)
+
+    def wait(self, secs: float) -> bool:
+        return self._event.wait(secs)
+
+
+def read_mode(env: MutableMapping[str, str]) -> Mode:
+    """AI_QUANT_MODE (default paper); refuse modes that are not built yet."""
+    mode = env_enum("AI_QUANT_MODE", Mode, Mode.PAPER, env)
+    if mode is not Mode.PAPER:
+        raise NotAvailableError(
+            f"AI_QUANT_MODE={mode.value} is not available yet in this build (it needs the risk "
+            "manager, OMS and live brokers); only paper runs. Unset AI_QUANT_MODE or set it to paper."
+        )
+    return mode
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit code (see the module docstring)."""
+    del argv  # configuration is the environment only
+    env: dict[str, str] = dict(os.environ)
+    handler = setup_logging("-", env.get("AI_QUANT_LOG_LEVEL", "INFO"))
+    stop = StopFlag()
+    stop.install()
+    try:
+        mode = read_mode(env)
+        set_mode(handler, mode.value)
+        from engine.daemon_loop import run_paper
+
+        return run_paper(env, mode, stop)
+    except (ConfigError, StrategyConfigError) as exc:
+        log.error("configuration error: %s", exc)
+        print(f"engine.daemon: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except DaemonLockError as exc:
+        log.error("%s", exc)
+        print(f"engine.daemon: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except NotAvailableError as exc:
+        log.error("%s", exc)
+        print(f"engine.daemon: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+if __name__ == "__main__":
+    sys.exit(main())
