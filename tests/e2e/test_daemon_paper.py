@@ -188,6 +188,7 @@ def test_paper_run_with_ray_ledger_identity_and_clean_sigterm(tmp_path, daemons)
         lambda: kind_count(db, LedgerKind.CLOSE) >= 1 and kind_count(db, LedgerKind.FUNDING) >= 1,
         timeout=150, label="a closed trade and a funding row",
     )  # fmt: skip
+    daemon.wait_log(r"tick=5 ", timeout=60)
     children = daemon.descendants()
     names = " ".join(p.name() for p in children)
     assert "redis-server" in names and ("raylet" in names or "gcs_server" in names)
