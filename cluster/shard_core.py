@@ -38,9 +38,9 @@ from cluster.records import DecisionStatus, ShardDecision, no_signal
 from cluster.shard_store import CandleRead, ShardStore
 from strategies.candle import Candle
 from strategies.config import StrategyConfig, StrategyOverrides
-from strategies.enums import Confidence, Signal
+from strategies.enums import Signal
 from strategies.incremental import IncrementalIndicators
-from strategies.signals import decide
+from strategies.signals import decide_lean
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ class _SymbolState:
         self.ckpt_bars = 0  # bars covered by the newest checkpoint in the store
 
     def apply(self, candle: Candle) -> None:
-        self.ind.update(candle.t, candle.o, candle.h, candle.l, candle.c, candle.v)
+        self.ind.advance(candle.t, candle.o, candle.h, candle.l, candle.c, candle.v)
         self.last_t, self.last_close_ms = candle.t, candle.close_ms
 
     def checkpoint_due(self, every: int) -> bool:
@@ -382,31 +382,30 @@ class ShardCore:
             return no_signal(symbol, key, DecisionStatus.STRATEGY_ERROR, self.index)
 
     def _decide(self, symbol: str, key: int, state: _SymbolState, with_snapshot: bool) -> ShardDecision:
-        base = {"symbol": symbol, "candle_key": key, "t": state.last_t, "shard": self.index,
-                "history_gap": state.history_gap}
-        if state.last_t is None or state.last_close_ms is None:
-            return ShardDecision(status=DecisionStatus.NO_HISTORY, **base)
-        if state.last_close_ms < key:
-            return ShardDecision(status=DecisionStatus.MISSING_CANDLE, **base)
-        if state.last_t > key:
-            return ShardDecision(status=DecisionStatus.KEY_BEHIND, **base)
-        btc_bullish = self._anchor.bullish_at(state.last_t)
-        rows = state.ind.recent_rows(RECENT_ROWS)
-        decision = decide(rows, state.ind.bars, state.cfg, btc_bullish, symbol=symbol)
-        signal = Signal(decision.signal)
+        last_t, last_close_ms = state.last_t, state.last_close_ms
+        status = None
+        if last_t is None or last_close_ms is None:
+            status = DecisionStatus.NO_HISTORY
+        elif last_close_ms < key:
+            status = DecisionStatus.MISSING_CANDLE
+        elif last_t > key:
+            status = DecisionStatus.KEY_BEHIND
+        if status is not None:
+            return ShardDecision(symbol=symbol, candle_key=key, status=status, t=last_t, shard=self.index,
+                                 history_gap=state.history_gap)
+        btc_bullish = self._anchor.bullish_at(last_t)
+        ind = state.ind
+        # rows_view: no copies (decide only reads); a NEUTRAL decision builds no snapshot unless asked.
+        decision = decide_lean(ind.rows_view(), ind.bars, state.cfg, btc_bullish, symbol=symbol,
+                               neutral_snapshot=with_snapshot)
+        signal = decision.signal
         snapshot = (
-            {str(k): _plain(v) for k, v in decision.snapshot.items()}
+            {k: _plain(v) for k, v in decision.snapshot.items()}
             if with_snapshot or signal is not Signal.NEUTRAL else {}
         )
-        return ShardDecision(
-            status=DecisionStatus.OK,
-            signal=signal,
-            confidence=Confidence(decision.confidence),
-            score=float(decision.score),
-            btc_bullish=btc_bullish,
-            snapshot=snapshot,
-            **base,
-        )
+        score = float(decision.score)
+        return ShardDecision(symbol, key, DecisionStatus.OK, signal, decision.confidence, score,
+                             last_t, btc_bullish, state.history_gap, self.index, snapshot)
 
     def set_configs(self, configs: ConfigSource | Callable[[str], StrategyConfig]) -> int:
         """Swap in reloaded strategy configs; return how many symbols must rebuild their state.

@@ -16,13 +16,14 @@ Redis and, if history was trimmed, flagged as a gap).
 
 from __future__ import annotations
 
+import json
 import logging
 import marshal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from cluster.redis_layout import RedisLayout, decode_candle
+from cluster.redis_layout import LayoutError, RedisLayout, decode_candle
 from strategies.candle import Candle
 
 log = logging.getLogger(__name__)
@@ -77,10 +78,15 @@ class ShardStore(Protocol):
 
 # Reads every symbol's closed candles after its resume time in ONE server-side call, and says
 # per symbol whether the resume candle itself is still stored (the continuity proof), so the
-# resume candle is neither transferred nor parsed. Reply per key: [found (1/0), member, ...].
-# ~35% cheaper than a pipeline of ZRANGEBYSCORE at thousands of symbols (per-command packing and
-# reply parsing dominate redis-py's cost). Used for warm symbols only: their ranges are a
-# candle or two, so the script never blocks Redis long. Single Redis instance (not Cluster).
+# resume candle is neither transferred nor parsed. Used for warm symbols only: their ranges are
+# a candle or two, so the script never blocks Redis long. Single Redis instance (not Cluster).
+#
+# _READ_SINCE_LUA replies per key: [found (1/0), member, ...]. redis-py's pure-Python RESP
+# parser costs ~3 calls per element, which at thousands of symbols was the largest part of the
+# read, so the hot path uses _READ_SINCE_JSON_LUA: the same data as ONE bulk string, a JSON
+# array of [found, candle, ...] per key (members are already JSON ``[t, T, o, h, l, c, v, n]``),
+# parsed by one C-level json.loads. A reply that does not parse (a malformed member) is re-read
+# through _READ_SINCE_LUA and decode_candle so the error names the bad payload as before.
 _READ_SINCE_LUA = """
 local out = {}
 for i, key in ipairs(KEYS) do
@@ -93,6 +99,30 @@ end
 return out
 """
 
+_READ_SINCE_JSON_LUA = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local resume = ARGV[i]
+  local rows = redis.call('ZRANGEBYSCORE', key, '(' .. resume, '+inf')
+  local found = redis.call('ZCOUNT', key, resume, resume) > 0 and '1' or '0'
+  if #rows > 0 then
+    out[i] = '[' .. found .. ',' .. table.concat(rows, ',') .. ']'
+  else
+    out[i] = '[' .. found .. ']'
+  end
+end
+return '[' .. table.concat(out, ',') .. ']'
+"""
+
+
+def _candles_from_json(reply: list[Any], where: str) -> list[Candle]:
+    """Build candles from parsed ``[t, T, o, h, l, c, v, n]`` lists exactly like decode_candle."""
+    try:
+        return [Candle(int(t), int(close_ms), float(o), float(h), float(low), float(c), float(v), int(n))
+                for t, close_ms, o, h, low, c, v, n in reply]
+    except (ValueError, TypeError) as exc:
+        raise LayoutError(f"{where}: malformed candle payload in {reply!r}: {exc}") from exc
+
 
 class RedisShardStore:
     """`ShardStore` over the Redis market-data cache (keys and payloads from RedisLayout)."""
@@ -102,6 +132,7 @@ class RedisShardStore:
         self._layout = layout
         self._interval = interval
         self._read_since_script = client.register_script(_READ_SINCE_LUA)
+        self._read_since_json = client.register_script(_READ_SINCE_JSON_LUA)
 
     def read_since(self, resume: Mapping[str, int | None]) -> dict[str, CandleRead]:
         """Warm symbols: one script call; cold ones (no resume): one pipelined full read.
@@ -114,9 +145,18 @@ class RedisShardStore:
         cold = [s for s, t in resume.items() if t is None]
         if warm:
             keys = [self._layout.candles_key(s, self._interval) for s, _ in warm]
-            replies = self._read_since_script(keys=keys, args=[str(t) for _, t in warm])
-            for (symbol, _), key, reply in zip(warm, keys, replies, strict=True):
-                out[symbol] = CandleRead(int(reply[0]) == 1, [decode_candle(m, key) for m in reply[1:]])
+            args = [str(t) for _, t in warm]
+            try:
+                replies = json.loads(self._read_since_json(keys=keys, args=args))
+            except ValueError:  # a member is not JSON: the per-member path names it (LayoutError)
+                replies = None
+            if replies is None or len(replies) != len(keys):
+                for (symbol, _), key, reply in zip(warm, keys, self._read_since_script(keys=keys, args=args),
+                                                   strict=True):
+                    out[symbol] = CandleRead(int(reply[0]) == 1, [decode_candle(m, key) for m in reply[1:]])
+            else:
+                for (symbol, _), key, reply in zip(warm, keys, replies, strict=True):
+                    out[symbol] = CandleRead(reply[0] == 1, _candles_from_json(reply[1:], key))
         if cold:
             pipe = self._client.pipeline(transaction=False)
             keys = [self._layout.candles_key(s, self._interval) for s in cold]

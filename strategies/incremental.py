@@ -525,6 +525,14 @@ class IncrementalIndicators:
         rows = list(self._rows)
         return [dict(r) for r in rows[len(rows) - min(k, len(rows)):]]
 
+    def rows_view(self) -> tuple[dict[str, Any], ...]:
+        """Return the kept rows (oldest -> newest, <= 4) WITHOUT copying them: read-only use.
+
+        For hot loops (the shard decides for thousands of symbols per tick) where the copies
+        `recent_rows` makes would cost more than the decision; mutating them corrupts the state.
+        """
+        return tuple(self._rows)
+
     def update(self, t_open_ms: int, o: float, h: float, l: float, c: float, v: float) -> dict[str, Any]:  # noqa: E741
         """Apply one closed candle and return its row (keys: ROW_KEYS).
 
@@ -532,6 +540,10 @@ class IncrementalIndicators:
         ValueError if t_open_ms is not after the last applied candle's (a candle applied twice or
         out of order would silently corrupt every window).
         """
+        return dict(self.advance(t_open_ms, o, h, l, c, v))
+
+    def advance(self, t_open_ms: int, o: float, h: float, l: float, c: float, v: float) -> dict[str, Any]:  # noqa: E741
+        """`update` without the defensive copy: returns the kept row itself (read-only use)."""
         if self._last_t is not None and t_open_ms <= self._last_t:
             raise ValueError(f"candle t={t_open_ms} is not after the last applied candle t={self._last_t}")
         i = self._bars
@@ -571,7 +583,7 @@ class IncrementalIndicators:
         self._rows.append(row)
         self._bars = i + 1
         self._last_t = int(t_open_ms)
-        return dict(row)
+        return row
 
     def to_state(self) -> dict[str, Any]:
         """Return the full state as plain JSON types; restoring it is bit-exact.

@@ -289,6 +289,15 @@ def _btc_ok(
             is_btc or btc_bullish is None or not btc_bullish or override)
 
 
+def _base_snapshot(cur: Row, stoch_filter: bool, extras: Mapping[str, Scalar]) -> dict[str, Scalar]:
+    """The newest row (stoch_k NaN shown as the 0.0 the StochRSI gate used) plus the extras."""
+    snapshot: dict[str, Scalar] = dict(cur)
+    if stoch_filter and math.isnan(_f(cur, "stoch_k")):
+        snapshot["stoch_k"] = 0.0
+    snapshot.update(extras)
+    return snapshot
+
+
 def _hist_at(rows: Sequence[Row], back: int) -> float:
     return _f(rows[-1 - back], "MACD_hist") if len(rows) > back else 0.0
 
@@ -306,8 +315,27 @@ def decide(
     `bars` is the full history length (warm-up: < 5 -> NEUTRAL/low). `btc_bullish` None means
     unknown (the BTC gate passes); `symbol` "BTC" always passes the BTC gate.
     """
+    return decide_lean(rows, bars, cfg, btc_bullish, symbol=symbol, neutral_snapshot=True)
+
+
+def decide_lean(
+    rows: Sequence[Row],
+    bars: int,
+    cfg: StrategyConfig,
+    btc_bullish: bool | None,
+    *,
+    symbol: str | None = None,
+    neutral_snapshot: bool = False,
+) -> Decision:
+    """`decide`, but a NEUTRAL decision carries an empty snapshot unless `neutral_snapshot`.
+
+    Why: the shard decides for thousands of symbols per tick and ships the snapshot only for
+    BUY/SELL and open positions; building the ~50-key snapshot of every NEUTRAL symbol was a
+    large share of its per-symbol cost. Signal, confidence, score, gates, entry kind and every
+    non-empty snapshot are exactly `decide`'s.
+    """
     if bars < MIN_BARS or not rows:
-        snap: dict[str, Scalar] = dict(rows[-1]) if rows else {}
+        snap: dict[str, Scalar] = dict(rows[-1]) if rows and neutral_snapshot else {}
         return Decision(Signal.NEUTRAL, Confidence.LOW, 0.0, snap, {_G_WARMUP: False})
     cur, prev = rows[-1], rows[-2] if len(rows) > 1 else rows[-1]
     flt, entry = cfg.filters, cfg.thresholds.entry
@@ -369,11 +397,10 @@ def decide(
     gates[_G_FLAT] = cfg.entries_enabled
     if not cfg.entries_enabled:
         signal, confidence = Signal.NEUTRAL, Confidence.LOW
+    if signal is Signal.NEUTRAL and not neutral_snapshot:
+        return Decision(signal, confidence, 0.0, {}, gates, kind)
 
-    snapshot: dict[str, Scalar] = dict(cur)
-    if flt.use_stoch_rsi_filter and math.isnan(_f(cur, "stoch_k")):
-        snapshot["stoch_k"] = 0.0
-    snapshot.update(extras)
+    snapshot = _base_snapshot(cur, flt.use_stoch_rsi_filter, extras)
     snapshot.update({
         "ADX_slope": adx_slope,
         "ATR_slope": _f(cur, "ATR") - _f(prev, "ATR"),
