@@ -61,7 +61,8 @@ def apply_venue_defaults(env: MutableMapping[str, str]) -> Venue:
     venue = env_enum("AI_QUANT_VENUE", Venue, Venue.HYPERLIQUID, env)
     if venue is Venue.SIMULATOR:
         for name, value in _SIM_DEFAULTS.items():
-            env.setdefault(name, value)
+            if not env.get(name, "").strip():  # empty counts as unset, as everywhere in engine.env
+                env[name] = value
     return venue
 
 
