@@ -76,6 +76,12 @@ class BrokerReject(StrEnum):
     INVALID_SIZE = "invalid_size"
     INSUFFICIENT_CASH = "insufficient_cash"
     VENUE_REJECTED = "venue_rejected"
+    RISK_DENIED = "risk_denied"  # live/dry_live: risk, gates or kill switch said no (detail has the code)
+    DUPLICATE_INTENT = "duplicate_intent"  # an OPEN for this symbol/side/candle already exists
+    OMS_UNAVAILABLE = "oms_unavailable"  # the intent could not be committed: nothing sent
+    NOT_SENT = "not_sent"  # the transport did not send (budget, connect failed)
+    UNKNOWN_SYMBOL = "unknown_symbol"  # not in the venue's meta
+    LEVERAGE_UPDATE_FAILED = "leverage_update_failed"
 
 
 class DecisionEventType(StrEnum):
@@ -285,3 +291,64 @@ class MarketHealthReason(StrEnum):
     NO_HEARTBEAT = "no_heartbeat"
     HEARTBEAT_STALE = "heartbeat_stale"
     SIDECAR_DISCONNECTED = "sidecar_disconnected"
+
+
+# --- risk, kill switches, live gates (owned by engine/risk*.py, kill_switch.py, live_gates.py) ---
+
+
+class RiskReason(StrEnum):
+    """Why the RiskManager denied an order or cancel; the code alerts, metrics and events key on."""
+
+    HARD_KILL = "hard_kill"
+    TRADING_HALTED = "trading_halted"
+    TRADING_REDUCING = "trading_reducing"
+    ACCOUNT_INVALID = "account_invalid"
+    DRAWDOWN = "drawdown"
+    DAILY_LOSS = "daily_loss"
+    SLIPPAGE_GUARD = "slippage_guard"
+    ENTRY_RATE = "entry_rate"
+    ENTRY_RATE_SYMBOL = "entry_rate_symbol"
+    EXIT_RATE = "exit_rate"
+    CANCEL_RATE = "cancel_rate"
+    MAX_POSITIONS = "max_positions"
+    ORDER_NOTIONAL = "order_notional"
+    SYMBOL_NOTIONAL = "symbol_notional"
+    GROSS_NOTIONAL = "gross_notional"
+    LEVERAGE = "leverage"
+
+
+class TradingStateEvent(StrEnum):
+    """What moves the persisted trading state (engine/risk_state.py holds the transition table)."""
+
+    KILL_CLOSE_ONLY = "kill_close_only"
+    KILL_HALT_ALL = "kill_halt_all"
+    CLEAR = "clear"
+    DRAWDOWN_BREACH = "drawdown_breach"
+    DAILY_LOSS_BREACH = "daily_loss_breach"
+    SLIPPAGE_BREACH = "slippage_breach"
+    RECONCILE_MISMATCH = "reconcile_mismatch"
+
+
+class KillCommand(StrEnum):
+    """An operator's kill-switch command (AI_QUANT_KILL_SWITCH or the kill file)."""
+
+    CLOSE_ONLY = "close_only"
+    HALT_ALL = "halt_all"
+    CLEAR = "clear"
+
+
+class KillSource(StrEnum):
+    ENV = "env"
+    FILE = "file"
+
+
+class GateReason(StrEnum):
+    """Result of the live send gates (engine/live_gates.py); OPEN is the only one that sends."""
+
+    OPEN = "open"
+    NOT_LIVE_MODE = "not_live_mode"
+    HARD_KILL = "hard_kill"
+    LIVE_NOT_ENABLED = "live_not_enabled"
+    CONFIRM_MISSING = "confirm_missing"
+    CONFIRM_WRONG = "confirm_wrong"
+    INVALID_VALUE = "invalid_value"
