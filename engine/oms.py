@@ -141,6 +141,12 @@ CREATE TABLE IF NOT EXISTS cursors (
     value_ms INTEGER NOT NULL,
     updated_ms INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS exit_state (
+    symbol TEXT PRIMARY KEY,
+    trailing_sl REAL,
+    tp1_taken INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS reconcile_events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     kind TEXT NOT NULL,
@@ -700,6 +706,38 @@ class LiveOms:
                 "SELECT coin, SUM(CASE WHEN is_buy=1 THEN sz ELSE -sz END) FROM fills GROUP BY coin"
             ).fetchall()
         return {str(c): float(s) for c, s in rows if abs(float(s)) > 1e-12}
+
+    def last_filled_entry(self, symbol: str) -> IntentRecord | None:
+        """Return the newest OPEN intent of `symbol` that got any fill (the position's origin)."""
+        cols = ", ".join("i." + c for c in _INTENT_COLUMNS)
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT {cols} FROM intents i JOIN orders o ON o.intent_id = i.intent_id "
+                "WHERE i.symbol=? AND i.action='OPEN' AND o.filled_sz > 0 ORDER BY i.created_ms DESC LIMIT 1",
+                (symbol,),
+            ).fetchone()
+        return None if row is None else _intent(row)
+
+    # --- exit state (strategy-owned fields of a live position) -------------------------------
+
+    def set_exit_state(self, symbol: str, trailing_sl: float | None, tp1_taken: bool) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO exit_state (symbol, trailing_sl, tp1_taken, updated_ms) "
+                "VALUES (?,?,?,?)",
+                (symbol, trailing_sl, int(tp1_taken), self._clock_ms()),
+            )
+
+    def clear_exit_state(self, symbol: str) -> None:
+        with self._tx() as conn:
+            conn.execute("DELETE FROM exit_state WHERE symbol=?", (symbol,))
+
+    def exit_state(self, symbol: str) -> tuple[float | None, bool] | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT trailing_sl, tp1_taken FROM exit_state WHERE symbol=?", (symbol,)
+            ).fetchone()
+        return None if row is None else (row[0], bool(row[1]))
 
     # --- cursors and reconcile events -------------------------------------------------------
 
