@@ -82,12 +82,6 @@ class BrokerReject(StrEnum):
     NOT_SENT = "not_sent"  # the transport did not send (budget, connect failed)
     UNKNOWN_SYMBOL = "unknown_symbol"  # not in the venue's meta
     LEVERAGE_UPDATE_FAILED = "leverage_update_failed"
-    RISK_DENIED = "risk_denied"  # live/dry_live: risk, gates or kill switch said no (detail has the code)
-    DUPLICATE_INTENT = "duplicate_intent"  # an OPEN for this symbol/side/candle already exists
-    OMS_UNAVAILABLE = "oms_unavailable"  # the intent could not be committed: nothing sent
-    NOT_SENT = "not_sent"  # the transport did not send (budget, connect failed)
-    UNKNOWN_SYMBOL = "unknown_symbol"  # not in the venue's meta
-    LEVERAGE_UPDATE_FAILED = "leverage_update_failed"
 
 
 class DecisionEventType(StrEnum):
