@@ -34,10 +34,11 @@ from typing import Any
 
 from engine import hl_types as hl
 from engine.broker import AccountSnapshot, ExitState, Fill, OrderIntent, OrderResult, Position
-from engine.enums import BrokerReject, ExecutionStatus, Mode, RoundDirection, Tif
+from engine.enums import BrokerReject, ExecutionStatus, GateReason, Mode, NotSentReason, RoundDirection, Tif
 from engine.exchange_client import (
     ActionSigner,
     ExchangeAccepted,
+    ExchangeNotSent,
     ExchangeOutcome,
     ExchangeTransport,
     OrderSpec,
@@ -46,6 +47,7 @@ from engine.exchange_client import (
     aggressive_limit_price,
     round_size,
 )
+from engine.live_gates import GateVerdict, live_gate
 from engine.oms import LiveOms, dedupe_key_for_open
 from engine.oms_states import OmsEvent, OrderState
 from engine.rate_budget import RateBudget
@@ -330,30 +332,68 @@ class LiveBroker(_VenueBroker):
 
     _mode = Mode.LIVE
 
-    def __init__(self, *, transport: ExchangeTransport, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        transport: ExchangeTransport,
+        gate: Callable[[], GateVerdict] = lambda: live_gate(Mode.LIVE),
+        on_sent: Callable[[OrderIntent, int], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.transport = transport
+        self._gate = gate
+        self._on_sent = on_sent
+
+    def _gate_verdict(self) -> GateVerdict:
+        try:
+            return self._gate()
+        except Exception:  # a broken gate never opens
+            log.exception("live gate raised; treating as closed")
+            return GateVerdict(may_send=False, reason=GateReason.INVALID_VALUE)
 
     def _dispatch(
         self, intent: OrderIntent, intent_id: str, signed: SignedAction, ids: dict[str, str]
     ) -> OrderResult:
+        verdict = self._gate_verdict()  # re-read right before the POST
+        if not verdict.may_send:
+            self.oms.apply(intent_id, OmsEvent.WOULD_SEND, detail={"gate": str(verdict.reason)})
+            return OrderResult(
+                intent=intent, status=ExecutionStatus.WOULD_SEND, detail={**ids, "gate": str(verdict.reason)}
+            )
         outcome = self.transport.post(signed, budget_wait_secs=self.config.budget_wait_secs)
         state = self.oms.record_outcome(intent_id, outcome)
         self._venue.state_ms = 0  # positions changed (or may have): re-read on next use
+        if self._on_sent is not None and state is not OrderState.NOT_SENT:
+            self._on_sent(intent, self._clock_ms())
         return _result(intent, state, outcome, ids)
 
     def _send_leverage(self, signed: SignedAction) -> bool:
+        if not self._gate_verdict().may_send:
+            return True  # nothing will be sent: the order is recorded as WOULD_SEND next
         outcome = self.transport.post(signed, budget_wait_secs=self.config.budget_wait_secs)
         return isinstance(outcome, ExchangeAccepted)
 
     def cancel(self, symbol: str, oid: int) -> ExchangeOutcome:
-        """Cancel one of our orders by exchange oid (never cancel-all)."""
+        """Cancel one of our orders by exchange oid (never cancel-all). Only the hard kill (or a
+        closed gate) stops a cancel: then nothing is sent and the outcome is NOT_SENT."""
         signed = self.signer.sign_cancels([(self._asset(symbol).asset_id, int(oid))])
+        verdict = self._gate_verdict()
+        if not verdict.may_send:
+            return ExchangeNotSent(
+                signed.action_type, signed.nonce, NotSentReason.CONNECT_FAILED, str(verdict.reason)
+            )
         return self.transport.post(signed, budget_wait_secs=self.config.budget_wait_secs)
 
     def schedule_cancel(self, time_ms: int | None) -> ExchangeOutcome:
         """Arm (or with None clear) the venue's dead man's switch: cancel all open orders at time_ms."""
-        return self.transport.post(self.signer.sign_schedule_cancel(time_ms))
+        signed = self.signer.sign_schedule_cancel(time_ms)
+        verdict = self._gate_verdict()
+        if not verdict.may_send:
+            return ExchangeNotSent(
+                signed.action_type, signed.nonce, NotSentReason.CONNECT_FAILED, str(verdict.reason)
+            )
+        return self.transport.post(signed)
 
 
 class DryLiveBroker(_VenueBroker):
@@ -438,9 +478,13 @@ def build_venue_broker(
     timeout_secs: float = 5.0,
     retry: RetryPolicy | None = None,
     clock_ms: Callable[[], int] = _now_ms,
+    gate: Callable[[], GateVerdict] | None = None,
+    on_sent: Callable[[OrderIntent, int], None] | None = None,
 ) -> VenueBrokerParts:
     """Wire a live or dry_live broker: one RateBudget shared by the info client and (live only) the
-    transport; testnet signatures for any non-mainnet URL. dry_live gets no transport at all."""
+    transport; testnet signatures for any non-mainnet URL. dry_live gets no transport at all.
+    `gate` defaults to `live_gates.live_gate(Mode.LIVE)` read from the environment before every
+    POST; `on_sent(intent, now_ms)` is told about every order that was (or may have been) sent."""
     budget = budget or RateBudget()
     info = HyperliquidInfoClient(base_url, timeout_secs=timeout_secs, budget=budget, retry=retry)
     signer = ActionSigner.for_base_url(key, base_url)
@@ -453,4 +497,7 @@ def build_venue_broker(
     if mode is not Mode.LIVE:
         raise ValueError(f"build_venue_broker builds live or dry_live, not {mode}")
     transport = ExchangeTransport(base_url, timeout_secs=timeout_secs, budget=budget)
-    return VenueBrokerParts(LiveBroker(transport=transport, **common), info, transport)
+    extra: dict[str, Any] = {"on_sent": on_sent}
+    if gate is not None:
+        extra["gate"] = gate
+    return VenueBrokerParts(LiveBroker(transport=transport, **common, **extra), info, transport)

@@ -22,6 +22,7 @@ from engine.live_broker import (
     VenueBrokerParts,
     build_venue_broker,
 )
+from engine.live_gates import ENV_LIVE_CONFIRM, ENV_LIVE_ENABLE, LIVE_CONFIRM_PHRASE, live_gate
 from engine.oms import LiveOms, OmsConfig
 from engine.oms_reconciler import FILLS_CURSOR, OmsReconciler, ReconcilerConfig, ReconcileVerdict
 from engine.oms_states import OrderState
@@ -53,6 +54,7 @@ class Rig:
     coin: str
     clock: Clock
     denials: list[str]
+    env: dict[str, str]
 
     @property
     def broker(self) -> LiveBroker | DryLiveBroker:
@@ -95,6 +97,7 @@ def _rig(sim: SimulatorProcess, tmp_path: Path, mode: Mode) -> Rig:
         tmp_path / f"{mode}.db", mode=str(mode), config=OmsConfig(synchronous_full=False), clock_ms=clock
     )
     denials: list[str] = []
+    env = {ENV_LIVE_ENABLE: "1", ENV_LIVE_CONFIRM: LIVE_CONFIRM_PHRASE}
 
     def check(intent: OrderIntent, reduce_only: bool) -> str | None:
         return denials[-1] if denials else None
@@ -103,6 +106,7 @@ def _rig(sim: SimulatorProcess, tmp_path: Path, mode: Mode) -> Rig:
         mode=mode, base_url=sim.base_url, key=key, oms=oms, config=LiveBrokerConfig(user=user),
         pre_send_check=check, budget=RateBudget(1200), timeout_secs=3.0,
         retry=RetryPolicy(max_attempts=2, backoff_base_secs=0.05, total_deadline_secs=5), clock_ms=clock,
+        gate=lambda: live_gate(mode, env),
     )  # fmt: skip
     parts.broker.refresh()  # the simulator funds an address the first time it is queried
     canceller = getattr(parts.broker, "cancel", None)
@@ -111,7 +115,7 @@ def _rig(sim: SimulatorProcess, tmp_path: Path, mode: Mode) -> Rig:
         canceller=canceller, clock_ms=clock,
     )  # fmt: skip
     coin = parts.info.meta().universe[0].name
-    return Rig(sim, parts, oms, reconciler, user, coin, clock, denials)
+    return Rig(sim, parts, oms, reconciler, user, coin, clock, denials, env)
 
 
 @pytest.fixture
@@ -166,6 +170,25 @@ def test_pre_send_denial_records_denied_and_sends_nothing(live: Rig) -> None:
     assert result.reject is BrokerReject.RISK_DENIED and result.detail["reason"] == "max_open_positions"
     assert live.sim.state()["exchange_posts"] == posts
     assert [o.state for o in live.oms.orders()] == [OrderState.DENIED]
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        {ENV_LIVE_ENABLE: "1"},
+        {ENV_LIVE_ENABLE: "1", ENV_LIVE_CONFIRM: "yes"},
+        {ENV_LIVE_ENABLE: "1", ENV_LIVE_CONFIRM: LIVE_CONFIRM_PHRASE, "AI_QUANT_HARD_KILL_SWITCH": "1"},
+    ],
+)
+def test_live_with_a_closed_gate_records_would_send_and_posts_nothing(live: Rig, env: dict[str, str]) -> None:
+    posts = live.sim.state()["exchange_posts"]
+    live.env.clear()
+    live.env.update(env)
+    result = live.broker.execute(live.intent(TradeAction.OPEN), 0)
+    assert result.status is ExecutionStatus.WOULD_SEND and result.detail["gate"] != "open"
+    assert [o.state for o in live.oms.orders()] == [OrderState.WOULD_SEND]
+    assert live.sim.state()["exchange_posts"] == posts
 
 
 def test_dry_live_signs_records_and_never_posts(shared_sim: SimulatorProcess, tmp_path: Path) -> None:
