@@ -43,6 +43,19 @@ STATE_VERSION = 2
 ROW_KEYS: tuple[str, ...] = ("timestamp", "Open", "High", "Low", "Close", "Volume", *INDICATOR_COLUMNS)
 
 
+_PARAMS_DICTS: dict[IndicatorParams, dict[str, int]] = {}
+
+
+def _params_dict(params: IndicatorParams) -> dict[str, int]:
+    """`params.to_dict()`, memoised per (frozen, hashable) params: asdict() was ~40% of to_state."""
+    cached = _PARAMS_DICTS.get(params)
+    if cached is None:
+        if len(_PARAMS_DICTS) >= 1024:  # bounded: a handful of distinct params exist in practice
+            _PARAMS_DICTS.clear()
+        cached = _PARAMS_DICTS[params] = params.to_dict()
+    return dict(cached)
+
+
 def _div(a: float, b: float) -> float:
     """IEEE division like numpy's: x/0 is +-inf, 0/0 and NaN/0 are NaN, never raises."""
     if b != 0.0:
@@ -605,7 +618,7 @@ class IncrementalIndicators:
         packed = struct.pack(f"<{len(out.floats)}d", *out.floats)
         return {
             "version": STATE_VERSION,
-            "params": self._params.to_dict(),
+            "params": _params_dict(self._params),
             "bars": self._bars,
             "last_t": self._last_t,
             "i": out.ints,
