@@ -394,7 +394,7 @@ class RiskManager:
 
         A breaker denial also moves the trading state to REDUCING (persisted).
         """
-        self.observe_account(account, now_ms)
+        self._track_peak(account, now_ms)
         verdict = check(intent, account, positions, self._limits, self.snapshot(now_ms), now_ms)
         if isinstance(verdict, Deny) and verdict.reason in _BREAKER_EVENTS:
             self._store.apply(
@@ -450,24 +450,32 @@ class RiskManager:
 
     def observe_account(self, account: AccountSnapshot, now_ms: int) -> StateChange | None:
         """Track the UTC-day peak equity; trip the drawdown breaker (→ REDUCING) at the limit."""
+        if not self._track_peak(account, now_ms):
+            return None
+        equity = account.equity_usd
+        peak = self._counters.peak_equity_usd
+        dd = drawdown_pct(peak, equity)
+        if self._limits.max_drawdown_pct > 0 and dd >= self._limits.max_drawdown_pct:
+            details = {"drawdown_pct": dd, "limit_pct": self._limits.max_drawdown_pct,
+                       "equity_usd": equity, "peak_equity_usd": peak}  # fmt: skip
+            return self._store.apply(
+                TradingStateEvent.DRAWDOWN_BREACH, event_ms=now_ms, recorded_ms=now_ms, details=details
+            )
+        return None
+
+    def _track_peak(self, account: AccountSnapshot, now_ms: int) -> bool:
+        # Raise (or, on a new UTC day, reset) the peak; True when equity is usable and below it.
         equity = account.equity_usd
         if not math.isfinite(equity) or equity <= 0 or account.marks_stale:
-            return None
+            return False
         day = utc_day(now_ms)
         counters = self._counters
         new_day = counters.peak_day != day or counters.peak_equity_usd is None
         if new_day or equity > (counters.peak_equity_usd or 0.0):
             self._counters = replace(counters, peak_equity_usd=equity, peak_day=day)
             self._store.save_counters(self._counters, now_ms)
-            return None
-        dd = drawdown_pct(counters.peak_equity_usd, equity)
-        if self._limits.max_drawdown_pct > 0 and dd >= self._limits.max_drawdown_pct:
-            details = {"drawdown_pct": dd, "limit_pct": self._limits.max_drawdown_pct,
-                       "equity_usd": equity, "peak_equity_usd": counters.peak_equity_usd}  # fmt: skip
-            return self._store.apply(
-                TradingStateEvent.DRAWDOWN_BREACH, event_ms=now_ms, recorded_ms=now_ms, details=details
-            )
-        return None
+            return False
+        return True
 
     def note_fill(
         self,
