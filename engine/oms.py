@@ -201,12 +201,15 @@ def _now_ms() -> int:
 class OmsConfig:
     """Ledger policy. `match_window_ms`: time-proximity window (+-) for fills without oid/cloid
     match; `not_found_grace_ms`: how long after the send a cloid lookup answering "unknown" still
-    counts as possibly in flight; `synchronous_full`: fsync the WAL on every commit."""
+    counts as possibly in flight; `synchronous_full`: fsync the WAL on every commit (survives
+    power loss, not just kill -9); `wal_autocheckpoint_pages`: safety-net threshold, normally
+    `checkpoint()` runs periodically."""
 
     match_window_ms: int = 600_000
     not_found_grace_ms: int = 30_000
     synchronous_full: bool = True
     busy_timeout_secs: float = 5.0
+    wal_autocheckpoint_pages: int = 20_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -321,6 +324,9 @@ class LiveOms:
         self._conn.isolation_level = None  # explicit BEGIN/COMMIT
         if self.config.synchronous_full:
             self._conn.execute("PRAGMA synchronous=FULL")
+        # Checkpoints (which fsync the main file) run off the order path: `checkpoint()` is called by
+        # the reconciler; the large automatic threshold is only a safety net.
+        self._conn.execute(f"PRAGMA wal_autocheckpoint={int(self.config.wal_autocheckpoint_pages)}")
         self._init_schema()
 
     def _init_schema(self) -> None:
@@ -339,6 +345,11 @@ class LiveOms:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+    def checkpoint(self) -> None:
+        """Fold the WAL into the main file (PASSIVE: never blocks writers). Call off the order path."""
+        with self._lock:
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:

@@ -130,6 +130,7 @@ class OmsReconciler:
         settled += self._settle_orders(failures)  # fills may have moved states; look again
         cancels = self._open_orders(failures)
         mismatches = self._positions(failures)
+        self.oms.checkpoint()  # keep the WAL short, off the order path
         in_flight = sum(1 for o in self.oms.unsettled() if o.state in IN_FLIGHT)
         if failures or in_flight:
             verdict = ReconcileVerdict.UNKNOWN
