@@ -25,8 +25,10 @@ via `deny_event_fields`; the check itself never touches the DB.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+import sqlite3
 import statistics
 from collections import deque
 from collections.abc import Mapping
@@ -39,6 +41,7 @@ from engine.enums import (
     DecisionEventType,
     DecisionPhase,
     DecisionStatus,
+    KillSource,
     OrderSide,
     RiskReason,
     TradingState,
@@ -50,6 +53,8 @@ from engine.live_gates import hard_kill_active
 from engine.risk_limits import RiskLimits
 from engine.risk_state import BreakerCounters, RiskStateStore, StateChange
 from strategies.enums import TradeAction
+
+logger = logging.getLogger(__name__)
 
 WINDOW_MS = 60_000
 ENTRY_ACTIONS = frozenset({TradeAction.OPEN, TradeAction.ADD})
@@ -348,9 +353,23 @@ class RiskManager:
         self._kill_sources = kill_sources
         self._env = env
         self._counters = store.load_counters()
+        self._kill_tokens = store.kill_tokens()
+        self._persist_failures = 0
         self._entries: deque[tuple[int, str]] = deque()
         self._exits: deque[int] = deque()
         self._cancels: deque[int] = deque()
+
+    @classmethod
+    def from_config(
+        cls, conn: sqlite3.Connection, risk: Mapping[str, Any] | None, env: Mapping[str, str] | None = None
+    ) -> RiskManager:
+        """Build from the trading DB connection, YAML `global.risk` and the environment.
+
+        Raises ConfigError for bad limits (stop at start-up) and sqlite3.Error if the DB fails.
+        """
+        return cls(
+            RiskLimits.from_sources(risk, env), RiskStateStore(conn), KillSwitchSources.from_env(env), env
+        )
 
     @property
     def limits(self) -> RiskLimits:
@@ -363,6 +382,11 @@ class RiskManager:
     @property
     def counters(self) -> BreakerCounters:
         return self._counters
+
+    @property
+    def persist_failures(self) -> int:
+        """How many risk-state writes failed (the state was still enforced in memory); alert if > 0."""
+        return self._persist_failures
 
     def update_limits(self, limits: RiskLimits) -> None:
         """Swap in a whole new limits object (hot reload at a tick boundary)."""
@@ -397,7 +421,7 @@ class RiskManager:
         self._track_peak(account, now_ms)
         verdict = check(intent, account, positions, self._limits, self.snapshot(now_ms), now_ms)
         if isinstance(verdict, Deny) and verdict.reason in _BREAKER_EVENTS:
-            self._store.apply(
+            self._transition(
                 _BREAKER_EVENTS[verdict.reason], event_ms=now_ms, recorded_ms=now_ms, details=verdict.details
             )
         return verdict
@@ -420,18 +444,27 @@ class RiskManager:
         self, event: TradingStateEvent, now_ms: int, details: Mapping[str, Any] | None = None
     ) -> StateChange | None:
         """Apply a trading-state event (e.g. RECONCILE_MISMATCH); a CLEAR also resets the breakers."""
-        change = self._store.apply(event, event_ms=now_ms, recorded_ms=now_ms, details=details)
+        change = self._transition(event, event_ms=now_ms, recorded_ms=now_ms, details=details)
         if event is TradingStateEvent.CLEAR:
             self._counters = BreakerCounters()
-            self._store.save_counters(self._counters, now_ms)
+            self._save_counters(now_ms)
         return change
 
     def poll(self, now_ms: int, account: AccountSnapshot | None = None) -> list[StateChange]:
         """Call once per tick: apply the kill switches, then observe the account. Returns changes."""
         changes: list[StateChange] = []
+        if self._store.pending:
+            try:
+                self._store.flush()
+            except sqlite3.Error:
+                logger.exception("risk: %d trading-state change(s) still not persisted", self._store.pending)
         if self._kill_sources is not None:
             readings = self._kill_sources.poll()
-            for event, reading in kill_events(readings, self._store.kill_tokens()):
+            for event, reading in kill_events(readings, self._kill_tokens):
+                if not reading.recognised:
+                    logger.warning(
+                        "risk: unrecognised kill-switch value from %s; treated as close_only", reading.source
+                    )
                 details = {
                     "source": reading.source.value,
                     "token": reading.token,
@@ -441,7 +474,7 @@ class RiskManager:
                 if change is not None:
                     changes.append(change)
             for reading in readings:
-                self._store.set_kill_token(reading.source, reading.token, now_ms)
+                self._remember_token(reading.source, reading.token, now_ms)
         if account is not None:
             change = self.observe_account(account, now_ms)
             if change is not None:
@@ -458,7 +491,7 @@ class RiskManager:
         if self._limits.max_drawdown_pct > 0 and dd >= self._limits.max_drawdown_pct:
             details = {"drawdown_pct": dd, "limit_pct": self._limits.max_drawdown_pct,
                        "equity_usd": equity, "peak_equity_usd": peak}  # fmt: skip
-            return self._store.apply(
+            return self._transition(
                 TradingStateEvent.DRAWDOWN_BREACH, event_ms=now_ms, recorded_ms=now_ms, details=details
             )
         return None
@@ -473,7 +506,7 @@ class RiskManager:
         new_day = counters.peak_day != day or counters.peak_equity_usd is None
         if new_day or equity > (counters.peak_equity_usd or 0.0):
             self._counters = replace(counters, peak_equity_usd=equity, peak_day=day)
-            self._store.save_counters(self._counters, now_ms)
+            self._save_counters(now_ms)
             return False
         return True
 
@@ -504,14 +537,14 @@ class RiskManager:
             daily_realised_pnl_usd=counters.daily_realised_pnl_usd + _finite(realised_pnl_usd),
             daily_fees_usd=counters.daily_fees_usd + _finite(fee_usd),
         )
-        self._store.save_counters(self._counters, event_ms)
+        self._save_counters(event_ms)
         net = self._counters.daily_net_pnl_usd
         limit = self._limits.max_daily_loss_usd
         if limit > 0 and net <= -limit:
-            return self._store.apply(
-                TradingStateEvent.DAILY_LOSS_BREACH, event_ms=event_ms, recorded_ms=event_ms,
-                details={"daily_net_pnl_usd": net, "limit_usd": limit, "day": day},
-            )  # fmt: skip
+            details = {"daily_net_pnl_usd": net, "limit_usd": limit, "day": day}
+            return self._transition(
+                TradingStateEvent.DAILY_LOSS_BREACH, event_ms=event_ms, recorded_ms=event_ms, details=details
+            )
         return None
 
     def _note_entry_fill(
@@ -520,14 +553,53 @@ class RiskManager:
         window = self._limits.slippage_guard_window_fills
         bps = slippage_bps(side, fill_price, reference_price)
         self._counters = replace(self._counters, slippage_bps=(*self._counters.slippage_bps, bps)[-window:])
-        self._store.save_counters(self._counters, event_ms)
+        self._save_counters(event_ms)
         median = slippage_breach_median(self._limits, self._counters.slippage_bps)
         if median is None:
             return None
-        return self._store.apply(
-            TradingStateEvent.SLIPPAGE_BREACH, event_ms=event_ms, recorded_ms=event_ms,
-            details={"median_bps": median, "limit_bps": self._limits.slippage_guard_max_median_bps},
-        )  # fmt: skip
+        details = {"median_bps": median, "limit_bps": self._limits.slippage_guard_max_median_bps}
+        return self._transition(
+            TradingStateEvent.SLIPPAGE_BREACH, event_ms=event_ms, recorded_ms=event_ms, details=details
+        )
+
+    def _transition(
+        self,
+        event: TradingStateEvent,
+        *,
+        event_ms: int,
+        recorded_ms: int,
+        details: Mapping[str, Any] | None = None,
+    ) -> StateChange | None:
+        # Never raises: a failed write still changes the state in memory (fail closed) and is counted.
+        try:
+            change = self._store.apply(event, event_ms=event_ms, recorded_ms=recorded_ms, details=details)
+        except sqlite3.Error:
+            self._persist_failures += 1
+            logger.exception("risk: trading-state change %s not persisted; enforced in memory", event.value)
+            return None
+        if change is not None:
+            logger.warning(
+                "risk: trading state %s -> %s (event=%s details=%s)",
+                change.from_state.value, change.to_state.value, event.value, dict(change.details),
+            )  # fmt: skip
+        return change
+
+    def _save_counters(self, recorded_ms: int) -> None:
+        try:
+            self._store.save_counters(self._counters, recorded_ms)
+        except sqlite3.Error:
+            self._persist_failures += 1
+            logger.exception("risk: breaker counters not persisted; kept in memory")
+
+    def _remember_token(self, source: KillSource, token: str, now_ms: int) -> None:
+        if self._kill_tokens.get(source, "") == token:
+            return
+        self._kill_tokens[source] = token
+        try:
+            self._store.set_kill_token(source, token, now_ms)
+        except sqlite3.Error:
+            self._persist_failures += 1
+            logger.exception("risk: kill-switch token of %s not persisted", source.value)
 
     def _daily_net(self, now_ms: int) -> float:
         if self._counters.pnl_day != utc_day(now_ms):

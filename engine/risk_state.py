@@ -136,6 +136,7 @@ class RiskStateStore:
         conn.commit()
         row = conn.execute("SELECT to_state FROM risk_state_changes ORDER BY seq DESC LIMIT 1").fetchone()
         self._state = TradingState.ACTIVE if row is None else TradingState(row[0])
+        self._pending: list[tuple[str, str, str, str, int, int]] = []
 
     @classmethod
     def open(cls, path: str | Path) -> RiskStateStore:
@@ -159,24 +160,38 @@ class RiskStateStore:
     ) -> StateChange | None:
         """Run `event` through the table; append and commit a row if the state changes.
 
-        Returns the change, or None when the state stays the same (nothing is written).
+        Returns the change, or None when the state stays the same (nothing is written). If the
+        write fails, the new state still takes effect in memory (fail closed), the row stays
+        pending for `flush()`, and the sqlite3.Error propagates.
         """
         to_state = next_trading_state(self._state, event)
         if to_state is self._state:
             return None
         payload = json.dumps(dict(details or {}), sort_keys=True, default=str)
-        with self._conn:
-            cursor = self._conn.execute(
-                "INSERT INTO risk_state_changes (event, from_state, to_state, details_json, event_ms, "
-                "recorded_ms) VALUES (?, ?, ?, ?, ?, ?)",
-                (event.value, self._state.value, to_state.value, payload, int(event_ms), int(recorded_ms)),
-            )
-        change = StateChange(
-            seq=int(cursor.lastrowid or 0), event=event, from_state=self._state, to_state=to_state,
-            details=json.loads(payload), event_ms=int(event_ms), recorded_ms=int(recorded_ms),
-        )  # fmt: skip
+        row = (event.value, self._state.value, to_state.value, payload, int(event_ms), int(recorded_ms))
+        self._pending.append(row)
         self._state = to_state
-        return change
+        seq = self.flush()
+        return _change((seq, *row))
+
+    @property
+    def pending(self) -> int:
+        """Changes in force but not yet written (a previous write failed)."""
+        return len(self._pending)
+
+    def flush(self) -> int:
+        """Write pending changes in order; return the last row's seq. Raises sqlite3.Error."""
+        seq = 0
+        while self._pending:
+            with self._conn:
+                cursor = self._conn.execute(
+                    "INSERT INTO risk_state_changes (event, from_state, to_state, details_json, event_ms, "
+                    "recorded_ms) VALUES (?, ?, ?, ?, ?, ?)",
+                    self._pending[0],
+                )
+            self._pending.pop(0)
+            seq = int(cursor.lastrowid or 0)
+        return seq
 
     def history(self) -> list[StateChange]:
         """Return every recorded change, oldest first."""

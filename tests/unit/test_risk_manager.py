@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from engine.enums import OrderSide, RiskReason, TradingState, TradingStateEvent
 from engine.risk import ALLOW, Deny, RiskManager
 from engine.risk_limits import RiskLimits
 from engine.risk_state import RiskStateStore
+from engine.sqlite_logger import open_db
 from strategies.enums import PositionSide, TradeAction
 from tests.unit.test_risk_check import _account, _position
 
@@ -182,3 +184,36 @@ def test_update_limits_swaps_whole_object(tmp_path: Path) -> None:
     manager = _manager(tmp_path / "r.db")
     manager.update_limits(RiskLimits(max_open_positions=1))
     assert _reason(manager, _intent(), 10_000.0, DAY1) is RiskReason.MAX_POSITIONS
+
+
+def test_locked_db_still_enforces_state_and_writes_it_later(tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    store = RiskStateStore(open_db(db, busy_timeout_secs=0.01))
+    manager = RiskManager(RiskLimits(), store, env={})
+    blocker = sqlite3.connect(db)
+    blocker.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    try:
+        assert manager.apply(TradingStateEvent.KILL_HALT_ALL, DAY1) is None  # not raised
+        assert manager.trading_state is TradingState.HALTED  # but enforced
+        assert manager.persist_failures == 1 and store.pending == 1
+        assert _reason(manager, EXIT, 10_000.0, DAY1 + 1) is RiskReason.TRADING_HALTED
+        assert manager.poll(DAY1 + 2) == []  # flush fails again, nothing raised
+    finally:
+        blocker.rollback()
+        blocker.close()
+    manager.poll(DAY1 + 3)  # lock gone: the pending change is written with its own times
+    assert store.pending == 0
+    reopened = RiskStateStore.open(db)
+    (row,) = reopened.history()
+    assert (row.to_state, row.event_ms) == (TradingState.HALTED, DAY1)
+    assert reopened.state is TradingState.HALTED
+
+
+def test_from_config_reads_yaml_env_and_kill_file(tmp_path: Path) -> None:
+    kill = tmp_path / "KILL"
+    kill.write_text("close_only")
+    env = {"AI_QUANT_KILL_SWITCH_FILE": str(kill), "AI_QUANT_RISK_MAX_OPEN_POSITIONS": "3"}
+    manager = RiskManager.from_config(open_db(tmp_path / "t.db"), {"max_drawdown_pct": 4}, env)
+    assert (manager.limits.max_open_positions, manager.limits.max_drawdown_pct) == (3, 4.0)
+    manager.poll(DAY1)
+    assert manager.trading_state is TradingState.REDUCING
