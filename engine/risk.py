@@ -458,27 +458,33 @@ class RiskManager:
                 self._store.flush()
             except sqlite3.Error:
                 logger.exception("risk: %d trading-state change(s) still not persisted", self._store.pending)
-        if self._kill_sources is not None:
-            readings = self._kill_sources.poll()
-            for event, reading in kill_events(readings, self._kill_tokens):
-                if not reading.recognised:
-                    logger.warning(
-                        "risk: unrecognised kill-switch value from %s; treated as close_only", reading.source
-                    )
-                details = {
-                    "source": reading.source.value,
-                    "token": reading.token,
-                    "recognised": reading.recognised,
-                }
-                change = self.apply(event, now_ms, details)
-                if change is not None:
-                    changes.append(change)
-            for reading in readings:
-                self._remember_token(reading.source, reading.token, now_ms)
+        changes.extend(self._poll_kill_switches(now_ms))
         if account is not None:
             change = self.observe_account(account, now_ms)
             if change is not None:
                 changes.append(change)
+        return changes
+
+    def _poll_kill_switches(self, now_ms: int) -> list[StateChange]:
+        if self._kill_sources is None:
+            return []
+        readings = self._kill_sources.poll()
+        changes = []
+        for event, reading in kill_events(readings, self._kill_tokens):
+            details = {
+                "source": reading.source.value,
+                "token": reading.token,
+                "recognised": reading.recognised,
+            }
+            change = self.apply(event, now_ms, details)
+            if change is not None:
+                changes.append(change)
+        for reading in readings:
+            if not reading.recognised and self._kill_tokens.get(reading.source, "") != reading.token:
+                logger.warning(
+                    "risk: unrecognised kill-switch value from %s: close_only", reading.source.value
+                )
+            self._remember_token(reading.source, reading.token, now_ms)
         return changes
 
     def observe_account(self, account: AccountSnapshot, now_ms: int) -> StateChange | None:
