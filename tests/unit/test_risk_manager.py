@@ -217,3 +217,13 @@ def test_from_config_reads_yaml_env_and_kill_file(tmp_path: Path) -> None:
     assert (manager.limits.max_open_positions, manager.limits.max_drawdown_pct) == (3, 4.0)
     manager.poll(DAY1)
     assert manager.trading_state is TradingState.REDUCING
+
+
+def test_hard_kill_is_reread_on_every_check(tmp_path: Path) -> None:
+    env: dict[str, str] = {}
+    manager = RiskManager(RiskLimits(), RiskStateStore.open(tmp_path / "r.db"), env=env)
+    assert manager.check(EXIT, _account(), HELD, DAY1) == ALLOW
+    env["AI_QUANT_HARD_KILL_SWITCH"] = "1"
+    assert _reason(manager, EXIT, 10_000.0, DAY1 + 1) is RiskReason.HARD_KILL
+    env["AI_QUANT_HARD_KILL_SWITCH"] = "0"
+    assert manager.check(EXIT, _account(), HELD, DAY1 + 2) == ALLOW
