@@ -495,6 +495,8 @@ class LiveOms:
         after = next_state(before, event)
         now = self._clock_ms()
         new_oid = row[1] if row[1] is not None else oid
+        if after is before and new_oid == row[1]:
+            return after  # a repeat of what we know (periodic lookups, late fills): no new fact
         conn.execute(
             "INSERT INTO order_events "
             "(intent_id, event, from_state, to_state, oid, recorded_ms, detail_json) "
@@ -710,11 +712,14 @@ class LiveOms:
             rows = self._conn.execute(_SELECT_ORPHANS).fetchall()
         return [_ledger_fill(r) for r in rows]
 
-    def ledger_positions(self) -> dict[str, float]:
-        """Return the signed net size per coin implied by every fill in the ledger (long > 0)."""
+    def ledger_positions(self, *, explained_only: bool = True) -> dict[str, float]:
+        """Return the signed net size per coin (long > 0) implied by the fills linked to our intents
+        (`explained_only`, the default: orphan fills do not explain a position) or by every fill."""
+        join = "JOIN fill_links l ON l.fill_key = f.fill_key " if explained_only else ""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT coin, SUM(CASE WHEN is_buy=1 THEN sz ELSE -sz END) FROM fills GROUP BY coin"
+                f"SELECT f.coin, SUM(CASE WHEN f.is_buy=1 THEN f.sz ELSE -f.sz END) FROM fills f {join}"
+                "GROUP BY f.coin"
             ).fetchall()
         return {str(c): float(s) for c, s in rows if abs(float(s)) > 1e-12}
 
