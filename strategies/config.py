@@ -16,50 +16,47 @@ function returns NEUTRAL. Pure: no file or env access (the caller passes `live=`
 from __future__ import annotations
 
 import dataclasses
-import math
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from strategies.config_convert import (
+    FrozenMap,
+    StrategyConfigError,
+    _build,
+    _check_keys,
+    _join,
+    _mapping,
+)
 from strategies.enums import Confidence, MacdMode, StrategyMode
 from strategies.indicator_params import IndicatorParams
 
-
-class StrategyConfigError(ValueError):
-    """The strategy YAML is invalid; the message names the source and the key path."""
-
-
-class FrozenMap(Mapping[str, Any]):
-    """A read-only mapping that pickles (configs cross process boundaries, e.g. to Ray actors)."""
-
-    __slots__ = ("_data",)
-
-    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
-        self._data = dict(data or {})
-
-    def __getitem__(self, key: str) -> Any:
-        return self._data[key]
-
-    def __iter__(self) -> typing.Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __repr__(self) -> str:
-        return f"FrozenMap({self._data!r})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Mapping) and dict(self.items()) == dict(other.items())
-
-    def __hash__(self) -> int:
-        return hash(tuple(sorted(self._data)))
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (FrozenMap, (self._data,))
+__all__ = [
+    "MODE_ALIASES",
+    "AnomalyThresholds",
+    "EngineConfig",
+    "EntryThresholds",
+    "FiltersConfig",
+    "FrozenMap",
+    "IndicatorsConfig",
+    "LiveDefaults",
+    "MarketRegimeConfig",
+    "RangingThresholds",
+    "StochRsiThresholds",
+    "StrategyConfig",
+    "StrategyConfigError",
+    "StrategyOverrides",
+    "Thresholds",
+    "TpMomentumThresholds",
+    "TradeConfig",
+    "config_to_dict",
+    "deep_merge",
+    "default_config",
+    "load_yaml_text",
+    "parse_overrides",
+    "parse_strategy_mode",
+]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -155,23 +152,26 @@ class TradeConfig:
     max_notional_usd_per_order: float | None = None
 
 
+_WINDOWS = IndicatorParams()  # the window defaults are written once, on IndicatorParams
+
+
 @dataclass(**_KW)
 class IndicatorsConfig:
     """`indicators`: indicator windows in bars. MACD is fixed 12/26/9 (not configurable)."""
 
-    ema_slow_window: int = 50
-    ema_fast_window: int = 20
-    ema_macro_window: int = 200
-    adx_window: int = 14
-    bb_window: int = 20
-    bb_width_avg_window: int = 30
-    atr_window: int = 14
-    rsi_window: int = 14
-    vol_sma_window: int = 20
-    vol_trend_window: int = 5
-    stoch_rsi_window: int = 14
-    stoch_rsi_smooth1: int = 3
-    stoch_rsi_smooth2: int = 3
+    ema_slow_window: int = _WINDOWS.ema_slow_window
+    ema_fast_window: int = _WINDOWS.ema_fast_window
+    ema_macro_window: int = _WINDOWS.ema_macro_window
+    adx_window: int = _WINDOWS.adx_window
+    bb_window: int = _WINDOWS.bb_window
+    bb_width_avg_window: int = _WINDOWS.bb_width_avg_window
+    atr_window: int = _WINDOWS.atr_window
+    rsi_window: int = _WINDOWS.rsi_window
+    vol_sma_window: int = _WINDOWS.vol_sma_window
+    vol_trend_window: int = _WINDOWS.vol_trend_window
+    stoch_rsi_window: int = _WINDOWS.stoch_rsi_window
+    stoch_rsi_smooth1: int = _WINDOWS.stoch_rsi_smooth1
+    stoch_rsi_smooth2: int = _WINDOWS.stoch_rsi_smooth2
     ave_avg_atr_window: int | None = None  # when set, copied into thresholds.entry
 
 
@@ -344,110 +344,8 @@ class StrategyConfig:
         )
 
 
-# ----------------------------------------------------------------------------------------------
-# Strict conversion of plain dicts into the dataclasses
-# ----------------------------------------------------------------------------------------------
-
 _SECTION_KEYS = ("trade", "indicators", "filters", "thresholds", "market_regime", "watchlist_exclude")
 _GLOBAL_ONLY_KEYS = ("engine", "risk")
-_POSITIVE_INT_SUFFIX = "_window"
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _enum(tp: type[StrEnum], value: Any, path: str) -> StrEnum:
-    try:
-        return tp(str(value).strip().lower()) if isinstance(value, str) else tp(value)
-    except ValueError:
-        allowed = ", ".join(m.value for m in tp)
-        raise StrategyConfigError(f"{path}: {value!r} is not one of {allowed}") from None
-
-
-def _scalar(tp: Any, value: Any, path: str) -> Any:
-    """Convert one YAML scalar to the annotated type, or raise naming the key path."""
-    if isinstance(tp, type) and issubclass(tp, StrEnum):
-        return _enum(tp, value, path)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise StrategyConfigError(f"{path}: expected true/false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise StrategyConfigError(f"{path}: expected an integer, got {value!r}")
-        if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
-            raise StrategyConfigError(f"{path}: expected an integer, got {value!r}")
-        out = int(value)
-        if path.endswith(_POSITIVE_INT_SUFFIX) and out < 1:
-            raise StrategyConfigError(f"{path}: window must be >= 1, got {out}")
-        return out
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise StrategyConfigError(f"{path}: expected a finite number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise StrategyConfigError(f"{path}: expected a string, got {value!r}")
-        return value
-    raise StrategyConfigError(f"{path}: unsupported field type {tp!r}")  # schema bug
-
-
-def _convert(tp: Any, value: Any, path: str) -> Any:
-    origin = typing.get_origin(tp)
-    if origin in (types.UnionType, typing.Union):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None:
-            return None
-        return _convert(args[0], value, path)
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, path)
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise StrategyConfigError(f"{path}: expected a list, got {value!r}")
-        return tuple(_scalar(str, v, f"{path}[{i}]").strip().upper() for i, v in enumerate(value))
-    if origin is Mapping or tp is Mapping:
-        if not isinstance(value, Mapping):
-            raise StrategyConfigError(f"{path}: expected a mapping, got {value!r}")
-        return _freeze(value)
-    if value is None:
-        raise StrategyConfigError(f"{path}: must not be null")
-    return _scalar(tp, value, path)
-
-
-def _freeze(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return FrozenMap({str(k): _freeze(v) for k, v in value.items()})
-    if isinstance(value, list | tuple):
-        return tuple(_freeze(v) for v in value)
-    return value
-
-
-_HINTS: dict[type, dict[str, Any]] = {}
-
-
-def _hints(cls: type) -> dict[str, Any]:
-    hints = _HINTS.get(cls)
-    if hints is None:
-        hints = typing.get_type_hints(cls)
-        _HINTS[cls] = hints
-    return hints
-
-
-def _build(cls: type, data: Any, path: str) -> Any:
-    """Build dataclass `cls` from a mapping; unknown keys and bad values raise with their path."""
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        raise StrategyConfigError(f"{path or '<root>'}: expected a mapping, got {data!r}")
-    hints = _hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        if key not in names:
-            raise StrategyConfigError(f"unknown key {_join(path, str(key))}")
-        kwargs[key] = _convert(hints[key], value, _join(path, key))
-    return cls(**kwargs)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -481,22 +379,15 @@ def _validate_layer(layer: Any, path: str, *, allow_global_only: bool) -> dict[s
     """Check one section tree (keys and types) and return it as a plain dict."""
     if layer is None:
         return {}
-    if not isinstance(layer, Mapping):
-        raise StrategyConfigError(f"{path}: expected a mapping, got {layer!r}")
-    allowed = _SECTION_KEYS + (_GLOBAL_ONLY_KEYS if allow_global_only else ())
-    for key in layer:
-        if key not in allowed:
-            raise StrategyConfigError(f"unknown key {_join(path, str(key))}")
+    layer = _mapping(layer, path)
+    _check_keys(layer, _SECTION_KEYS + (_GLOBAL_ONLY_KEYS if allow_global_only else ()), path)
     _build(StrategyConfig, layer, path)  # full type check with paths; result discarded
     return dict(layer)
 
 
 def _split_scoped(block: Any, path: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """Validate a `live` / `modes.<m>` block: `{global, symbols}` or the shorthand sections."""
-    if block is None:
-        return {}, {}
-    if not isinstance(block, Mapping):
-        raise StrategyConfigError(f"{path}: expected a mapping, got {block!r}")
+    block = _mapping(block, path)
     scoped = {"global", "symbols"}
     if block and set(block) <= scoped:
         glob = _validate_layer(block.get("global"), _join(path, "global"), allow_global_only=True)
@@ -508,14 +399,10 @@ def _split_scoped(block: Any, path: str) -> tuple[dict[str, Any], dict[str, dict
 
 
 def _validate_symbols(block: Any, path: str) -> dict[str, dict[str, Any]]:
-    if block is None:
-        return {}
-    if not isinstance(block, Mapping):
-        raise StrategyConfigError(f"{path}: expected a mapping, got {block!r}")
-    out: dict[str, dict[str, Any]] = {}
-    for sym, layer in block.items():
-        out[str(sym).upper()] = _validate_layer(layer, _join(path, str(sym)), allow_global_only=False)
-    return out
+    return {
+        str(sym).upper(): _validate_layer(layer, _join(path, str(sym)), allow_global_only=False)
+        for sym, layer in _mapping(block, path).items()
+    }
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -556,18 +443,16 @@ class StrategyOverrides:
         sym = symbol.upper() if symbol else None
         mode = (strategy_mode if isinstance(strategy_mode, StrategyMode)
                 else parse_strategy_mode(strategy_mode))
-        merged: dict[str, Any] = deep_merge({}, self.global_layer)
-        if sym is not None:
-            merged = deep_merge(merged, self.symbols.get(sym, {}))
+        layers = [(self.global_layer, self.symbols)]
         if live:
-            merged = deep_merge(merged, self.live_global)
-            if sym is not None:
-                merged = deep_merge(merged, self.live_symbols.get(sym, {}))
+            layers.append((self.live_global, self.live_symbols))
         if mode is not None:
-            mode_glob, mode_syms = self._mode_block(mode)
-            merged = deep_merge(merged, mode_glob)
+            layers.append(self._mode_block(mode))
+        merged: dict[str, Any] = {}
+        for glob, syms in layers:  # each scope: its global part, then the symbol's own
+            merged = deep_merge(merged, glob)
             if sym is not None:
-                merged = deep_merge(merged, mode_syms.get(sym, {}))
+                merged = deep_merge(merged, syms.get(sym, {}))
         if live:
             merged = _apply_live_defaults(merged, live_defaults or LiveDefaults())
         ave_window = (merged.get("indicators") or {}).get("ave_avg_atr_window")
@@ -610,15 +495,10 @@ def _parse_overrides(doc: Any) -> StrategyOverrides:
         return StrategyOverrides()
     if not isinstance(doc, Mapping):
         raise StrategyConfigError(f"<root>: expected a mapping, got {type(doc).__name__}")
-    for key in doc:
-        if key not in ("global", "symbols", "live", "modes", "_promoted_meta"):
-            raise StrategyConfigError(f"unknown key {key}")
+    _check_keys(doc, ("global", "symbols", "live", "modes", "_promoted_meta"), "")
     live_global, live_symbols = _split_scoped(doc.get("live"), "live")
-    modes_raw = doc.get("modes") or {}
-    if not isinstance(modes_raw, Mapping):
-        raise StrategyConfigError(f"modes: expected a mapping, got {modes_raw!r}")
     modes = {}
-    for name, block in modes_raw.items():
+    for name, block in _mapping(doc.get("modes") or {}, "modes").items():
         parse_strategy_mode(str(name))  # rejects unknown mode names
         modes[str(name)] = _split_scoped(block, _join("modes", str(name)))
     return StrategyOverrides(
