@@ -124,7 +124,7 @@ class _VenueBroker:
         self.info = info
         self.signer = signer
         self.config = config
-        self._check = pre_send_check
+        self.pre_send_check = pre_send_check  # replaceable, e.g. by risk_pre_send_check(risk, broker)
         self._clock_ms = clock_ms
         self._venue = _Venue()
         self._lock = threading.RLock()
@@ -303,7 +303,7 @@ class _VenueBroker:
 
     def _pre_send(self, intent: OrderIntent, reduce_only: bool) -> str | None:
         try:
-            return self._check(intent, reduce_only)
+            return self.pre_send_check(intent, reduce_only)
         except Exception as exc:  # a broken check never lets an order through
             log.error("pre-send check raised; denying", extra={"symbol": intent.symbol, "error": repr(exc)})
             return "check_failed"
@@ -455,6 +455,19 @@ def _meta(meta_json: str) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def risk_pre_send_check(risk: Any, broker: LiveBroker | DryLiveBroker) -> PreSendCheck:
+    """Adapt a RiskManager (`check(intent, account, positions, now_ms)` returning a verdict with
+    `allowed` and, when denied, `reason`) to a pre-send check that reads the venue account and
+    positions through `broker` at call time. Install with `broker.pre_send_check = ...`."""
+
+    def check(intent: OrderIntent, reduce_only: bool) -> str | None:
+        now = broker._clock_ms()
+        verdict = risk.check(intent, broker.account({}, now), broker.positions(), now)
+        return None if verdict.allowed else str(getattr(verdict, "reason", "risk_denied"))
+
+    return check
 
 
 @dataclass(slots=True)

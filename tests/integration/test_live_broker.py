@@ -13,7 +13,7 @@ import pytest
 from eth_account import Account
 
 from engine.broker import OrderIntent
-from engine.enums import BrokerReject, ExecutionStatus, Mode, RoundDirection
+from engine.enums import BrokerReject, ExecutionStatus, Mode, RiskReason, RoundDirection
 from engine.exchange_client import SigningKey, round_size
 from engine.live_broker import (
     DryLiveBroker,
@@ -21,6 +21,7 @@ from engine.live_broker import (
     LiveBrokerConfig,
     VenueBrokerParts,
     build_venue_broker,
+    risk_pre_send_check,
 )
 from engine.live_gates import ENV_LIVE_CONFIRM, ENV_LIVE_ENABLE, LIVE_CONFIRM_PHRASE, live_gate
 from engine.oms import LiveOms, OmsConfig
@@ -244,3 +245,37 @@ def test_error_storm_no_duplicates_unknown_resolves_cursor_never_skips(live: Rig
     assert OrderState.UNKNOWN not in states and OrderState.NEW not in states
     assert len(live.sim_fills()) == 1  # the faulted order never executed; nothing was re-sent
     _assert_ledger_matches_venue(live)
+
+
+def test_real_risk_manager_denies_second_position_and_lets_the_exit_through(
+    live: Rig, tmp_path: Path
+) -> None:
+    from engine.risk import RiskManager
+    from engine.risk_limits import RiskLimits
+    from engine.risk_state import RiskStateStore
+    from engine.sqlite_logger import open_db
+
+    conn = open_db(tmp_path / "risk.db")
+    try:
+        risk = RiskManager(RiskLimits(max_open_positions=1), RiskStateStore(conn), env={})
+        live.broker.pre_send_check = risk_pre_send_check(risk, live.broker)
+        assert live.broker.execute(live.intent(TradeAction.OPEN, candle=1), 0).filled
+        other = live.parts.info.meta().universe[1].name
+        mid = live.parts.info.all_mids()[other]
+        second = OrderIntent(
+            symbol=other,
+            action=TradeAction.OPEN,
+            side=PositionSide.LONG,
+            reference_price=mid,
+            event_ms=2,
+            reason="test",
+            size_coins=round_size(30.0 / mid, 3, RoundDirection.UP),
+            leverage=1.0,
+        )
+        denied = live.broker.execute(second, 0)
+        assert denied.reject is BrokerReject.RISK_DENIED
+        assert denied.detail["reason"] == RiskReason.MAX_POSITIONS
+        assert live.broker.execute(live.intent(TradeAction.CLOSE, candle=3), 0).filled
+        assert live.reconciler.run().clean
+    finally:
+        conn.close()
