@@ -8,7 +8,7 @@ expected candle or a fail-closed "no signal"; the pool fills in the shard-level 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 
 from strategies.enums import Confidence, Signal
@@ -71,6 +71,9 @@ PackedDecision = tuple  # (symbol, key, status, signal, confidence, score, t, bt
 _STATUS = {m.value: m for m in DecisionStatus}
 _SIGNAL = {m.value: m for m in Signal}
 _CONFIDENCE = {m.value: m for m in Confidence}
+_STATUS_VALUE = {m: m.value for m in DecisionStatus}
+_SIGNAL_VALUE = {m: m.value for m in Signal}
+_CONFIDENCE_VALUE = {m: m.value for m in Confidence}
 
 
 def pack_decisions(records: Iterable[ShardDecision]) -> list[PackedDecision]:
@@ -79,8 +82,9 @@ def pack_decisions(records: Iterable[ShardDecision]) -> list[PackedDecision]:
     Pickling 5,000 dataclass records costs ~17 ms each way (enum members and dataclass state are
     pickled per object); tuples of str/float/int cost ~5 ms to pack+pickle, ~10 ms to unpack.
     """
+    status, signal, confidence = _STATUS_VALUE, _SIGNAL_VALUE, _CONFIDENCE_VALUE  # Enum.value is slow
     return [
-        (r.symbol, r.candle_key, r.status.value, r.signal.value, r.confidence.value, r.score, r.t,
+        (r.symbol, r.candle_key, status[r.status], signal[r.signal], confidence[r.confidence], r.score, r.t,
          r.btc_bullish, r.history_gap, r.shard, r.snapshot or None)
         for r in records
     ]
@@ -89,10 +93,51 @@ def pack_decisions(records: Iterable[ShardDecision]) -> list[PackedDecision]:
 def unpack_decisions(rows: Iterable[PackedDecision]) -> list[ShardDecision]:
     """Inverse of pack_decisions; raises KeyError on an unknown status/signal/confidence value."""
     return [
-        ShardDecision(symbol, key, _STATUS[status], _SIGNAL[signal], _CONFIDENCE[confidence], score, t,
+        make_decision(symbol, key, _STATUS[status], _SIGNAL[signal], _CONFIDENCE[confidence], score, t,
                       btc, gap, shard, snapshot if snapshot is not None else {})
         for symbol, key, status, signal, confidence, score, t, btc, gap, shard, snapshot in rows
     ]
+
+
+# ShardDecision's field setters in declaration order. A frozen dataclass's __init__ assigns each
+# field through object.__setattr__ (~1.9 us for 11 fields); calling the slot descriptors directly
+# does the same assignments in ~0.65 us, which matters at 10,000 records per tick on each side.
+_FIELDS = tuple(f.name for f in fields(ShardDecision))
+(_SET_SYMBOL, _SET_KEY, _SET_STATUS, _SET_SIGNAL, _SET_CONFIDENCE, _SET_SCORE, _SET_T, _SET_BTC, _SET_GAP,
+ _SET_SHARD, _SET_SNAPSHOT) = (getattr(ShardDecision, name).__set__ for name in _FIELDS)
+if _FIELDS != ("symbol", "candle_key", "status", "signal", "confidence", "score", "t", "btc_bullish",
+               "history_gap", "shard", "snapshot"):
+    raise RuntimeError(f"make_decision is out of date with ShardDecision's fields {_FIELDS}")
+_new = object.__new__
+
+
+def make_decision(
+    symbol: str,
+    candle_key: int,
+    status: DecisionStatus,
+    signal: Signal,
+    confidence: Confidence,
+    score: float,
+    t: int | None,
+    btc_bullish: bool | None,
+    history_gap: bool,
+    shard: int,
+    snapshot: Mapping[str, float | bool | str | None],
+) -> ShardDecision:
+    """Return `ShardDecision(...)` with every field given, ~3x cheaper than its frozen __init__."""
+    obj = _new(ShardDecision)
+    _SET_SYMBOL(obj, symbol)
+    _SET_KEY(obj, candle_key)
+    _SET_STATUS(obj, status)
+    _SET_SIGNAL(obj, signal)
+    _SET_CONFIDENCE(obj, confidence)
+    _SET_SCORE(obj, score)
+    _SET_T(obj, t)
+    _SET_BTC(obj, btc_bullish)
+    _SET_GAP(obj, history_gap)
+    _SET_SHARD(obj, shard)
+    _SET_SNAPSHOT(obj, snapshot)
+    return obj
 
 
 def no_signal(symbol: str, candle_key: int, status: DecisionStatus, shard: int = -1) -> ShardDecision:

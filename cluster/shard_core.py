@@ -34,7 +34,7 @@ from typing import Any
 
 from cluster.anchor import AnchorTrend
 from cluster.metrics import ShardMetrics
-from cluster.records import DecisionStatus, ShardDecision, no_signal
+from cluster.records import DecisionStatus, ShardDecision, make_decision, no_signal
 from cluster.shard_store import CandleRead, ShardStore
 from strategies.candle import Candle
 from strategies.config import StrategyConfig, StrategyOverrides
@@ -404,7 +404,7 @@ class ShardCore:
             if with_snapshot or signal is not Signal.NEUTRAL else {}
         )
         score = float(decision.score)
-        return ShardDecision(symbol, key, DecisionStatus.OK, signal, decision.confidence, score,
+        return make_decision(symbol, key, DecisionStatus.OK, signal, decision.confidence, score,
                              last_t, btc_bullish, state.history_gap, self.index, snapshot)
 
     def set_configs(self, configs: ConfigSource | Callable[[str], StrategyConfig]) -> int:
