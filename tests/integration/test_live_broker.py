@@ -82,7 +82,10 @@ class Rig:
 
 @pytest.fixture(scope="module")
 def shared_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorProcess]:
-    sim = start_simulator(["--speed", "0", "--seed", "11"], tmp_path_factory.mktemp("live-broker-sim"))
+    sim = start_simulator(
+        ["--speed", "0", "--seed", "11", "--rate-limit-per-min", "0"],
+        tmp_path_factory.mktemp("live-broker-sim"),
+    )
     try:
         yield sim
     finally:

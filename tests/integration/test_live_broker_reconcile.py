@@ -31,7 +31,10 @@ from tests.integration.test_live_broker import Rig, _rig
 
 @pytest.fixture(scope="module")
 def shared_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorProcess]:
-    sim = start_simulator(["--speed", "0", "--seed", "13"], tmp_path_factory.mktemp("reconcile-sim"))
+    sim = start_simulator(
+        ["--speed", "0", "--seed", "13", "--rate-limit-per-min", "0"],
+        tmp_path_factory.mktemp("reconcile-sim"),
+    )
     try:
         yield sim
     finally:
