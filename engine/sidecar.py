@@ -1,11 +1,11 @@
 """The market-data sidecar (`python -m engine.sidecar`): venue WebSocket + REST → Redis candle cache.
 
-The only writer of market-data keys. One asyncio loop holds the WebSocket (candle per watchlist
-symbol, allMids, bbo unless disabled, and in live/dry_live the account's userFills and
-orderUpdates); `engine.sidecar_candles.CandleTracker` decides which candles are closed and which
-ranges REST must fill (start-up backfill, gap fill after every reconnect, quiet symbols); a REST
-worker pool runs those fills and the cross-checks of WS-closed candles; a flusher hands batches
-to one writer thread (`engine.sidecar_store`: SQLite first, then one Redis MULTI/EXEC).
+The only writer of market-data keys. One asyncio loop holds the WebSocket (`engine.sidecar_ws`;
+candle per watchlist symbol, allMids, bbo unless disabled, and in live/dry_live the account's
+userFills and orderUpdates); `engine.sidecar_candles.CandleTracker` decides which candles are
+closed and which ranges REST must fill (start-up backfill, gap fill after every reconnect, quiet
+symbols); a REST worker pool runs those fills and the cross-checks of WS-closed candles; a flusher
+hands batches to one writer thread (`engine.sidecar_store`: SQLite first, then one Redis MULTI/EXEC).
 
 Failures are routine here: malformed frames are counted and skipped, the WebSocket reconnects
 with exponential backoff and full jitter and resubscribes, REST fills retry with backoff, and a
@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import faulthandler
-import json
 import logging
 import os
 import random
@@ -27,9 +26,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-
-import websockets
-from websockets.asyncio.client import ClientConnection, connect
 
 from cluster.redis_layout import AccountEvent, Bbo, Heartbeat, RedisLayout
 from engine import hl_types as hl
@@ -46,6 +42,7 @@ from engine.sidecar_parse import (
 )
 from engine.sidecar_settings import SidecarSettings, build_watchlist, check_subscription_limit
 from engine.sidecar_store import SidecarStore, WriteBatch
+from engine.sidecar_ws import VenueSocket, sleep_or_stop
 from strategies.candle import Candle
 
 log = logging.getLogger(__name__)
@@ -128,7 +125,15 @@ class Sidecar:
         self.stats = SidecarStats()
         self.symbols: tuple[str, ...] = ()
         self._watch: frozenset[str] = frozenset()
-        self.connected = False
+        self.ws = VenueSocket(
+            settings,
+            subscriptions=self.subscriptions,
+            on_session_start=self.tracker.on_reconnect,
+            on_frame=self.handle_frame,
+            stats=self.stats,
+            log_limited=self._log_limited,
+            rng=self._rng,
+        )
         self.started_wall_ms = clock_ms()
         self._pending = WriteBatch()
         self._wake = asyncio.Event()
@@ -164,7 +169,7 @@ class Sidecar:
                 log.warning("venue symbol list unavailable", extra={"error": str(exc)[:200]})
                 if self.settings.symbols:
                     break
-                await _sleep_or_stop(stop, delay)
+                await sleep_or_stop(stop, delay)
                 delay = min(delay * 2, self.settings.reconnect_max_secs)
         if stop.is_set():
             return ()
@@ -286,65 +291,10 @@ class Sidecar:
             ]
         return subs
 
-    async def _recv(self, ws: ClientConnection, timeout_secs: float) -> str | bytes | None:
-        try:
-            async with asyncio.timeout(timeout_secs):
-                return await ws.recv()
-        except TimeoutError:
-            return None
-
-    async def _session(self, ws: ClientConnection, stop: asyncio.Event) -> None:
-        """Subscribe, then read until the connection fails or `stop` is set.
-
-        Checks `stop` itself: on Python 3.11 a task cancel racing a completed recv can be lost.
-        """
-        self.tracker.on_reconnect()
-        for sub in self.subscriptions():
-            await ws.send(json.dumps({"method": "subscribe", "subscription": sub}))
-            if self.settings.sub_send_ms:
-                await asyncio.sleep(self.settings.sub_send_ms / 1000)
-        self.connected = True
-        ping_every = self.settings.ping_secs
-        last_ping = time.monotonic()
-        silent_since = time.monotonic()
-        while not stop.is_set():
-            raw = await self._recv(ws, min(ping_every, 1.0))
-            now = time.monotonic()
-            if now - last_ping >= ping_every:
-                await ws.send('{"method":"ping"}')
-                last_ping = now
-            if raw is None:
-                if now - silent_since > 2 * ping_every:  # not even a pong for a whole ping period
-                    raise TimeoutError(f"no frame for {2 * ping_every:.0f}s")
-                continue
-            silent_since = now
-            self.handle_frame(raw)
-
-    async def ws_loop(self, stop: asyncio.Event) -> None:
-        """Connect, subscribe, read; on any failure back off (exponential, full jitter) and retry."""
-        attempt = 0
-        while not stop.is_set():
-            started = time.monotonic()
-            try:
-                async with connect(
-                    self.settings.ws_url, ping_interval=None, max_size=2**24, open_timeout=10, close_timeout=2
-                ) as ws:
-                    log.info("websocket connected", extra={"url": self.settings.ws_url, "attempt": attempt})
-                    await self._session(ws, stop)
-            except (OSError, TimeoutError, websockets.WebSocketException) as exc:
-                self.stats.last_error = f"{type(exc).__name__}: {str(exc)[:120]}"
-                self._log_limited("ws", logging.WARNING, "websocket lost", error=self.stats.last_error)
-            finally:
-                if self.connected and not stop.is_set():
-                    self.stats.reconnects += 1
-                self.connected = False
-            if stop.is_set():
-                break
-            attempt = 0 if time.monotonic() - started > 30 else attempt + 1
-            cap = min(
-                self.settings.reconnect_max_secs, self.settings.reconnect_min_secs * 2 ** min(attempt, 16)
-            )
-            await _sleep_or_stop(stop, self._rng.uniform(self.settings.reconnect_min_secs / 2, cap))
+    @property
+    def connected(self) -> bool:
+        """True while a WebSocket session is subscribed and reading."""
+        return self.ws.connected
 
     # ------------------------------------------------------------------ REST: fills and cross-checks
     async def _pace(self) -> None:
@@ -504,14 +454,14 @@ class Sidecar:
 
     async def flush_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            await _sleep_or_stop(stop, self.settings.flush_ms / 1000)
+            await sleep_or_stop(stop, self.settings.flush_ms / 1000)
             await self.flush_once()
         await self.flush_once()
 
     async def verify_loop(self, stop: asyncio.Event) -> None:
         """Every AI_QUANT_CANDLE_VERIFY_SECS: fetch bars of symbols that got no WS message to close them."""
         while not stop.is_set():
-            await _sleep_or_stop(stop, self.settings.verify_secs)
+            await sleep_or_stop(stop, self.settings.verify_secs)
             venue_now = self.venue.now()
             if venue_now is not None:
                 self._apply(self.tracker.lagging_syncs(venue_now), from_ws=False)
@@ -521,7 +471,7 @@ class Sidecar:
         if not await self.start(stop):
             return
         tasks = [
-            asyncio.create_task(self.ws_loop(stop), name="ws"),
+            asyncio.create_task(self.ws.run(stop), name="ws"),
             asyncio.create_task(self.flush_loop(stop), name="flush"),
             asyncio.create_task(self.verify_loop(stop), name="verify"),
         ]
@@ -549,11 +499,6 @@ class Sidecar:
 
 def vars_of(stats: SidecarStats) -> dict[str, Any]:
     return {name: getattr(stats, name) for name in stats.__slots__}  # type: ignore[attr-defined]
-
-
-async def _sleep_or_stop(stop: asyncio.Event, secs: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=max(0.0, secs))
 
 
 def build_rest(settings: SidecarSettings) -> tuple[Any, Any]:
