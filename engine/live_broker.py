@@ -28,6 +28,7 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -262,7 +263,12 @@ class _VenueBroker:
         return _Order(asset, is_buy, size, limit_px, not opening)
 
     def _execute(self, intent: OrderIntent) -> OrderResult:
-        order = self._build(intent)
+        try:
+            order = self._build(intent)
+        except hl.VenueError as exc:  # meta / position unreadable: nothing committed, nothing sent
+            raise _Refused(
+                BrokerReject.NOT_SENT, {"error": type(exc).__name__, "stage": "venue_read"}
+            ) from exc
         dedupe = (
             dedupe_key_for_open(intent.symbol, str(intent.side), intent.event_ms)
             if intent.action is TradeAction.OPEN
@@ -298,7 +304,11 @@ class _VenueBroker:
             asset=order.asset.asset_id, is_buy=order.is_buy, limit_px=order.limit_px, sz=order.size,
             reduce_only=order.reduce_only, tif=Tif.IOC, cloid=record.cloid,
         )  # fmt: skip
-        signed = self.signer.sign_orders([spec])
+        try:
+            signed = self.signer.sign_orders([spec])
+        except ValueError as exc:  # not representable on the wire: refuse, never send something else
+            self.oms.apply(record.intent_id, OmsEvent.DENY, detail={"reason": "unsignable"})
+            raise _Refused(BrokerReject.INVALID_SIZE, {**ids, "error": str(exc)[:200]}) from exc
         return self._dispatch(intent, record.intent_id, signed, ids)
 
     def _pre_send(self, intent: OrderIntent, reduce_only: bool) -> str | None:
@@ -406,7 +416,7 @@ class DryLiveBroker(_VenueBroker):
         if "transport" in kwargs:
             raise TypeError("DryLiveBroker takes no transport: it must not be able to send")
         super().__init__(**kwargs)
-        self.would_send: list[dict[str, object]] = []
+        self.would_send: deque[dict[str, object]] = deque(maxlen=1000)  # the latest, for inspection
 
     def _dispatch(
         self, intent: OrderIntent, intent_id: str, signed: SignedAction, ids: dict[str, str]

@@ -29,7 +29,7 @@ from enum import StrEnum
 from typing import Any
 
 from engine import hl_types as hl
-from engine.exchange_client import ExchangeAccepted, ExchangeOutcome
+from engine.exchange_client import ExchangeAccepted, ExchangeAmbiguous, ExchangeOutcome
 from engine.oms import FillSource, LiveOms
 from engine.oms_states import IN_FLIGHT, LIVE_ON_VENUE, InvalidTransition, OmsEvent, OrderState
 
@@ -54,6 +54,7 @@ class ReconcileEventKind(StrEnum):
     CANCEL_STALE_FAILED = "cancel_stale_failed"
     FOREIGN_OPEN_ORDER = "foreign_open_order"
     UNEXPECTED_STATUS = "unexpected_status"
+    MALFORMED_ACCOUNT_EVENT = "malformed_account_event"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -209,20 +210,25 @@ class OmsReconciler:
                 )
                 continue
             order = self.oms.order(intent.intent_id)
-            if order is None or order.state is OrderState.PENDING_CANCEL:
+            if order is None or self._cancel is None or cancels >= self.config.max_cancels_per_run:
                 continue
-            stale = now - venue_order.timestamp_ms >= self.config.stale_order_ms
-            if self._cancel is None or not stale or cancels >= self.config.max_cancels_per_run:
-                continue
-            cancels += 1
-            self._cancel_one(intent.intent_id, venue_order)
+            if order.state is OrderState.PENDING_CANCEL:
+                due = now - order.updated_ms >= self.config.stale_order_ms  # our cancel did not land: retry
+            else:
+                due = now - venue_order.timestamp_ms >= self.config.stale_order_ms
+            if due:
+                cancels += 1
+                self._cancel_one(intent.intent_id, order.state, venue_order)
         return cancels
 
-    def _cancel_one(self, intent_id: str, venue_order: hl.OpenOrder) -> None:
+    def _cancel_one(self, intent_id: str, state: OrderState, venue_order: hl.OpenOrder) -> None:
         assert self._cancel is not None
-        self.oms.apply(intent_id, OmsEvent.CANCEL_REQUESTED, oid=venue_order.oid)
+        if state is not OrderState.PENDING_CANCEL:
+            self.oms.apply(intent_id, OmsEvent.CANCEL_REQUESTED, oid=venue_order.oid)
         outcome = self._cancel(venue_order.coin, venue_order.oid)
         ok = isinstance(outcome, ExchangeAccepted) and outcome.ack.all_ok
+        if not ok and not isinstance(outcome, ExchangeAmbiguous):  # definitively not cancelled
+            self.oms.apply(intent_id, OmsEvent.CANCEL_FAILED)
         kind = ReconcileEventKind.CANCEL_STALE if ok else ReconcileEventKind.CANCEL_STALE_FAILED
         self.oms.record_reconcile_event(
             kind, {"oid": venue_order.oid, "outcome": str(outcome.kind)}, symbol=venue_order.coin,
@@ -271,13 +277,19 @@ class AccountEventPump:
         )
         fills: list[hl.Fill] = []
         updates: list[hl.OrderUpdate] = []
-        for _entry_id, event in entries:
+        for entry_id, event in entries:
             kind = str(event.kind)
-            if kind == "userFills":
-                data = event.data if isinstance(event.data, dict) else {}
-                fills.extend(hl.parse_user_fills(data.get("fills", []), "ws.userFills"))
-            elif kind == "orderUpdates":
-                updates.extend(hl.parse_order_updates(event.data, "ws.orderUpdates"))
+            try:
+                if kind == "userFills":
+                    data = event.data if isinstance(event.data, dict) else {}
+                    fills.extend(hl.parse_user_fills(data.get("fills", []), "ws.userFills"))
+                elif kind == "orderUpdates":
+                    updates.extend(hl.parse_order_updates(event.data, "ws.orderUpdates"))
+            except hl.ParseError as exc:  # recorded (REST backfill covers its fills), never a stuck stream
+                self.oms.record_reconcile_event(
+                    ReconcileEventKind.MALFORMED_ACCOUNT_EVENT,
+                    {"entry_id": entry_id, "error": str(exc)[:300]},
+                )
         stats = self.oms.ingest_fills(fills, source=FillSource.WS)
         if updates:
             self.oms.apply_order_updates(updates)

@@ -132,3 +132,21 @@ def test_account_event_pump_ingests_ws_fills_once_and_acks(live: Rig, redis_clie
     assert redis_client.xlen(layout.account_stream_key(live.user.lower())) == 0  # acked and deleted
     assert [f.source for f in live.oms.fills()] == [FillSource.WS] * len(fills)
     assert live.oms.orphan_fills() == []
+
+
+def test_account_event_pump_records_a_malformed_event_and_moves_on(
+    live: Rig, redis_client: redis.Redis
+) -> None:
+    layout = RedisLayout("pumpbad")
+    user = live.user.lower()
+    pump = AccountEventPump(
+        oms=live.oms, layout=layout, client=redis_client, user=user, group="g", consumer="c"
+    )
+    pipe = redis_client.pipeline(transaction=True)
+    layout.append_account_event(
+        pipe, user, AccountEvent(AccountEventKind.USER_FILLS, {"fills": [{"coin": 1}]}, False, 1)
+    )
+    pipe.execute()
+    assert pump.drain() == 0
+    assert live.oms.reconcile_events(ReconcileEventKind.MALFORMED_ACCOUNT_EVENT)
+    assert redis_client.xlen(layout.account_stream_key(user)) == 0
