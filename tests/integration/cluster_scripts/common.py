@@ -24,7 +24,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 TAG_VAR = "AIQ_CLUSTER_TEST_TAG"
@@ -93,11 +93,11 @@ def tagged_pids(tag: str) -> list[int]:
     return found
 
 
-def wait_no_tagged(tag: str, timeout_secs: float) -> list[int]:
-    """Poll until no tagged process is left; return the ones still there at the deadline."""
+def wait_no_tagged(tag: str, timeout_secs: float, ignore: Collection[int] = ()) -> list[int]:
+    """Poll until no tagged process (except `ignore`) is left; return those still there at the deadline."""
     deadline = time.monotonic() + timeout_secs
     while True:
-        left = tagged_pids(tag)
+        left = [pid for pid in tagged_pids(tag) if pid not in ignore]
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(0.1)
