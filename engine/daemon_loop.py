@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, MutableMapping, Sequence
 from typing import TYPE_CHECKING
 
 from cluster.records import ShardAlert
@@ -29,7 +29,7 @@ from engine.daemon_lock import DaemonLock
 from engine.daemon_runtime import RuntimeSettings, Services, apply_venue_defaults
 from engine.enums import AlertKind, Mode
 from engine.event_logger import EventLogger
-from engine.market_data import HubSettings, MarketDataHub
+from engine.market_data import HubSettings, KeysSnapshot, MarketDataHub, PriceQuote
 from engine.paper_broker import PaperBroker
 from engine.promoted_config import apply_promoted_config
 from engine.rate_budget import RateBudget
@@ -76,6 +76,29 @@ class CandleCloseWaiter:
             self._pubsub.close()
         except Exception as exc:  # teardown: nothing more to do about it
             log.debug("pubsub close failed error=%s", exc)
+
+
+class FreshClockMarket:
+    """The hub as the engine's MarketView, with the heartbeat re-read when the tick asks the time.
+
+    `MarketDataHub.venue_now_ms()` extrapolates the last heartbeat it saw, and the hub re-reads the
+    heartbeat only inside `health()`/`get_mids()`, which a tick calls after asking the time (and not
+    at all when nothing is open or actionable). In a replay faster than wall time that clock would
+    lag the venue by many candles; one Redis read per tick keeps it current.
+    """
+
+    def __init__(self, hub: MarketDataHub) -> None:
+        self._hub = hub
+
+    def venue_now_ms(self) -> int:
+        self._hub.health()
+        return self._hub.venue_now_ms()
+
+    def candle_keys(self, symbols: Sequence[str], interval: str | None = None) -> KeysSnapshot:
+        return self._hub.candle_keys(symbols, interval)
+
+    def get_mids(self, symbols: Sequence[str], max_age_secs: float | None = None) -> dict[str, PriceQuote]:
+        return self._hub.get_mids(symbols, max_age_secs)
 
 
 def resolve_watchlist(
@@ -166,7 +189,7 @@ def run_paper(env: MutableMapping[str, str], mode: Mode, stop: StopFlag) -> int:
         venue = VenueContext(info)
         engine = UnifiedEngine(
             strategy=strategy,
-            market=hub,
+            market=FreshClockMarket(hub),
             executor=executor,
             broker=broker,
             trades=store,

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import os
 import re
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cluster.inprocess import InProcessExecutor
@@ -55,6 +56,7 @@ class ReplayOptions:
     funding_rate: float = 0.0
     shards: int = 2
     symbols: tuple[str, ...] = ()
+    sz_decimals: Mapping[str, int] = field(default_factory=dict)
 
 
 def load_csv_dir(directory: Path, interval: str, symbols: Sequence[str] = ()) -> dict[str, list[Candle]]:
@@ -173,6 +175,7 @@ def run_replay(
             funding_poll_ms=int(settings.paper.funding_poll_secs * 1000),
         ),
         funding=ConstantFunding(symbols, opts.funding_rate), recorded_ms=lambda: market.now,
+        sz_decimals=lambda symbol: opts.sz_decimals.get(symbol.upper()),
     )  # fmt: skip
     warm = min(opts.warmup, len(times))
     ticks = 0
@@ -243,11 +246,25 @@ def summarise(store: TradeStore, **head: object) -> dict[str, object]:
     }
 
 
+def parse_sz_decimals(text: str) -> dict[str, int]:
+    """`ETH=4,LTC=2` -> {"ETH": 4, "LTC": 2}; raise ConfigError on a malformed item."""
+    out: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        symbol, sep, value = item.partition("=")
+        if not sep or not value.strip().isdigit():
+            raise ConfigError(f"--sz-decimals: bad item {item!r} (want SYMBOL=N)")
+        out[symbol.strip().upper()] = int(value)
+    return out
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m engine.replay", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, required=True, help="directory of CSV candles (t,o,h,l,c,v)")
-    p.add_argument("--interval", default="5m",
-                   help="interval of the CSV bars; folded into YAML engine.interval when that is longer")
+    p.add_argument(
+        "--interval",
+        default="5m",
+        help="interval of the CSV bars; folded into YAML engine.interval when that is longer",
+    )
     p.add_argument("--yaml", type=Path, default=None, help="strategy YAML (default AI_QUANT_STRATEGY_YAML)")
     p.add_argument("--symbols", default="", help="comma-separated subset of the symbols")
     p.add_argument("--warmup", type=int, default=250, help="history bars loaded before the first tick")
@@ -255,6 +272,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--fill", choices=("next_open", "close"), default="next_open")
     p.add_argument("--funding-rate", type=float, default=0.0, help="constant hourly funding rate")
     p.add_argument("--shards", type=int, default=2)
+    p.add_argument("--sz-decimals", default="", help="venue size decimals, e.g. ETH=4,LTC=2 (else unrounded)")
     p.add_argument("--db", type=Path, default=None, help="keep the ledger here (default: a temp file)")
     p.add_argument("--ledger", action="store_true", help="include every trade row in the JSON")
     return p
@@ -271,6 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         symbols=tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip()),
     )  # fmt: skip
     try:
+        opts = dataclasses.replace(opts, sz_decimals=parse_sz_decimals(args.sz_decimals))
         candles = load_csv_dir(args.data, args.interval, opts.symbols)
         with tempfile.TemporaryDirectory(prefix="aiq-replay-") as tmp:
             db = args.db or Path(tmp) / "replay_paper.db"
