@@ -608,7 +608,8 @@ class LiveOms:
         stats = IngestStats()
         now = self._clock_ms()
         with self._tx() as conn:
-            for fill in fills:
+            ordered = sorted(fills, key=lambda f: (f.time_ms, f.tid if f.tid is not None else -1, f.oid))
+            for fill in ordered:  # the venue answers newest first: store in execution order
                 stats.received += 1
                 key = fill_natural_key(fill)
                 values = (
@@ -700,6 +701,15 @@ class LiveOms:
         with self._lock:
             rows = self._conn.execute(sql + " ORDER BY time_ms, fill_key", args).fetchall()
         return [_ledger_fill(r) for r in rows]
+
+    def fills_after_rowid(self, rowid: int, limit: int) -> list[tuple[int, LedgerFill]]:
+        """Return up to `limit` fills inserted after `rowid` (insertion order), with their rowids."""
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT rowid, {', '.join(_FILL_COLUMNS)} FROM fills WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                (int(rowid), int(limit)),
+            ).fetchall()
+        return [(int(r[0]), _ledger_fill(r[1:])) for r in rows]
 
     def fill_links(self) -> dict[str, tuple[str, str]]:
         """Return {fill_key: (intent_id, matched_via)}."""

@@ -282,3 +282,25 @@ def test_real_risk_manager_denies_second_position_and_lets_the_exit_through(
         assert live.reconciler.run().clean
     finally:
         conn.close()
+
+
+def test_venue_fills_export_to_the_trades_ledger_once(live: Rig, tmp_path: Path) -> None:
+    from engine.enums import LedgerKind
+    from engine.oms_trades import export_trades
+    from engine.trade_store import TradeStore
+
+    assert live.broker.execute(live.intent(TradeAction.OPEN, candle=1), 0).filled
+    assert live.broker.execute(live.intent(TradeAction.CLOSE, candle=2), 0).filled
+    assert live.reconciler.run().clean
+    store = TradeStore.open(tmp_path / "trading.db", Mode.LIVE)
+    try:
+        stats = export_trades(live.oms, store, account_value_usd=10_000.0)
+        trades = store.fills()
+        assert stats.exported == len(live.sim_fills()) == len(trades)
+        assert [t.kind for t in trades] == [LedgerKind.OPEN, LedgerKind.CLOSE]
+        assert all(t.reason == "test" and t.symbol == live.coin for t in trades)
+        assert trades[0].size_coins == pytest.approx(trades[1].size_coins)
+        assert store.last_close(live.coin) is not None
+        assert export_trades(live.oms, store, account_value_usd=10_000.0).exported == 0
+    finally:
+        store.close()

@@ -376,3 +376,42 @@ def test_cursor_only_moves_forward_and_persists(tmp_path: Path, clock: Clock) ->
     second = _open(tmp_path / "oms.db", clock)
     assert second.cursor("rest_fills") == 2000
     second.close()
+
+
+@pytest.mark.parametrize(
+    ("direction", "start", "sz", "side", "expected"),
+    [
+        ("Open Long", 0.0, 1.0, "B", ("OPEN", "LONG")),
+        ("Open Long", 1.0, 1.0, "B", ("ADD", "LONG")),
+        ("Close Long", 2.0, 2.0, "A", ("CLOSE", "LONG")),
+        ("Close Long", 2.0, 1.0, "A", ("REDUCE", "LONG")),
+        ("Open Short", 0.0, 1.0, "A", ("OPEN", "SHORT")),
+        ("Close Short", -1.0, 1.0, "B", ("CLOSE", "SHORT")),
+        ("Long > Short", 1.0, 2.0, "A", None),
+        ("Liquidated Isolated", 1.0, 1.0, "A", None),
+    ],
+)
+def test_trade_export_classifies_venue_dir(
+    oms: LiveOms, direction: str, start: float, sz: float, side: str, expected: tuple[str, str] | None
+) -> None:
+    from engine.oms_trades import classify
+
+    body = {
+        "coin": "BTC",
+        "px": "100",
+        "sz": str(sz),
+        "side": side,
+        "time": T0,
+        "startPosition": str(start),
+        "dir": direction,
+        "closedPnl": "0",
+        "hash": "0x9",
+        "oid": 1,
+        "crossed": True,
+        "fee": "0",
+        "tid": 5,
+    }
+    oms.ingest_fills([hl.parse_fill(body)], source=FillSource.WS)
+    (fill,) = oms.fills()
+    got = classify(fill)
+    assert (None if got is None else (got[0].value, got[1].value)) == expected
