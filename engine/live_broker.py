@@ -36,6 +36,7 @@ from typing import Any
 from engine import hl_types as hl
 from engine.broker import AccountSnapshot, ExitState, Fill, OrderIntent, OrderResult, Position
 from engine.enums import BrokerReject, ExecutionStatus, GateReason, Mode, NotSentReason, RoundDirection, Tif
+from engine.env import env_float
 from engine.exchange_client import (
     ActionSigner,
     ExchangeAccepted,
@@ -79,6 +80,13 @@ class LiveBrokerConfig:
     state_max_age_ms: int = 2_000
     budget_wait_secs: float = 2.0
     cross_margin: bool = True
+
+    @classmethod
+    def from_env(cls, user: str, env: Mapping[str, str] | None = None) -> LiveBrokerConfig:
+        """Read HL_LIVE_MARKET_SLIPPAGE_PCT (fraction, [0.0005, 0.10], the reference's name and range)."""
+        return cls(
+            user=user, slippage=env_float("HL_LIVE_MARKET_SLIPPAGE_PCT", 0.01, env, lo=0.0005, hi=0.10)
+        )
 
 
 @dataclass(slots=True)

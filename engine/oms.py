@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import hl_types as hl
+from engine.env import env_int
 from engine.exchange_client import (
     ExchangeAccepted,
     ExchangeAmbiguous,
@@ -210,6 +211,16 @@ class OmsConfig:
     synchronous_full: bool = True
     busy_timeout_secs: float = 5.0
     wal_autocheckpoint_pages: int = 20_000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> OmsConfig:
+        """Read AI_QUANT_OMS_MATCH_TTL_MS and AI_QUANT_OMS_NOT_FOUND_GRACE_MS; ConfigError if invalid."""
+        return cls(
+            match_window_ms=env_int("AI_QUANT_OMS_MATCH_TTL_MS", 600_000, env, lo=0, hi=86_400_000),
+            not_found_grace_ms=env_int(
+                "AI_QUANT_OMS_NOT_FOUND_GRACE_MS", 30_000, env, lo=1_000, hi=3_600_000
+            ),
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from engine import hl_types as hl
+from engine.env import env_bool, env_float, env_int
 from engine.exchange_client import ExchangeAccepted, ExchangeAmbiguous, ExchangeOutcome
 from engine.oms import FillSource, LiveOms
 from engine.oms_states import IN_FLIGHT, LIVE_ON_VENUE, InvalidTransition, OmsEvent, OrderState
@@ -69,6 +70,20 @@ class ReconcilerConfig:
     initial_lookback_ms: int = 2 * 3_600_000
     fills_overlap_ms: int = 5 * 60_000
     position_tolerance_coins: float = 1e-9
+
+    @classmethod
+    def from_env(cls, user: str, mode: str, env: Mapping[str, str] | None = None) -> ReconcilerConfig:
+        """Read the reference's AI_QUANT_OMS_* / AI_QUANT_LIVE_BACKFILL_MS names; dry_live never cancels."""
+        return cls(
+            user=user,
+            period_secs=env_float("AI_QUANT_OMS_RECONCILE_SECS", 10.0, env, lo=1.0, hi=3600.0),
+            stale_order_ms=env_int("AI_QUANT_OMS_STALE_ORDER_MS", 30_000, env, lo=2_000, hi=86_400_000),
+            max_cancels_per_run=env_int("AI_QUANT_OMS_MAX_CANCELS_PER_RUN", 5, env, lo=1, hi=100),
+            cancel_stale=env_bool("AI_QUANT_OMS_CANCEL_STALE", True, env) and mode == "live",
+            initial_lookback_ms=env_int(
+                "AI_QUANT_LIVE_BACKFILL_MS", 7_200_000, env, lo=60_000, hi=30 * 86_400_000
+            ),
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

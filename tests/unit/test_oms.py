@@ -415,3 +415,23 @@ def test_trade_export_classifies_venue_dir(
     (fill,) = oms.fills()
     got = classify(fill)
     assert (None if got is None else (got[0].value, got[1].value)) == expected
+
+
+def test_configs_from_env_read_reference_names_and_refuse_bad_values() -> None:
+    from engine.env import ConfigError
+    from engine.live_broker import LiveBrokerConfig
+    from engine.oms_reconciler import ReconcilerConfig
+
+    env = {
+        "AI_QUANT_OMS_MATCH_TTL_MS": "120000",
+        "AI_QUANT_OMS_RECONCILE_SECS": "5",
+        "AI_QUANT_OMS_STALE_ORDER_MS": "60000",
+        "HL_LIVE_MARKET_SLIPPAGE_PCT": "0.02",
+    }
+    assert OmsConfig.from_env(env).match_window_ms == 120_000
+    rec = ReconcilerConfig.from_env("0x" + "1" * 40, "live", env)
+    assert (rec.period_secs, rec.stale_order_ms, rec.cancel_stale) == (5.0, 60_000, True)
+    assert not ReconcilerConfig.from_env("0x" + "1" * 40, "dry_live", env).cancel_stale
+    assert LiveBrokerConfig.from_env("0x" + "1" * 40, env).slippage == 0.02
+    with pytest.raises(ConfigError):
+        LiveBrokerConfig.from_env("0x" + "1" * 40, {"HL_LIVE_MARKET_SLIPPAGE_PCT": "0.5"})
