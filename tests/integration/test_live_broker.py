@@ -304,3 +304,18 @@ def test_venue_fills_export_to_the_trades_ledger_once(live: Rig, tmp_path: Path)
         assert export_trades(live.oms, store, account_value_usd=10_000.0).exported == 0
     finally:
         store.close()
+
+
+def test_dead_mans_switch_is_armed_and_cleared_and_gated(live: Rig) -> None:
+    from engine.exchange_client import ExchangeAccepted, ExchangeNotSent, ExchangeRejected
+
+    now = live.clock()
+    assert isinstance(
+        live.broker.schedule_cancel(now + 1_000), ExchangeRejected
+    )  # the venue wants >= 5 s lead
+    assert isinstance(live.broker.schedule_cancel(now + 60_000), ExchangeAccepted)
+    assert isinstance(live.broker.schedule_cancel(None), ExchangeAccepted)
+    posts = live.sim.state()["exchange_posts"]
+    live.env.clear()  # gates closed: nothing at all is sent
+    assert isinstance(live.broker.schedule_cancel(now + 60_000), ExchangeNotSent)
+    assert live.sim.state()["exchange_posts"] == posts
