@@ -150,3 +150,31 @@ def test_account_event_pump_records_a_malformed_event_and_moves_on(
     assert pump.drain() == 0
     assert live.oms.reconcile_events(ReconcileEventKind.MALFORMED_ACCOUNT_EVENT)
     assert redis_client.xlen(layout.account_stream_key(user)) == 0
+
+
+def test_fills_missed_during_a_ws_drop_are_recovered_once_on_reconnect(
+    live: Rig, redis_client: redis.Redis
+) -> None:
+    assert live.broker.execute(live.intent(TradeAction.OPEN, candle=1), 0).filled
+    assert live.broker.execute(live.intent(TradeAction.ADD, candle=2), 0).filled
+    first, second = sorted(live.sim_fills(), key=lambda f: f["tid"])
+    layout, user = RedisLayout("wsdrop"), live.user.lower()
+    pump = AccountEventPump(
+        oms=live.oms, layout=layout, client=redis_client, user=user, group="g", consumer="c"
+    )
+
+    def forward(fills: list[dict]) -> None:
+        pipe = redis_client.pipeline(transaction=True)
+        layout.append_account_event(
+            pipe, user, AccountEvent(AccountEventKind.USER_FILLS, {"fills": fills}, False, 1)
+        )
+        pipe.execute()
+
+    forward([first])  # the connection dropped before the second fill was pushed
+    assert pump.drain() == 1
+    report = live.reconciler.on_reconnect()
+    assert report.clean and report.fills_inserted == 1
+    forward([first, second])  # the resubscribe snapshot repeats both
+    assert pump.drain() == 0
+    assert sorted(f.tid for f in live.oms.fills()) == [first["tid"], second["tid"]]
+    assert live.oms.ledger_positions()[live.coin] == pytest.approx(live.venue_szi())
