@@ -69,12 +69,26 @@ def cluster_env(tag: str, ray_tmpdir: str, extra: Mapping[str, str] | None = Non
     return env
 
 
-def _is_zombie(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return True
-    return stat.rpartition(")")[2].split()[0] in ("Z", "X")
+        return False
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
+
+
+def process_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "?"
+
+
+def live_pids(ignore: Collection[int] = ()) -> list[int]:
+    """Every live process this /proc shows (inside our PID namespace: only ours), minus `ignore`."""
+    pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+    return sorted(p for p in pids if p not in ignore and process_alive(p))
 
 
 def tagged_pids(tag: str) -> list[int]:
@@ -88,7 +102,7 @@ def tagged_pids(tag: str) -> list[int]:
             environ = (entry / "environ").read_bytes()
         except OSError:
             continue
-        if marker in environ.split(b"\0") and not _is_zombie(int(entry.name)):
+        if marker in environ.split(b"\0") and process_alive(int(entry.name)):
             found.append(int(entry.name))
     return found
 

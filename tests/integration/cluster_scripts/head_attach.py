@@ -34,6 +34,8 @@ from tests.integration.cluster_scripts.common import (
     VENV_BIN,
     free_port,
     kill_tagged,
+    live_pids,
+    process_name,
     tagged_pids,
     wait_no_tagged,
 )
@@ -143,25 +145,9 @@ def stop_head(out: dict[str, Any], how: str, tag: str, tmp: Path) -> None:
     ours = (1, os.getpid())  # PID 1 is our namespace's bash (tagged too); never the host's init
     left = wait_no_tagged(tag, 30.0, ignore=ours)
     if how == "ray":  # in our own PID namespace anything else alive is a leftover, tagged or not
-        pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
-        left = sorted(set(left) | {p for p in pids if p not in ours and _alive(p)})
+        left = sorted(set(left) | set(live_pids(ignore=ours)))
     out["stop"] = {"how": how, "secs": round(time.monotonic() - t0, 1), "left": left,
-                   "left_names": [_name(p) for p in left]}
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
-
-
-def _name(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return "?"
+                   "left_names": [process_name(p) for p in left]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     tmp = Path(args.tmp)
     tag = os.environ[TAG_VAR]
-    out: dict[str, Any] = {"pid1": _name(1)}  # "bash" inside our PID namespace
+    out: dict[str, Any] = {"pid1": process_name(1)}  # "bash" inside our PID namespace
     try:
         gcs, dashboard = start_head(out, tmp / "ray_start.log")
         run_daemon(out, tmp, gcs, dashboard)

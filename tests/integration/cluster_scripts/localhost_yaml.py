@@ -4,7 +4,8 @@ The `ray up` test runs THIS variant, derived from the real file, so it exercises
 start commands. Only what cannot be the same on a test box changes:
 - the addresses (head 127.0.0.1, no workers), the SSH user and key;
 - the project and venv path (/opt/ai-quant -> this checkout; the tree is already there, so no
-  file_mounts and no pip install: the setup step checks the venv imports instead);
+  file_mounts and no pip install: the setup step checks the venv imports instead, and keeps the
+  command that puts the venv on the login PATH, which `ray down` needs);
 - the ports: Ray's GCS, the dashboard, and the ports a second Ray on this box would collide on;
 - the environment: loopback binding, auth disabled (the test session's choice), a private
   RAY_TMPDIR and the test's process tag.
@@ -50,7 +51,10 @@ def localhost_variant(
     cfg["auth"] = {"ssh_user": ssh_user, "ssh_private_key": ssh_key}
     cfg["file_mounts"] = {}
     venv_python = f"{project_root}/.venv/bin/python"
-    cfg["setup_commands"] = [f'{venv_python} -c "import ray, engine, cluster, strategies"']
+    login_path = [_replace(c, PROD_ROOT, project_root) for c in cfg["setup_commands"] if "~/.bashrc" in c]
+    if not login_path:
+        raise ValueError("ray_cluster.yaml changed: no setup command puts the venv on the login PATH")
+    cfg["setup_commands"] = [f'{venv_python} -c "import ray, engine, cluster, strategies"', *login_path]
     exports = "export " + " ".join(f"{k}={v}" for k, v in env.items()) + "; "
     extra = (f" --ray-client-server-port={ports['client']} --dashboard-agent-listen-port={ports['agent']}"
              f" --metrics-export-port={ports['metrics']}")
