@@ -1,7 +1,7 @@
 """LiveOms: the durable intent -> order -> fill ledger of live and dry_live (SQLite, WAL, 0600).
 
-Owns the OMS schema (tables `oms_meta`, `intents`, `orders`, `order_events`, `fills`,
-`fill_links`, `cursors`, `reconcile_events`) and its version. The rules it enforces:
+The only writer of the OMS tables (schema, version and row records in `engine.oms_records`;
+a DB with another schema version is refused with OmsSchemaError). The rules it enforces:
 
 * An intent, with its client order id, is committed (fsync'd WAL, `synchronous=FULL`) before the
   caller may sign or send anything. The cloid is `exchange_client.cloid_for(intent_id)`.
@@ -31,8 +31,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +45,27 @@ from engine.exchange_client import (
     ExchangeRejected,
     cloid_for,
 )
+from engine.oms_records import (
+    _FILL_COLUMNS,
+    _INSERT_FILL,
+    _INTENT_COLUMNS,
+    _ORDER_COLUMNS,
+    _SCHEMA,
+    _SELECT_ORPHANS,
+    FILL_COMPLETE_RATIO,
+    SCHEMA_VERSION,
+    CreateResult,
+    FillSource,
+    IngestStats,
+    IntentRecord,
+    LedgerFill,
+    MatchedVia,
+    OmsSchemaError,
+    OrderRow,
+    fill_from_row,
+    intent_from_row,
+    order_from_row,
+)
 from engine.oms_states import (
     UNSETTLED,
     InvalidTransition,
@@ -55,143 +75,6 @@ from engine.oms_states import (
     venue_status_event,
 )
 from engine.sqlite_logger import open_db
-
-SCHEMA_VERSION = 1
-FILL_COMPLETE_RATIO = 0.999
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS oms_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS intents (
-    intent_id TEXT PRIMARY KEY,
-    cloid TEXT NOT NULL UNIQUE,
-    dedupe_key TEXT UNIQUE,
-    mode TEXT NOT NULL,
-    symbol TEXT NOT NULL,
-    action TEXT NOT NULL,
-    position_side TEXT NOT NULL,
-    is_buy INTEGER NOT NULL,
-    size_coins REAL NOT NULL,
-    limit_px REAL NOT NULL,
-    reduce_only INTEGER NOT NULL,
-    reference_price REAL NOT NULL,
-    leverage REAL NOT NULL,
-    reason TEXT NOT NULL,
-    decision_id TEXT,
-    event_ms INTEGER NOT NULL,
-    created_ms INTEGER NOT NULL,
-    meta_json TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS intents_symbol ON intents (symbol, created_ms);
-CREATE TABLE IF NOT EXISTS orders (
-    intent_id TEXT PRIMARY KEY REFERENCES intents (intent_id),
-    cloid TEXT NOT NULL UNIQUE,
-    symbol TEXT NOT NULL,
-    is_buy INTEGER NOT NULL,
-    state TEXT NOT NULL,
-    oid INTEGER,
-    requested_sz REAL NOT NULL,
-    filled_sz REAL NOT NULL DEFAULT 0,
-    created_ms INTEGER NOT NULL,
-    updated_ms INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS orders_state ON orders (state);
-CREATE INDEX IF NOT EXISTS orders_oid ON orders (oid);
-CREATE TABLE IF NOT EXISTS order_events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    intent_id TEXT NOT NULL,
-    event TEXT NOT NULL,
-    from_state TEXT NOT NULL,
-    to_state TEXT NOT NULL,
-    oid INTEGER,
-    recorded_ms INTEGER NOT NULL,
-    detail_json TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS order_events_intent ON order_events (intent_id, id);
-CREATE TABLE IF NOT EXISTS fills (
-    fill_key TEXT PRIMARY KEY,
-    hash TEXT NOT NULL,
-    tid INTEGER,
-    oid INTEGER NOT NULL,
-    cloid TEXT,
-    coin TEXT NOT NULL,
-    is_buy INTEGER NOT NULL,
-    px REAL NOT NULL,
-    sz REAL NOT NULL,
-    time_ms INTEGER NOT NULL,
-    start_position REAL NOT NULL,
-    dir TEXT NOT NULL,
-    closed_pnl REAL NOT NULL,
-    fee REAL NOT NULL,
-    fee_token TEXT,
-    crossed INTEGER NOT NULL,
-    source TEXT NOT NULL,
-    recorded_ms INTEGER NOT NULL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS fills_hash_tid ON fills (hash, tid) WHERE tid IS NOT NULL;
-CREATE INDEX IF NOT EXISTS fills_coin_time ON fills (coin, time_ms);
-CREATE INDEX IF NOT EXISTS fills_oid ON fills (oid);
-CREATE TABLE IF NOT EXISTS fill_links (
-    fill_key TEXT PRIMARY KEY REFERENCES fills (fill_key),
-    intent_id TEXT NOT NULL,
-    matched_via TEXT NOT NULL,
-    recorded_ms INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS fill_links_intent ON fill_links (intent_id);
-CREATE TABLE IF NOT EXISTS cursors (
-    name TEXT PRIMARY KEY,
-    value_ms INTEGER NOT NULL,
-    updated_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS exit_state (
-    symbol TEXT PRIMARY KEY,
-    trailing_sl REAL,
-    tp1_taken INTEGER NOT NULL,
-    updated_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS reconcile_events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind TEXT NOT NULL,
-    symbol TEXT,
-    intent_id TEXT,
-    recorded_ms INTEGER NOT NULL,
-    detail_json TEXT NOT NULL
-);
-"""
-
-_INTENT_COLUMNS = (
-    "intent_id", "cloid", "dedupe_key", "mode", "symbol", "action", "position_side", "is_buy",
-    "size_coins", "limit_px", "reduce_only", "reference_price", "leverage", "reason", "decision_id",
-    "event_ms", "created_ms", "meta_json",
-)  # fmt: skip
-_ORDER_COLUMNS = (
-    "intent_id", "cloid", "symbol", "is_buy", "state", "oid", "requested_sz", "filled_sz",
-    "created_ms", "updated_ms",
-)  # fmt: skip
-_FILL_COLUMNS = (
-    "fill_key", "hash", "tid", "oid", "cloid", "coin", "is_buy", "px", "sz", "time_ms",
-    "start_position", "dir", "closed_pnl", "fee", "fee_token", "crossed", "source", "recorded_ms",
-)  # fmt: skip
-
-_INSERT_FILL = f"INSERT OR IGNORE INTO fills ({', '.join(_FILL_COLUMNS)}) VALUES ({', '.join('?' * 18)})"
-_SELECT_ORPHANS = (
-    f"SELECT {', '.join('f.' + c for c in _FILL_COLUMNS)} FROM fills f "
-    "LEFT JOIN fill_links l ON l.fill_key = f.fill_key WHERE l.fill_key IS NULL ORDER BY f.time_ms"
-)
-
-
-class FillSource(StrEnum):
-    WS = "ws"
-    REST = "rest"
-
-
-class MatchedVia(StrEnum):
-    OID = "oid"
-    CLOID = "cloid"
-    TIME_PROXIMITY = "time_proximity"
-
-
-class OmsSchemaError(RuntimeError):
-    """The DB holds a different OMS schema version than this code: stop (config-class error)."""
 
 
 def _now_ms() -> int:
@@ -221,82 +104,6 @@ class OmsConfig:
                 "AI_QUANT_OMS_NOT_FOUND_GRACE_MS", 30_000, env, lo=1_000, hi=3_600_000
             ),
         )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class IntentRecord:
-    intent_id: str
-    cloid: str
-    dedupe_key: str | None
-    mode: str
-    symbol: str
-    action: str
-    position_side: str
-    is_buy: bool
-    size_coins: float
-    limit_px: float
-    reduce_only: bool
-    reference_price: float
-    leverage: float
-    reason: str
-    decision_id: str | None
-    event_ms: int
-    created_ms: int
-    meta_json: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class OrderRow:
-    intent_id: str
-    cloid: str
-    symbol: str
-    is_buy: bool
-    state: OrderState
-    oid: int | None
-    requested_sz: float
-    filled_sz: float
-    created_ms: int
-    updated_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class CreateResult:
-    intent: IntentRecord
-    duplicate: bool
-    state: OrderState
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LedgerFill:
-    fill_key: str
-    hash: str
-    tid: int | None
-    oid: int
-    cloid: str | None
-    coin: str
-    is_buy: bool
-    px: float
-    sz: float
-    time_ms: int
-    start_position: float
-    dir: str
-    closed_pnl: float
-    fee: float
-    fee_token: str | None
-    crossed: bool
-    source: str
-    recorded_ms: int
-
-
-@dataclass(slots=True)
-class IngestStats:
-    received: int = 0
-    inserted: int = 0
-    duplicates: int = 0
-    matched: int = 0
-    orphans: int = 0
-    anomalies: int = 0
-    new_fill_keys: list[str] = field(default_factory=list)
 
 
 def dedupe_key_for_open(symbol: str, position_side: str, candle_ms: int) -> str:
@@ -414,7 +221,7 @@ class LiveOms:
                     f"SELECT {', '.join(_INTENT_COLUMNS)} FROM intents WHERE dedupe_key=?", (dedupe_key,)
                 ).fetchone()
                 if existing is not None:
-                    old = _intent(existing)
+                    old = intent_from_row(existing)
                     state = conn.execute(
                         "SELECT state FROM orders WHERE intent_id=?", (old.intent_id,)
                     ).fetchone()
@@ -436,21 +243,21 @@ class LiveOms:
             row = self._conn.execute(
                 f"SELECT {', '.join(_INTENT_COLUMNS)} FROM intents WHERE intent_id=?", (intent_id,)
             ).fetchone()
-        return None if row is None else _intent(row)
+        return None if row is None else intent_from_row(row)
 
     def intents(self) -> list[IntentRecord]:
         with self._lock:
             rows = self._conn.execute(
                 f"SELECT {', '.join(_INTENT_COLUMNS)} FROM intents ORDER BY created_ms, intent_id"
             ).fetchall()
-        return [_intent(r) for r in rows]
+        return [intent_from_row(r) for r in rows]
 
     def intent_by_cloid(self, cloid: str) -> IntentRecord | None:
         with self._lock:
             row = self._conn.execute(
                 f"SELECT {', '.join(_INTENT_COLUMNS)} FROM intents WHERE cloid=?", (cloid.lower(),)
             ).fetchone()
-        return None if row is None else _intent(row)
+        return None if row is None else intent_from_row(row)
 
     # --- orders and transitions -------------------------------------------------------------
 
@@ -459,7 +266,7 @@ class LiveOms:
             row = self._conn.execute(
                 f"SELECT {', '.join(_ORDER_COLUMNS)} FROM orders WHERE intent_id=?", (intent_id,)
             ).fetchone()
-        return None if row is None else _order(row)
+        return None if row is None else order_from_row(row)
 
     def orders(self, states: Iterable[OrderState] | None = None) -> list[OrderRow]:
         """Return orders (optionally only those in `states`), oldest first."""
@@ -470,7 +277,7 @@ class LiveOms:
             sql += f" WHERE state IN ({', '.join('?' * len(args))})"
         with self._lock:
             rows = self._conn.execute(sql + " ORDER BY created_ms, intent_id", args).fetchall()
-        return [_order(r) for r in rows]
+        return [order_from_row(r) for r in rows]
 
     def unsettled(self) -> list[OrderRow]:
         """Orders in flight or live on the venue (NEW, UNKNOWN, ACCEPTED, PARTIAL, PENDING_CANCEL)."""
@@ -638,7 +445,7 @@ class LiveOms:
                     continue
                 stats.inserted += 1
                 stats.new_fill_keys.append(key)
-                if self._link_fill(conn, _ledger_fill(values), now, stats):
+                if self._link_fill(conn, fill_from_row(values), now, stats):
                     stats.matched += 1
                 else:
                     stats.orphans += 1
@@ -700,7 +507,7 @@ class LiveOms:
             rows = conn.execute(_SELECT_ORPHANS).fetchall()
             stats = IngestStats()
             for row in rows:
-                if self._link_fill(conn, _ledger_fill(row), now, stats):
+                if self._link_fill(conn, fill_from_row(row), now, stats):
                     linked += 1
         return linked
 
@@ -711,7 +518,7 @@ class LiveOms:
             sql, args = sql + " WHERE coin=?", (symbol,)
         with self._lock:
             rows = self._conn.execute(sql + " ORDER BY time_ms, fill_key", args).fetchall()
-        return [_ledger_fill(r) for r in rows]
+        return [fill_from_row(r) for r in rows]
 
     def fills_after_rowid(self, rowid: int, limit: int) -> list[tuple[int, LedgerFill]]:
         """Return up to `limit` fills inserted after `rowid` (insertion order), with their rowids."""
@@ -720,7 +527,7 @@ class LiveOms:
                 f"SELECT rowid, {', '.join(_FILL_COLUMNS)} FROM fills WHERE rowid > ? ORDER BY rowid LIMIT ?",
                 (int(rowid), int(limit)),
             ).fetchall()
-        return [(int(r[0]), _ledger_fill(r[1:])) for r in rows]
+        return [(int(r[0]), fill_from_row(r[1:])) for r in rows]
 
     def fill_links(self) -> dict[str, tuple[str, str]]:
         """Return {fill_key: (intent_id, matched_via)}."""
@@ -731,7 +538,7 @@ class LiveOms:
     def orphan_fills(self) -> list[LedgerFill]:
         with self._lock:
             rows = self._conn.execute(_SELECT_ORPHANS).fetchall()
-        return [_ledger_fill(r) for r in rows]
+        return [fill_from_row(r) for r in rows]
 
     def ledger_positions(self, *, explained_only: bool = True) -> dict[str, float]:
         """Return the signed net size per coin (long > 0) implied by the fills linked to our intents
@@ -753,7 +560,7 @@ class LiveOms:
                 "WHERE i.symbol=? AND i.action='OPEN' AND o.filled_sz > 0 ORDER BY i.created_ms DESC LIMIT 1",
                 (symbol,),
             ).fetchone()
-        return None if row is None else _intent(row)
+        return None if row is None else intent_from_row(row)
 
     # --- exit state (strategy-owned fields of a live position) -------------------------------
 
@@ -828,24 +635,3 @@ class LiveOms:
         self, conn: sqlite3.Connection, kind: str, symbol: str, intent_id: str, exc: InvalidTransition
     ) -> None:
         self._event(conn, kind, symbol, intent_id, {"state": str(exc.state), "event": str(exc.event)})
-
-
-def _intent(row: tuple[Any, ...]) -> IntentRecord:
-    d = dict(zip(_INTENT_COLUMNS, row, strict=True))
-    d["is_buy"] = bool(d["is_buy"])
-    d["reduce_only"] = bool(d["reduce_only"])
-    return IntentRecord(**d)
-
-
-def _order(row: tuple[Any, ...]) -> OrderRow:
-    d = dict(zip(_ORDER_COLUMNS, row, strict=True))
-    d["is_buy"] = bool(d["is_buy"])
-    d["state"] = OrderState(d["state"])
-    return OrderRow(**d)
-
-
-def _ledger_fill(row: tuple[Any, ...]) -> LedgerFill:
-    d = dict(zip(_FILL_COLUMNS, row, strict=True))
-    d["is_buy"] = bool(d["is_buy"])
-    d["crossed"] = bool(d["crossed"])
-    return LedgerFill(**d)
