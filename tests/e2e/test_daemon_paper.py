@@ -211,10 +211,18 @@ def test_restart_after_kill9_and_sigterm_resumes_and_lock_refuses_second(tmp_pat
     db = tmp_path / "state" / "trading_paper.db"
     first = daemons(env, "first")
     first.wait_log("engine started", timeout=60)
-    first.wait_for(
-        lambda: db_rows(db, "SELECT COUNT(*) FROM position_state")[:1] not in ([], [(0,)]),
-        timeout=90, label="an open position",
-    )  # fmt: skip
+
+    def paused_with_a_position() -> bool:
+        # Freeze the daemon (its lock stays held) at a moment when the DB shows an open position.
+        if db_rows(db, "SELECT COUNT(*) FROM position_state")[:1] in ([], [(0,)]):
+            return False
+        os.kill(first.pid, signal.SIGSTOP)
+        if db_rows(db, "SELECT COUNT(*) FROM position_state")[:1] in ([], [(0,)]):
+            os.kill(first.pid, signal.SIGCONT)
+            return False
+        return True
+
+    first.wait_for(paused_with_a_position, timeout=90, label="an open position")
 
     second = daemons(env, "second")
     assert second.proc.wait(timeout=60) == 2
