@@ -133,6 +133,18 @@ class OmsReconciler:
             return None
         return self.run()
 
+    def run_until_settled(
+        self, timeout_secs: float = 60.0, poll_secs: float = 0.5, sleep: Callable[[float], None] = time.sleep
+    ) -> ReconcileReport:
+        """Start-up: run until the verdict is CLEAN or MISMATCH (settled), or the timeout passes
+        (then the last UNKNOWN report is returned). Trade only when the result is `clean`."""
+        deadline = time.monotonic() + timeout_secs
+        report = self.run()
+        while report.verdict is ReconcileVerdict.UNKNOWN and time.monotonic() < deadline:
+            sleep(poll_secs)
+            report = self.run()
+        return report
+
     def on_reconnect(self) -> ReconcileReport:
         """The venue does not replay events across a WS reconnect: reconcile now."""
         return self.run()

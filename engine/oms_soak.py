@@ -62,13 +62,7 @@ def _reconciler(oms: LiveOms, parts: VenueBrokerParts, user: str) -> OmsReconcil
 
 
 def reconcile_until_clean(reconciler: OmsReconciler, timeout_secs: float = 15.0) -> ReconcileReport:
-    """Run the reconciler until it reports CLEAN or MISMATCH (a settled answer); poll while UNKNOWN."""
-    deadline = time.monotonic() + timeout_secs
-    report = reconciler.run()
-    while report.verdict == "unknown" and time.monotonic() < deadline:
-        time.sleep(0.1)
-        report = reconciler.run()
-    return report
+    return reconciler.run_until_settled(timeout_secs, poll_secs=0.1)
 
 
 def child(base_url: str, key_file: Path, db: Path, steps: int, notional_usd: float) -> int:
