@@ -142,8 +142,8 @@ def parse_user_state(body: Any, request: str = "clearinghouseState") -> UserStat
 
 
 @dataclass(frozen=True, slots=True)
-class OpenOrder:
-    """A resting order (`openOrders`); `sz` is the remaining size."""
+class _RestingOrder:
+    """The fields every resting-order shape starts with; `sz` is the remaining size."""
 
     coin: str
     side: VenueSide
@@ -151,21 +151,21 @@ class OpenOrder:
     sz: float
     oid: int
     timestamp_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class OpenOrder(_RestingOrder):
+    """A resting order (`openOrders`); `sz` is the remaining size."""
+
     orig_sz: float | None = None
     cloid: str | None = None
     reduce_only: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class FrontendOpenOrder:
+class FrontendOpenOrder(_RestingOrder):
     """A resting order with the UI extras (`frontendOpenOrders`), including trigger children."""
 
-    coin: str
-    side: VenueSide
-    limit_px: float
-    sz: float
-    oid: int
-    timestamp_ms: int
     orig_sz: float
     reduce_only: bool
     order_type: str
