@@ -99,6 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("%s", exc)
         print(f"engine.daemon: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except Exception as exc:  # start-up or loop failure: everything started was already stopped
+        log.exception("daemon failed: %s", exc)
+        print(f"engine.daemon: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -217,6 +217,7 @@ def run_paper(env: MutableMapping[str, str], mode: Mode, stop: StopFlag) -> int:
         alerter.send(AlertKind.RESTART, "engine started", {"run_id": run_id, "venue": runtime.venue.value})
         _loop(engine, waiter, watchdog, stop, settings.loop_target_secs)
         log.info("shutting down signal=%s", stop.signal_name)
+        alerter.send(AlertKind.SHUTDOWN, "engine stopping", {"run_id": run_id, "signal": stop.signal_name})
         return 0
     finally:
         watchdog.stopping()
