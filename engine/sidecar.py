@@ -482,7 +482,8 @@ class Sidecar:
         self._backfill_total = len(self.symbols)
         stopper = asyncio.create_task(stop.wait(), name="stop")
         done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        crashed = next((t for t in done if t is not stopper), None)
+        stopping = stop.is_set()  # once stop is set the loops return by themselves: not a crash
+        crashed = next((t for t in done if t is not stopper and not (stopping and _ended_cleanly(t))), None)
         stop.set()  # a task that ended by itself is a bug: stop everything, then crash (crash-only)
         self._wake.set()
         tasks[0].cancel()
@@ -495,6 +496,10 @@ class Sidecar:
         if crashed is not None:
             error = crashed.exception() if not crashed.cancelled() else None
             raise RuntimeError(f"sidecar task {crashed.get_name()} ended unexpectedly") from error
+
+
+def _ended_cleanly(task: asyncio.Task[Any]) -> bool:
+    return not task.cancelled() and task.exception() is None
 
 
 def vars_of(stats: SidecarStats) -> dict[str, Any]:
