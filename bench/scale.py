@@ -8,7 +8,9 @@ there) and the shards on worker nodes.
 - baseline "1_node": one worker node with `--cpus-per-node x 2` logical CPUs; both shards on it;
 - "2_nodes": two worker nodes with `--cpus-per-node` CPUs each; Ray spreads the shards
   (RAY_scheduler_spread_threshold=0.0, as ray_cluster.yaml sets on the head).
-The shard count, the symbols, the history and the timed ticks are the same in both layouts.
+The shard count, the symbols, the history and the per-tick work are the same in both layouts,
+which alternate `--rounds` times (the machine is shared, so a single pass mostly measures
+whoever else was busy at that moment; `loadavg_1m_after` is recorded with every run).
 Each timed tick: the "sidecar" writes one closed candle per symbol (untimed); then the clock
 runs while the driver reads all close keys in one round trip, sends one evaluate per shard and
 ranks the decisions. During the run the dashboard state API (cluster.cluster_health) must
@@ -143,6 +145,7 @@ def run_layout(label: str, worker_cpus: list[int], args: argparse.Namespace, red
     total_secs = sum(latencies) / 1000.0
     return {
         "layout": label, "worker_nodes": len(worker_cpus), "worker_cpus": worker_cpus,
+        "loadavg_1m_after": round(os.getloadavg()[0], 2), "tick_ms": [round(x, 1) for x in latencies],
         "tick_ms_p50": round(statistics.median(latencies), 2), "tick_ms_p90": round(_pct(latencies, 0.9), 2),
         "tick_ms_max": round(max(latencies), 2),
         "symbols_per_sec": round(len(symbols) * len(latencies) / total_secs),
@@ -165,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ticks", type=int, default=15)
     parser.add_argument("--warm-bars", type=int, default=260)
     parser.add_argument("--checkpoint-every", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="alternate the layouts this many times (the box is shared: shows the noise)")
     parser.add_argument("--prefix", default="bench-scale")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -180,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                            "warm_bars": args.warm_bars, "results": []}
     names = symbol_names(args.symbols)
     per_layout = SETTLE_TICKS + args.ticks
-    bars = args.warm_bars + 2 * per_layout + 1
+    bars = args.warm_bars + 2 * args.rounds * per_layout + 1
     hist = {s: series(i, bars) for i, s in enumerate(names)}
     hist["BTC"] = series(0, bars, anchor=True)
     with tempfile.TemporaryDirectory(prefix="aiqs-", dir="/tmp") as tmp:
@@ -193,22 +198,36 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             _write_history(client, layout, hist, args.warm_bars)
             out["redis_load_secs"] = round(time.perf_counter() - t0, 1)
-            # The second layout restores the first one's final checkpoints (a planned restart),
-            # then runs the next ticks: the same per-tick work, one new candle per symbol.
-            plan = [("1_node", [args.cpus_per_node * 2], args.warm_bars),
-                    ("2_nodes", [args.cpus_per_node] * 2, args.warm_bars + per_layout)]
-            for label, cpus, first_bar in plan:
-                out["results"].append(run_layout(label, cpus, args, server.url, client, hist, first_bar))
-                if not args.json:
-                    print(json.dumps(out["results"][-1]), file=sys.stderr)
+            # Each run after the first restores the previous run's final checkpoints (a planned
+            # restart), then runs the next ticks: the same per-tick work, one new candle per symbol.
+            layouts = [("1_node", [args.cpus_per_node * 2]), ("2_nodes", [args.cpus_per_node] * 2)]
+            first_bar = args.warm_bars
+            for round_no in range(args.rounds):
+                for label, cpus in layouts:
+                    result = run_layout(label, cpus, args, server.url, client, hist, first_bar)
+                    result["round"] = round_no
+                    out["results"].append(result)
+                    first_bar += per_layout
+                    if not args.json:
+                        print(json.dumps(result), file=sys.stderr)
         finally:
             client.close()
             server.stop()
-    one, two = out["results"]
+    summary = {}
+    for label in ("1_node", "2_nodes"):
+        ticks = [t for r in out["results"] if r["layout"] == label for t in r["tick_ms"]]
+        summary[label] = {"tick_ms_p50": round(statistics.median(ticks), 2),
+                          "symbols_per_sec": round(args.symbols * len(ticks) / (sum(ticks) / 1000.0)),
+                          "ticks": len(ticks)}
+    out["summary"] = summary
+    one, two = summary["1_node"], summary["2_nodes"]
     out["ratio_2_nodes_vs_1_node"] = {
         "tick_ms_p50": round(two["tick_ms_p50"] / one["tick_ms_p50"], 3),
         "symbols_per_sec": round(two["symbols_per_sec"] / one["symbols_per_sec"], 3),
     }
+    out["dashboard_all_shards_alive_every_run"] = all(
+        r["dashboard_shards"]["healthy"] and r["dashboard_shards"]["healthy_after_ticks"]
+        and not r["dashboard_shards"]["on_head"] for r in out["results"])
     print(json.dumps(out, indent=None if args.json else 2))
     return 0
 
