@@ -170,4 +170,6 @@ class TickResult:
 
 def rank_decisions(decisions: Iterable[ShardDecision]) -> list[ShardDecision]:
     """Return actionable decisions sorted by score descending, then symbol."""
-    return sorted((d for d in decisions if d.actionable), key=lambda d: (-d.score, d.symbol))
+    ok, neutral = DecisionStatus.OK, Signal.NEUTRAL  # `actionable` inlined: 10,000 property calls a tick
+    return sorted((d for d in decisions if d.status is ok and d.signal is not neutral),
+                  key=lambda d: (-d.score, d.symbol))
