@@ -7,7 +7,8 @@ next bar's open, which is what the replay fills at (`--fill next_open`). Funding
 candles carry no funding history) and fills use the mid (no BBO), so both price every fill with
 the same fill model. The candles the daemon saw (history included) are exported from the
 simulator's candleSnapshot and replayed with the same warm-up; the two ledgers must match trade
-for trade: kind, symbol, side, size, price, fee, PnL, reason and bar.
+for trade (kind, symbol, side, size, price, fee, PnL, reason) and every entry was decided on
+the same candle.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ import redis
 import requests
 
 from cluster.redis_layout import RedisLayout
-from engine.enums import Mode
+from engine.enums import DecisionEventType, DecisionStatus, Mode
+from engine.event_logger import EventLogger
 from engine.replay import trade_rows
 from engine.trade_store import TradeStore
 from tests.e2e.test_daemon_paper import ROOT, daemon_env
@@ -39,7 +41,7 @@ global:
   trade: {entry_min_confidence: low, use_bbo_for_fills: false}
 """
 HISTORY = 200  # = AI_QUANT_LOOKBACK_BARS: what the sidecar backfills and the shards start from
-STEPS = 75
+STEPS = 60
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00Z, a bar boundary
 BAR_MS = 300_000
 SYMBOLS = ("ETH", "LTC", "XMR", "DASH")
@@ -122,6 +124,7 @@ def test_paper_run_equals_replay_trade_for_trade(tmp_path, daemons):
     done = subprocess.run(
         [sys.executable, "-m", "engine.replay", "--data", str(tmp_path / "data"), "--interval", "5m",
          "--warmup", str(HISTORY), "--yaml", str(tmp_path / "strategy.yaml"), "--ledger", "--shards", "1",
+         "--db", str(tmp_path / "replay.db"),
          "--sz-decimals", decimals],
         cwd=ROOT, env=replay_env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
@@ -132,7 +135,20 @@ def test_paper_run_equals_replay_trade_for_trade(tmp_path, daemons):
 
     def key(row: dict) -> tuple:
         return (row["kind"], row["symbol"], row["side"], round(row["size"], 8), round(row["price"], 8),
-                round(row["fee_usd"], 8), round(row["pnl_usd"], 6), row["reason"],
-                row["event_ms"] // BAR_MS)  # fmt: skip
+                round(row["fee_usd"], 8), round(row["pnl_usd"], 6), row["reason"])  # fmt: skip
 
     assert [key(r) for r in paper] == [key(r) for r in replay]
+    # Entries were decided on the same candles (fill rows carry the tick time, which in the daemon is
+    # the venue clock, not a candle boundary; the decision carries the candle key).
+    assert _entry_keys(tmp_path / "state" / "trading_paper.db") == _entry_keys(tmp_path / "replay.db")
+
+
+def _entry_keys(db: Path) -> list[tuple[str, int]]:
+    store = TradeStore.open(db, Mode.PAPER)
+    try:
+        return [
+            (e.symbol, e.event_ms) for e in EventLogger(store.connection, Mode.PAPER).events()
+            if e.event_type is DecisionEventType.ENTRY_SIGNAL and e.status is DecisionStatus.EXECUTED
+        ]  # fmt: skip
+    finally:
+        store.close()
