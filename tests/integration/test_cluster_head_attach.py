@@ -27,7 +27,7 @@ from tests.integration.cluster_scripts.common import (
     wait_no_tagged,
 )
 
-TIMEOUT_SECS = 240
+TIMEOUT_SECS = 180
 
 
 @pytest.fixture

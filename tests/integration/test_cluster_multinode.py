@@ -26,7 +26,7 @@ from tests.integration.cluster_scripts.common import (
     wait_no_tagged,
 )
 
-TIMEOUT_SECS = 150
+TIMEOUT_SECS = 120
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from tests.integration.cluster_scripts.common import (
     wait_no_tagged,
 )
 
-TIMEOUT_SECS = 200
+TIMEOUT_SECS = 150
 
 
 def _missing() -> str | None:

@@ -109,11 +109,11 @@ def run_daemon(out: dict[str, Any], tmp: Path, gcs: int, dashboard: int) -> None
     text = lambda: log.read_text(errors="replace")  # noqa: E731
     t0 = time.monotonic()
     try:
-        attach = wait_for(lambda: re.search(r"ray (\w+) address=(\S+) namespace=(\S+)", text()), 120,
+        attach = wait_for(lambda: re.search(r"ray (\w+) address=(\S+) namespace=(\S+)", text()), 90,
                           "daemon never connected to Ray")
         out["daemon_ray"] = {"attachment": attach.group(1), "address": attach.group(2),
                              "namespace": attach.group(3)}
-        wait_for(lambda: len(TICK.findall(text())) >= 3 and proc.poll() is None, 120,
+        wait_for(lambda: len(TICK.findall(text())) >= 3 and proc.poll() is None, 90,
                  "daemon never ticked 3 times")
         client = DashboardClient(f"http://127.0.0.1:{dashboard}")
         health = wait_for(lambda: (h := shard_health(client, attach.group(3), N_SHARDS)).healthy and h, 30,

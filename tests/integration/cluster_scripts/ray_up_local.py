@@ -131,7 +131,7 @@ def scenario(out: dict[str, Any], tmp: Path, tag: str) -> None:
     config.write_text(yaml.safe_dump(variant))
     cli_env = dict(os.environ, PATH=f"{bin_dir}:{VENV_BIN}:/usr/bin:/bin:/usr/sbin:/sbin")
     out["ray_up"] = ray_cli(["up", str(config), "-y", "--no-config-cache", "--disable-usage-stats"],
-                            cli_env, tmp / "ray_up.log", 150)
+                            cli_env, tmp / "ray_up.log", 90)
     out["ray_up_log_tail"] = (tmp / "ray_up.log").read_text(errors="replace")[-2500:]
     if out["ray_up"][0] != 0:
         return
@@ -140,7 +140,7 @@ def scenario(out: dict[str, Any], tmp: Path, tag: str) -> None:
     out["nodes"] = [{"ip": n.node_ip, "head": n.is_head, "state": n.state,
                      "cpus": n.resources_total.get("CPU", 0.0)} for n in nodes]
     out["bootstrap_in_private_home"] = (tmp / "home" / "ray_bootstrap_config.yaml").is_file()
-    out["ray_down"] = ray_cli(["down", str(config), "-y"], cli_env, tmp / "ray_down.log", 90)
+    out["ray_down"] = ray_cli(["down", str(config), "-y"], cli_env, tmp / "ray_down.log", 60)
     out["gcs_up_after_down"] = port_open(ports["gcs"])
 
 
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         # The pitfall: `ray down` with the local provider can leave Ray running. `ray stop` here
         # is safe: this PID namespace holds only our processes.
-        out["ray_stop_local"] = ray_cli(["stop"], dict(os.environ), tmp / "ray_stop.log", 90)
+        out["ray_stop_local"] = ray_cli(["stop"], dict(os.environ), tmp / "ray_stop.log", 60)
         ours = (1, os.getpid())
         sshd_pid = out.get("sshd_pid")
         if sshd_pid:
