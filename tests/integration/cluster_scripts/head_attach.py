@@ -106,14 +106,19 @@ def run_daemon(out: dict[str, Any], tmp: Path, gcs: int, dashboard: int) -> None
     with open(log, "w") as fh:
         proc = subprocess.Popen([sys.executable, "-m", "engine.daemon"], cwd=PROJECT_ROOT,
                                 env=daemon_env(tmp, gcs), stdout=fh, stderr=subprocess.STDOUT)
-    text = lambda: log.read_text(errors="replace")  # noqa: E731
     t0 = time.monotonic()
+
+    def text() -> str:
+        if proc.poll() is not None and "shutting down" not in (body := log.read_text(errors="replace")):
+            raise RuntimeError(f"daemon exited early with {proc.returncode}:\n{body[-3000:]}")
+        return log.read_text(errors="replace")
+
     try:
         attach = wait_for(lambda: re.search(r"ray (\w+) address=(\S+) namespace=(\S+)", text()), 90,
                           "daemon never connected to Ray")
         out["daemon_ray"] = {"attachment": attach.group(1), "address": attach.group(2),
                              "namespace": attach.group(3)}
-        wait_for(lambda: len(TICK.findall(text())) >= 3 and proc.poll() is None, 90,
+        wait_for(lambda: len(TICK.findall(text())) >= 3, 90,
                  "daemon never ticked 3 times")
         client = DashboardClient(f"http://127.0.0.1:{dashboard}")
         health = wait_for(lambda: (h := shard_health(client, attach.group(3), N_SHARDS)).healthy and h, 30,
@@ -126,8 +131,9 @@ def run_daemon(out: dict[str, Any], tmp: Path, gcs: int, dashboard: int) -> None
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
-        out["daemon_ticks"] = [[int(x) for x in m] for m in TICK.findall(text())]
-        out["daemon_log_tail"] = text()[-3000:]
+        body = log.read_text(errors="replace")
+        out["daemon_ticks"] = [[int(x) for x in m] for m in TICK.findall(body)]
+        out["daemon_log_tail"] = body[-3000:]
     out["head_up_after_daemon_exit"] = port_open(gcs)
     after = wait_for(lambda: (h := shard_health(client, attach.group(3), N_SHARDS)).not_alive and h, 30,
                      "shards still ALIVE after the daemon stopped")
