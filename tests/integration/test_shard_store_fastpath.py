@@ -62,6 +62,25 @@ def test_malformed_member_raises_layout_error_naming_the_key(redis_client: Any) 
         store.read_since({"A": a[5].t})
 
 
+@pytest.mark.parametrize(("field", "value", "error"), [
+    (6, -1.0, "negative volume"), (3, 0.0, "below low"), (5, "NaN", "not finite"), (1, 0, "close time"),
+])
+def test_invalid_candle_values_fail_like_the_candle_constructor(
+    redis_client: Any, field: int, value: Any, error: str
+) -> None:
+    layout = RedisLayout(PREFIX, keep_bars=30)
+    store = RedisShardStore(redis_client, layout, INTERVAL)
+    a = series(0, 10)
+    _write(redis_client, layout, "A", a)
+    c = a[-1]
+    payload = [c.t + 300_000, c.close_ms + 300_000, c.o, c.h, c.l, c.c, c.v, c.n]
+    payload[field] = value
+    member = "[" + ",".join(str(x) for x in payload) + "]"
+    redis_client.zadd(layout.candles_key("A", INTERVAL), {member: c.t + 300_000})
+    with pytest.raises(LayoutError, match=error):
+        store.read_since({"A": a[5].t})
+
+
 def test_checkpoints_written_in_one_mset_read_back_bit_exact(redis_client: Any) -> None:
     layout = RedisLayout(PREFIX)
     store = RedisShardStore(redis_client, layout, INTERVAL)
