@@ -73,6 +73,7 @@ class ChildProcess:
             text=True,
             bufsize=1,
             preexec_fn=_die_with_parent,
+            start_new_session=True,  # a terminal Ctrl-C reaches the daemon only; it stops us in order
         )
         self._reader = threading.Thread(target=self._pump, name=f"{self.name}-output", daemon=True)
         self._reader.start()

@@ -119,6 +119,7 @@ class EmbeddedRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             preexec_fn=_die_with_parent,
+            start_new_session=True,  # a terminal Ctrl-C reaches the daemon only; it stops us in order
         )
         self._wait_ready()
         log.info("embedded redis-server pid=%s listening on %s", self._proc.pid, self.url)
