@@ -80,7 +80,8 @@ class EmbeddedRedis:
         appendonly: bool = True,
         startup_timeout_secs: float = 10.0,
     ) -> None:
-        self.state_dir = Path(state_dir)
+        # Absolute: redis-server chdirs to --dir before opening --logfile, so a relative path breaks.
+        self.state_dir = Path(state_dir).resolve()
         self.host = host
         self.port = port
         self.appendonly = appendonly

@@ -59,3 +59,12 @@ def test_embedded_redis_refuses_a_taken_port(tmp_path: Path) -> None:
         second = EmbeddedRedis(tmp_path / "b", port=first.port, startup_timeout_secs=3)
         with pytest.raises(Exception, match="redis-server"):
             second.start()
+
+
+def test_embedded_redis_accepts_a_relative_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with EmbeddedRedis("state/redis") as server:
+        client = redis.Redis.from_url(server.url)
+        assert client.ping()
+        client.close()
+    assert (tmp_path / "state" / "redis" / "redis.log").is_file()
