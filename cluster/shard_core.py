@@ -146,8 +146,9 @@ class _SymbolState:
 
     def checkpoint_due(self, every: int) -> bool:
         """True every `every` bars (offset by the symbol's phase), or when 2x`every` behind."""
-        behind = self.ind.bars - self.ckpt_bars
-        return behind >= 2 * every or (behind > 0 and (self.ind.bars + self.phase) % every == 0)
+        bars = self.ind.bars
+        behind = bars - self.ckpt_bars
+        return behind >= 2 * every or (behind > 0 and (bars + self.phase) % every == 0)
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -280,7 +281,8 @@ class ShardCore:
                 record = no_signal(symbol, key, DecisionStatus.STORE_UNAVAILABLE, self.index)
             records.append(record or self._evaluate_symbol(symbol, key, None, symbol in want_snapshot))
         every = self._settings.checkpoint_every
-        due = [s for s in batch if s in self._states and self._states[s].checkpoint_due(every)]
+        states = self._states
+        due = [s for s in batch if (st := states.get(s)) is not None and st.checkpoint_due(every)]
         if due:
             try:
                 self.checkpoint(due)
@@ -362,11 +364,15 @@ class ShardCore:
             self._states[symbol] = state
             self.rehydrated["gap"] += 1
             self._metrics.rehydrates(self.index, "gap", 1)
-        for candle in fresh:
-            if candle.t > key:
-                break
-            state.apply(candle)
-            self.candles_applied += 1
+        applied = 0
+        try:
+            for candle in fresh:
+                if candle.t > key:
+                    break
+                state.apply(candle)
+                applied += 1
+        finally:
+            self.candles_applied += applied
         return state
 
     def _evaluate_symbol(
