@@ -1,0 +1,214 @@
+"""`python -m engine.daemon` in dry_live and live against a loopback simulator, with a fresh test
+wallet in a 0600 secrets file (issue 6 acceptance 1 and the dry_live "never POSTs" proof).
+
+The simulator is started by the test (not by the daemon) so that it outlives the daemon: after
+SIGTERM the venue's view of the wallet (`clearinghouseState`, `userFills`) is compared with the
+daemon's ledger (OMS fills and the exported trades table). Every test also greps the daemon's
+output and every file in its state dir for the secret key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+
+from engine.live_gates import ENV_LIVE_CONFIRM, ENV_LIVE_ENABLE, LIVE_CONFIRM_PHRASE
+from engine.oms import LiveOms, OmsConfig
+from tests.e2e.test_daemon_paper import Daemon, db_rows
+from tests.fixtures.sim_fixtures import SimulatorProcess, start_simulator
+
+YAML = """
+global:
+  engine: {interval: 5m}
+  trade: {entry_min_confidence: low}
+"""
+# 5m candles, one every 0.25 s of wall time; enough history for the sidecar's backfill.
+SIM_ARGS = ["--speed", "1200", "--seed", "7", "--history-bars", "300", "--rate-limit-per-min", "0"]
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[SimulatorProcess]:
+    process = start_simulator(SIM_ARGS, tmp_path / "sim")
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def wallet(tmp_path: Path) -> tuple[str, str, Path]:
+    """(address, key hex without 0x, secrets path): a fresh key in a 0600 file."""
+    account = Account.create()
+    key_hex = account.key.hex().removeprefix("0x").lower()
+    path = tmp_path / "secrets.json"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump({"secret_key": "0x" + key_hex, "main_address": account.address}, out)
+    return account.address, key_hex, path
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[Daemon]]:
+    started: list[Daemon] = []
+    yield started
+    for daemon in started:
+        daemon.cleanup()
+
+
+def start_daemon(
+    started: list[Daemon], tmp: Path, sim: SimulatorProcess, secrets: Path, mode: str, **extra: str
+) -> Daemon:
+    yaml_path = tmp / "strategy.yaml"
+    yaml_path.write_text(YAML)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AI_QUANT_", "HL_", "RAY_ADDRESS"))}
+    env.update(
+        AI_QUANT_MODE=mode,
+        AI_QUANT_HL_BASE_URL=sim.base_url,
+        AI_QUANT_SECRETS_PATH=str(secrets),
+        AI_QUANT_STATE_DIR=str(tmp / "state"),
+        AI_QUANT_STRATEGY_YAML=str(yaml_path),
+        AI_QUANT_INTERVAL="5m",
+        AI_QUANT_TOP_N="4",
+        AI_QUANT_LOOP_TARGET_SECS="0.5",
+        AI_QUANT_EXECUTOR="inprocess",
+        AI_QUANT_SHARDS="1",
+        AI_QUANT_ALERT_TARGETS="discord:#alerts",
+        AI_QUANT_ALERT_DRY_RUN="1",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    daemon = Daemon(env, tmp / f"daemon-{mode}.log")
+    started.append(daemon)
+    return daemon
+
+
+def order_states(db: Path) -> dict[str, int]:
+    return dict(db_rows(db, "SELECT state, COUNT(*) FROM orders GROUP BY state"))  # type: ignore[arg-type]
+
+
+def trade_kinds(db: Path) -> dict[str, int]:
+    return dict(db_rows(db, "SELECT kind, COUNT(*) FROM trades GROUP BY kind"))  # type: ignore[arg-type]
+
+
+def assert_secret_nowhere(daemon: Daemon, state_dir: Path, key_hex: str) -> int:
+    """The key (any case, with or without 0x) is in no output and no file; return files scanned."""
+    needles = (key_hex.lower().encode(), key_hex.upper().encode())
+    assert not any(n in daemon.log_path.read_bytes() for n in needles), "secret key in daemon output"
+    scanned = 0
+    for path in state_dir.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert not any(n in data for n in needles), f"secret key in {path}"
+            scanned += 1
+    return scanned
+
+
+def test_dry_live_signs_and_records_would_send_but_never_posts(tmp_path, sim, wallet, daemons):
+    user, key_hex, secrets = wallet
+    daemon = start_daemon(
+        daemons,
+        tmp_path,
+        sim,
+        secrets,
+        "dry_live",
+        **{ENV_LIVE_ENABLE: "1", ENV_LIVE_CONFIRM: LIVE_CONFIRM_PHRASE},
+    )
+    db = tmp_path / "state" / "trading_dry_live.db"
+    daemon.wait_log(r"start-up reconcile verdict=clean", timeout=30)
+    daemon.wait_for(
+        lambda: order_states(db).get("WOULD_SEND", 0) >= 1, timeout=45, label="a WOULD_SEND order"
+    )
+    assert sim.state()["exchange_posts"] == 0
+    assert daemon.terminate() == 0
+
+    states = order_states(db)
+    assert set(states) == {"WOULD_SEND"}, states  # every order signed and recorded, none sent
+    assert sim.state()["exchange_posts"] == 0
+    assert sim.info({"type": "userFills", "user": user}).json() == []
+    assert trade_kinds(db) == {}
+    assert assert_secret_nowhere(daemon, tmp_path / "state", key_hex) > 0
+
+
+def test_live_gates_open_fills_entries_and_exits_and_ledger_equals_venue(tmp_path, sim, wallet, daemons):
+    user, key_hex, secrets = wallet
+    daemon = start_daemon(
+        daemons,
+        tmp_path,
+        sim,
+        secrets,
+        "live",
+        **{ENV_LIVE_ENABLE: "1", ENV_LIVE_CONFIRM: LIVE_CONFIRM_PHRASE},
+    )
+    db = tmp_path / "state" / "trading_live.db"
+    daemon.wait_log(r"venue broker ready mode=live .* gate=open may_send=True", timeout=30)
+    daemon.wait_for(
+        lambda: trade_kinds(db).get("CLOSE", 0) >= 1, timeout=50, label="an entry and an exit filled"
+    )  # fmt: skip
+    assert daemon.terminate() == 0
+    assert "shutdown reconcile verdict=clean" in daemon.text()
+
+    venue_fills = sim.info({"type": "userFills", "user": user}).json()
+    venue_state = sim.info({"type": "clearinghouseState", "user": user}).json()
+    venue_positions = {
+        p["position"]["coin"]: float(p["position"]["szi"])
+        for p in venue_state["assetPositions"]
+        if float(p["position"]["szi"]) != 0
+    }
+    assert sim.state()["exchange_posts"] >= len(venue_fills) >= 2
+
+    oms = LiveOms(db, mode="live", config=OmsConfig(synchronous_full=False))
+    try:
+        ledger = oms.ledger_positions()
+        ledger_fills = oms.fills()
+    finally:
+        oms.close()
+    # Every venue fill is in the ledger, each linked to one of our signed orders (cloid).
+    assert {(f["hash"], f["tid"]) for f in venue_fills} == {(f.hash, f.tid) for f in ledger_fills}
+    assert len(db_rows(db, "SELECT * FROM fill_links")) == len(venue_fills)
+    assert ledger.keys() == venue_positions.keys()
+    for coin, szi in venue_positions.items():
+        assert ledger[coin] == pytest.approx(szi, abs=1e-9)
+
+    # The trades table (what reports and the re-entry cooldown read) holds the same fills and nets
+    # to the same positions.
+    rows = db_rows(db, "SELECT kind, symbol, position_side, size_coins FROM trades WHERE mode='live'")
+    assert len(rows) == len(venue_fills)
+    net: dict[str, float] = {}
+    for kind, symbol, side, size in rows:
+        sign = (1 if kind in ("OPEN", "ADD") else -1) * (1 if side == "LONG" else -1)
+        net[symbol] = net.get(symbol, 0.0) + sign * size
+    assert {c: round(s, 9) for c, s in net.items() if abs(s) > 1e-12} == {
+        c: round(s, 9) for c, s in venue_positions.items()
+    }
+    assert {"OPEN", "CLOSE"} <= set(trade_kinds(db))
+    assert order_states(db).get("FILLED", 0) == len({f["oid"] for f in venue_fills})
+    assert assert_secret_nowhere(daemon, tmp_path / "state", key_hex) > 0
+
+
+def test_live_with_gates_closed_sends_nothing(tmp_path, sim, wallet, daemons):
+    user, key_hex, secrets = wallet
+    daemon = start_daemon(daemons, tmp_path, sim, secrets, "live", **{ENV_LIVE_ENABLE: "1"})  # no confirm
+    db = tmp_path / "state" / "trading_live.db"
+    daemon.wait_log(r"venue broker ready mode=live .* gate=confirm_missing may_send=False", timeout=30)
+    daemon.wait_for(lambda: order_states(db).get("WOULD_SEND", 0) >= 1, timeout=45, label="a gated order")
+    assert daemon.terminate() == 0
+    assert set(order_states(db)) == {"WOULD_SEND"}
+    assert sim.state()["exchange_posts"] == 0
+    assert sim.info({"type": "userFills", "user": user}).json() == []
+    assert assert_secret_nowhere(daemon, tmp_path / "state", key_hex) > 0
+
+
+def test_world_readable_secrets_file_refused_before_anything_starts(tmp_path, sim, wallet, daemons):
+    _user, key_hex, secrets = wallet
+    secrets.chmod(0o644)
+    daemon = start_daemon(daemons, tmp_path, sim, secrets, "live")
+    assert daemon.proc.wait(timeout=60) == 2
+    assert "chmod 600" in daemon.text()
+    assert not (tmp_path / "state" / "trading_live.db").exists()
+    assert sim.state()["exchange_posts"] == 0
+    assert_secret_nowhere(daemon, tmp_path / "state", key_hex)
