@@ -9,8 +9,8 @@ AI_QUANT_LOOP_TARGET_SECS without one, and logs one status line per tick.
 SIGTERM and SIGINT set a flag: the tick in progress finishes (its fills and events are committed
 as they happen), the loop exits, and every child (shards, Ray, sidecar, simulator, embedded
 Redis) is stopped before the lock is released; exit code 0. Exit code 2 means "do not restart
-me" (systemd RestartPreventExitStatus=2): a bad AI_QUANT_* value or YAML, a held lock, or a mode
-this build cannot run yet (dry_live and live need the risk manager and live brokers).
+me" (systemd RestartPreventExitStatus=2): a bad AI_QUANT_* value, YAML or secrets file, or a held
+lock. live and dry_live run through `engine.daemon_live.run_live` (venue broker, OMS, risk).
 """
 
 from __future__ import annotations
@@ -66,11 +66,8 @@ class StopFlag:
 def read_mode(env: MutableMapping[str, str]) -> Mode:
     """AI_QUANT_MODE (default paper); refuse modes that are not built yet."""
     mode = env_enum("AI_QUANT_MODE", Mode, Mode.PAPER, env)
-    if mode is not Mode.PAPER:
-        raise NotAvailableError(
-            f"AI_QUANT_MODE={mode.value} is not available yet in this build (it needs the risk "
-            "manager, OMS and live brokers); only paper runs. Unset AI_QUANT_MODE or set it to paper."
-        )
+    if mode not in (Mode.PAPER, Mode.DRY_LIVE, Mode.LIVE):
+        raise NotAvailableError(f"AI_QUANT_MODE={mode.value} is not available in this build")
     return mode
 
 
@@ -84,6 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         mode = read_mode(env)
         set_mode(handler, mode.value)
+        if mode in (Mode.LIVE, Mode.DRY_LIVE):
+            from engine.daemon_live import run_live  # the venue broker stack (engine/daemon_live.py)
+
+            return run_live(env, mode, stop)
         from engine.daemon_loop import run_paper
 
         return run_paper(env, mode, stop)
