@@ -87,6 +87,12 @@ def start_daemon(
     return daemon
 
 
+def venue_positions(sim: SimulatorProcess, user: str) -> dict[str, float]:
+    state = sim.info({"type": "clearinghouseState", "user": user}).json()
+    sizes = {p["position"]["coin"]: float(p["position"]["szi"]) for p in state["assetPositions"]}
+    return {coin: szi for coin, szi in sizes.items() if szi != 0}
+
+
 def order_states(db: Path) -> dict[str, int]:
     return dict(db_rows(db, "SELECT state, COUNT(*) FROM orders GROUP BY state"))  # type: ignore[arg-type]
 
@@ -149,16 +155,13 @@ def test_live_gates_open_fills_entries_and_exits_and_ledger_equals_venue(tmp_pat
     daemon.wait_for(
         lambda: trade_kinds(db).get("CLOSE", 0) >= 1, timeout=50, label="an entry and an exit filled"
     )  # fmt: skip
+    # Stop while the venue holds a position, so "equal on both sides" compares something.
+    daemon.wait_for(lambda: venue_positions(sim, user), timeout=40, label="an open venue position")
     assert daemon.terminate() == 0
     assert "shutdown reconcile verdict=clean" in daemon.text()
 
     venue_fills = sim.info({"type": "userFills", "user": user}).json()
-    venue_state = sim.info({"type": "clearinghouseState", "user": user}).json()
-    venue_positions = {
-        p["position"]["coin"]: float(p["position"]["szi"])
-        for p in venue_state["assetPositions"]
-        if float(p["position"]["szi"]) != 0
-    }
+    positions = venue_positions(sim, user)
     assert sim.state()["exchange_posts"] >= len(venue_fills) >= 2
 
     oms = LiveOms(db, mode="live", config=OmsConfig(synchronous_full=False))
@@ -170,8 +173,8 @@ def test_live_gates_open_fills_entries_and_exits_and_ledger_equals_venue(tmp_pat
     # Every venue fill is in the ledger, each linked to one of our signed orders (cloid).
     assert {(f["hash"], f["tid"]) for f in venue_fills} == {(f.hash, f.tid) for f in ledger_fills}
     assert len(db_rows(db, "SELECT * FROM fill_links")) == len(venue_fills)
-    assert ledger.keys() == venue_positions.keys()
-    for coin, szi in venue_positions.items():
+    assert ledger.keys() == positions.keys()
+    for coin, szi in positions.items():
         assert ledger[coin] == pytest.approx(szi, abs=1e-9)
 
     # The trades table (what reports and the re-entry cooldown read) holds the same fills and nets
@@ -183,7 +186,7 @@ def test_live_gates_open_fills_entries_and_exits_and_ledger_equals_venue(tmp_pat
         sign = (1 if kind in ("OPEN", "ADD") else -1) * (1 if side == "LONG" else -1)
         net[symbol] = net.get(symbol, 0.0) + sign * size
     assert {c: round(s, 9) for c, s in net.items() if abs(s) > 1e-12} == {
-        c: round(s, 9) for c, s in venue_positions.items()
+        c: round(s, 9) for c, s in positions.items()
     }
     assert {"OPEN", "CLOSE"} <= set(trade_kinds(db))
     assert order_states(db).get("FILLED", 0) == len({f["oid"] for f in venue_fills})
