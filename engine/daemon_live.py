@@ -13,10 +13,11 @@ the risk manager's pre-send check against the venue account read at that moment.
 Trading waits for a clean start-up reconcile (`OmsReconciler.run_until_settled`); until one run
 is clean the loop keeps reconciling and does not tick the engine. Before each engine tick
 `LiveStack.before_tick` moves the sidecar's account events into the ledger, runs the periodic
-reconcile, exports new venue fills into the trades table (the re-entry cooldown reads it) and
-polls the risk manager (kill switches, drawdown). A position mismatch puts risk into REDUCING
-and alerts. Each step fails on its own: one failing never skips the others, and none of them can
-open a position (every send still passes the pre-send check).
+reconcile, feeds new fills to the risk manager (daily loss, slippage window), exports them into
+the trades table (the re-entry cooldown reads it) and polls the risk manager (kill switches,
+drawdown). A position mismatch puts risk into REDUCING and alerts. Each step fails on its own:
+one failing never skips the others, and none of them can open a position (every send still
+passes the pre-send check).
 
 The secret key is only ever turned into a `SigningKey`; nothing here logs or stores it.
 """
@@ -40,7 +41,7 @@ from engine.core_types import EngineOptions
 from engine.daemon_lock import DaemonLock
 from engine.daemon_loop import CandleCloseWaiter, FreshClockMarket, resolve_watchlist
 from engine.daemon_runtime import RuntimeSettings, Services, apply_venue_defaults
-from engine.enums import AlertKind, Mode, TradingStateEvent
+from engine.enums import AlertKind, LedgerKind, Mode, OrderSide, TradingStateEvent
 from engine.env import ConfigError, env_float
 from engine.event_logger import EventLogger
 from engine.live_broker import LiveBrokerConfig, VenueBrokerParts, build_venue_broker, risk_pre_send_check
@@ -48,7 +49,7 @@ from engine.live_gates import live_gate
 from engine.market_data import HubSettings, MarketDataHub
 from engine.oms import LiveOms, OmsConfig
 from engine.oms_reconciler import AccountEventPump, OmsReconciler, ReconcilerConfig, ReconcileReport
-from engine.oms_trades import export_trades
+from engine.oms_trades import classify, export_trades
 from engine.promoted_config import apply_promoted_config
 from engine.rate_budget import RateBudget
 from engine.rest_client import HyperliquidInfoClient
@@ -60,6 +61,7 @@ from engine.strategy_manager import StrategyManager
 from engine.systemd_watchdog import SystemdWatchdog
 from engine.trade_store import TradeStore
 from engine.venue_context import VenueContext
+from strategies.enums import TradeAction
 
 if TYPE_CHECKING:
     from engine.daemon import StopFlag
@@ -67,6 +69,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("engine.daemon")
 
 ACCOUNT_GROUP = "driver"
+RISK_FILLS_CURSOR = "risk_fills"  # OMS fills rowid fed to RiskManager.note_fill
 ENV_ACCOUNT_ADDRESS = "AI_QUANT_ACCOUNT_ADDRESS"
 
 
@@ -124,6 +127,8 @@ class LiveStack:
             if report is not None and not self.ready and report.clean:
                 self.ready = True
                 log.info("reconcile clean: trading enabled")
+        with _guard("risk_fills", failures):
+            self.feed_risk_fills()
         now = _now_ms()
         account = None
         with _guard("account", failures):
@@ -148,9 +153,41 @@ class LiveStack:
                 "shutdown reconcile verdict=%s fills=%d mismatches=%s",
                 report.verdict.value, report.fills_inserted, sorted(report.mismatches),
             )  # fmt: skip
+        with _guard("risk_fills", failures):
+            self.feed_risk_fills()
         with _guard("export", failures):
             account = self.broker.account({}, _now_ms())
             export_trades(self.oms, self.store, account_value_usd=account.equity_usd)
+
+    def feed_risk_fills(self) -> int:
+        """Tell the risk manager about ledger fills it has not seen (daily loss from exits, the
+        slippage window from entries), in ledger order, behind a persisted cursor. A crash between
+        `note_fill` and the cursor moving counts that one fill twice on restart (never misses one).
+        Returns how many fills were fed."""
+        start = self.oms.cursor(RISK_FILLS_CURSOR) or 0
+        rows = self.oms.fills_after_rowid(start, 1000)
+        links = self.oms.fill_links() if rows else {}
+        fed = 0
+        for rowid, fill in rows:
+            kind_side = classify(fill)
+            if kind_side is not None:
+                link = links.get(fill.fill_key)
+                intent = self.oms.intent(link[0]) if link is not None else None
+                entry = kind_side[0] in (LedgerKind.OPEN, LedgerKind.ADD)
+                change = self.risk.note_fill(
+                    action=TradeAction.OPEN if entry else TradeAction.CLOSE,
+                    event_ms=fill.time_ms,
+                    side=OrderSide.BUY if fill.is_buy else OrderSide.SELL,
+                    fill_price=fill.px,
+                    reference_price=intent.reference_price if intent is not None else fill.px,
+                    realised_pnl_usd=fill.closed_pnl,
+                    fee_usd=fill.fee,
+                )
+                fed += 1
+                if change is not None:
+                    log.warning("risk state change from a fill %s", change)
+            self.oms.advance_cursor(RISK_FILLS_CURSOR, rowid)
+        return fed
 
     def _drain(self) -> None:
         if self.pump is not None:

@@ -19,6 +19,7 @@ from eth_account import Account
 
 from engine.live_gates import ENV_LIVE_CONFIRM, ENV_LIVE_ENABLE, LIVE_CONFIRM_PHRASE
 from engine.oms import LiveOms, OmsConfig
+from engine.risk import utc_day
 from tests.e2e.test_daemon_paper import Daemon, db_rows
 from tests.fixtures.sim_fixtures import SimulatorProcess, start_simulator
 
@@ -189,6 +190,15 @@ def test_live_gates_open_fills_entries_and_exits_and_ledger_equals_venue(tmp_pat
         c: round(s, 9) for c, s in positions.items()
     }
     assert {"OPEN", "CLOSE"} <= set(trade_kinds(db))
+
+    # The risk manager saw every fill: exits in the daily PnL, entries in the slippage window.
+    counters = json.loads(db_rows(db, "SELECT counters_json FROM risk_counters WHERE id=1")[0][0])
+    exits = [f for f in venue_fills if f["dir"].startswith("Close")]
+    entries = [f for f in venue_fills if f["dir"].startswith("Open")]
+    assert exits and all(utc_day(f["time"]) == counters["pnl_day"] for f in exits)
+    assert counters["daily_realised_pnl_usd"] == pytest.approx(sum(float(f["closedPnl"]) for f in exits))
+    assert counters["daily_fees_usd"] == pytest.approx(sum(float(f["fee"]) for f in exits))
+    assert len(counters["slippage_bps"]) == len(entries)
     assert order_states(db).get("FILLED", 0) == len({f["oid"] for f in venue_fills})
     assert assert_secret_nowhere(daemon, tmp_path / "state", key_hex) > 0
 
