@@ -62,7 +62,13 @@ def daemons() -> Iterator[list[Daemon]]:
 
 
 def start_daemon(
-    started: list[Daemon], tmp: Path, sim: SimulatorProcess, secrets: Path, mode: str, **extra: str
+    started: list[Daemon],
+    tmp: Path,
+    sim: SimulatorProcess,
+    secrets: Path,
+    mode: str,
+    name: str = "",
+    **extra: str,
 ) -> Daemon:
     yaml_path = tmp / "strategy.yaml"
     yaml_path.write_text(YAML)
@@ -83,7 +89,7 @@ def start_daemon(
         PYTHONUNBUFFERED="1",
     )
     env.update(extra)
-    daemon = Daemon(env, tmp / f"daemon-{mode}.log")
+    daemon = Daemon(env, tmp / f"daemon-{mode}{name and '-' + name}.log")
     started.append(daemon)
     return daemon
 
@@ -141,16 +147,41 @@ def test_dry_live_signs_and_records_would_send_but_never_posts(tmp_path, sim, wa
     assert assert_secret_nowhere(daemon, tmp_path / "state", key_hex) > 0
 
 
+def assert_ledger_equals_venue(db: Path, sim: SimulatorProcess, user: str) -> tuple[list[dict], dict]:
+    """The OMS ledger and the trades table hold exactly the venue's fills for `user` and net to the
+    venue's positions; return (venue fills, venue positions)."""
+    venue_fills = sim.info({"type": "userFills", "user": user}).json()
+    positions = venue_positions(sim, user)
+    oms = LiveOms(db, mode="live", config=OmsConfig(synchronous_full=False))
+    try:
+        ledger = oms.ledger_positions()
+        ledger_fills = oms.fills()
+    finally:
+        oms.close()
+    # Every venue fill is in the ledger once, each linked to one of our signed orders (cloid).
+    assert sorted((f["hash"], f["tid"]) for f in venue_fills) == sorted((f.hash, f.tid) for f in ledger_fills)
+    assert len(db_rows(db, "SELECT * FROM fill_links")) == len(venue_fills)
+    assert ledger.keys() == positions.keys()
+    for coin, szi in positions.items():
+        assert ledger[coin] == pytest.approx(szi, abs=1e-9)
+    # The trades table (reports, the re-entry cooldown) holds the same fills and nets the same.
+    rows = db_rows(db, "SELECT kind, symbol, position_side, size_coins FROM trades WHERE mode='live'")
+    assert len(rows) == len(venue_fills)
+    net: dict[str, float] = {}
+    for kind, symbol, side, size in rows:
+        sign = (1 if kind in ("OPEN", "ADD") else -1) * (1 if side == "LONG" else -1)
+        net[symbol] = net.get(symbol, 0.0) + sign * size
+    assert {c: round(s, 9) for c, s in net.items() if abs(s) > 1e-12} == {
+        c: round(s, 9) for c, s in positions.items()
+    }
+    assert order_states(db).get("FILLED", 0) == len({f["oid"] for f in venue_fills})
+    return venue_fills, positions
+
+
 def test_live_gates_open_fills_entries_and_exits_and_ledger_equals_venue(tmp_path, sim, wallet, daemons):
     user, key_hex, secrets = wallet
-    daemon = start_daemon(
-        daemons,
-        tmp_path,
-        sim,
-        secrets,
-        "live",
-        **{ENV_LIVE_ENABLE: "1", ENV_LIVE_CONFIRM: LIVE_CONFIRM_PHRASE},
-    )
+    gates = {ENV_LIVE_ENABLE: "1", ENV_LIVE_CONFIRM: LIVE_CONFIRM_PHRASE}
+    daemon = start_daemon(daemons, tmp_path, sim, secrets, "live", **gates)
     db = tmp_path / "state" / "trading_live.db"
     daemon.wait_log(r"venue broker ready mode=live .* gate=open may_send=True", timeout=30)
     daemon.wait_for(
@@ -161,36 +192,9 @@ def test_live_gates_open_fills_entries_and_exits_and_ledger_equals_venue(tmp_pat
     assert daemon.terminate() == 0
     assert "shutdown reconcile verdict=clean" in daemon.text()
 
-    venue_fills = sim.info({"type": "userFills", "user": user}).json()
-    positions = venue_positions(sim, user)
+    venue_fills, _positions = assert_ledger_equals_venue(db, sim, user)
     assert sim.state()["exchange_posts"] >= len(venue_fills) >= 2
-
-    oms = LiveOms(db, mode="live", config=OmsConfig(synchronous_full=False))
-    try:
-        ledger = oms.ledger_positions()
-        ledger_fills = oms.fills()
-    finally:
-        oms.close()
-    # Every venue fill is in the ledger, each linked to one of our signed orders (cloid).
-    assert {(f["hash"], f["tid"]) for f in venue_fills} == {(f.hash, f.tid) for f in ledger_fills}
-    assert len(db_rows(db, "SELECT * FROM fill_links")) == len(venue_fills)
-    assert ledger.keys() == positions.keys()
-    for coin, szi in positions.items():
-        assert ledger[coin] == pytest.approx(szi, abs=1e-9)
-
-    # The trades table (what reports and the re-entry cooldown read) holds the same fills and nets
-    # to the same positions.
-    rows = db_rows(db, "SELECT kind, symbol, position_side, size_coins FROM trades WHERE mode='live'")
-    assert len(rows) == len(venue_fills)
-    net: dict[str, float] = {}
-    for kind, symbol, side, size in rows:
-        sign = (1 if kind in ("OPEN", "ADD") else -1) * (1 if side == "LONG" else -1)
-        net[symbol] = net.get(symbol, 0.0) + sign * size
-    assert {c: round(s, 9) for c, s in net.items() if abs(s) > 1e-12} == {
-        c: round(s, 9) for c, s in positions.items()
-    }
     assert {"OPEN", "CLOSE"} <= set(trade_kinds(db))
-
     # The risk manager saw every fill: exits in the daily PnL, entries in the slippage window.
     counters = json.loads(db_rows(db, "SELECT counters_json FROM risk_counters WHERE id=1")[0][0])
     exits = [f for f in venue_fills if f["dir"].startswith("Close")]
@@ -199,8 +203,17 @@ def test_live_gates_open_fills_entries_and_exits_and_ledger_equals_venue(tmp_pat
     assert counters["daily_realised_pnl_usd"] == pytest.approx(sum(float(f["closedPnl"]) for f in exits))
     assert counters["daily_fees_usd"] == pytest.approx(sum(float(f["fee"]) for f in exits))
     assert len(counters["slippage_bps"]) == len(entries)
-    assert order_states(db).get("FILLED", 0) == len({f["oid"] for f in venue_fills})
     assert assert_secret_nowhere(daemon, tmp_path / "state", key_hex) > 0
+
+    # Restart on the same ledger: the start-up reconcile is clean (nothing re-ingested twice), the
+    # engine ticks again, and after a second SIGTERM both sides still agree.
+    again = start_daemon(daemons, tmp_path, sim, secrets, "live", name="restart", **gates)
+    again.wait_log(r"start-up reconcile verdict=clean fills=0 ", timeout=30)
+    again.wait_log(r"tick=3 ", timeout=30)
+    assert again.terminate() == 0
+    assert "shutdown reconcile verdict=clean" in again.text()
+    assert_ledger_equals_venue(db, sim, user)
+    assert assert_secret_nowhere(again, tmp_path / "state", key_hex) > 0
 
 
 def test_live_with_gates_closed_sends_nothing(tmp_path, sim, wallet, daemons):
