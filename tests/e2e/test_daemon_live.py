@@ -238,3 +238,14 @@ def test_world_readable_secrets_file_refused_before_anything_starts(tmp_path, si
     assert not (tmp_path / "state" / "trading_live.db").exists()
     assert sim.state()["exchange_posts"] == 0
     assert_secret_nowhere(daemon, tmp_path / "state", key_hex)
+
+
+def test_account_address_other_than_the_wallet_refused(tmp_path, sim, wallet, daemons):
+    """The sidecar forwards fills for AI_QUANT_ACCOUNT_ADDRESS: it must be the wallet we sign for."""
+    _user, key_hex, secrets = wallet
+    other = Account.create().address
+    daemon = start_daemon(daemons, tmp_path, sim, secrets, "dry_live", AI_QUANT_ACCOUNT_ADDRESS=other)
+    assert daemon.proc.wait(timeout=60) == 2
+    assert f"AI_QUANT_ACCOUNT_ADDRESS={other} is not the secrets file's main_address" in daemon.text()
+    assert not (tmp_path / "state" / "trading_dry_live.db").exists()
+    assert_secret_nowhere(daemon, tmp_path / "state", key_hex)
