@@ -44,11 +44,18 @@ from engine.daemon_runtime import RuntimeSettings, Services, apply_venue_default
 from engine.enums import AlertKind, LedgerKind, Mode, OrderSide, TradingStateEvent
 from engine.env import ConfigError, env_float
 from engine.event_logger import EventLogger
+from engine.exchange_client import SigningKey
 from engine.live_broker import LiveBrokerConfig, VenueBrokerParts, build_venue_broker, risk_pre_send_check
 from engine.live_gates import live_gate
 from engine.market_data import HubSettings, MarketDataHub
 from engine.oms import LiveOms, OmsConfig
-from engine.oms_reconciler import AccountEventPump, OmsReconciler, ReconcilerConfig, ReconcileReport
+from engine.oms_reconciler import (
+    AccountEventPump,
+    OmsReconciler,
+    ReconcilerConfig,
+    ReconcileReport,
+    ReconcileVerdict,
+)
 from engine.oms_trades import classify, export_trades
 from engine.promoted_config import apply_promoted_config
 from engine.rate_budget import RateBudget
@@ -86,6 +93,21 @@ def _guard(step: str, failures: list[str]) -> Iterator[None]:
         log.warning("live step failed step=%s error=%s", step, type(exc).__name__, exc_info=True)
 
 
+class _Stopped(Exception):
+    pass
+
+
+def _stop_aware(stop: StopFlag) -> Callable[[float], None]:
+    """A sleep for `run_until_settled` that ends the wait at once when a stop signal arrives
+    (`stop.wait` alone would return immediately and let it re-run back to back until its timeout)."""
+
+    def sleep(secs: float) -> None:
+        if stop.wait(secs):
+            raise _Stopped
+
+    return sleep
+
+
 @dataclass
 class LiveStack:
     """The venue broker, ledger, risk manager, reconciler and account-event pump of one run."""
@@ -108,8 +130,11 @@ class LiveStack:
         """The start-up reconcile trading waits for; `ready` only when it is clean."""
         with _guard("drain", []):
             self._drain()
-        report = self.reconciler.run_until_settled(timeout_secs=timeout_secs, sleep=stop.wait)
-        self.ready = report.clean
+        try:
+            report = self.reconciler.run_until_settled(timeout_secs=timeout_secs, sleep=_stop_aware(stop))
+        except _Stopped:
+            report = self.reconciler.last_report or ReconcileReport(verdict=ReconcileVerdict.UNKNOWN)
+        self.ready = report.clean and not stop
         log.info(
             "start-up reconcile verdict=%s fills=%d settled=%d in_flight=%d mismatches=%s failures=%s",
             report.verdict.value, report.fills_inserted, report.settled, report.in_flight,
@@ -228,7 +253,7 @@ def build_live_stack(
     settings: DaemonSettings,
     store: TradeStore,
     risk_yaml: Any,
-    key: Any,
+    key: SigningKey,
     user: str,
     base_url: str,
     budget: RateBudget,
@@ -247,11 +272,15 @@ def build_live_stack(
         )  # fmt: skip
         parts.broker.pre_send_check = risk_pre_send_check(risk, parts.broker)
 
+        alerted: list[dict[str, list[float]]] = [{}]
+
         def on_mismatch(report: ReconcileReport) -> None:
-            details = {"mismatches": {c: list(v) for c, v in report.mismatches.items()}}
-            change = risk.apply(TradingStateEvent.RECONCILE_MISMATCH, _now_ms(), details)
-            log.error("reconcile position mismatch %s risk_change=%s", details, change)
-            on_mismatch_alert(report)
+            mismatches = {c: list(v) for c, v in report.mismatches.items()}
+            change = risk.apply(TradingStateEvent.RECONCILE_MISMATCH, _now_ms(), {"mismatches": mismatches})
+            log.error("reconcile position mismatch %s risk_change=%s", mismatches, change)
+            if mismatches != alerted[0]:  # one alert per distinct mismatch, not one per reconcile run
+                alerted[0] = mismatches
+                on_mismatch_alert(report)
 
         reconciler = OmsReconciler(
             oms=oms, info=parts.info, config=ReconcilerConfig.from_env(user, str(mode), env),
@@ -269,18 +298,25 @@ def build_live_stack(
     return LiveStack(mode, user, oms, risk, parts, reconciler, pump, store)
 
 
-def run_live(env: MutableMapping[str, str], mode: Mode, stop: StopFlag) -> int:
-    """Start everything, reconcile, run the loop until stopped, tear everything down; return 0."""
+def _read_config(
+    env: MutableMapping[str, str], mode: Mode
+) -> tuple[DaemonSettings, RuntimeSettings, float, SigningKey, str]:
+    """Every setting and the wallet, before anything starts: a bad value, a bad or world-readable
+    secrets file, or a foreign AI_QUANT_ACCOUNT_ADDRESS stops here (exit 2)."""
     if mode not in (Mode.LIVE, Mode.DRY_LIVE):
         raise ValueError(f"run_live runs live or dry_live, not {mode}")
     apply_venue_defaults(env)
     settings = DaemonSettings.from_env(env)
     runtime = RuntimeSettings.from_env(env)
     reconcile_timeout = env_float("AI_QUANT_LIVE_STARTUP_RECONCILE_SECS", 60.0, env, lo=1.0, hi=3_600.0)
-    secrets = load_live_secrets_from_env(env)  # a bad or world-readable file stops here, before anything
+    secrets = load_live_secrets_from_env(env)
     key = secrets.signing_key()
-    user = account_address(env, secrets.main_address)
-    del secrets
+    return settings, runtime, reconcile_timeout, key, account_address(env, secrets.main_address)
+
+
+def run_live(env: MutableMapping[str, str], mode: Mode, stop: StopFlag) -> int:
+    """Start everything, reconcile, run the loop until stopped, tear everything down; return 0."""
+    settings, runtime, reconcile_timeout, key, user = _read_config(env, mode)
     promoted = apply_promoted_config(env)
     lock = DaemonLock(settings.lock_path)
     lock.acquire()
@@ -329,6 +365,8 @@ def run_live(env: MutableMapping[str, str], mode: Mode, stop: StopFlag) -> int:
         )  # fmt: skip
         stack.broker.refresh()  # the account must be readable before anything else
         report = stack.start_up(stop, reconcile_timeout)
+        if stop:
+            return 0
         if not report.clean:
             alerter.send(
                 AlertKind.RISK, "start-up reconcile not clean: not trading", {"verdict": report.verdict}

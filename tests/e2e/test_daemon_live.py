@@ -17,9 +17,14 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from engine.live_gates import ENV_LIVE_CONFIRM, ENV_LIVE_ENABLE, LIVE_CONFIRM_PHRASE
+from engine.broker import OrderIntent
+from engine.enums import ExecutionStatus, Mode, RoundDirection
+from engine.exchange_client import SigningKey, round_size
+from engine.live_broker import LiveBrokerConfig, build_venue_broker
+from engine.live_gates import ENV_LIVE_CONFIRM, ENV_LIVE_ENABLE, LIVE_CONFIRM_PHRASE, live_gate
 from engine.oms import LiveOms, OmsConfig
 from engine.risk import utc_day
+from strategies.enums import PositionSide, TradeAction
 from tests.e2e.test_daemon_paper import Daemon, db_rows
 from tests.fixtures.sim_fixtures import SimulatorProcess, start_simulator
 
@@ -248,4 +253,53 @@ def test_account_address_other_than_the_wallet_refused(tmp_path, sim, wallet, da
     assert daemon.proc.wait(timeout=60) == 2
     assert f"AI_QUANT_ACCOUNT_ADDRESS={other} is not the secrets file's main_address" in daemon.text()
     assert not (tmp_path / "state" / "trading_dry_live.db").exists()
+    assert_secret_nowhere(daemon, tmp_path / "state", key_hex)
+
+
+def open_foreign_position(tmp: Path, sim: SimulatorProcess, key_hex: str, user: str) -> str:
+    """Open a small long for the wallet outside the daemon (another ledger): a position the
+    daemon's ledger cannot explain. Return its coin."""
+    oms = LiveOms(tmp / "other.db", mode="live", config=OmsConfig(synchronous_full=False))
+    gates = {ENV_LIVE_ENABLE: "1", ENV_LIVE_CONFIRM: LIVE_CONFIRM_PHRASE}
+    parts = build_venue_broker(
+        mode=Mode.LIVE, base_url=sim.base_url, key=SigningKey.from_hex(key_hex), oms=oms,
+        config=LiveBrokerConfig(user=user), pre_send_check=lambda _i, _r: None,
+        gate=lambda: live_gate(Mode.LIVE, gates),
+    )  # fmt: skip
+    try:
+        parts.broker.refresh()  # the simulator funds a wallet the first time it is queried
+        coin = parts.info.meta().universe[0].name
+        mid = parts.info.all_mids()[coin]
+        intent = OrderIntent(
+            symbol=coin, action=TradeAction.OPEN, side=PositionSide.LONG, reference_price=mid, event_ms=1,
+            reason="foreign", size_coins=round_size(20.0 / mid, 4, RoundDirection.UP), leverage=2.0,
+        )  # fmt: skip
+        assert parts.broker.execute(intent, 1).status is ExecutionStatus.FILLED
+    finally:
+        parts.info.close()
+        if parts.transport is not None:
+            parts.transport.close()
+        oms.close()
+    return coin
+
+
+def test_position_the_ledger_cannot_explain_stops_trading_before_any_send(tmp_path, sim, wallet, daemons):
+    user, key_hex, secrets = wallet
+    coin = open_foreign_position(tmp_path, sim, key_hex, user)
+    posts_before = sim.state()["exchange_posts"]
+    gates = {ENV_LIVE_ENABLE: "1", ENV_LIVE_CONFIRM: LIVE_CONFIRM_PHRASE}
+    daemon = start_daemon(daemons, tmp_path, sim, secrets, "live", **gates)
+    daemon.wait_log(rf"start-up reconcile verdict=mismatch .*mismatches=\['{coin}'\]", timeout=30)
+    daemon.wait_for(
+        lambda: daemon.text().count("not trading: waiting for a clean reconcile") >= 4, timeout=30,
+        label="loop iterations without trading",
+    )  # fmt: skip
+    assert daemon.terminate() == 0
+    db = tmp_path / "state" / "trading_live.db"
+    assert sim.state()["exchange_posts"] == posts_before  # nothing sent, not even leverage
+    assert order_states(db) == {}
+    assert "tick=" not in daemon.text()
+    changes = db_rows(db, "SELECT event, to_state FROM risk_state_changes")
+    assert ("reconcile_mismatch", "REDUCING") in changes
+    assert venue_positions(sim, user).keys() == {coin}  # left alone for the operator
     assert_secret_nowhere(daemon, tmp_path / "state", key_hex)
