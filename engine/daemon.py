@@ -36,10 +36,6 @@ EXIT_CONFIG = 2
 EXIT_FAILED = 1
 
 
-class NotAvailableError(RuntimeError):
-    """The requested mode exists in the design but is not built yet; start-up refuses it."""
-
-
 class StopFlag:
     """Set by SIGTERM/SIGINT; the loop and start-up poll it. `wait` sleeps in short slices."""
 
@@ -64,11 +60,8 @@ class StopFlag:
 
 
 def read_mode(env: MutableMapping[str, str]) -> Mode:
-    """AI_QUANT_MODE (default paper); refuse modes that are not built yet."""
-    mode = env_enum("AI_QUANT_MODE", Mode, Mode.PAPER, env)
-    if mode not in (Mode.PAPER, Mode.DRY_LIVE, Mode.LIVE):
-        raise NotAvailableError(f"AI_QUANT_MODE={mode.value} is not available in this build")
-    return mode
+    """AI_QUANT_MODE (default paper); anything else is a ConfigError listing the valid values."""
+    return env_enum("AI_QUANT_MODE", Mode, Mode.PAPER, env)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -93,10 +86,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"engine.daemon: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except DaemonLockError as exc:
-        log.error("%s", exc)
-        print(f"engine.daemon: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except NotAvailableError as exc:
         log.error("%s", exc)
         print(f"engine.daemon: {exc}", file=sys.stderr)
         return EXIT_CONFIG

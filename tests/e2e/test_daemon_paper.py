@@ -303,7 +303,7 @@ def test_yaml_edit_applies_next_tick_and_broken_yaml_keeps_last_good(tmp_path, d
             {"AI_QUANT_MODE": "papr"},
             "AI_QUANT_MODE='papr' is not valid; expected one of: paper, dry_live, live",
         ),
-        ({"AI_QUANT_MODE": "live"}, "AI_QUANT_MODE=live is not available yet"),
+        ({"AI_QUANT_MODE": "live", "AI_QUANT_SECRETS_PATH": "/nonexistent/secrets.json"}, "secrets file"),
         ({"AI_QUANT_SHARDS": "many"}, "AI_QUANT_SHARDS"),
         ({"AI_QUANT_VENUE": "moon"}, "AI_QUANT_VENUE='moon' is not valid"),
         ({"AI_QUANT_LOOKBACK_BARS": "5"}, "AI_QUANT_LOOKBACK_BARS"),

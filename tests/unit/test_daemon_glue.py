@@ -9,19 +9,18 @@ import signal
 import pytest
 
 from cluster.shard_core import ConfigSource
-from engine.daemon import NotAvailableError, StopFlag, read_mode
+from engine.daemon import StopFlag, read_mode
 from engine.daemon_runtime import ConfigForwarding, ExecutorKind, RuntimeSettings, Venue, apply_venue_defaults
 from engine.enums import Mode
 from engine.env import ConfigError
 from engine.logging_setup import ModeFormatter, set_mode, setup_logging
 
 
-def test_mode_defaults_to_paper_and_refuses_unbuilt_and_unknown_modes():
+def test_mode_defaults_to_paper_and_refuses_unknown_modes():
     assert read_mode({}) is Mode.PAPER
     assert read_mode({"AI_QUANT_MODE": " PAPER "}) is Mode.PAPER
-    for mode in ("live", "dry_live"):
-        with pytest.raises(NotAvailableError, match=f"AI_QUANT_MODE={mode} is not available yet"):
-            read_mode({"AI_QUANT_MODE": mode})
+    assert read_mode({"AI_QUANT_MODE": "live"}) is Mode.LIVE
+    assert read_mode({"AI_QUANT_MODE": "Dry_Live"}) is Mode.DRY_LIVE
     valid = "AI_QUANT_MODE='demo' is not valid; expected one of: paper, dry_live, live"
     with pytest.raises(ConfigError, match=valid):
         read_mode({"AI_QUANT_MODE": "demo"})
