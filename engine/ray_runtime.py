@@ -91,7 +91,12 @@ def connect_ray(
         configure_logging=False,
     )
     gcs = ray.get_runtime_context().gcs_address
-    log.info("started embedded Ray (gcs %s, namespace %s)", gcs, namespace)
+    # Ray's agent processes outlive a kill -9 of this driver; the reaper stops them (and any
+    # other descendant of ours) once we are gone.
+    from engine.reaper import start_reaper
+
+    reaper = start_reaper()
+    log.info("started embedded Ray (gcs %s, namespace %s); orphan reaper pid=%s", gcs, namespace, reaper.pid)
     return RayInfo(RayAttachment.EMBEDDED, gcs, namespace, ctx.dashboard_url or None)
 
 
