@@ -49,12 +49,30 @@ class PoolSettings:
     start_timeout_secs: float = 180.0
     call_timeout_secs: float = 60.0  # for control calls (checkpoint, stats), not ticks
     hung_after_secs: float = 300.0  # an evaluate outstanding this long = hung actor, kill it
+    # Placement on a cluster: custom resources each shard needs (ray_cluster.yaml gives workers
+    # `aiq_shard`, so shards land on workers and the head keeps the driver, sidecar and Redis),
+    # and an optional Ray scheduling strategy such as "SPREAD".
+    resources: tuple[tuple[str, float], ...] = ()
+    scheduling_strategy: str | None = None
 
     def __post_init__(self) -> None:
+        for name, amount in self.resources:
+            if not name or amount <= 0:
+                raise ValueError(f"shard resource {name!r} needs a positive amount, got {amount}")
         if self.n_shards < 1:
             raise ValueError(f"n_shards must be >= 1, got {self.n_shards}")
         if self.deadline_ms <= 0:
             raise ValueError(f"deadline_ms must be > 0, got {self.deadline_ms}")
+
+
+def placement_options(pool: PoolSettings) -> dict[str, Any]:
+    """The Ray actor options that place a shard (empty on a single box)."""
+    options: dict[str, Any] = {}
+    if pool.resources:
+        options["resources"] = dict(pool.resources)
+    if pool.scheduling_strategy:
+        options["scheduling_strategy"] = pool.scheduling_strategy
+    return options
 
 
 def _create_actor(remote_cls: Any, index: int, pool: PoolSettings, args: tuple[Any, ...]) -> Any:
@@ -74,6 +92,7 @@ def _create_actor(remote_cls: Any, index: int, pool: PoolSettings, args: tuple[A
                 # restart is safely re-run on the restarted actor, still within the tick deadline.
                 max_task_retries=2,
                 num_cpus=pool.actor_num_cpus,
+                **placement_options(pool),
             ).remote(*args)
         except ray.exceptions.ActorAlreadyExistsError:
             if time.monotonic() >= deadline:

@@ -31,7 +31,7 @@ from cluster.executor import ShardExecutor
 from cluster.records import ShardAlert
 from cluster.shard_core import ConfigSource, ShardSettings
 from engine.children import ChildProcess
-from engine.env import ConfigError, env_bool, env_enum, env_float, env_int, env_opt_str, env_str
+from engine.env import ConfigError, env_bool, env_enum, env_float, env_int, env_list, env_opt_str, env_str
 from engine.redis_runtime import RedisRuntime, RedisSettings
 from strategies.candle import interval_ms
 
@@ -66,6 +66,21 @@ def apply_venue_defaults(env: MutableMapping[str, str]) -> Venue:
     return venue
 
 
+def parse_shard_resources(env: Mapping[str, str]) -> tuple[tuple[str, float], ...]:
+    """AI_QUANT_SHARD_RESOURCES like `aiq_shard=0.001,other=1`: custom Ray resources per shard."""
+    pairs: list[tuple[str, float]] = []
+    for item in env_list("AI_QUANT_SHARD_RESOURCES", env):
+        name, sep, amount = item.partition("=")
+        try:
+            value = float(amount) if sep else float("nan")
+        except ValueError:
+            value = float("nan")
+        if not name.strip() or not value > 0:
+            raise ConfigError(f"AI_QUANT_SHARD_RESOURCES item {item!r} is not NAME=POSITIVE_NUMBER")
+        pairs.append((name.strip(), value))
+    return tuple(pairs)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RuntimeSettings:
     venue: Venue = Venue.HYPERLIQUID
@@ -73,6 +88,8 @@ class RuntimeSettings:
     executor: ExecutorKind = ExecutorKind.RAY
     n_shards: int = 2
     shard_deadline_ms: float = 2_000.0
+    shard_resources: tuple[tuple[str, float], ...] = ()
+    shard_scheduling: str | None = None
     sim_data: Path = SIM_DATA_DIR
     sim_speed: float | None = None
     sim_candle_secs: float = 1.5
@@ -92,6 +109,8 @@ class RuntimeSettings:
             executor=env_enum("AI_QUANT_EXECUTOR", ExecutorKind, ExecutorKind.RAY, env),
             n_shards=env_int("AI_QUANT_SHARDS", max(1, os.cpu_count() or 1), env, lo=1, hi=1024),
             shard_deadline_ms=env_float("AI_QUANT_SHARD_DEADLINE_MS", 2_000.0, env, lo=10.0, hi=600_000.0),
+            shard_resources=parse_shard_resources(env),
+            shard_scheduling=env_opt_str("AI_QUANT_SHARD_SCHEDULING", env),
             sim_data=Path(env_str("AI_QUANT_SIM_DATA", str(SIM_DATA_DIR), env)),
             sim_speed=None if speed is None else env_float("AI_QUANT_SIM_SPEED", 0.0, env, lo=0.0),
             sim_candle_secs=env_float("AI_QUANT_SIM_CANDLE_SECS", 1.5, env, lo=0.05, hi=3_600.0),
@@ -220,6 +239,8 @@ class Services:
                     n_shards=self.settings.n_shards,
                     namespace=info.namespace,
                     deadline_ms=self.settings.shard_deadline_ms,
+                    resources=self.settings.shard_resources,
+                    scheduling_strategy=self.settings.shard_scheduling,
                 ),
                 symbols=symbols,
                 alert=alert,
