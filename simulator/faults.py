@@ -23,7 +23,7 @@ class FaultSettings:
 
     ws_drop_every_secs: float = 0.0     # close every WS connection every N wall seconds (0 = off)
     rest_error_rate: float = 0.0        # fraction of REST calls answered with rest_error_status
-    rest_error_status: int = 502
+    rest_error_status: int = 502        # a 5xx, or 429 (a rate-limit storm); the call is not processed
     rest_delay_rate: float = 0.0        # fraction of REST calls answered only after rest_delay_secs
     rest_delay_secs: float = 0.0
     lost_ack_next: int = 0              # the next N /exchange orders are processed, answer dropped
@@ -95,8 +95,8 @@ def _coerce(key: str, value: Any, current: Any) -> Any:
         if value != int(value) or value < 0:
             raise FaultError(f"{key} must be a whole number >= 0")
         value = int(value)
-        if key == "rest_error_status" and not 500 <= value <= 599:
-            raise FaultError("rest_error_status must be a 5xx status")
+        if key == "rest_error_status" and not (500 <= value <= 599 or value == 429):
+            raise FaultError("rest_error_status must be 429 or a 5xx status")
         return value
     value = float(value)
     if not math.isfinite(value) or value < 0:

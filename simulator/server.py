@@ -152,6 +152,8 @@ class Venue:
         status = self.faults.rest_error_status()
         if status is not None:
             self.counters["faulted_errors"] += 1
+            if status == 429:  # same shape as a real rate-limit answer, so clients take the same path
+                return web.Response(status=429, text="Too many requests")
             return web.Response(status=status, text="Internal Server Error")
         return None
 
