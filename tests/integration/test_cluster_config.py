@@ -126,7 +126,7 @@ def test_localhost_variant_validates_and_only_changes_what_a_test_box_needs(ray_
     ports = {"gcs": 50001, "dashboard": 50002, "client": 50003, "agent": 50004, "metrics": 50005}
     raw = load()
     variant = localhost_variant(raw, project_root="/work/x", ssh_user="me", ssh_key="/k/id",
-                                ports=ports, env={"RAY_TMPDIR": ray_tmpdir})
+                                ports=ports, env={"RAY_TMPDIR": ray_tmpdir}, venv_dir="/work/x/.venv")
     cfg = ray_validated(variant)
     assert cfg["provider"]["head_ip"] == "127.0.0.1" and cfg["provider"]["worker_ips"] == []
     head = start_args(cfg["head_start_ray_commands"][-1])

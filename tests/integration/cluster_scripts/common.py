@@ -21,6 +21,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -29,7 +30,7 @@ from pathlib import Path
 
 TAG_VAR = "AIQ_CLUSTER_TEST_TAG"
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
-VENV_BIN = PROJECT_ROOT / ".venv" / "bin"
+VENV_BIN = Path(sys.executable).parent  # the running venv (.venv, or .ci-venv in CI); not resolved
 
 
 def new_tag() -> str:

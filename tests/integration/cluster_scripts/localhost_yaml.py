@@ -16,10 +16,13 @@ this raises instead of silently testing something else.
 from __future__ import annotations
 
 import copy
+import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 PROD_ROOT = "/opt/ai-quant"
+VENV_DIR = str(Path(sys.executable).parent.parent)  # not resolved: a venv's python is a symlink
 PROD_RAY_PORT = "--port=6380"
 PROD_DASHBOARD_PORT = "--dashboard-port=8265"
 PROD_AUTH = "RAY_AUTH_MODE=token"
@@ -39,19 +42,25 @@ def localhost_variant(
     ssh_key: str,
     ports: Mapping[str, int],
     env: Mapping[str, str],
+    venv_dir: str = VENV_DIR,
 ) -> dict[str, Any]:
     """Return the single-box variant of the parsed ray_cluster.yaml (see module docstring).
 
     `ports` needs keys gcs, dashboard, client, agent, metrics; `env` is exported before every
-    command. Raises ValueError if an expected token is missing from the source commands.
+    command; `venv_dir` defaults to the venv running the tests (.venv, or .ci-venv in CI).
+    Raises ValueError if an expected token is missing from the source commands.
     """
     cfg = copy.deepcopy(dict(config))
     cfg["provider"] = {"type": "local", "head_ip": "127.0.0.1", "worker_ips": []}
     cfg["max_workers"] = 0
     cfg["auth"] = {"ssh_user": ssh_user, "ssh_private_key": ssh_key}
     cfg["file_mounts"] = {}
-    venv_python = f"{project_root}/.venv/bin/python"
-    login_path = [_replace(c, PROD_ROOT, project_root) for c in cfg["setup_commands"] if "~/.bashrc" in c]
+    venv_python = f"{venv_dir}/bin/python"
+    login_path = [
+        _replace(c, f"{PROD_ROOT}/.venv", venv_dir).replace(PROD_ROOT, project_root)
+        for c in cfg["setup_commands"]
+        if "~/.bashrc" in c
+    ]
     if not login_path:
         raise ValueError("ray_cluster.yaml changed: no setup command puts the venv on the login PATH")
     cfg["setup_commands"] = [f'{venv_python} -c "import ray, engine, cluster, strategies"', *login_path]
@@ -60,7 +69,7 @@ def localhost_variant(
              f" --metrics-export-port={ports['metrics']}")
     head = []
     for command in cfg["head_start_ray_commands"]:
-        command = _replace(command, f"{PROD_ROOT}/.venv/bin/ray", f"{project_root}/.venv/bin/ray")
+        command = _replace(command, f"{PROD_ROOT}/.venv/bin/ray", f"{venv_dir}/bin/ray")
         if " start " in command:
             command = _replace(command, PROD_AUTH, "RAY_AUTH_MODE=disabled")
             command = _replace(command, PROD_RAY_PORT, f"--port={ports['gcs']}")
