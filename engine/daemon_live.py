@@ -39,7 +39,7 @@ from engine.alerting import build_alerter
 from engine.core import UnifiedEngine
 from engine.core_types import EngineOptions
 from engine.daemon_lock import DaemonLock
-from engine.daemon_loop import CandleCloseWaiter, FreshClockMarket, resolve_watchlist
+from engine.daemon_loop import CandleCloseWaiter, FreshClockMarket, resolve_watchlist, run_loop
 from engine.daemon_runtime import RuntimeSettings, Services, apply_venue_defaults
 from engine.enums import AlertKind, LedgerKind, Mode, OrderSide, TradingStateEvent
 from engine.env import ConfigError, env_float
@@ -407,7 +407,7 @@ def run_live(env: MutableMapping[str, str], mode: Mode, stop: StopFlag) -> int:
             base_url, settings.db_path,
         )  # fmt: skip
         alerter.send(AlertKind.RESTART, "engine started", {"run_id": run_id, "venue": runtime.venue.value})
-        _loop(engine, stack, waiter, watchdog, stop, settings.loop_target_secs)
+        run_loop(engine, waiter, watchdog, stop, settings.loop_target_secs, _trading_ready(stack))
         log.info("shutting down signal=%s", stop.signal_name)
         stack.final_sync()
         alerter.send(AlertKind.SHUTDOWN, "engine stopping", {"run_id": run_id, "signal": stop.signal_name})
@@ -430,27 +430,14 @@ def run_live(env: MutableMapping[str, str], mode: Mode, stop: StopFlag) -> int:
         log.info("stopped")
 
 
-def _loop(
-    engine: UnifiedEngine,
-    stack: LiveStack,
-    waiter: CandleCloseWaiter,
-    watchdog: SystemdWatchdog,
-    stop: StopFlag,
-    poll_secs: float,
-) -> None:
-    loop_errors = 0
-    while not stop:
+def _trading_ready(stack: LiveStack) -> Callable[[], bool]:
+    """The loop's before-tick step: sync the live stack, and tick only after a clean reconcile."""
+
+    def step() -> bool:
         failures = stack.before_tick()
         if not stack.ready:
             log.warning("not trading: waiting for a clean reconcile failures=%s", ",".join(failures) or "-")
-        else:
-            try:
-                report = engine.tick()
-            except Exception:  # the loop must survive anything a tick throws; the next tick retries
-                loop_errors += 1
-                log.exception("engine loop error count=%d", loop_errors)
-            else:
-                line = report.status_line()
-                log.info("%s", line)
-                watchdog.tick_done(line)
-        waiter.wait(poll_secs, stop, watchdog.ping)
+            return False
+        return True
+
+    return step

@@ -215,7 +215,7 @@ def run_paper(env: MutableMapping[str, str], mode: Mode, stop: StopFlag) -> int:
             base_url, settings.db_path,
         )  # fmt: skip
         alerter.send(AlertKind.RESTART, "engine started", {"run_id": run_id, "venue": runtime.venue.value})
-        _loop(engine, waiter, watchdog, stop, settings.loop_target_secs)
+        run_loop(engine, waiter, watchdog, stop, settings.loop_target_secs)
         log.info("shutting down signal=%s", stop.signal_name)
         alerter.send(AlertKind.SHUTDOWN, "engine stopping", {"run_id": run_id, "signal": stop.signal_name})
         return 0
@@ -235,22 +235,26 @@ def run_paper(env: MutableMapping[str, str], mode: Mode, stop: StopFlag) -> int:
         log.info("stopped")
 
 
-def _loop(
+def run_loop(
     engine: UnifiedEngine,
     waiter: CandleCloseWaiter,
     watchdog: SystemdWatchdog,
     stop: StopFlag,
     poll_secs: float,
+    before_tick: Callable[[], bool] | None = None,
 ) -> None:
+    """Tick until stopped, waking on candle closes. `before_tick` (the live stack's sync) runs
+    every iteration and returns whether the engine may tick now; paper passes none."""
     loop_errors = 0
     while not stop:
-        try:
-            report = engine.tick()
-        except Exception:  # the loop must survive anything a tick throws; the next tick retries
-            loop_errors += 1
-            log.exception("engine loop error count=%d", loop_errors)
-        else:
-            line = report.status_line()
-            log.info("%s", line)
-            watchdog.tick_done(line)
+        if before_tick is None or before_tick():
+            try:
+                report = engine.tick()
+            except Exception:  # the loop must survive anything a tick throws; the next tick retries
+                loop_errors += 1
+                log.exception("engine loop error count=%d", loop_errors)
+            else:
+                line = report.status_line()
+                log.info("%s", line)
+                watchdog.tick_done(line)
         waiter.wait(poll_secs, stop, watchdog.ping)
