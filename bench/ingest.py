@@ -25,7 +25,7 @@ from typing import Any
 import redis
 
 from cluster.redis_layout import RedisLayout, encode_candle
-from engine.redis_server import EmbeddedRedis
+from engine.runtime.redis_server import EmbeddedRedis
 from strategies.candle import Candle
 
 IV = 60_000

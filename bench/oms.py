@@ -24,8 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.oms import LiveOms, OmsConfig, dedupe_key_for_open
-from engine.sqlite_logger import open_db
+from engine.oms.ledger import LiveOms, OmsConfig, dedupe_key_for_open
+from engine.storage.sqlite import open_db
 
 TARGET_P99_MS = 2.0
 CHECKPOINT_EVERY = 50  # writes between the periodic (reconciler) checkpoints

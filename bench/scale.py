@@ -39,7 +39,7 @@ from bench.tick import _pct, _write_bar, _write_history
 from bench.universe import INTERVAL, series, symbol_names
 from cluster.cluster_health import DashboardClient, ShardHealth, auth_token, shard_health
 from cluster.redis_layout import RedisLayout
-from engine.redis_server import free_port
+from engine.runtime.redis_server import free_port
 
 SPREAD_ENV = "RAY_scheduler_spread_threshold"
 SETTLE_TICKS = 2
@@ -50,12 +50,12 @@ def loopback_cluster(worker_cpus: list[int], *, dashboard: bool = True,
                      namespace: str = "aiq") -> Iterator[Any]:
     """Start head (0 CPUs) + one worker node per entry of `worker_cpus`, attach this driver.
 
-    The driver attaches through engine.ray_runtime.connect_ray with RAY_ADDRESS (the same path
+    The driver attaches through engine.runtime.ray_runtime.connect_ray with RAY_ADDRESS (the same path
     the daemon takes), so this process must not be connected to Ray already. Everything is shut
     down on exit. Set RAY_TMPDIR to a private directory first if other Ray instances share the
     machine: Cluster writes the "current cluster" address file under it.
     """
-    from engine.ray_runtime import RayAttachment, connect_ray, prepare_ray_environment, shutdown_ray
+    from engine.runtime.ray_runtime import RayAttachment, connect_ray, prepare_ray_environment, shutdown_ray
 
     prepare_ray_environment()
     os.environ.setdefault(SPREAD_ENV, "0.0")  # read by the GCS at start: spread, don't pack
@@ -174,8 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
-    from engine.ray_runtime import prepare_ray_environment
-    from engine.redis_server import EmbeddedRedis
+    from engine.runtime.ray_runtime import prepare_ray_environment
+    from engine.runtime.redis_server import EmbeddedRedis
 
     prepare_ray_environment()
     import redis

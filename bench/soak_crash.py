@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.soak_crash [--cycles 120] [--steps 600] [--lost-ack-rate 0.15] [--seed 1]
 
-Each cycle starts `engine.oms_soak` (the live broker trading a fixed OPEN/CLOSE plan, gates
+Each cycle starts `engine.tools.oms_soak` (the live broker trading a fixed OPEN/CLOSE plan, gates
 open, against a loopback simulator with lost acks injected), kills it -9 at a random moment (some
 during the start-up reconcile, most while orders are going out), and restarts it. A last child
 finishes the plan; then one more restart and reconcile in this process checks: no plan step
@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from engine.oms_soak import run_crash_cycles, verify
+from engine.tools.oms_soak import run_crash_cycles, verify
 from tests.fixtures.sim_fixtures import start_simulator
 
 

@@ -284,8 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
-    from engine.ray_runtime import connect_ray, prepare_ray_environment, shutdown_ray
-    from engine.redis_server import EmbeddedRedis
+    from engine.runtime.ray_runtime import connect_ray, prepare_ray_environment, shutdown_ray
+    from engine.runtime.redis_server import EmbeddedRedis
 
     prepare_ray_environment()
     import redis

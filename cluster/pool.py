@@ -14,7 +14,7 @@ Fail-closed rules, so the driver loop never stalls:
   cold start, which can take many ticks at 10,000 symbols) must not be killed in a loop;
 - a shard whose actor died during the call (RayActorError) yields SHARD_DEAD records; Ray
   restarts it (`max_restarts=-1`) and the next tick replays what it missed from Redis.
-Ray must already be initialised (`engine.ray_runtime.connect_ray`); actors live in
+Ray must already be initialised (`engine.runtime.ray_runtime.connect_ray`); actors live in
 `PoolSettings.namespace`, named `aiq-shard-<i>`.
 """
 

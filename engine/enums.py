@@ -156,7 +156,7 @@ class ReloadOutcome(StrEnum):
     RESTART_REQUIRED = "restart_required"
 
 
-# --- Hyperliquid wire vocabularies (owned by engine/hl_types.py and engine/exchange_client.py) ---
+# --- Hyperliquid wire vocabularies (owned by engine/venue/types.py and engine/venue/exchange_client.py) ---
 
 
 class VenueSide(StrEnum):
@@ -318,7 +318,7 @@ class RiskReason(StrEnum):
 
 
 class TradingStateEvent(StrEnum):
-    """What moves the persisted trading state (engine/risk_state.py holds the transition table)."""
+    """What moves the persisted trading state (engine/risk/state.py holds the transition table)."""
 
     KILL_CLOSE_ONLY = "kill_close_only"
     KILL_HALT_ALL = "kill_halt_all"
@@ -343,7 +343,7 @@ class KillSource(StrEnum):
 
 
 class GateReason(StrEnum):
-    """Result of the live send gates (engine/live_gates.py); OPEN is the only one that sends."""
+    """Result of the live send gates (engine/execution/gates.py); OPEN is the only one that sends."""
 
     OPEN = "open"
     NOT_LIVE_MODE = "not_live_mode"

@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from engine.broker import OrderIntent
 from engine.enums import ExecutionStatus, Mode, RoundDirection
-from engine.exchange_client import SigningKey, round_size
-from engine.live_broker import LiveBrokerConfig, build_venue_broker
-from engine.live_gates import ENV_LIVE_CONFIRM, ENV_LIVE_ENABLE, LIVE_CONFIRM_PHRASE, live_gate
-from engine.oms import LiveOms, OmsConfig
-from engine.risk import utc_day
+from engine.execution.broker import OrderIntent
+from engine.execution.gates import ENV_LIVE_CONFIRM, ENV_LIVE_ENABLE, LIVE_CONFIRM_PHRASE, live_gate
+from engine.execution.live_broker import LiveBrokerConfig, build_venue_broker
+from engine.oms.ledger import LiveOms, OmsConfig
+from engine.risk.manager import utc_day
+from engine.venue.exchange_client import SigningKey, round_size
 from strategies.enums import PositionSide, TradeAction
 from tests.e2e.test_daemon_paper import Daemon, db_rows
 from tests.fixtures.sim_fixtures import SimulatorProcess, start_simulator

@@ -18,9 +18,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.live_gates import ENV_LIVE_CONFIRM, ENV_LIVE_ENABLE, LIVE_CONFIRM_PHRASE
-from engine.oms import LiveOms, OmsConfig
-from engine.oms_states import OrderState
+from engine.execution.gates import ENV_LIVE_CONFIRM, ENV_LIVE_ENABLE, LIVE_CONFIRM_PHRASE
+from engine.oms.ledger import LiveOms, OmsConfig
+from engine.oms.states import OrderState
 from tests.e2e import test_daemon_live as live_e2e
 from tests.e2e.test_daemon_live import assert_ledger_equals_venue, assert_secret_nowhere, start_daemon
 from tests.e2e.test_daemon_paper import Daemon

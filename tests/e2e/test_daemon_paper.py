@@ -25,8 +25,8 @@ import psutil
 import pytest
 
 from engine.enums import DecisionEventType, DecisionStatus, LedgerKind, Mode
-from engine.event_logger import EventLogger
-from engine.trade_store import TradeStore
+from engine.execution.trade_store import TradeStore
+from engine.tick.decision_log import EventLogger
 
 ROOT = Path(__file__).resolve().parents[2]
 YAML = """

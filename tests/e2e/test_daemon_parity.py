@@ -1,4 +1,4 @@
-"""Backtest parity: a paper daemon run and `engine.replay` over the same candles trade identically.
+"""Backtest parity: a paper daemon run and `engine.tools.replay` over the same candles trade identically.
 
 The daemon runs against the simulator it spawns with a stopped clock (AI_QUANT_SIM_SPEED=0) that
 starts on a bar boundary; the test moves the market one bar at a time (POST /admin/advance) and
@@ -29,9 +29,9 @@ import requests
 
 from cluster.redis_layout import RedisLayout
 from engine.enums import DecisionEventType, DecisionStatus, Mode
-from engine.event_logger import EventLogger
-from engine.replay import trade_rows
-from engine.trade_store import TradeStore
+from engine.execution.trade_store import TradeStore
+from engine.tick.decision_log import EventLogger
+from engine.tools.replay import trade_rows
 from tests.e2e.test_daemon_paper import ROOT, daemon_env
 from tests.e2e.test_daemon_paper import daemons as daemons  # the fixture
 

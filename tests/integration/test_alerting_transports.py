@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.alerting import Alerter, AlertSettings, AlertTarget, HttpTransport, Secret, build_alerter
+from engine.alerts.alerting import Alerter, AlertSettings, AlertTarget, HttpTransport, Secret, build_alerter
+from engine.alerts.openclaw_cli import AlertDeliveryError, find_openclaw, send_message
 from engine.enums import AlertChannel, AlertKind, Mode
-from engine.openclaw_cli import AlertDeliveryError, find_openclaw, send_message
 
 _FAKE_CLI = """#!/bin/sh
 printf '%s\\n' "$@" > "{out}"

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import pytest
 from eth_account import Account
 
-from engine import hl_types as hl
 from engine.enums import AmbiguousReason, RoundDirection, Tif, VenueOrderStatus, VenueRejectReason, VenueSide
-from engine.exchange_client import (
+from engine.venue import types as hl
+from engine.venue.exchange_client import (
     ActionSigner,
     ExchangeAccepted,
     ExchangeAmbiguous,
@@ -29,8 +29,8 @@ from engine.exchange_client import (
     round_price,
     round_size,
 )
-from engine.rate_budget import RateBudget
-from engine.rest_client import HyperliquidInfoClient, RetryPolicy
+from engine.venue.info_client import HyperliquidInfoClient, RetryPolicy
+from engine.venue.rate_budget import RateBudget
 from strategies.candle import interval_ms
 from tests.fixtures.sim_fixtures import SimulatorProcess, start_simulator
 

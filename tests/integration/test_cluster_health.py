@@ -153,7 +153,7 @@ def test_client_without_token_gets_an_auth_error_naming_the_fix(dashboard: tuple
 
 
 def test_client_unreachable_dashboard_is_a_dashboard_error() -> None:
-    from engine.redis_server import free_port
+    from engine.runtime.redis_server import free_port
 
     with pytest.raises(DashboardError, match="unreachable"):
         DashboardClient(f"127.0.0.1:{free_port()}", timeout_secs=2).nodes()

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from engine.redis_server import EmbeddedRedis
+from engine.runtime.redis_server import EmbeddedRedis
 from tests.integration.cluster_scripts.common import (
     PROJECT_ROOT,
     cluster_env,

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from engine.broker import OrderIntent
 from engine.enums import BrokerReject, ExecutionStatus, Mode, RiskReason, RoundDirection
-from engine.exchange_client import SigningKey, round_size
-from engine.live_broker import (
+from engine.execution.broker import OrderIntent
+from engine.execution.gates import ENV_LIVE_CONFIRM, ENV_LIVE_ENABLE, LIVE_CONFIRM_PHRASE, live_gate
+from engine.execution.live_broker import (
     DryLiveBroker,
     LiveBroker,
     LiveBrokerConfig,
@@ -23,12 +23,12 @@ from engine.live_broker import (
     build_venue_broker,
     risk_pre_send_check,
 )
-from engine.live_gates import ENV_LIVE_CONFIRM, ENV_LIVE_ENABLE, LIVE_CONFIRM_PHRASE, live_gate
-from engine.oms import LiveOms, OmsConfig
-from engine.oms_reconciler import FILLS_CURSOR, OmsReconciler, ReconcilerConfig, ReconcileVerdict
-from engine.oms_states import OrderState
-from engine.rate_budget import RateBudget
-from engine.rest_client import RetryPolicy
+from engine.oms.ledger import LiveOms, OmsConfig
+from engine.oms.reconciler import FILLS_CURSOR, OmsReconciler, ReconcilerConfig, ReconcileVerdict
+from engine.oms.states import OrderState
+from engine.venue.exchange_client import SigningKey, round_size
+from engine.venue.info_client import RetryPolicy
+from engine.venue.rate_budget import RateBudget
 from strategies.enums import PositionSide, TradeAction
 from tests.fixtures.sim_fixtures import SimulatorProcess, start_simulator
 
@@ -253,10 +253,10 @@ def test_error_storm_no_duplicates_unknown_resolves_cursor_never_skips(live: Rig
 def test_real_risk_manager_denies_second_position_and_lets_the_exit_through(
     live: Rig, tmp_path: Path
 ) -> None:
-    from engine.risk import RiskManager
-    from engine.risk_limits import RiskLimits
-    from engine.risk_state import RiskStateStore
-    from engine.sqlite_logger import open_db
+    from engine.risk.limits import RiskLimits
+    from engine.risk.manager import RiskManager
+    from engine.risk.state import RiskStateStore
+    from engine.storage.sqlite import open_db
 
     conn = open_db(tmp_path / "risk.db")
     try:
@@ -286,8 +286,8 @@ def test_real_risk_manager_denies_second_position_and_lets_the_exit_through(
 
 def test_venue_fills_export_to_the_trades_ledger_once(live: Rig, tmp_path: Path) -> None:
     from engine.enums import LedgerKind
-    from engine.oms_trades import export_trades
-    from engine.trade_store import TradeStore
+    from engine.execution.oms_trades import export_trades
+    from engine.execution.trade_store import TradeStore
 
     assert live.broker.execute(live.intent(TradeAction.OPEN, candle=1), 0).filled
     assert live.broker.execute(live.intent(TradeAction.CLOSE, candle=2), 0).filled
@@ -307,7 +307,7 @@ def test_venue_fills_export_to_the_trades_ledger_once(live: Rig, tmp_path: Path)
 
 
 def test_dead_mans_switch_is_armed_and_cleared_and_gated(live: Rig) -> None:
-    from engine.exchange_client import ExchangeAccepted, ExchangeNotSent, ExchangeRejected
+    from engine.venue.exchange_client import ExchangeAccepted, ExchangeNotSent, ExchangeRejected
 
     now = live.clock()
     assert isinstance(

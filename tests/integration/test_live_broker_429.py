@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.broker import OrderIntent
 from engine.enums import ExecutionStatus, Mode
-from engine.oms_reconciler import FILLS_CURSOR, ReconcileVerdict
-from engine.oms_states import OrderState
+from engine.execution.broker import OrderIntent
+from engine.oms.reconciler import FILLS_CURSOR, ReconcileVerdict
+from engine.oms.states import OrderState
 from strategies.enums import TradeAction
 from tests.fixtures.sim_fixtures import SimulatorProcess, start_simulator
 from tests.integration.test_live_broker import Rig, _assert_ledger_matches_venue, _rig

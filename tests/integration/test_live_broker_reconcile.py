@@ -13,9 +13,8 @@ import redis
 
 from cluster.redis_layout import AccountEvent, AccountEventKind, RedisLayout
 from engine.enums import Mode, RoundDirection, Tif
-from engine.exchange_client import ExchangeAccepted, OrderSpec, cloid_for, round_price, round_size
-from engine.oms import FillSource
-from engine.oms_reconciler import (
+from engine.oms.ledger import FillSource
+from engine.oms.reconciler import (
     AccountEventPump,
     OmsReconciler,
     ReconcileEventKind,
@@ -23,7 +22,8 @@ from engine.oms_reconciler import (
     ReconcileReport,
     ReconcileVerdict,
 )
-from engine.oms_states import OmsEvent, OrderState
+from engine.oms.states import OmsEvent, OrderState
+from engine.venue.exchange_client import ExchangeAccepted, OrderSpec, cloid_for, round_price, round_size
 from strategies.enums import TradeAction
 from tests.fixtures.sim_fixtures import SimulatorProcess, start_simulator
 from tests.integration.test_live_broker import Rig, _rig

@@ -9,11 +9,11 @@ import pytest
 import redis
 
 from cluster.redis_layout import Bbo, Heartbeat, RedisLayout
-from engine import hl_types as hl
 from engine.enums import CandleSource, MarketHealthReason, PriceSource
-from engine.market_data import DF_COLUMNS, HubSettings, MarketDataHub
-from engine.redis_server import EmbeddedRedis
-from engine.sqlite_logger import ensure_candles_table, open_db, upsert_candles
+from engine.marketdata.hub import DF_COLUMNS, HubSettings, MarketDataHub
+from engine.runtime.redis_server import EmbeddedRedis
+from engine.storage.sqlite import ensure_candles_table, open_db, upsert_candles
+from engine.venue import types as hl
 from strategies.candle import Candle
 
 IV = 60_000

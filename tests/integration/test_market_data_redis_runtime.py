@@ -1,4 +1,4 @@
-"""engine.redis_runtime: a configured URL is used as is; otherwise a private server with AOF."""
+"""engine.runtime.redis_runtime: a configured URL is used as is; otherwise a private server with AOF."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import redis
 
-from engine.redis_runtime import RedisRuntime, RedisSettings
-from engine.redis_server import EmbeddedRedis
+from engine.runtime.redis_runtime import RedisRuntime, RedisSettings
+from engine.runtime.redis_server import EmbeddedRedis
 
 
 def test_configured_url_is_used_and_nothing_started(redis_server: EmbeddedRedis, tmp_path: Path) -> None:

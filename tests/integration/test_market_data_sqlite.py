@@ -1,4 +1,4 @@
-"""engine.sqlite_logger: 0600 WAL files, idempotent candle upserts, newest-N reads, bad rows skipped."""
+"""engine.storage.sqlite: 0600 WAL files, idempotent candle upserts, newest-N reads, bad rows skipped."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import redis
 
 from cluster.redis_layout import RedisLayout
-from engine.sidecar_store import SidecarStore, WriteBatch
-from engine.sqlite_logger import (
+from engine.sidecar.store import SidecarStore, WriteBatch
+from engine.storage.sqlite import (
     ensure_candles_table,
     last_candle_t,
     open_db,

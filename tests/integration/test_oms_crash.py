@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.oms_soak import run_crash_cycles, verify
+from engine.tools.oms_soak import run_crash_cycles, verify
 from tests.fixtures.sim_fixtures import SimulatorProcess
 
 

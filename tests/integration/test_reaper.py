@@ -1,4 +1,4 @@
-"""engine.reaper: a kill -9 of the watched process leaves none of its descendants behind."""
+"""engine.runtime.reaper: a kill -9 of the watched process leaves none of its descendants behind."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from engine.reaper import descendants, start_reaper
+from engine.runtime.reaper import descendants, start_reaper
 
 # A "driver" whose child starts a grandchild and neither has a parent-death signal: the shape
 # of an embedded Ray whose agents outlive the driver.

@@ -19,7 +19,7 @@ from cluster.records import DecisionStatus, ShardAlert, ShardFault, TickResult
 from cluster.redis_layout import RedisLayout
 from cluster.shard_core import ConfigSource, ShardSettings
 from cluster.sharding import moved_symbols
-from engine.redis_server import EmbeddedRedis
+from engine.runtime.redis_server import EmbeddedRedis
 from tests.unit.test_shard_core import assert_matches, oracle
 
 N_SYMBOLS = 60

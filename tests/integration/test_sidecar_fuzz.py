@@ -19,13 +19,13 @@ import redis
 from websockets.asyncio.server import ServerConnection, serve
 
 from cluster.redis_layout import RedisLayout
-from engine import hl_types as hl
-from engine.env import ConfigError
-from engine.redis_runtime import RedisSettings
-from engine.redis_server import EmbeddedRedis
-from engine.sidecar import Sidecar
-from engine.sidecar_parse import FrameError, parse_frame
-from engine.sidecar_settings import MAX_SUBSCRIPTIONS, SidecarSettings, check_subscription_limit
+from engine.config.env import ConfigError
+from engine.runtime.redis_runtime import RedisSettings
+from engine.runtime.redis_server import EmbeddedRedis
+from engine.sidecar.parse import FrameError, parse_frame
+from engine.sidecar.service import Sidecar
+from engine.sidecar.settings import MAX_SUBSCRIPTIONS, SidecarSettings, check_subscription_limit
+from engine.venue import types as hl
 from strategies.candle import Candle
 
 IV = 60_000

@@ -20,11 +20,11 @@ import redis
 
 from cluster.redis_layout import RedisLayout, decode_candle
 from engine.enums import CandleSource, MarketHealthReason
-from engine.market_data import HubSettings, MarketDataHub
-from engine.rate_budget import RateBudget
-from engine.redis_server import EmbeddedRedis
-from engine.rest_client import HyperliquidInfoClient
-from engine.sidecar_settings import candles_db_path
+from engine.marketdata.hub import HubSettings, MarketDataHub
+from engine.runtime.redis_server import EmbeddedRedis
+from engine.sidecar.settings import candles_db_path
+from engine.venue.info_client import HyperliquidInfoClient
+from engine.venue.rate_budget import RateBudget
 from strategies.candle import Candle
 from tests.fixtures.sim_fixtures import REPO_ROOT, SimulatorProcess
 

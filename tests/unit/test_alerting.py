@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from engine.alerting import (
+from engine.alerts.alerting import (
     Alerter,
     AlertSettings,
     AlertTarget,
@@ -16,9 +16,9 @@ from engine.alerting import (
     parse_targets,
     redact,
 )
+from engine.alerts.openclaw_cli import AlertDeliveryError
+from engine.config.env import ConfigError
 from engine.enums import AlertChannel, AlertKind, Mode
-from engine.env import ConfigError
-from engine.openclaw_cli import AlertDeliveryError
 
 DISCORD = AlertTarget(AlertChannel.DISCORD, "#alerts")
 TELEGRAM = AlertTarget(AlertChannel.TELEGRAM, "@desk_chat")

@@ -1,10 +1,10 @@
-"""engine.children: readiness by output line, clean stop, and failure when the child dies."""
+"""engine.runtime.children: readiness by output line, clean stop, and failure when the child dies."""
 
 from __future__ import annotations
 
 import pytest
 
-from engine.children import ChildProcess, ChildStartError
+from engine.runtime.children import ChildProcess, ChildStartError
 
 
 def test_child_ready_line_is_captured_and_stop_reaps() -> None:

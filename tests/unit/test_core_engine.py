@@ -11,8 +11,6 @@ import pytest
 
 from cluster.records import DecisionStatus as ShardStatus
 from cluster.records import ShardDecision, TickResult
-from engine.core import UnifiedEngine
-from engine.core_types import EngineOptions
 from engine.enums import (
     CandleSource,
     DecisionEventType,
@@ -22,12 +20,14 @@ from engine.enums import (
     Mode,
     PriceSource,
 )
-from engine.event_logger import EventLogger
-from engine.fill_model import HOUR_MS, FillModelParams
-from engine.market_data import KeysSnapshot, PriceQuote
-from engine.paper_broker import PaperBroker
-from engine.strategy_manager import StrategyManager
-from engine.trade_store import TradeStore
+from engine.execution.fill_model import HOUR_MS, FillModelParams
+from engine.execution.paper_broker import PaperBroker
+from engine.execution.trade_store import TradeStore
+from engine.marketdata.hub import KeysSnapshot, PriceQuote
+from engine.tick.decision_log import EventLogger
+from engine.tick.engine import UnifiedEngine
+from engine.tick.strategy_manager import StrategyManager
+from engine.tick.types import EngineOptions
 from strategies.enums import Confidence, ExitReason, PositionSide, Signal, StrategyMode
 
 T0 = 1_764_028_800_000  # an hour boundary

@@ -17,15 +17,15 @@ import pytest
 from cluster.inprocess import InProcessExecutor
 from cluster.shard_core import ConfigSource, ShardSettings
 from cluster.shard_store import MemoryShardStore
-from engine.core import UnifiedEngine
-from engine.core_types import EngineOptions
 from engine.enums import CandleSource, LedgerKind, Mode, PriceSource
-from engine.event_logger import EventLogger
-from engine.fill_model import FillModelParams
-from engine.market_data import KeysSnapshot, PriceQuote
-from engine.paper_broker import PaperBroker
-from engine.strategy_manager import StrategyManager
-from engine.trade_store import TradeStore
+from engine.execution.fill_model import FillModelParams
+from engine.execution.paper_broker import PaperBroker
+from engine.execution.trade_store import TradeStore
+from engine.marketdata.hub import KeysSnapshot, PriceQuote
+from engine.tick.decision_log import EventLogger
+from engine.tick.engine import UnifiedEngine
+from engine.tick.strategy_manager import StrategyManager
+from engine.tick.types import EngineOptions
 from strategies.candle import Candle
 
 DATA = Path(__file__).resolve().parents[2] / "simulator" / "data"

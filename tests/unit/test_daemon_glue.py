@@ -9,11 +9,17 @@ import signal
 import pytest
 
 from cluster.shard_core import ConfigSource
-from engine.daemon import StopFlag, read_mode
-from engine.daemon_runtime import ConfigForwarding, ExecutorKind, RuntimeSettings, Venue, apply_venue_defaults
+from engine.config.env import ConfigError
+from engine.daemon.cli import StopFlag, read_mode
+from engine.daemon.services import (
+    ConfigForwarding,
+    ExecutorKind,
+    RuntimeSettings,
+    Venue,
+    apply_venue_defaults,
+)
 from engine.enums import Mode
-from engine.env import ConfigError
-from engine.logging_setup import ModeFormatter, set_mode, setup_logging
+from engine.runtime.logging_setup import ModeFormatter, set_mode, setup_logging
 
 
 def test_mode_defaults_to_paper_and_refuses_unknown_modes():

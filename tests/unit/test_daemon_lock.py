@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from engine.daemon_lock import DaemonLock, DaemonLockError, read_holder_pid
+from engine.runtime.lock import DaemonLock, DaemonLockError, read_holder_pid
 
 _HOLDER = """
 import sys, time
 from pathlib import Path
-from engine.daemon_lock import DaemonLock
+from engine.runtime.lock import DaemonLock
 lock = DaemonLock(Path(sys.argv[1]))
 lock.acquire()
 print("held", flush=True)

@@ -1,4 +1,4 @@
-"""engine.replay: CSV loading, bar folding, and a replay over shipped candles that keeps the
+"""engine.tools.replay: CSV loading, bar folding, and a replay over shipped candles that keeps the
 paper ledger's invariants (cash identity, a decision behind every fill) and is deterministic."""
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from engine.config.env import ConfigError
 from engine.enums import LedgerKind, Mode
-from engine.env import ConfigError
-from engine.event_logger import EventLogger
-from engine.replay import ReplayOptions, aggregate, load_csv_dir, main, parse_sz_decimals, run_replay
-from engine.trade_store import TradeStore
+from engine.execution.trade_store import TradeStore
+from engine.tick.decision_log import EventLogger
+from engine.tools.replay import ReplayOptions, aggregate, load_csv_dir, main, parse_sz_decimals, run_replay
 from strategies.candle import Candle
 
 DATA = Path(__file__).resolve().parents[2] / "simulator" / "data"

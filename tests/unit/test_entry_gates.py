@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 
-from engine.entry_gates import (
+from engine.enums import GateCode
+from engine.tick.entry_gates import (
     STRATEGY_GATES,
     Candidate,
     EntryContext,
@@ -15,7 +16,6 @@ from engine.entry_gates import (
     gate_for_block,
     rank,
 )
-from engine.enums import GateCode
 from strategies.config import StrategyOverrides, parse_overrides
 from strategies.enums import Confidence, ExitReason, PositionSide, Signal, SizingBlock, StrategyMode
 from strategies.sizing import LastClose

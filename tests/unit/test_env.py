@@ -1,4 +1,4 @@
-"""engine.env: malformed variables fail loudly and name themselves."""
+"""engine.config.env: malformed variables fail loudly and name themselves."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from enum import StrEnum
 
 import pytest
 
-from engine.env import ConfigError, env_bool, env_enum, env_float, env_int, env_list
+from engine.config.env import ConfigError, env_bool, env_enum, env_float, env_int, env_list
 
 
 class Colour(StrEnum):

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from engine.enums import DecisionEventType, DecisionPhase, DecisionStatus, GateCode, Mode
-from engine.event_logger import EventLogger, GateCheck, new_decision_id, read_events
-from engine.trade_store import open_trading_db
+from engine.execution.trade_store import open_trading_db
+from engine.tick.decision_log import EventLogger, GateCheck, new_decision_id, read_events
 from strategies.enums import Confidence, Signal, TradeAction
 
 T0 = 1_700_000_000_000

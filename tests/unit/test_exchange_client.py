@@ -1,4 +1,4 @@
-"""ActionSigner, nonces, cloids, secrets and the venue's precision rules (engine.exchange_client).
+"""ActionSigner, nonces, cloids, secrets and the venue's precision rules (engine.venue.exchange_client).
 
 Signatures are checked the way the venue (and the official SDK) checks them: recover the signer
 from the JSON body with `hyperliquid.utils.signing.recover_agent_or_user_from_l1_action`.
@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.enums import ExchangeActionType, RoundDirection, Tif
-from engine.exchange_client import (
+from engine.venue.exchange_client import (
     ActionSigner,
     ExchangeTransport,
     NonceSource,

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from engine import hl_types as hl
 from engine.enums import AmbiguousReason, NotSentReason, VenueRejectReason
-from engine.exchange_client import (
+from engine.venue import types as hl
+from engine.venue.exchange_client import (
     ActionSigner,
     ExchangeAccepted,
     ExchangeAmbiguous,
@@ -27,7 +27,7 @@ from engine.exchange_client import (
     SigningKey,
     cloid_for,
 )
-from engine.rate_budget import RateBudget
+from engine.venue.rate_budget import RateBudget
 from tests.unit.test_rest_client_scripted_server import Close, Hang, Reply, ScriptedServer, Step
 from tests.unit.test_rest_client_scripted_server import scripted_server as scripted_server
 

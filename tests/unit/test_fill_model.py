@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from engine.enums import FeeMode, OrderSide, PriceSource
-from engine.fill_model import (
+from engine.execution.fill_model import (
     HOUR_MS,
     FeeSchedule,
     FillModelParams,

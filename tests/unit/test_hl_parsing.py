@@ -1,4 +1,4 @@
-"""Parsers in engine.hl_types against real recorded Hyperliquid answers, documented shapes and fuzz.
+"""Parsers in engine.venue.types against real recorded Hyperliquid answers, documented shapes and fuzz.
 
 The recorded files (tests/fixtures/recorded/*.yaml, copied from shared/data/hyperliquid-recorded)
 are the venue's truth: every interaction in every file must parse, and mutations of them must
@@ -18,8 +18,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import hl_types as hl
 from engine.enums import LeverageType, VenueOrderStatus, VenueSide
+from engine.venue import types as hl
 from strategies.candle import Candle, interval_ms
 
 RECORDED_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "recorded"

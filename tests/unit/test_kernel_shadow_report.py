@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from engine.enums import DecisionEventType, DecisionPhase, DecisionStatus, GateCode, Mode
-from engine.event_logger import EventLogger
-from engine.kernel_shadow_report import main, parse_time_ms
-from engine.trade_store import open_trading_db
+from engine.execution.trade_store import open_trading_db
+from engine.tick.decision_log import EventLogger
+from engine.tools.kernel_shadow_report import main, parse_time_ms
 from strategies.enums import Signal
 
 T0 = 1_764_028_800_000  # 2025-11-25T00:00:00Z

@@ -1,4 +1,4 @@
-"""engine.kill_switch (one parser for env and file) driven through RiskManager.poll with a real file."""
+"""engine.risk.kill_switch (one parser for env and file) driven through RiskManager.poll with a real file."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from engine.broker import OrderIntent
 from engine.enums import KillCommand, KillSource, RiskReason, TradingState, TradingStateEvent
-from engine.kill_switch import KillReading, KillSwitchSources, kill_events, parse_kill_text
-from engine.risk import Deny, RiskManager
-from engine.risk_limits import RiskLimits
-from engine.risk_state import RiskStateStore
+from engine.execution.broker import OrderIntent
+from engine.risk.kill_switch import KillReading, KillSwitchSources, kill_events, parse_kill_text
+from engine.risk.limits import RiskLimits
+from engine.risk.manager import Deny, RiskManager
+from engine.risk.state import RiskStateStore
 from strategies.enums import PositionSide, TradeAction
 from tests.unit.test_risk_check import _account, _position
 

@@ -1,4 +1,4 @@
-"""engine.live_gates: only live + enable + exact confirm + no hard kill sends (issue 6 acceptance 2)."""
+"""engine.execution.gates: only live + enable + exact confirm + no hard kill sends (issue 6 acceptance 2)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from engine.enums import GateReason, Mode
-from engine.live_gates import LIVE_CONFIRM_PHRASE, GateVerdict, hard_kill_active, live_gate
+from engine.execution.gates import LIVE_CONFIRM_PHRASE, GateVerdict, hard_kill_active, live_gate
 
 ENABLE = {"on": "1", "off": None}
 CONFIRM = {"correct": LIVE_CONFIRM_PHRASE, "wrong": LIVE_CONFIRM_PHRASE.lower(), "missing": None}

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from engine import hl_types as hl
 from engine.enums import (
     AmbiguousReason,
     ExchangeActionType,
@@ -20,7 +19,10 @@ from engine.enums import (
     VenueOrderStatus,
     VenueRejectReason,
 )
-from engine.exchange_client import (
+from engine.oms.ledger import FillSource, LiveOms, OmsConfig, dedupe_key_for_open, fill_natural_key
+from engine.oms.states import OrderState
+from engine.venue import types as hl
+from engine.venue.exchange_client import (
     ExchangeAccepted,
     ExchangeAmbiguous,
     ExchangeNotSent,
@@ -28,8 +30,6 @@ from engine.exchange_client import (
     cloid_for,
     is_valid_cloid,
 )
-from engine.oms import FillSource, LiveOms, OmsConfig, dedupe_key_for_open, fill_natural_key
-from engine.oms_states import OrderState
 
 T0 = 1_700_000_000_000
 
@@ -394,7 +394,7 @@ def test_cursor_only_moves_forward_and_persists(tmp_path: Path, clock: Clock) ->
 def test_trade_export_classifies_venue_dir(
     oms: LiveOms, direction: str, start: float, sz: float, side: str, expected: tuple[str, str] | None
 ) -> None:
-    from engine.oms_trades import classify
+    from engine.execution.oms_trades import classify
 
     body = {
         "coin": "BTC",
@@ -418,9 +418,9 @@ def test_trade_export_classifies_venue_dir(
 
 
 def test_configs_from_env_read_reference_names_and_refuse_bad_values() -> None:
-    from engine.env import ConfigError
-    from engine.live_broker import LiveBrokerConfig
-    from engine.oms_reconciler import ReconcilerConfig
+    from engine.config.env import ConfigError
+    from engine.execution.live_broker import LiveBrokerConfig
+    from engine.oms.reconciler import ReconcilerConfig
 
     env = {
         "AI_QUANT_OMS_MATCH_TTL_MS": "120000",

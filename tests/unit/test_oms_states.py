@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from engine.enums import VenueOrderStatus
-from engine.oms import LiveOms, OmsConfig
-from engine.oms_states import (
+from engine.oms.ledger import LiveOms, OmsConfig
+from engine.oms.states import (
     IN_FLIGHT,
     TERMINAL,
     TRANSITIONS,

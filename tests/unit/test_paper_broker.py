@@ -10,11 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.broker import Broker, ExitState, OrderIntent
 from engine.enums import BrokerReject, ExecutionStatus, FeeMode, LedgerKind, Mode
-from engine.fill_model import HOUR_MS, FillModelParams, MarketQuote
-from engine.paper_broker import PaperBroker
-from engine.trade_store import TradeStore
+from engine.execution.broker import Broker, ExitState, OrderIntent
+from engine.execution.fill_model import HOUR_MS, FillModelParams, MarketQuote
+from engine.execution.paper_broker import PaperBroker
+from engine.execution.trade_store import TradeStore
 from strategies.enums import Confidence, PositionSide, TradeAction
 
 T0 = 1_700_000_000_000 - (1_700_000_000_000 % HOUR_MS) + 600_000  # 10 min past an hour

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from engine.config.env import ConfigError
 from engine.enums import Mode
-from engine.env import ConfigError
-from engine.promoted_config import apply_promoted_config, find_promoted_config, parse_role
-from engine.strategy_manager import StrategyManager
+from engine.tick.promoted_config import apply_promoted_config, find_promoted_config, parse_role
+from engine.tick.strategy_manager import StrategyManager
 from strategies.enums import StrategyMode
 
 

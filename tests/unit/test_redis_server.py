@@ -1,4 +1,4 @@
-"""engine.redis_server starts a real server, persists through the AOF, and leaves no orphan."""
+"""engine.runtime.redis_server starts a real server, persists through the AOF, and leaves no orphan."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from engine.redis_server import EmbeddedRedis, find_redis_server
+from engine.runtime.redis_server import EmbeddedRedis, find_redis_server
 
 
 def _alive(pid: int) -> bool:

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from engine import hl_types as hl
-from engine.env import ConfigError
-from engine.rate_budget import RateBudget, RateBudgetExhausted
-from engine.rest_client import DEFAULT_HL_BASE_URL, HyperliquidInfoClient, RetryPolicy, hl_base_url
+from engine.config.env import ConfigError
+from engine.venue import types as hl
+from engine.venue.info_client import DEFAULT_HL_BASE_URL, HyperliquidInfoClient, RetryPolicy, hl_base_url
+from engine.venue.rate_budget import RateBudget, RateBudgetExhausted
 from tests.unit.test_hl_parsing import RECORDED
 from tests.unit.test_rest_client_scripted_server import Close, Hang, Reply, ScriptedServer
 from tests.unit.test_rest_client_scripted_server import scripted_server as scripted_server

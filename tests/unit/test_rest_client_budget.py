@@ -1,4 +1,4 @@
-"""engine.rate_budget: the shared REST weight bucket and Hyperliquid's documented weights."""
+"""engine.venue.rate_budget: the shared REST weight bucket and Hyperliquid's documented weights."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import threading
 import pytest
 
 from engine.enums import InfoType
-from engine.hl_types import TemporaryVenueError
-from engine.rate_budget import (
+from engine.venue.rate_budget import (
     RateBudget,
     RateBudgetExhausted,
     exchange_weight,
     info_extra_weight,
     info_weight,
 )
+from engine.venue.types import TemporaryVenueError
 
 
 class ManualClock:

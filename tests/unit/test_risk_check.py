@@ -1,4 +1,4 @@
-"""engine.risk.check: every RiskReason denies with its code; exits and cancels pass where they should.
+"""engine.risk.manager.check: every RiskReason denies with its code; exits and cancels pass where they should.
 
 CASES is keyed by RiskReason and the tests are parametrized over the enum, so a new reason code
 without an example here fails the suite.
@@ -15,10 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.broker import AccountSnapshot, OrderIntent, Position
 from engine.enums import DecisionStatus, Mode, OrderSide, RiskReason, TradingState
-from engine.event_logger import EventLogger
-from engine.risk import (
+from engine.execution.broker import AccountSnapshot, OrderIntent, Position
+from engine.risk.limits import RiskLimits
+from engine.risk.manager import (
     ALLOW,
     Allow,
     Deny,
@@ -29,7 +29,7 @@ from engine.risk import (
     drawdown_pct,
     slippage_bps,
 )
-from engine.risk_limits import RiskLimits
+from engine.tick.decision_log import EventLogger
 from strategies.enums import PositionSide, TradeAction
 
 NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z

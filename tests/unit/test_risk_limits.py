@@ -1,4 +1,4 @@
-"""engine.risk_limits: defaults, YAML `global.risk`, non-empty env overrides, loud refusal of bad keys."""
+"""engine.risk.limits: defaults, YAML `global.risk`, non-empty env overrides, loud refusal of bad keys."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.env import ConfigError
-from engine.risk_limits import ENV_NAMES, RiskLimits
+from engine.config.env import ConfigError
+from engine.risk.limits import ENV_NAMES, RiskLimits
 
 
 def test_limits_defaults_match_issue() -> None:

@@ -1,4 +1,4 @@
-"""engine.risk.RiskManager: breakers trip REDUCING (persisted), windows count sent orders, clear resets."""
+"""engine.risk.manager.RiskManager: breakers trip REDUCING (persisted), windows count sent orders."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from engine.broker import OrderIntent
 from engine.enums import OrderSide, RiskReason, TradingState, TradingStateEvent
-from engine.risk import ALLOW, Deny, RiskManager
-from engine.risk_limits import RiskLimits
-from engine.risk_state import RiskStateStore
-from engine.sqlite_logger import open_db
+from engine.execution.broker import OrderIntent
+from engine.risk.limits import RiskLimits
+from engine.risk.manager import ALLOW, Deny, RiskManager
+from engine.risk.state import RiskStateStore
+from engine.storage.sqlite import open_db
 from strategies.enums import PositionSide, TradeAction
 from tests.unit.test_risk_check import _account, _position
 

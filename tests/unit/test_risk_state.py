@@ -1,4 +1,4 @@
-"""engine.risk_state: the transition table walked whole, facts appended, state survives restarts."""
+"""engine.risk.state: the transition table walked whole, facts appended, state survives restarts."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from engine.enums import KillSource, TradingState, TradingStateEvent
-from engine.risk_state import TRANSITIONS, BreakerCounters, RiskStateStore, next_trading_state
+from engine.risk.state import TRANSITIONS, BreakerCounters, RiskStateStore, next_trading_state
 
 _RANK = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
 _TARGET = {

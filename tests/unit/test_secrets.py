@@ -1,4 +1,4 @@
-"""engine.secrets: unsafe files refused; the key never shows in repr/str/format/logs/exceptions."""
+"""engine.venue.secrets: unsafe files refused; the key never shows in repr/str/format/logs/exceptions."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from engine.secrets import (
+from engine.venue.secrets import (
     LiveSecrets,
     Secret,
     SecretsError,

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from engine.config.env import ConfigError
+from engine.config.settings import DaemonSettings, lock_file_name
 from engine.enums import FeeMode, Mode
-from engine.env import ConfigError
-from engine.settings import DaemonSettings, lock_file_name
 from strategies.enums import StrategyMode
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from cluster.pool import PoolSettings, placement_options
-from engine.daemon_runtime import RuntimeSettings, parse_shard_resources
-from engine.env import ConfigError
+from engine.config.env import ConfigError
+from engine.daemon.services import RuntimeSettings, parse_shard_resources
 
 
 def test_shard_resources_parse_and_reach_the_actor_options() -> None:

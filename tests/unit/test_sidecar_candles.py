@@ -1,11 +1,11 @@
-"""engine.sidecar_candles: close detection, gap fills and the no-missing/no-duplicate invariant."""
+"""engine.sidecar.candles: close detection, gap fills and the no-missing/no-duplicate invariant."""
 
 from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.sidecar_candles import CandleTracker, SyncRequest, TrackerOutput
+from engine.sidecar.candles import CandleTracker, SyncRequest, TrackerOutput
 from strategies.candle import Candle
 
 IV = 60_000
@@ -134,7 +134,7 @@ def test_any_drop_pattern_publishes_every_bar_once_in_order(
 
 
 def test_venue_clock_follows_venue_events_and_advances_at_wall_speed() -> None:
-    from engine.sidecar_candles import VenueClock
+    from engine.sidecar.candles import VenueClock
 
     wall = [1_000]
     clock = VenueClock(lambda: wall[0])
@@ -149,7 +149,7 @@ def test_venue_clock_follows_venue_events_and_advances_at_wall_speed() -> None:
 
 
 def test_venue_clock_on_wall_time_never_reads_behind_the_wall_clock() -> None:
-    from engine.sidecar_candles import VenueClock
+    from engine.sidecar.candles import VenueClock
 
     wall = [10_000_000]
     clock = VenueClock(lambda: wall[0], live_tolerance_ms=120_000)

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from cluster.redis_layout import AccountEventKind
+from engine.config.env import ConfigError
 from engine.enums import Mode
-from engine.env import ConfigError
-from engine.sidecar_parse import (
+from engine.sidecar.parse import (
     AccountUpdate,
     BboUpdate,
     CandleUpdate,
@@ -17,7 +17,7 @@ from engine.sidecar_parse import (
     parse_candle_list,
     parse_frame,
 )
-from engine.sidecar_settings import SidecarSettings, candles_db_path, default_ws_url, top_symbols_by_volume
+from engine.sidecar.settings import SidecarSettings, candles_db_path, default_ws_url, top_symbols_by_volume
 
 ADDR = "0x" + "Ab" * 20
 
@@ -124,7 +124,7 @@ def test_parse_candle_list_drops_and_counts_bad_items() -> None:
 
 
 def test_build_watchlist_adds_listed_anchor_and_drops_unlisted() -> None:
-    from engine.sidecar_settings import build_watchlist
+    from engine.sidecar.settings import build_watchlist
 
     listed = [("BTC", 5.0), ("ETH", 9.0), ("SOL", 1.0), ("kPEPE", 3.0)]
     assert build_watchlist((), 2, "BTC", listed) == (("ETH", "BTC"), ())

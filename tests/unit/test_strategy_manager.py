@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.enums import AlertKind, Mode, ReloadOutcome
-from engine.strategy_manager import StrategyManager
+from engine.tick.strategy_manager import StrategyManager
 from strategies.config import StrategyConfigError
 from strategies.enums import StrategyMode
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.systemd_watchdog import SystemdWatchdog, watchdog_interval_secs
+from engine.runtime.systemd_watchdog import SystemdWatchdog, watchdog_interval_secs
 
 
 class FakeClock:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine import hl_types as hl
-from engine.venue_context import VenueContext
+from engine.venue import types as hl
+from engine.venue.context import VenueContext
 
 
 def _answer(funding: float) -> hl.MetaAndAssetCtxs:

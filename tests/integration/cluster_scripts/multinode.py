@@ -5,7 +5,7 @@ stdout and asserts nothing itself. The pytest process keeps its own session Ray,
 this runs in a separate process.
 
 1. A loopback cluster shaped like ray_cluster.yaml (head with 0 CPUs, 2 worker nodes, spread
-   scheduling); this driver attaches through engine.ray_runtime.connect_ray (RAY_ADDRESS).
+   scheduling); this driver attaches through engine.runtime.ray_runtime.connect_ray (RAY_ADDRESS).
 2. A ShardPool with 4 shards; the dashboard state API (cluster.cluster_health) says where they are.
 3. Every tick the "sidecar" writes one closed candle per symbol to Redis, the "driver" reads the
    close keys and evaluates the changed symbols on the pool AND on an in-process executor over a

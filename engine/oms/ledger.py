@@ -1,0 +1,637 @@
+"""LiveOms: the durable intent -> order -> fill ledger of live and dry_live (SQLite, WAL, 0600).
+
+The only writer of the OMS tables (schema, version and row records in `engine.oms.records`;
+a DB with another schema version is refused with OmsSchemaError). The rules it enforces:
+
+* An intent, with its client order id, is committed (fsync'd WAL, `synchronous=FULL`) before the
+  caller may sign or send anything. The cloid is `exchange_client.cloid_for(intent_id)`.
+* OPEN intents carry the dedupe key `OPEN:<SYM>:<SIDE>:<candle ms>` (UNIQUE): a second OPEN for the
+  same symbol, side and candle - e.g. after a restart inside the candle - returns the existing
+  intent with `duplicate=True` whatever its state, and the caller must not send.
+* Order states move only through `engine.oms.states` (the transition table). Every transition is
+  an appended `order_events` row; `orders` is the current-state projection of those rows.
+* Fills are facts written once, deduplicated on a natural key that does not need `tid`: the
+  venue hash plus oid, time, side, price, size and start position (the start position differs
+  between successive fills of one order, so two real fills never share it). A fill with a `tid`
+  is also unique on (hash, tid). Fills are linked to intents (a separate `fill_links` fact) by
+  oid, then cloid, then time proximity (same symbol and side, +-10 min); a fill that matches
+  nothing is kept as an orphan and can be linked later.
+* Cursors (e.g. the REST `userFillsByTime` position) advance only when the caller says the read
+  that produced them succeeded.
+
+Thread-safe: one connection guarded by a lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.config.env import env_int
+from engine.oms.records import (
+    _FILL_COLUMNS,
+    _INSERT_FILL,
+    _INTENT_COLUMNS,
+    _ORDER_COLUMNS,
+    _SCHEMA,
+    _SELECT_ORPHANS,
+    FILL_COMPLETE_RATIO,
+    SCHEMA_VERSION,
+    CreateResult,
+    FillSource,
+    IngestStats,
+    IntentRecord,
+    LedgerFill,
+    MatchedVia,
+    OmsSchemaError,
+    OrderRow,
+    fill_from_row,
+    intent_from_row,
+    order_from_row,
+)
+from engine.oms.states import (
+    UNSETTLED,
+    InvalidTransition,
+    OmsEvent,
+    OrderState,
+    next_state,
+    venue_status_event,
+)
+from engine.storage.sqlite import open_db
+from engine.venue import types as hl
+from engine.venue.exchange_client import (
+    ExchangeAccepted,
+    ExchangeAmbiguous,
+    ExchangeNotSent,
+    ExchangeOutcome,
+    ExchangeRejected,
+    cloid_for,
+)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OmsConfig:
+    """Ledger policy. `match_window_ms`: time-proximity window (+-) for fills without oid/cloid
+    match; `not_found_grace_ms`: how long after the send a cloid lookup answering "unknown" still
+    counts as possibly in flight; `synchronous_full`: fsync the WAL on every commit (survives
+    power loss, not just kill -9); `wal_autocheckpoint_pages`: safety-net threshold, normally
+    `checkpoint()` runs periodically."""
+
+    match_window_ms: int = 600_000
+    not_found_grace_ms: int = 30_000
+    synchronous_full: bool = True
+    busy_timeout_secs: float = 5.0
+    wal_autocheckpoint_pages: int = 20_000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> OmsConfig:
+        """Read AI_QUANT_OMS_MATCH_TTL_MS and AI_QUANT_OMS_NOT_FOUND_GRACE_MS; ConfigError if invalid."""
+        return cls(
+            match_window_ms=env_int("AI_QUANT_OMS_MATCH_TTL_MS", 600_000, env, lo=0, hi=86_400_000),
+            not_found_grace_ms=env_int(
+                "AI_QUANT_OMS_NOT_FOUND_GRACE_MS", 30_000, env, lo=1_000, hi=3_600_000
+            ),
+        )
+
+
+def dedupe_key_for_open(symbol: str, position_side: str, candle_ms: int) -> str:
+    """Return the restart-safe "one OPEN per symbol/side/candle" key."""
+    return f"OPEN:{symbol}:{position_side}:{int(candle_ms)}"
+
+
+def fill_natural_key(fill: hl.Fill) -> str:
+    """Return a fill's identity that does not depend on `tid` (absent in some venue answers):
+    hash, oid, time, side, price, size and start position."""
+    return "|".join(
+        (fill.hash.lower(), str(fill.oid), str(fill.time_ms), str(fill.side),
+         repr(float(fill.px)), repr(float(fill.sz)), repr(float(fill.start_position)))
+    )  # fmt: skip
+
+
+class LiveOms:
+    """The ledger. Construct with a DB path (created 0600, WAL); `close()` when done."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        mode: str,
+        config: OmsConfig | None = None,
+        clock_ms: Callable[[], int] = _now_ms,
+    ) -> None:
+        self.path = Path(path)
+        self.mode = str(mode)
+        self.config = config or OmsConfig()
+        self._clock_ms = clock_ms
+        self._lock = threading.RLock()
+        self._conn = open_db(
+            self.path, busy_timeout_secs=self.config.busy_timeout_secs, check_same_thread=False
+        )
+        self._conn.isolation_level = None  # explicit BEGIN/COMMIT
+        if self.config.synchronous_full:
+            self._conn.execute("PRAGMA synchronous=FULL")
+        # Checkpoints (which fsync the main file) run off the order path: `checkpoint()` is called by
+        # the reconciler; the large automatic threshold is only a safety net.
+        self._conn.execute(f"PRAGMA wal_autocheckpoint={int(self.config.wal_autocheckpoint_pages)}")
+        self._init_schema()
+
+    def _init_schema(self) -> None:
+        with self._tx() as conn:
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    conn.execute(stmt)
+            conn.execute(
+                "INSERT OR IGNORE INTO oms_meta (key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+            row = conn.execute("SELECT value FROM oms_meta WHERE key='schema_version'").fetchone()
+        if int(row[0]) != SCHEMA_VERSION:
+            raise OmsSchemaError(f"{self.path}: OMS schema version {row[0]}, code expects {SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def checkpoint(self) -> None:
+        """Fold the WAL into the main file (PASSIVE: never blocks writers). Call off the order path."""
+        with self._lock:
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    # --- intents ----------------------------------------------------------------------------
+
+    def create_intent(
+        self,
+        *,
+        symbol: str,
+        action: str,
+        position_side: str,
+        is_buy: bool,
+        size_coins: float,
+        limit_px: float,
+        reduce_only: bool,
+        reference_price: float,
+        leverage: float,
+        reason: str,
+        event_ms: int,
+        decision_id: str | None = None,
+        dedupe_key: str | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> CreateResult:
+        """Commit a new intent (state NEW) and its order row before anything is sent.
+
+        With `dedupe_key` set and already present, nothing is written and the existing intent is
+        returned with `duplicate=True` (the caller must not send). Raises sqlite3.Error when the
+        write fails: the caller then must not send either (fail closed)."""
+        now = self._clock_ms()
+        intent_id = uuid.uuid4().hex
+        record = IntentRecord(
+            intent_id=intent_id, cloid=cloid_for(intent_id), dedupe_key=dedupe_key, mode=self.mode,
+            symbol=symbol, action=str(action), position_side=str(position_side), is_buy=bool(is_buy),
+            size_coins=float(size_coins), limit_px=float(limit_px), reduce_only=bool(reduce_only),
+            reference_price=float(reference_price), leverage=float(leverage), reason=str(reason),
+            decision_id=decision_id, event_ms=int(event_ms), created_ms=now,
+            meta_json=json.dumps(dict(meta or {}), sort_keys=True, separators=(",", ":")),
+        )  # fmt: skip
+        with self._tx() as conn:
+            if dedupe_key is not None:
+                existing = conn.execute(
+                    f"SELECT {', '.join(_INTENT_COLUMNS)} FROM intents WHERE dedupe_key=?", (dedupe_key,)
+                ).fetchone()
+                if existing is not None:
+                    old = intent_from_row(existing)
+                    state = conn.execute(
+                        "SELECT state FROM orders WHERE intent_id=?", (old.intent_id,)
+                    ).fetchone()
+                    return CreateResult(old, True, OrderState(state[0]))
+            values = [getattr(record, c) for c in _INTENT_COLUMNS]
+            conn.execute(
+                f"INSERT INTO intents ({', '.join(_INTENT_COLUMNS)}) VALUES ({', '.join('?' * len(values))})",
+                [int(v) if isinstance(v, bool) else v for v in values],
+            )
+            conn.execute(
+                f"INSERT INTO orders ({', '.join(_ORDER_COLUMNS)}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (intent_id, record.cloid, symbol, int(is_buy), OrderState.NEW.value, None,
+                 float(size_coins), 0.0, now, now),
+            )  # fmt: skip
+        return CreateResult(record, False, OrderState.NEW)
+
+    def intent(self, intent_id: str) -> IntentRecord | None:
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT {', '.join(_INTENT_COLUMNS)} FROM intents WHERE intent_id=?", (intent_id,)
+            ).fetchone()
+        return None if row is None else intent_from_row(row)
+
+    def intents(self) -> list[IntentRecord]:
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {', '.join(_INTENT_COLUMNS)} FROM intents ORDER BY created_ms, intent_id"
+            ).fetchall()
+        return [intent_from_row(r) for r in rows]
+
+    def intent_by_cloid(self, cloid: str) -> IntentRecord | None:
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT {', '.join(_INTENT_COLUMNS)} FROM intents WHERE cloid=?", (cloid.lower(),)
+            ).fetchone()
+        return None if row is None else intent_from_row(row)
+
+    # --- orders and transitions -------------------------------------------------------------
+
+    def order(self, intent_id: str) -> OrderRow | None:
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT {', '.join(_ORDER_COLUMNS)} FROM orders WHERE intent_id=?", (intent_id,)
+            ).fetchone()
+        return None if row is None else order_from_row(row)
+
+    def orders(self, states: Iterable[OrderState] | None = None) -> list[OrderRow]:
+        """Return orders (optionally only those in `states`), oldest first."""
+        sql = f"SELECT {', '.join(_ORDER_COLUMNS)} FROM orders"
+        args: list[str] = []
+        if states is not None:
+            args = [OrderState(s).value for s in states]
+            sql += f" WHERE state IN ({', '.join('?' * len(args))})"
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY created_ms, intent_id", args).fetchall()
+        return [order_from_row(r) for r in rows]
+
+    def unsettled(self) -> list[OrderRow]:
+        """Orders in flight or live on the venue (NEW, UNKNOWN, ACCEPTED, PARTIAL, PENDING_CANCEL)."""
+        return self.orders(UNSETTLED)
+
+    def apply(
+        self,
+        intent_id: str,
+        event: OmsEvent,
+        *,
+        oid: int | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> OrderState:
+        """Run `event` through the transition table, append the event row, update the projection.
+
+        Raises InvalidTransition (nothing written) for a pair the table does not have."""
+        with self._tx() as conn:
+            return self._apply(conn, intent_id, event, oid=oid, detail=detail)
+
+    def _apply(
+        self,
+        conn: sqlite3.Connection,
+        intent_id: str,
+        event: OmsEvent,
+        *,
+        oid: int | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> OrderState:
+        row = conn.execute("SELECT state, oid FROM orders WHERE intent_id=?", (intent_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"no order for intent {intent_id}")
+        before = OrderState(row[0])
+        after = next_state(before, event)
+        now = self._clock_ms()
+        new_oid = row[1] if row[1] is not None else oid
+        if after is before and new_oid == row[1]:
+            return after  # a repeat of what we know (periodic lookups, late fills): no new fact
+        conn.execute(
+            "INSERT INTO order_events "
+            "(intent_id, event, from_state, to_state, oid, recorded_ms, detail_json) "
+            "VALUES (?,?,?,?,?,?,?)",
+            (intent_id, OmsEvent(event).value, before.value, after.value, oid, now,
+             json.dumps(dict(detail or {}), sort_keys=True, default=str)),
+        )  # fmt: skip
+        conn.execute(
+            "UPDATE orders SET state=?, oid=?, updated_ms=? WHERE intent_id=?",
+            (after.value, new_oid, now, intent_id),
+        )
+        return after
+
+    def order_events(self, intent_id: str) -> list[tuple[str, str, str]]:
+        """Return (event, from_state, to_state) rows of one intent, in order."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT event, from_state, to_state FROM order_events WHERE intent_id=? ORDER BY id",
+                (intent_id,),
+            ).fetchall()
+        return [tuple(r) for r in rows]
+
+    def record_outcome(self, intent_id: str, outcome: ExchangeOutcome) -> OrderState:
+        """Record what one POST of this intent's (single-order) action returned."""
+        if isinstance(outcome, ExchangeAmbiguous):
+            return self.apply(intent_id, OmsEvent.ACK_AMBIGUOUS, detail={"reason": str(outcome.reason)})
+        if isinstance(outcome, ExchangeNotSent):
+            return self.apply(intent_id, OmsEvent.SEND_SKIPPED, detail={"reason": str(outcome.reason)})
+        if isinstance(outcome, ExchangeRejected):
+            return self.apply(
+                intent_id, OmsEvent.ACK_REJECTED,
+                detail={"reason": str(outcome.reason), "message": outcome.message[:200]},
+            )  # fmt: skip
+        if isinstance(outcome, ExchangeAccepted):
+            statuses = outcome.ack.statuses
+            status = statuses[0] if statuses else None
+            if isinstance(status, hl.FilledStatus):
+                return self.apply(
+                    intent_id, OmsEvent.ACK_FILLED, oid=status.oid,
+                    detail={"total_sz": status.total_sz, "avg_px": status.avg_px},
+                )  # fmt: skip
+            if isinstance(status, hl.RestingStatus):
+                return self.apply(intent_id, OmsEvent.ACK_RESTING, oid=status.oid)
+            if isinstance(status, hl.ErrorStatus):
+                return self.apply(intent_id, OmsEvent.ACK_REJECTED, detail={"message": status.message[:200]})
+            return self.apply(intent_id, OmsEvent.ACK_AMBIGUOUS, detail={"reason": "no_order_status"})
+        raise TypeError(f"not an exchange outcome: {type(outcome).__name__}")
+
+    def apply_order_status(self, intent_id: str, info: hl.OrderStatusInfo) -> OrderState:
+        """Settle an order from an `orderStatus` answer (by cloid). "unknownOid" is NOT_FOUND, which
+        becomes NOT_FOUND_CONFIRMED (ABANDONED) only past the grace period after creation."""
+        if info.known and info.status is not None:
+            oid = info.order.oid if info.order is not None else None
+            return self.apply(
+                intent_id,
+                venue_status_event(str(info.status)),
+                oid=oid,
+                detail={"source": "order_status", "status": str(info.status)},
+            )
+        order = self.order(intent_id)
+        if order is None:
+            raise KeyError(f"no order for intent {intent_id}")
+        if self._clock_ms() - order.created_ms >= self.config.not_found_grace_ms:
+            return self.apply(intent_id, OmsEvent.NOT_FOUND_CONFIRMED, detail={"source": "order_status"})
+        return self.apply(intent_id, OmsEvent.VENUE_NOT_FOUND, detail={"source": "order_status"})
+
+    def apply_order_updates(self, updates: Iterable[hl.OrderUpdate]) -> int:
+        """Apply WS `orderUpdates` to our orders (matched by cloid, then oid); return how many matched.
+        Updates about orders that are not ours are ignored; a transition the table lacks is
+        recorded as an anomaly, not applied."""
+        matched = 0
+        with self._tx() as conn:
+            for update in updates:
+                intent_id = self._intent_for_order(conn, update.order.cloid, update.order.oid)
+                if intent_id is None:
+                    continue
+                matched += 1
+                event = venue_status_event(str(update.status))
+                try:
+                    self._apply(
+                        conn,
+                        intent_id,
+                        event,
+                        oid=update.order.oid,
+                        detail={"source": "order_update", "status": str(update.status)},
+                    )
+                except InvalidTransition as exc:
+                    self._anomaly(conn, "order_update_transition", update.order.coin, intent_id, exc)
+        return matched
+
+    def _intent_for_order(self, conn: sqlite3.Connection, cloid: str | None, oid: int | None) -> str | None:
+        if cloid is not None:
+            row = conn.execute("SELECT intent_id FROM orders WHERE cloid=?", (cloid.lower(),)).fetchone()
+            if row is not None:
+                return str(row[0])
+        if oid is not None:
+            row = conn.execute("SELECT intent_id FROM orders WHERE oid=?", (oid,)).fetchone()
+            if row is not None:
+                return str(row[0])
+        return None
+
+    # --- fills ------------------------------------------------------------------------------
+
+    def ingest_fills(self, fills: Iterable[hl.Fill], *, source: FillSource) -> IngestStats:
+        """Insert new fills (idempotent), link each to an intent, advance the intents' states.
+
+        One transaction for the batch: on any error nothing is written and the error propagates
+        (the caller keeps the batch and retries; its cursor must not advance)."""
+        stats = IngestStats()
+        now = self._clock_ms()
+        with self._tx() as conn:
+            ordered = sorted(fills, key=lambda f: (f.time_ms, f.tid if f.tid is not None else -1, f.oid))
+            for fill in ordered:  # the venue answers newest first: store in execution order
+                stats.received += 1
+                key = fill_natural_key(fill)
+                values = (
+                    key, fill.hash.lower(), fill.tid, fill.oid, fill.cloid.lower() if fill.cloid else None,
+                    fill.coin, int(str(fill.side) == "B"), float(fill.px), float(fill.sz), fill.time_ms,
+                    float(fill.start_position), fill.dir, float(fill.closed_pnl), float(fill.fee),
+                    fill.fee_token, int(fill.crossed), FillSource(source).value, now,
+                )  # fmt: skip
+                cursor = conn.execute(
+                    _INSERT_FILL,
+                    values,
+                )
+                if cursor.rowcount != 1:
+                    stats.duplicates += 1
+                    continue
+                stats.inserted += 1
+                stats.new_fill_keys.append(key)
+                if self._link_fill(conn, fill_from_row(values), now, stats):
+                    stats.matched += 1
+                else:
+                    stats.orphans += 1
+        return stats
+
+    def _match(self, conn: sqlite3.Connection, fill: LedgerFill) -> tuple[str, MatchedVia] | None:
+        row = conn.execute(
+            "SELECT intent_id FROM orders WHERE oid=? AND symbol=?", (fill.oid, fill.coin)
+        ).fetchone()
+        if row is not None:
+            return str(row[0]), MatchedVia.OID
+        if fill.cloid is not None:
+            row = conn.execute("SELECT intent_id FROM orders WHERE cloid=?", (fill.cloid,)).fetchone()
+            if row is not None:
+                return str(row[0]), MatchedVia.CLOID
+        window = self.config.match_window_ms
+        row = conn.execute(
+            "SELECT intent_id FROM orders WHERE symbol=? AND is_buy=? AND oid IS NULL "
+            "AND state IN ('NEW','UNKNOWN','ABANDONED') AND created_ms BETWEEN ? AND ? "
+            "ORDER BY abs(created_ms - ?) LIMIT 1",
+            (fill.coin, int(fill.is_buy), fill.time_ms - window, fill.time_ms + window, fill.time_ms),
+        ).fetchone()
+        if row is not None:
+            return str(row[0]), MatchedVia.TIME_PROXIMITY
+        return None
+
+    def _link_fill(self, conn: sqlite3.Connection, fill: LedgerFill, now: int, stats: IngestStats) -> bool:
+        match = self._match(conn, fill)
+        if match is None:
+            return False
+        intent_id, via = match
+        conn.execute(
+            "INSERT OR IGNORE INTO fill_links (fill_key, intent_id, matched_via, recorded_ms) "
+            "VALUES (?,?,?,?)",
+            (fill.fill_key, intent_id, via.value, now),
+        )
+        conn.execute(
+            "UPDATE orders SET filled_sz = filled_sz + ?, oid = COALESCE(oid, ?) WHERE intent_id=?",
+            (fill.sz, fill.oid, intent_id),
+        )
+        filled, requested = conn.execute(
+            "SELECT filled_sz, requested_sz FROM orders WHERE intent_id=?", (intent_id,)
+        ).fetchone()
+        event = OmsEvent.FILL_COMPLETE if filled >= FILL_COMPLETE_RATIO * requested else OmsEvent.FILL
+        try:
+            self._apply(
+                conn, intent_id, event, oid=fill.oid, detail={"fill_key": fill.fill_key, "via": via.value}
+            )
+        except InvalidTransition as exc:
+            stats.anomalies += 1
+            self._anomaly(conn, "fill_on_terminal_order", fill.coin, intent_id, exc)
+        return True
+
+    def link_orphans(self) -> int:
+        """Try to link every orphan fill again (an intent's oid may be known now); return how many."""
+        linked = 0
+        now = self._clock_ms()
+        with self._tx() as conn:
+            rows = conn.execute(_SELECT_ORPHANS).fetchall()
+            stats = IngestStats()
+            for row in rows:
+                if self._link_fill(conn, fill_from_row(row), now, stats):
+                    linked += 1
+        return linked
+
+    def fills(self, symbol: str | None = None) -> list[LedgerFill]:
+        sql = f"SELECT {', '.join(_FILL_COLUMNS)} FROM fills"
+        args: tuple[str, ...] = ()
+        if symbol is not None:
+            sql, args = sql + " WHERE coin=?", (symbol,)
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY time_ms, fill_key", args).fetchall()
+        return [fill_from_row(r) for r in rows]
+
+    def fills_after_rowid(self, rowid: int, limit: int) -> list[tuple[int, LedgerFill]]:
+        """Return up to `limit` fills inserted after `rowid` (insertion order), with their rowids."""
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT rowid, {', '.join(_FILL_COLUMNS)} FROM fills WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                (int(rowid), int(limit)),
+            ).fetchall()
+        return [(int(r[0]), fill_from_row(r[1:])) for r in rows]
+
+    def fill_links(self) -> dict[str, tuple[str, str]]:
+        """Return {fill_key: (intent_id, matched_via)}."""
+        with self._lock:
+            rows = self._conn.execute("SELECT fill_key, intent_id, matched_via FROM fill_links").fetchall()
+        return {str(k): (str(i), str(v)) for k, i, v in rows}
+
+    def orphan_fills(self) -> list[LedgerFill]:
+        with self._lock:
+            rows = self._conn.execute(_SELECT_ORPHANS).fetchall()
+        return [fill_from_row(r) for r in rows]
+
+    def ledger_positions(self, *, explained_only: bool = True) -> dict[str, float]:
+        """Return the signed net size per coin (long > 0) implied by the fills linked to our intents
+        (`explained_only`, the default: orphan fills do not explain a position) or by every fill."""
+        join = "JOIN fill_links l ON l.fill_key = f.fill_key " if explained_only else ""
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT f.coin, SUM(CASE WHEN f.is_buy=1 THEN f.sz ELSE -f.sz END) FROM fills f {join}"
+                "GROUP BY f.coin"
+            ).fetchall()
+        return {str(c): float(s) for c, s in rows if abs(float(s)) > 1e-12}
+
+    def last_filled_entry(self, symbol: str) -> IntentRecord | None:
+        """Return the newest OPEN intent of `symbol` that got any fill (the position's origin)."""
+        cols = ", ".join("i." + c for c in _INTENT_COLUMNS)
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT {cols} FROM intents i JOIN orders o ON o.intent_id = i.intent_id "
+                "WHERE i.symbol=? AND i.action='OPEN' AND o.filled_sz > 0 ORDER BY i.created_ms DESC LIMIT 1",
+                (symbol,),
+            ).fetchone()
+        return None if row is None else intent_from_row(row)
+
+    # --- exit state (strategy-owned fields of a live position) -------------------------------
+
+    def set_exit_state(self, symbol: str, trailing_sl: float | None, tp1_taken: bool) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO exit_state (symbol, trailing_sl, tp1_taken, updated_ms) "
+                "VALUES (?,?,?,?)",
+                (symbol, trailing_sl, int(tp1_taken), self._clock_ms()),
+            )
+
+    def clear_exit_state(self, symbol: str) -> None:
+        with self._tx() as conn:
+            conn.execute("DELETE FROM exit_state WHERE symbol=?", (symbol,))
+
+    def exit_state(self, symbol: str) -> tuple[float | None, bool] | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT trailing_sl, tp1_taken FROM exit_state WHERE symbol=?", (symbol,)
+            ).fetchone()
+        return None if row is None else (row[0], bool(row[1]))
+
+    # --- cursors and reconcile events -------------------------------------------------------
+
+    def cursor(self, name: str) -> int | None:
+        with self._lock:
+            row = self._conn.execute("SELECT value_ms FROM cursors WHERE name=?", (name,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def advance_cursor(self, name: str, value_ms: int) -> int:
+        """Move a cursor forward (never back) after the read that produced `value_ms` succeeded."""
+        now = self._clock_ms()
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO cursors (name, value_ms, updated_ms) VALUES (?,?,?) ON CONFLICT(name) DO UPDATE "
+                "SET value_ms=max(value_ms, excluded.value_ms), updated_ms=excluded.updated_ms",
+                (name, int(value_ms), now),
+            )
+            return int(conn.execute("SELECT value_ms FROM cursors WHERE name=?", (name,)).fetchone()[0])
+
+    def record_reconcile_event(
+        self, kind: str, detail: Mapping[str, Any], *, symbol: str | None = None, intent_id: str | None = None
+    ) -> None:
+        with self._tx() as conn:
+            self._event(conn, kind, symbol, intent_id, detail)
+
+    def reconcile_events(self, kind: str | None = None) -> list[tuple[str, str | None, dict[str, Any]]]:
+        sql, args = "SELECT kind, symbol, detail_json FROM reconcile_events", ()
+        if kind is not None:
+            sql, args = sql + " WHERE kind=?", (kind,)
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY id", args).fetchall()
+        return [(str(k), s, json.loads(d)) for k, s, d in rows]
+
+    def _event(
+        self, conn: sqlite3.Connection, kind: str, symbol: str | None, intent_id: str | None,
+        detail: Mapping[str, Any],
+    ) -> None:  # fmt: skip
+        conn.execute(
+            "INSERT INTO reconcile_events (kind, symbol, intent_id, recorded_ms, detail_json) "
+            "VALUES (?,?,?,?,?)",
+            (
+                kind,
+                symbol,
+                intent_id,
+                self._clock_ms(),
+                json.dumps(dict(detail), sort_keys=True, default=str),
+            ),
+        )
+
+    def _anomaly(
+        self, conn: sqlite3.Connection, kind: str, symbol: str, intent_id: str, exc: InvalidTransition
+    ) -> None:
+        self._event(conn, kind, symbol, intent_id, {"state": str(exc.state), "event": str(exc.event)})

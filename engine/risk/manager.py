@@ -1,0 +1,625 @@
+"""RiskManager: the pre-trade risk check (pure) and the thin stateful shell around it.
+
+`check(intent, account, positions, limits, state, now_ms)` is a pure function: it returns
+`Allow()` or `Deny(reason, details)` with a RiskReason code and the numbers behind it, and never
+writes anything. Order of checks:
+
+1. hard kill (`AI_QUANT_HARD_KILL_SWITCH`) → every order denied, exits included;
+2. trading state HALTED (operator `halt_all`) → every order denied, exits included;
+3. exits (REDUCE/CLOSE): only the exit rate limit applies — no entry limit, breaker or exposure
+   cap ever blocks an exit;
+4. entries (OPEN/ADD): REDUCING → denied; account equity must be finite and > 0 with fresh marks;
+   breakers (drawdown from peak, daily loss, median slippage); entry rate, per-symbol entry rate;
+   exposure caps (max open positions, per-order, per-symbol and gross notional, leverage).
+
+Cancels go through `check_cancel`: only the cancel rate limit applies, in every trading state
+(a cancel can only lower exposure). The live gates (engine/execution/gates.py) decide separately
+whether anything may be POSTed at all.
+
+`RiskManager` keeps what the pure check needs between calls — the 60 s send windows, the UTC-day
+peak equity, the daily PnL, the slippage window — and owns the persisted trading state
+(engine/risk/state.py). It polls the kill switches each tick, trips breakers into REDUCING, and
+hands back state changes for the caller to log and alert. Callers log denials as decision events
+via `deny_event_fields`; the check itself never touches the DB.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sqlite3
+import statistics
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from engine.enums import (
+    DecisionEventType,
+    DecisionPhase,
+    DecisionStatus,
+    KillSource,
+    OrderSide,
+    RiskReason,
+    TradingState,
+    TradingStateEvent,
+)
+from engine.execution.broker import AccountSnapshot, OrderIntent, Position
+from engine.execution.gates import hard_kill_active
+from engine.risk.kill_switch import KillSwitchSources, kill_events
+from engine.risk.limits import RiskLimits
+from engine.risk.state import BreakerCounters, RiskStateStore, StateChange
+from engine.tick.decision_log import GateCheck
+from strategies.enums import TradeAction
+
+logger = logging.getLogger(__name__)
+
+WINDOW_MS = 60_000
+ENTRY_ACTIONS = frozenset({TradeAction.OPEN, TradeAction.ADD})
+
+
+# --- verdicts -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Allow:
+    """The order may proceed (to the live gates and the broker)."""
+
+    @property
+    def allowed(self) -> bool:
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class Deny:
+    """The order is refused: `reason` is the code to count and alert on, `details` the numbers."""
+
+    reason: RiskReason
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def allowed(self) -> bool:
+        return False
+
+
+RiskVerdict = Allow | Deny
+ALLOW = Allow()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RiskSnapshot:
+    """Everything the pure check needs besides the order, account and positions.
+
+    Send times are epoch ms of orders sent (or sent ambiguously) in about the last minute;
+    `peak_equity_usd` is the UTC-day peak; `daily_net_pnl_usd` realised PnL minus fees today;
+    `slippage_bps` the latest entry slippages, at most the configured window.
+    """
+
+    trading_state: TradingState = TradingState.ACTIVE
+    hard_kill: bool = False
+    entries_sent_ms: tuple[int, ...] = ()
+    entries_sent_ms_by_symbol: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    exits_sent_ms: tuple[int, ...] = ()
+    cancels_sent_ms: tuple[int, ...] = ()
+    peak_equity_usd: float | None = None
+    daily_net_pnl_usd: float = 0.0
+    slippage_bps: tuple[float, ...] = ()
+
+
+def is_entry(intent: OrderIntent) -> bool:
+    """OPEN and ADD add exposure (entries); REDUCE and CLOSE remove it (exits)."""
+    return intent.action in ENTRY_ACTIONS
+
+
+def _recent(times_ms: tuple[int, ...] | deque[int], now_ms: int) -> int:
+    return sum(1 for t in times_ms if now_ms - WINDOW_MS < t <= now_ms)
+
+
+def _rate_deny(reason: RiskReason, times_ms: tuple[int, ...], limit: int, now_ms: int) -> Deny | None:
+    sent = _recent(times_ms, now_ms)
+    if sent >= limit:
+        return Deny(reason, {"sent_last_60s": sent, "limit_per_min": limit})
+    return None
+
+
+# --- the pure check -----------------------------------------------------------------------------
+
+
+def check(
+    intent: OrderIntent,
+    account: AccountSnapshot,
+    positions: Mapping[str, Position],
+    limits: RiskLimits,
+    state: RiskSnapshot,
+    now_ms: int,
+) -> RiskVerdict:
+    """Decide whether `intent` may be sent now; pure, never raises on valid records."""
+    if state.hard_kill:
+        return Deny(RiskReason.HARD_KILL, {"action": intent.action.value})
+    if state.trading_state is TradingState.HALTED:
+        return Deny(RiskReason.TRADING_HALTED, {"action": intent.action.value})
+    if not is_entry(intent):
+        denied = _rate_deny(RiskReason.EXIT_RATE, state.exits_sent_ms, limits.max_exit_orders_per_min, now_ms)
+        return ALLOW if denied is None else denied
+    if state.trading_state is TradingState.REDUCING:
+        return Deny(RiskReason.TRADING_REDUCING, {"action": intent.action.value})
+    for step in (_account_deny, _breaker_deny, _entry_rate_deny, _exposure_deny):
+        denied = step(intent, account, positions, limits, state, now_ms)
+        if denied is not None:
+            return denied
+    return ALLOW
+
+
+def check_cancel(limits: RiskLimits, state: RiskSnapshot, now_ms: int) -> RiskVerdict:
+    """Decide whether a cancel may be sent: only the cancel rate applies, in every trading state."""
+    denied = _rate_deny(RiskReason.CANCEL_RATE, state.cancels_sent_ms, limits.max_cancels_per_min, now_ms)
+    return ALLOW if denied is None else denied
+
+
+def _account_deny(
+    intent: OrderIntent, account: AccountSnapshot, positions: Mapping[str, Position],
+    limits: RiskLimits, state: RiskSnapshot, now_ms: int,
+) -> Deny | None:  # fmt: skip
+    equity = account.equity_usd
+    if not math.isfinite(equity) or equity <= 0 or account.marks_stale:
+        return Deny(RiskReason.ACCOUNT_INVALID, {"equity_usd": equity, "marks_stale": account.marks_stale})
+    return None
+
+
+def drawdown_pct(peak_equity_usd: float | None, equity_usd: float) -> float:
+    """Return the drawdown from the peak in percent (0 when there is no peak or equity is above it)."""
+    if peak_equity_usd is None or peak_equity_usd <= 0 or equity_usd >= peak_equity_usd:
+        return 0.0
+    return (peak_equity_usd - equity_usd) / peak_equity_usd * 100.0
+
+
+def _breaker_deny(
+    intent: OrderIntent, account: AccountSnapshot, positions: Mapping[str, Position],
+    limits: RiskLimits, state: RiskSnapshot, now_ms: int,
+) -> Deny | None:  # fmt: skip
+    if limits.max_drawdown_pct > 0:
+        dd = drawdown_pct(state.peak_equity_usd, account.equity_usd)
+        if dd >= limits.max_drawdown_pct:
+            return Deny(RiskReason.DRAWDOWN, {
+                "drawdown_pct": dd, "limit_pct": limits.max_drawdown_pct,
+                "equity_usd": account.equity_usd, "peak_equity_usd": state.peak_equity_usd,
+            })  # fmt: skip
+    if limits.max_daily_loss_usd > 0 and state.daily_net_pnl_usd <= -limits.max_daily_loss_usd:
+        return Deny(RiskReason.DAILY_LOSS, {
+            "daily_net_pnl_usd": state.daily_net_pnl_usd, "limit_usd": limits.max_daily_loss_usd,
+        })  # fmt: skip
+    median = slippage_breach_median(limits, state.slippage_bps)
+    if median is not None:
+        return Deny(RiskReason.SLIPPAGE_GUARD, {
+            "median_bps": median, "limit_bps": limits.slippage_guard_max_median_bps,
+            "window_fills": limits.slippage_guard_window_fills,
+        })  # fmt: skip
+    return None
+
+
+def slippage_breach_median(limits: RiskLimits, window_bps: tuple[float, ...]) -> float | None:
+    """Return the window's median when the guard is on, the window full and the median too high."""
+    if not limits.slippage_guard_enabled or limits.slippage_guard_max_median_bps <= 0:
+        return None
+    recent = window_bps[-limits.slippage_guard_window_fills :]
+    if len(recent) < limits.slippage_guard_window_fills:
+        return None
+    median = statistics.median(recent)
+    return median if median > limits.slippage_guard_max_median_bps else None
+
+
+def _entry_rate_deny(
+    intent: OrderIntent, account: AccountSnapshot, positions: Mapping[str, Position],
+    limits: RiskLimits, state: RiskSnapshot, now_ms: int,
+) -> Deny | None:  # fmt: skip
+    denied = _rate_deny(RiskReason.ENTRY_RATE, state.entries_sent_ms, limits.max_entry_orders_per_min, now_ms)
+    if denied is not None:
+        return denied
+    per_symbol = state.entries_sent_ms_by_symbol.get(intent.symbol, ())
+    denied = _rate_deny(
+        RiskReason.ENTRY_RATE_SYMBOL, per_symbol, limits.max_entry_orders_per_min_per_symbol, now_ms
+    )
+    if denied is not None:
+        return Deny(denied.reason, {**denied.details, "symbol": intent.symbol})
+    return None
+
+
+def _position_notional(position: Position) -> float:
+    return abs(position.size_coins) * position.entry_price
+
+
+def _exposure_deny(
+    intent: OrderIntent, account: AccountSnapshot, positions: Mapping[str, Position],
+    limits: RiskLimits, state: RiskSnapshot, now_ms: int,
+) -> Deny | None:  # fmt: skip
+    held = intent.symbol in positions
+    if limits.max_open_positions > 0 and not held and len(positions) >= limits.max_open_positions:
+        return Deny(RiskReason.MAX_POSITIONS, {"open": len(positions), "limit": limits.max_open_positions})
+    if limits.max_leverage > 0 and intent.leverage > limits.max_leverage:
+        return Deny(RiskReason.LEVERAGE, {"leverage": intent.leverage, "limit": limits.max_leverage})
+    notional = float(intent.size_coins or 0.0) * intent.reference_price
+    if notional <= 0 or not math.isfinite(notional):
+        # Without a price the caps cannot be evaluated: fail closed if any is configured.
+        if _any_notional_cap(limits):
+            return Deny(
+                RiskReason.ORDER_NOTIONAL, {"notional_usd": None, "reference_price": intent.reference_price}
+            )
+        return None
+    return _notional_caps_deny(intent, notional, account, positions, limits)
+
+
+def _any_notional_cap(limits: RiskLimits) -> bool:
+    return any(
+        cap > 0
+        for cap in (
+            limits.max_order_notional_usd, limits.max_symbol_notional_usd,
+            limits.max_gross_notional_usd, limits.max_gross_leverage,
+        )
+    )  # fmt: skip
+
+
+def _notional_caps_deny(
+    intent: OrderIntent, notional: float, account: AccountSnapshot,
+    positions: Mapping[str, Position], limits: RiskLimits,
+) -> Deny | None:  # fmt: skip
+    if limits.max_order_notional_usd > 0 and notional > limits.max_order_notional_usd:
+        return Deny(
+            RiskReason.ORDER_NOTIONAL, {"notional_usd": notional, "limit_usd": limits.max_order_notional_usd}
+        )
+    held = positions.get(intent.symbol)
+    symbol_total = notional + (0.0 if held is None else _position_notional(held))
+    if limits.max_symbol_notional_usd > 0 and symbol_total > limits.max_symbol_notional_usd:
+        limit = limits.max_symbol_notional_usd
+        return Deny(
+            RiskReason.SYMBOL_NOTIONAL,
+            {"symbol": intent.symbol, "notional_usd": symbol_total, "limit_usd": limit},
+        )
+    gross = notional + sum(_position_notional(p) for p in positions.values())
+    if limits.max_gross_notional_usd > 0 and gross > limits.max_gross_notional_usd:
+        return Deny(
+            RiskReason.GROSS_NOTIONAL,
+            {"gross_notional_usd": gross, "limit_usd": limits.max_gross_notional_usd},
+        )
+    gross_leverage = gross / account.equity_usd
+    if limits.max_gross_leverage > 0 and gross_leverage > limits.max_gross_leverage:
+        return Deny(
+            RiskReason.LEVERAGE, {"gross_leverage": gross_leverage, "limit": limits.max_gross_leverage}
+        )
+    return None
+
+
+# --- decision-event helper ----------------------------------------------------------------------
+
+
+def deny_event_fields(deny: Deny, intent: OrderIntent, recorded_ms: int) -> dict[str, Any]:
+    """Return keyword fields for `EventLogger.new_event(**fields)` recording this denial."""
+    return {
+        "symbol": intent.symbol,
+        "event_type": DecisionEventType.GATE_BLOCK,
+        "status": DecisionStatus.BLOCKED,
+        "phase": DecisionPhase.RISK_CHECK,
+        "action_taken": "blocked",
+        "event_ms": intent.event_ms,
+        "recorded_ms": recorded_ms,
+        "action": intent.action,
+        "confidence": intent.confidence,
+        "reason_code": deny.reason.value,
+        "gates": (GateCheck(gate=deny.reason.value, passed=False, details=dict(deny.details)),),
+        "context": {"risk": dict(deny.details), "intent_reason": intent.reason},
+        "parent_id": intent.decision_id,
+    }
+
+
+# --- the stateful shell -------------------------------------------------------------------------
+
+
+def utc_day(ms: int) -> str:
+    """Return the UTC date (YYYY-MM-DD) of an epoch-ms time."""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d")
+
+
+def slippage_bps(side: OrderSide, fill_price: float, reference_price: float) -> float:
+    """Return the adverse move of a fill from its reference (ask for buys, bid for sells) in bps, >= 0."""
+    if reference_price <= 0 or not math.isfinite(reference_price) or not math.isfinite(fill_price):
+        return 0.0
+    move = fill_price - reference_price if side is OrderSide.BUY else reference_price - fill_price
+    return max(0.0, move / reference_price * 10_000.0)
+
+
+_BREAKER_EVENTS: Mapping[RiskReason, TradingStateEvent] = {
+    RiskReason.DRAWDOWN: TradingStateEvent.DRAWDOWN_BREACH,
+    RiskReason.DAILY_LOSS: TradingStateEvent.DAILY_LOSS_BREACH,
+    RiskReason.SLIPPAGE_GUARD: TradingStateEvent.SLIPPAGE_BREACH,
+}
+
+
+class RiskManager:
+    """Stateful shell over `check`: send windows, breaker counters and the persisted trading state.
+
+    Single-threaded (the driver's loop). `env` is read afresh for the hard kill on every check.
+    """
+
+    def __init__(
+        self,
+        limits: RiskLimits,
+        store: RiskStateStore,
+        kill_sources: KillSwitchSources | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self._limits = limits
+        self._store = store
+        self._kill_sources = kill_sources
+        self._env = env
+        self._counters = store.load_counters()
+        self._kill_tokens = store.kill_tokens()
+        self._persist_failures = 0
+        self._entries: deque[tuple[int, str]] = deque()
+        self._exits: deque[int] = deque()
+        self._cancels: deque[int] = deque()
+
+    @classmethod
+    def from_config(
+        cls, conn: sqlite3.Connection, risk: Mapping[str, Any] | None, env: Mapping[str, str] | None = None
+    ) -> RiskManager:
+        """Build from the trading DB connection, YAML `global.risk` and the environment.
+
+        Raises ConfigError for bad limits (stop at start-up) and sqlite3.Error if the DB fails.
+        """
+        return cls(
+            RiskLimits.from_sources(risk, env), RiskStateStore(conn), KillSwitchSources.from_env(env), env
+        )
+
+    @property
+    def limits(self) -> RiskLimits:
+        return self._limits
+
+    @property
+    def trading_state(self) -> TradingState:
+        return self._store.state
+
+    @property
+    def counters(self) -> BreakerCounters:
+        return self._counters
+
+    @property
+    def persist_failures(self) -> int:
+        """How many risk-state writes failed (the state was still enforced in memory); alert if > 0."""
+        return self._persist_failures
+
+    def update_limits(self, limits: RiskLimits) -> None:
+        """Swap in a whole new limits object (hot reload at a tick boundary)."""
+        self._limits = limits
+
+    def snapshot(self, now_ms: int) -> RiskSnapshot:
+        """Return the pure check's view of the state now (hard kill re-read from the environment)."""
+        self._prune(now_ms)
+        by_symbol: dict[str, list[int]] = {}
+        for t, symbol in self._entries:
+            by_symbol.setdefault(symbol, []).append(t)
+        env = os.environ if self._env is None else self._env
+        return RiskSnapshot(
+            trading_state=self._store.state,
+            hard_kill=hard_kill_active(env),
+            entries_sent_ms=tuple(t for t, _ in self._entries),
+            entries_sent_ms_by_symbol={s: tuple(ts) for s, ts in by_symbol.items()},
+            exits_sent_ms=tuple(self._exits),
+            cancels_sent_ms=tuple(self._cancels),
+            peak_equity_usd=self._counters.peak_equity_usd,
+            daily_net_pnl_usd=self._daily_net(now_ms),
+            slippage_bps=self._counters.slippage_bps,
+        )
+
+    def check(
+        self, intent: OrderIntent, account: AccountSnapshot, positions: Mapping[str, Position], now_ms: int
+    ) -> RiskVerdict:
+        """Observe the account (peak, drawdown breaker), then run the pure check.
+
+        A breaker denial also moves the trading state to REDUCING (persisted).
+        """
+        self._track_peak(account, now_ms)
+        verdict = check(intent, account, positions, self._limits, self.snapshot(now_ms), now_ms)
+        if isinstance(verdict, Deny) and verdict.reason in _BREAKER_EVENTS:
+            self._transition(
+                _BREAKER_EVENTS[verdict.reason], event_ms=now_ms, recorded_ms=now_ms, details=verdict.details
+            )
+        return verdict
+
+    def check_cancel(self, now_ms: int) -> RiskVerdict:
+        """Run the cancel check (cancel rate only)."""
+        return check_cancel(self._limits, self.snapshot(now_ms), now_ms)
+
+    def note_order_sent(self, intent: OrderIntent, now_ms: int) -> None:
+        """Count an order that was sent or whose outcome is unknown (call after the send attempt)."""
+        if is_entry(intent):
+            self._entries.append((now_ms, intent.symbol))
+        else:
+            self._exits.append(now_ms)
+
+    def note_cancel_sent(self, now_ms: int) -> None:
+        self._cancels.append(now_ms)
+
+    def apply(
+        self, event: TradingStateEvent, now_ms: int, details: Mapping[str, Any] | None = None
+    ) -> StateChange | None:
+        """Apply a trading-state event (e.g. RECONCILE_MISMATCH); a CLEAR also resets the breakers."""
+        change = self._transition(event, event_ms=now_ms, recorded_ms=now_ms, details=details)
+        if event is TradingStateEvent.CLEAR:
+            self._counters = BreakerCounters()
+            self._save_counters(now_ms)
+        return change
+
+    def poll(self, now_ms: int, account: AccountSnapshot | None = None) -> list[StateChange]:
+        """Call once per tick: apply the kill switches, then observe the account. Returns changes."""
+        changes: list[StateChange] = []
+        if self._store.pending:
+            try:
+                self._store.flush()
+            except sqlite3.Error:
+                logger.exception("risk: %d trading-state change(s) still not persisted", self._store.pending)
+        changes.extend(self._poll_kill_switches(now_ms))
+        if account is not None:
+            change = self.observe_account(account, now_ms)
+            if change is not None:
+                changes.append(change)
+        return changes
+
+    def _poll_kill_switches(self, now_ms: int) -> list[StateChange]:
+        if self._kill_sources is None:
+            return []
+        readings = self._kill_sources.poll()
+        changes = []
+        for event, reading in kill_events(readings, self._kill_tokens):
+            details = {
+                "source": reading.source.value,
+                "token": reading.token,
+                "recognised": reading.recognised,
+            }
+            change = self.apply(event, now_ms, details)
+            if change is not None:
+                changes.append(change)
+        for reading in readings:
+            if not reading.recognised and self._kill_tokens.get(reading.source, "") != reading.token:
+                logger.warning(
+                    "risk: unrecognised kill-switch value from %s: close_only", reading.source.value
+                )
+            self._remember_token(reading.source, reading.token, now_ms)
+        return changes
+
+    def observe_account(self, account: AccountSnapshot, now_ms: int) -> StateChange | None:
+        """Track the UTC-day peak equity; trip the drawdown breaker (→ REDUCING) at the limit."""
+        if not self._track_peak(account, now_ms):
+            return None
+        equity = account.equity_usd
+        peak = self._counters.peak_equity_usd
+        dd = drawdown_pct(peak, equity)
+        if self._limits.max_drawdown_pct > 0 and dd >= self._limits.max_drawdown_pct:
+            details = {"drawdown_pct": dd, "limit_pct": self._limits.max_drawdown_pct,
+                       "equity_usd": equity, "peak_equity_usd": peak}  # fmt: skip
+            return self._transition(
+                TradingStateEvent.DRAWDOWN_BREACH, event_ms=now_ms, recorded_ms=now_ms, details=details
+            )
+        return None
+
+    def _track_peak(self, account: AccountSnapshot, now_ms: int) -> bool:
+        # Raise (or, on a new UTC day, reset) the peak; True when equity is usable and below it.
+        equity = account.equity_usd
+        if not math.isfinite(equity) or equity <= 0 or account.marks_stale:
+            return False
+        day = utc_day(now_ms)
+        counters = self._counters
+        new_day = counters.peak_day != day or counters.peak_equity_usd is None
+        if new_day or equity > (counters.peak_equity_usd or 0.0):
+            self._counters = replace(counters, peak_equity_usd=equity, peak_day=day)
+            self._save_counters(now_ms)
+            return False
+        return True
+
+    def note_fill(
+        self,
+        *,
+        action: TradeAction,
+        event_ms: int,
+        side: OrderSide,
+        fill_price: float,
+        reference_price: float,
+        realised_pnl_usd: float = 0.0,
+        fee_usd: float = 0.0,
+    ) -> StateChange | None:
+        """Feed a newly recorded fill: exits add to the daily PnL, entries to the slippage window.
+
+        `reference_price` is the ask for buys and the bid for sells (the mid when unknown).
+        Returns the breaker's state change when the fill trips one.
+        """
+        if action in ENTRY_ACTIONS:
+            return self._note_entry_fill(event_ms, side, fill_price, reference_price)
+        day = utc_day(event_ms)
+        counters = self._counters
+        if counters.pnl_day != day:
+            counters = replace(counters, pnl_day=day, daily_realised_pnl_usd=0.0, daily_fees_usd=0.0)
+        self._counters = replace(
+            counters,
+            daily_realised_pnl_usd=counters.daily_realised_pnl_usd + _finite(realised_pnl_usd),
+            daily_fees_usd=counters.daily_fees_usd + _finite(fee_usd),
+        )
+        self._save_counters(event_ms)
+        net = self._counters.daily_net_pnl_usd
+        limit = self._limits.max_daily_loss_usd
+        if limit > 0 and net <= -limit:
+            details = {"daily_net_pnl_usd": net, "limit_usd": limit, "day": day}
+            return self._transition(
+                TradingStateEvent.DAILY_LOSS_BREACH, event_ms=event_ms, recorded_ms=event_ms, details=details
+            )
+        return None
+
+    def _note_entry_fill(
+        self, event_ms: int, side: OrderSide, fill_price: float, reference_price: float
+    ) -> StateChange | None:
+        window = self._limits.slippage_guard_window_fills
+        bps = slippage_bps(side, fill_price, reference_price)
+        self._counters = replace(self._counters, slippage_bps=(*self._counters.slippage_bps, bps)[-window:])
+        self._save_counters(event_ms)
+        median = slippage_breach_median(self._limits, self._counters.slippage_bps)
+        if median is None:
+            return None
+        details = {"median_bps": median, "limit_bps": self._limits.slippage_guard_max_median_bps}
+        return self._transition(
+            TradingStateEvent.SLIPPAGE_BREACH, event_ms=event_ms, recorded_ms=event_ms, details=details
+        )
+
+    def _transition(
+        self,
+        event: TradingStateEvent,
+        *,
+        event_ms: int,
+        recorded_ms: int,
+        details: Mapping[str, Any] | None = None,
+    ) -> StateChange | None:
+        # Never raises: a failed write still changes the state in memory (fail closed) and is counted.
+        try:
+            change = self._store.apply(event, event_ms=event_ms, recorded_ms=recorded_ms, details=details)
+        except sqlite3.Error:
+            self._persist_failures += 1
+            logger.exception("risk: trading-state change %s not persisted; enforced in memory", event.value)
+            return None
+        if change is not None:
+            logger.warning(
+                "risk: trading state %s -> %s (event=%s details=%s)",
+                change.from_state.value, change.to_state.value, event.value, dict(change.details),
+            )  # fmt: skip
+        return change
+
+    def _save_counters(self, recorded_ms: int) -> None:
+        try:
+            self._store.save_counters(self._counters, recorded_ms)
+        except sqlite3.Error:
+            self._persist_failures += 1
+            logger.exception("risk: breaker counters not persisted; kept in memory")
+
+    def _remember_token(self, source: KillSource, token: str, now_ms: int) -> None:
+        if self._kill_tokens.get(source, "") == token:
+            return
+        self._kill_tokens[source] = token
+        try:
+            self._store.set_kill_token(source, token, now_ms)
+        except sqlite3.Error:
+            self._persist_failures += 1
+            logger.exception("risk: kill-switch token of %s not persisted", source.value)
+
+    def _daily_net(self, now_ms: int) -> float:
+        if self._counters.pnl_day != utc_day(now_ms):
+            return 0.0
+        return self._counters.daily_net_pnl_usd
+
+    def _prune(self, now_ms: int) -> None:
+        cutoff = now_ms - WINDOW_MS
+        while self._entries and self._entries[0][0] <= cutoff:
+            self._entries.popleft()
+        for window in (self._exits, self._cancels):
+            while window and window[0] <= cutoff:
+                window.popleft()
+
+
+def _finite(value: float) -> float:
+    return value if math.isfinite(value) else 0.0

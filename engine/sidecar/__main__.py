@@ -1,0 +1,7 @@
+"""`python -m engine.sidecar`: the market-data sidecar."""
+
+import sys
+
+from engine.sidecar.service import main
+
+sys.exit(main())

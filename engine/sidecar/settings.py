@@ -1,0 +1,194 @@
+"""Sidecar settings (`AI_QUANT_*`, `HL_WS_*`) and the watchlist: parsed once at start-up.
+
+Names keep the reference sidecar's where one exists (Part 2.2 of the sidecar notes); our
+additions are marked in `.env.example`. A watchlist that would need more than the venue's
+1,000 WebSocket subscriptions is refused here, before anything connects.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.config.env import (
+    ConfigError,
+    env_bool,
+    env_enum,
+    env_float,
+    env_int,
+    env_list,
+    env_opt_str,
+    env_str,
+)
+from engine.enums import Mode
+from engine.runtime.redis_runtime import RedisSettings
+from engine.venue.info_client import hl_base_url, normalise_address
+from strategies.candle import interval_ms
+
+MAX_SUBSCRIPTIONS = 1000
+
+
+def default_ws_url(base_url: str) -> str:
+    """The venue's WS endpoint next to its REST base URL: https→wss, http→ws, path /ws."""
+    if base_url.startswith("https://"):
+        return "wss://" + base_url[len("https://") :].rstrip("/") + "/ws"
+    if base_url.startswith("http://"):
+        return "ws://" + base_url[len("http://") :].rstrip("/") + "/ws"
+    raise ConfigError(f"cannot derive a WS URL from {base_url!r}; set HL_WS_URL")
+
+
+def candles_db_path(db_dir: Path, interval: str) -> Path:
+    """`<dir>/candles_<iv>.db` with the reference's sanitising of the interval name."""
+    name = re.sub(r"[^0-9a-z]", "_", interval.lower()).strip("_") or "unknown"
+    return db_dir / f"candles_{name}.db"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SidecarSettings:
+    """Everything the sidecar reads from the environment. Defaults are written here once."""
+
+    info_base_url: str
+    ws_url: str
+    mode: Mode = Mode.PAPER
+    interval: str = "1h"
+    symbols: tuple[str, ...] = ()
+    top_n: int = 50
+    lookback_bars: int = 200
+    enable_bbo: bool = True
+    account_address: str | None = None
+    close_grace_ms: int = 2_000
+    ping_secs: float = 20.0
+    reconnect_min_secs: float = 0.5
+    reconnect_max_secs: float = 30.0
+    sub_send_ms: int = 10
+    rest_timeout_secs: float = 10.0
+    rest_min_gap_ms: int = 500
+    rest_max_inflight: int = 4
+    rest_weight_per_minute: int = 1200
+    verify_secs: float = 10.0
+    cross_check: bool = True
+    flush_ms: int = 50
+    heartbeat_ms: int = 1_000
+    candles_db_dir: Path = Path("state/candles_dbs")
+    sqlite_keep_bars: int = 5_000
+    anchor_symbol: str = "BTC"
+    redis: RedisSettings
+
+    @property
+    def interval_ms(self) -> int:
+        return interval_ms(self.interval)
+
+    @property
+    def candles_db_path(self) -> Path:
+        return candles_db_path(self.candles_db_dir, self.interval)
+
+    @property
+    def keep_bars(self) -> int:
+        """Closed candles kept per symbol in Redis: the lookback plus the reference's +50."""
+        return self.lookback_bars + 50
+
+    @property
+    def wants_account_events(self) -> bool:
+        return self.mode in (Mode.LIVE, Mode.DRY_LIVE)
+
+    def subscription_count(self, n_symbols: int) -> int:
+        """allMids + candle per symbol (+ bbo per symbol) (+ userFills and orderUpdates)."""
+        return 1 + n_symbols * (2 if self.enable_bbo else 1) + (2 if self.wants_account_events else 0)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> SidecarSettings:
+        """Build from the environment; raise ConfigError naming the first bad variable."""
+        base = hl_base_url(env)
+        interval = env_str("AI_QUANT_INTERVAL", "1h", env)
+        try:
+            interval_ms(interval)
+        except ValueError as exc:
+            raise ConfigError(f"AI_QUANT_INTERVAL={interval!r}: {exc}") from exc
+        mode = env_enum("AI_QUANT_MODE", Mode, Mode.PAPER, env)
+        address = env_opt_str("AI_QUANT_ACCOUNT_ADDRESS", env)
+        if address is not None:
+            try:
+                address = normalise_address(address)
+            except ValueError as exc:
+                raise ConfigError(f"AI_QUANT_ACCOUNT_ADDRESS={address!r} is not a 0x address") from exc
+        if mode in (Mode.LIVE, Mode.DRY_LIVE) and address is None:
+            raise ConfigError(
+                f"AI_QUANT_ACCOUNT_ADDRESS is required in {mode.value} (fills reach the driver)"
+            )
+        redis = RedisSettings.from_env(env)
+        return cls(
+            info_base_url=base,
+            ws_url=env_str("HL_WS_URL", default_ws_url(base), env),
+            mode=mode,
+            interval=interval,
+            symbols=tuple(dict.fromkeys(env_list("AI_QUANT_SYMBOLS", env))),
+            top_n=env_int("AI_QUANT_TOP_N", 50, env, lo=1, hi=MAX_SUBSCRIPTIONS),
+            lookback_bars=env_int("AI_QUANT_LOOKBACK_BARS", 200, env, lo=1, hi=10_000),
+            enable_bbo=env_bool("AI_QUANT_WS_ENABLE_BBO", True, env),
+            account_address=address,
+            close_grace_ms=env_int("AI_QUANT_CANDLE_CLOSE_GRACE_MS", 2_000, env, lo=0, hi=600_000),
+            ping_secs=env_float("HL_WS_PING_SECS", 20.0, env, lo=1.0, hi=50.0),
+            reconnect_min_secs=env_float("HL_WS_RECONNECT_SECS", 0.5, env, lo=0.01, hi=60.0),
+            reconnect_max_secs=env_float("HL_WS_RECONNECT_MAX_SECS", 30.0, env, lo=0.01, hi=600.0),
+            sub_send_ms=env_int("HL_WS_SUB_SEND_MS", 10, env, lo=0, hi=10_000),
+            rest_timeout_secs=env_float("AI_QUANT_CANDLE_REST_TIMEOUT_S", 10.0, env, lo=0.1, hi=120.0),
+            rest_min_gap_ms=env_int("AI_QUANT_CANDLE_REST_MIN_GAP_MS", 500, env, lo=0, hi=60_000),
+            rest_max_inflight=env_int("AI_QUANT_CANDLE_REST_MAX_INFLIGHT", 4, env, lo=1, hi=64),
+            rest_weight_per_minute=env_int("AI_QUANT_REST_WEIGHT_PER_MIN", 1200, env, lo=1),
+            verify_secs=env_float("AI_QUANT_CANDLE_VERIFY_SECS", 10.0, env, lo=0.05, hi=3_600.0),
+            cross_check=env_bool("AI_QUANT_CANDLE_CROSS_CHECK", True, env),
+            flush_ms=env_int("AI_QUANT_SIDECAR_FLUSH_MS", 50, env, lo=1, hi=10_000),
+            heartbeat_ms=env_int("AI_QUANT_SIDECAR_HEARTBEAT_MS", 1_000, env, lo=10, hi=60_000),
+            candles_db_dir=Path(
+                env_str("AI_QUANT_CANDLES_DB_DIR", str(redis.state_dir / "candles_dbs"), env)
+            ),
+            anchor_symbol=env_str("AI_QUANT_ANCHOR_SYMBOL", "BTC", env),
+            sqlite_keep_bars=env_int("AI_QUANT_CANDLE_SQLITE_KEEP_BARS", 5_000, env, lo=0),
+            redis=redis,
+        )
+
+
+def check_subscription_limit(settings: SidecarSettings, symbols: Sequence[str]) -> None:
+    """Raise ConfigError when the watchlist needs more than the venue's 1,000 subscriptions."""
+    needed = settings.subscription_count(len(symbols))
+    if needed > MAX_SUBSCRIPTIONS:
+        per = 2 if settings.enable_bbo else 1
+        account = " + 2 account channels" if settings.wants_account_events else ""
+        raise ConfigError(
+            f"watchlist of {len(symbols)} symbols needs {needed} WebSocket subscriptions "
+            f"(allMids + {per} per symbol{account}); "
+            f"the venue allows {MAX_SUBSCRIPTIONS}. Shorten AI_QUANT_SYMBOLS / AI_QUANT_TOP_N"
+            f"{' or set AI_QUANT_WS_ENABLE_BBO=0' if settings.enable_bbo else ''}"
+        )
+
+
+def top_symbols_by_volume(coins_and_volumes: Sequence[tuple[str, float]], n: int) -> tuple[str, ...]:
+    """The n coins with the highest 24 h notional volume (ties by name, for a stable list)."""
+    ranked = sorted(coins_and_volumes, key=lambda cv: (-cv[1], cv[0]))
+    return tuple(coin for coin, _ in ranked[:n])
+
+
+def build_watchlist(
+    explicit: Sequence[str], top_n: int, anchor: str, listed: Sequence[tuple[str, float]] | None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Return (watchlist, dropped): explicit symbols (or the top N by volume), anchor first.
+
+    `listed` is the venue's (coin, dayNtlVlm) list, or None when it could not be read (explicit
+    symbols are then taken as given). Explicit symbols the venue does not list are dropped; the
+    anchor (the strategy's BTC trend gate) is added when the venue lists it.
+    """
+    if listed is None:
+        if not explicit:
+            raise ConfigError("no AI_QUANT_SYMBOLS and the venue's volume list is unavailable")
+        return tuple(dict.fromkeys(explicit)), ()
+    names = {coin for coin, _ in listed}
+    chosen = list(dict.fromkeys(explicit)) if explicit else list(top_symbols_by_volume(listed, top_n))
+    dropped = tuple(s for s in chosen if s not in names)
+    kept = [s for s in chosen if s in names]
+    if anchor in names and anchor not in kept:
+        kept.insert(0, anchor)
+    if not kept:
+        raise ConfigError(f"none of AI_QUANT_SYMBOLS={','.join(explicit)} is listed by the venue")
+    return tuple(kept), dropped

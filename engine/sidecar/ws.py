@@ -1,0 +1,124 @@
+"""The sidecar's venue WebSocket: connect, subscribe, read with pings, reconnect with jittered backoff.
+
+Owns only the connection's life cycle. What to subscribe to, what a session start means (the
+candle tracker's gap fill) and what a frame means belong to `engine.sidecar.service.Sidecar`, which passes
+them in as callables. The loop never gives up: any connection failure is counted, logged
+(rate-limited by the caller's logger) and followed by an exponential backoff with full jitter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+
+from engine.sidecar.settings import SidecarSettings
+
+log = logging.getLogger(__name__)
+
+_CALM_SESSION_SECS = 30  # a session that lasted this long resets the backoff
+
+
+class WsStats(Protocol):
+    """The counters the socket updates (engine.sidecar.service.SidecarStats has them)."""
+
+    reconnects: int
+    last_error: str
+
+
+async def sleep_or_stop(stop: asyncio.Event, secs: float) -> None:
+    """Sleep `secs` seconds, or less if `stop` is set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=max(0.0, secs))
+
+
+class VenueSocket:
+    """One venue WebSocket, reconnected forever until `stop`; `connected` is True inside a session."""
+
+    def __init__(
+        self,
+        settings: SidecarSettings,
+        *,
+        subscriptions: Callable[[], list[dict[str, Any]]],
+        on_session_start: Callable[[], None],
+        on_frame: Callable[[str | bytes], None],
+        stats: WsStats,
+        log_limited: Callable[..., None],
+        rng: random.Random,
+    ) -> None:
+        self.settings = settings
+        self._subscriptions = subscriptions
+        self._on_session_start = on_session_start
+        self._on_frame = on_frame
+        self._stats = stats
+        self._log_limited = log_limited
+        self._rng = rng
+        self.connected = False
+
+    async def _recv(self, ws: ClientConnection, timeout_secs: float) -> str | bytes | None:
+        try:
+            async with asyncio.timeout(timeout_secs):
+                return await ws.recv()
+        except TimeoutError:
+            return None
+
+    async def _session(self, ws: ClientConnection, stop: asyncio.Event) -> None:
+        """Subscribe, then read until the connection fails or `stop` is set.
+
+        Checks `stop` itself: on Python 3.11 a task cancel racing a completed recv can be lost.
+        """
+        self._on_session_start()
+        for sub in self._subscriptions():
+            await ws.send(json.dumps({"method": "subscribe", "subscription": sub}))
+            if self.settings.sub_send_ms:
+                await asyncio.sleep(self.settings.sub_send_ms / 1000)
+        self.connected = True
+        ping_every = self.settings.ping_secs
+        last_ping = time.monotonic()
+        silent_since = time.monotonic()
+        while not stop.is_set():
+            raw = await self._recv(ws, min(ping_every, 1.0))
+            now = time.monotonic()
+            if now - last_ping >= ping_every:
+                await ws.send('{"method":"ping"}')
+                last_ping = now
+            if raw is None:
+                if now - silent_since > 2 * ping_every:  # not even a pong for a whole ping period
+                    raise TimeoutError(f"no frame for {2 * ping_every:.0f}s")
+                continue
+            silent_since = now
+            self._on_frame(raw)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Connect, subscribe, read; on any failure back off (exponential, full jitter) and retry."""
+        attempt = 0
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                async with connect(
+                    self.settings.ws_url, ping_interval=None, max_size=2**24, open_timeout=10, close_timeout=2
+                ) as ws:
+                    log.info("websocket connected", extra={"url": self.settings.ws_url, "attempt": attempt})
+                    await self._session(ws, stop)
+            except (OSError, TimeoutError, websockets.WebSocketException) as exc:
+                self._stats.last_error = f"{type(exc).__name__}: {str(exc)[:120]}"
+                self._log_limited("ws", logging.WARNING, "websocket lost", error=self._stats.last_error)
+            finally:
+                if self.connected and not stop.is_set():
+                    self._stats.reconnects += 1
+                self.connected = False
+            if stop.is_set():
+                break
+            attempt = 0 if time.monotonic() - started > _CALM_SESSION_SECS else attempt + 1
+            cap = min(
+                self.settings.reconnect_max_secs, self.settings.reconnect_min_secs * 2 ** min(attempt, 16)
+            )
+            await sleep_or_stop(stop, self._rng.uniform(self.settings.reconnect_min_secs / 2, cap))

@@ -1,0 +1,568 @@
+"""Signing and sending Hyperliquid `/exchange` actions, split so that building can never send.
+
+* `ActionSigner` BUILDS and SIGNS actions (order batches with cloids, cancel, cancelByCloid,
+  updateLeverage, scheduleCancel) through the official SDK's signing functions and returns the
+  exact JSON body that would be POSTed. It holds no transport: dry_live uses it alone.
+* `ExchangeTransport` POSTs signed bodies to `{base_url}/exchange` under the shared weight
+  budget and classifies the outcome: accepted (with per-item statuses), rejected, AMBIGUOUS
+  (timeout, reset, lost or unreadable answer — keep the intent in flight and reconcile; never a
+  rejection) or not sent. It never retries: re-sending an order is the caller's decision.
+* Pure venue rules: client order ids, price rounding (5 significant figures, at most
+  6 - szDecimals decimals, integers always valid) and size rounding (szDecimals).
+
+Secrets: the key lives in a `SigningKey` that redacts itself and refuses to be pickled; bodies
+and signatures are never logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+import requests
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from hyperliquid.utils import signing
+from hyperliquid.utils.constants import MAINNET_API_URL
+from hyperliquid.utils.types import Cloid
+from urllib3.exceptions import ConnectTimeoutError
+
+from engine.enums import (
+    AmbiguousReason,
+    ExchangeActionType,
+    ExchangeOutcomeKind,
+    NotSentReason,
+    RoundDirection,
+    Tif,
+    VenueRejectReason,
+)
+from engine.venue import types as hl
+from engine.venue.rate_budget import RateBudget, RateBudgetExhausted, exchange_weight
+
+log = logging.getLogger(__name__)
+
+_CLOID_RE = re.compile(r"^0x[0-9a-f]{32}$")
+_HEADERS = {"Content-Type": "application/json"}
+_GROUPINGS = frozenset({"na", "normalTpsl", "positionTpsl"})
+_ROUNDING = {
+    RoundDirection.NEAREST: ROUND_HALF_EVEN,
+    RoundDirection.UP: ROUND_CEILING,
+    RoundDirection.DOWN: ROUND_FLOOR,
+}
+
+
+# --- client order ids ---------------------------------------------------------------------------
+
+
+def cloid_for(intent_key: str) -> str:
+    """Return the deterministic client order id of an intent: "0x" + 32 lowercase hex (the first
+    16 bytes of SHA-256 of the key), so a re-send after a crash carries the same cloid."""
+    if not isinstance(intent_key, str) or not intent_key:
+        raise ValueError("intent_key must be a non-empty string")
+    return "0x" + hashlib.sha256(intent_key.encode()).hexdigest()[:32]
+
+
+def is_valid_cloid(value: object) -> bool:
+    """Return True for "0x" + exactly 32 lowercase hex characters."""
+    return isinstance(value, str) and _CLOID_RE.match(value) is not None
+
+
+def validate_cloid(value: object) -> str:
+    """Return `value` if it is a valid cloid; raise ValueError otherwise."""
+    if not is_valid_cloid(value):
+        raise ValueError(f"not a cloid (0x + 32 lowercase hex): {value!r}")
+    return value  # type: ignore[return-value]
+
+
+# --- venue precision rules (pure) ---------------------------------------------------------------
+
+
+def _decimal(x: float, what: str) -> Decimal:
+    if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
+        raise ValueError(f"{what} must be a finite number, got {x!r}")
+    return Decimal(repr(float(x)))
+
+
+def max_price_decimals(sz_decimals: int, *, is_spot: bool = False) -> int:
+    """Return the most decimals a price may have: 6 - szDecimals for perps (8 - for spot)."""
+    return max(0, (8 if is_spot else 6) - sz_decimals)
+
+
+def round_price(
+    px: float, sz_decimals: int, direction: RoundDirection = RoundDirection.NEAREST, *, is_spot: bool = False
+) -> float:
+    """Round a positive price to the venue's tick: at most 5 significant figures and at most
+    `max_price_decimals` decimals; prices of 100,000 and above round to whole units (integers are
+    always valid). Raise ValueError if the price is not positive or rounds to zero."""
+    d = _decimal(px, "price")
+    if d <= 0:
+        raise ValueError(f"price must be positive, got {px!r}")
+    q_exp = min(0, max(d.adjusted() - 4, -max_price_decimals(sz_decimals, is_spot=is_spot)))
+    out = d.quantize(Decimal(1).scaleb(q_exp), rounding=_ROUNDING[RoundDirection(direction)])
+    if out <= 0:
+        raise ValueError(f"price {px!r} rounds to zero with szDecimals={sz_decimals}")
+    return float(out)
+
+
+def is_valid_price(px: float, sz_decimals: int, *, is_spot: bool = False) -> bool:
+    """Return True if the venue would accept `px` as a limit price for this asset."""
+    try:
+        d = _decimal(px, "price")
+    except ValueError:
+        return False
+    if d <= 0:
+        return False
+    if d == d.to_integral_value():
+        return True
+    norm = d.normalize()
+    decimals = -norm.as_tuple().exponent
+    significant = len(norm.as_tuple().digits)
+    return decimals <= max_price_decimals(sz_decimals, is_spot=is_spot) and significant <= 5
+
+
+def round_size(sz: float, sz_decimals: int, direction: RoundDirection = RoundDirection.DOWN) -> float:
+    """Round a non-negative size to `sz_decimals` decimals (down by default, so a position is never
+    over-sized). Rounding up ignores float noise below 1e-12. Raise ValueError if negative."""
+    d = _decimal(sz, "size")
+    if d < 0:
+        raise ValueError(f"size must not be negative, got {sz!r}")
+    direction = RoundDirection(direction)
+    if direction is RoundDirection.UP:
+        d = max(Decimal(0), d - Decimal("1e-12"))
+    return float(d.quantize(Decimal(1).scaleb(-sz_decimals), rounding=_ROUNDING[direction]))
+
+
+def is_valid_size(sz: float, sz_decimals: int) -> bool:
+    """Return True if `sz` is positive and has at most `sz_decimals` decimals."""
+    try:
+        d = _decimal(sz, "size")
+    except ValueError:
+        return False
+    return d > 0 and d == d.quantize(Decimal(1).scaleb(-sz_decimals))
+
+
+def aggressive_limit_price(ref_px: float, is_buy: bool, slippage: float, sz_decimals: int) -> float:
+    """Return the IOC limit price the SDK's market orders use: ref_px * (1 ± slippage), rounded to
+    the venue's tick. `slippage` is a fraction (0.01 = 1 %)."""
+    if not math.isfinite(slippage) or not 0 <= slippage < 1:
+        raise ValueError(f"slippage must be in [0, 1), got {slippage!r}")
+    return round_price(ref_px * (1 + slippage if is_buy else 1 - slippage), sz_decimals)
+
+
+# --- secrets ------------------------------------------------------------------------------------
+
+
+class SigningKey:
+    """An eth-account key that never shows itself: repr/str print only the address, and pickling
+    (e.g. into a Ray task or a log record) raises."""
+
+    __slots__ = ("_account",)
+
+    def __init__(self, account: LocalAccount) -> None:
+        if not isinstance(account, LocalAccount):
+            raise TypeError("SigningKey needs an eth_account LocalAccount")
+        self._account = account
+
+    @classmethod
+    def from_hex(cls, secret_hex: str) -> SigningKey:
+        """Build from a 64-hex private key (optional 0x); the error never echoes the input."""
+        raw = secret_hex.strip()
+        raw = raw[2:] if raw.lower().startswith("0x") else raw
+        if not re.fullmatch(r"[0-9a-fA-F]{64}", raw):
+            raise ValueError("secret key must be 64 hex characters (optionally 0x-prefixed)")
+        return cls(Account.from_key("0x" + raw))
+
+    @property
+    def address(self) -> str:
+        """The signer's (agent wallet's) public address."""
+        return str(self._account.address)
+
+    @property
+    def account(self) -> LocalAccount:
+        return self._account
+
+    def __repr__(self) -> str:
+        return f"SigningKey(address={self.address}, key=<redacted>)"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> Any:
+        raise TypeError("SigningKey must not be pickled")
+
+
+# --- signing ------------------------------------------------------------------------------------
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class NonceSource:
+    """Strictly increasing nonces: the wall clock in ms, bumped by one when it does not advance
+    (same millisecond, or a clock step backwards). Thread-safe."""
+
+    def __init__(self, clock_ms: Callable[[], int] = now_ms) -> None:
+        self._clock_ms = clock_ms
+        self._last = 0
+        self._lock = threading.Lock()
+
+    def next(self) -> int:
+        with self._lock:
+            self._last = max(int(self._clock_ms()), self._last + 1)
+            return self._last
+
+
+@dataclass(frozen=True, slots=True)
+class OrderSpec:
+    """One limit order, already rounded to the venue's tick and lot (see round_price/round_size)."""
+
+    asset: int
+    is_buy: bool
+    limit_px: float
+    sz: float
+    reduce_only: bool = False
+    tif: Tif = Tif.GTC
+    cloid: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.asset, bool) or not isinstance(self.asset, int) or self.asset < 0:
+            raise ValueError(f"asset must be a non-negative int, got {self.asset!r}")
+        for name in ("limit_px", "sz"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+                or value <= 0
+            ):
+                raise ValueError(f"{name} must be a finite positive number, got {value!r}")
+        Tif(self.tif)
+        if self.cloid is not None:
+            validate_cloid(self.cloid)
+
+
+@dataclass(frozen=True, slots=True)
+class SignedAction:
+    """A signed `/exchange` request. `body` is the exact bytes to POST; `cloids[i]` belongs to item
+    i of the batch (and to `statuses[i]` of the reply). repr omits the body and signature."""
+
+    action_type: ExchangeActionType
+    nonce: int
+    batch_len: int
+    cloids: tuple[str | None, ...]
+    signer_address: str
+    body: bytes = field(repr=False)
+
+    def payload(self) -> dict[str, Any]:
+        """Return the body as a dict (key order preserved, as the venue hashes it)."""
+        return json.loads(self.body)
+
+
+class ActionSigner:
+    """Builds and signs actions with the SDK's `sign_l1_action`; holds no transport."""
+
+    def __init__(
+        self,
+        key: SigningKey,
+        *,
+        is_mainnet: bool,
+        vault_address: str | None = None,
+        nonces: NonceSource | None = None,
+    ) -> None:
+        self._key = key
+        self.is_mainnet = is_mainnet
+        self.vault_address = vault_address.lower() if vault_address else None
+        self._nonces = nonces or NonceSource()
+
+    @classmethod
+    def for_base_url(cls, key: SigningKey, base_url: str, **kwargs: Any) -> ActionSigner:
+        """Sign as mainnet only for the exact mainnet URL, as the SDK does (else source "b")."""
+        return cls(key, is_mainnet=base_url.rstrip("/") == MAINNET_API_URL, **kwargs)
+
+    @property
+    def address(self) -> str:
+        return self._key.address
+
+    def __repr__(self) -> str:
+        return f"ActionSigner(address={self.address}, is_mainnet={self.is_mainnet})"
+
+    def sign_orders(self, orders: Sequence[OrderSpec], *, grouping: str = "na") -> SignedAction:
+        """Sign one `order` action carrying `orders` (a batch); raise ValueError on an empty batch
+        or a price/size the wire format cannot carry exactly."""
+        if not orders:
+            raise ValueError("an order batch needs at least one order")
+        if grouping not in _GROUPINGS:
+            raise ValueError(f"grouping must be one of {sorted(_GROUPINGS)}, got {grouping!r}")
+        wires = []
+        for spec in orders:
+            request: dict[str, Any] = {
+                "coin": "",
+                "is_buy": bool(spec.is_buy),
+                "sz": float(spec.sz),
+                "limit_px": float(spec.limit_px),
+                "order_type": {"limit": {"tif": str(Tif(spec.tif))}},
+                "reduce_only": bool(spec.reduce_only),
+            }
+            if spec.cloid is not None:
+                request["cloid"] = Cloid(spec.cloid)
+            try:
+                wires.append(signing.order_request_to_order_wire(request, spec.asset))  # type: ignore[arg-type]
+            except ValueError as exc:
+                raise ValueError(
+                    f"order for asset {spec.asset} not representable on the wire: {exc}"
+                ) from exc
+        action = signing.order_wires_to_order_action(wires, None, grouping)  # type: ignore[arg-type]
+        return self._sign(ExchangeActionType.ORDER, action, tuple(o.cloid for o in orders))
+
+    def sign_cancels(self, cancels: Sequence[tuple[int, int]]) -> SignedAction:
+        """Sign a `cancel` action for (asset, oid) pairs."""
+        if not cancels:
+            raise ValueError("a cancel batch needs at least one item")
+        items = [{"a": _nonneg_int(a, "asset"), "o": _nonneg_int(o, "oid")} for a, o in cancels]
+        return self._sign(
+            ExchangeActionType.CANCEL, {"type": "cancel", "cancels": items}, (None,) * len(items)
+        )
+
+    def sign_cancels_by_cloid(self, cancels: Sequence[tuple[int, str]]) -> SignedAction:
+        """Sign a `cancelByCloid` action for (asset, cloid) pairs."""
+        if not cancels:
+            raise ValueError("a cancel batch needs at least one item")
+        items = [{"asset": _nonneg_int(a, "asset"), "cloid": validate_cloid(c)} for a, c in cancels]
+        action = {"type": "cancelByCloid", "cancels": items}
+        return self._sign(ExchangeActionType.CANCEL_BY_CLOID, action, tuple(c for _a, c in cancels))
+
+    def sign_update_leverage(self, asset: int, leverage: int, *, is_cross: bool = True) -> SignedAction:
+        """Sign `updateLeverage` (an integer leverage >= 1; the venue enforces the asset's maximum)."""
+        lev = _nonneg_int(leverage, "leverage")
+        if lev < 1:
+            raise ValueError("leverage must be at least 1")
+        action = {
+            "type": "updateLeverage",
+            "asset": _nonneg_int(asset, "asset"),
+            "isCross": bool(is_cross),
+            "leverage": lev,
+        }
+        return self._sign(ExchangeActionType.UPDATE_LEVERAGE, action, ())
+
+    def sign_schedule_cancel(self, time_ms: int | None) -> SignedAction:
+        """Sign `scheduleCancel`: cancel all open orders at `time_ms` (None clears the schedule)."""
+        action: dict[str, Any] = {"type": "scheduleCancel"}
+        if time_ms is not None:
+            action["time"] = _nonneg_int(time_ms, "time_ms")
+        return self._sign(ExchangeActionType.SCHEDULE_CANCEL, action, ())
+
+    def _sign(
+        self, action_type: ExchangeActionType, action: dict[str, Any], cloids: tuple[str | None, ...]
+    ) -> SignedAction:
+        nonce = self._nonces.next()
+        signature = signing.sign_l1_action(
+            self._key.account, action, self.vault_address, nonce, None, self.is_mainnet
+        )
+        body = {
+            "action": action,
+            "nonce": nonce,
+            "signature": signature,
+            "vaultAddress": self.vault_address,
+            "expiresAfter": None,
+        }
+        return SignedAction(
+            action_type=action_type,
+            nonce=nonce,
+            batch_len=max(1, len(cloids)),
+            cloids=cloids,
+            signer_address=self._key.address,
+            body=json.dumps(body, separators=(",", ":")).encode(),
+        )
+
+
+def _nonneg_int(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{what} must be a non-negative int, got {value!r}")
+    return value
+
+
+# --- outcomes -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeAccepted:
+    """HTTP 200 + status ok. Items may still carry per-item errors: check `ack.statuses`."""
+
+    action_type: ExchangeActionType
+    nonce: int
+    ack: hl.ExchangeAck
+    kind: ExchangeOutcomeKind = ExchangeOutcomeKind.ACCEPTED
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeRejected:
+    """The venue did not act on the request (status err, 4xx, or 429)."""
+
+    action_type: ExchangeActionType
+    nonce: int
+    reason: VenueRejectReason
+    message: str
+    http_status: int | None = None
+    kind: ExchangeOutcomeKind = ExchangeOutcomeKind.REJECTED
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeAmbiguous:
+    """The request may or may not have been executed. Never a rejection: keep it in flight and
+    settle it from orderStatus (by cloid), openOrders or fills."""
+
+    action_type: ExchangeActionType
+    nonce: int
+    reason: AmbiguousReason
+    detail: str
+    kind: ExchangeOutcomeKind = ExchangeOutcomeKind.AMBIGUOUS
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeNotSent:
+    """Nothing reached the venue (local budget refusal, or the TCP connection never opened)."""
+
+    action_type: ExchangeActionType
+    nonce: int
+    reason: NotSentReason
+    detail: str
+    kind: ExchangeOutcomeKind = ExchangeOutcomeKind.NOT_SENT
+
+
+ExchangeOutcome = ExchangeAccepted | ExchangeRejected | ExchangeAmbiguous | ExchangeNotSent
+
+
+# --- transport ----------------------------------------------------------------------------------
+
+
+class ExchangeTransport:
+    """POSTs signed actions to `{base_url}/exchange`, once, and classifies what happened."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_secs: float,
+        budget: RateBudget,
+        session: requests.Session | None = None,
+    ) -> None:
+        if timeout_secs <= 0:
+            raise ValueError(f"timeout_secs must be positive, got {timeout_secs}")
+        self.base_url = base_url.rstrip("/")
+        self.timeout_secs = timeout_secs
+        self.budget = budget
+        self._session = session or requests.Session()
+        self._owns_session = session is None
+
+    def close(self) -> None:
+        if self._owns_session:
+            self._session.close()
+
+    def post(self, signed: SignedAction, *, budget_wait_secs: float = 2.0) -> ExchangeOutcome:
+        """Send `signed` once. Waits at most `budget_wait_secs` for rate budget, else NOT_SENT."""
+        outcome = self._post(signed, budget_wait_secs)
+        log.info(
+            "exchange post",
+            extra={
+                "action_type": str(signed.action_type),
+                "nonce": signed.nonce,
+                "batch_len": signed.batch_len,
+                "cloids": [c for c in signed.cloids if c],
+                "outcome": str(outcome.kind),
+                "reason": str(getattr(outcome, "reason", "")),
+            },
+        )
+        return outcome
+
+    def _post(self, signed: SignedAction, budget_wait_secs: float) -> ExchangeOutcome:
+        kind, nonce = signed.action_type, signed.nonce
+        try:
+            self.budget.acquire(
+                exchange_weight(signed.batch_len), deadline=self.budget.now() + budget_wait_secs
+            )
+        except RateBudgetExhausted as exc:
+            return ExchangeNotSent(kind, nonce, NotSentReason.RATE_BUDGET, exc.detail)
+        try:
+            response = self._session.post(
+                f"{self.base_url}/exchange",
+                data=signed.body,
+                headers=_HEADERS,
+                timeout=self.timeout_secs,
+                allow_redirects=False,  # never re-send an action somewhere else
+            )
+        except requests.RequestException as exc:
+            return _classify_exception(kind, nonce, exc)
+        return self._classify_response(kind, nonce, response)
+
+    def _classify_response(
+        self, kind: ExchangeActionType, nonce: int, response: requests.Response
+    ) -> ExchangeOutcome:
+        status = response.status_code
+        if status == 429:
+            retry_after = _retry_after(response.headers)
+            self.budget.penalise(retry_after)
+            return ExchangeRejected(kind, nonce, VenueRejectReason.RATE_LIMITED, response.text[:300], status)
+        if status >= 500 or status < 200 or 300 <= status < 400:
+            return ExchangeAmbiguous(kind, nonce, AmbiguousReason.SERVER_ERROR, f"http {status}")
+        if status >= 400:
+            return ExchangeRejected(
+                kind, nonce, VenueRejectReason.HTTP_CLIENT_ERROR, response.text[:300], status
+            )
+        try:
+            reply = hl.parse_exchange_reply(response.json(), f"exchange.{kind}")
+        except (ValueError, hl.ParseError) as exc:
+            return ExchangeAmbiguous(kind, nonce, AmbiguousReason.UNREADABLE_RESPONSE, str(exc)[:300])
+        if isinstance(reply, hl.ExchangeErr):
+            return ExchangeRejected(kind, nonce, VenueRejectReason.VENUE_ERROR, reply.message, status)
+        return ExchangeAccepted(kind, nonce, reply)
+
+
+def _classify_exception(
+    kind: ExchangeActionType, nonce: int, exc: requests.RequestException
+) -> ExchangeOutcome:
+    if isinstance(exc, requests.ConnectTimeout) or _caused_by_connect_failure(exc):
+        return ExchangeNotSent(kind, nonce, NotSentReason.CONNECT_FAILED, type(exc).__name__)
+    if isinstance(exc, requests.Timeout):
+        return ExchangeAmbiguous(kind, nonce, AmbiguousReason.TIMEOUT, type(exc).__name__)
+    return ExchangeAmbiguous(kind, nonce, AmbiguousReason.CONNECTION_LOST, type(exc).__name__)
+
+
+def _caused_by_connect_failure(exc: BaseException) -> bool:
+    """True when the TCP connection was never established (refused, unresolvable, connect timeout),
+    so no byte of the request can have reached the venue."""
+    seen: set[int] = set()
+    stack: list[Any] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ConnectTimeoutError):
+            return True
+        if isinstance(current, BaseException):
+            stack.extend(
+                [
+                    current.__cause__,
+                    current.__context__,
+                    getattr(current, "reason", None),
+                    *[a for a in current.args if isinstance(a, BaseException)],
+                ]
+            )
+    return False
+
+
+def _retry_after(headers: Mapping[str, str]) -> float:
+    try:
+        value = float(headers.get("Retry-After", "0"))
+    except ValueError:
+        return 0.0
+    return value if 0 <= value <= 300 else 0.0
