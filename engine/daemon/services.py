@@ -47,7 +47,7 @@ from strategies.candle import interval_ms
 log = logging.getLogger(__name__)
 
 SIM_BASE_INTERVAL_MS = 300_000  # the shipped data is 5m
-SIM_DATA_DIR = Path(__file__).resolve().parents[1] / "simulator" / "data"
+SIM_DATA_DIR = Path(__file__).resolve().parents[2] / "simulator" / "data"
 _SIM_DEFAULTS = {
     # A simulator run must never share a DB, lock or Redis AOF with a run against the real venue.
     "AI_QUANT_STATE_DIR": "state/simulator",
