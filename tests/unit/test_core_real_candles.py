@@ -27,13 +27,13 @@ from engine.tick.engine import UnifiedEngine
 from engine.tick.strategy_manager import StrategyManager
 from engine.tick.types import EngineOptions
 from strategies.candle import Candle
+from tests.fixtures.data_files import ohlcv_path
 
-DATA = Path(__file__).resolve().parents[2] / "simulator" / "data"
 BARS = 700
 FILES = {
-    "ETH": ("ETH_BTC-5m.csv", 30_000.0),
-    "LTC": ("LTC_BTC-5m.csv", 30_000.0),
-    "XMR": ("XMR_BTC-5m.csv", 30_000.0),
+    "ETH": ("ETH_BTC-5m", 30_000.0),
+    "LTC": ("LTC_BTC-5m", 30_000.0),
+    "XMR": ("XMR_BTC-5m", 30_000.0),
 }
 YAML = """
 global:
@@ -42,12 +42,11 @@ global:
   filters: {require_btc_alignment: false}
 """
 
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="recorded candles not present")
-
 
 def _load(name: str, scale: float) -> list[Candle]:
-    with open(DATA / name, newline="") as handle:
+    with open(ohlcv_path(name), newline="") as handle:
         rows = list(csv.DictReader(handle))[:BARS]
+    assert len(rows) == BARS, f"{name}: {len(rows)} bars, the run needs {BARS}"
     return [
         Candle(t=int(r["t"]), close_ms=int(r["t"]) + 299_999, o=float(r["o"]) * scale,
                h=float(r["h"]) * scale, l=float(r["l"]) * scale, c=float(r["c"]) * scale, v=float(r["v"]))
@@ -74,7 +73,7 @@ class ReplayMarket:
 @pytest.fixture(scope="module")
 def candles() -> dict[str, list[Candle]]:
     data = {symbol: _load(name, scale) for symbol, (name, scale) in FILES.items()}
-    data["BTC"] = _load("ETH_BTC-5m.csv", 3_000_000.0)  # an anchor series for the shards
+    data["BTC"] = _load("ETH_BTC-5m", 3_000_000.0)  # an anchor series for the shards
     return data
 
 
