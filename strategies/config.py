@@ -260,7 +260,20 @@ class Thresholds:
 
 @dataclass(**_KW)
 class MarketRegimeConfig:
-    """`market_regime` (engine-side knobs; the strategy functions do not read them)."""
+    """`global.market_regime`: market-wide entry gates, applied by `engine.tick.regime`.
+
+    Breadth = % of the watchlist whose EMA_fast > EMA_slow (last evaluated candle). Each switch
+    enables what its name says (the reference let `enable_regime_filter` shadow the gate keys):
+    - `enable_regime_filter`: breadth filter; blocks SELL entries above `breadth_block_short_above`
+      and BUY entries below `breadth_block_long_below`;
+    - `enable_regime_gate`: blocks every OPEN/ADD while breadth is inside
+      [`regime_gate_breadth_low`, `regime_gate_breadth_high`] (chop) or BTC's ADX or ATR/price is
+      below its minimum;
+    - `enable_auto_reverse`: swaps BUY and SELL while breadth is inside
+      [`auto_reverse_breadth_low`, `auto_reverse_breadth_high`];
+    - `regime_gate_fail_open`: what the filter and gate do when breadth or BTC metrics are missing
+      (False: block entries). Exits are never gated.
+    """
 
     enable_regime_filter: bool = False
     breadth_block_short_above: float = 90.0
@@ -278,7 +291,12 @@ class MarketRegimeConfig:
 
 @dataclass(**_KW)
 class EngineConfig:
-    """`global.engine`. None = not set in YAML: the engine falls back to its env/default."""
+    """`global.engine`. None = not set in YAML: the engine falls back to its env/default.
+
+    Applied at start by `engine.tick.engine_knobs` (a change needs a restart). `entry_interval`
+    must equal the main interval and `exit_interval` must be `mid` (what the engine does);
+    anything else is refused at start rather than ignored.
+    """
 
     interval: str | None = None  # not hot-reloadable
     entry_interval: str | None = None
@@ -344,8 +362,10 @@ class StrategyConfig:
         )
 
 
-_SECTION_KEYS = ("trade", "indicators", "filters", "thresholds", "market_regime", "watchlist_exclude")
-_GLOBAL_ONLY_KEYS = ("engine", "risk")
+_SECTION_KEYS = ("trade", "indicators", "filters", "thresholds")
+# Read from the global view only (the engine's regime gates and watchlist are market-wide), so a
+# symbol layer naming one of these is refused rather than silently ignored.
+_GLOBAL_ONLY_KEYS = ("engine", "risk", "market_regime", "watchlist_exclude")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -380,6 +400,12 @@ def _validate_layer(layer: Any, path: str, *, allow_global_only: bool) -> dict[s
     if layer is None:
         return {}
     layer = _mapping(layer, path)
+    if not allow_global_only:
+        for key in layer:
+            if key in _GLOBAL_ONLY_KEYS:
+                raise StrategyConfigError(
+                    f"unknown key {_join(path, str(key))} (allowed only at global level: global.{key})"
+                )
     _check_keys(layer, _SECTION_KEYS + (_GLOBAL_ONLY_KEYS if allow_global_only else ()), path)
     _build(StrategyConfig, layer, path)  # full type check with paths; result discarded
     return dict(layer)
