@@ -33,6 +33,7 @@ from strategies.enums import Confidence, MacdMode, StrategyMode
 from strategies.indicator_params import IndicatorParams
 
 __all__ = [
+    "INERT_TRADE_KEYS",
     "MODE_ALIASES",
     "AnomalyThresholds",
     "EngineConfig",
@@ -138,7 +139,7 @@ class TradeConfig:
     reef_adx_threshold: float = 45.0
     reef_long_rsi_extreme_gt: float = 75.0
     reef_short_rsi_extreme_lt: float = 25.0
-    min_atr_pct: float = 0.003  # Rust-only ATR floor; not applied by the Python semantics
+    min_atr_pct: float = 0.003  # Rust-only ATR floor: only the default is accepted (INERT_TRADE_KEYS)
     reverse_entry_signal: bool = False
     block_exits_on_extreme_dev: bool = False
     glitch_price_dev_pct: float = 0.40
@@ -152,6 +153,7 @@ class TradeConfig:
     max_notional_usd_per_order: float | None = None
 
 
+_TRADE_DEFAULTS = TradeConfig()
 _WINDOWS = IndicatorParams()  # the window defaults are written once, on IndicatorParams
 
 
@@ -395,6 +397,29 @@ def parse_strategy_mode(name: str | None) -> StrategyMode | None:
         raise StrategyConfigError(f"unknown strategy mode {name!r}; expected one of {allowed}") from None
 
 
+INERT_TRADE_KEYS: Mapping[str, str] = FrozenMap({
+    "reef_adx_threshold": "the reference records the ADX-tiered REEF thresholds in its audit only",
+    "reef_long_rsi_extreme_gt": "the reference records the ADX-tiered REEF thresholds in its audit only",
+    "reef_short_rsi_extreme_lt": "the reference records the ADX-tiered REEF thresholds in its audit only",
+    "min_atr_pct": "a Rust-kernel ATR floor the Python semantics (and this engine) do not apply",
+})
+"""`trade` keys in the reference schema that nothing applies: accepted only at their code default
+(so ported files still load); any other value is refused rather than silently ignored."""
+
+
+def _refuse_inert(layer: Mapping[str, Any], path: str) -> None:
+    trade = layer.get("trade")
+    if not isinstance(trade, Mapping):
+        return
+    for key, why in INERT_TRADE_KEYS.items():
+        default = getattr(_TRADE_DEFAULTS, key)
+        if key in trade and trade[key] != default:
+            raise StrategyConfigError(
+                f"{_join(path, 'trade.' + key)}={trade[key]!r} is not supported ({why}); "
+                f"remove it or leave it at {default}"
+            )
+
+
 def _validate_layer(layer: Any, path: str, *, allow_global_only: bool) -> dict[str, Any]:
     """Check one section tree (keys and types) and return it as a plain dict."""
     if layer is None:
@@ -408,6 +433,7 @@ def _validate_layer(layer: Any, path: str, *, allow_global_only: bool) -> dict[s
                 )
     _check_keys(layer, _SECTION_KEYS + (_GLOBAL_ONLY_KEYS if allow_global_only else ()), path)
     _build(StrategyConfig, layer, path)  # full type check with paths; result discarded
+    _refuse_inert(layer, path)
     return dict(layer)
 
 
