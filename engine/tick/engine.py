@@ -142,7 +142,7 @@ class UnifiedEngine:
         positions = self._broker.positions()
         glob = self._strategy.config(None)
         watch = self._hooks.watch(self._watchlist(), glob)
-        symbols = sorted(watch | set(positions))
+        symbols = sorted(watch | set(positions) | self._hooks.context_symbols(glob))
         keys = self._market.candle_keys(symbols, self._opts.interval).keys
         t_keys = time.perf_counter()
         decisions = self._evaluate(keys, set(positions), self._hooks.wants_snapshots(glob))

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 
 from cluster.records import ShardDecision
 from engine.tick.heartbeat import Heartbeat, HeartbeatFacts, heartbeat_line
-from engine.tick.regime import RegimeTracker, RegimeView, apply_auto_reverse, wants_snapshots
+from engine.tick.regime import ANCHOR_SYMBOL, RegimeTracker, RegimeView, apply_auto_reverse, wants_snapshots
 from engine.tick.types import TickReport
 from engine.tick.watchlist import apply_watchlist_exclude
 from strategies.config import StrategyConfig
@@ -34,6 +34,11 @@ class EngineHooks:
     def watch(self, watchlist: Iterable[str], glob: StrategyConfig) -> set[str]:
         """The symbols entries may open this tick: the watchlist minus `watchlist_exclude`."""
         return set(apply_watchlist_exclude(watchlist, glob.watchlist_exclude))
+
+    def context_symbols(self, glob: StrategyConfig) -> set[str]:
+        """Symbols evaluated for context only: the BTC anchor when the regime gate needs its ADX/ATR
+        (never entered unless it is also on the watchlist)."""
+        return {ANCHOR_SYMBOL} if glob.market_regime.enable_regime_gate else set()
 
     def wants_snapshots(self, glob: StrategyConfig) -> bool:
         """True when the regime features need every evaluated symbol's indicators."""
