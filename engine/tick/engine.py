@@ -181,8 +181,7 @@ class UnifiedEngine:
             reload=reload,
             timing=timing,
         )
-        self._hooks.heartbeat(report, self._regime, self._strategy.snapshot().config_id, self._recorded_ms())
-        return report
+        return self._hooks.heartbeat(report, self._strategy.snapshot().config_id, self._recorded_ms())
 
     def _guarded(self, counts: TickCounts, symbol: str, fn: Callable[..., None], *args: Any) -> None:
         try:

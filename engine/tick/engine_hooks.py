@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable, Mapping
 
@@ -27,9 +28,9 @@ class EngineHooks:
         self._tracker = RegimeTracker()
         self._heartbeat = Heartbeat(heartbeat_secs)
         self._gate_on: bool | None = None
+        self._view = RegimeView()
         self._ticks = 0
         self._errors = 0
-        self.last_heartbeat: str | None = None
 
     def watch(self, watchlist: Iterable[str], glob: StrategyConfig) -> set[str]:
         """The symbols entries may open this tick: the watchlist minus `watchlist_exclude`."""
@@ -49,7 +50,7 @@ class EngineHooks:
     ) -> tuple[dict[str, ShardDecision], RegimeView]:
         """Update breadth and BTC metrics, return the decisions (auto-reversed if active) and the view."""
         self._tracker.observe_decisions(decisions)
-        view = self._tracker.view(glob.market_regime, watch)
+        view = self._view = self._tracker.view(glob.market_regime, watch)
         if glob.market_regime.enable_regime_gate and view.gate_on != self._gate_on:
             log.info(
                 "regime gate %s reason=%s breadth=%s",
@@ -58,18 +59,18 @@ class EngineHooks:
             self._gate_on = view.gate_on
         return apply_auto_reverse(decisions, view), view
 
-    def heartbeat(self, report: TickReport, regime: RegimeView, config_id: str, now_ms: int) -> None:
-        """Count the tick and log the heartbeat line when one is due."""
+    def heartbeat(self, report: TickReport, config_id: str, now_ms: int) -> TickReport:
+        """Count the tick; when a heartbeat is due, log it and return the report carrying it."""
         self._ticks += 1
         self._errors += report.errors
         if not self._heartbeat.due(now_ms):
-            return
+            return report
         line = heartbeat_line(
             HeartbeatFacts(
                 ticks=self._ticks, errors=self._errors, symbols=report.symbols,
                 open_positions=report.open_positions, equity_usd=report.equity_usd,
-                loop_ms=report.timing.total_ms, regime=regime, config_id=config_id,
+                loop_ms=report.timing.total_ms, regime=self._view, config_id=config_id,
             )
         )  # fmt: skip
-        self.last_heartbeat = line
         log.info("%s", line)
+        return dataclasses.replace(report, heartbeat=line)

@@ -99,6 +99,7 @@ class TickReport:
     equity_usd: float
     reload: ReloadOutcome
     timing: TickTiming
+    heartbeat: str | None = None  # the `engine ok ...` line when one was due this tick
 
     def status_line(self) -> str:
         t = self.timing
