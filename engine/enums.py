@@ -125,6 +125,8 @@ class GateCode(StrEnum):
     MARGIN_CAP = "margin_cap"
     MIN_NOTIONAL = "min_notional"
     SIGNAL_FLIP = "signal_flip"
+    REGIME_GATE = "regime_gate"
+    BREADTH_FILTER = "breadth_filter"
     SHARD_TIMEOUT = "shard_timeout"
     BROKER_REJECTED = "broker_rejected"
 
