@@ -54,7 +54,7 @@ class SkippedClose:
     """A position the plan could not close now: no price, or a price older than the limit."""
 
     symbol: str
-    reason: str  # "no_price" | "stale_price"
+    reason: str  # "no_price" | "stale_price" (the caller adds "no_account")
     age_secs: float | None
 
 

@@ -11,10 +11,12 @@ the strategy's exits:
    is announced once.
 2. While `risk.close_all_armed` (policy `close_all`, drawdown tripped since the last CLEAR,
    state REDUCING), every open position is closed through the broker like any exit, with reason
-   code `drawdown_close_all` and an EXIT_CHECK decision event. REDUCING never blocks an exit; the
-   hard kill and HALTED do (the risk manager's pre-send check). One RISK alert per trip; a
-   position that cannot be closed (no/stale price, refused) is retried every tick and raises the
-   `close_all_blocked` health key (one HEALTH alert until it resolves).
+   code `drawdown_close_all` and an EXIT_CHECK decision event. Each close first passes
+   `risk.check` (in every mode, whatever pre-send check the broker has): REDUCING never blocks an
+   exit; the hard kill, HALTED and the exit rate do (a BLOCKED event, nothing sent). One RISK
+   alert per trip; a position that cannot be closed (no/stale price, no account, denied, refused)
+   is retried every tick and raises the `close_all_blocked` health key (one HEALTH alert until it
+   resolves).
 3. A failed risk-state write raises `risk_state_unpersisted` (the state is enforced in memory).
 4. Health keys not seen for a while resolve (one HEALTH alert each).
 
@@ -41,6 +43,8 @@ from engine.alerts.notices import (
 )
 from engine.enums import (
     DecisionEventType,
+    DecisionPhase,
+    DecisionStatus,
     ExecutionStatus,
     ForcedExitReason,
     HealthKey,
@@ -69,6 +73,7 @@ class _Tick:
     """What one tick hands the close-all: where to send, at what prices, where to count and record."""
 
     broker: Broker
+    account: AccountSnapshot | None
     quotes: Mapping[str, PriceQuote]
     now_ms: int
     counts: TickCounts
@@ -142,7 +147,7 @@ class Protections:
                 details={"failures": self._risk.persist_failures},
             ))  # fmt: skip
             self._persist_failures = self._risk.persist_failures
-        findings.extend(self._close_all_now(_Tick(broker, quotes, now_ms, counts, event, record)))
+        findings.extend(self._close_all_now(_Tick(broker, account, quotes, now_ms, counts, event, record)))
         self._raise(findings)
         self._resolve()
 
@@ -160,6 +165,9 @@ class Protections:
         if not positions:
             return []
         closes, skipped = plan_close_all(positions, tick.quotes, self._close_all)
+        if tick.account is None:  # the venue is unreadable: nothing can be checked or sent; next tick
+            unread = (SkippedClose(symbol=c.symbol, reason="no_account", age_secs=None) for c in closes)
+            closes, skipped = (), (*skipped, *unread)
         tripped = self._risk.counters.drawdown_tripped_ms
         if self._announced_trip != tripped:
             self._announced_trip = tripped
@@ -190,6 +198,17 @@ class Protections:
             event_ms=now_ms, reason=reason, quote=market_quote(tick.quotes[close.symbol], now_ms),
             confidence=position.confidence, decision_id=event_id,
         )  # fmt: skip
+        assert tick.account is not None
+        verdict = self._risk.check(intent, tick.account, tick.broker.positions(), now_ms)
+        if not verdict.allowed:  # the hard kill, HALTED or the exit rate: never sent
+            reason_code = str(getattr(verdict, "reason", "risk_denied"))
+            tick.record(tick.event(
+                close.symbol, now_ms, event_id=event_id, event_type=DecisionEventType.EXIT_CHECK,
+                status=DecisionStatus.BLOCKED, phase=DecisionPhase.RISK_CHECK, action_taken="blocked",
+                action=TradeAction.CLOSE, reason_code=reason_code,
+                context={"price": close.price, "intent_reason": reason},
+            ))  # fmt: skip
+            return False
         result = tick.broker.execute(intent, now_ms)
         tick.counts.closed += result.filled
         notify_trade(self._alerts, result)

@@ -334,3 +334,18 @@ def test_close_all_idle_while_equity_holds(tmp_path: Path) -> None:
     assert rig.tick_at({"BTC": 100.2, "ETH": 99.9}, advance_ms=HOUR_MS) == 0
     assert len(rig.sink.sent) == before and len(rig.broker.positions()) == 2
     assert rig.risk.trading_state is TradingState.ACTIVE
+
+
+def test_hard_kill_blocks_the_close_all_until_lifted(tmp_path: Path) -> None:
+    env: dict[str, str] = {}
+    rig = Rig(tmp_path, env=env)
+    rig.open_two()
+    env["AI_QUANT_HARD_KILL_SWITCH"] = "1"
+    assert rig.tick_at({"BTC": 99.0, "ETH": 99.0}) == 0
+    assert set(rig.broker.positions()) == {"BTC", "ETH"} and rig.risk.close_all_armed
+    blocked = [e for e in rig.events.events() if e.status is DecisionStatus.BLOCKED]
+    assert {(e.symbol, e.reason_code) for e in blocked} == {("BTC", "hard_kill"), ("ETH", "hard_kill")}
+    (health,) = rig.sink.of(AlertKind.HEALTH)
+    assert health[1]["refused"] == "BTC,ETH"
+    del env["AI_QUANT_HARD_KILL_SWITCH"]
+    assert rig.tick_at({}) == 2 and rig.broker.positions() == {}
