@@ -16,7 +16,8 @@ Pure logic, no I/O: the caller feeds observations with a clock and acts on what 
   resolving never lifts a kill it caused (only an explicit CLEAR does).
 
 Settings keep the reference's names (AI_QUANT_HEALTH_*); kill modes are `close_only` (REDUCING)
-or `halt_all` (HALTED, exits blocked too).
+or `halt_all` (HALTED, exits blocked too). `AI_QUANT_HEALTH_GUARD=0` turns the fill-path monitor
+off; the guard still carries the keys engine/tick/protections.py raises.
 """
 
 from __future__ import annotations
@@ -180,9 +181,10 @@ class HealthGuard:
         return frozenset(self._active)
 
     def observe(self, findings: Sequence[HealthFinding], now_ms: int) -> list[HealthActivation]:
-        """Record findings; return the keys that became active now (each once until resolved)."""
-        if not self._settings.enabled:
-            return []
+        """Record findings; return the keys that became active now (each once until resolved).
+
+        Not gated by `enabled`: that switch silences the fill-path monitor only, never the keys the
+        protections raise themselves (a stuck close-all, an unwritten risk state)."""
         out = []
         for finding in findings:
             key = finding.key

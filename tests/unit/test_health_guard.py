@@ -157,3 +157,11 @@ def test_drawdown_reduce_policy_from_yaml_env_wins_and_bad_value_named() -> None
         RiskLimits.from_sources({"drawdown_reduce_policy": "flatten"}, {})
     with pytest.raises(ConfigError, match="AI_QUANT_RISK_DRAWDOWN_REDUCE_POLICY"):
         RiskLimits.from_sources({}, {"AI_QUANT_RISK_DRAWDOWN_REDUCE_POLICY": "flatten"})
+
+
+def test_guard_off_switch_silences_only_the_fill_path_monitor() -> None:
+    settings = HealthSettings(enabled=False)
+    guard = HealthGuard(settings)
+    assert HealthMonitor(settings, started_ms=T).findings(HealthSample(pending_fills=10**6), T) == []
+    (act,) = guard.observe([HealthFinding(key=HealthKey.CLOSE_ALL_BLOCKED, message="stuck")], T)
+    assert act.notify and act.finding.kill is None
