@@ -12,6 +12,8 @@ never); ranking uses the shard's score; a signal flip closes and then re-enters 
 every mode (the flip close exempts the re-entry cooldown); entry candle keys are restored from the
 decision log at start, so a restart never re-enters on a candle it already traded.
 Errors are caught per symbol (logged, counted, no order); nothing here retries an order.
+With `protections` (engine/tick/protections.py), each tick first polls the risk manager and runs
+the drawdown close-all; every filled order is one TRADE alert (engine/alerts/notices.py).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from cluster.executor import ShardExecutor
 from cluster.records import DecisionStatus as ShardStatus
 from cluster.records import ShardDecision
 from cluster.shard_core import ConfigSource
+from engine.alerts.notices import notify_trade
 from engine.enums import (
     AlertKind,
     DecisionEventType,
@@ -49,6 +52,7 @@ from engine.tick.entry_gates import (
     gate_for_block,
     rank,
 )
+from engine.tick.protections import Protections
 from engine.tick.regime import RegimeView
 from engine.tick.strategy_manager import AlertSink, StrategyManager
 from engine.tick.types import (
@@ -101,6 +105,7 @@ class UnifiedEngine:
         funding: FundingSource | None = None,
         sz_decimals: Callable[[str], int | None] = lambda _symbol: None,
         recorded_ms: Callable[[], int] = wall_ms,
+        protections: Protections | None = None,
     ) -> None:
         self._strategy = strategy
         self._market = market
@@ -114,6 +119,7 @@ class UnifiedEngine:
         self._funding = funding
         self._sz_decimals = sz_decimals
         self._recorded_ms = recorded_ms
+        self._protections = protections
         self._tick_id = 0
         self._evaluated_key: dict[str, int] = {}
         self._snapshots: dict[str, Mapping[str, object]] = {}
@@ -151,6 +157,8 @@ class UnifiedEngine:
         counts = TickCounts()
         quote_symbols = sorted(set(positions) | {s for s, d in decisions.items() if d.actionable})
         quotes = self._market.get_mids(quote_symbols, self._opts.mid_max_age_secs) if quote_symbols else {}
+        if self._protections is not None:  # kill switches, breakers, drawdown close-all, health
+            self._protections.on_tick(self._broker, quotes, now, counts, self._event, self._record_now)
         for symbol in sorted(positions):
             self._guarded(counts, symbol, self._exit_one, symbol, decisions.get(symbol), quotes, now, counts)
         t_exits = time.perf_counter()
@@ -306,6 +314,7 @@ class UnifiedEngine:
             decision_id=event_id,
         )
         result = self._broker.execute(intent, now)
+        notify_trade(self._alerts, result)
         if result.filled and action is TradeAction.REDUCE:
             state = ExitState(trailing_sl=exit_decision.trailing_sl, tp1_taken=exit_decision.tp1_taken)
             self._broker.update_exit_state(symbol, state, now)
@@ -517,6 +526,7 @@ class UnifiedEngine:
         counts.entries += 1
         self._last_entry_attempt[symbol] = now
         result = self._broker.execute(intent, now)
+        notify_trade(self._alerts, result)
         open_after = len(self._broker.positions())
         if result.filled:
             self._entry_keys[symbol] = (candidate.candle_key, open_after)
