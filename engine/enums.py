@@ -125,6 +125,8 @@ class GateCode(StrEnum):
     MARGIN_CAP = "margin_cap"
     MIN_NOTIONAL = "min_notional"
     SIGNAL_FLIP = "signal_flip"
+    REGIME_GATE = "regime_gate"
+    BREADTH_FILTER = "breadth_filter"
     SHARD_TIMEOUT = "shard_timeout"
     BROKER_REJECTED = "broker_rejected"
 
@@ -327,6 +329,30 @@ class TradingStateEvent(StrEnum):
     DAILY_LOSS_BREACH = "daily_loss_breach"
     SLIPPAGE_BREACH = "slippage_breach"
     RECONCILE_MISMATCH = "reconcile_mismatch"
+    HEALTH_BREACH = "health_breach"  # the health guard (engine/risk/health_guard.py) asked for close_only
+
+
+class DrawdownPolicy(StrEnum):
+    """What a drawdown breach does besides stopping entries (YAML `risk.drawdown_reduce_policy`)."""
+
+    NONE = "none"  # REDUCING only: open positions run their normal exits
+    CLOSE_ALL = "close_all"  # REDUCING, and every open position is closed until flat or CLEAR
+
+
+class ForcedExitReason(StrEnum):
+    """Reason codes of exits the protections force (not the strategy's ExitReason)."""
+
+    DRAWDOWN_CLOSE_ALL = "drawdown_close_all"
+
+
+class HealthKey(StrEnum):
+    """What the health guard (engine/risk/health_guard.py) watches; one alert per activation."""
+
+    PENDING_FILLS = "pending_fills"  # fills received but not yet in the ledger above the limit
+    FILL_INGEST_FAILED = "fill_ingest_failed"  # consecutive failed fill ingests
+    UNMATCHED_FILLS = "unmatched_fills"  # ledger fills that no intent explains
+    RISK_STATE_UNPERSISTED = "risk_state_unpersisted"  # a risk-state write failed (held in memory)
+    CLOSE_ALL_BLOCKED = "close_all_blocked"  # a forced close could not be sent or was refused
 
 
 class KillCommand(StrEnum):

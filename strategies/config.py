@@ -33,6 +33,7 @@ from strategies.enums import Confidence, MacdMode, StrategyMode
 from strategies.indicator_params import IndicatorParams
 
 __all__ = [
+    "INERT_TRADE_KEYS",
     "MODE_ALIASES",
     "AnomalyThresholds",
     "EngineConfig",
@@ -138,7 +139,7 @@ class TradeConfig:
     reef_adx_threshold: float = 45.0
     reef_long_rsi_extreme_gt: float = 75.0
     reef_short_rsi_extreme_lt: float = 25.0
-    min_atr_pct: float = 0.003  # Rust-only ATR floor; not applied by the Python semantics
+    min_atr_pct: float = 0.003  # Rust-only ATR floor: only the default is accepted (INERT_TRADE_KEYS)
     reverse_entry_signal: bool = False
     block_exits_on_extreme_dev: bool = False
     glitch_price_dev_pct: float = 0.40
@@ -152,6 +153,7 @@ class TradeConfig:
     max_notional_usd_per_order: float | None = None
 
 
+_TRADE_DEFAULTS = TradeConfig()
 _WINDOWS = IndicatorParams()  # the window defaults are written once, on IndicatorParams
 
 
@@ -260,7 +262,20 @@ class Thresholds:
 
 @dataclass(**_KW)
 class MarketRegimeConfig:
-    """`market_regime` (engine-side knobs; the strategy functions do not read them)."""
+    """`global.market_regime`: market-wide entry gates, applied by `engine.tick.regime`.
+
+    Breadth = % of the watchlist whose EMA_fast > EMA_slow (last evaluated candle). Each switch
+    enables what its name says (the reference let `enable_regime_filter` shadow the gate keys):
+    - `enable_regime_filter`: breadth filter; blocks SELL entries above `breadth_block_short_above`
+      and BUY entries below `breadth_block_long_below`;
+    - `enable_regime_gate`: blocks every OPEN/ADD while breadth is inside
+      [`regime_gate_breadth_low`, `regime_gate_breadth_high`] (chop) or BTC's ADX or ATR/price is
+      below its minimum;
+    - `enable_auto_reverse`: swaps BUY and SELL while breadth is inside
+      [`auto_reverse_breadth_low`, `auto_reverse_breadth_high`];
+    - `regime_gate_fail_open`: what the filter and gate do when breadth or BTC metrics are missing
+      (False: block entries). Exits are never gated.
+    """
 
     enable_regime_filter: bool = False
     breadth_block_short_above: float = 90.0
@@ -278,7 +293,12 @@ class MarketRegimeConfig:
 
 @dataclass(**_KW)
 class EngineConfig:
-    """`global.engine`. None = not set in YAML: the engine falls back to its env/default."""
+    """`global.engine`. None = not set in YAML: the engine falls back to its env/default.
+
+    Applied at start by `engine.tick.engine_knobs` (a change needs a restart). `entry_interval`
+    must equal the main interval and `exit_interval` must be `mid` (what the engine does);
+    anything else is refused at start rather than ignored.
+    """
 
     interval: str | None = None  # not hot-reloadable
     entry_interval: str | None = None
@@ -344,8 +364,10 @@ class StrategyConfig:
         )
 
 
-_SECTION_KEYS = ("trade", "indicators", "filters", "thresholds", "market_regime", "watchlist_exclude")
-_GLOBAL_ONLY_KEYS = ("engine", "risk")
+_SECTION_KEYS = ("trade", "indicators", "filters", "thresholds")
+# Read from the global view only (the engine's regime gates and watchlist are market-wide), so a
+# symbol layer naming one of these is refused rather than silently ignored.
+_GLOBAL_ONLY_KEYS = ("engine", "risk", "market_regime", "watchlist_exclude")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -375,13 +397,43 @@ def parse_strategy_mode(name: str | None) -> StrategyMode | None:
         raise StrategyConfigError(f"unknown strategy mode {name!r}; expected one of {allowed}") from None
 
 
+INERT_TRADE_KEYS: Mapping[str, str] = FrozenMap({
+    "reef_adx_threshold": "the reference records the ADX-tiered REEF thresholds in its audit only",
+    "reef_long_rsi_extreme_gt": "the reference records the ADX-tiered REEF thresholds in its audit only",
+    "reef_short_rsi_extreme_lt": "the reference records the ADX-tiered REEF thresholds in its audit only",
+    "min_atr_pct": "a Rust-kernel ATR floor the Python semantics (and this engine) do not apply",
+})
+"""`trade` keys in the reference schema that nothing applies: accepted only at their code default
+(so ported files still load); any other value is refused rather than silently ignored."""
+
+
+def _refuse_inert(layer: Mapping[str, Any], path: str) -> None:
+    trade = layer.get("trade")
+    if not isinstance(trade, Mapping):
+        return
+    for key, why in INERT_TRADE_KEYS.items():
+        default = getattr(_TRADE_DEFAULTS, key)
+        if key in trade and trade[key] != default:
+            raise StrategyConfigError(
+                f"{_join(path, 'trade.' + key)}={trade[key]!r} is not supported ({why}); "
+                f"remove it or leave it at {default}"
+            )
+
+
 def _validate_layer(layer: Any, path: str, *, allow_global_only: bool) -> dict[str, Any]:
     """Check one section tree (keys and types) and return it as a plain dict."""
     if layer is None:
         return {}
     layer = _mapping(layer, path)
+    if not allow_global_only:
+        for key in layer:
+            if key in _GLOBAL_ONLY_KEYS:
+                raise StrategyConfigError(
+                    f"unknown key {_join(path, str(key))} (allowed only at global level: global.{key})"
+                )
     _check_keys(layer, _SECTION_KEYS + (_GLOBAL_ONLY_KEYS if allow_global_only else ()), path)
     _build(StrategyConfig, layer, path)  # full type check with paths; result discarded
+    _refuse_inert(layer, path)
     return dict(layer)
 
 

@@ -8,7 +8,8 @@ else straight to the Discord webhook (`AI_QUANT_DISCORD_WEBHOOK_URL`) or the Tel
 `Alerter.send` never blocks the trading loop: it formats, redacts and rate-limits in the caller's
 thread and hands the message to one background worker through a bounded queue (full = drop and
 count). Each target is isolated: one broken sink cannot stop the others, and nothing here raises
-into the caller.
+into the caller. TRADE alerts (one per fill) have their own per-minute budget, so a burst of
+fills (a close-all) can never use up the budget a risk or health alert needs.
 """
 
 from __future__ import annotations
@@ -261,7 +262,7 @@ class Alerter:
         self._sleep = sleep
         self._queue: queue.Queue[object] = queue.Queue(maxsize=settings.queue_max)
         self._lock = threading.Lock()
-        self._recent: deque[float] = deque()
+        self._recent: dict[bool, deque[float]] = {True: deque(), False: deque()}  # by "is a TRADE"
         self._last_seen: dict[tuple[AlertKind, str], float] = {}
         self._worker: threading.Thread | None = None
         self._closed = False
@@ -318,12 +319,13 @@ class Alerter:
         if last is not None and now - last < self._settings.dedupe_secs:
             self.stats.dropped_duplicate += 1
             return False
-        while self._recent and now - self._recent[0] >= 60.0:
-            self._recent.popleft()
-        if len(self._recent) >= self._settings.rate_per_min:
+        recent = self._recent[kind is AlertKind.TRADE]
+        while recent and now - recent[0] >= 60.0:
+            recent.popleft()
+        if len(recent) >= self._settings.rate_per_min:
             self.stats.dropped_rate_limited += 1
             return False
-        self._recent.append(now)
+        recent.append(now)
         self._last_seen[key] = now
         if len(self._last_seen) > 1_000:
             cutoff = now - self._settings.dedupe_secs

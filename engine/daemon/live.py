@@ -65,6 +65,7 @@ from engine.runtime.systemd_watchdog import SystemdWatchdog
 from engine.sidecar.settings import SidecarSettings
 from engine.tick.decision_log import EventLogger
 from engine.tick.engine import UnifiedEngine
+from engine.tick.engine_knobs import fold_engine_yaml
 from engine.tick.promoted_config import apply_promoted_config
 from engine.tick.strategy_manager import StrategyManager
 from engine.tick.types import EngineOptions
@@ -78,7 +79,7 @@ from strategies.enums import TradeAction
 if TYPE_CHECKING:
     from engine.daemon.cli import StopFlag
 
-log = logging.getLogger("engine.daemon.cli")
+log = logging.getLogger("engine.daemon")
 
 ACCOUNT_GROUP = "driver"
 RISK_FILLS_CURSOR = "risk_fills"  # OMS fills rowid fed to RiskManager.note_fill
@@ -340,6 +341,8 @@ def run_live(env: MutableMapping[str, str], mode: Mode, stop: StopFlag) -> int:
         )  # fmt: skip
         interval = strategy.interval
         env["AI_QUANT_INTERVAL"] = interval
+        fold_engine_yaml(env, strategy.config().engine, interval, str(strategy.path))
+        settings = DaemonSettings.from_env(env)  # again: YAML engine.* now folded into env
         store = TradeStore.open(settings.db_path, mode)
         run_id = settings.run_id or uuid.uuid4().hex[:12]
         events = EventLogger(store.connection, mode, run_id)
@@ -400,6 +403,7 @@ def run_live(env: MutableMapping[str, str], mode: Mode, stop: StopFlag) -> int:
             options=EngineOptions(
                 interval=interval, entry_max_delay_ms=settings.entry_max_delay_ms,
                 retry_on_capacity=settings.entry_retry_on_capacity, funding_enabled=False,
+                heartbeat_secs=settings.heartbeat_secs,
             ),
             alerts=alerter, funding=venue, sz_decimals=venue.sz_decimals,
         )  # fmt: skip

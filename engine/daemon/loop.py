@@ -34,6 +34,7 @@ from engine.runtime.systemd_watchdog import SystemdWatchdog
 from engine.sidecar.settings import SidecarSettings, top_symbols_by_volume
 from engine.tick.decision_log import EventLogger
 from engine.tick.engine import UnifiedEngine
+from engine.tick.engine_knobs import fold_engine_yaml
 from engine.tick.promoted_config import apply_promoted_config
 from engine.tick.strategy_manager import StrategyManager
 from engine.tick.types import EngineOptions
@@ -44,7 +45,7 @@ from engine.venue.rate_budget import RateBudget
 if TYPE_CHECKING:
     from engine.daemon.cli import StopFlag
 
-log = logging.getLogger("engine.daemon.cli")
+log = logging.getLogger("engine.daemon")
 
 
 class CandleCloseWaiter:
@@ -149,13 +150,13 @@ def run_paper(env: MutableMapping[str, str], mode: Mode, stop: StopFlag) -> int:
                 "interval from YAML engine.interval=%s (AI_QUANT_INTERVAL=%s)", interval, settings.interval
             )
         env["AI_QUANT_INTERVAL"] = interval
+        fold_engine_yaml(env, strategy.config().engine, interval, str(strategy.path))
+        settings = DaemonSettings.from_env(env)  # again: YAML engine.* now folded into env
         store = TradeStore.open(settings.db_path, mode)
         run_id = settings.run_id or uuid.uuid4().hex[:12]
         events = EventLogger(store.connection, mode, run_id)
-        use_bbo = strategy.config().trade.use_bbo_for_fills
-        broker = PaperBroker(
-            store, settings.paper.fill_params(use_bbo=use_bbo), settings.paper.seed_balance_usd
-        )
+        # BBO use is per symbol (trade.use_bbo_for_fills): the engine attaches the BBO to the quote or not
+        broker = PaperBroker(store, settings.paper.fill_params(), settings.paper.seed_balance_usd)
 
         redis_rt = services.start_redis()
         base_url = services.start_venue(interval, settings.lookback_bars)
@@ -201,6 +202,7 @@ def run_paper(env: MutableMapping[str, str], mode: Mode, stop: StopFlag) -> int:
                 retry_on_capacity=settings.entry_retry_on_capacity,
                 funding_enabled=settings.paper.funding_enabled,
                 funding_poll_ms=int(settings.paper.funding_poll_secs * 1000),
+                heartbeat_secs=settings.heartbeat_secs,
             ),
             alerts=alerter,
             funding=venue,

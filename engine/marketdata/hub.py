@@ -12,6 +12,7 @@ heartbeat was written. Health is the heartbeat's age on the wall clock and its c
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sqlite3
 import time
@@ -23,7 +24,7 @@ from typing import Any, Protocol
 import pandas as pd
 import redis
 
-from cluster.redis_layout import CandleKeys, Heartbeat, LayoutError, RedisLayout
+from cluster.redis_layout import Bbo, CandleKeys, Heartbeat, LayoutError, Mid, RedisLayout
 from engine.config.env import ConfigError, env_bool, env_float, env_str
 from engine.enums import CandleSource, MarketHealthReason, PriceSource
 from engine.storage.sqlite import open_db, read_candles
@@ -89,10 +90,19 @@ class HubSettings:
 
 @dataclass(frozen=True, slots=True)
 class PriceQuote:
+    """A price for one symbol and where it came from; ages in seconds on the venue clock.
+
+    `bid`/`ask` are the symbol's fresh BBO from Redis when the sidecar has one (whatever source
+    `price` came from), so a paper fill can take the ask/bid (`trade.use_bbo_for_fills`).
+    """
+
     symbol: str
     price: float | None
     source: PriceSource
     age_secs: float | None
+    bid: float | None = None
+    ask: float | None = None
+    bbo_age_secs: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +158,25 @@ def candles_to_df(candles: Sequence[Candle], symbol: str, interval: str) -> pd.D
             "Volume": "float64",
         }
     )
+
+
+def _redis_quote(
+    sym: str, mid: Mid | None, bbo: Bbo | None, now_ms: int, max_age: float, bbo_max_age: float
+) -> PriceQuote | None:
+    """Quote from Redis: the fresh mid, else the fresh BBO's mid; a fresh BBO rides along either way."""
+    book: Bbo | None = None
+    book_age = 0.0
+    if bbo is not None and (book_age := max(0.0, (now_ms - bbo.venue_ms) / 1000.0)) <= bbo_max_age:
+        book = bbo
+    if mid is not None and (age := max(0.0, (now_ms - mid.venue_ms) / 1000.0)) <= max_age:
+        quote = PriceQuote(sym, mid.price, PriceSource.REDIS_MID, age)
+    elif book is not None:
+        quote = PriceQuote(sym, book.mid, PriceSource.REDIS_BBO, book_age)
+    else:
+        return None
+    if book is None:
+        return quote
+    return dataclasses.replace(quote, bid=book.bid_px, ask=book.ask_px, bbo_age_secs=book_age)
 
 
 _REDIS_ERRORS = (redis.RedisError, LayoutError)
@@ -360,11 +389,9 @@ class MarketDataHub:
                 mids, bbos = {}, {}
             now = self.venue_now_ms()
             for sym in symbols:
-                mid, bbo = mids.get(sym), bbos.get(sym)
-                if mid is not None and (age := max(0.0, (now - mid.venue_ms) / 1000.0)) <= max_age:
-                    quotes[sym] = PriceQuote(sym, mid.price, PriceSource.REDIS_MID, age)
-                elif bbo is not None and (age := max(0.0, (now - bbo.venue_ms) / 1000.0)) <= bbo_age:
-                    quotes[sym] = PriceQuote(sym, bbo.mid, PriceSource.REDIS_BBO, age)
+                quote = _redis_quote(sym, mids.get(sym), bbos.get(sym), now, max_age, bbo_age)
+                if quote is not None:
+                    quotes[sym] = quote
         missing = [s for s in symbols if s not in quotes]
         rest = self._rest_all_mids() if missing else None
         for sym in missing:

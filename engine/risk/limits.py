@@ -16,9 +16,11 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from enum import StrEnum
 from typing import Any
 
-from engine.config.env import ConfigError, env_bool, env_float, env_int
+from engine.config.env import ConfigError, env_bool, env_enum, env_float, env_int
+from engine.enums import DrawdownPolicy
 
 _INF = math.inf
 
@@ -34,6 +36,7 @@ class RiskLimits:
     max_cancels_per_min: int = 120
     # Circuit breakers: a breach denies entries and moves the trading state to REDUCING.
     max_drawdown_pct: float = 0.0  # from the UTC-day peak of account equity; inclusive boundary
+    drawdown_reduce_policy: DrawdownPolicy = DrawdownPolicy.NONE  # close_all: flatten on a breach
     max_daily_loss_usd: float = 0.0  # realised PnL minus fees of exits, per UTC day of the fill
     slippage_guard_enabled: bool = False
     slippage_guard_window_fills: int = 20  # entry fills in the median window
@@ -88,6 +91,7 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("max_exit_orders_per_min", "max_exit_orders_per_min", 1, 10000),
     _Spec("max_cancels_per_min", "max_cancels_per_min", 1, 10000),
     _Spec("max_drawdown_pct", "max_drawdown_pct", 0, 100),
+    _Spec("drawdown_reduce_policy", "drawdown_reduce_policy", 0, 0),
     _Spec("max_daily_loss_usd", "max_daily_loss_usd", 0, _INF),
     _Spec("slippage_guard_enabled", "slippage_guard.enabled", 0, 1),
     _Spec("slippage_guard_window_fills", "slippage_guard.window_fills", 1, 1000),
@@ -123,6 +127,11 @@ def _kind(spec: _Spec) -> type:
 def _yaml_value(spec: _Spec, raw: object) -> Any:
     name = f"risk.{spec.yaml_key}"
     kind = _kind(spec)
+    if issubclass(kind, StrEnum):
+        valid = [member.value for member in kind]  # type: ignore[attr-defined]
+        if not isinstance(raw, str) or raw.strip().lower() not in valid:
+            raise ConfigError(f"{name}={raw!r} must be one of: {', '.join(valid)}")
+        return kind(raw.strip().lower())
     if kind is bool:
         if not isinstance(raw, bool):
             raise ConfigError(f"{name}={raw!r} must be true or false")
@@ -141,6 +150,8 @@ def _yaml_value(spec: _Spec, raw: object) -> Any:
 
 def _env_value(spec: _Spec, current: Any, env: Mapping[str, str]) -> Any:
     kind = _kind(spec)
+    if issubclass(kind, StrEnum):
+        return env_enum(spec.env_name, kind, current, env)
     if kind is bool:
         return env_bool(spec.env_name, current, env)
     hi = None if math.isinf(spec.hi) else spec.hi

@@ -20,7 +20,9 @@ whether anything may be POSTed at all.
 peak equity, the daily PnL, the slippage window — and owns the persisted trading state
 (engine/risk/state.py). It polls the kill switches each tick, trips breakers into REDUCING, and
 hands back state changes for the caller to log and alert. Callers log denials as decision events
-via `deny_event_fields`; the check itself never touches the DB.
+via `deny_event_fields`; the check itself never touches the DB. Listeners (`add_listener`) hear
+every state change whoever caused it (engine/tick/protections.py alerts on them), and
+`close_all_armed` says when the drawdown close-all policy must flatten the book.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import os
 import sqlite3
 import statistics
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -40,6 +42,7 @@ from engine.enums import (
     DecisionEventType,
     DecisionPhase,
     DecisionStatus,
+    DrawdownPolicy,
     KillSource,
     OrderSide,
     RiskReason,
@@ -358,6 +361,7 @@ class RiskManager:
         self._entries: deque[tuple[int, str]] = deque()
         self._exits: deque[int] = deque()
         self._cancels: deque[int] = deque()
+        self._listeners: list[Callable[[StateChange], None]] = []
 
     @classmethod
     def from_config(
@@ -387,6 +391,20 @@ class RiskManager:
     def persist_failures(self) -> int:
         """How many risk-state writes failed (the state was still enforced in memory); alert if > 0."""
         return self._persist_failures
+
+    def add_listener(self, listener: Callable[[StateChange], None]) -> None:
+        """Call `listener(change)` after every trading-state change, whoever caused it (alerting)."""
+        self._listeners.append(listener)
+
+    @property
+    def close_all_armed(self) -> bool:
+        """True while the drawdown close-all must flatten: policy close_all, the drawdown breaker
+        tripped since the last CLEAR, and the state is REDUCING (HALTED blocks every exit)."""
+        return (
+            self._limits.drawdown_reduce_policy is DrawdownPolicy.CLOSE_ALL
+            and self._counters.drawdown_tripped_ms is not None
+            and self._store.state is TradingState.REDUCING
+        )
 
     def update_limits(self, limits: RiskLimits) -> None:
         """Swap in a whole new limits object (hot reload at a tick boundary)."""
@@ -421,6 +439,8 @@ class RiskManager:
         self._track_peak(account, now_ms)
         verdict = check(intent, account, positions, self._limits, self.snapshot(now_ms), now_ms)
         if isinstance(verdict, Deny) and verdict.reason in _BREAKER_EVENTS:
+            if verdict.reason is RiskReason.DRAWDOWN:
+                self._arm_drawdown(now_ms)
             self._transition(
                 _BREAKER_EVENTS[verdict.reason], event_ms=now_ms, recorded_ms=now_ms, details=verdict.details
             )
@@ -497,10 +517,17 @@ class RiskManager:
         if self._limits.max_drawdown_pct > 0 and dd >= self._limits.max_drawdown_pct:
             details = {"drawdown_pct": dd, "limit_pct": self._limits.max_drawdown_pct,
                        "equity_usd": equity, "peak_equity_usd": peak}  # fmt: skip
+            self._arm_drawdown(now_ms)
             return self._transition(
                 TradingStateEvent.DRAWDOWN_BREACH, event_ms=now_ms, recorded_ms=now_ms, details=details
             )
         return None
+
+    def _arm_drawdown(self, now_ms: int) -> None:
+        # Remember the first trip since the last CLEAR (even when already REDUCING for another cause).
+        if self._counters.drawdown_tripped_ms is None:
+            self._counters = replace(self._counters, drawdown_tripped_ms=now_ms)
+            self._save_counters(now_ms)
 
     def _track_peak(self, account: AccountSnapshot, now_ms: int) -> bool:
         # Raise (or, on a new UTC day, reset) the peak; True when equity is usable and below it.
@@ -588,6 +615,11 @@ class RiskManager:
                 "risk: trading state %s -> %s (event=%s details=%s)",
                 change.from_state.value, change.to_state.value, event.value, dict(change.details),
             )  # fmt: skip
+            for listener in self._listeners:
+                try:
+                    listener(change)
+                except Exception:  # a broken listener (alerting) must never stop a risk change
+                    logger.exception("risk: state-change listener failed")
         return change
 
     def _save_counters(self, recorded_ms: int) -> None:

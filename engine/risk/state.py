@@ -3,7 +3,8 @@
 - ACTIVE: every check applies as configured.
 - REDUCING: entries (OPEN/ADD) are denied; exits and cancels pass. Entered by the operator's
   `close_only` and by every automatic breaker (drawdown, daily loss, slippage, an unexplained
-  position found by the reconciler). Automatic breakers never enter HALTED.
+  position found by the reconciler, the health guard). Automatic breakers never enter HALTED
+  (a health key configured with kill mode `halt_all` is applied as the operator's KILL_HALT_ALL).
 - HALTED: entered only by the operator's `halt_all`. Entries AND exits are denied (the operator's
   persistent stop, like the hard kill but surviving restarts); cancels still pass.
 
@@ -54,6 +55,9 @@ TRANSITIONS: Mapping[tuple[TradingState, TradingStateEvent], TradingState] = {
     (_A, _E.RECONCILE_MISMATCH): _R,  # a position the ledger cannot explain: reduce, alert
     (_R, _E.RECONCILE_MISMATCH): _R,
     (_H, _E.RECONCILE_MISMATCH): _H,
+    (_A, _E.HEALTH_BREACH): _R,  # the health guard's kill: close_only (halt_all goes as KILL_HALT_ALL)
+    (_R, _E.HEALTH_BREACH): _R,
+    (_H, _E.HEALTH_BREACH): _H,
 }
 
 
@@ -92,6 +96,8 @@ class BreakerCounters:
     """What the breakers remember between fills and restarts (reset by an explicit CLEAR).
 
     `peak_day` / `pnl_day` are UTC dates (YYYY-MM-DD) the peak and the PnL sums belong to.
+    `drawdown_tripped_ms` is when the drawdown breaker first tripped since the last CLEAR (it arms
+    the close-all policy, and survives a restart so a half-done close-all resumes).
     """
 
     peak_equity_usd: float | None = None
@@ -100,6 +106,7 @@ class BreakerCounters:
     daily_realised_pnl_usd: float = 0.0
     daily_fees_usd: float = 0.0
     slippage_bps: tuple[float, ...] = field(default_factory=tuple)
+    drawdown_tripped_ms: int | None = None
 
     @property
     def daily_net_pnl_usd(self) -> float:
@@ -231,6 +238,7 @@ class RiskStateStore:
                 "daily_realised_pnl_usd": counters.daily_realised_pnl_usd,
                 "daily_fees_usd": counters.daily_fees_usd,
                 "slippage_bps": list(counters.slippage_bps),
+                "drawdown_tripped_ms": counters.drawdown_tripped_ms,
             }
         )
         with self._conn:

@@ -12,6 +12,8 @@ never); ranking uses the shard's score; a signal flip closes and then re-enters 
 every mode (the flip close exempts the re-entry cooldown); entry candle keys are restored from the
 decision log at start, so a restart never re-enters on a candle it already traded.
 Errors are caught per symbol (logged, counted, no order); nothing here retries an order.
+With `protections` (engine/tick/protections.py), each tick first polls the risk manager and runs
+the drawdown close-all; every filled order is one TRADE alert (engine/alerts/notices.py).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from cluster.executor import ShardExecutor
 from cluster.records import DecisionStatus as ShardStatus
 from cluster.records import ShardDecision
 from cluster.shard_core import ConfigSource
+from engine.alerts.notices import notify_trade
 from engine.enums import (
     AlertKind,
     DecisionEventType,
@@ -39,6 +42,7 @@ from engine.execution.broker import Broker, ExitState, OrderIntent, Position
 from engine.execution.trade_store import TradeStore
 from engine.marketdata.hub import PriceQuote
 from engine.tick.decision_log import DecisionEvent, EventLogger, GateCheck, new_decision_id
+from engine.tick.engine_hooks import EngineHooks
 from engine.tick.entry_gates import (
     Candidate,
     EntryContext,
@@ -48,6 +52,8 @@ from engine.tick.entry_gates import (
     gate_for_block,
     rank,
 )
+from engine.tick.protections import Protections
+from engine.tick.regime import RegimeView
 from engine.tick.strategy_manager import AlertSink, StrategyManager
 from engine.tick.types import (
     EngineOptions,
@@ -99,6 +105,7 @@ class UnifiedEngine:
         funding: FundingSource | None = None,
         sz_decimals: Callable[[str], int | None] = lambda _symbol: None,
         recorded_ms: Callable[[], int] = wall_ms,
+        protections: Protections | None = None,
     ) -> None:
         self._strategy = strategy
         self._market = market
@@ -112,6 +119,7 @@ class UnifiedEngine:
         self._funding = funding
         self._sz_decimals = sz_decimals
         self._recorded_ms = recorded_ms
+        self._protections = protections
         self._tick_id = 0
         self._evaluated_key: dict[str, int] = {}
         self._snapshots: dict[str, Mapping[str, object]] = {}
@@ -119,6 +127,8 @@ class UnifiedEngine:
         self._last_entry_attempt: dict[str, int] = {}
         self._last_funding_poll_ms: int | None = None
         self._last_rates: dict[str, float] = {}
+        self._hooks = EngineHooks(options.heartbeat_secs)
+        self._regime = RegimeView()  # this tick's market regime (engine.tick.regime)
         self._restore_entry_keys()
 
     def _restore_entry_keys(self) -> None:
@@ -136,15 +146,19 @@ class UnifiedEngine:
         reload = self._reload()
         now = self._market.venue_now_ms()
         positions = self._broker.positions()
-        watch = {s.upper() for s in self._watchlist()}
-        symbols = sorted(watch | set(positions))
+        glob = self._strategy.config(None)
+        watch = self._hooks.watch(self._watchlist(), glob)
+        symbols = sorted(watch | set(positions) | self._hooks.context_symbols(glob))
         keys = self._market.candle_keys(symbols, self._opts.interval).keys
         t_keys = time.perf_counter()
-        decisions = self._evaluate(keys, set(positions))
+        decisions = self._evaluate(keys, set(positions), self._hooks.wants_snapshots(glob))
+        decisions, self._regime = self._hooks.regime(decisions, glob, watch)
         t_shards = time.perf_counter()
         counts = TickCounts()
         quote_symbols = sorted(set(positions) | {s for s, d in decisions.items() if d.actionable})
         quotes = self._market.get_mids(quote_symbols, self._opts.mid_max_age_secs) if quote_symbols else {}
+        if self._protections is not None:  # kill switches, breakers, drawdown close-all, health
+            self._protections.on_tick(self._broker, quotes, now, counts, self._event, self._record_now)
         for symbol in sorted(positions):
             self._guarded(counts, symbol, self._exit_one, symbol, decisions.get(symbol), quotes, now, counts)
         t_exits = time.perf_counter()
@@ -157,18 +171,8 @@ class UnifiedEngine:
         marks = {s: q.price for s, q in quotes.items() if q.price is not None}
         account = self._broker.account(marks, now)
 
-        def ms(a: float, b: float) -> float:
-            return (b - a) * 1000.0
-
-        timing = TickTiming(
-            keys_ms=ms(started, t_keys),
-            shards_ms=ms(t_keys, t_shards),
-            exits_ms=ms(t_shards, t_exits),
-            entries_ms=ms(t_exits, t_entries),
-            funding_ms=ms(t_entries, finished),
-            total_ms=ms(started, finished),
-        )
-        return TickReport(
+        timing = TickTiming.between(started, t_keys, t_shards, t_exits, t_entries, finished)
+        report = TickReport(
             tick_id=self._tick_id,
             now_ms=now,
             symbols=len(symbols),
@@ -185,6 +189,7 @@ class UnifiedEngine:
             reload=reload,
             timing=timing,
         )
+        return self._hooks.heartbeat(report, self._strategy.snapshot().config_id, self._recorded_ms())
 
     def _guarded(self, counts: TickCounts, symbol: str, fn: Callable[..., None], *args: Any) -> None:
         try:
@@ -208,13 +213,15 @@ class UnifiedEngine:
             )
         return outcome
 
-    def _evaluate(self, keys: Mapping[str, int | None], open_symbols: set[str]) -> dict[str, ShardDecision]:
+    def _evaluate(
+        self, keys: Mapping[str, int | None], opened: set[str], every: bool
+    ) -> dict[str, ShardDecision]:
         changed = {s: k for s, k in keys.items() if k is not None and k != self._evaluated_key.get(s)}
         if not changed:
             return {}
         result = self._executor.evaluate(
             changed,
-            want_snapshot=sorted(open_symbols & changed.keys()),
+            want_snapshot=sorted(changed if every else opened & changed.keys()),
             deadline_ms=self._opts.shard_deadline_ms,
         )
         for alert in result.alerts:
@@ -302,11 +309,12 @@ class UnifiedEngine:
             event_ms=event_ms,
             reason=reason,
             size_coins=exit_decision.size_coins if action is TradeAction.REDUCE else None,
-            quote=market_quote(quote, now),
+            quote=market_quote(quote, now, use_bbo=cfg.trade.use_bbo_for_fills),
             confidence=position.confidence,
             decision_id=event_id,
         )
         result = self._broker.execute(intent, now)
+        notify_trade(self._alerts, result)
         if result.filled and action is TradeAction.REDUCE:
             state = ExitState(trailing_sl=exit_decision.trailing_sl, tp1_taken=exit_decision.tp1_taken)
             self._broker.update_exit_state(symbol, state, now)
@@ -383,6 +391,7 @@ class UnifiedEngine:
             last_close=self._last_close(candidate.symbol),
             entry_max_delay_ms=self._opts.entry_max_delay_ms,
             retry_on_capacity=self._opts.retry_on_capacity,
+            regime=self._regime,
         )
 
     def _entry_one(
@@ -496,6 +505,7 @@ class UnifiedEngine:
         counts: TickCounts,
     ) -> None:
         symbol = candidate.symbol
+        use_bbo = self._strategy.config(symbol).trade.use_bbo_for_fills
         action = TradeAction.OPEN if position is None else TradeAction.ADD
         event_id = new_decision_id(self._recorded_ms())
         atr = snapshot_number(candidate.snapshot, "ATR")
@@ -507,7 +517,7 @@ class UnifiedEngine:
             event_ms=candidate.candle_key,
             reason=f"{candidate.signal.value.lower()}_{candidate.confidence.value}",
             size_coins=sizing.size_coins,
-            quote=None if quote is None else market_quote(quote, now),
+            quote=None if quote is None else market_quote(quote, now, use_bbo=use_bbo),
             confidence=candidate.confidence,
             leverage=sizing.leverage,
             entry_atr=atr if math.isfinite(atr) and atr > 0 else None,
@@ -516,6 +526,7 @@ class UnifiedEngine:
         counts.entries += 1
         self._last_entry_attempt[symbol] = now
         result = self._broker.execute(intent, now)
+        notify_trade(self._alerts, result)
         open_after = len(self._broker.positions())
         if result.filled:
             self._entry_keys[symbol] = (candidate.candle_key, open_after)

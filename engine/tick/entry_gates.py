@@ -4,7 +4,8 @@ Everything here takes values (the candidate, the account, counters, `now_ms`, th
 config) and returns values: a ranked list, or the gate checks with the first failing reason code.
 No I/O, so the same rules run in the daemon and in replay, and every gate is testable alone.
 
-Gate order (reference §1.4 and engine §3.7, one deliberate change noted): flat mode, candle age
+Gate order (reference §1.4 and engine §3.7, one deliberate change noted): flat mode, the
+market-regime gate and breadth filter (`engine.tick.regime`, only when enabled), candle age
 (AI_QUANT_ENTRY_MAX_DELAY_MS), per-candle dedupe, stale account marks, then the strategy's own
 gates (min confidence, PESC re-entry cooldown, SSF, REEF via `strategies.sizing`), max open
 positions, per-symbol entry cooldown, per-tick entry budget. Sizing (margin cap, minimum
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 
 from engine.enums import GateCode
 from engine.tick.decision_log import GateCheck
+from engine.tick.regime import RegimeView, breadth_filter
 from strategies.config import StrategyConfig
 from strategies.enums import Confidence, Signal, SizingBlock
 from strategies.sizing import LastClose, check_entry_gates
@@ -76,6 +78,7 @@ class EntryContext:
     last_close: LastClose | None
     entry_max_delay_ms: int = 0
     retry_on_capacity: bool = False
+    regime: RegimeView = field(default_factory=RegimeView)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,8 +137,21 @@ def _first_failure(checks: Iterator[GateCheck]) -> GateOutcome:
     return GateOutcome(tuple(done), None)
 
 
+def _regime(candidate: Candidate, ctx: EntryContext, cfg: StrategyConfig) -> Iterator[GateCheck]:
+    rc, view = cfg.market_regime, ctx.regime
+    breadth = view.inputs.breadth_pct
+    if rc.enable_regime_gate:
+        details = {"reason": view.gate_reason.value, "breadth_pct": breadth}
+        yield GateCheck(gate=GateCode.REGIME_GATE, passed=view.gate_on, details=details)
+    if rc.enable_regime_filter:
+        allowed, reason = breadth_filter(rc, candidate.signal, breadth)
+        details = {"reason": reason.value, "breadth_pct": breadth}
+        yield GateCheck(gate=GateCode.BREADTH_FILTER, passed=allowed, details=details)
+
+
 def _common(candidate: Candidate, ctx: EntryContext, cfg: StrategyConfig) -> Iterator[GateCheck]:
     yield GateCheck(gate=GateCode.FLAT_MODE, passed=cfg.entries_enabled)
+    yield from _regime(candidate, ctx, cfg)
     yield _age(candidate, ctx)
     yield _dedupe(candidate, ctx)
     yield GateCheck(gate=GateCode.DATA_STALE, passed=not ctx.marks_stale)

@@ -119,6 +119,11 @@ class StrategyManager:
         )
 
     @property
+    def path(self) -> Path:
+        """The strategy YAML this manager watches."""
+        return self._path
+
+    @property
     def interval(self) -> str:
         """The candle interval this process runs on (fixed until restart)."""
         return self._interval
@@ -230,6 +235,7 @@ class StrategyManager:
 
     def _swap(self, loaded: _Loaded) -> ReloadOutcome:
         new_global = self._resolve(loaded.overrides, None)
+        old_engine = self.config(None).engine
         self._loaded = loaded
         self._cache = {None: new_global}
         self._loaded_ms = self._clock_ms()
@@ -244,5 +250,11 @@ class StrategyManager:
                     "engine.interval changed; restart required (still running the old interval)",
                     {"running": self._interval, "configured": new_interval},
                 )
+            return ReloadOutcome.RESTART_REQUIRED
+        if new_global.engine != old_engine:  # engine.* is applied at start (engine.tick.engine_knobs)
+            self.restart_required = True
+            log.warning("engine section changed: restart required to apply it")
+            if self._alerts is not None:
+                self._alerts.send(AlertKind.CONFIG, "engine.* changed; restart required", {})
             return ReloadOutcome.RESTART_REQUIRED
         return ReloadOutcome.RELOADED

@@ -58,6 +58,7 @@ class EngineOptions:
     funding_poll_ms: int = 60_000
     mid_max_age_secs: float | None = None
     dust_notional_usd: float = 3.0
+    heartbeat_secs: float = 30.0  # engine.heartbeat_every_s / AI_QUANT_HEARTBEAT_SECS; <= 0 disables
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,15 @@ class TickTiming:
     entries_ms: float
     funding_ms: float
     total_ms: float
+
+    @classmethod
+    def between(cls, *marks: float) -> TickTiming:
+        """Build from the six `time.perf_counter()` marks: start, keys, shards, exits, entries, end."""
+        start, keys, shards, exits, entries, end = (m * 1000.0 for m in marks)
+        return cls(
+            keys_ms=keys - start, shards_ms=shards - keys, exits_ms=exits - shards,
+            entries_ms=entries - exits, funding_ms=end - entries, total_ms=end - start,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,6 +99,7 @@ class TickReport:
     equity_usd: float
     reload: ReloadOutcome
     timing: TickTiming
+    heartbeat: str | None = None  # the `engine ok ...` line when one was due this tick
 
     def status_line(self) -> str:
         t = self.timing
@@ -154,9 +165,16 @@ def snapshot_number(snapshot: Mapping[str, object], key: str) -> float:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else float("nan")
 
 
-def market_quote(quote: PriceQuote, now: int) -> MarketQuote:
+def market_quote(quote: PriceQuote, now: int, *, use_bbo: bool = True) -> MarketQuote:
+    """Turn the hub's quote into the fill model's: the mid, plus the BBO when `use_bbo` (YAML
+    `trade.use_bbo_for_fills`) and the hub had a fresh one. Without a BBO a paper fill prices at
+    the mid; with one, a taker BUY fills at the ask and a SELL at the bid."""
     age_ms = None if quote.age_secs is None else int(quote.age_secs * 1000)
-    return MarketQuote(mid=quote.price, mid_ms=None if age_ms is None else now - age_ms)
+    mid_ms = None if age_ms is None else now - age_ms
+    if not use_bbo or quote.bid is None or quote.ask is None or quote.bbo_age_secs is None:
+        return MarketQuote(mid=quote.price, mid_ms=mid_ms)
+    bbo_ms = now - int(quote.bbo_age_secs * 1000)
+    return MarketQuote(mid=quote.price, mid_ms=mid_ms, bid=quote.bid, ask=quote.ask, bbo_ms=bbo_ms)
 
 
 def execution_fields(

@@ -173,6 +173,7 @@ def run_replay(
             interval=interval, entry_max_delay_ms=settings.entry_max_delay_ms,
             retry_on_capacity=settings.entry_retry_on_capacity, funding_enabled=opts.funding_rate != 0.0,
             funding_poll_ms=int(settings.paper.funding_poll_secs * 1000),
+            heartbeat_secs=0.0,  # a backtest runs on bar time: no liveness line
         ),
         funding=ConstantFunding(symbols, opts.funding_rate), recorded_ms=lambda: market.now,
         sz_decimals=lambda symbol: opts.sz_decimals.get(symbol.upper()),

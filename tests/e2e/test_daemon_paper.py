@@ -27,6 +27,7 @@ import pytest
 from engine.enums import DecisionEventType, DecisionStatus, LedgerKind, Mode
 from engine.execution.trade_store import TradeStore
 from engine.tick.decision_log import EventLogger
+from strategies.enums import TradeAction
 
 ROOT = Path(__file__).resolve().parents[2]
 YAML = """
@@ -151,7 +152,8 @@ def db_rows(db: Path, sql: str, args: tuple = ()) -> list[tuple]:
 
 
 def kind_count(db: Path, kind: LedgerKind) -> int:
-    return db_rows(db, "SELECT COUNT(*) FROM trades WHERE kind=?", (kind.value,))[0][0] if db.exists() else 0
+    rows = db_rows(db, "SELECT COUNT(*) FROM trades WHERE kind=?", (kind.value,))
+    return rows[0][0] if rows else 0  # no DB or no table yet: nothing counted
 
 
 def ledger_state(db: Path) -> tuple[float, dict[str, tuple[str, float]]]:
@@ -290,10 +292,11 @@ def test_yaml_edit_applies_next_tick_and_broken_yaml_keeps_last_good(tmp_path, d
     entries_after = [
         e for e in EventLogger(store.connection, Mode.PAPER).events()
         if e.event_type is DecisionEventType.ENTRY_SIGNAL and e.status is DecisionStatus.EXECUTED
-        and e.tick_id is not None and e.tick_id >= reload_tick
+        and e.action is TradeAction.OPEN and e.tick_id is not None and e.tick_id >= reload_tick
     ]  # fmt: skip
     store.close()
-    assert entries_after == [], "no entry may execute once max_open_positions is 0"
+    # max_open_positions caps new positions; a pyramid ADD onto an open one has its own limits
+    assert entries_after == [], "no new position may open once max_open_positions is 0"
 
 
 @pytest.mark.parametrize(
@@ -316,4 +319,41 @@ def test_invalid_environment_exits_2_naming_the_variable(tmp_path, extra, needle
     )
     assert done.returncode == 2
     assert needle in done.stderr
+    assert not (tmp_path / "state" / "trading_paper.db").exists()
+
+
+def test_paper_entries_fill_at_the_sidecar_bbo(tmp_path, daemons):
+    """trade.use_bbo_for_fills (default on): the sidecar's WS bbo reaches the paper fill model, so
+    entries and exits are priced from the book, not the mid."""
+    env = daemon_env(tmp_path)
+    db = tmp_path / "state" / "trading_paper.db"
+    daemon = daemons(env, "bbo")
+    daemon.wait_for(lambda: kind_count(db, LedgerKind.OPEN) >= 2, timeout=90, label="two entries")
+    assert daemon.terminate() == 0
+    sources = db_rows(db, "SELECT DISTINCT price_source FROM trades WHERE kind=?", (LedgerKind.OPEN.value,))
+    assert sources == [("redis_bbo",)]
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "extra", "needle"),
+    [
+        ("global:\n  engine: {entry_interval: 3m}\n", {}, "engine.entry_interval='3m' is not supported"),
+        ("global:\n  engine: {exit_interval: 5m}\n", {}, "engine.exit_interval='5m' is not supported"),
+        ("global:\n  engine: {heartbeat_every_s: 60}\n", {"AI_QUANT_HEARTBEAT_SECS": "30"},
+         "engine.heartbeat_every_s=60.0 conflicts with AI_QUANT_HEARTBEAT_SECS='30'"),
+        ("symbols:\n  ETH: {market_regime: {enable_regime_gate: true}}\n", {},
+         "unknown key symbols.ETH.market_regime"),
+        ("global:\n  trade: {use_bbo_for_fill: false}\n", {}, "unknown key global.trade.use_bbo_for_fill"),
+    ],
+)  # fmt: skip
+def test_yaml_setting_not_honoured_exits_2_naming_it_and_the_file(tmp_path, yaml_text, extra, needle):
+    yaml_path = tmp_path / "strategy.yaml"
+    yaml_path.write_text(yaml_text)
+    yaml_path.chmod(0o600)
+    env = daemon_env(tmp_path, **extra)
+    done = subprocess.run(
+        [sys.executable, "-m", "engine.daemon"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2, done.stderr
+    assert needle in done.stderr and str(yaml_path) in done.stderr
     assert not (tmp_path / "state" / "trading_paper.db").exists()

@@ -9,10 +9,12 @@ import pytest
 import redis
 
 from cluster.redis_layout import Bbo, Heartbeat, RedisLayout
-from engine.enums import CandleSource, MarketHealthReason, PriceSource
+from engine.enums import CandleSource, MarketHealthReason, OrderSide, PriceSource
+from engine.execution.fill_model import FillModelParams, fill_price
 from engine.marketdata.hub import DF_COLUMNS, HubSettings, MarketDataHub
 from engine.runtime.redis_server import EmbeddedRedis
 from engine.storage.sqlite import ensure_candles_table, open_db, upsert_candles
+from engine.tick.types import market_quote
 from engine.venue import types as hl
 from strategies.candle import Candle
 
@@ -230,3 +232,28 @@ def test_health_reason_from_heartbeat(
         _heartbeat(client, layout, NOW, NOW - 1_000)
     health = _hub(client, tmp_path).health()
     assert health.reason is reason and health.ok is (reason is MarketHealthReason.OK)
+
+
+def test_quote_carries_fresh_bbo_to_the_paper_fill_model(redis_client: redis.Redis, tmp_path: Path) -> None:
+    """The sidecar's BBO reaches the fill model: BUY at the ask / SELL at the bid with
+    trade.use_bbo_for_fills, the mid without; a stale BBO is never attached."""
+    layout = RedisLayout()
+    hub = _hub(redis_client, tmp_path)
+    _heartbeat(redis_client, layout, NOW, NOW)
+    layout.write_mids(redis_client, {SYM: 100.5}, venue_ms=NOW - 1000, wall_ms=NOW - 1000)
+    layout.write_bbo(redis_client, {SYM: Bbo(100.0, 1.0, 101.0, 1.0, NOW - 500, NOW - 500)})
+    quote = hub.get_mid(SYM, max_age_secs=10)
+    assert (quote.price, quote.bid, quote.ask, quote.bbo_age_secs) == (100.5, 100.0, 101.0, 0.5)
+    params = FillModelParams(slippage_bps=0.0)
+
+    def price(side: OrderSide, use_bbo: bool) -> tuple[float, PriceSource]:
+        fill = fill_price(side, market_quote(quote, NOW, use_bbo=use_bbo), 1.0, params, NOW)
+        assert fill is not None
+        return fill.price, fill.source
+
+    assert price(OrderSide.BUY, True) == (101.0, PriceSource.REDIS_BBO)
+    assert price(OrderSide.SELL, True) == (100.0, PriceSource.REDIS_BBO)
+    assert price(OrderSide.BUY, False) == (100.5, PriceSource.REDIS_MID)
+    layout.write_bbo(redis_client, {SYM: Bbo(100.0, 1.0, 101.0, 1.0, NOW - 200_000, NOW - 200_000)})
+    stale = hub.get_mid(SYM, max_age_secs=10)
+    assert (stale.price, stale.bid, stale.ask) == (100.5, None, None)

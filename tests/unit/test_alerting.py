@@ -188,3 +188,45 @@ def test_build_alerter_dry_run_keeps_redacted_text():
     assert isinstance(transport, DryRunTransport)
     ((target, text),) = transport.sent
     assert target == DISCORD and "supersecrettoken" not in text and "[paper]" in text
+
+
+def test_alerter_trade_burst_does_not_starve_risk_alerts():
+    transport, clock = Recorder(), Clock()
+    alerter = _alerter(transport, clock, asynchronous=False, targets=(DISCORD,), rate_per_min=3)
+    accepted = [alerter.send(AlertKind.TRADE, f"CLOSE LONG S{i} (trade #{i})") for i in range(5)]
+    assert accepted == [True, True, True, False, False]  # trades have their own budget...
+    assert alerter.send(AlertKind.RISK, "trading state ACTIVE -> REDUCING")  # ...risk still goes out
+    assert alerter.send(AlertKind.HEALTH, "fill_ingest_failed")
+    assert [text.split(": ")[0] for _, text in transport.sent][-2:] == ["[live] risk", "[live] health"]
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.sent: list[tuple[AlertKind, str, dict]] = []
+
+    def send(self, kind, message, extra=None) -> bool:
+        self.sent.append((kind, message, dict(extra or {})))
+        return True
+
+
+def test_notify_trade_live_ack_pending_and_rejected():
+    from engine.alerts.notices import notify_trade
+    from engine.enums import BrokerReject, ExecutionStatus
+    from engine.execution.broker import OrderIntent, OrderResult
+    from strategies.enums import PositionSide, TradeAction
+
+    intent = OrderIntent(
+        symbol="ETH", action=TradeAction.CLOSE, side=PositionSide.SHORT, reference_price=2_000.0,
+        event_ms=1, reason="drawdown_close_all", decision_id="d-1",
+    )  # fmt: skip
+    sink = _Sink()
+    detail = {"oid": 7, "total_sz": 0.5, "avg_px": 2001.5}  # the venue's FilledStatus, as live_broker puts it
+    ack = OrderResult(intent=intent, status=ExecutionStatus.FILLED, detail=detail)
+    assert notify_trade(sink, ack)
+    assert not notify_trade(sink, OrderResult(intent=intent, status=ExecutionStatus.PENDING))
+    rejected = OrderResult(intent=intent, status=ExecutionStatus.REJECTED, reject=BrokerReject.NO_POSITION)
+    assert not notify_trade(sink, rejected) and not notify_trade(None, ack)
+    (kind, message, extra) = sink.sent[0]
+    assert kind is AlertKind.TRADE and len(sink.sent) == 1
+    assert message == "CLOSE SHORT ETH 0.5 @ 2001.5 (decision d-1)"
+    assert extra == {"reason": "drawdown_close_all", "oid": 7}

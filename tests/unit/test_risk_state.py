@@ -20,6 +20,7 @@ _TARGET = {
     TradingStateEvent.DAILY_LOSS_BREACH: TradingState.REDUCING,
     TradingStateEvent.SLIPPAGE_BREACH: TradingState.REDUCING,
     TradingStateEvent.RECONCILE_MISMATCH: TradingState.REDUCING,
+    TradingStateEvent.HEALTH_BREACH: TradingState.REDUCING,
 }
 
 

@@ -180,3 +180,14 @@ def test_strategy_manager_interval_change_requires_restart(yaml_path):
     assert manager.interval == "5m" and manager.restart_required
     assert manager.config("BTC").trade.leverage == 2.2  # the rest still applies
     assert alerts.sent[0][2] == {"running": "5m", "configured": "15m"}
+
+
+def test_strategy_manager_engine_knob_change_requires_restart(yaml_path):
+    """engine.* other than interval is applied at start (engine.tick.engine_knobs): a reload that
+    changes it says restart required instead of pretending it applied."""
+    alerts = Alerts()
+    manager = _manager(yaml_path, alerts=alerts)
+    _write(yaml_path, BASE.replace("interval: 5m", "interval: 5m, heartbeat_every_s: 60"))
+    assert manager.maybe_reload() is ReloadOutcome.RESTART_REQUIRED
+    assert manager.restart_required and alerts.sent[0][0] is AlertKind.CONFIG
+    assert manager.config(None).engine.heartbeat_every_s == 60.0
