@@ -65,7 +65,7 @@ from engine.oms.states import (
     next_state,
     venue_status_event,
 )
-from engine.storage.sqlite import open_db
+from engine.storage.sqlite import immediate_transaction, open_db
 from engine.venue import types as hl
 from engine.venue.exchange_client import (
     ExchangeAccepted,
@@ -171,14 +171,8 @@ class LiveOms:
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        with self._lock, immediate_transaction(self._conn) as conn:
+            yield conn
 
     # --- intents ----------------------------------------------------------------------------
 
