@@ -14,7 +14,7 @@ from enum import StrEnum
 from strategies.enums import Confidence, Signal
 
 
-class DecisionStatus(StrEnum):
+class ShardStatus(StrEnum):
     """Why a record carries (or does not carry) a real decision."""
 
     OK = "ok"  # decision on the candle the driver asked for
@@ -51,7 +51,7 @@ class ShardDecision:
 
     symbol: str
     candle_key: int
-    status: DecisionStatus
+    status: ShardStatus
     signal: Signal = Signal.NEUTRAL
     confidence: Confidence = Confidence.LOW
     score: float = 0.0
@@ -64,14 +64,14 @@ class ShardDecision:
     @property
     def actionable(self) -> bool:
         """True when this is a real BUY/SELL decision on the requested candle."""
-        return self.status is DecisionStatus.OK and self.signal is not Signal.NEUTRAL
+        return self.status is ShardStatus.OK and self.signal is not Signal.NEUTRAL
 
 
 PackedDecision = tuple  # (symbol, key, status, signal, confidence, score, t, btc, gap, shard, snapshot|None)
-_STATUS = {m.value: m for m in DecisionStatus}
+_STATUS = {m.value: m for m in ShardStatus}
 _SIGNAL = {m.value: m for m in Signal}
 _CONFIDENCE = {m.value: m for m in Confidence}
-_STATUS_VALUE = {m: m.value for m in DecisionStatus}
+_STATUS_VALUE = {m: m.value for m in ShardStatus}
 _SIGNAL_VALUE = {m: m.value for m in Signal}
 _CONFIDENCE_VALUE = {m: m.value for m in Confidence}
 
@@ -114,7 +114,7 @@ _new = object.__new__
 def make_decision(
     symbol: str,
     candle_key: int,
-    status: DecisionStatus,
+    status: ShardStatus,
     signal: Signal,
     confidence: Confidence,
     score: float,
@@ -140,7 +140,7 @@ def make_decision(
     return obj
 
 
-def no_signal(symbol: str, candle_key: int, status: DecisionStatus, shard: int = -1) -> ShardDecision:
+def no_signal(symbol: str, candle_key: int, status: ShardStatus, shard: int = -1) -> ShardDecision:
     """Return the fail-closed record for a symbol whose shard gave no decision."""
     return ShardDecision(symbol=symbol, candle_key=candle_key, status=status, shard=shard)
 
@@ -170,6 +170,6 @@ class TickResult:
 
 def rank_decisions(decisions: Iterable[ShardDecision]) -> list[ShardDecision]:
     """Return actionable decisions sorted by score descending, then symbol."""
-    ok, neutral = DecisionStatus.OK, Signal.NEUTRAL  # `actionable` inlined: 10,000 property calls a tick
+    ok, neutral = ShardStatus.OK, Signal.NEUTRAL  # `actionable` inlined: 10,000 property calls a tick
     return sorted((d for d in decisions if d.status is ok and d.signal is not neutral),
                   key=lambda d: (-d.score, d.symbol))

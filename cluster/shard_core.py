@@ -34,7 +34,7 @@ from typing import Any
 
 from cluster.anchor import AnchorTrend
 from cluster.metrics import ShardMetrics
-from cluster.records import DecisionStatus, ShardDecision, make_decision, no_signal
+from cluster.records import ShardDecision, ShardStatus, make_decision, no_signal
 from cluster.shard_store import CandleRead, ShardStore
 from strategies.candle import Candle
 from strategies.config import StrategyConfig, StrategyOverrides
@@ -268,7 +268,7 @@ class ShardCore:
         started = time.perf_counter()
         applied_before = self.candles_applied
         if not self._anchor_restored and not self._restore([], with_anchor=True):
-            return [no_signal(s, k, DecisionStatus.STORE_UNAVAILABLE, self.index) for s, k in batch.items()]
+            return [no_signal(s, k, ShardStatus.STORE_UNAVAILABLE, self.index) for s, k in batch.items()]
         unavailable: set[str] = set()
         new = [s for s in batch if s not in self._states]
         if new and not self._restore(new, with_anchor=False):
@@ -278,7 +278,7 @@ class ShardCore:
         for symbol, key in batch.items():
             record = results.get(symbol)
             if record is None and symbol in unavailable:
-                record = no_signal(symbol, key, DecisionStatus.STORE_UNAVAILABLE, self.index)
+                record = no_signal(symbol, key, ShardStatus.STORE_UNAVAILABLE, self.index)
             records.append(record or self._evaluate_symbol(symbol, key, None, symbol in want_snapshot))
         every = self._settings.checkpoint_every
         states = self._states
@@ -385,17 +385,17 @@ class ShardCore:
             log.exception("shard %d symbol %s: evaluate failed at key %d; state dropped for rehydrate",
                           self.index, symbol, key)
             self._states.pop(symbol, None)
-            return no_signal(symbol, key, DecisionStatus.STRATEGY_ERROR, self.index)
+            return no_signal(symbol, key, ShardStatus.STRATEGY_ERROR, self.index)
 
     def _decide(self, symbol: str, key: int, state: _SymbolState, with_snapshot: bool) -> ShardDecision:
         last_t, last_close_ms = state.last_t, state.last_close_ms
         status = None
         if last_t is None or last_close_ms is None:
-            status = DecisionStatus.NO_HISTORY
+            status = ShardStatus.NO_HISTORY
         elif last_close_ms < key:
-            status = DecisionStatus.MISSING_CANDLE
+            status = ShardStatus.MISSING_CANDLE
         elif last_t > key:
-            status = DecisionStatus.KEY_BEHIND
+            status = ShardStatus.KEY_BEHIND
         if status is not None:
             return ShardDecision(symbol=symbol, candle_key=key, status=status, t=last_t, shard=self.index,
                                  history_gap=state.history_gap)
@@ -410,7 +410,7 @@ class ShardCore:
             if with_snapshot or signal is not Signal.NEUTRAL else {}
         )
         score = float(decision.score)
-        return make_decision(symbol, key, DecisionStatus.OK, signal, decision.confidence, score,
+        return make_decision(symbol, key, ShardStatus.OK, signal, decision.confidence, score,
                              last_t, btc_bullish, state.history_gap, self.index, snapshot)
 
     def set_configs(self, configs: ConfigSource | Callable[[str], StrategyConfig]) -> int:

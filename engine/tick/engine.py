@@ -23,8 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from cluster.executor import ShardExecutor
-from cluster.records import DecisionStatus as ShardStatus
-from cluster.records import ShardDecision
+from cluster.records import ShardDecision, ShardStatus
 from cluster.shard_core import ConfigSource
 from engine.enums import (
     AlertKind,

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster.records import DecisionStatus as ShardStatus
-from cluster.records import ShardDecision, TickResult
+from cluster.records import ShardDecision, ShardStatus, TickResult
 from engine.enums import (
     CandleSource,
     DecisionEventType,
