@@ -11,12 +11,13 @@ Sizes are coins, prices USD per coin, money USD.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from engine.enums import BrokerReject, ExecutionStatus, FeeMode, LedgerKind, Mode, OrderSide, PriceSource
 from engine.execution.fill_model import MarketQuote
+from engine.risk.verdicts import Deny, RiskVerdict
 from strategies.enums import Confidence, PositionSide, TradeAction
 
 
@@ -100,6 +101,7 @@ class OrderResult:
 
     FILLED carries the fills; REJECTED a reject code and no fills; PENDING means the venue outcome
     is unknown (keep it in flight and reconcile, never treat it as rejected); WOULD_SEND is dry_live.
+    `deny` is the pre-send check's typed verdict when it refused the order (reject RISK_DENIED).
     """
 
     intent: OrderIntent
@@ -107,6 +109,7 @@ class OrderResult:
     fills: tuple[Fill, ...] = ()
     reject: BrokerReject | None = None
     detail: Mapping[str, object] = field(default_factory=dict)
+    deny: Deny | None = None
 
     @property
     def filled(self) -> bool:
@@ -159,6 +162,13 @@ class AccountSnapshot:
     open_positions: int
     recorded_ms: int
     marks_stale: bool = False
+
+
+PreSendCheck = Callable[[OrderIntent, AccountSnapshot, Mapping[str, Position], int], RiskVerdict]
+"""(intent, the broker's account, its positions, now_ms) -> Allow() or Deny(reason, details).
+
+Injected into every broker's constructor and called right before each send with the broker's own
+view; `RiskManager.check` fits as a bound method. An exception or a non-verdict denies."""
 
 
 @runtime_checkable

@@ -175,13 +175,19 @@ def execution_fields(
 
 
 def _reject_code(result: OrderResult) -> str:
+    # A pre-send denial is keyed on its RiskReason, the same code the OMS DENY row stores.
+    if result.deny is not None:
+        return result.deny.reason.value
     return GateCode.BROKER_REJECTED.value if result.reject is None else f"broker_{result.reject.value}"
 
 
 def reject_detail(result: OrderResult) -> dict[str, object]:
     if result.filled:
         return {}
-    return {
+    detail: dict[str, object] = {
         "broker_status": result.status.value,
         "broker_reject": None if result.reject is None else result.reject.value,
     }
+    if result.deny is not None:
+        detail["risk"] = dict(result.deny.details)
+    return detail

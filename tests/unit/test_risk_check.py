@@ -29,6 +29,7 @@ from engine.risk.manager import (
     drawdown_pct,
     slippage_bps,
 )
+from engine.risk.verdicts import FAIL_CLOSED_REASONS, check_failed
 from engine.tick.decision_log import EventLogger
 from strategies.enums import PositionSide, TradeAction
 
@@ -125,6 +126,9 @@ CASES: dict[RiskReason, Case] = {
     RiskReason.LEVERAGE: Case(_intent(leverage=5.0), limits=RiskLimits(max_leverage=3.0)),
 }
 
+# CHECK_FAILED is given by the brokers when the check itself breaks (test_check_failed_... below).
+CHECK_REASONS = [reason for reason in RiskReason if reason not in FAIL_CLOSED_REASONS]
+
 # Reasons that also stop exits (everything else must let a CLOSE through).
 EXIT_BLOCKING = {RiskReason.HARD_KILL, RiskReason.TRADING_HALTED, RiskReason.EXIT_RATE}
 
@@ -135,7 +139,7 @@ def _run(case: Case, intent: OrderIntent | None) -> Allow | Deny:
     return check(intent, case.account, case.held(), case.limits, case.state, NOW)
 
 
-@pytest.mark.parametrize("reason", list(RiskReason))
+@pytest.mark.parametrize("reason", CHECK_REASONS)
 def test_check_each_reason_denies_with_its_code(reason: RiskReason) -> None:
     case = CASES[reason]
     verdict = _run(case, case.intent)
@@ -145,7 +149,7 @@ def test_check_each_reason_denies_with_its_code(reason: RiskReason) -> None:
     assert verdict.details  # structured numbers, never empty
 
 
-@pytest.mark.parametrize("reason", list(RiskReason))
+@pytest.mark.parametrize("reason", CHECK_REASONS)
 def test_check_exit_passes_unless_reason_blocks_exits(reason: RiskReason) -> None:
     case = CASES[reason]
     verdict = _run(case, EXIT)
@@ -155,7 +159,7 @@ def test_check_exit_passes_unless_reason_blocks_exits(reason: RiskReason) -> Non
         assert verdict == ALLOW
 
 
-@pytest.mark.parametrize("reason", list(RiskReason))
+@pytest.mark.parametrize("reason", CHECK_REASONS)
 def test_check_cancel_passes_unless_cancel_rate(reason: RiskReason) -> None:
     case = CASES[reason]
     verdict = check_cancel(case.limits, case.state, NOW)
@@ -165,7 +169,7 @@ def test_check_cancel_passes_unless_cancel_rate(reason: RiskReason) -> None:
         assert verdict.allowed
 
 
-@pytest.mark.parametrize("reason", list(RiskReason))
+@pytest.mark.parametrize("reason", CHECK_REASONS)
 def test_check_reason_case_is_minimal(reason: RiskReason) -> None:
     """Each case denies only because of its own setting: with default limits/state it passes."""
     case = CASES[reason]
@@ -186,6 +190,12 @@ def test_check_reduce_passes_when_reducing_and_every_entry_limit_is_exhausted() 
     positions = {"ETH": _position()}
     assert check(reduce, _account(), positions, limits, state, NOW) == ALLOW
     assert check(EXIT, _account(0.0, stale=True), positions, limits, state, NOW) == ALLOW
+
+
+def test_check_failed_is_a_deny_naming_the_stage_and_error_type() -> None:
+    verdict = check_failed("pre_send_check", RuntimeError("secret-free message"))
+    assert verdict == Deny(RiskReason.CHECK_FAILED, {"stage": "pre_send_check", "error": "RuntimeError"})
+    assert set(CHECK_REASONS) | FAIL_CLOSED_REASONS == set(RiskReason)
 
 
 def test_check_details_carry_the_numbers() -> None:
