@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -38,7 +37,6 @@ from cluster.records import ShardDecision, ShardStatus, make_decision, no_signal
 from cluster.shard_store import CandleRead, ShardStore
 from strategies.candle import Candle
 from strategies.config import StrategyConfig, StrategyOverrides
-from strategies.enums import Signal
 from strategies.incremental import IncrementalIndicators
 from strategies.signals import decide_lean
 
@@ -83,13 +81,6 @@ def _params_fingerprint(params: Any) -> str:
 
 def _stagger(symbol: str, every: int) -> int:
     return int.from_bytes(hashlib.blake2b(symbol.encode(), digest_size=4).digest(), "big") % every
-
-
-def _plain(value: Any) -> float | bool | str | None:
-    if value is None or isinstance(value, bool | str):
-        return value
-    number = float(value)
-    return number if math.isfinite(number) else None
 
 
 def resume_view(read: CandleRead, requested: int | None, own: int | None) -> tuple[list[Candle], bool]:
@@ -261,9 +252,9 @@ class ShardCore:
 
         One pipelined store read per call in steady state; symbols with no state yet (first
         tick, new symbols, rebuilds) are read `cold_chunk` at a time so a catch-up over long
-        histories never holds every symbol's candles at once. The indicator snapshot rides
+        histories never holds every symbol's candles at once. The typed indicator features ride
         along only for BUY/SELL records and for `want_snapshot` (the driver's open positions,
-        whose exits need it), keeping records small.
+        whose exits need them), keeping records small.
         """
         started = time.perf_counter()
         applied_before = self.candles_applied
@@ -401,17 +392,12 @@ class ShardCore:
                                  history_gap=state.history_gap)
         btc_bullish = self._anchor.bullish_at(last_t)
         ind = state.ind
-        # rows_view: no copies (decide only reads); a NEUTRAL decision builds no snapshot unless asked.
+        # rows_view: no copies (decide only reads); a NEUTRAL decision builds no features unless asked.
         decision = decide_lean(ind.rows_view(), ind.bars, state.cfg, btc_bullish, symbol=symbol,
-                               neutral_snapshot=with_snapshot)
-        signal = decision.signal
-        snapshot = (
-            {k: _plain(v) for k, v in decision.snapshot.items()}
-            if with_snapshot or signal is not Signal.NEUTRAL else {}
-        )
-        score = float(decision.score)
-        return make_decision(symbol, key, ShardStatus.OK, signal, decision.confidence, score,
-                             last_t, btc_bullish, state.history_gap, self.index, snapshot)
+                               with_features=with_snapshot)
+        return make_decision(symbol, key, ShardStatus.OK, decision.signal, decision.confidence,
+                             float(decision.score), last_t, btc_bullish, state.history_gap, self.index,
+                             decision.entry_kind, decision.features)
 
     def set_configs(self, configs: ConfigSource | Callable[[str], StrategyConfig]) -> int:
         """Swap in reloaded strategy configs; return how many symbols must rebuild their state.

@@ -149,11 +149,6 @@ def position_state(position: Position) -> PositionState:
     )
 
 
-def snapshot_number(snapshot: Mapping[str, object], key: str) -> float:
-    value = snapshot.get(key)
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else float("nan")
-
-
 def market_quote(quote: PriceQuote, now: int) -> MarketQuote:
     age_ms = None if quote.age_secs is None else int(quote.age_secs * 1000)
     return MarketQuote(mid=quote.price, mid_ms=None if age_ms is None else now - age_ms)

@@ -35,7 +35,7 @@ from engine.risk.verdicts import ALLOW
 from engine.venue.exchange_client import SigningKey, round_size
 from engine.venue.info_client import RetryPolicy
 from engine.venue.rate_budget import RateBudget
-from strategies.enums import PositionSide, TradeAction
+from strategies.enums import EntryKind, ExitReason, PositionSide, TradeAction
 
 NOT_FOUND_GRACE_MS = 1_000
 READY_LINE = "ready"
@@ -86,7 +86,8 @@ def child(base_url: str, key_file: Path, db: Path, steps: int, notional_usd: flo
         size = round_size(notional_usd / mid, 4, RoundDirection.UP) if action is TradeAction.OPEN else None
         intent = OrderIntent(
             symbol=coin, action=action, side=PositionSide.LONG, reference_price=mid, event_ms=step,
-            reason="soak", size_coins=size, leverage=2.0,
+            reason=EntryKind.STANDARD if action is TradeAction.OPEN else ExitReason.SIGNAL_FLIP,
+            size_coins=size, leverage=2.0,
         )  # fmt: skip
         parts.broker.execute(intent, 0)
         if step % 5 == 4:

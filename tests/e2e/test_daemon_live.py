@@ -25,7 +25,7 @@ from engine.oms.ledger import LiveOms, OmsConfig
 from engine.risk.manager import utc_day
 from engine.risk.verdicts import ALLOW
 from engine.venue.exchange_client import SigningKey, round_size
-from strategies.enums import PositionSide, TradeAction
+from strategies.enums import EntryKind, PositionSide, TradeAction
 from tests.e2e.test_daemon_paper import Daemon, db_rows
 from tests.fixtures.sim_fixtures import SimulatorProcess, start_simulator
 
@@ -273,7 +273,7 @@ def open_foreign_position(tmp: Path, sim: SimulatorProcess, key_hex: str, user: 
         mid = parts.info.all_mids()[coin]
         intent = OrderIntent(
             symbol=coin, action=TradeAction.OPEN, side=PositionSide.LONG, reference_price=mid, event_ms=1,
-            reason="foreign", size_coins=round_size(20.0 / mid, 4, RoundDirection.UP), leverage=2.0,
+            reason=EntryKind.STANDARD, size_coins=round_size(20.0 / mid, 4, RoundDirection.UP), leverage=2.0,
         )  # fmt: skip
         assert parts.broker.execute(intent, 1).status is ExecutionStatus.FILLED
     finally:

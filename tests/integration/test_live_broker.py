@@ -29,7 +29,7 @@ from engine.risk.verdicts import ALLOW, Deny, RiskVerdict
 from engine.venue.exchange_client import SigningKey, round_size
 from engine.venue.info_client import RetryPolicy
 from engine.venue.rate_budget import RateBudget
-from strategies.enums import PositionSide, TradeAction
+from strategies.enums import EntryKind, ExitReason, PositionSide, TradeAction
 from tests.fixtures.sim_fixtures import SimulatorProcess, start_simulator
 
 Positions = Mapping[str, Position]
@@ -65,12 +65,13 @@ class Rig:
 
     def intent(self, action: TradeAction, *, candle: int = 1, notional_usd: float = 30.0) -> OrderIntent:
         mid = self.parts.info.all_mids()[self.coin]
-        size = None
+        size, opening = None, action in (TradeAction.OPEN, TradeAction.ADD)
         if action is not TradeAction.CLOSE:
             size = round_size(notional_usd / mid, 4, RoundDirection.UP)
         return OrderIntent(
             symbol=self.coin, action=action, side=PositionSide.LONG, reference_price=mid,
-            event_ms=candle, reason="test", size_coins=size, leverage=3.0,
+            event_ms=candle, reason=EntryKind.STANDARD if opening else ExitReason.STOP_LOSS,
+            size_coins=size, leverage=3.0,
         )  # fmt: skip
 
     def sim_fills(self) -> list[dict]:
@@ -306,7 +307,7 @@ def test_real_risk_manager_denies_second_position_and_lets_the_exit_through(
             side=PositionSide.LONG,
             reference_price=mid,
             event_ms=2,
-            reason="test",
+            reason=EntryKind.STANDARD,
             size_coins=round_size(30.0 / mid, 3, RoundDirection.UP),
             leverage=1.0,
         )

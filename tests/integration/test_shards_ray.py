@@ -127,7 +127,7 @@ def test_pool_decisions_equal_batch_through_a_kill_and_a_reshard(
         for s, record in result.decisions.items():
             assert_matches(record, expected[s][WARM + k])
             assert record.t == feed.hist[s][WARM + k].t
-            assert bool(record.snapshot) == (record.actionable or s == feed.symbols[1])
+            assert (record.features is not None) == (record.actionable or s == feed.symbols[1])
     # No candle applied twice or skipped: each symbol's state holds exactly the whole history.
     assert progress == {s: (feed.hist[s][-1].t, WARM + TICKS) for s in feed.symbols}
     assert not alerts

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Collection, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -27,11 +28,17 @@ from engine.tick.decision_log import EventLogger
 from engine.tick.engine import UnifiedEngine
 from engine.tick.strategy_manager import StrategyManager
 from engine.tick.types import EngineOptions
-from strategies.enums import Confidence, ExitReason, PositionSide, Signal, StrategyMode
+from strategies.enums import Confidence, EntryKind, ExitReason, PositionSide, Signal, StrategyMode
+from strategies.signals import SignalFeatures
 
 T0 = 1_764_028_800_000  # an hour boundary
-BULL = {"ADX": 30.0, "ATR": 1.0, "MACD_hist": 0.1, "RSI": 50.0, "EMA_fast": 101.0, "EMA_slow": 100.0}
-BEAR = {**BULL, "MACD_hist": -0.1, "EMA_fast": 99.0}
+NAN = float("nan")
+BULL = SignalFeatures(
+    close=NAN, adx=30.0, adx_slope=NAN, atr=1.0, atr_slope=NAN, rsi=50.0, ema_fast=101.0, ema_slow=100.0,
+    ema_macro=NAN, macd_hist=0.1, prev_macd_hist=NAN, prev2_macd_hist=NAN, prev3_macd_hist=NAN,
+    bb_width=NAN, avg_bb_width=NAN, tp_mult=NAN, is_anomaly=False,
+)  # fmt: skip
+BEAR = replace(BULL, macd_hist=-0.1, ema_fast=99.0)
 
 YAML = """
 global:
@@ -74,7 +81,7 @@ class ScriptedExecutor:
     n_shards = 1
 
     def __init__(self) -> None:
-        self.script: dict[str, tuple[Signal, float, Mapping[str, float]]] = {}
+        self.script: dict[str, tuple[Signal, float, SignalFeatures]] = {}
         self.status: dict[str, ShardStatus] = {}
         self.calls: list[dict[str, int]] = []
 
@@ -85,7 +92,7 @@ class ScriptedExecutor:
         self.calls.append(dict(batch))
         out = {}
         for symbol, key in batch.items():
-            signal, score, snap = self.script.get(symbol, (Signal.NEUTRAL, 0.0, BULL))
+            signal, score, features = self.script.get(symbol, (Signal.NEUTRAL, 0.0, BULL))
             out[symbol] = ShardDecision(
                 symbol=symbol,
                 candle_key=key,
@@ -93,7 +100,8 @@ class ScriptedExecutor:
                 signal=signal,
                 confidence=Confidence.HIGH,
                 score=score,
-                snapshot=dict(snap),
+                entry_kind=EntryKind.NONE if signal is Signal.NEUTRAL else EntryKind.PULLBACK,
+                features=features,
             )
         return TickResult(decisions=out, alerts=(), elapsed_ms=0.0)
 
@@ -241,6 +249,9 @@ def test_core_signal_flip_closes_then_opens_other_side(rig):
     assert report.closed == 1 and report.opened == 1
     assert rig.broker.positions()["SOL"].side is PositionSide.SHORT
     assert rig.store.last_close("SOL").reason == ExitReason.SIGNAL_FLIP.value
+    # entries keep the shard's entry path as their reason code (the enum's value), never prose
+    opens = [f for f in rig.store.fills() if f.kind is LedgerKind.OPEN]
+    assert [f.reason for f in opens] == [EntryKind.PULLBACK.value] * 2
     _trade_events_linked(rig.store, rig.events)
     _cash_identity(rig.store)
 

@@ -31,7 +31,7 @@ from engine.risk.manager import (
 )
 from engine.risk.verdicts import FAIL_CLOSED_REASONS, check_failed
 from engine.tick.decision_log import EventLogger
-from strategies.enums import PositionSide, TradeAction
+from strategies.enums import EntryKind, ExitReason, PositionSide, TradeAction
 
 NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
@@ -55,7 +55,8 @@ def _intent(
 ) -> OrderIntent:
     return OrderIntent(
         symbol=symbol, action=action, side=PositionSide.LONG, reference_price=100.0, event_ms=NOW,
-        reason="test", size_coins=None if action is TradeAction.CLOSE else size, leverage=leverage,
+        reason=EntryKind.STANDARD if action in (TradeAction.OPEN, TradeAction.ADD) else ExitReason.STOP_LOSS,
+        size_coins=None if action is TradeAction.CLOSE else size, leverage=leverage,
     )  # fmt: skip
 
 

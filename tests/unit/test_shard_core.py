@@ -18,8 +18,9 @@ from cluster.shard_core import ConfigSource, ShardCore, ShardSettings, resume_vi
 from cluster.shard_store import CandleRead, MemoryShardStore
 from strategies.candle import Candle
 from strategies.config import default_config
+from strategies.enums import EntryKind
 from strategies.mei_alpha_v1 import analyze_series, btc_bullish_series
-from strategies.signals import Decision
+from strategies.signals import Decision, SignalFeatures
 
 WARM = 260  # bars in the store before the first tick
 TICKS = 60
@@ -41,6 +42,12 @@ def assert_matches(record: ShardDecision, expected: Decision) -> None:
     assert record.status is ShardStatus.OK, record
     assert (record.signal, record.confidence) == (expected.signal, expected.confidence), record.symbol
     assert record.score == pytest.approx(expected.score, rel=1e-12, abs=1e-12)
+    assert record.entry_kind is expected.entry_kind, record.symbol
+    if record.features is not None:  # the typed features equal the batch path's, field by field
+        assert expected.features is not None
+        for name in SignalFeatures.__dataclass_fields__:
+            got, want = getattr(record.features, name), getattr(expected.features, name)
+            assert got == pytest.approx(want, rel=1e-9, abs=1e-9, nan_ok=True), (record.symbol, name)
 
 
 class Universe:
@@ -203,7 +210,7 @@ def test_checkpoint_with_other_indicator_windows_is_ignored_and_rebuilt() -> Non
     assert record.status is ShardStatus.OK and core._states[u.symbols[0]].ind.bars == WARM
 
 
-def test_snapshot_only_for_signals_and_requested_symbols() -> None:
+def test_features_only_for_signals_and_requested_symbols() -> None:
     u = Universe(4, WARM + TICKS)
     u.publish(WARM)
     ex = make_executor(u, 1)
@@ -211,10 +218,11 @@ def test_snapshot_only_for_signals_and_requested_symbols() -> None:
     for bar in range(WARM, WARM + TICKS):
         result = ex.evaluate(u.publish(bar + 1, bar), want_snapshot=want)
         for s, record in result.decisions.items():
-            assert bool(record.snapshot) == (record.actionable or s in want)
-            if record.snapshot:
-                assert record.snapshot["Close"] == u.hist[s][bar].c
-                assert "tp_mult" in record.snapshot and "ATR" in record.snapshot
+            assert (record.features is not None) == (record.actionable or s in want)
+            assert (record.entry_kind is not EntryKind.NONE) == record.actionable
+            if record.features is not None:
+                assert record.features.close == u.hist[s][bar].c
+                assert record.features.tp_mult > 0 and record.features.atr > 0
 
 
 def test_bad_symbol_config_fails_closed_for_that_symbol_only() -> None:
@@ -387,9 +395,10 @@ def test_pack_unpack_decisions_round_trip_every_status() -> None:
     from cluster.records import pack_decisions, unpack_decisions
     from strategies.enums import Confidence, Signal
 
+    features = SignalFeatures(*(float(i) for i in range(16)), True)
     records = [ShardDecision(symbol=f"S{i}", candle_key=i, status=status, signal=Signal.SELL,
                              confidence=Confidence.HIGH, score=212.5, t=i - 1, btc_bullish=None,
-                             history_gap=True, shard=3, snapshot={"ATR": 1.5, "is_anomaly": False})
+                             history_gap=True, shard=3, entry_kind=EntryKind.SLOW_DRIFT, features=features)
                for i, status in enumerate(ShardStatus)]
     records.append(ShardDecision(symbol="N", candle_key=9, status=ShardStatus.OK))
     assert unpack_decisions(pickle.loads(pickle.dumps(pack_decisions(records)))) == records
