@@ -29,7 +29,7 @@ from engine.runtime.lock import DaemonLockError
 from engine.runtime.logging_setup import set_mode, setup_logging
 from strategies.config import StrategyConfigError
 
-log = logging.getLogger("engine.daemon.cli")
+log = logging.getLogger("engine.daemon")
 
 EXIT_OK = 0
 EXIT_CONFIG = 2
@@ -83,15 +83,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_paper(env, mode, stop)
     except (ConfigError, StrategyConfigError) as exc:
         log.error("configuration error: %s", exc)
-        print(f"engine.daemon.cli: configuration error: {exc}", file=sys.stderr)
+        print(f"engine.daemon: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except DaemonLockError as exc:
         log.error("%s", exc)
-        print(f"engine.daemon.cli: {exc}", file=sys.stderr)
+        print(f"engine.daemon: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except Exception as exc:  # start-up or loop failure: everything started was already stopped
         log.exception("daemon failed: %s", exc)
-        print(f"engine.daemon.cli: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"engine.daemon: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILED
 
 

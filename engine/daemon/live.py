@@ -77,7 +77,7 @@ from strategies.enums import TradeAction
 if TYPE_CHECKING:
     from engine.daemon.cli import StopFlag
 
-log = logging.getLogger("engine.daemon.cli")
+log = logging.getLogger("engine.daemon")
 
 ACCOUNT_GROUP = "driver"
 RISK_FILLS_CURSOR = "risk_fills"  # OMS fills rowid fed to RiskManager.note_fill

@@ -44,7 +44,7 @@ from engine.venue.rate_budget import RateBudget
 if TYPE_CHECKING:
     from engine.daemon.cli import StopFlag
 
-log = logging.getLogger("engine.daemon.cli")
+log = logging.getLogger("engine.daemon")
 
 
 class CandleCloseWaiter:
