@@ -12,23 +12,36 @@ import pytest
 
 from cluster.records import ShardDecision, ShardStatus, TickResult
 from engine.enums import (
+    BrokerReject,
     CandleSource,
     DecisionEventType,
     DecisionStatus,
+    ExecutionStatus,
     GateCode,
     LedgerKind,
     Mode,
     PriceSource,
+    RiskReason,
 )
+from engine.execution.broker import OrderIntent, OrderResult
 from engine.execution.fill_model import HOUR_MS, FillModelParams
 from engine.execution.paper_broker import PaperBroker
 from engine.execution.trade_store import TradeStore
 from engine.marketdata.hub import KeysSnapshot, PriceQuote
+from engine.risk.verdicts import Deny
 from engine.tick.decision_log import EventLogger
 from engine.tick.engine import UnifiedEngine
 from engine.tick.strategy_manager import StrategyManager
-from engine.tick.types import EngineOptions
-from strategies.enums import Confidence, EntryKind, ExitReason, PositionSide, Signal, StrategyMode
+from engine.tick.types import EngineOptions, execution_fields, reject_detail
+from strategies.enums import (
+    Confidence,
+    EntryKind,
+    ExitReason,
+    PositionSide,
+    Signal,
+    StrategyMode,
+    TradeAction,
+)
 from strategies.signals import SignalFeatures
 
 T0 = 1_764_028_800_000  # an hour boundary
@@ -311,3 +324,22 @@ def test_core_funding_accrues_with_events(tmp_path):
     funding_events = [e for e in rig.events.events() if e.event_type is DecisionEventType.FUNDING]
     assert sorted(e.trade_id for e in funding_events) == sorted(f.trade_id for f in funding_rows)
     _cash_identity(rig.store)
+
+
+@pytest.mark.parametrize("reason", [RiskReason.MAX_POSITIONS, RiskReason.CHECK_FAILED])
+def test_denied_order_event_keys_on_the_risk_reason_with_its_numbers(reason: RiskReason) -> None:
+    intent = OrderIntent(
+        symbol="ETH", action=TradeAction.OPEN, side=PositionSide.LONG, reference_price=100.0, event_ms=T0,
+        reason=EntryKind.STANDARD, size_coins=1.0,
+    )  # fmt: skip
+    deny = Deny(reason, {"open": 2, "limit": 2})
+    result = OrderResult(
+        intent=intent, status=ExecutionStatus.REJECTED, reject=BrokerReject.RISK_DENIED, deny=deny
+    )
+    fields = execution_fields(result, TradeAction.OPEN, None)
+    assert fields["status"] is DecisionStatus.REJECTED and fields["reason_code"] == reason.value
+    assert reject_detail(result) == {
+        "broker_status": "REJECTED", "broker_reject": "risk_denied", "risk": {"open": 2, "limit": 2}
+    }
+    other = OrderResult(intent=intent, status=ExecutionStatus.REJECTED, reject=BrokerReject.NO_PRICE)
+    assert execution_fields(other, TradeAction.OPEN, None)["reason_code"] == "broker_no_price"
