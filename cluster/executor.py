@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from cluster.metrics import PoolMetrics
-from cluster.records import DecisionStatus, ShardAlert, ShardDecision, ShardFault, TickResult, no_signal
+from cluster.records import ShardAlert, ShardDecision, ShardFault, ShardStatus, TickResult, no_signal
 from cluster.sharding import shard_for
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ class ShardRouter:
 def complete(batch: Mapping[str, int], decisions: Mapping[str, ShardDecision]) -> dict[str, ShardDecision]:
     """Return a record for every symbol of `batch`, in batch order; a missing one fails closed."""
     return {
-        s: decisions[s] if s in decisions else no_signal(s, key, DecisionStatus.STRATEGY_ERROR)
+        s: decisions[s] if s in decisions else no_signal(s, key, ShardStatus.STRATEGY_ERROR)
         for s, key in batch.items()
     }
 

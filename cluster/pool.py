@@ -28,7 +28,7 @@ from typing import Any
 
 from cluster.executor import AlertSink, FaultBook, ShardRouter, complete
 from cluster.metrics import PoolMetrics, pool_metrics
-from cluster.records import DecisionStatus, ShardDecision, ShardFault, TickResult, no_signal, unpack_decisions
+from cluster.records import ShardDecision, ShardFault, ShardStatus, TickResult, no_signal, unpack_decisions
 from cluster.shard_actor import SignalShard
 from cluster.shard_core import ConfigSource, ShardSettings
 from cluster.sharding import assign
@@ -166,7 +166,7 @@ class ShardPool:
         refs: dict[Any, tuple[int, list[str]]] = {}
         for shard, symbols in self._router.group(batch).items():
             if self._still_busy(shard):
-                self._fail(shard, symbols, batch, decisions, ShardFault.BUSY, DecisionStatus.SHARD_BUSY)
+                self._fail(shard, symbols, batch, decisions, ShardFault.BUSY, ShardStatus.SHARD_BUSY)
                 continue
             configs = (self._config_version, self._configs) if self._config_version else None
             sub = {s: batch[s] for s in symbols}
@@ -180,7 +180,7 @@ class ShardPool:
         for ref in late:
             shard, symbols = refs[ref]
             self._pending[shard] = (ref, sent)
-            self._fail(shard, symbols, batch, decisions, ShardFault.LATE, DecisionStatus.SHARD_LATE)
+            self._fail(shard, symbols, batch, decisions, ShardFault.LATE, ShardStatus.SHARD_LATE)
         elapsed = (time.perf_counter() - started) * 1000.0
         self._metrics.tick_ms(elapsed)
         return TickResult(decisions=complete(batch, decisions), alerts=self._faults.take(),
@@ -195,7 +195,7 @@ class ShardPool:
             records = unpack_decisions(ray.get(ref))
         except ray.exceptions.RayError as exc:  # actor died mid-call, or evaluate itself raised
             log.warning("shard %d failed this tick (%d symbols): %s", shard, len(symbols), type(exc).__name__)
-            self._fail(shard, symbols, batch, decisions, ShardFault.DEAD, DecisionStatus.SHARD_DEAD,
+            self._fail(shard, symbols, batch, decisions, ShardFault.DEAD, ShardStatus.SHARD_DEAD,
                        type(exc).__name__)
             return
         self._faults.note_gaps(shard, records)
@@ -220,7 +220,7 @@ class ShardPool:
         return True
 
     def _fail(self, shard: int, symbols: list[str], batch: Mapping[str, int],
-              decisions: dict[str, ShardDecision], fault: ShardFault, status: DecisionStatus,
+              decisions: dict[str, ShardDecision], fault: ShardFault, status: ShardStatus,
               detail: str = "") -> None:
         for symbol in symbols:
             decisions[symbol] = no_signal(symbol, batch[symbol], status, shard)

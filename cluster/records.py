@@ -1,20 +1,23 @@
 """What shards return to the driver and what the pool reports about shards. Small and picklable.
 
 A `ShardDecision` crosses the Ray boundary once per symbol per tick, so it holds plain values
-only (no frames, no numpy). The status says whether the signal is a real decision for the
-expected candle or a fail-closed "no signal"; the pool fills in the shard-level statuses.
+and small frozen records only (no frames, no numpy, no dicts read back by key). The status says
+whether the signal is a real decision for the expected candle or a fail-closed "no signal"; the
+pool fills in the shard-level statuses.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from enum import StrEnum
+from operator import attrgetter
 
-from strategies.enums import Confidence, Signal
+from strategies.enums import Confidence, EntryKind, Signal
+from strategies.signals import SignalFeatures
 
 
-class DecisionStatus(StrEnum):
+class ShardStatus(StrEnum):
     """Why a record carries (or does not carry) a real decision."""
 
     OK = "ok"  # decision on the candle the driver asked for
@@ -43,7 +46,8 @@ class ShardDecision:
     """One symbol's result for one tick.
 
     `t` is the open time of the newest candle applied to the symbol's state (None before any);
-    `snapshot` holds the indicator values exits and sizing need (floats/bools/str only);
+    `entry_kind` which entry path produced a BUY/SELL (the entry's reason code); `features` the
+    typed indicator values exits and sizing need (only for BUY/SELL and requested symbols);
     `history_gap` is True when the state could not be restored exactly (checkpoint older than
     Redis retention) and was rebuilt from the candles still available: decisions may differ
     from an uninterrupted run until the operator accepts that history.
@@ -51,7 +55,7 @@ class ShardDecision:
 
     symbol: str
     candle_key: int
-    status: DecisionStatus
+    status: ShardStatus
     signal: Signal = Signal.NEUTRAL
     confidence: Confidence = Confidence.LOW
     score: float = 0.0
@@ -59,21 +63,33 @@ class ShardDecision:
     btc_bullish: bool | None = None
     history_gap: bool = False
     shard: int = -1
-    snapshot: Mapping[str, float | bool | str | None] = field(default_factory=dict)
+    entry_kind: EntryKind = EntryKind.NONE
+    features: SignalFeatures | None = None
 
     @property
     def actionable(self) -> bool:
         """True when this is a real BUY/SELL decision on the requested candle."""
-        return self.status is DecisionStatus.OK and self.signal is not Signal.NEUTRAL
+        return self.status is ShardStatus.OK and self.signal is not Signal.NEUTRAL
 
 
-PackedDecision = tuple  # (symbol, key, status, signal, confidence, score, t, btc, gap, shard, snapshot|None)
-_STATUS = {m.value: m for m in DecisionStatus}
+PackedDecision = tuple  # (symbol, key, status, signal, confidence, score, t, btc, gap, shard, kind, features)
+_STATUS = {m.value: m for m in ShardStatus}
 _SIGNAL = {m.value: m for m in Signal}
 _CONFIDENCE = {m.value: m for m in Confidence}
-_STATUS_VALUE = {m: m.value for m in DecisionStatus}
+_KIND = {m.value: m for m in EntryKind}
+_STATUS_VALUE = {m: m.value for m in ShardStatus}
 _SIGNAL_VALUE = {m: m.value for m in Signal}
 _CONFIDENCE_VALUE = {m: m.value for m in Confidence}
+_KIND_VALUE = {m: m.value for m in EntryKind}
+_FEATURE_VALUES = attrgetter(*(f.name for f in fields(SignalFeatures)))  # features -> tuple, field order
+
+
+def _pack_features(features: SignalFeatures | None) -> tuple[float | bool, ...] | None:
+    return None if features is None else _FEATURE_VALUES(features)
+
+
+def _unpack_features(values: tuple[float | bool, ...] | None) -> SignalFeatures | None:
+    return None if values is None else SignalFeatures(*values)
 
 
 def pack_decisions(records: Iterable[ShardDecision]) -> list[PackedDecision]:
@@ -82,20 +98,21 @@ def pack_decisions(records: Iterable[ShardDecision]) -> list[PackedDecision]:
     Pickling 5,000 dataclass records costs ~17 ms each way (enum members and dataclass state are
     pickled per object); tuples of str/float/int cost ~5 ms to pack+pickle, ~10 ms to unpack.
     """
-    status, signal, confidence = _STATUS_VALUE, _SIGNAL_VALUE, _CONFIDENCE_VALUE  # Enum.value is slow
+    # Enum.value is slow: map through plain dicts
+    status, signal, confidence, kind = _STATUS_VALUE, _SIGNAL_VALUE, _CONFIDENCE_VALUE, _KIND_VALUE
     return [
         (r.symbol, r.candle_key, status[r.status], signal[r.signal], confidence[r.confidence], r.score, r.t,
-         r.btc_bullish, r.history_gap, r.shard, r.snapshot or None)
+         r.btc_bullish, r.history_gap, r.shard, kind[r.entry_kind], _pack_features(r.features))
         for r in records
     ]
 
 
 def unpack_decisions(rows: Iterable[PackedDecision]) -> list[ShardDecision]:
-    """Inverse of pack_decisions; raises KeyError on an unknown status/signal/confidence value."""
+    """Inverse of pack_decisions; raises KeyError on an unknown status/signal/confidence/kind value."""
     return [
         make_decision(symbol, key, _STATUS[status], _SIGNAL[signal], _CONFIDENCE[confidence], score, t,
-                      btc, gap, shard, snapshot if snapshot is not None else {})
-        for symbol, key, status, signal, confidence, score, t, btc, gap, shard, snapshot in rows
+                      btc, gap, shard, _KIND[kind], _unpack_features(features))
+        for symbol, key, status, signal, confidence, score, t, btc, gap, shard, kind, features in rows
     ]
 
 
@@ -104,9 +121,9 @@ def unpack_decisions(rows: Iterable[PackedDecision]) -> list[ShardDecision]:
 # does the same assignments in ~0.65 us, which matters at 10,000 records per tick on each side.
 _FIELDS = tuple(f.name for f in fields(ShardDecision))
 (_SET_SYMBOL, _SET_KEY, _SET_STATUS, _SET_SIGNAL, _SET_CONFIDENCE, _SET_SCORE, _SET_T, _SET_BTC, _SET_GAP,
- _SET_SHARD, _SET_SNAPSHOT) = (getattr(ShardDecision, name).__set__ for name in _FIELDS)
+ _SET_SHARD, _SET_KIND, _SET_FEATURES) = (getattr(ShardDecision, name).__set__ for name in _FIELDS)
 if _FIELDS != ("symbol", "candle_key", "status", "signal", "confidence", "score", "t", "btc_bullish",
-               "history_gap", "shard", "snapshot"):
+               "history_gap", "shard", "entry_kind", "features"):
     raise RuntimeError(f"make_decision is out of date with ShardDecision's fields {_FIELDS}")
 _new = object.__new__
 
@@ -114,7 +131,7 @@ _new = object.__new__
 def make_decision(
     symbol: str,
     candle_key: int,
-    status: DecisionStatus,
+    status: ShardStatus,
     signal: Signal,
     confidence: Confidence,
     score: float,
@@ -122,7 +139,8 @@ def make_decision(
     btc_bullish: bool | None,
     history_gap: bool,
     shard: int,
-    snapshot: Mapping[str, float | bool | str | None],
+    entry_kind: EntryKind,
+    features: SignalFeatures | None,
 ) -> ShardDecision:
     """Return `ShardDecision(...)` with every field given, ~3x cheaper than its frozen __init__."""
     obj = _new(ShardDecision)
@@ -136,11 +154,12 @@ def make_decision(
     _SET_BTC(obj, btc_bullish)
     _SET_GAP(obj, history_gap)
     _SET_SHARD(obj, shard)
-    _SET_SNAPSHOT(obj, snapshot)
+    _SET_KIND(obj, entry_kind)
+    _SET_FEATURES(obj, features)
     return obj
 
 
-def no_signal(symbol: str, candle_key: int, status: DecisionStatus, shard: int = -1) -> ShardDecision:
+def no_signal(symbol: str, candle_key: int, status: ShardStatus, shard: int = -1) -> ShardDecision:
     """Return the fail-closed record for a symbol whose shard gave no decision."""
     return ShardDecision(symbol=symbol, candle_key=candle_key, status=status, shard=shard)
 
@@ -170,6 +189,6 @@ class TickResult:
 
 def rank_decisions(decisions: Iterable[ShardDecision]) -> list[ShardDecision]:
     """Return actionable decisions sorted by score descending, then symbol."""
-    ok, neutral = DecisionStatus.OK, Signal.NEUTRAL  # `actionable` inlined: 10,000 property calls a tick
+    ok, neutral = ShardStatus.OK, Signal.NEUTRAL  # `actionable` inlined: 10,000 property calls a tick
     return sorted((d for d in decisions if d.status is ok and d.signal is not neutral),
                   key=lambda d: (-d.score, d.symbol))

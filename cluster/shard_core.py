@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -34,11 +33,10 @@ from typing import Any
 
 from cluster.anchor import AnchorTrend
 from cluster.metrics import ShardMetrics
-from cluster.records import DecisionStatus, ShardDecision, make_decision, no_signal
+from cluster.records import ShardDecision, ShardStatus, make_decision, no_signal
 from cluster.shard_store import CandleRead, ShardStore
 from strategies.candle import Candle
 from strategies.config import StrategyConfig, StrategyOverrides
-from strategies.enums import Signal
 from strategies.incremental import IncrementalIndicators
 from strategies.signals import decide_lean
 
@@ -83,13 +81,6 @@ def _params_fingerprint(params: Any) -> str:
 
 def _stagger(symbol: str, every: int) -> int:
     return int.from_bytes(hashlib.blake2b(symbol.encode(), digest_size=4).digest(), "big") % every
-
-
-def _plain(value: Any) -> float | bool | str | None:
-    if value is None or isinstance(value, bool | str):
-        return value
-    number = float(value)
-    return number if math.isfinite(number) else None
 
 
 def resume_view(read: CandleRead, requested: int | None, own: int | None) -> tuple[list[Candle], bool]:
@@ -261,14 +252,14 @@ class ShardCore:
 
         One pipelined store read per call in steady state; symbols with no state yet (first
         tick, new symbols, rebuilds) are read `cold_chunk` at a time so a catch-up over long
-        histories never holds every symbol's candles at once. The indicator snapshot rides
+        histories never holds every symbol's candles at once. The typed indicator features ride
         along only for BUY/SELL records and for `want_snapshot` (the driver's open positions,
-        whose exits need it), keeping records small.
+        whose exits need them), keeping records small.
         """
         started = time.perf_counter()
         applied_before = self.candles_applied
         if not self._anchor_restored and not self._restore([], with_anchor=True):
-            return [no_signal(s, k, DecisionStatus.STORE_UNAVAILABLE, self.index) for s, k in batch.items()]
+            return [no_signal(s, k, ShardStatus.STORE_UNAVAILABLE, self.index) for s, k in batch.items()]
         unavailable: set[str] = set()
         new = [s for s in batch if s not in self._states]
         if new and not self._restore(new, with_anchor=False):
@@ -278,7 +269,7 @@ class ShardCore:
         for symbol, key in batch.items():
             record = results.get(symbol)
             if record is None and symbol in unavailable:
-                record = no_signal(symbol, key, DecisionStatus.STORE_UNAVAILABLE, self.index)
+                record = no_signal(symbol, key, ShardStatus.STORE_UNAVAILABLE, self.index)
             records.append(record or self._evaluate_symbol(symbol, key, None, symbol in want_snapshot))
         every = self._settings.checkpoint_every
         states = self._states
@@ -385,33 +376,28 @@ class ShardCore:
             log.exception("shard %d symbol %s: evaluate failed at key %d; state dropped for rehydrate",
                           self.index, symbol, key)
             self._states.pop(symbol, None)
-            return no_signal(symbol, key, DecisionStatus.STRATEGY_ERROR, self.index)
+            return no_signal(symbol, key, ShardStatus.STRATEGY_ERROR, self.index)
 
     def _decide(self, symbol: str, key: int, state: _SymbolState, with_snapshot: bool) -> ShardDecision:
         last_t, last_close_ms = state.last_t, state.last_close_ms
         status = None
         if last_t is None or last_close_ms is None:
-            status = DecisionStatus.NO_HISTORY
+            status = ShardStatus.NO_HISTORY
         elif last_close_ms < key:
-            status = DecisionStatus.MISSING_CANDLE
+            status = ShardStatus.MISSING_CANDLE
         elif last_t > key:
-            status = DecisionStatus.KEY_BEHIND
+            status = ShardStatus.KEY_BEHIND
         if status is not None:
             return ShardDecision(symbol=symbol, candle_key=key, status=status, t=last_t, shard=self.index,
                                  history_gap=state.history_gap)
         btc_bullish = self._anchor.bullish_at(last_t)
         ind = state.ind
-        # rows_view: no copies (decide only reads); a NEUTRAL decision builds no snapshot unless asked.
+        # rows_view: no copies (decide only reads); a NEUTRAL decision builds no features unless asked.
         decision = decide_lean(ind.rows_view(), ind.bars, state.cfg, btc_bullish, symbol=symbol,
-                               neutral_snapshot=with_snapshot)
-        signal = decision.signal
-        snapshot = (
-            {k: _plain(v) for k, v in decision.snapshot.items()}
-            if with_snapshot or signal is not Signal.NEUTRAL else {}
-        )
-        score = float(decision.score)
-        return make_decision(symbol, key, DecisionStatus.OK, signal, decision.confidence, score,
-                             last_t, btc_bullish, state.history_gap, self.index, snapshot)
+                               with_features=with_snapshot)
+        return make_decision(symbol, key, ShardStatus.OK, decision.signal, decision.confidence,
+                             float(decision.score), last_t, btc_bullish, state.history_gap, self.index,
+                             decision.entry_kind, decision.features)
 
     def set_configs(self, configs: ConfigSource | Callable[[str], StrategyConfig]) -> int:
         """Swap in reloaded strategy configs; return how many symbols must rebuild their state.

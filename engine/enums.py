@@ -317,6 +317,7 @@ class RiskReason(StrEnum):
     SYMBOL_NOTIONAL = "symbol_notional"
     GROSS_NOTIONAL = "gross_notional"
     LEVERAGE = "leverage"
+    CHECK_FAILED = "check_failed"  # the check raised or answered no verdict: denied (fail closed)
 
 
 class TradingStateEvent(StrEnum):

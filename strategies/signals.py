@@ -23,6 +23,67 @@ from strategies.enums import Confidence, EntryGate, EntryKind, MacdMode, Signal
 
 Row = Mapping[str, float]
 Scalar = float | bool | str
+_NAN = math.nan
+
+
+@dataclass(frozen=True, slots=True)
+class SignalFeatures:
+    """The newest bar's values that exits, sizing and the driver read, as named fields.
+
+    Why typed: this record crosses the shard -> driver seam (Ray) for every BUY/SELL and every open
+    position, and the driver reads it by attribute, not by string key. NaN means "not available"
+    (warm-up, a window not yet filled). `as_snapshot()` renders it in the indicator-row key names
+    that `strategies.exits` and `strategies.sizing` take. Positional order is the packing order.
+    """
+
+    close: float
+    adx: float
+    adx_slope: float
+    atr: float
+    atr_slope: float
+    rsi: float
+    ema_fast: float
+    ema_slow: float
+    ema_macro: float
+    macd_hist: float
+    prev_macd_hist: float
+    prev2_macd_hist: float
+    prev3_macd_hist: float
+    bb_width: float
+    avg_bb_width: float
+    tp_mult: float
+    is_anomaly: bool
+
+    def as_snapshot(self) -> dict[str, float | bool | None]:
+        """Return the exit/sizing snapshot: row key names, non-finite values as None (absent)."""
+        return {
+            "Close": _finite(self.close), "ADX": _finite(self.adx), "ADX_slope": _finite(self.adx_slope),
+            "ATR": _finite(self.atr), "ATR_slope": _finite(self.atr_slope), "RSI": _finite(self.rsi),
+            "EMA_fast": _finite(self.ema_fast), "EMA_slow": _finite(self.ema_slow),
+            "EMA_macro": _finite(self.ema_macro), "MACD_hist": _finite(self.macd_hist),
+            "prev_MACD_hist": _finite(self.prev_macd_hist), "prev2_MACD_hist": _finite(self.prev2_macd_hist),
+            "prev3_MACD_hist": _finite(self.prev3_macd_hist), "bb_width": _finite(self.bb_width),
+            "avg_bb_width": _finite(self.avg_bb_width), "tp_mult": _finite(self.tp_mult),
+            "is_anomaly": self.is_anomaly,
+        }  # fmt: skip
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _float(value: object) -> float:
+    return _NAN if value is None else float(value)  # type: ignore[arg-type]
+
+
+def _row_features(cur: Row) -> SignalFeatures:
+    """Features of a warm-up bar: the row's own values, no cross-bar extras (NaN)."""
+    get = cur.get
+    return SignalFeatures(
+        _float(get("Close")), _float(get("ADX")), _NAN, _float(get("ATR")), _NAN, _float(get("RSI")),
+        _float(get("EMA_fast")), _float(get("EMA_slow")), _float(get("EMA_macro")), _float(get("MACD_hist")),
+        _NAN, _NAN, _NAN, _float(get("bb_width")), _float(get("avg_bb_width")), _NAN, False,
+    )  # fmt: skip
 
 CONFIDENCE_RANK: Mapping[Confidence, int] = {Confidence.LOW: 0, Confidence.MEDIUM: 1, Confidence.HIGH: 2}
 MIN_BARS = 5  # fewer bars than this -> NEUTRAL/low (reference warm-up)
@@ -35,8 +96,10 @@ class Decision:
     """One bar's entry decision for one symbol.
 
     `snapshot` holds the newest indicator row plus the extras exits and sizing read (ADX_slope,
-    ATR_slope, prev*_MACD_hist, tp_mult, is_anomaly, entry_adx_threshold, ...). `gates` maps each
-    evaluated `EntryGate` value to True (passed) / False (blocked) for the standard entry path.
+    ATR_slope, prev*_MACD_hist, tp_mult, is_anomaly, entry_adx_threshold, ...) for diagnostics and
+    the batch reference; `features` the typed subset the engine trades on (None when neither was
+    built: a NEUTRAL bar in `decide_lean`). `gates` maps each evaluated `EntryGate` value to True
+    (passed) / False (blocked) for the standard entry path.
     """
 
     signal: Signal
@@ -45,26 +108,28 @@ class Decision:
     snapshot: dict[str, Scalar] = field(default_factory=dict)
     gates: dict[str, bool] = field(default_factory=dict)
     entry_kind: EntryKind = EntryKind.NONE
+    features: SignalFeatures | None = None
 
 
 # Decision's slot setters: a frozen dataclass __init__ assigns through object.__setattr__, ~2x slower.
 _DECISION_SETTERS = tuple(getattr(Decision, f.name).__set__ for f in fields(Decision))
 if tuple(f.name for f in fields(Decision)) != ("signal", "confidence", "score", "snapshot", "gates",
-                                               "entry_kind"):
+                                               "entry_kind", "features"):
     raise RuntimeError("_decision is out of date with Decision's fields")
 
 
 def _decision(signal: Signal, confidence: Confidence, score: float, snapshot: dict[str, Scalar],
-              gates: dict[str, bool], kind: EntryKind) -> Decision:
+              gates: dict[str, bool], kind: EntryKind, features: SignalFeatures | None) -> Decision:
     """`Decision(...)` with every field given, for the per-symbol hot path."""
     obj = object.__new__(Decision)
-    set_signal, set_confidence, set_score, set_snapshot, set_gates, set_kind = _DECISION_SETTERS
+    set_signal, set_confidence, set_score, set_snapshot, set_gates, set_kind, set_features = _DECISION_SETTERS
     set_signal(obj, signal)
     set_confidence(obj, confidence)
     set_score(obj, score)
     set_snapshot(obj, snapshot)
     set_gates(obj, gates)
     set_kind(obj, kind)
+    set_features(obj, features)
     return obj
 
 
@@ -76,7 +141,6 @@ def rank_score(signal: Signal, confidence: Confidence, adx: float) -> float:
     return CONFIDENCE_RANK[confidence] * 100.0 + adx_part
 
 
-_NAN = math.nan
 # Gate keys as plain strings, computed once (Enum.value is a descriptor call, slow in a hot loop).
 _G = {g: g.value for g in EntryGate}
 _G_WARMUP, _G_FLAT = _G[EntryGate.WARMUP], _G[EntryGate.FLAT_MODE]
@@ -308,6 +372,22 @@ def _slow_drift_entry(ctx: _Ctx, slope: float, cfg: StrategyConfig) -> Signal:
     return Signal.NEUTRAL
 
 
+def _fallback_entry(
+    ctx: _Ctx, prev: Row, slope: float, cfg: StrategyConfig
+) -> tuple[Signal, Confidence, EntryKind, float] | None:
+    """The pullback, then the slow-drift entry (when enabled): (signal, confidence, kind, ADX threshold)."""
+    entry = cfg.thresholds.entry
+    if entry.enable_pullback_entries:
+        signal = _pullback_entry(ctx, prev, cfg)
+        if signal is not Signal.NEUTRAL:
+            return signal, entry.pullback_confidence, EntryKind.PULLBACK, pullback_min_adx(cfg)
+    if entry.enable_slow_drift_entries:
+        signal = _slow_drift_entry(ctx, slope, cfg)
+        if signal is not Signal.NEUTRAL:
+            return signal, Confidence.LOW, EntryKind.SLOW_DRIFT, entry.slow_drift_min_adx
+    return None
+
+
 def _btc_ok(
     adx: float, btc_bullish: bool | None, symbol: str | None, cfg: StrategyConfig
 ) -> tuple[bool, bool]:
@@ -343,9 +423,10 @@ def decide(
     """Decide BUY/SELL/NEUTRAL from the last <= 4 indicator rows (oldest -> newest).
 
     `bars` is the full history length (warm-up: < 5 -> NEUTRAL/low). `btc_bullish` None means
-    unknown (the BTC gate passes); `symbol` "BTC" always passes the BTC gate.
+    unknown (the BTC gate passes); `symbol` "BTC" always passes the BTC gate. The decision
+    carries both the diagnostic snapshot dict and the typed `features`, also when NEUTRAL.
     """
-    return decide_lean(rows, bars, cfg, btc_bullish, symbol=symbol, neutral_snapshot=True)
+    return _decide(rows, bars, cfg, btc_bullish, symbol, detail=True, as_dict=True)
 
 
 def decide_lean(
@@ -355,18 +436,33 @@ def decide_lean(
     btc_bullish: bool | None,
     *,
     symbol: str | None = None,
-    neutral_snapshot: bool = False,
+    with_features: bool = False,
 ) -> Decision:
-    """`decide`, but a NEUTRAL decision carries an empty snapshot unless `neutral_snapshot`.
+    """`decide` for the shard: never the snapshot dict; typed `features` for BUY/SELL and, with
+    `with_features`, for NEUTRAL too (an open position's exits need them).
 
-    Why: the shard decides for thousands of symbols per tick and ships the snapshot only for
-    BUY/SELL and open positions; building the ~50-key snapshot of every NEUTRAL symbol was a
-    large share of its per-symbol cost. Signal, confidence, score, gates, entry kind and every
-    non-empty snapshot are exactly `decide`'s.
+    Why: the shard decides for thousands of symbols per tick and ships features only for BUY/SELL
+    and open positions, as a typed record the driver reads by attribute; building the ~50-key
+    dict of every symbol was a large share of its per-symbol cost. Signal, confidence, score,
+    gates, entry kind and every `features` are exactly `decide`'s.
     """
+    return _decide(rows, bars, cfg, btc_bullish, symbol, detail=with_features, as_dict=False)
+
+
+def _warmup(rows: Sequence[Row], detail: bool, as_dict: bool) -> Decision:
+    """NEUTRAL/low before MIN_BARS; with `detail` the newest row as snapshot and features."""
+    snap: dict[str, Scalar] = dict(rows[-1]) if rows and detail and as_dict else {}
+    features = _row_features(rows[-1]) if rows and detail else None
+    return _decision(Signal.NEUTRAL, Confidence.LOW, 0.0, snap, {_G_WARMUP: False}, EntryKind.NONE, features)
+
+
+def _decide(
+    rows: Sequence[Row], bars: int, cfg: StrategyConfig, btc_bullish: bool | None, symbol: str | None,
+    *, detail: bool, as_dict: bool,
+) -> Decision:  # fmt: skip
+    # detail: build features (and, with as_dict, the snapshot dict) also for a NEUTRAL bar.
     if bars < MIN_BARS or not rows:
-        snap: dict[str, Scalar] = dict(rows[-1]) if rows and neutral_snapshot else {}
-        return Decision(Signal.NEUTRAL, Confidence.LOW, 0.0, snap, {_G_WARMUP: False})
+        return _warmup(rows, detail, as_dict)
     cur, prev = rows[-1], rows[-2] if len(rows) > 1 else rows[-1]
     flt, entry = cfg.filters, cfg.thresholds.entry
     adx, close, ema_fast, ema_slow, avg_atr, atr, slope, rsi, hist, avg_bbw, bbw = _fs(cur, _CUR_KEYS)
@@ -409,16 +505,10 @@ def decide_lean(
     if all(gates.values()):
         signal, confidence = _standard_entry(ctx, cur, cfg, gates, extras)
         kind = EntryKind.STANDARD if signal is not Signal.NEUTRAL else EntryKind.NONE
-    if signal is Signal.NEUTRAL and entry.enable_pullback_entries:
-        signal = _pullback_entry(ctx, prev, cfg)
-        if signal is not Signal.NEUTRAL:
-            confidence, kind = entry.pullback_confidence, EntryKind.PULLBACK
-            entry_adx_threshold = pullback_min_adx(cfg)
-    if signal is Signal.NEUTRAL and entry.enable_slow_drift_entries:
-        signal = _slow_drift_entry(ctx, slope, cfg)
-        if signal is not Signal.NEUTRAL:
-            confidence, kind = Confidence.LOW, EntryKind.SLOW_DRIFT
-            entry_adx_threshold = entry.slow_drift_min_adx
+    if signal is Signal.NEUTRAL:
+        fallback = _fallback_entry(ctx, prev, slope, cfg)
+        if fallback is not None:
+            signal, confidence, kind, entry_adx_threshold = fallback
     raw_signal = signal
     if cfg.trade.reverse_entry_signal and signal is not Signal.NEUTRAL:
         signal = Signal.SELL if signal is Signal.BUY else Signal.BUY
@@ -426,17 +516,25 @@ def decide_lean(
     gates[_G_FLAT] = entries_enabled
     if not entries_enabled:
         signal, confidence = Signal.NEUTRAL, Confidence.LOW
-    if signal is Signal.NEUTRAL and not neutral_snapshot:
-        return _decision(signal, confidence, 0.0, {}, gates, kind)
+    if signal is Signal.NEUTRAL and not detail:
+        return _decision(signal, confidence, 0.0, {}, gates, kind, None)
+    score = rank_score(signal, confidence, adx)
+    atr_slope, tp_mult = atr - _f(prev, "ATR"), _tp_mult(adx, cfg)
+    features = SignalFeatures(
+        close, adx, adx_slope, atr, atr_slope, rsi, ema_fast, ema_slow, _f(cur, "EMA_macro"), hist,
+        _hist_at(rows, 1), _hist_at(rows, 2), _hist_at(rows, 3), bbw, avg_bbw, tp_mult, is_anomaly,
+    )  # fmt: skip
+    if not as_dict:
+        return _decision(signal, confidence, score, {}, gates, kind, features)
 
     snapshot = _base_snapshot(cur, flt.use_stoch_rsi_filter, extras)
     snapshot.update({
         "ADX_slope": adx_slope,
-        "ATR_slope": atr - _f(prev, "ATR"),
-        "prev_MACD_hist": _hist_at(rows, 1),
-        "prev2_MACD_hist": _hist_at(rows, 2),
-        "prev3_MACD_hist": _hist_at(rows, 3),
-        "tp_mult": _tp_mult(adx, cfg),
+        "ATR_slope": atr_slope,
+        "prev_MACD_hist": features.prev_macd_hist,
+        "prev2_MACD_hist": features.prev2_macd_hist,
+        "prev3_MACD_hist": features.prev3_macd_hist,
+        "tp_mult": tp_mult,
         "is_anomaly": is_anomaly,
         "is_ranging": is_ranging,
         "is_extended": bool(is_extended),
@@ -454,4 +552,4 @@ def decide_lean(
         "raw_signal": _SIGNAL_VALUE[raw_signal],
         "reversed_signal": signal is not raw_signal and signal is not Signal.NEUTRAL,
     })
-    return _decision(signal, confidence, rank_score(signal, confidence, adx), snapshot, gates, kind)
+    return _decision(signal, confidence, score, snapshot, gates, kind, features)

@@ -29,6 +29,7 @@ import requests
 from engine.alerts import openclaw_cli
 from engine.alerts.openclaw_cli import AlertDeliveryError
 from engine.config.env import ConfigError, env_bool, env_float, env_int, env_opt_str, env_str
+from engine.config.secret import Secret
 from engine.enums import AlertChannel, AlertKind, Mode
 
 log = logging.getLogger(__name__)
@@ -41,29 +42,6 @@ _SECRET_PATTERNS = (
     re.compile(r"\b0x[0-9a-fA-F]{64}\b"),
     re.compile(r"(?i)(secret|private[_ ]?key|api[_ ]?key|token|password)(\s*[=:]\s*)\S+"),
 )
-
-
-class Secret:
-    """A string that never shows itself in str(), repr() or f-strings; `.reveal()` to use it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret(***)"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(("Secret", self._value))
 
 
 def redact(text: str, secrets: Iterable[Secret] = ()) -> str:

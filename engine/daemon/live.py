@@ -46,7 +46,6 @@ from engine.execution.live_broker import (
     LiveBrokerConfig,
     VenueBrokerParts,
     build_venue_broker,
-    risk_pre_send_check,
 )
 from engine.execution.oms_trades import classify, export_trades
 from engine.execution.trade_store import TradeStore
@@ -273,10 +272,9 @@ def build_live_stack(
         risk = RiskManager.from_config(store.connection, risk_yaml, env)
         parts = build_venue_broker(
             mode=mode, base_url=base_url, key=key, oms=oms, config=LiveBrokerConfig.from_env(user, env),
-            pre_send_check=lambda _intent, _reduce_only: "not_ready", budget=budget,
+            pre_send_check=risk.check, budget=budget,
             gate=lambda: live_gate(mode, env), on_sent=risk.note_order_sent,
         )  # fmt: skip
-        parts.broker.pre_send_check = risk_pre_send_check(risk, parts.broker)
 
         alerted: list[dict[str, list[float]]] = [{}]
 

@@ -11,13 +11,14 @@ Sizes are coins, prices USD per coin, money USD.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from engine.enums import BrokerReject, ExecutionStatus, FeeMode, LedgerKind, Mode, OrderSide, PriceSource
 from engine.execution.fill_model import MarketQuote
-from strategies.enums import Confidence, PositionSide, TradeAction
+from engine.risk.verdicts import Deny, RiskVerdict
+from strategies.enums import Confidence, EntryKind, ExitReason, PositionSide, TradeAction
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -26,8 +27,9 @@ class OrderIntent:
 
     `size_coins` is required for OPEN, ADD and REDUCE and ignored for CLOSE (the whole position).
     `reference_price` is the decision price (the fallback fill price in paper); `quote` the market
-    at decision time; `reason` a reason code (an exit reason or entry reason enum value);
-    `decision_id` links the fill back to its decision event.
+    at decision time; `reason` the code of why: the entry path (`EntryKind`) for OPEN/ADD, the
+    `ExitReason` for REDUCE/CLOSE; its value is what the ledgers store. `decision_id` links the
+    fill back to its decision event.
     """
 
     symbol: str
@@ -35,7 +37,7 @@ class OrderIntent:
     side: PositionSide
     reference_price: float
     event_ms: int
-    reason: str
+    reason: EntryKind | ExitReason
     size_coins: float | None = None
     quote: MarketQuote | None = None
     confidence: Confidence | None = None
@@ -50,6 +52,11 @@ class OrderIntent:
         if not math.isfinite(self.reference_price) or self.reference_price < 0:
             raise ValueError(
                 f"OrderIntent.reference_price must be finite and >= 0, got {self.reference_price!r}"
+            )
+        expected = EntryKind if self.action in (TradeAction.OPEN, TradeAction.ADD) else ExitReason
+        if not isinstance(self.reason, expected):
+            raise ValueError(
+                f"OrderIntent.reason of {self.action} must be an {expected.__name__}, got {self.reason!r}"
             )
         if not math.isfinite(self.leverage) or self.leverage < 1:
             raise ValueError(f"OrderIntent.leverage must be finite and >= 1, got {self.leverage!r}")
@@ -100,6 +107,7 @@ class OrderResult:
 
     FILLED carries the fills; REJECTED a reject code and no fills; PENDING means the venue outcome
     is unknown (keep it in flight and reconcile, never treat it as rejected); WOULD_SEND is dry_live.
+    `deny` is the pre-send check's typed verdict when it refused the order (reject RISK_DENIED).
     """
 
     intent: OrderIntent
@@ -107,6 +115,7 @@ class OrderResult:
     fills: tuple[Fill, ...] = ()
     reject: BrokerReject | None = None
     detail: Mapping[str, object] = field(default_factory=dict)
+    deny: Deny | None = None
 
     @property
     def filled(self) -> bool:
@@ -159,6 +168,13 @@ class AccountSnapshot:
     open_positions: int
     recorded_ms: int
     marks_stale: bool = False
+
+
+PreSendCheck = Callable[[OrderIntent, AccountSnapshot, Mapping[str, Position], int], RiskVerdict]
+"""(intent, the broker's account, its positions, now_ms) -> Allow() or Deny(reason, details).
+
+Injected into every broker's constructor and called right before each send with the broker's own
+view; `RiskManager.check` fits as a bound method. An exception or a non-verdict denies."""
 
 
 @runtime_checkable

@@ -8,8 +8,10 @@ Both implement `engine.execution.broker.Broker` on top of the OMS ledger (`engin
    position, read fresh).
 2. Commit the intent with its cloid (OPEN deduped per symbol/side/candle). A duplicate or a
    failed commit sends nothing.
-3. Re-run the pre-send check (risk, live gates, kill switch: an injected callable, re-read every
-   time). A denial or an exception from it records DENIED and sends nothing.
+3. Run the pre-send check (`engine.execution.broker.PreSendCheck`, injected in the constructor:
+   risk and kill switch) with the broker's own account, positions and now. A `Deny`, an
+   exception (RiskReason.CHECK_FAILED) or anything that is not a verdict records DENIED, with
+   the reason code and details in the OMS row and the `Deny` in `OrderResult.deny`; nothing is sent.
 4. For OPEN/ADD, set the leverage (`updateLeverage`) when it differs from what we last set.
 5. Sign the order. dry_live records WOULD_SEND and stops; live POSTs once and records the outcome.
    An ambiguous outcome is PENDING (UNKNOWN in the ledger): never treated as rejected, never
@@ -35,10 +37,19 @@ from typing import Any
 
 from engine.config.env import env_float
 from engine.enums import BrokerReject, ExecutionStatus, GateReason, Mode, NotSentReason, RoundDirection, Tif
-from engine.execution.broker import AccountSnapshot, ExitState, Fill, OrderIntent, OrderResult, Position
+from engine.execution.broker import (
+    AccountSnapshot,
+    ExitState,
+    Fill,
+    OrderIntent,
+    OrderResult,
+    Position,
+    PreSendCheck,
+)
 from engine.execution.gates import GateVerdict, live_gate
 from engine.oms.ledger import LiveOms, dedupe_key_for_open
 from engine.oms.states import OmsEvent, OrderState
+from engine.risk.verdicts import Allow, Deny, RiskVerdict, check_failed
 from engine.venue import types as hl
 from engine.venue.exchange_client import (
     ActionSigner,
@@ -57,9 +68,6 @@ from engine.venue.rate_budget import RateBudget
 from strategies.enums import PositionSide, TradeAction
 
 log = logging.getLogger(__name__)
-
-PreSendCheck = Callable[[OrderIntent, bool], str | None]
-"""(intent, reduce_only) -> None to allow, or a reason code to deny. Called before every send."""
 
 _PENDING_STATES = {OrderState.UNKNOWN, OrderState.NEW, OrderState.ACCEPTED, OrderState.PARTIAL}
 
@@ -108,10 +116,11 @@ class _Order:
 
 
 class _Refused(Exception):
-    def __init__(self, reject: BrokerReject, detail: Mapping[str, object]) -> None:
+    def __init__(self, reject: BrokerReject, detail: Mapping[str, object], deny: Deny | None = None) -> None:
         super().__init__(str(reject))
         self.reject = reject
         self.detail = dict(detail)
+        self.deny = deny
 
 
 class _VenueBroker:
@@ -133,7 +142,7 @@ class _VenueBroker:
         self.info = info
         self.signer = signer
         self.config = config
-        self.pre_send_check = pre_send_check  # replaceable, e.g. by risk_pre_send_check(risk, broker)
+        self._pre_send_check = pre_send_check
         self._clock_ms = clock_ms
         self._venue = _Venue()
         self._lock = threading.RLock()
@@ -248,6 +257,7 @@ class _VenueBroker:
                     status=ExecutionStatus.REJECTED,
                     reject=refused.reject,
                     detail=refused.detail,
+                    deny=refused.deny,
                 )
 
     def _build(self, intent: OrderIntent) -> _Order:
@@ -301,12 +311,12 @@ class _VenueBroker:
         ids = {"intent_id": record.intent_id, "cloid": record.cloid}
         if created.duplicate:
             raise _Refused(BrokerReject.DUPLICATE_INTENT, {**ids, "state": str(created.state)})
-        denial = self._pre_send(intent, order.reduce_only)
-        if denial is not None:
-            self.oms.apply(record.intent_id, OmsEvent.DENY, detail={"reason": denial})
-            raise _Refused(BrokerReject.RISK_DENIED, {**ids, "reason": denial})
+        verdict = self._pre_send(intent)
+        if isinstance(verdict, Deny):
+            self.oms.apply(record.intent_id, OmsEvent.DENY, reason=verdict.reason, detail=verdict.details)
+            raise _Refused(BrokerReject.RISK_DENIED, {**ids, "risk_reason": verdict.reason}, verdict)
         if not order.reduce_only and not self._ensure_leverage(order.asset, intent.leverage):
-            self.oms.apply(record.intent_id, OmsEvent.DENY, detail={"reason": "leverage_update_failed"})
+            self.oms.apply(record.intent_id, OmsEvent.DENY, reason=BrokerReject.LEVERAGE_UPDATE_FAILED)
             raise _Refused(BrokerReject.LEVERAGE_UPDATE_FAILED, ids)
         spec = OrderSpec(
             asset=order.asset.asset_id, is_buy=order.is_buy, limit_px=order.limit_px, sz=order.size,
@@ -315,16 +325,24 @@ class _VenueBroker:
         try:
             signed = self.signer.sign_orders([spec])
         except ValueError as exc:  # not representable on the wire: refuse, never send something else
-            self.oms.apply(record.intent_id, OmsEvent.DENY, detail={"reason": "unsignable"})
+            self.oms.apply(
+                record.intent_id, OmsEvent.DENY, reason=BrokerReject.INVALID_SIZE, detail={"stage": "signing"}
+            )
             raise _Refused(BrokerReject.INVALID_SIZE, {**ids, "error": str(exc)[:200]}) from exc
         return self._dispatch(intent, record.intent_id, signed, ids)
 
-    def _pre_send(self, intent: OrderIntent, reduce_only: bool) -> str | None:
+    def _pre_send(self, intent: OrderIntent) -> RiskVerdict:
+        # Fail closed: an unreadable account, a raising check or a non-verdict all deny.
         try:
-            return self.pre_send_check(intent, reduce_only)
-        except Exception as exc:  # a broken check never lets an order through
+            now = self._clock_ms()
+            verdict = self._pre_send_check(intent, self.account({}, now), self.positions(), now)
+        except Exception as exc:
             log.error("pre-send check raised; denying", extra={"symbol": intent.symbol, "error": repr(exc)})
-            return "check_failed"
+            return check_failed("pre_send_check", exc)
+        if isinstance(verdict, Allow | Deny):
+            return verdict
+        log.error("pre-send check returned %s, not a verdict; denying", type(verdict).__name__)
+        return check_failed("not_a_verdict")
 
     def _ensure_leverage(self, asset: hl.AssetMeta, leverage: float) -> bool:
         wanted = max(1, min(round(leverage), asset.max_leverage))
@@ -473,19 +491,6 @@ def _meta(meta_json: str) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def risk_pre_send_check(risk: Any, broker: LiveBroker | DryLiveBroker) -> PreSendCheck:
-    """Adapt a RiskManager (`check(intent, account, positions, now_ms)` returning a verdict with
-    `allowed` and, when denied, `reason`) to a pre-send check that reads the venue account and
-    positions through `broker` at call time. Install with `broker.pre_send_check = ...`."""
-
-    def check(intent: OrderIntent, reduce_only: bool) -> str | None:
-        now = broker._clock_ms()
-        verdict = risk.check(intent, broker.account({}, now), broker.positions(), now)
-        return None if verdict.allowed else str(getattr(verdict, "reason", "risk_denied"))
-
-    return check
 
 
 @dataclass(slots=True)

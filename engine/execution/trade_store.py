@@ -16,14 +16,13 @@ import contextlib
 import dataclasses
 import os
 import sqlite3
-from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
 from engine.enums import FeeMode, LedgerKind, Mode, OrderSide, PriceSource
 from engine.execution.broker import ExitState, Fill, Position
-from engine.storage.sqlite import open_db
+from engine.storage.sqlite import immediate_transaction, open_db
 from strategies.enums import Confidence, PositionSide
 
 SCHEMA_VERSION = 1
@@ -208,15 +207,8 @@ class TradeStore:
     def close(self) -> None:
         self._conn.close()
 
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+    def _transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return immediate_transaction(self._conn)
 
     def append(
         self,

@@ -44,8 +44,11 @@ from engine.oms.records import (
     _SCHEMA,
     _SELECT_ORPHANS,
     FILL_COMPLETE_RATIO,
+    MIGRATIONS,
     SCHEMA_VERSION,
     CreateResult,
+    DenyCode,
+    DenyRecord,
     FillSource,
     IngestStats,
     IntentRecord,
@@ -53,10 +56,13 @@ from engine.oms.records import (
     MatchedVia,
     OmsSchemaError,
     OrderRow,
+    deny_from_row,
     fill_from_row,
+    fill_natural_key,
     intent_from_row,
     order_from_row,
 )
+from engine.oms.records import dedupe_key_for_open as dedupe_key_for_open  # re-exported
 from engine.oms.states import (
     UNSETTLED,
     InvalidTransition,
@@ -65,7 +71,7 @@ from engine.oms.states import (
     next_state,
     venue_status_event,
 )
-from engine.storage.sqlite import open_db
+from engine.storage.sqlite import immediate_transaction, open_db
 from engine.venue import types as hl
 from engine.venue.exchange_client import (
     ExchangeAccepted,
@@ -106,20 +112,6 @@ class OmsConfig:
         )
 
 
-def dedupe_key_for_open(symbol: str, position_side: str, candle_ms: int) -> str:
-    """Return the restart-safe "one OPEN per symbol/side/candle" key."""
-    return f"OPEN:{symbol}:{position_side}:{int(candle_ms)}"
-
-
-def fill_natural_key(fill: hl.Fill) -> str:
-    """Return a fill's identity that does not depend on `tid` (absent in some venue answers):
-    hash, oid, time, side, price, size and start position."""
-    return "|".join(
-        (fill.hash.lower(), str(fill.oid), str(fill.time_ms), str(fill.side),
-         repr(float(fill.px)), repr(float(fill.sz)), repr(float(fill.start_position)))
-    )  # fmt: skip
-
-
 class LiveOms:
     """The ledger. Construct with a DB path (created 0600, WAL); `close()` when done."""
 
@@ -156,9 +148,14 @@ class LiveOms:
                 "INSERT OR IGNORE INTO oms_meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
             )
-            row = conn.execute("SELECT value FROM oms_meta WHERE key='schema_version'").fetchone()
-        if int(row[0]) != SCHEMA_VERSION:
-            raise OmsSchemaError(f"{self.path}: OMS schema version {row[0]}, code expects {SCHEMA_VERSION}")
+            version = int(conn.execute("SELECT value FROM oms_meta WHERE key='schema_version'").fetchone()[0])
+            while version < SCHEMA_VERSION and version in MIGRATIONS:
+                for stmt in MIGRATIONS[version]:
+                    conn.execute(stmt)
+                version += 1
+                conn.execute("UPDATE oms_meta SET value=? WHERE key='schema_version'", (str(version),))
+        if version != SCHEMA_VERSION:
+            raise OmsSchemaError(f"{self.path}: OMS schema version {version}, code expects {SCHEMA_VERSION}")
 
     def close(self) -> None:
         with self._lock:
@@ -171,14 +168,8 @@ class LiveOms:
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        with self._lock, immediate_transaction(self._conn) as conn:
+            yield conn
 
     # --- intents ----------------------------------------------------------------------------
 
@@ -290,12 +281,14 @@ class LiveOms:
         *,
         oid: int | None = None,
         detail: Mapping[str, Any] | None = None,
+        reason: DenyCode | None = None,
     ) -> OrderState:
         """Run `event` through the transition table, append the event row, update the projection.
 
+        `reason` is stored as the row's `reason_code` (a DENY's typed code; `detail` its numbers).
         Raises InvalidTransition (nothing written) for a pair the table does not have."""
         with self._tx() as conn:
-            return self._apply(conn, intent_id, event, oid=oid, detail=detail)
+            return self._apply(conn, intent_id, event, oid=oid, detail=detail, reason=reason)
 
     def _apply(
         self,
@@ -305,6 +298,7 @@ class LiveOms:
         *,
         oid: int | None = None,
         detail: Mapping[str, Any] | None = None,
+        reason: DenyCode | None = None,
     ) -> OrderState:
         row = conn.execute("SELECT state, oid FROM orders WHERE intent_id=?", (intent_id,)).fetchone()
         if row is None:
@@ -317,10 +311,11 @@ class LiveOms:
             return after  # a repeat of what we know (periodic lookups, late fills): no new fact
         conn.execute(
             "INSERT INTO order_events "
-            "(intent_id, event, from_state, to_state, oid, recorded_ms, detail_json) "
-            "VALUES (?,?,?,?,?,?,?)",
+            "(intent_id, event, from_state, to_state, oid, recorded_ms, detail_json, reason_code) "
+            "VALUES (?,?,?,?,?,?,?,?)",
             (intent_id, OmsEvent(event).value, before.value, after.value, oid, now,
-             json.dumps(dict(detail or {}), sort_keys=True, default=str)),
+             json.dumps(dict(detail or {}), sort_keys=True, default=str),
+             None if reason is None else reason.value),
         )  # fmt: skip
         conn.execute(
             "UPDATE orders SET state=?, oid=?, updated_ms=? WHERE intent_id=?",
@@ -336,6 +331,16 @@ class LiveOms:
                 (intent_id,),
             ).fetchall()
         return [tuple(r) for r in rows]
+
+    def denials(self, intent_id: str | None = None) -> list[DenyRecord]:
+        """Return the DENY rows (all, or one intent's), oldest first, with their typed reasons."""
+        sql = "SELECT intent_id, reason_code, detail_json, recorded_ms FROM order_events WHERE event=?"
+        args: list[str] = [OmsEvent.DENY.value]
+        if intent_id is not None:
+            sql, args = sql + " AND intent_id=?", [*args, intent_id]
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY id", args).fetchall()
+        return [deny_from_row(r) for r in rows]
 
     def record_outcome(self, intent_id: str, outcome: ExchangeOutcome) -> OrderState:
         """Record what one POST of this intent's (single-order) action returned."""

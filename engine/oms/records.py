@@ -6,17 +6,27 @@ dedupe key UNIQUE), `orders` (current-state projection of `order_events`), `orde
 (append-only transitions), `fills` (venue fills, natural key), `fill_links` (fill -> intent
 facts), `cursors`, `reconcile_events` (append-only), `exit_state` (strategy fields of a live
 position).
+
+Schema 2 adds `order_events.reason_code`: the typed code of a DENY (a RiskReason or BrokerReject
+value), next to its structured details in `detail_json`. `MIGRATIONS[v]` brings a version-v DB
+to v+1 inside the opening transaction.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from engine.enums import BrokerReject, RiskReason
 from engine.oms.states import OrderState
 
-SCHEMA_VERSION = 1
+if TYPE_CHECKING:
+    from engine.venue import types as hl
+
+SCHEMA_VERSION = 2
 FILL_COMPLETE_RATIO = 0.999
 
 _SCHEMA = """
@@ -64,7 +74,8 @@ CREATE TABLE IF NOT EXISTS order_events (
     to_state TEXT NOT NULL,
     oid INTEGER,
     recorded_ms INTEGER NOT NULL,
-    detail_json TEXT NOT NULL
+    detail_json TEXT NOT NULL,
+    reason_code TEXT
 );
 CREATE INDEX IF NOT EXISTS order_events_intent ON order_events (intent_id, id);
 CREATE TABLE IF NOT EXISTS fills (
@@ -118,6 +129,10 @@ CREATE TABLE IF NOT EXISTS reconcile_events (
 );
 """
 
+MIGRATIONS: Mapping[int, tuple[str, ...]] = {
+    1: ("ALTER TABLE order_events ADD COLUMN reason_code TEXT",),
+}
+
 _INTENT_COLUMNS = (
     "intent_id", "cloid", "dedupe_key", "mode", "symbol", "action", "position_side", "is_buy",
     "size_coins", "limit_px", "reduce_only", "reference_price", "leverage", "reason", "decision_id",
@@ -137,6 +152,20 @@ _SELECT_ORPHANS = (
     f"SELECT {', '.join('f.' + c for c in _FILL_COLUMNS)} FROM fills f "
     "LEFT JOIN fill_links l ON l.fill_key = f.fill_key WHERE l.fill_key IS NULL ORDER BY f.time_ms"
 )
+
+
+def dedupe_key_for_open(symbol: str, position_side: str, candle_ms: int) -> str:
+    """Return the restart-safe "one OPEN per symbol/side/candle" key."""
+    return f"OPEN:{symbol}:{position_side}:{int(candle_ms)}"
+
+
+def fill_natural_key(fill: hl.Fill) -> str:
+    """Return a fill's identity that does not depend on `tid` (absent in some venue answers):
+    hash, oid, time, side, price, size and start position."""
+    return "|".join(
+        (fill.hash.lower(), str(fill.oid), str(fill.time_ms), str(fill.side),
+         repr(float(fill.px)), repr(float(fill.sz)), repr(float(fill.start_position)))
+    )  # fmt: skip
 
 
 class FillSource(StrEnum):
@@ -217,6 +246,39 @@ class LedgerFill:
     crossed: bool
     source: str
     recorded_ms: int
+
+
+DenyCode = RiskReason | BrokerReject
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DenyRecord:
+    """One DENY transition: an intent refused before anything was sent, with its typed reason.
+
+    `reason` is None only for rows written before schema 2 (their reason is in `details`).
+    """
+
+    intent_id: str
+    reason: DenyCode | None
+    details: Mapping[str, Any]
+    recorded_ms: int
+
+
+def deny_from_row(row: tuple[Any, ...]) -> DenyRecord:
+    """(intent_id, reason_code, detail_json, recorded_ms) of an order_events row -> DenyRecord."""
+    intent_id, code, detail_json, recorded_ms = row
+    reason, details = parse_deny_code(code), json.loads(detail_json)
+    return DenyRecord(intent_id=intent_id, reason=reason, details=details, recorded_ms=recorded_ms)
+
+
+def parse_deny_code(value: str | None) -> DenyCode | None:
+    """Return the enum of a stored reason code; raise ValueError naming the column if unknown."""
+    if value is None:
+        return None
+    for enum in (RiskReason, BrokerReject):
+        if value in enum._value2member_map_:
+            return enum(value)
+    raise ValueError(f"order_events.reason_code {value!r} is neither a RiskReason nor a BrokerReject")
 
 
 @dataclass(slots=True)

@@ -1,8 +1,8 @@
 """RiskManager: the pre-trade risk check (pure) and the thin stateful shell around it.
 
 `check(intent, account, positions, limits, state, now_ms)` is a pure function: it returns
-`Allow()` or `Deny(reason, details)` with a RiskReason code and the numbers behind it, and never
-writes anything. Order of checks:
+`Allow()` or `Deny(reason, details)` (engine/risk/verdicts.py) with a RiskReason code and the
+numbers behind it, and never writes anything. Order of checks:
 
 1. hard kill (`AI_QUANT_HARD_KILL_SWITCH`) → every order denied, exits included;
 2. trading state HALTED (operator `halt_all`) → every order denied, exits included;
@@ -54,6 +54,8 @@ from engine.execution.gates import hard_kill_active
 from engine.risk.kill_switch import KillSwitchSources, kill_events
 from engine.risk.limits import RiskLimits
 from engine.risk.state import BreakerCounters, RiskStateStore, StateChange
+from engine.risk.verdicts import ALLOW, Deny, RiskVerdict
+from engine.risk.verdicts import Allow as Allow  # re-exported: the verdict types are part of this API
 from engine.tick.decision_log import GateCheck
 from strategies.enums import TradeAction
 
@@ -63,32 +65,7 @@ WINDOW_MS = 60_000
 ENTRY_ACTIONS = frozenset({TradeAction.OPEN, TradeAction.ADD})
 
 
-# --- verdicts -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Allow:
-    """The order may proceed (to the live gates and the broker)."""
-
-    @property
-    def allowed(self) -> bool:
-        return True
-
-
-@dataclass(frozen=True, slots=True)
-class Deny:
-    """The order is refused: `reason` is the code to count and alert on, `details` the numbers."""
-
-    reason: RiskReason
-    details: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def allowed(self) -> bool:
-        return False
-
-
-RiskVerdict = Allow | Deny
-ALLOW = Allow()
+# --- the check's view of the state --------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,8 +1,9 @@
-"""SQLite helpers: opening a database the safe way, and the candles table.
+"""SQLite helpers: opening a database the safe way, the write transaction, and the candles table.
 
 `open_db` is the one way the project opens a SQLite file: WAL journal, a busy timeout, and file
 mode 0600 (the trading and OMS databases hold account data; candles share the helper so every
-file gets the same treatment). The candles table has the reference schema (reference engine
+file gets the same treatment). `immediate_transaction` is the one write transaction every ledger
+uses (OMS, trades, decision events). The candles table has the reference schema (reference engine
 §6.3), so the sidecar's writes are the MarketDataHub's SQLite fallback.
 """
 
@@ -12,7 +13,7 @@ import contextlib
 import math
 import os
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -78,6 +79,23 @@ def open_db(
     conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
     _restrict(db_path)
     return conn
+
+
+@contextlib.contextmanager
+def immediate_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """Run the block in `BEGIN IMMEDIATE` ... `COMMIT`; roll back and re-raise on any exception.
+
+    IMMEDIATE takes the write lock at BEGIN, so a second writer waits (busy timeout) before it
+    reads anything instead of failing with SQLITE_BUSY halfway through; a ledger write is then
+    all-or-nothing. The connection must have no transaction open. Raises sqlite3.Error.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def ensure_candles_table(conn: sqlite3.Connection) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.enums import DecisionEventType, DecisionPhase, DecisionStatus, Mode
+from engine.storage.sqlite import immediate_transaction
 from strategies.enums import Confidence, Signal, TradeAction
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -225,16 +226,9 @@ class EventLogger:
             rows.append(_row(event))
         if not rows:
             return 0
-        placeholders = ", ".join("?" for _ in _COLUMNS)
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            self._conn.executemany(
-                f"INSERT INTO decision_events ({', '.join(_COLUMNS)}) VALUES ({placeholders})", rows
-            )
-        except BaseException:
-            self._conn.rollback()
-            raise
-        self._conn.commit()
+        sql = f"INSERT INTO decision_events ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+        with immediate_transaction(self._conn) as conn:
+            conn.executemany(sql, rows)
         return len(rows)
 
     def events(

@@ -25,12 +25,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from cluster.executor import ShardExecutor
-from cluster.records import DecisionStatus as ShardStatus
 from cluster.records import ShardDecision
 from cluster.shard_core import ConfigSource
 from engine.alerts.notices import notify_trade
 from engine.enums import (
-    AlertKind,
     DecisionEventType,
     DecisionPhase,
     DecisionStatus,
@@ -54,6 +52,7 @@ from engine.tick.entry_gates import (
 )
 from engine.tick.protections import Protections
 from engine.tick.regime import RegimeView
+from engine.tick.shard_reader import ShardReader, candidate_of, exit_snapshot
 from engine.tick.strategy_manager import AlertSink, StrategyManager
 from engine.tick.types import (
     EngineOptions,
@@ -67,7 +66,6 @@ from engine.tick.types import (
     market_quote,
     position_state,
     reject_detail,
-    snapshot_number,
     wall_ms,
 )
 from strategies.config import StrategyConfig
@@ -88,7 +86,7 @@ _ENTRY_KEY_LOOKBACK_MS = 7 * 86_400_000
 
 
 class UnifiedEngine:
-    """Runs ticks; owns only in-memory caches (candle keys, snapshots, entry keys), all rebuildable."""
+    """Runs ticks; owns only in-memory caches (candle keys, features, entry keys), all rebuildable."""
 
     def __init__(
         self,
@@ -121,8 +119,7 @@ class UnifiedEngine:
         self._recorded_ms = recorded_ms
         self._protections = protections
         self._tick_id = 0
-        self._evaluated_key: dict[str, int] = {}
-        self._snapshots: dict[str, Mapping[str, object]] = {}
+        self._shards = ShardReader(executor, deadline_ms=options.shard_deadline_ms, alerts=alerts)
         self._entry_keys: dict[str, tuple[int, int]] = {}
         self._last_entry_attempt: dict[str, int] = {}
         self._last_funding_poll_ms: int | None = None
@@ -151,7 +148,7 @@ class UnifiedEngine:
         symbols = sorted(watch | set(positions) | self._hooks.context_symbols(glob))
         keys = self._market.candle_keys(symbols, self._opts.interval).keys
         t_keys = time.perf_counter()
-        decisions = self._evaluate(keys, set(positions), self._hooks.wants_snapshots(glob))
+        decisions = self._shards.evaluate(keys, set(positions), every=self._hooks.wants_snapshots(glob))
         decisions, self._regime = self._hooks.regime(decisions, glob, watch)
         t_shards = time.perf_counter()
         counts = TickCounts()
@@ -213,34 +210,6 @@ class UnifiedEngine:
             )
         return outcome
 
-    def _evaluate(
-        self, keys: Mapping[str, int | None], opened: set[str], every: bool
-    ) -> dict[str, ShardDecision]:
-        changed = {s: k for s, k in keys.items() if k is not None and k != self._evaluated_key.get(s)}
-        if not changed:
-            return {}
-        result = self._executor.evaluate(
-            changed,
-            want_snapshot=sorted(changed if every else opened & changed.keys()),
-            deadline_ms=self._opts.shard_deadline_ms,
-        )
-        for alert in result.alerts:
-            if self._alerts is not None:
-                self._alerts.send(
-                    AlertKind.SHARD, alert.fault.value, {"shard": alert.shard, "symbols": alert.symbols}
-                )
-        decisions: dict[str, ShardDecision] = {}
-        for symbol, decision in result.decisions.items():
-            if decision.status is ShardStatus.OK:
-                self._evaluated_key[symbol] = decision.candle_key
-                if decision.snapshot:
-                    self._snapshots[symbol] = decision.snapshot
-                decisions[symbol] = decision
-            elif decision.status is ShardStatus.KEY_BEHIND:
-                self._evaluated_key[symbol] = changed[symbol]  # the shard is ahead: do not ask again
-            # other statuses (missing candle, late/dead/busy shard, strategy error): ask again next tick
-        return decisions
-
     # ------------------------------------------------------------------ events
     def _event(self, symbol: str, event_ms: int, **fields: Any) -> DecisionEvent:
         recorded = self._recorded_ms()
@@ -268,8 +237,7 @@ class UnifiedEngine:
         if position is None or quote is None or quote.price is None or quote.price <= 0:
             return
         cfg = self._strategy.config(symbol)
-        snapshot = dict(self._snapshots.get(symbol, {}))
-        snapshot.setdefault("funding_rate", self._funding_rate(symbol))
+        snapshot = exit_snapshot(self._shards.features(symbol), self._funding_rate(symbol))
         last_close = self._trades.last_close(symbol)
         exit_decision = check_exit(
             position_state(position),
@@ -299,7 +267,7 @@ class UnifiedEngine:
         remaining = position.size_coins - exit_decision.size_coins
         if action is TradeAction.REDUCE and remaining * quote.price < self._opts.dust_notional_usd:
             action = TradeAction.CLOSE  # the dust rule: never leave a remainder too small to close
-        reason = (exit_decision.reason or ExitReason.STOP_LOSS).value
+        reason = exit_decision.reason or ExitReason.STOP_LOSS
         event_id = new_decision_id(self._recorded_ms())
         intent = OrderIntent(
             symbol=symbol,
@@ -362,20 +330,10 @@ class UnifiedEngine:
         now: int,
         counts: TickCounts,
     ) -> None:
-        candidates = rank(
-            Candidate(
-                symbol=d.symbol,
-                signal=d.signal,
-                confidence=d.confidence,
-                score=d.score,
-                candle_key=d.candle_key,
-                snapshot=d.snapshot,
-            )
-            for d in decisions.values()
-            if d.actionable and d.symbol in watch
-        )
-        for candidate in candidates:
-            self._guarded(counts, candidate.symbol, self._entry_one, candidate, quotes, now, counts)
+        records = {d.symbol: d for d in decisions.values() if d.actionable and d.symbol in watch}
+        for candidate in rank(candidate_of(d) for d in records.values()):
+            record = records[candidate.symbol]
+            self._guarded(counts, candidate.symbol, self._entry_one, candidate, record, quotes, now, counts)
 
     def _context(self, candidate: Candidate, now: int, counts: TickCounts, marks_stale: bool) -> EntryContext:
         positions = self._broker.positions()
@@ -395,7 +353,12 @@ class UnifiedEngine:
         )
 
     def _entry_one(
-        self, candidate: Candidate, quotes: Mapping[str, PriceQuote], now: int, counts: TickCounts
+        self,
+        candidate: Candidate,
+        record: ShardDecision,
+        quotes: Mapping[str, PriceQuote],
+        now: int,
+        counts: TickCounts,
     ) -> None:
         symbol = candidate.symbol
         cfg = self._strategy.config(symbol)
@@ -425,17 +388,18 @@ class UnifiedEngine:
             self._blocked(candidate, GateOutcome((*gates.checks, zero), GateCode.ZERO_PRICE.value), counts)
             return
         sizing_check, sizing = self._size(
-            candidate, position, cfg, price, account.equity_usd, account.margin_used_usd, now
+            candidate, record, position, cfg, price, account.equity_usd, account.margin_used_usd, now
         )
         checks = (*gates.checks, sizing_check)
         if sizing is None or not sizing_check.passed:
             self._blocked(candidate, GateOutcome(checks, str(sizing_check.gate)), counts)
             return
-        self._execute_entry(candidate, position, side, price, quote, sizing, checks, now, counts)
+        self._execute_entry(candidate, record, position, side, price, quote, sizing, checks, now, counts)
 
     def _size(
         self,
         candidate: Candidate,
+        record: ShardDecision,
         position: Position | None,
         cfg: StrategyConfig,
         price: float,
@@ -444,7 +408,8 @@ class UnifiedEngine:
         now: int,
     ) -> tuple[GateCheck, EntrySizing | None]:
         snap = candidate.snapshot
-        adx, atr = snapshot_number(snap, "ADX"), snapshot_number(snap, "ATR")
+        features = record.features
+        adx, atr = (math.nan, math.nan) if features is None else (features.adx, features.atr)
         decimals = self._sz_decimals(candidate.symbol)
         if position is None:
             sizing = compute_entry_sizing(
@@ -495,6 +460,7 @@ class UnifiedEngine:
     def _execute_entry(
         self,
         candidate: Candidate,
+        record: ShardDecision,
         position: Position | None,
         side: PositionSide,
         price: float,
@@ -508,14 +474,14 @@ class UnifiedEngine:
         use_bbo = self._strategy.config(symbol).trade.use_bbo_for_fills
         action = TradeAction.OPEN if position is None else TradeAction.ADD
         event_id = new_decision_id(self._recorded_ms())
-        atr = snapshot_number(candidate.snapshot, "ATR")
+        atr = math.nan if record.features is None else record.features.atr
         intent = OrderIntent(
             symbol=symbol,
             action=action,
             side=side,
             reference_price=price,
             event_ms=candidate.candle_key,
-            reason=f"{candidate.signal.value.lower()}_{candidate.confidence.value}",
+            reason=record.entry_kind,
             size_coins=sizing.size_coins,
             quote=None if quote is None else market_quote(quote, now, use_bbo=use_bbo),
             confidence=candidate.confidence,

@@ -185,7 +185,8 @@ class RegimeTracker:
     def observe_decisions(self, decisions: Mapping[str, ShardDecision]) -> None:
         """Record the snapshot of every decision evaluated this tick."""
         for symbol, decision in decisions.items():
-            self.observe(symbol, decision.snapshot)
+            if decision.features is not None:
+                self.observe(symbol, decision.features.as_snapshot())
 
 
 def apply_auto_reverse(decisions: Mapping[str, ShardDecision], view: RegimeView) -> dict[str, ShardDecision]:

@@ -160,11 +160,6 @@ def position_state(position: Position) -> PositionState:
     )
 
 
-def snapshot_number(snapshot: Mapping[str, object], key: str) -> float:
-    value = snapshot.get(key)
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else float("nan")
-
-
 def market_quote(quote: PriceQuote, now: int, *, use_bbo: bool = True) -> MarketQuote:
     """Turn the hub's quote into the fill model's: the mid, plus the BBO when `use_bbo` (YAML
     `trade.use_bbo_for_fills`) and the hub had a fresh one. Without a BBO a paper fill prices at
@@ -193,13 +188,19 @@ def execution_fields(
 
 
 def _reject_code(result: OrderResult) -> str:
+    # A pre-send denial is keyed on its RiskReason, the same code the OMS DENY row stores.
+    if result.deny is not None:
+        return result.deny.reason.value
     return GateCode.BROKER_REJECTED.value if result.reject is None else f"broker_{result.reject.value}"
 
 
 def reject_detail(result: OrderResult) -> dict[str, object]:
     if result.filled:
         return {}
-    return {
+    detail: dict[str, object] = {
         "broker_status": result.status.value,
         "broker_reject": None if result.reject is None else result.reject.value,
     }
+    if result.deny is not None:
+        detail["risk"] = dict(result.deny.details)
+    return detail

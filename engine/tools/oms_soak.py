@@ -31,10 +31,11 @@ from engine.execution.gates import ENV_LIVE_CONFIRM, ENV_LIVE_ENABLE, LIVE_CONFI
 from engine.execution.live_broker import LiveBrokerConfig, VenueBrokerParts, build_venue_broker
 from engine.oms.ledger import LiveOms, OmsConfig
 from engine.oms.reconciler import OmsReconciler, ReconcilerConfig, ReconcileReport
+from engine.risk.verdicts import ALLOW
 from engine.venue.exchange_client import SigningKey, round_size
 from engine.venue.info_client import RetryPolicy
 from engine.venue.rate_budget import RateBudget
-from strategies.enums import PositionSide, TradeAction
+from strategies.enums import EntryKind, ExitReason, PositionSide, TradeAction
 
 NOT_FOUND_GRACE_MS = 1_000
 READY_LINE = "ready"
@@ -47,7 +48,7 @@ def _oms(db: Path) -> LiveOms:
 def _parts(base_url: str, key: SigningKey, oms: LiveOms) -> VenueBrokerParts:
     return build_venue_broker(
         mode=Mode.LIVE, base_url=base_url, key=key, oms=oms, config=LiveBrokerConfig(user=key.address),
-        pre_send_check=lambda _intent, _reduce_only: None, budget=RateBudget(100_000), timeout_secs=3.0,
+        pre_send_check=lambda *_: ALLOW, budget=RateBudget(100_000), timeout_secs=3.0,
         retry=RetryPolicy(max_attempts=3, backoff_base_secs=0.05, total_deadline_secs=5),
     )  # fmt: skip
 
@@ -85,7 +86,8 @@ def child(base_url: str, key_file: Path, db: Path, steps: int, notional_usd: flo
         size = round_size(notional_usd / mid, 4, RoundDirection.UP) if action is TradeAction.OPEN else None
         intent = OrderIntent(
             symbol=coin, action=action, side=PositionSide.LONG, reference_price=mid, event_ms=step,
-            reason="soak", size_coins=size, leverage=2.0,
+            reason=EntryKind.STANDARD if action is TradeAction.OPEN else ExitReason.SIGNAL_FLIP,
+            size_coins=size, leverage=2.0,
         )  # fmt: skip
         parts.broker.execute(intent, 0)
         if step % 5 == 4:

@@ -14,8 +14,8 @@ unknown or missing fields, or a field is malformed. The permission check uses fs
 descriptor, so the file checked is the file read. Error messages name the field, never its value;
 every error is raised `from None` so no chained exception carries the file's text.
 
-Key material lives in `Secret`, whose repr/str/format print `<redacted>` and which refuses to be
-pickled; only `reveal()` returns it, and only `signing_key()` needs to call that.
+Key material lives in `engine.config.secret.Secret`, whose repr/str/format print `<redacted>` and
+which refuses to be pickled; only `reveal()` returns it, and only `signing_key()` needs to call that.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config.env import ConfigError, env_str
+from engine.config.secret import REDACTED, Secret
 from engine.venue.exchange_client import SigningKey
 
 ENV_SECRETS_PATH = "AI_QUANT_SECRETS_PATH"
@@ -40,42 +41,10 @@ _KEY_RE = re.compile(r"(0x)?[0-9a-fA-F]{64}")
 _ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]{40}")
 _NAME_RE = re.compile(r"[a-z_][a-z0-9_]{0,31}")
 _FIELDS = frozenset({"secret_key", "main_address", "agent_secret_key", "agent_address"})
-_REDACTED = "<redacted>"
 
 
 class SecretsError(ConfigError):
     """The secrets file is unsafe or malformed; the message names the problem, never a value."""
-
-
-class Secret:
-    """A string that never shows itself in repr, str, f-strings, %-formatting or pickles."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        """Return the secret text; call only where it is used (building the signer)."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return f"Secret({_REDACTED})"
-
-    def __str__(self) -> str:
-        return _REDACTED
-
-    def __format__(self, spec: str) -> str:
-        return _REDACTED
-
-    def __reduce__(self) -> Any:
-        raise TypeError("Secret must not be pickled")
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash((Secret, self._value))
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -97,9 +66,9 @@ class LiveSecrets:
             raise SecretsError(f"secrets: {field_name} is not a valid secp256k1 private key") from None
 
     def __repr__(self) -> str:
-        agent = "none" if self.agent_secret_key is None else _REDACTED
+        agent = "none" if self.agent_secret_key is None else REDACTED
         return (
-            f"LiveSecrets(main_address={self.main_address}, secret_key={_REDACTED}, agent_secret_key={agent})"
+            f"LiveSecrets(main_address={self.main_address}, secret_key={REDACTED}, agent_secret_key={agent})"
         )
 
     __str__ = __repr__

@@ -23,8 +23,9 @@ from engine.execution.gates import ENV_LIVE_CONFIRM, ENV_LIVE_ENABLE, LIVE_CONFI
 from engine.execution.live_broker import LiveBrokerConfig, build_venue_broker
 from engine.oms.ledger import LiveOms, OmsConfig
 from engine.risk.manager import utc_day
+from engine.risk.verdicts import ALLOW
 from engine.venue.exchange_client import SigningKey, round_size
-from strategies.enums import PositionSide, TradeAction
+from strategies.enums import EntryKind, PositionSide, TradeAction
 from tests.e2e.test_daemon_paper import Daemon, db_rows
 from tests.fixtures.sim_fixtures import SimulatorProcess, start_simulator
 
@@ -263,7 +264,7 @@ def open_foreign_position(tmp: Path, sim: SimulatorProcess, key_hex: str, user: 
     gates = {ENV_LIVE_ENABLE: "1", ENV_LIVE_CONFIRM: LIVE_CONFIRM_PHRASE}
     parts = build_venue_broker(
         mode=Mode.LIVE, base_url=sim.base_url, key=SigningKey.from_hex(key_hex), oms=oms,
-        config=LiveBrokerConfig(user=user), pre_send_check=lambda _i, _r: None,
+        config=LiveBrokerConfig(user=user), pre_send_check=lambda *_: ALLOW,
         gate=lambda: live_gate(Mode.LIVE, gates),
     )  # fmt: skip
     try:
@@ -272,7 +273,7 @@ def open_foreign_position(tmp: Path, sim: SimulatorProcess, key_hex: str, user: 
         mid = parts.info.all_mids()[coin]
         intent = OrderIntent(
             symbol=coin, action=TradeAction.OPEN, side=PositionSide.LONG, reference_price=mid, event_ms=1,
-            reason="foreign", size_coins=round_size(20.0 / mid, 4, RoundDirection.UP), leverage=2.0,
+            reason=EntryKind.STANDARD, size_coins=round_size(20.0 / mid, 4, RoundDirection.UP), leverage=2.0,
         )  # fmt: skip
         assert parts.broker.execute(intent, 1).status is ExecutionStatus.FILLED
     finally:

@@ -5,7 +5,7 @@ fill cursor never skips."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +13,7 @@ import pytest
 from eth_account import Account
 
 from engine.enums import BrokerReject, ExecutionStatus, Mode, RiskReason, RoundDirection
-from engine.execution.broker import OrderIntent
+from engine.execution.broker import AccountSnapshot, OrderIntent, Position, PreSendCheck
 from engine.execution.gates import ENV_LIVE_CONFIRM, ENV_LIVE_ENABLE, LIVE_CONFIRM_PHRASE, live_gate
 from engine.execution.live_broker import (
     DryLiveBroker,
@@ -21,16 +21,18 @@ from engine.execution.live_broker import (
     LiveBrokerConfig,
     VenueBrokerParts,
     build_venue_broker,
-    risk_pre_send_check,
 )
 from engine.oms.ledger import LiveOms, OmsConfig
 from engine.oms.reconciler import FILLS_CURSOR, OmsReconciler, ReconcilerConfig, ReconcileVerdict
 from engine.oms.states import OrderState
+from engine.risk.verdicts import ALLOW, Deny, RiskVerdict
 from engine.venue.exchange_client import SigningKey, round_size
 from engine.venue.info_client import RetryPolicy
 from engine.venue.rate_budget import RateBudget
-from strategies.enums import PositionSide, TradeAction
+from strategies.enums import EntryKind, ExitReason, PositionSide, TradeAction
 from tests.fixtures.sim_fixtures import SimulatorProcess, start_simulator
+
+Positions = Mapping[str, Position]
 
 
 class Clock:
@@ -54,7 +56,7 @@ class Rig:
     user: str
     coin: str
     clock: Clock
-    denials: list[str]
+    verdicts: list[RiskVerdict]
     env: dict[str, str]
 
     @property
@@ -63,12 +65,13 @@ class Rig:
 
     def intent(self, action: TradeAction, *, candle: int = 1, notional_usd: float = 30.0) -> OrderIntent:
         mid = self.parts.info.all_mids()[self.coin]
-        size = None
+        size, opening = None, action in (TradeAction.OPEN, TradeAction.ADD)
         if action is not TradeAction.CLOSE:
             size = round_size(notional_usd / mid, 4, RoundDirection.UP)
         return OrderIntent(
             symbol=self.coin, action=action, side=PositionSide.LONG, reference_price=mid,
-            event_ms=candle, reason="test", size_coins=size, leverage=3.0,
+            event_ms=candle, reason=EntryKind.STANDARD if opening else ExitReason.STOP_LOSS,
+            size_coins=size, leverage=3.0,
         )  # fmt: skip
 
     def sim_fills(self) -> list[dict]:
@@ -92,7 +95,7 @@ def shared_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorPr
         sim.stop()
 
 
-def _rig(sim: SimulatorProcess, tmp_path: Path, mode: Mode) -> Rig:
+def _rig(sim: SimulatorProcess, tmp_path: Path, mode: Mode, check: PreSendCheck | None = None) -> Rig:
     sim.set_faults(reset=True)
     clock = Clock()
     key = SigningKey(Account.create())
@@ -100,15 +103,17 @@ def _rig(sim: SimulatorProcess, tmp_path: Path, mode: Mode) -> Rig:
     oms = LiveOms(
         tmp_path / f"{mode}.db", mode=str(mode), config=OmsConfig(synchronous_full=False), clock_ms=clock
     )
-    denials: list[str] = []
+    verdicts: list[RiskVerdict] = []
     env = {ENV_LIVE_ENABLE: "1", ENV_LIVE_CONFIRM: LIVE_CONFIRM_PHRASE}
 
-    def check(intent: OrderIntent, reduce_only: bool) -> str | None:
-        return denials[-1] if denials else None
+    def scripted(
+        intent: OrderIntent, account: AccountSnapshot, positions: Mapping[str, Position], now_ms: int
+    ) -> RiskVerdict:
+        return verdicts[-1] if verdicts else ALLOW
 
     parts = build_venue_broker(
         mode=mode, base_url=sim.base_url, key=key, oms=oms, config=LiveBrokerConfig(user=user),
-        pre_send_check=check, budget=RateBudget(1200), timeout_secs=3.0,
+        pre_send_check=check or scripted, budget=RateBudget(1200), timeout_secs=3.0,
         retry=RetryPolicy(max_attempts=2, backoff_base_secs=0.05, total_deadline_secs=5), clock_ms=clock,
         gate=lambda: live_gate(mode, env),
     )  # fmt: skip
@@ -119,7 +124,7 @@ def _rig(sim: SimulatorProcess, tmp_path: Path, mode: Mode) -> Rig:
         canceller=canceller, clock_ms=clock,
     )  # fmt: skip
     coin = parts.info.meta().universe[0].name
-    return Rig(sim, parts, oms, reconciler, user, coin, clock, denials, env)
+    return Rig(sim, parts, oms, reconciler, user, coin, clock, verdicts, env)
 
 
 @pytest.fixture
@@ -167,13 +172,42 @@ def test_same_candle_open_is_sent_once(live: Rig) -> None:
     assert live.sim.state()["exchange_posts"] == posts
 
 
-def test_pre_send_denial_records_denied_and_sends_nothing(live: Rig) -> None:
+def test_pre_send_denial_records_typed_deny_and_sends_nothing(live: Rig) -> None:
     posts = live.sim.state()["exchange_posts"]
-    live.denials.append("max_open_positions")
+    deny = Deny(RiskReason.MAX_POSITIONS, {"open": 8, "limit": 8})
+    live.verdicts.append(deny)
     result = live.broker.execute(live.intent(TradeAction.OPEN), 0)
-    assert result.reject is BrokerReject.RISK_DENIED and result.detail["reason"] == "max_open_positions"
+    assert result.reject is BrokerReject.RISK_DENIED and result.deny == deny
     assert live.sim.state()["exchange_posts"] == posts
-    assert [o.state for o in live.oms.orders()] == [OrderState.DENIED]
+    [order] = live.oms.orders()
+    assert order.state is OrderState.DENIED
+    [row] = live.oms.denials(order.intent_id)
+    assert row.reason is RiskReason.MAX_POSITIONS and row.details == {"open": 8, "limit": 8}
+
+
+def _raises(intent: OrderIntent, account: AccountSnapshot, positions: Positions, now: int) -> Deny:
+    raise RuntimeError("risk state unreadable")
+
+
+def _not_a_verdict(intent: OrderIntent, account: AccountSnapshot, positions: Positions, now: int) -> Deny:
+    return None  # type: ignore[return-value]  # a broken check: fail closed, never "allowed"
+
+
+@pytest.mark.parametrize(("check", "stage"), [(_raises, "pre_send_check"), (_not_a_verdict, "not_a_verdict")])
+def test_broken_pre_send_check_denies_with_check_failed_and_sends_nothing(
+    shared_sim: SimulatorProcess, tmp_path: Path, check: Callable[..., Deny], stage: str
+) -> None:
+    rig = _rig(shared_sim, tmp_path, Mode.LIVE, check=check)
+    try:
+        posts = shared_sim.state()["exchange_posts"]
+        result = rig.broker.execute(rig.intent(TradeAction.OPEN), 0)
+        assert result.reject is BrokerReject.RISK_DENIED and result.deny is not None
+        assert result.deny.reason is RiskReason.CHECK_FAILED and result.deny.details["stage"] == stage
+        assert shared_sim.state()["exchange_posts"] == posts
+        [row] = rig.oms.denials()
+        assert row.reason is RiskReason.CHECK_FAILED and row.details["stage"] == stage
+    finally:
+        rig.parts.info.close()
 
 
 @pytest.mark.parametrize(
@@ -251,7 +285,7 @@ def test_error_storm_no_duplicates_unknown_resolves_cursor_never_skips(live: Rig
 
 
 def test_real_risk_manager_denies_second_position_and_lets_the_exit_through(
-    live: Rig, tmp_path: Path
+    shared_sim: SimulatorProcess, tmp_path: Path
 ) -> None:
     from engine.risk.limits import RiskLimits
     from engine.risk.manager import RiskManager
@@ -259,9 +293,11 @@ def test_real_risk_manager_denies_second_position_and_lets_the_exit_through(
     from engine.storage.sqlite import open_db
 
     conn = open_db(tmp_path / "risk.db")
+    rigs: list[Rig] = []
     try:
         risk = RiskManager(RiskLimits(max_open_positions=1), RiskStateStore(conn), env={})
-        live.broker.pre_send_check = risk_pre_send_check(risk, live.broker)
+        live = _rig(shared_sim, tmp_path, Mode.LIVE, check=risk.check)  # the bound method is the check
+        rigs.append(live)
         assert live.broker.execute(live.intent(TradeAction.OPEN, candle=1), 0).filled
         other = live.parts.info.meta().universe[1].name
         mid = live.parts.info.all_mids()[other]
@@ -271,16 +307,19 @@ def test_real_risk_manager_denies_second_position_and_lets_the_exit_through(
             side=PositionSide.LONG,
             reference_price=mid,
             event_ms=2,
-            reason="test",
+            reason=EntryKind.STANDARD,
             size_coins=round_size(30.0 / mid, 3, RoundDirection.UP),
             leverage=1.0,
         )
         denied = live.broker.execute(second, 0)
         assert denied.reject is BrokerReject.RISK_DENIED
-        assert denied.detail["reason"] == RiskReason.MAX_POSITIONS
+        assert denied.deny == Deny(RiskReason.MAX_POSITIONS, {"open": 1, "limit": 1})
+        assert [d.reason for d in live.oms.denials()] == [RiskReason.MAX_POSITIONS]
         assert live.broker.execute(live.intent(TradeAction.CLOSE, candle=3), 0).filled
         assert live.reconciler.run().clean
     finally:
+        for rig in rigs:
+            rig.parts.info.close()
         conn.close()
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from bench.universe import INTERVAL, series, symbol_names
 from cluster.pool import PoolSettings, ShardPool
-from cluster.records import DecisionStatus, ShardAlert, ShardFault, TickResult
+from cluster.records import ShardAlert, ShardFault, ShardStatus, TickResult
 from cluster.redis_layout import RedisLayout
 from cluster.shard_core import ConfigSource, ShardSettings
 from cluster.sharding import moved_symbols
@@ -127,7 +127,7 @@ def test_pool_decisions_equal_batch_through_a_kill_and_a_reshard(
         for s, record in result.decisions.items():
             assert_matches(record, expected[s][WARM + k])
             assert record.t == feed.hist[s][WARM + k].t
-            assert bool(record.snapshot) == (record.actionable or s == feed.symbols[1])
+            assert (record.features is not None) == (record.actionable or s == feed.symbols[1])
     # No candle applied twice or skipped: each symbol's state holds exactly the whole history.
     assert progress == {s: (feed.hist[s][-1].t, WARM + TICKS) for s in feed.symbols}
     assert not alerts
@@ -149,11 +149,11 @@ def test_pool_late_shard_yields_no_signal_alert_then_kill_and_recovers(
         batch = feed.changed_keys()
         # A deadline no real actor call can meet: the tick must come back anyway, fail-closed.
         late = pool.evaluate(batch, deadline_ms=0.001)
-        assert {r.status for r in late.decisions.values()} == {DecisionStatus.SHARD_LATE}
+        assert {r.status for r in late.decisions.values()} == {ShardStatus.SHARD_LATE}
         assert not late.ranked()
         assert [a.fault for a in late.alerts] == [ShardFault.LATE]
         second = pool.evaluate(batch, deadline_ms=0.001)
-        assert {r.status for r in second.decisions.values()} == {DecisionStatus.SHARD_BUSY}
+        assert {r.status for r in second.decisions.values()} == {ShardStatus.SHARD_BUSY}
         assert [a.fault for a in second.alerts] == [ShardFault.KILLED_HUNG, ShardFault.BUSY]
         pool.wait_ready()
         recovered = pool.evaluate(batch)  # restarted shard rehydrates; same key, same history
@@ -169,7 +169,7 @@ def test_pool_late_shard_yields_no_signal_alert_then_kill_and_recovers(
         pool.restart_shard(0)
         wait_until(lambda: pid_of(pool, 0) not in (None, before))  # served by the restarted process
         flat = pool.evaluate(batch)
-        assert {r.status for r in flat.decisions.values()} == {DecisionStatus.OK}
+        assert {r.status for r in flat.decisions.values()} == {ShardStatus.OK}
         assert not flat.ranked()
     finally:
         pool.close()
@@ -189,12 +189,12 @@ def test_pool_names_are_exclusive_and_reusable_right_after_close(
         with pytest.raises(ray.exceptions.ActorAlreadyExistsError):
             make_pool(redis_server, "aiq-t-shards-names", 1, feed.symbols[:3], start_timeout_secs=1.0)
         batch = {s: feed.hist[s][WARM - 1].close_ms for s in feed.symbols[:3]}
-        assert {r.status for r in first.evaluate(batch).decisions.values()} == {DecisionStatus.OK}
+        assert {r.status for r in first.evaluate(batch).decisions.values()} == {ShardStatus.OK}
     finally:
         first.close()  # ray.kill is asynchronous: the name may still be held for a moment
     second = make_pool(redis_server, "aiq-t-shards-names", 1, feed.symbols[:3])
     try:
         result = second.evaluate({s: feed.hist[s][WARM - 1].close_ms for s in feed.symbols[:3]})
-        assert {r.status for r in result.decisions.values()} == {DecisionStatus.OK}
+        assert {r.status for r in result.decisions.values()} == {ShardStatus.OK}
     finally:
         second.close()

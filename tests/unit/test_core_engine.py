@@ -5,34 +5,53 @@ from __future__ import annotations
 
 import os
 from collections.abc import Collection, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from cluster.records import DecisionStatus as ShardStatus
-from cluster.records import ShardDecision, TickResult
+from cluster.records import ShardDecision, ShardStatus, TickResult
 from engine.enums import (
+    BrokerReject,
     CandleSource,
     DecisionEventType,
     DecisionStatus,
+    ExecutionStatus,
     GateCode,
     LedgerKind,
     Mode,
     PriceSource,
+    RiskReason,
 )
+from engine.execution.broker import OrderIntent, OrderResult
 from engine.execution.fill_model import HOUR_MS, FillModelParams
 from engine.execution.paper_broker import PaperBroker
 from engine.execution.trade_store import TradeStore
 from engine.marketdata.hub import KeysSnapshot, PriceQuote
+from engine.risk.verdicts import Deny
 from engine.tick.decision_log import EventLogger
 from engine.tick.engine import UnifiedEngine
 from engine.tick.strategy_manager import StrategyManager
-from engine.tick.types import EngineOptions
-from strategies.enums import Confidence, ExitReason, PositionSide, Signal, StrategyMode
+from engine.tick.types import EngineOptions, execution_fields, reject_detail
+from strategies.enums import (
+    Confidence,
+    EntryKind,
+    ExitReason,
+    PositionSide,
+    Signal,
+    StrategyMode,
+    TradeAction,
+)
+from strategies.signals import SignalFeatures
 
 T0 = 1_764_028_800_000  # an hour boundary
-BULL = {"ADX": 30.0, "ATR": 1.0, "MACD_hist": 0.1, "RSI": 50.0, "EMA_fast": 101.0, "EMA_slow": 100.0}
-BEAR = {**BULL, "MACD_hist": -0.1, "EMA_fast": 99.0}
+NAN = float("nan")
+BULL = SignalFeatures(
+    close=NAN, adx=30.0, adx_slope=NAN, atr=1.0, atr_slope=NAN, rsi=50.0, ema_fast=101.0, ema_slow=100.0,
+    ema_macro=NAN, macd_hist=0.1, prev_macd_hist=NAN, prev2_macd_hist=NAN, prev3_macd_hist=NAN,
+    bb_width=NAN, avg_bb_width=NAN, tp_mult=NAN, is_anomaly=False,
+)  # fmt: skip
+BEAR = replace(BULL, macd_hist=-0.1, ema_fast=99.0)
 
 YAML = """
 global:
@@ -75,7 +94,7 @@ class ScriptedExecutor:
     n_shards = 1
 
     def __init__(self) -> None:
-        self.script: dict[str, tuple[Signal, float, Mapping[str, float]]] = {}
+        self.script: dict[str, tuple[Signal, float, SignalFeatures]] = {}
         self.status: dict[str, ShardStatus] = {}
         self.calls: list[dict[str, int]] = []
 
@@ -86,7 +105,7 @@ class ScriptedExecutor:
         self.calls.append(dict(batch))
         out = {}
         for symbol, key in batch.items():
-            signal, score, snap = self.script.get(symbol, (Signal.NEUTRAL, 0.0, BULL))
+            signal, score, features = self.script.get(symbol, (Signal.NEUTRAL, 0.0, BULL))
             out[symbol] = ShardDecision(
                 symbol=symbol,
                 candle_key=key,
@@ -94,7 +113,8 @@ class ScriptedExecutor:
                 signal=signal,
                 confidence=Confidence.HIGH,
                 score=score,
-                snapshot=dict(snap),
+                entry_kind=EntryKind.NONE if signal is Signal.NEUTRAL else EntryKind.PULLBACK,
+                features=features,
             )
         return TickResult(decisions=out, alerts=(), elapsed_ms=0.0)
 
@@ -242,6 +262,9 @@ def test_core_signal_flip_closes_then_opens_other_side(rig):
     assert report.closed == 1 and report.opened == 1
     assert rig.broker.positions()["SOL"].side is PositionSide.SHORT
     assert rig.store.last_close("SOL").reason == ExitReason.SIGNAL_FLIP.value
+    # entries keep the shard's entry path as their reason code (the enum's value), never prose
+    opens = [f for f in rig.store.fills() if f.kind is LedgerKind.OPEN]
+    assert [f.reason for f in opens] == [EntryKind.PULLBACK.value] * 2
     _trade_events_linked(rig.store, rig.events)
     _cash_identity(rig.store)
 
@@ -301,3 +324,22 @@ def test_core_funding_accrues_with_events(tmp_path):
     funding_events = [e for e in rig.events.events() if e.event_type is DecisionEventType.FUNDING]
     assert sorted(e.trade_id for e in funding_events) == sorted(f.trade_id for f in funding_rows)
     _cash_identity(rig.store)
+
+
+@pytest.mark.parametrize("reason", [RiskReason.MAX_POSITIONS, RiskReason.CHECK_FAILED])
+def test_denied_order_event_keys_on_the_risk_reason_with_its_numbers(reason: RiskReason) -> None:
+    intent = OrderIntent(
+        symbol="ETH", action=TradeAction.OPEN, side=PositionSide.LONG, reference_price=100.0, event_ms=T0,
+        reason=EntryKind.STANDARD, size_coins=1.0,
+    )  # fmt: skip
+    deny = Deny(reason, {"open": 2, "limit": 2})
+    result = OrderResult(
+        intent=intent, status=ExecutionStatus.REJECTED, reject=BrokerReject.RISK_DENIED, deny=deny
+    )
+    fields = execution_fields(result, TradeAction.OPEN, None)
+    assert fields["status"] is DecisionStatus.REJECTED and fields["reason_code"] == reason.value
+    assert reject_detail(result) == {
+        "broker_status": "REJECTED", "broker_reject": "risk_denied", "risk": {"open": 2, "limit": 2}
+    }
+    other = OrderResult(intent=intent, status=ExecutionStatus.REJECTED, reject=BrokerReject.NO_PRICE)
+    assert execution_fields(other, TradeAction.OPEN, None)["reason_code"] == "broker_no_price"

@@ -13,7 +13,7 @@ from engine.risk.kill_switch import KillReading, KillSwitchSources, kill_events,
 from engine.risk.limits import RiskLimits
 from engine.risk.manager import Deny, RiskManager
 from engine.risk.state import RiskStateStore
-from strategies.enums import PositionSide, TradeAction
+from strategies.enums import EntryKind, ExitReason, PositionSide, TradeAction
 from tests.unit.test_risk_check import _account, _position
 
 NOW = 1_767_225_600_000
@@ -100,11 +100,11 @@ def db(tmp_path: Path) -> Iterator[Path]:
 
 ENTRY = OrderIntent(
     symbol="BTC", action=TradeAction.OPEN, side=PositionSide.LONG, reference_price=100.0, event_ms=NOW,
-    reason="t", size_coins=1.0,
+    reason=EntryKind.STANDARD, size_coins=1.0,
 )  # fmt: skip
 EXIT = OrderIntent(
     symbol="ETH", action=TradeAction.CLOSE, side=PositionSide.LONG, reference_price=100.0, event_ms=NOW,
-    reason="t",
+    reason=ExitReason.STOP_LOSS,
 )  # fmt: skip
 HELD = {"ETH": _position()}
 

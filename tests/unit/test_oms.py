@@ -14,13 +14,16 @@ import pytest
 
 from engine.enums import (
     AmbiguousReason,
+    BrokerReject,
     ExchangeActionType,
     NotSentReason,
+    RiskReason,
     VenueOrderStatus,
     VenueRejectReason,
 )
 from engine.oms.ledger import FillSource, LiveOms, OmsConfig, dedupe_key_for_open, fill_natural_key
-from engine.oms.states import OrderState
+from engine.oms.records import SCHEMA_VERSION, OmsSchemaError, parse_deny_code
+from engine.oms.states import OmsEvent, OrderState
 from engine.venue import types as hl
 from engine.venue.exchange_client import (
     ExchangeAccepted,
@@ -134,6 +137,61 @@ def test_create_intent_commits_valid_cloid_before_returning(oms: LiveOms, tmp_pa
     other.close()
     assert row == (created.intent.cloid,)
     assert oms.order(created.intent.intent_id).state is OrderState.NEW
+
+
+@pytest.mark.parametrize("reason", [*RiskReason, BrokerReject.LEVERAGE_UPDATE_FAILED])
+def test_deny_row_stores_reason_code_and_structured_details(oms: LiveOms, reason: RiskReason) -> None:
+    denied, other = _intent(oms).intent, _intent(oms, symbol="ETH").intent
+    other_reason = RiskReason.HARD_KILL if reason is not RiskReason.HARD_KILL else RiskReason.LEVERAGE
+    oms.apply(denied.intent_id, OmsEvent.DENY, reason=reason, detail={"open": 8, "limit": 8})
+    oms.apply(other.intent_id, OmsEvent.DENY, reason=other_reason)
+    [row] = oms.denials(denied.intent_id)
+    assert row.reason is reason and row.details == {"open": 8, "limit": 8}
+    assert [d.reason for d in oms.denials()] == [reason, other_reason]
+    assert oms.order(denied.intent_id).state is OrderState.DENIED
+    # queryable by code with plain SQL, not a flattened string
+    with sqlite3.connect(oms.path) as conn:
+        rows = conn.execute(
+            "SELECT intent_id, json_extract(detail_json, '$.limit') FROM order_events WHERE reason_code=?",
+            (reason.value,),
+        ).fetchall()
+    assert rows == [(denied.intent_id, 8)]
+
+
+def test_unknown_stored_deny_code_is_refused_naming_the_column() -> None:
+    assert parse_deny_code(None) is None and parse_deny_code("max_positions") is RiskReason.MAX_POSITIONS
+    with pytest.raises(ValueError, match=r"order_events\.reason_code"):
+        parse_deny_code("risk says no")
+
+
+def test_schema_1_db_is_migrated_and_keeps_its_rows(tmp_path: Path, clock: Clock) -> None:
+    path = tmp_path / "old.db"
+    ledger = _open(path, clock)
+    created = _intent(ledger).intent
+    ledger.close()
+    with sqlite3.connect(path) as conn:  # make it the schema-1 layout (no reason_code column)
+        conn.execute("ALTER TABLE order_events DROP COLUMN reason_code")
+        conn.execute("UPDATE oms_meta SET value='1' WHERE key='schema_version'")
+    ledger = _open(path, clock)
+    try:
+        assert ledger.intent(created.intent_id) == created
+        ledger.apply(created.intent_id, OmsEvent.DENY, reason=RiskReason.DRAWDOWN, detail={"dd_pct": 9.0})
+        assert [d.reason for d in ledger.denials()] == [RiskReason.DRAWDOWN]
+    finally:
+        ledger.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT value FROM oms_meta WHERE key='schema_version'").fetchone() == (
+            str(SCHEMA_VERSION),
+        )
+
+
+def test_newer_schema_is_refused(tmp_path: Path, clock: Clock) -> None:
+    path = tmp_path / "new.db"
+    _open(path, clock).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE oms_meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION + 1),))
+    with pytest.raises(OmsSchemaError, match=f"schema version {SCHEMA_VERSION + 1}"):
+        _open(path, clock)
 
 
 def test_db_files_are_private(oms: LiveOms, tmp_path: Path) -> None:

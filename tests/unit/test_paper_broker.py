@@ -15,7 +15,7 @@ from engine.execution.broker import Broker, ExitState, OrderIntent
 from engine.execution.fill_model import HOUR_MS, FillModelParams, MarketQuote
 from engine.execution.paper_broker import PaperBroker
 from engine.execution.trade_store import TradeStore
-from strategies.enums import Confidence, PositionSide, TradeAction
+from strategies.enums import Confidence, EntryKind, ExitReason, PositionSide, TradeAction
 
 T0 = 1_700_000_000_000 - (1_700_000_000_000 % HOUR_MS) + 600_000  # 10 min past an hour
 NO_SLIP = FillModelParams(slippage_bps=0.0)
@@ -28,7 +28,7 @@ def _intent(action, side=PositionSide.LONG, size=1.0, price=100.0, symbol="BTC",
         side=side,
         reference_price=price,
         event_ms=T0,
-        reason="test",
+        reason=EntryKind.STANDARD if action in (TradeAction.OPEN, TradeAction.ADD) else ExitReason.STOP_LOSS,
         size_coins=None if action is TradeAction.CLOSE else size,
         **kw,
     )
@@ -209,13 +209,14 @@ def test_paper_broker_cash_identity_holds_to_the_cent_over_random_fills(tmp_path
             action = TradeAction(kind)
             if position is not None and action is not TradeAction.OPEN:
                 side = position.side
+            entry = action in (TradeAction.OPEN, TradeAction.ADD)
             intent = OrderIntent(
                 symbol=symbol,
                 action=action,
                 side=side,
                 reference_price=price,
                 event_ms=now,
-                reason="prop",
+                reason=EntryKind.STANDARD if entry else ExitReason.STOP_LOSS,
                 size_coins=None if action is TradeAction.CLOSE else size,
             )
             rows = broker.execute(intent, now).fills

@@ -29,8 +29,9 @@ from engine.risk.manager import (
     drawdown_pct,
     slippage_bps,
 )
+from engine.risk.verdicts import FAIL_CLOSED_REASONS, check_failed
 from engine.tick.decision_log import EventLogger
-from strategies.enums import PositionSide, TradeAction
+from strategies.enums import EntryKind, ExitReason, PositionSide, TradeAction
 
 NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
@@ -54,7 +55,8 @@ def _intent(
 ) -> OrderIntent:
     return OrderIntent(
         symbol=symbol, action=action, side=PositionSide.LONG, reference_price=100.0, event_ms=NOW,
-        reason="test", size_coins=None if action is TradeAction.CLOSE else size, leverage=leverage,
+        reason=EntryKind.STANDARD if action in (TradeAction.OPEN, TradeAction.ADD) else ExitReason.STOP_LOSS,
+        size_coins=None if action is TradeAction.CLOSE else size, leverage=leverage,
     )  # fmt: skip
 
 
@@ -125,6 +127,9 @@ CASES: dict[RiskReason, Case] = {
     RiskReason.LEVERAGE: Case(_intent(leverage=5.0), limits=RiskLimits(max_leverage=3.0)),
 }
 
+# CHECK_FAILED is given by the brokers when the check itself breaks (test_check_failed_... below).
+CHECK_REASONS = [reason for reason in RiskReason if reason not in FAIL_CLOSED_REASONS]
+
 # Reasons that also stop exits (everything else must let a CLOSE through).
 EXIT_BLOCKING = {RiskReason.HARD_KILL, RiskReason.TRADING_HALTED, RiskReason.EXIT_RATE}
 
@@ -135,7 +140,7 @@ def _run(case: Case, intent: OrderIntent | None) -> Allow | Deny:
     return check(intent, case.account, case.held(), case.limits, case.state, NOW)
 
 
-@pytest.mark.parametrize("reason", list(RiskReason))
+@pytest.mark.parametrize("reason", CHECK_REASONS)
 def test_check_each_reason_denies_with_its_code(reason: RiskReason) -> None:
     case = CASES[reason]
     verdict = _run(case, case.intent)
@@ -145,7 +150,7 @@ def test_check_each_reason_denies_with_its_code(reason: RiskReason) -> None:
     assert verdict.details  # structured numbers, never empty
 
 
-@pytest.mark.parametrize("reason", list(RiskReason))
+@pytest.mark.parametrize("reason", CHECK_REASONS)
 def test_check_exit_passes_unless_reason_blocks_exits(reason: RiskReason) -> None:
     case = CASES[reason]
     verdict = _run(case, EXIT)
@@ -155,7 +160,7 @@ def test_check_exit_passes_unless_reason_blocks_exits(reason: RiskReason) -> Non
         assert verdict == ALLOW
 
 
-@pytest.mark.parametrize("reason", list(RiskReason))
+@pytest.mark.parametrize("reason", CHECK_REASONS)
 def test_check_cancel_passes_unless_cancel_rate(reason: RiskReason) -> None:
     case = CASES[reason]
     verdict = check_cancel(case.limits, case.state, NOW)
@@ -165,7 +170,7 @@ def test_check_cancel_passes_unless_cancel_rate(reason: RiskReason) -> None:
         assert verdict.allowed
 
 
-@pytest.mark.parametrize("reason", list(RiskReason))
+@pytest.mark.parametrize("reason", CHECK_REASONS)
 def test_check_reason_case_is_minimal(reason: RiskReason) -> None:
     """Each case denies only because of its own setting: with default limits/state it passes."""
     case = CASES[reason]
@@ -186,6 +191,12 @@ def test_check_reduce_passes_when_reducing_and_every_entry_limit_is_exhausted() 
     positions = {"ETH": _position()}
     assert check(reduce, _account(), positions, limits, state, NOW) == ALLOW
     assert check(EXIT, _account(0.0, stale=True), positions, limits, state, NOW) == ALLOW
+
+
+def test_check_failed_is_a_deny_naming_the_stage_and_error_type() -> None:
+    verdict = check_failed("pre_send_check", RuntimeError("secret-free message"))
+    assert verdict == Deny(RiskReason.CHECK_FAILED, {"stage": "pre_send_check", "error": "RuntimeError"})
+    assert set(CHECK_REASONS) | FAIL_CLOSED_REASONS == set(RiskReason)
 
 
 def test_check_details_carry_the_numbers() -> None:

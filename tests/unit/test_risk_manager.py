@@ -13,7 +13,7 @@ from engine.risk.limits import RiskLimits
 from engine.risk.manager import ALLOW, Deny, RiskManager
 from engine.risk.state import RiskStateStore
 from engine.storage.sqlite import open_db
-from strategies.enums import PositionSide, TradeAction
+from strategies.enums import EntryKind, ExitReason, PositionSide, TradeAction
 from tests.unit.test_risk_check import _account, _position
 
 DAY1 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -24,7 +24,8 @@ HELD = {"ETH": _position()}
 def _intent(action: TradeAction = TradeAction.OPEN, symbol: str = "BTC") -> OrderIntent:
     return OrderIntent(
         symbol=symbol, action=action, side=PositionSide.LONG, reference_price=100.0, event_ms=DAY1,
-        reason="t", size_coins=None if action is TradeAction.CLOSE else 1.0,
+        reason=EntryKind.STANDARD if action in (TradeAction.OPEN, TradeAction.ADD) else ExitReason.STOP_LOSS,
+        size_coins=None if action is TradeAction.CLOSE else 1.0,
     )  # fmt: skip
 
 

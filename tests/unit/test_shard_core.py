@@ -13,13 +13,14 @@ import pytest
 
 from bench.universe import INTERVAL, series, symbol_names
 from cluster.inprocess import InProcessExecutor
-from cluster.records import DecisionStatus, ShardDecision, ShardFault, TickResult
+from cluster.records import ShardDecision, ShardFault, ShardStatus, TickResult
 from cluster.shard_core import ConfigSource, ShardCore, ShardSettings, resume_view
 from cluster.shard_store import CandleRead, MemoryShardStore
 from strategies.candle import Candle
 from strategies.config import default_config
+from strategies.enums import EntryKind
 from strategies.mei_alpha_v1 import analyze_series, btc_bullish_series
-from strategies.signals import Decision
+from strategies.signals import Decision, SignalFeatures
 
 WARM = 260  # bars in the store before the first tick
 TICKS = 60
@@ -38,9 +39,15 @@ def oracle(symbol: str, candles: Sequence[Candle], btc: Sequence[Candle]) -> lis
 
 
 def assert_matches(record: ShardDecision, expected: Decision) -> None:
-    assert record.status is DecisionStatus.OK, record
+    assert record.status is ShardStatus.OK, record
     assert (record.signal, record.confidence) == (expected.signal, expected.confidence), record.symbol
     assert record.score == pytest.approx(expected.score, rel=1e-12, abs=1e-12)
+    assert record.entry_kind is expected.entry_kind, record.symbol
+    if record.features is not None:  # the typed features equal the batch path's, field by field
+        assert expected.features is not None
+        for name in SignalFeatures.__dataclass_fields__:
+            got, want = getattr(record.features, name), getattr(expected.features, name)
+            assert got == pytest.approx(want, rel=1e-9, abs=1e-9, nan_ok=True), (record.symbol, name)
 
 
 class Universe:
@@ -110,7 +117,7 @@ def test_evaluate_same_key_twice_never_advances_state_twice() -> None:
     later = u.publish(WARM + 1, WARM)
     ex.evaluate(later)
     behind = ex.evaluate(batch)  # an out-of-date key after the state moved on
-    assert {r.status for r in behind.decisions.values()} == {DecisionStatus.KEY_BEHIND}
+    assert {r.status for r in behind.decisions.values()} == {ShardStatus.KEY_BEHIND}
 
 
 def test_evaluate_key_ahead_of_store_is_missing_then_applied_once() -> None:
@@ -119,7 +126,7 @@ def test_evaluate_key_ahead_of_store_is_missing_then_applied_once() -> None:
     ex = make_executor(u, 1)
     ahead = {s: u.hist[s][WARM].close_ms for s in u.symbols}  # candle not written yet
     result = ex.evaluate(ahead)
-    assert {r.status for r in result.decisions.values()} == {DecisionStatus.MISSING_CANDLE}
+    assert {r.status for r in result.decisions.values()} == {ShardStatus.MISSING_CANDLE}
     assert all(not r.actionable for r in result.decisions.values())
     u.publish(WARM + 1, WARM)
     result = ex.evaluate(ahead)
@@ -134,8 +141,8 @@ def test_evaluate_unknown_symbol_is_no_history() -> None:
     batch = u.publish(WARM)
     ex = make_executor(u, 1)
     result = ex.evaluate({**batch, "NOPE": batch[u.symbols[0]]})
-    assert result.decisions["NOPE"].status is DecisionStatus.NO_HISTORY
-    assert result.decisions[u.symbols[0]].status is DecisionStatus.OK
+    assert result.decisions["NOPE"].status is ShardStatus.NO_HISTORY
+    assert result.decisions[u.symbols[0]].status is ShardStatus.OK
 
 
 def test_restart_mid_run_restores_checkpoint_and_matches_uninterrupted_run() -> None:
@@ -164,13 +171,13 @@ def test_checkpoint_older_than_retention_rebuilds_flagged_and_alerts_once() -> N
     alerts: list = []
     ex = make_executor(u, 1, alerts)
     first = ex.evaluate(batch).decisions.values()
-    assert all(r.status is DecisionStatus.OK and not r.history_gap for r in first)
+    assert all(r.status is ShardStatus.OK and not r.history_gap for r in first)
     ex.checkpoint_all()
     batch = u.publish(WARM + 100, WARM)  # 100 bars while the shard was away; retention is 200 bars
     core = ex.restart_shard(0)
     assert core.rehydrated["checkpoint"] == 2
     result = ex.evaluate(batch)
-    assert all(r.status is DecisionStatus.OK for r in result.decisions.values())
+    assert all(r.status is ShardStatus.OK for r in result.decisions.values())
     assert not any(r.history_gap for r in result.decisions.values())  # still continuous: exact
 
     batch = u.publish(WARM + 120, WARM + 100)
@@ -178,7 +185,7 @@ def test_checkpoint_older_than_retention_rebuilds_flagged_and_alerts_once() -> N
     for sym, candles in u.hist.items():
         u.store.add_closed(sym, candles[WARM + 119: WARM + 120])
     result = ex.evaluate({s: batch[s] for s in u.symbols})
-    assert all(r.history_gap and r.status is DecisionStatus.OK for r in result.decisions.values())
+    assert all(r.history_gap and r.status is ShardStatus.OK for r in result.decisions.values())
     assert [a.fault for a in result.alerts] == [ShardFault.HISTORY_GAP]
     assert result.alerts[0].symbols == 2
     assert ex.cores[0].rehydrated["gap"] == 2
@@ -200,10 +207,10 @@ def test_checkpoint_with_other_indicator_windows_is_ignored_and_rebuilt() -> Non
     core = ShardCore(0, u.store, SETTINGS, other, symbols=u.symbols)
     assert core.rehydrated == {"checkpoint": 0, "stale_checkpoint": 1, "gap": 0, "rebuild": 0}
     record = core.evaluate(batch)[0]
-    assert record.status is DecisionStatus.OK and core._states[u.symbols[0]].ind.bars == WARM
+    assert record.status is ShardStatus.OK and core._states[u.symbols[0]].ind.bars == WARM
 
 
-def test_snapshot_only_for_signals_and_requested_symbols() -> None:
+def test_features_only_for_signals_and_requested_symbols() -> None:
     u = Universe(4, WARM + TICKS)
     u.publish(WARM)
     ex = make_executor(u, 1)
@@ -211,10 +218,11 @@ def test_snapshot_only_for_signals_and_requested_symbols() -> None:
     for bar in range(WARM, WARM + TICKS):
         result = ex.evaluate(u.publish(bar + 1, bar), want_snapshot=want)
         for s, record in result.decisions.items():
-            assert bool(record.snapshot) == (record.actionable or s in want)
-            if record.snapshot:
-                assert record.snapshot["Close"] == u.hist[s][bar].c
-                assert "tp_mult" in record.snapshot and "ATR" in record.snapshot
+            assert (record.features is not None) == (record.actionable or s in want)
+            assert (record.entry_kind is not EntryKind.NONE) == record.actionable
+            if record.features is not None:
+                assert record.features.close == u.hist[s][bar].c
+                assert record.features.tp_mult > 0 and record.features.atr > 0
 
 
 def test_bad_symbol_config_fails_closed_for_that_symbol_only() -> None:
@@ -229,8 +237,8 @@ def test_bad_symbol_config_fails_closed_for_that_symbol_only() -> None:
 
     core = ShardCore(0, u.store, SETTINGS, resolve)
     records = {r.symbol: r for r in core.evaluate(batch)}
-    assert records[u.symbols[1]].status is DecisionStatus.STRATEGY_ERROR
-    assert records[u.symbols[0]].status is DecisionStatus.OK
+    assert records[u.symbols[1]].status is ShardStatus.STRATEGY_ERROR
+    assert records[u.symbols[0]].status is ShardStatus.OK
 
 
 def test_resume_view_cases() -> None:
@@ -275,14 +283,14 @@ def test_set_configs_keeps_state_for_decision_changes_and_rebuilds_for_window_ch
     assert core.rehydrated["rebuild"] == 0
     flat = run_ticks(ex, u, WARM + 30, WARM + 40)
     flat_records = [r for res in flat for r in res.decisions.values()]
-    assert all(r.status is DecisionStatus.OK and not r.actionable for r in flat_records)
+    assert all(r.status is ShardStatus.OK and not r.actionable for r in flat_records)
     assert core.progress(u.symbols) == {s: (u.hist[s][WARM + 39].t, WARM + 40) for s in u.symbols}
 
     wider = ConfigSource(parse_overrides({"global": {"indicators": {"ema_fast_window": 15}}}))
     ex.set_configs(wider)
     assert core.rehydrated["rebuild"] == 3
     result = run_ticks(ex, u, WARM + 40, WARM + 41)[0]
-    assert all(r.status is DecisionStatus.OK for r in result.decisions.values())
+    assert all(r.status is ShardStatus.OK for r in result.decisions.values())
     assert all(bars == WARM + 41 for _t, bars in core.progress(u.symbols).values())  # whole store replayed
 
 
@@ -320,7 +328,7 @@ def test_store_outage_fails_closed_then_recovers_exactly() -> None:
     flaky.down = True
     core = ShardCore(0, flaky, SETTINGS, ConfigSource(), symbols=u.symbols)  # restart during the outage
     batch = u.publish(WARM + 1, WARM)
-    assert {r.status for r in core.evaluate(batch)} == {DecisionStatus.STORE_UNAVAILABLE}
+    assert {r.status for r in core.evaluate(batch)} == {ShardStatus.STORE_UNAVAILABLE}
     flaky.down = False
     expected = {s: oracle(s, u.hist[s][: WARM + 1], u.hist["BTC"][: WARM + 1]) for s in u.symbols}
     for record in core.evaluate(batch):
@@ -329,7 +337,7 @@ def test_store_outage_fails_closed_then_recovers_exactly() -> None:
 
     flaky.writes_down = True  # checkpoint writes fail: decisions still stand, saves retried later
     for bar in range(WARM + 1, WARM + 1 + 2 * SETTINGS.checkpoint_every):
-        assert all(r.status is DecisionStatus.OK for r in core.evaluate(u.publish(bar + 1, bar)))
+        assert all(r.status is ShardStatus.OK for r in core.evaluate(u.publish(bar + 1, bar)))
     stale = u.store.load_checkpoints(u.symbols)
     assert all(state["last_t"] <= u.hist[s][WARM].t for s, state in stale.items())
     flaky.writes_down = False
@@ -343,12 +351,12 @@ def test_rank_decisions_actionable_only_best_score_first_ties_by_symbol() -> Non
     from cluster.records import rank_decisions
     from strategies.enums import Confidence, Signal
 
-    def rec(symbol: str, signal: Signal, score: float, status: DecisionStatus = DecisionStatus.OK):
+    def rec(symbol: str, signal: Signal, score: float, status: ShardStatus = ShardStatus.OK):
         return ShardDecision(symbol=symbol, candle_key=1, status=status, signal=signal,
                              confidence=Confidence.MEDIUM, score=score)
 
     records = [rec("B", Signal.BUY, 130.0), rec("A", Signal.SELL, 130.0), rec("C", Signal.BUY, 250.0),
-               rec("N", Signal.NEUTRAL, 0.0), rec("L", Signal.BUY, 999.0, DecisionStatus.SHARD_LATE)]
+               rec("N", Signal.NEUTRAL, 0.0), rec("L", Signal.BUY, 999.0, ShardStatus.SHARD_LATE)]
     assert [r.symbol for r in rank_decisions(records)] == ["C", "A", "B"]
 
 
@@ -365,7 +373,7 @@ def test_broken_alert_sink_never_breaks_the_tick() -> None:
     batch = u.publish(WARM + 30, WARM)  # 30 bars while away, only 5 kept: a history gap
     result = ex.evaluate(batch)
     assert [a.fault for a in result.alerts] == [ShardFault.HISTORY_GAP]
-    assert all(r.status is DecisionStatus.OK and r.history_gap for r in result.decisions.values())
+    assert all(r.status is ShardStatus.OK and r.history_gap for r in result.decisions.values())
 
 
 def test_retire_checkpoints_then_forgets_and_a_return_restores() -> None:
@@ -377,7 +385,7 @@ def test_retire_checkpoints_then_forgets_and_a_return_restores() -> None:
     assert gone not in ex.cores[0].symbols()
     assert u.store.load_checkpoints([gone])[gone]["last_t"] == u.hist[gone][WARM - 1].t
     result = ex.evaluate(u.publish(WARM + 1, WARM))  # it comes back: restored, one candle applied
-    assert result.decisions[gone].status is DecisionStatus.OK
+    assert result.decisions[gone].status is ShardStatus.OK
     assert ex.cores[0].progress([gone]) == {gone: (u.hist[gone][WARM].t, WARM + 1)}
 
 
@@ -387,9 +395,10 @@ def test_pack_unpack_decisions_round_trip_every_status() -> None:
     from cluster.records import pack_decisions, unpack_decisions
     from strategies.enums import Confidence, Signal
 
+    features = SignalFeatures(*(float(i) for i in range(16)), True)
     records = [ShardDecision(symbol=f"S{i}", candle_key=i, status=status, signal=Signal.SELL,
                              confidence=Confidence.HIGH, score=212.5, t=i - 1, btc_bullish=None,
-                             history_gap=True, shard=3, snapshot={"ATR": 1.5, "is_anomaly": False})
-               for i, status in enumerate(DecisionStatus)]
-    records.append(ShardDecision(symbol="N", candle_key=9, status=DecisionStatus.OK))
+                             history_gap=True, shard=3, entry_kind=EntryKind.SLOW_DRIFT, features=features)
+               for i, status in enumerate(ShardStatus)]
+    records.append(ShardDecision(symbol="N", candle_key=9, status=ShardStatus.OK))
     assert unpack_decisions(pickle.loads(pickle.dumps(pack_decisions(records)))) == records

@@ -11,7 +11,7 @@ import pytest
 
 from strategies.config import StrategyConfig, default_config, parse_overrides
 from strategies.enums import Confidence, EntryGate, EntryKind, Signal
-from strategies.signals import Decision, decide, rank_score
+from strategies.signals import Decision, decide, decide_lean, rank_score
 
 Rows = list[dict[str, Any]]
 
@@ -256,3 +256,37 @@ def test_signals_decision_is_frozen_and_rank_score_orders_confidence_first() -> 
         d.signal = Signal.SELL  # type: ignore[misc]
     assert rank_score(Signal.SELL, Confidence.HIGH, 10.0) > rank_score(Signal.BUY, Confidence.MEDIUM, 99.0)
     assert rank_score(Signal.BUY, Confidence.LOW, math.nan) == 0.0
+
+
+# The snapshot keys `strategies.exits` and `strategies.sizing` read; `SignalFeatures.as_snapshot`
+# must carry each with decide's value (non-finite shown as None, which they read as "absent").
+EXIT_SIZING_KEYS = ("Close", "ADX", "ADX_slope", "ATR", "ATR_slope", "RSI", "EMA_fast", "EMA_slow",
+                    "EMA_macro", "MACD_hist", "prev_MACD_hist", "prev2_MACD_hist", "prev3_MACD_hist",
+                    "bb_width", "avg_bb_width", "tp_mult", "is_anomaly")
+
+
+@pytest.mark.parametrize("rows", [base_rows(), mirror_rows(base_rows()), with_cur(ADX=10.0)(base_rows()),
+                                  [*base_rows(), *base_rows()], with_cur(EMA_macro=None)(base_rows())])
+def test_signals_lean_features_equal_decide_and_carry_no_dict(rows: Rows) -> None:
+    full = decide(rows, 300, default_config("ETH"), None)
+    lean = decide_lean(rows, 300, default_config("ETH"), None, with_features=True)
+    assert (lean.signal, lean.confidence, lean.score, lean.gates, lean.entry_kind) == (
+        full.signal, full.confidence, full.score, full.gates, full.entry_kind)
+    assert lean.snapshot == {} and lean.features is not None and full.features is not None
+    assert lean.features.as_snapshot() == full.features.as_snapshot()
+    shown = full.features.as_snapshot()
+    assert set(shown) == set(EXIT_SIZING_KEYS)
+    for key in EXIT_SIZING_KEYS:
+        value = full.snapshot.get(key)
+        if isinstance(value, float) and not math.isfinite(value):
+            value = None
+        assert shown[key] == value, key
+
+
+def test_signals_lean_neutral_builds_nothing_unless_asked() -> None:
+    rows = with_cur(ADX=10.0)(base_rows())
+    lean = decide_lean(rows, 300, default_config("ETH"), None)
+    assert lean.signal is Signal.NEUTRAL and lean.features is None and lean.snapshot == {}
+    warm = decide_lean(rows, 3, default_config("ETH"), None, with_features=True)
+    assert warm.features is not None and warm.features.adx == 10.0 and math.isnan(warm.features.adx_slope)
+    assert warm.snapshot == {} and decide_lean(rows, 3, default_config("ETH"), None).features is None
