@@ -2,7 +2,7 @@
 
     python -m bench.tick --symbols 100,1000,10000 --json
 
-For each universe size N (synthetic symbols from data/ohlcv, see bench.universe):
+For each universe size N (synthetic symbols from the shipped candles, see bench.universe):
 1. a private redis-server and embedded Ray (2 CPUs) are started; `--warm-bars` of history per
    symbol (and the BTC anchor) go into Redis through RedisLayout;
 2. a ShardPool of `--shards` actors catches up on that history (untimed);
