@@ -65,33 +65,44 @@ def _type_name(tp: Any) -> str:
     return {int: "int", float: "float", bool: "bool", str: "str"}.get(tp, "unsupported")
 
 
+def _as_bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {value!r}")
+    return value
+
+
+def _as_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"must be an int, got {value!r}")
+    return value
+
+
+def _as_float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _as_str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string, got {value!r}")
+    return value
+
+
+_COERCE = {"bool": _as_bool, "int": _as_int, "float": _as_float, "str": _as_str}
+
+
 def _coerce(tp: Any, value: Any) -> Any:
     """Return `value` as type `tp`; raise ValueError with the problem (the caller adds context)."""
     kind = _type_name(tp)
     if kind == "enum":
         try:
             return tp(value)
-        except ValueError:
+        except (ValueError, TypeError):
             raise ValueError(f"{value!r} is not one of {[m.value for m in tp]}") from None
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise ValueError(f"must be true or false, got {value!r}")
-        return value
-    if isinstance(value, bool):
-        raise ValueError(f"must be a {kind}, got the boolean {value!r}")
-    if kind == "int":
-        if not isinstance(value, int):
-            raise ValueError(f"must be an int, got {value!r}")
-        return value
-    if kind == "float":
-        if not isinstance(value, int | float) or not math.isfinite(value):
-            raise ValueError(f"must be a finite number, got {value!r}")
-        return float(value)
-    if kind == "str":
-        if not isinstance(value, str):
-            raise ValueError(f"must be a string, got {value!r}")
-        return value
-    raise ValueError(f"field type {tp!r} is not supported (int, float, bool, str, StrEnum)")
+    if kind not in _COERCE:
+        raise ValueError(f"field type {tp!r} is not supported (int, float, bool, str, StrEnum)")
+    return _COERCE[kind](value)
 
 
 def _check_bounds(value: Any, bounds: _Bounds | None) -> None:
