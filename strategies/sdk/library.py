@@ -25,90 +25,26 @@ bb_width). Pure: no I/O.
 from __future__ import annotations
 
 import math
-from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import ClassVar, Protocol
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
-from strategies.indicator_params import SLOPE_WINDOW_MIN, IndicatorParams, slope_lag
-from strategies.indicators import _atr, _directional, _ema, _rsi, _slope_pct, _stoch_rsi, _true_range
+from strategies.indicator_params import SLOPE_WINDOW_MIN, slope_lag
+from strategies.indicators import _atr, _ema, _rsi, _slope_pct, _true_range
 from strategies.kernels import _Directional, _div, _Ewm, _RollMean, _RollMinMax, _RollVar, _Rsi, _span_com
 from strategies.sdk.errors import IndicatorDeclarationError
+from strategies.sdk.indicator_base import NAN, PRICE_COLUMNS, Columns, Indicator, Kernel, Row, _Sourced
+from strategies.sdk.library_momentum import Adx, Macd, Stochastic, StochRsi
 
-NAN = math.nan
-PRICE_COLUMNS: tuple[str, ...] = ("Open", "High", "Low", "Close", "Volume")
-
-Row = Mapping[str, float]
-Columns = Mapping[str, np.ndarray]
-
-
-class Kernel(Protocol):
-    """One indicator's incremental state for one (symbol, variant) row."""
-
-    def push(self, row: Row) -> tuple[float, ...]:
-        """Advance by one closed candle; return the outputs in `Indicator.outputs` order."""
-        ...
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Indicator(ABC):
-    """Base of every library indicator: a named, hashable declaration with two exact twins."""
-
-    name: str
-    SUFFIXES: ClassVar[tuple[str, ...]] = ("",)
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name.isidentifier():
-            raise IndicatorDeclarationError(
-                f"{type(self).__name__}: name must be an identifier, got {self.name!r}")
-        for attr in self.window_fields():
-            value = getattr(self, attr)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise IndicatorDeclarationError(
-                    f"{type(self).__name__} {self.name!r}: {attr} must be an int >= 1, got {value!r}")
-
-    @property
-    def outputs(self) -> tuple[str, ...]:
-        """Columns this indicator writes, in the order `push` and `batch` return them."""
-        return tuple(self.name + s for s in self.SUFFIXES)
-
-    @property
-    @abstractmethod
-    def inputs(self) -> tuple[str, ...]:
-        """Columns this indicator reads (price columns or earlier declarations' outputs)."""
-
-    @abstractmethod
-    def window_fields(self) -> tuple[str, ...]:
-        """Names of the int fields that are window lengths in bars (validated >= 1)."""
-
-    @abstractmethod
-    def kernel(self) -> Kernel:
-        """Return a fresh incremental state (no candle applied yet)."""
-
-    @abstractmethod
-    def batch(self, cols: Columns) -> tuple[np.ndarray, ...]:
-        """Return every output over the whole history, bit-identical to pushing row by row."""
-
-    @classmethod
-    @abstractmethod
-    def examples(cls) -> tuple[Indicator, ...]:
-        """Declarations the library parity test runs on real candles (default and non-default)."""
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class _Sourced(Indicator, ABC):
-    """An indicator over one input column (`source`, Close by default)."""
-
-    source: str = "Close"
-
-    @property
-    def inputs(self) -> tuple[str, ...]:
-        return (self.source,)
+__all__ = [
+    "LIBRARY", "PRICE_COLUMNS", "Adx", "Atr", "Bollinger", "Columns", "Donchian", "Ema", "Indicator",
+    "Kernel", "Macd", "Row", "Rsi", "SlopePct", "Sma", "SmaAbove", "StochRsi", "Stochastic",
+]
 
 
 # --- moving averages, RSI, slope, crossover -----------------------------------------------------
@@ -410,180 +346,6 @@ class Donchian(Indicator):
     @classmethod
     def examples(cls) -> tuple[Indicator, ...]:
         return (cls(name="dc"), cls(name="dc_exit", window=10), cls(name="dc1", window=1))
-
-
-# --- trend and momentum: ADX, MACD, stochastics ------------------------------------------------
-
-
-class _AdxKernel:
-    __slots__ = ("_i", "_impl")
-
-    def __init__(self, window: int) -> None:
-        self._impl = _Directional(window, window)
-        self._i = 0
-
-    def push(self, row: Row) -> tuple[float, ...]:
-        _, adx, di_pos, di_neg = self._impl.push(self._i, row["High"], row["Low"], row["Close"])
-        self._i += 1
-        return adx, di_pos, di_neg
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Adx(Indicator):
-    """`ta` 0.11 ADX with +DI (`_pos`) and -DI (`_neg`); 0.0 during warm-up (ADX before 2 x window)."""
-
-    window: int = 14
-    SUFFIXES: ClassVar[tuple[str, ...]] = ("", "_pos", "_neg")
-
-    @property
-    def inputs(self) -> tuple[str, ...]:
-        return ("High", "Low", "Close")
-
-    def window_fields(self) -> tuple[str, ...]:
-        return ("window",)
-
-    def kernel(self) -> Kernel:
-        return _AdxKernel(self.window)
-
-    def batch(self, cols: Columns) -> tuple[np.ndarray, ...]:
-        high, low = cols["High"], cols["Low"]
-        return _directional(high, low, _true_range(high, low, cols["Close"]), self.window)
-
-    @classmethod
-    def examples(cls) -> tuple[Indicator, ...]:
-        return (cls(name="adx"), cls(name="adx_fast", window=5))
-
-
-class _MacdKernel:
-    __slots__ = ("_fast", "_signal", "_slow", "_source")
-
-    def __init__(self, fast: int, slow: int, signal: int, source: str) -> None:
-        self._fast = _Ewm(_span_com(fast), fast)
-        self._slow = _Ewm(_span_com(slow), slow)
-        self._signal = _Ewm(_span_com(signal), signal)
-        self._source = source
-
-    def push(self, row: Row) -> tuple[float, ...]:
-        value = row[self._source]
-        macd = self._fast.push(value) - self._slow.push(value)
-        signal = self._signal.push(macd)
-        return macd, signal, macd - signal
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Macd(_Sourced):
-    """MACD = EMA(fast) - EMA(slow); `_signal` = EMA(signal) of MACD; `_hist` = MACD - signal."""
-
-    fast: int = 12
-    slow: int = 26
-    signal: int = 9
-    SUFFIXES: ClassVar[tuple[str, ...]] = ("", "_signal", "_hist")
-
-    def window_fields(self) -> tuple[str, ...]:
-        return ("fast", "slow", "signal")
-
-    def kernel(self) -> Kernel:
-        return _MacdKernel(self.fast, self.slow, self.signal, self.source)
-
-    def batch(self, cols: Columns) -> tuple[np.ndarray, ...]:
-        series = pd.Series(cols[self.source])
-        macd = _ema(series, self.fast) - _ema(series, self.slow)
-        signal = _ema(macd, self.signal)
-        return macd.to_numpy(), signal.to_numpy(), (macd - signal).to_numpy()
-
-    @classmethod
-    def examples(cls) -> tuple[Indicator, ...]:
-        return (cls(name="macd"), cls(name="macd_fast", fast=5, slow=13, signal=4))
-
-
-class _StochRsiKernel:
-    __slots__ = ("_d", "_k", "_range", "_rsi", "_source")
-
-    def __init__(self, window: int, smooth_k: int, smooth_d: int, source: str) -> None:
-        self._rsi, self._range = _Rsi(window), _RollMinMax(window)
-        self._k, self._d = _RollMean(smooth_k), _RollMean(smooth_d)
-        self._source = source
-
-    def push(self, row: Row) -> tuple[float, ...]:
-        rsi = self._rsi.push(row[self._source])
-        lowest, highest = self._range.push(rsi)
-        k = self._k.push(_div(rsi - lowest, highest - lowest))
-        d = self._d.push(k)
-        return (k if k == k else 0.0), (d if d == d else 0.0)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class StochRsi(_Sourced):
-    """StochRSI in 0..1: (RSI - min) / (max - min) over `window`, `_k` = SMA(smooth_k), `_d` = SMA(smooth_d).
-
-    Warm-up (and a flat RSI range) reads 0.0, not NaN: mei_alpha_v1's fill, kept so its gates see
-    the same values.
-    """
-
-    window: int = 14
-    smooth_k: int = 3
-    smooth_d: int = 3
-    SUFFIXES: ClassVar[tuple[str, ...]] = ("_k", "_d")
-
-    def window_fields(self) -> tuple[str, ...]:
-        return ("window", "smooth_k", "smooth_d")
-
-    def kernel(self) -> Kernel:
-        return _StochRsiKernel(self.window, self.smooth_k, self.smooth_d, self.source)
-
-    def batch(self, cols: Columns) -> tuple[np.ndarray, ...]:
-        params = IndicatorParams(stoch_rsi_window=self.window, stoch_rsi_smooth1=self.smooth_k,
-                                 stoch_rsi_smooth2=self.smooth_d)
-        return _stoch_rsi(pd.Series(cols[self.source]), params)
-
-    @classmethod
-    def examples(cls) -> tuple[Indicator, ...]:
-        return (cls(name="stoch"), cls(name="stoch_fast", window=7, smooth_k=1, smooth_d=5))
-
-
-class _StochasticKernel:
-    __slots__ = ("_d", "_high", "_low")
-
-    def __init__(self, window: int, smooth_d: int) -> None:
-        self._high, self._low, self._d = _RollMinMax(window), _RollMinMax(window), _RollMean(smooth_d)
-
-    def push(self, row: Row) -> tuple[float, ...]:
-        highest = self._high.push(row["High"])[1]
-        lowest = self._low.push(row["Low"])[0]
-        k = _div(100 * (row["Close"] - lowest), highest - lowest)
-        return k, self._d.push(k)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Stochastic(Indicator):
-    """Price stochastic in 0..100: `_k` = 100 (Close - LL) / (HH - LL) over `window`; `_d` = SMA(smooth_d).
-
-    NaN during warm-up and where HH == LL (a flat window).
-    """
-
-    window: int = 14
-    smooth_d: int = 3
-    SUFFIXES: ClassVar[tuple[str, ...]] = ("_k", "_d")
-
-    @property
-    def inputs(self) -> tuple[str, ...]:
-        return ("High", "Low", "Close")
-
-    def window_fields(self) -> tuple[str, ...]:
-        return ("window", "smooth_d")
-
-    def kernel(self) -> Kernel:
-        return _StochasticKernel(self.window, self.smooth_d)
-
-    def batch(self, cols: Columns) -> tuple[np.ndarray, ...]:
-        lowest = pd.Series(cols["Low"]).rolling(self.window).min()
-        highest = pd.Series(cols["High"]).rolling(self.window).max()
-        k = 100 * (pd.Series(cols["Close"]) - lowest) / (highest - lowest)
-        return k.to_numpy(), k.rolling(self.smooth_d).mean().to_numpy()
-
-    @classmethod
-    def examples(cls) -> tuple[Indicator, ...]:
-        return (cls(name="stoch"), cls(name="stoch_slow", window=21, smooth_d=5))
 
 
 LIBRARY: Mapping[str, type[Indicator]] = MappingProxyType({
