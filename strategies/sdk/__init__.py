@@ -38,9 +38,10 @@ How it plugs in (the integration round; nothing outside this package calls it ye
    `IndicatorState` from `strategy.indicator_set.incremental(strategy.LOOKBACK_ROWS)`. On a closed
    candle: `state.update(t, o, h, l, c, v)`, then `evaluate(strategy, state.rows(),
    DecisionContext(symbol=..., bars=state.bars, btc_bullish=...))`; the shard returns the
-   `StrategyDecision` or `StrategyFault` in its typed record. Warm-up: rebuild from the Redis
-   candle history (>= `strategy.warmup` bars); checkpointing `IndicatorState` needs a
-   `to_state/from_state` over the kernels' existing `dump/load` (next round).
+   `StrategyDecision` or `StrategyFault` in its typed record. Checkpoint and rehydrate exactly
+   with `state.to_state()` / `strategy.indicator_set.restore(state, K)` (JSON types, bit-exact;
+   a ValueError, e.g. other declarations after a param change, means: rebuild from the Redis
+   candle history, >= `strategy.warmup` bars).
 3. Columnar shards (issue 12). Declarations are hashable values: a shard groups its rows by
    `indicator_set.specs`, keeps one numpy array per kernel state field across the group, and
    updates each declaration for all changed rows at once, using the same IEEE operation order as

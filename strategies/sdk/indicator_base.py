@@ -14,6 +14,7 @@ from typing import ClassVar, Protocol
 
 import numpy as np
 
+from strategies.kernels import _Packer, _Unpacker
 from strategies.sdk.errors import IndicatorDeclarationError
 
 NAN = math.nan
@@ -29,6 +30,35 @@ class Kernel(Protocol):
     def push(self, row: Row) -> tuple[float, ...]:
         """Advance by one closed candle; return the outputs in `Indicator.outputs` order."""
         ...
+
+
+class Checkpointed:
+    """Exact checkpointing for a kernel built from `strategies.kernels` parts plus scalars.
+
+    `dump` writes each part in `_PARTS` order (the parts' own exact `dump`), then the `_INTS`
+    and `_FLOATS` attributes; `load` reads them back in the same order. A kernel that does not
+    derive from this (a user-written indicator) cannot be checkpointed: the state is rebuilt
+    from candle history instead.
+    """
+
+    __slots__ = ()
+    _PARTS: ClassVar[tuple[str, ...]] = ()
+    _INTS: ClassVar[tuple[str, ...]] = ()
+    _FLOATS: ClassVar[tuple[str, ...]] = ()
+
+    def dump(self, out: _Packer) -> None:
+        for name in self._PARTS:
+            getattr(self, name).dump(out)
+        out.ints.extend(getattr(self, name) for name in self._INTS)
+        out.floats.extend(getattr(self, name) for name in self._FLOATS)
+
+    def load(self, src: _Unpacker) -> None:
+        for name in self._PARTS:
+            getattr(self, name).load(src)
+        for name in self._INTS:
+            setattr(self, name, src.next_int())
+        for name, value in zip(self._FLOATS, src.next_floats(len(self._FLOATS)), strict=True):
+            setattr(self, name, value)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -8,12 +8,20 @@ or an output declared earlier, no clash with Open..Volume/timestamp) and offers 
   same row, bit for bit, and keeps the last `keep_rows` rows for the strategy's decision.
 
 Declaration order is evaluation order, so a declaration may read an earlier one's output (for
-example `Sma(name="avg_atr", source="atr", window=50)`). Pure: no I/O.
+example `Sma(name="avg_atr", source="atr", window=50)`).
+
+`IndicatorState.to_state()` / `IndicatorSet.restore(state, keep_rows)` checkpoint a state as
+plain JSON types, bit-exact (floats travel as base64 little-endian doubles, as
+`strategies.incremental` does), so a shard can persist it and rehydrate without replaying the
+history. Pure: no I/O.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
+import struct
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -21,10 +29,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from strategies.kernels import _Packer, _Unpacker
 from strategies.sdk.errors import IndicatorDeclarationError
+from strategies.sdk.indicator_base import Checkpointed
 from strategies.sdk.library import PRICE_COLUMNS, Indicator, Kernel
 
 RESERVED_COLUMNS: tuple[str, ...] = ("timestamp", *PRICE_COLUMNS)
+STATE_VERSION = 1
 
 
 class IndicatorSet:
@@ -82,11 +93,33 @@ class IndicatorSet:
         """Return a fresh incremental state keeping the last `keep_rows` (>= 1) rows."""
         return IndicatorState(self, keep_rows)
 
+    def fingerprint(self) -> list[str]:
+        """The declarations as stable strings: a checkpoint only restores into the same list."""
+        return [repr(spec) for spec in self._specs]
+
+    def restore(self, state: dict[str, Any], keep_rows: int) -> IndicatorState:
+        """Rebuild a state from `IndicatorState.to_state()` output, bit-exact.
+
+        Raises ValueError on another version, other declarations, or a truncated or corrupt state
+        (missing keys and wrong types included), so the caller can rebuild from candle history.
+        """
+        obj = IndicatorState(self, keep_rows)
+        try:
+            if state.get("version") != STATE_VERSION:
+                raise ValueError(f"indicator state version {state.get('version')!r}, not {STATE_VERSION}")
+            if state["specs"] != self.fingerprint():
+                raise ValueError("indicator state was built from other declarations")
+            raw = base64.b64decode(state["f"], validate=True)
+            obj._load(state, _Unpacker(list(state["i"]), struct.unpack(f"<{len(raw) // 8}d", raw)))
+        except (KeyError, TypeError, AttributeError, binascii.Error, struct.error) as e:
+            raise ValueError(f"indicator state is corrupt: {e!r}") from e
+        return obj
+
 
 class IndicatorState:
     """One (symbol, variant) row's indicator state, advanced one closed candle at a time."""
 
-    __slots__ = ("_bars", "_last_t", "_rows", "_steps")
+    __slots__ = ("_bars", "_columns", "_fingerprint", "_last_t", "_rows", "_steps")
 
     def __init__(self, indicator_set: IndicatorSet, keep_rows: int) -> None:
         if isinstance(keep_rows, bool) or not isinstance(keep_rows, int) or keep_rows < 1:
@@ -97,6 +130,8 @@ class IndicatorState:
         self._rows: deque[dict[str, Any]] = deque(maxlen=keep_rows)
         self._bars = 0
         self._last_t: int | None = None
+        self._fingerprint = indicator_set.fingerprint()
+        self._columns: tuple[str, ...] = (*PRICE_COLUMNS, *indicator_set.columns)  # row floats, in order
 
     @property
     def bars(self) -> int:
@@ -131,3 +166,36 @@ class IndicatorState:
         self._bars += 1
         self._last_t = int(t_open_ms)
         return row
+
+    def to_state(self) -> dict[str, Any]:
+        """Return the whole state (kernels and kept rows) as plain JSON types; restoring is exact.
+
+        Raises ValueError when a declaration's kernel cannot be checkpointed (a user-written
+        indicator): rebuild from candle history instead.
+        """
+        out = _Packer()
+        out.ints.append(len(self._rows))
+        for row in self._rows:
+            out.ints.append(row["timestamp"])
+            out.floats.extend([row[k] for k in self._columns])
+        for (kernel, outputs), spec in zip(self._steps, self._fingerprint, strict=True):
+            if not isinstance(kernel, Checkpointed):
+                raise ValueError(f"{spec} ({outputs}) cannot be checkpointed: not a library kernel")
+            kernel.dump(out)
+        packed = struct.pack(f"<{len(out.floats)}d", *out.floats)
+        return {"version": STATE_VERSION, "specs": list(self._fingerprint), "bars": self._bars,
+                "last_t": self._last_t, "i": out.ints, "f": base64.b64encode(packed).decode("ascii")}
+
+    def _load(self, state: dict[str, Any], src: _Unpacker) -> None:
+        columns = self._columns
+        self._bars = int(state["bars"])
+        self._last_t = None if state["last_t"] is None else int(state["last_t"])
+        for _ in range(src.next_int()):
+            row: dict[str, Any] = {"timestamp": src.next_int()}
+            row.update(zip(columns, src.next_floats(len(columns)), strict=True))
+            self._rows.append(row)
+        for kernel, _ in self._steps:
+            if not isinstance(kernel, Checkpointed):
+                raise ValueError("indicator state names a kernel that cannot be checkpointed")
+            kernel.load(src)
+        src.assert_done()

@@ -36,9 +36,29 @@ import pandas as pd
 
 from strategies.indicator_params import SLOPE_WINDOW_MIN, slope_lag
 from strategies.indicators import _atr, _ema, _rsi, _slope_pct, _true_range
-from strategies.kernels import _Directional, _div, _Ewm, _RollMean, _RollMinMax, _RollVar, _Rsi, _span_com
+from strategies.kernels import (
+    _Directional,
+    _div,
+    _Ewm,
+    _Packer,
+    _RollMean,
+    _RollMinMax,
+    _RollVar,
+    _Rsi,
+    _span_com,
+    _Unpacker,
+)
 from strategies.sdk.errors import IndicatorDeclarationError
-from strategies.sdk.indicator_base import NAN, PRICE_COLUMNS, Columns, Indicator, Kernel, Row, _Sourced
+from strategies.sdk.indicator_base import (
+    NAN,
+    PRICE_COLUMNS,
+    Checkpointed,
+    Columns,
+    Indicator,
+    Kernel,
+    Row,
+    _Sourced,
+)
 from strategies.sdk.library_momentum import Adx, Macd, Stochastic, StochRsi
 
 __all__ = [
@@ -50,12 +70,14 @@ __all__ = [
 # --- moving averages, RSI, slope, crossover -----------------------------------------------------
 
 
-class _OneKernel:
+class _OneKernel(Checkpointed):
     """Adapts a kernels.py object whose push takes one float to the `Kernel` protocol."""
 
-    __slots__ = ("_push", "_source")
+    __slots__ = ("_impl", "_push", "_source")
+    _PARTS = ("_impl",)
 
     def __init__(self, impl: _RollMean | _Ewm | _Rsi, source: str) -> None:
+        self._impl = impl
         self._push = impl.push
         self._source = source
 
@@ -124,8 +146,16 @@ class Rsi(_Sourced):
         return (cls(name="rsi"), cls(name="rsi_fast", window=3))
 
 
-class _SlopeKernel:
+class _SlopeKernel(Checkpointed):
     __slots__ = ("_hist", "_i", "_source", "_window")
+
+    def dump(self, out: _Packer) -> None:
+        out.seq(self._hist)
+        out.ints.append(self._i)
+
+    def load(self, src: _Unpacker) -> None:
+        self._hist = deque(src.next_seq(), maxlen=self._hist.maxlen)
+        self._i = src.next_int()
 
     def __init__(self, window: int, source: str) -> None:
         self._window, self._source, self._i = window, source, 0
@@ -168,8 +198,9 @@ class SlopePct(_Sourced):
         return (cls(name="slope", window=20), cls(name="slope_vol", window=1, source="Volume"))
 
 
-class _AboveKernel:
+class _AboveKernel(Checkpointed):
     __slots__ = ("_fast", "_slow", "_source")
+    _PARTS = ("_fast", "_slow")
 
     def __init__(self, fast: int, slow: int, source: str) -> None:
         self._fast, self._slow, self._source = _RollMean(fast), _RollMean(slow), source
@@ -207,10 +238,11 @@ class SmaAbove(_Sourced):
 # --- volatility: ATR, Bollinger, Donchian --------------------------------------------------------
 
 
-class _AtrKernel:
+class _AtrKernel(Checkpointed):
     """ATR through `_Directional`'s own ATR step (true range computed as its `push` does)."""
 
     __slots__ = ("_i", "_impl", "_prev_close")
+    _PARTS, _INTS, _FLOATS = ("_impl",), ("_i",), ("_prev_close",)
 
     def __init__(self, window: int) -> None:
         self._impl = _Directional(window, window)
@@ -255,8 +287,9 @@ class Atr(Indicator):
         return (cls(name="atr"), cls(name="atr_short", window=3))
 
 
-class _BollingerKernel:
+class _BollingerKernel(Checkpointed):
     __slots__ = ("_dev", "_mean", "_source", "_var")
+    _PARTS = ("_mean", "_var")
 
     def __init__(self, window: int, dev: float, source: str) -> None:
         self._mean, self._var = _RollMean(window), _RollVar(window, ddof=0)
@@ -308,8 +341,9 @@ class Bollinger(_Sourced):
         return (cls(name="bb"), cls(name="bb_tight", window=10, dev=1.5))
 
 
-class _DonchianKernel:
+class _DonchianKernel(Checkpointed):
     __slots__ = ("_high", "_low")
+    _PARTS = ("_high", "_low")
 
     def __init__(self, window: int) -> None:
         self._high, self._low = _RollMinMax(window), _RollMinMax(window)

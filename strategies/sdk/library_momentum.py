@@ -16,11 +16,12 @@ import pandas as pd
 from strategies.indicator_params import IndicatorParams
 from strategies.indicators import _directional, _ema, _stoch_rsi, _true_range
 from strategies.kernels import _Directional, _div, _Ewm, _RollMean, _RollMinMax, _Rsi, _span_com
-from strategies.sdk.indicator_base import Columns, Indicator, Kernel, Row, _Sourced
+from strategies.sdk.indicator_base import Checkpointed, Columns, Indicator, Kernel, Row, _Sourced
 
 
-class _AdxKernel:
+class _AdxKernel(Checkpointed):
     __slots__ = ("_i", "_impl")
+    _PARTS, _INTS = ("_impl",), ("_i",)
 
     def __init__(self, window: int) -> None:
         self._impl = _Directional(window, window)
@@ -58,8 +59,9 @@ class Adx(Indicator):
         return (cls(name="adx"), cls(name="adx_fast", window=5))
 
 
-class _MacdKernel:
+class _MacdKernel(Checkpointed):
     __slots__ = ("_fast", "_signal", "_slow", "_source")
+    _PARTS = ("_fast", "_slow", "_signal")
 
     def __init__(self, fast: int, slow: int, signal: int, source: str) -> None:
         self._fast = _Ewm(_span_com(fast), fast)
@@ -100,8 +102,9 @@ class Macd(_Sourced):
         return (cls(name="macd"), cls(name="macd_fast", fast=5, slow=13, signal=4))
 
 
-class _StochRsiKernel:
+class _StochRsiKernel(Checkpointed):
     __slots__ = ("_d", "_k", "_range", "_rsi", "_source")
+    _PARTS = ("_rsi", "_range", "_k", "_d")
 
     def __init__(self, window: int, smooth_k: int, smooth_d: int, source: str) -> None:
         self._rsi, self._range = _Rsi(window), _RollMinMax(window)
@@ -145,8 +148,9 @@ class StochRsi(_Sourced):
         return (cls(name="stoch"), cls(name="stoch_fast", window=7, smooth_k=1, smooth_d=5))
 
 
-class _StochasticKernel:
+class _StochasticKernel(Checkpointed):
     __slots__ = ("_d", "_high", "_low")
+    _PARTS = ("_high", "_low", "_d")
 
     def __init__(self, window: int, smooth_d: int) -> None:
         self._high, self._low, self._d = _RollMinMax(window), _RollMinMax(window), _RollMean(smooth_d)

@@ -167,5 +167,17 @@ class StrategyRegistry:
 
     def configure(self, ref: str, layers: Sequence[Mapping[str, Any]] = (), *,
                   symbol: str | None = None) -> Strategy[Any]:
-        """Resolve `ref` and build it with merged parameter layers (errors: see `resolve`, `configure`)."""
-        return self.resolve(ref).configure(layers, symbol=symbol)
+        """Resolve `ref` and build it with merged parameter layers.
+
+        Raises StrategyConfigError subclasses only: see `resolve`; a bad parameter is a
+        StrategyParamError; any other exception raised by the strategy's own code while it is
+        built becomes a StrategyLoadError with the reason.
+        """
+        cls = self.resolve(ref)
+        try:
+            return cls.configure(layers, symbol=symbol)
+        except StrategyConfigError:
+            raise
+        except Exception as e:  # user code building itself with these params
+            where = f" for {symbol}" if symbol is not None else ""
+            raise StrategyLoadError(ref, f"building it{where} raised {type(e).__name__}: {e}") from e

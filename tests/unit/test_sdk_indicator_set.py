@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from strategies.sdk.builtin.mei_indicators import mei_alpha_v1_indicators
 from strategies.sdk.errors import IndicatorDeclarationError
-from strategies.sdk.indicator_set import IndicatorSet
-from strategies.sdk.library import Atr, Bollinger, Ema, Sma
+from strategies.sdk.indicator_set import IndicatorSet, IndicatorState
+from strategies.sdk.library import Atr, Bollinger, Columns, Ema, Indicator, Kernel, Sma
 from tests.unit.sdk_data import CANDLE_FILES, bit_mismatches, candle_tuples, load_candles
 
 
@@ -77,3 +82,79 @@ def test_indicator_state_refuses_non_finite_price(bad: float) -> None:
 def test_indicator_state_keep_rows_must_be_positive(keep: object) -> None:
     with pytest.raises(ValueError, match="keep_rows"):
         IndicatorSet([]).incremental(keep_rows=keep)  # type: ignore[arg-type]
+
+
+CandleTuple = tuple[int, float, float, float, float, float]
+
+
+def _mei_state(n: int) -> tuple[IndicatorSet, IndicatorState, list[CandleTuple]]:
+    iset = IndicatorSet(mei_alpha_v1_indicators())
+    candles = candle_tuples(load_candles(CANDLE_FILES[2]))
+    state = iset.incremental(keep_rows=4)
+    for c in candles[:n]:
+        state.update(*c)
+    return iset, state, candles
+
+
+def test_indicator_state_checkpoint_round_trips_a_whole_strategy_set() -> None:
+    iset, state, candles = _mei_state(3000)
+    restored = iset.restore(json.loads(json.dumps(state.to_state())), keep_rows=4)
+    assert restored.rows() == state.rows() and restored.last_t == state.last_t
+    for c in candles[3000:3500]:
+        a, b = state.update(*c), restored.update(*c)
+        assert list(a) == list(b)
+        assert not bit_mismatches(np.array(list(a.values()), dtype=float),
+                                  np.array(list(b.values()), dtype=float))
+
+
+@pytest.mark.parametrize(
+    ("mutate", "match"),
+    [
+        (lambda s: s.update(version=99), "version"),
+        (lambda s: s.update(specs=s["specs"][:-1]), "other declarations"),
+        (lambda s: s.update(i=s["i"][:-1]), "truncated"),
+        (lambda s: s.update(f=s["f"][:-12]), "truncated|corrupt"),
+        (lambda s: s.update(i=[*s["i"], 7]), "trailing"),
+        (lambda s: s.pop("bars"), "corrupt"),
+        (lambda s: s.update(f="not base64!"), "corrupt"),
+    ],
+)
+def test_indicator_state_restore_refuses_a_bad_checkpoint(mutate: Callable[[dict[str, Any]], object],
+                                                          match: str) -> None:
+    iset, state, _ = _mei_state(300)
+    checkpoint = state.to_state()
+    mutate(checkpoint)
+    with pytest.raises(ValueError, match=match):
+        iset.restore(checkpoint, keep_rows=4)
+
+
+class _PlainKernel:
+    def push(self, row: Mapping[str, float]) -> tuple[float, ...]:
+        return (row["Close"],)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _UserIndicator(Indicator):
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return ("Close",)
+
+    def window_fields(self) -> tuple[str, ...]:
+        return ()
+
+    def kernel(self) -> Kernel:
+        return _PlainKernel()
+
+    def batch(self, cols: Columns) -> tuple[np.ndarray, ...]:
+        return (np.asarray(cols["Close"], dtype=float),)
+
+    @classmethod
+    def examples(cls) -> tuple[Indicator, ...]:
+        return (cls(name="u"),)
+
+
+def test_indicator_state_with_a_user_kernel_cannot_be_checkpointed() -> None:
+    state = IndicatorSet([_UserIndicator(name="u")]).incremental(keep_rows=1)
+    state.update(1, 1.0, 1.0, 1.0, 1.0, 1.0)
+    with pytest.raises(ValueError, match="cannot be checkpointed"):
+        state.to_state()

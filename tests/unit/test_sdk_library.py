@@ -7,6 +7,7 @@ added to the library without an exact incremental/batch pair fails here.
 from __future__ import annotations
 
 import inspect
+import json
 import sys
 
 import numpy as np
@@ -16,6 +17,7 @@ import ta
 
 from strategies.sdk import library
 from strategies.sdk.errors import IndicatorDeclarationError
+from strategies.sdk.indicator_set import IndicatorSet
 from strategies.sdk.library import LIBRARY, Bollinger, Donchian, Indicator, Sma, Stochastic
 from tests.unit.sdk_data import CANDLE_FILES, bit_mismatches, candle_tuples, load_candles
 
@@ -104,3 +106,23 @@ def test_bollinger_dev_must_be_positive(dev: object) -> None:
 def test_declarations_are_hashable_values() -> None:
     assert Sma(name="a", window=5) == Sma(name="a", window=5)
     assert len({Sma(name="a", window=5), Sma(name="a", window=5), Sma(name="a", window=6)}) == 2
+
+
+@pytest.mark.parametrize("spec", CASES, ids=[repr(s) for s in CASES])
+def test_library_checkpoint_restores_bit_exact_at_any_bar(spec: Indicator) -> None:
+    candles = candle_tuples(load_candles(CANDLE_FILES[1]))[:600]
+    iset = IndicatorSet([spec])
+    straight = iset.incremental(keep_rows=2)
+    expected = [dict(straight.update(*c)) for c in candles]
+    for cut in (0, 1, 2, 13, 27, 250):
+        state = iset.incremental(keep_rows=2)
+        for c in candles[:cut]:
+            state.update(*c)
+        restored = iset.restore(json.loads(json.dumps(state.to_state())), keep_rows=2)
+        assert restored.bars == cut and [r["timestamp"] for r in restored.rows()] == [
+            r["timestamp"] for r in expected[max(0, cut - 2):cut]]
+        resumed = [dict(restored.update(*c)) for c in candles[cut:]]
+        for col in spec.outputs:
+            bad = bit_mismatches(np.array([r[col] for r in expected[cut:]]),
+                                 np.array([r[col] for r in resumed]))
+            assert not bad, f"{col} after a checkpoint at bar {cut}: first difference at bar {cut + bad[0]}"

@@ -78,6 +78,18 @@ class BadDefaults(EmaCross):
 '''
 
 
+FRAGILE = """
+from {package}.cross import EmaCross
+
+
+class Fragile(EmaCross):
+    def warmup_bars(self):
+        if self.params.fast == 7:
+            raise ZeroDivisionError("seven")
+        return super().warmup_bars()
+"""
+
+
 @pytest.fixture
 def user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Write a user strategy package outside the project and put it on sys.path; yield its module name."""
@@ -87,6 +99,7 @@ def user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str
     (tmp_path / name / "cross.py").write_text(textwrap.dedent(USER_STRATEGY))
     (tmp_path / name / "broken.py").write_text("import numpy\nraise RuntimeError('half-written strategy')\n")
     (tmp_path / name / "typo.py").write_text("def oops(:\n")
+    (tmp_path / name / "fragile.py").write_text(FRAGILE.format(package=name))
     monkeypatch.syspath_prepend(str(tmp_path))
     yield name
     for mod in [m for m in sys.modules if m.startswith(name)]:
@@ -197,3 +210,10 @@ def test_builtin_strategies_build_with_defaults() -> None:
     for name, cls in BUILTINS.items():
         strategy = cls.configure()
         assert strategy.NAME == name and strategy.SUMMARY
+
+
+def test_registry_configure_wraps_a_user_crash_while_building(user_module: str) -> None:
+    registry = StrategyRegistry(BUILTINS)
+    assert registry.configure(f"{user_module}.fragile:Fragile", [{"fast": 8}]).warmup == 22
+    with pytest.raises(StrategyLoadError, match="building it for ETH raised ZeroDivisionError: seven"):
+        registry.configure(f"{user_module}.fragile:Fragile", [{"fast": 7}], symbol="ETH")
