@@ -119,7 +119,7 @@ class IndicatorSet:
 class IndicatorState:
     """One (symbol, variant) row's indicator state, advanced one closed candle at a time."""
 
-    __slots__ = ("_bars", "_columns", "_fingerprint", "_last_t", "_rows", "_steps")
+    __slots__ = ("_bars", "_columns", "_fingerprint", "_last_t", "_pushes", "_rows", "_steps")
 
     def __init__(self, indicator_set: IndicatorSet, keep_rows: int) -> None:
         if isinstance(keep_rows, bool) or not isinstance(keep_rows, int) or keep_rows < 1:
@@ -127,6 +127,8 @@ class IndicatorState:
         self._steps: tuple[tuple[Kernel, tuple[str, ...]], ...] = tuple(
             (spec.kernel(), spec.outputs) for spec in indicator_set.specs
         )
+        # the hot loop's view of _steps: bound push, and the single output name (None if several)
+        self._pushes = tuple((k.push, outs[0] if len(outs) == 1 else None, outs) for k, outs in self._steps)
         self._rows: deque[dict[str, Any]] = deque(maxlen=keep_rows)
         self._bars = 0
         self._last_t: int | None = None
@@ -157,11 +159,15 @@ class IndicatorState:
             raise ValueError(f"candle t={t_open_ms} is not after the last applied candle t={self._last_t}")
         row: dict[str, Any] = {"timestamp": int(t_open_ms), "Open": float(o), "High": float(h),
                                "Low": float(l), "Close": float(c), "Volume": float(v)}
-        for name in PRICE_COLUMNS:
-            if not math.isfinite(row[name]):
-                raise ValueError(f"candle t={t_open_ms}: {name} is not finite ({row[name]!r})")
-        for kernel, outputs in self._steps:
-            row.update(zip(outputs, kernel.push(row), strict=True))
+        isfinite = math.isfinite
+        if not (isfinite(o) and isfinite(h) and isfinite(l) and isfinite(c) and isfinite(v)):
+            bad = next(name for name in PRICE_COLUMNS if not isfinite(row[name]))
+            raise ValueError(f"candle t={t_open_ms}: {bad} is not finite ({row[bad]!r})")
+        for push, single, outputs in self._pushes:
+            if single is not None:
+                row[single] = push(row)[0]
+            else:
+                row.update(zip(outputs, push(row), strict=True))
         self._rows.append(row)
         self._bars += 1
         self._last_t = int(t_open_ms)
