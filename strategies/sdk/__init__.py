@@ -29,7 +29,8 @@ How it plugs in (the integration round; nothing outside this package calls it ye
 1. Config (owner `strategies/config.py`). The YAML gains a `strategies:` block parsed into a
    frozen plan: a global `primary` ref (default `mei_alpha_v1`), `params: {ref: {...}}` per
    strategy, `symbols: {SYM: {primary, params}}`, and `shadows: [{name, strategy, params | grid,
-   symbols}]` (grids expand to one variant per combination). Per (symbol, strategy) the param
+   symbols}]`; `strategies.sdk.variants` expands grids (lists or from/to/step ranges) into named
+   variants and validates each against the schema. Per (symbol, strategy) the param
    layers are `[global params[ref], symbols[SYM].params[ref], variant overrides]`, passed to
    `StrategyRegistry.configure(ref, layers, symbol=SYM)`. The loader resolves every ref at load,
    so an unknown name, an import error or a bad parameter is a `StrategyConfigError` at start
