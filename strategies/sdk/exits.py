@@ -52,9 +52,9 @@ def _trailing(rules: ExitRules, position: PositionState, price: float, sign: flo
     return trailing
 
 
-def _binding_stop(stop: float | None, trailing: float | None, sign: float) -> tuple[float | None, ExitReason]:
+def _binding_stop(stop: float, trailing: float | None, sign: float) -> tuple[float, ExitReason]:
     """The tighter of the fixed stop and the trailing stop, with the reason it would close under."""
-    if trailing is not None and (stop is None or sign * (trailing - stop) >= 0):
+    if trailing is not None and sign * (trailing - stop) >= 0:
         return trailing, ExitReason.TRAILING_STOP
     return stop, ExitReason.STOP_LOSS
 
@@ -77,12 +77,12 @@ def check_rules_exit(rules: ExitRules, position: PositionState, price: float) ->
     entry = position.entry_price
     profit_atr = sign * (price - entry) / atr
     trailing = _trailing(rules, position, price, sign, profit_atr, atr)
-    stop = entry - sign * rules.stop_loss_atr * atr if rules.stop_loss_atr is not None else None
+    stop = entry - sign * rules.stop_loss_atr * atr
     tp = entry + sign * rules.take_profit_atr * atr if rules.take_profit_atr is not None else None
-    levels = {"sl": math.nan if stop is None else stop, "tp": math.nan if tp is None else tp,
+    levels = {"sl": stop, "tp": math.nan if tp is None else tp,
               "trailing_sl": math.nan if trailing is None else trailing, "profit_atr": profit_atr, "atr": atr}
     binding, stop_reason = _binding_stop(stop, trailing, sign)
-    if binding is not None and sign * (price - binding) <= 0:
+    if sign * (price - binding) <= 0:
         return _decision(ExitAction.CLOSE, stop_reason, position, trailing, levels)
     if tp is not None and sign * (price - tp) >= 0:
         return _decision(ExitAction.CLOSE, ExitReason.TAKE_PROFIT, position, trailing, levels)

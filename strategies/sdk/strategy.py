@@ -109,17 +109,20 @@ def _positive_or_none(name: str, value: float | None, *, allow_zero: bool = Fals
 class ExitRules:
     """A strategy's price exits, in multiples of the position's entry ATR (`atr_column` at entry).
 
-    None disables a rule. Trailing starts once the profit reaches `trailing_start_atr` and then
-    follows the best price at `trailing_distance_atr`; it never loosens.
+    The stop is mandatory (real money: no position without a stop); None disables the other
+    rules. Trailing starts once the profit reaches `trailing_start_atr` and then follows the best
+    price at `trailing_distance_atr`; it never loosens.
     """
 
     atr_column: str
-    stop_loss_atr: float | None = None
+    stop_loss_atr: float
     take_profit_atr: float | None = None
     trailing_start_atr: float | None = None
     trailing_distance_atr: float | None = None
 
     def __post_init__(self) -> None:
+        if self.stop_loss_atr is None:
+            raise StrategyConfigError("ExitRules.stop_loss_atr is required (a finite number > 0)")
         _positive_or_none("stop_loss_atr", self.stop_loss_atr)
         _positive_or_none("take_profit_atr", self.take_profit_atr)
         _positive_or_none("trailing_start_atr", self.trailing_start_atr, allow_zero=True)
@@ -154,6 +157,9 @@ class Strategy(ABC, Generic[P]):
                 f"strategy {self.NAME!r}: warmup_bars must be an int >= 1, got {warmup!r}")
         self.warmup: int = warmup
         self.rules: ExitRules = self.exit_rules()
+        if not isinstance(self.rules, ExitRules):
+            raise StrategyConfigError(
+                f"strategy {self.NAME!r}: exit_rules must return ExitRules, got {self.rules!r}")
         if self.rules.atr_column not in self.indicator_set.columns:
             raise StrategyConfigError(
                 f"strategy {self.NAME!r}: exit ATR column {self.rules.atr_column!r} is not declared")
@@ -180,7 +186,7 @@ class Strategy(ABC, Generic[P]):
 
     @abstractmethod
     def exit_rules(self) -> ExitRules:
-        """State the price exits (stop, take-profit, trailing) in ATR multiples."""
+        """State the price exits (stop required; take-profit, trailing optional) in ATR multiples."""
 
     def indicator_exit(self, side: PositionSide, rows: Sequence[Row]) -> ExitReason | None:
         """Return a reason to close an open `side` position on an indicator condition, else None."""

@@ -73,9 +73,11 @@ def test_rules_exit_fixed_stop_binds_while_trailing_is_looser() -> None:
     assert decision.reason is ExitReason.STOP_LOSS
 
 
-def test_rules_exit_without_rules_holds() -> None:
-    decision = check_rules_exit(ExitRules(atr_column="atr"), position(PositionSide.LONG), 50.0)
-    assert decision.action is ExitAction.HOLD and math.isnan(decision.levels["sl"])
+def test_rules_exit_with_only_a_stop_holds_above_it() -> None:
+    rules = ExitRules(atr_column="atr", stop_loss_atr=60.0)
+    decision = check_rules_exit(rules, position(PositionSide.LONG), 500.0)
+    assert decision.action is ExitAction.HOLD and decision.trailing_sl is None
+    assert decision.levels["sl"] == 40.0 and math.isnan(decision.levels["tp"])
 
 
 @pytest.mark.parametrize("price", [0.0, -1.0, math.nan, math.inf])

@@ -147,6 +147,7 @@ def test_strategy_refuses_params_of_another_class() -> None:
 @pytest.mark.parametrize(
     "kwargs",
     [
+        {"stop_loss_atr": None},
         {"stop_loss_atr": 0.0},
         {"stop_loss_atr": math.nan},
         {"take_profit_atr": -1.0},
@@ -156,7 +157,7 @@ def test_strategy_refuses_params_of_another_class() -> None:
 )
 def test_exit_rules_refuse_bad_distances(kwargs: dict[str, Any]) -> None:
     with pytest.raises(StrategyConfigError, match="ExitRules"):
-        ExitRules(atr_column="atr", **kwargs)
+        ExitRules(atr_column="atr", **{"stop_loss_atr": 1.0, **kwargs})
 
 
 def test_column_window_from_rows_pads_short_histories_with_nan() -> None:
@@ -197,3 +198,12 @@ def test_evaluate_columns_refuses_bad_arrays(result: Any) -> None:
     window = ColumnWindow.from_rows([ROWS, ROWS], [5, 5], ["Close"], k=2)
     with pytest.raises(StrategyOutputError):
         evaluate_columns(probe, window)
+
+
+def test_strategy_exit_rules_must_be_an_exit_rules_record() -> None:
+    class Loose(Probe):
+        def exit_rules(self) -> ExitRules:
+            return {"stop_loss_atr": 2.0}  # type: ignore[return-value]
+
+    with pytest.raises(StrategyConfigError, match="exit_rules must return ExitRules"):
+        Loose(ProbeParams())
