@@ -217,3 +217,29 @@ def test_registry_configure_wraps_a_user_crash_while_building(user_module: str) 
     assert registry.configure(f"{user_module}.fragile:Fragile", [{"fast": 8}]).warmup == 22
     with pytest.raises(StrategyLoadError, match="building it for ETH raised ZeroDivisionError: seven"):
         registry.configure(f"{user_module}.fragile:Fragile", [{"fast": 7}], symbol="ETH")
+
+
+def test_cli_describe_prints_schema_indicators_and_exits(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["describe", "donchian_breakout"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["name"] == "donchian_breakout" and info["array_form"] is True
+    assert info["params"][0] == {"name": "channel_bars", "type": "int", "default": 20, "lo": 2, "hi": 1000,
+                                 "choices": [], "doc": "entry channel length (bars before the breakout bar)"}
+    assert info["columns"] == ["dc_high", "dc_low", "dc_exit_high", "dc_exit_low", "atr", "vol_sma"]
+    assert (info["lookback_rows"], info["warmup_bars"]) == (2, 21)
+    assert info["exit_rules"]["stop_loss_atr"] == 2.0
+
+
+def test_cli_describe_a_user_module_path(user_module: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["describe", f"{user_module}.cross:EmaCross"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["name"] == "ema_cross" and info["array_form"] is False and info["warmup_bars"] == 22
+
+
+@pytest.mark.parametrize("ref", ["nope", "no_such_pkg.mod:Cls"])
+def test_cli_describe_bad_reference_exits_2_with_the_reason(
+    ref: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["describe", ref]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("strategies: ") and ref in err
