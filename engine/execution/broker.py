@@ -15,7 +15,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from engine.enums import BrokerReject, ExecutionStatus, FeeMode, LedgerKind, Mode, OrderSide, PriceSource
+from engine.enums import (
+    BrokerReject,
+    ExecutionStatus,
+    FeeMode,
+    ForcedExitReason,
+    LedgerKind,
+    Mode,
+    OrderSide,
+    PriceSource,
+)
 from engine.execution.fill_model import MarketQuote
 from engine.risk.verdicts import Deny, RiskVerdict
 from strategies.enums import Confidence, EntryKind, ExitReason, PositionSide, TradeAction
@@ -37,7 +46,7 @@ class OrderIntent:
     side: PositionSide
     reference_price: float
     event_ms: int
-    reason: EntryKind | ExitReason
+    reason: EntryKind | ExitReason | ForcedExitReason
     size_coins: float | None = None
     quote: MarketQuote | None = None
     confidence: Confidence | None = None
@@ -53,11 +62,11 @@ class OrderIntent:
             raise ValueError(
                 f"OrderIntent.reference_price must be finite and >= 0, got {self.reference_price!r}"
             )
-        expected = EntryKind if self.action in (TradeAction.OPEN, TradeAction.ADD) else ExitReason
+        entry = self.action in (TradeAction.OPEN, TradeAction.ADD)
+        expected = (EntryKind,) if entry else (ExitReason, ForcedExitReason)
         if not isinstance(self.reason, expected):
-            raise ValueError(
-                f"OrderIntent.reason of {self.action} must be an {expected.__name__}, got {self.reason!r}"
-            )
+            names = " or ".join(e.__name__ for e in expected)
+            raise ValueError(f"OrderIntent.reason of {self.action} must be an {names}, got {self.reason!r}")
         if not math.isfinite(self.leverage) or self.leverage < 1:
             raise ValueError(f"OrderIntent.leverage must be finite and >= 1, got {self.leverage!r}")
         if self.action is not TradeAction.CLOSE:

@@ -190,7 +190,7 @@ class Protections:
             log.warning(
                 "drawdown close-all uses a stale price symbol=%s age_secs=%.1f", close.symbol, close.age_secs
             )
-        reason = ForcedExitReason.DRAWDOWN_CLOSE_ALL.value
+        reason = ForcedExitReason.DRAWDOWN_CLOSE_ALL
         event_id = new_decision_id(self._clock_ms())
         now_ms = tick.now_ms
         intent = OrderIntent(

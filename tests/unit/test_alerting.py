@@ -18,7 +18,7 @@ from engine.alerts.alerting import (
 )
 from engine.alerts.openclaw_cli import AlertDeliveryError
 from engine.config.env import ConfigError
-from engine.enums import AlertChannel, AlertKind, Mode
+from engine.enums import AlertChannel, AlertKind, ForcedExitReason, Mode
 
 DISCORD = AlertTarget(AlertChannel.DISCORD, "#alerts")
 TELEGRAM = AlertTarget(AlertChannel.TELEGRAM, "@desk_chat")
@@ -217,7 +217,7 @@ def test_notify_trade_live_ack_pending_and_rejected():
 
     intent = OrderIntent(
         symbol="ETH", action=TradeAction.CLOSE, side=PositionSide.SHORT, reference_price=2_000.0,
-        event_ms=1, reason="drawdown_close_all", decision_id="d-1",
+        event_ms=1, reason=ForcedExitReason.DRAWDOWN_CLOSE_ALL, decision_id="d-1",
     )  # fmt: skip
     sink = _Sink()
     detail = {"oid": 7, "total_sz": 0.5, "avg_px": 2001.5}  # the venue's FilledStatus, as live_broker puts it

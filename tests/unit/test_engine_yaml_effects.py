@@ -5,6 +5,7 @@ market_regime (gate, breadth filter, auto-reverse), watchlist_exclude and the he
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from engine.enums import DecisionStatus, GateCode, LedgerKind, OrderSide, PriceSource
@@ -90,8 +91,8 @@ REGIME = """
     enable_regime_filter: {filt}
     enable_auto_reverse: {rev}
 """
-BTC_WEAK = {**BULL, "ADX": 10.0, "Close": 100.0}
-BTC_STRONG = {**BULL, "ADX": 35.0, "Close": 100.0}
+BTC_WEAK = replace(BULL, adx=10.0, close=100.0)
+BTC_STRONG = replace(BULL, adx=35.0, close=100.0)
 
 
 def _regime_rig(tmp_path: Path, gate=False, filt=False, rev=False) -> Rig:
