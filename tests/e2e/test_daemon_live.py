@@ -21,6 +21,7 @@ from engine.enums import ExecutionStatus, Mode, RoundDirection
 from engine.execution.broker import OrderIntent
 from engine.execution.gates import ENV_LIVE_CONFIRM, ENV_LIVE_ENABLE, LIVE_CONFIRM_PHRASE, live_gate
 from engine.execution.live_broker import LiveBrokerConfig, build_venue_broker
+from engine.oms.funding import FundingLedger
 from engine.oms.ledger import LiveOms, OmsConfig
 from engine.risk.manager import utc_day
 from engine.venue.exchange_client import SigningKey, round_size
@@ -170,7 +171,8 @@ def assert_ledger_equals_venue(db: Path, sim: SimulatorProcess, user: str) -> tu
     for coin, szi in positions.items():
         assert ledger[coin] == pytest.approx(szi, abs=1e-9)
     # The trades table (reports, the re-entry cooldown) holds the same fills and nets the same.
-    rows = db_rows(db, "SELECT kind, symbol, position_side, size_coins FROM trades WHERE mode='live'")
+    fills_sql = "SELECT kind, symbol, position_side, size_coins FROM trades WHERE mode='live' AND kind != ?"
+    rows = db_rows(db, fills_sql, ("FUNDING",))
     assert len(rows) == len(venue_fills)
     net: dict[str, float] = {}
     for kind, symbol, side, size in rows:
@@ -180,7 +182,30 @@ def assert_ledger_equals_venue(db: Path, sim: SimulatorProcess, user: str) -> tu
         c: round(s, 9) for c, s in positions.items()
     }
     assert order_states(db).get("FILLED", 0) == len({f["oid"] for f in venue_fills})
+    assert_funding_equals_venue(db, sim, user, venue_fills)
     return venue_fills, positions
+
+
+def assert_funding_equals_venue(db: Path, sim: SimulatorProcess, user: str, venue_fills: list[dict]) -> None:
+    """The funding ledger holds the venue's `userFunding` payments up to its newest one (the
+    venue keeps charging after the daemon stopped), once each; the trades table has one FUNDING
+    row per payment; and live PnL in `trades` (realised - fees + funding) equals the venue's."""
+    ledger = FundingLedger(db)
+    try:
+        payments = [(p.coin, p.time_ms, p.usdc) for p in ledger.payments()]
+    finally:
+        ledger.close()
+    assert payments, "no funding recorded over the run"
+    synced_to = max(t for _, t, _ in payments)
+    body = sim.info({"type": "userFunding", "user": user, "startTime": 0}).json()
+    venue = sorted((e["delta"]["coin"], e["time"], float(e["delta"]["usdc"])) for e in body)
+    assert sorted(payments) == [v for v in venue if v[1] <= synced_to]
+    live = "FROM trades WHERE mode='live'"
+    rows = db_rows(db, f"SELECT symbol, event_ms, funding_usd {live} AND kind=?", ("FUNDING",))
+    assert sorted(rows) == sorted(payments)  # type: ignore[arg-type]
+    ((pnl,),) = db_rows(db, f"SELECT SUM(realised_pnl_usd - fee_usd + funding_usd) {live}")
+    venue_realised = sum(float(f["closedPnl"]) - float(f["fee"]) for f in venue_fills)
+    assert pnl == pytest.approx(venue_realised + sum(u for *_, u in payments), abs=1e-6)
 
 
 def test_live_gates_open_fills_entries_and_exits_and_ledger_equals_venue(tmp_path, sim, wallet, daemons):
@@ -192,6 +217,8 @@ def test_live_gates_open_fills_entries_and_exits_and_ledger_equals_venue(tmp_pat
     daemon.wait_for(
         lambda: trade_kinds(db).get("CLOSE", 0) >= 1, timeout=50, label="an entry and an exit filled"
     )  # fmt: skip
+    # 5m candles at --speed 1200: a market hour is 3 s, the venue charges funding on every one.
+    daemon.wait_for(lambda: trade_kinds(db).get("FUNDING", 0) >= 1, timeout=60, label="a funding payment")
     # Stop while the venue holds a position, so "equal on both sides" compares something.
     daemon.wait_for(lambda: venue_positions(sim, user), timeout=40, label="an open venue position")
     assert daemon.terminate() == 0

@@ -61,7 +61,9 @@ def sync_for(rig: Rig, ledger: FundingLedger) -> FundingSync:
     )  # fmt: skip
 
 
-def test_funding_hours_recorded_once_cursor_survives_restart_and_failed_reads(live: Rig, tmp_path: Path) -> None:
+def test_funding_hours_recorded_once_cursor_survives_restart_and_failed_reads(
+    live: Rig, tmp_path: Path
+) -> None:
     assert live.broker.execute(live.intent(TradeAction.OPEN), 0).filled
     live.sim.advance(ms=3 * HOUR_MS)
     venue = venue_funding(live)
@@ -93,7 +95,7 @@ def test_funding_hours_recorded_once_cursor_survives_restart_and_failed_reads(li
     ledger.close()
 
 
-def test_reconciler_syncs_funding_and_trades_get_one_funding_row_per_payment(live: Rig, tmp_path: Path) -> None:
+def test_reconciler_syncs_funding_and_trades_get_one_funding_row_per_payment(live: Rig) -> None:
     assert live.broker.execute(live.intent(TradeAction.OPEN), 0).filled
     live.sim.advance(ms=2 * HOUR_MS)
     ledger = FundingLedger(live.oms.path)  # the daemon's layout: same DB file as the OMS, own tables
