@@ -330,3 +330,30 @@ def test_position_the_ledger_cannot_explain_stops_trading_before_any_send(tmp_pa
     assert ("reconcile_mismatch", "REDUCING") in changes
     assert venue_positions(sim, user).keys() == {coin}  # left alone for the operator
     assert_secret_nowhere(daemon, tmp_path / "state", key_hex)
+
+
+def test_user_stream_reconnect_makes_the_daemon_reconcile(tmp_path, sim, wallet, daemons):
+    """The venue drops the sidecar's WebSocket: the sidecar's new session reaches the daemon
+    through the account stream and the daemon reconciles at once (the periodic reconcile is an
+    hour away here, so only the reconnect wiring can make the venue see a fills query)."""
+    _user, _key_hex, secrets = wallet
+    gates = {ENV_LIVE_ENABLE: "1", ENV_LIVE_CONFIRM: LIVE_CONFIRM_PHRASE}
+    hourly = {"AI_QUANT_OMS_RECONCILE_SECS": "3600"}
+    daemon = start_daemon(daemons, tmp_path, sim, secrets, "live", **hourly, **gates)
+    db = tmp_path / "state" / "trading_live.db"
+    daemon.wait_log(r"tick=3 ", timeout=60)  # the sidecar's first session was seen long before
+
+    def fill_queries() -> int:
+        return int(sim.state()["info_by_type"].get("userFillsByTime", 0))
+
+    def reconnect_events() -> int:
+        return len(db_rows(db, "SELECT id FROM reconcile_events WHERE kind=?", ("reconnect",)))
+
+    queries, events = fill_queries(), reconnect_events()
+    assert sim.drop_ws() >= 1
+    daemon.wait_for(
+        lambda: reconnect_events() > events and fill_queries() > queries, timeout=60,
+        label="a reconcile after the user stream reconnected",
+    )  # fmt: skip
+    assert daemon.terminate() == 0
+    assert "shutdown reconcile verdict=clean" in daemon.text()
