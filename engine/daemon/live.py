@@ -13,11 +13,12 @@ the risk manager's pre-send check against the venue account read at that moment.
 Trading waits for a clean start-up reconcile (`OmsReconciler.run_until_settled`); until one run
 is clean the loop keeps reconciling and does not tick the engine. Before each engine tick
 `LiveStack.before_tick` moves the sidecar's account events into the ledger, runs the periodic
-reconcile, feeds new fills to the risk manager (daily loss, slippage window), exports them into
-the trades table (the re-entry cooldown reads it) and polls the risk manager (kill switches,
-drawdown). A position mismatch puts risk into REDUCING and alerts. Each step fails on its own:
-one failing never skips the others, and none of them can open a position (every send still
-passes the pre-send check).
+reconcile (at once after the sidecar's user stream reconnected; with the venue's funding
+payments, `engine.oms.funding`), feeds new fills to the risk manager (daily loss, slippage
+window), exports fills and funding into the trades table (the re-entry cooldown reads it) and
+polls the risk manager (kill switches, drawdown). A position mismatch puts risk into REDUCING
+and alerts. Each step fails on its own: one failing never skips the others, and none of them can
+open a position (every send still passes the pre-send check).
 
 The secret key is only ever turned into a `SigningKey`; nothing here logs or stores it.
 """
@@ -47,9 +48,10 @@ from engine.execution.live_broker import (
     VenueBrokerParts,
     build_venue_broker,
 )
-from engine.execution.oms_trades import classify, export_trades
+from engine.execution.oms_trades import classify, export_funding, export_trades
 from engine.execution.trade_store import TradeStore
 from engine.marketdata.hub import HubSettings, MarketDataHub
+from engine.oms.funding import FundingLedger, FundingSync
 from engine.oms.ledger import LiveOms, OmsConfig
 from engine.oms.reconciler import (
     AccountEventPump,
@@ -126,6 +128,7 @@ class LiveStack:
     pump: AccountEventPump | None
     store: TradeStore
     ready: bool = False  # a reconcile came back clean: the engine may trade
+    funding: FundingLedger | None = None
 
     @property
     def broker(self) -> Any:
@@ -153,7 +156,9 @@ class LiveStack:
         with _guard("drain", failures):
             self._drain()
         with _guard("reconcile", failures):
-            report = self.reconciler.maybe_run()
+            session_ms = None if self.pump is None else self.pump.session_started_ms
+            report = None if session_ms is None else self.reconciler.on_reconnect(session_ms)
+            report = report or self.reconciler.maybe_run()
             if report is not None and not self.ready and report.clean:
                 self.ready = True
                 log.info("reconcile clean: trading enabled")
@@ -166,6 +171,9 @@ class LiveStack:
         if account is not None:
             with _guard("export", failures):
                 export_trades(self.oms, self.store, account_value_usd=account.equity_usd)
+            with _guard("export_funding", failures):
+                if self.funding is not None:
+                    export_funding(self.funding, self.store, account_value_usd=account.equity_usd)
         with _guard("risk", failures):
             for change in self.risk.poll(now, account):
                 log.warning("risk state change %s", change)
@@ -188,6 +196,8 @@ class LiveStack:
         with _guard("export", failures):
             account = self.broker.account({}, _now_ms())
             export_trades(self.oms, self.store, account_value_usd=account.equity_usd)
+            if self.funding is not None:
+                export_funding(self.funding, self.store, account_value_usd=account.equity_usd)
 
     def feed_risk_fills(self) -> int:
         """Tell the risk manager about ledger fills it has not seen (daily loss from exits, the
@@ -230,6 +240,7 @@ class LiveStack:
             ("transport", getattr(self.parts.transport, "close", None)),
             ("info", self.parts.info.close),
             ("oms", self.oms.close),
+            ("funding", None if self.funding is None else self.funding.close),
         ):
             if closer is None:
                 continue
@@ -268,6 +279,7 @@ def build_live_stack(
 ) -> LiveStack:
     """Wire the ledger, risk manager, broker, reconciler and pump (no venue calls yet)."""
     oms = LiveOms(settings.db_path, mode=str(mode), config=OmsConfig.from_env(env))
+    funding = FundingLedger(settings.db_path)
     try:
         risk = RiskManager.from_config(store.connection, risk_yaml, env)
         parts = build_venue_broker(
@@ -286,9 +298,14 @@ def build_live_stack(
                 alerted[0] = mismatches
                 on_mismatch_alert(report)
 
+        reconciler_config = ReconcilerConfig.from_env(user, str(mode), env)
+        funding_sync = FundingSync(
+            ledger=funding, info=parts.info, user=user, overlap_ms=reconciler_config.fills_overlap_ms,
+            initial_lookback_ms=reconciler_config.initial_lookback_ms,
+        )  # fmt: skip
         reconciler = OmsReconciler(
-            oms=oms, info=parts.info, config=ReconcilerConfig.from_env(user, str(mode), env),
-            canceller=getattr(parts.broker, "cancel", None), on_mismatch=on_mismatch,
+            oms=oms, info=parts.info, config=reconciler_config,
+            canceller=getattr(parts.broker, "cancel", None), on_mismatch=on_mismatch, funding=funding_sync,
         )  # fmt: skip
         pump = None
         if redis_client is not None:
@@ -298,8 +315,9 @@ def build_live_stack(
             )  # fmt: skip
     except BaseException:
         oms.close()
+        funding.close()
         raise
-    return LiveStack(mode, user, oms, risk, parts, reconciler, pump, store)
+    return LiveStack(mode, user, oms, risk, parts, reconciler, pump, store, funding=funding)
 
 
 def _read_config(

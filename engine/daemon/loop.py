@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable, MutableMapping, Sequence
 from typing import TYPE_CHECKING
 
+from cluster.metrics import tick_metrics
 from cluster.records import ShardAlert
 from cluster.shard_core import ConfigSource
 from engine.alerts.alerting import build_alerter
@@ -248,6 +249,7 @@ def run_loop(
     """Tick until stopped, waking on candle closes. `before_tick` (the live stack's sync) runs
     every iteration and returns whether the engine may tick now; paper passes none."""
     loop_errors = 0
+    metrics = tick_metrics()  # Ray-backed when the shards run on Ray, else a no-op
     while not stop:
         if before_tick is None or before_tick():
             try:
@@ -256,6 +258,7 @@ def run_loop(
                 loop_errors += 1
                 log.exception("engine loop error count=%d", loop_errors)
             else:
+                metrics.record(report.metrics())
                 line = report.status_line()
                 log.info("%s", line)
                 watchdog.tick_done(line)
