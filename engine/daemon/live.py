@@ -50,7 +50,7 @@ from engine.execution.live_broker import (
 )
 from engine.execution.oms_trades import classify, export_trades
 from engine.execution.trade_store import TradeStore
-from engine.marketdata.hub import HubSettings, MarketDataHub
+from engine.marketdata.hub import HubSettings, MarketDataHub, resolve_candle_mode
 from engine.oms.ledger import LiveOms, OmsConfig
 from engine.oms.reconciler import (
     AccountEventPump,
@@ -340,6 +340,7 @@ def run_live(env: MutableMapping[str, str], mode: Mode, stop: StopFlag) -> int:
         )  # fmt: skip
         interval = strategy.interval
         env["AI_QUANT_INTERVAL"] = interval
+        on_close = resolve_candle_mode(env, strategy.config().engine.signal_on_candle_close)
         store = TradeStore.open(settings.db_path, mode)
         run_id = settings.run_id or uuid.uuid4().hex[:12]
         events = EventLogger(store.connection, mode, run_id)
@@ -384,7 +385,8 @@ def run_live(env: MutableMapping[str, str], mode: Mode, stop: StopFlag) -> int:
             alerter.send(AlertKind.SHARD, alert.fault.value, {"shard": alert.shard, "symbols": alert.symbols})
 
         executor = services.start_shards(
-            interval=interval, configs=configs, symbols=watchlist, alert=shard_alert
+            interval=interval, configs=configs, symbols=watchlist, alert=shard_alert,
+            signal_on_candle_close=on_close,
         )
         stop.install()  # Ray's start-up may have replaced our handlers
         if stop:

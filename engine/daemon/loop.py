@@ -28,7 +28,7 @@ from engine.daemon.services import RuntimeSettings, Services, apply_venue_defaul
 from engine.enums import AlertKind, Mode
 from engine.execution.paper_broker import PaperBroker
 from engine.execution.trade_store import TradeStore
-from engine.marketdata.hub import HubSettings, KeysSnapshot, MarketDataHub, PriceQuote
+from engine.marketdata.hub import HubSettings, KeysSnapshot, MarketDataHub, PriceQuote, resolve_candle_mode
 from engine.runtime.lock import DaemonLock
 from engine.runtime.systemd_watchdog import SystemdWatchdog
 from engine.sidecar.settings import SidecarSettings, top_symbols_by_volume
@@ -149,6 +149,7 @@ def run_paper(env: MutableMapping[str, str], mode: Mode, stop: StopFlag) -> int:
                 "interval from YAML engine.interval=%s (AI_QUANT_INTERVAL=%s)", interval, settings.interval
             )
         env["AI_QUANT_INTERVAL"] = interval
+        on_close = resolve_candle_mode(env, strategy.config().engine.signal_on_candle_close)
         store = TradeStore.open(settings.db_path, mode)
         run_id = settings.run_id or uuid.uuid4().hex[:12]
         events = EventLogger(store.connection, mode, run_id)
@@ -173,7 +174,8 @@ def run_paper(env: MutableMapping[str, str], mode: Mode, stop: StopFlag) -> int:
             alerter.send(AlertKind.SHARD, alert.fault.value, {"shard": alert.shard, "symbols": alert.symbols})
 
         executor = services.start_shards(
-            interval=interval, configs=configs, symbols=watchlist, alert=shard_alert
+            interval=interval, configs=configs, symbols=watchlist, alert=shard_alert,
+            signal_on_candle_close=on_close,
         )
         stop.install()  # Ray's start-up may have replaced our handlers
         if stop:
@@ -210,9 +212,10 @@ def run_paper(env: MutableMapping[str, str], mode: Mode, stop: StopFlag) -> int:
             redis_rt.client(socket_timeout=None), redis_rt.layout.closed_channel(interval)
         )
         log.info(
-            "engine started mode=%s run_id=%s interval=%s symbols=%s shards=%d executor=%s venue=%s db=%s",
-            mode.value, run_id, interval, ",".join(watchlist), runtime.n_shards, runtime.executor.value,
-            base_url, settings.db_path,
+            "engine started mode=%s run_id=%s interval=%s candles=%s symbols=%s shards=%d executor=%s "
+            "venue=%s db=%s",
+            mode.value, run_id, interval, "close" if on_close else "open", ",".join(watchlist),
+            runtime.n_shards, runtime.executor.value, base_url, settings.db_path,
         )  # fmt: skip
         alerter.send(AlertKind.RESTART, "engine started", {"run_id": run_id, "venue": runtime.venue.value})
         run_loop(engine, waiter, watchdog, stop, settings.loop_target_secs)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -78,13 +78,30 @@ class HubSettings:
             raise ConfigError(f"AI_QUANT_INTERVAL={interval!r}: {exc}") from exc
         return cls(
             interval=interval,
-            signal_on_candle_close=env_bool("AI_QUANT_SIGNAL_ON_CANDLE_CLOSE", True, env),
+            signal_on_candle_close=env_bool(SIGNAL_ON_CANDLE_CLOSE_ENV, True, env),
             candle_max_age_secs=env_float("AI_QUANT_CANDLE_MAX_AGE_S", 0.0, env, lo=0.0),
             mid_max_age_secs=env_float("AI_QUANT_WS_STALE_MIDS_S", 60.0, env, lo=0.1),
             bbo_max_age_secs=env_float("AI_QUANT_WS_STALE_BBO_S", 120.0, env, lo=0.0),
             heartbeat_max_age_secs=env_float("AI_QUANT_SIDECAR_HEARTBEAT_STALE_S", 15.0, env, lo=0.5),
             rest_enable=env_bool("AI_QUANT_REST_ENABLE", True, env),
         )
+
+
+SIGNAL_ON_CANDLE_CLOSE_ENV = "AI_QUANT_SIGNAL_ON_CANDLE_CLOSE"
+
+
+def resolve_candle_mode(env: MutableMapping[str, str], yaml_value: bool | None) -> bool:
+    """The one place the candle mode is decided: True = decide on closed candles (close keys).
+
+    YAML `engine.signal_on_candle_close` wins when set, else AI_QUANT_SIGNAL_ON_CANDLE_CLOSE,
+    default True (reference §3.2). The answer is written back into `env`, so the hub
+    (`HubSettings.from_env`), the shards and every child process read the same value; like the
+    interval it is fixed until restart. False: keys are forming-candle open times and the
+    shards decide on the closed history plus the forming bar (`cluster.shard_core`).
+    """
+    on_close = env_bool(SIGNAL_ON_CANDLE_CLOSE_ENV, True, env) if yaml_value is None else bool(yaml_value)
+    env[SIGNAL_ON_CANDLE_CLOSE_ENV] = "1" if on_close else "0"
+    return on_close
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,8 +260,8 @@ class MarketDataHub:
         if conn is not None:
             for sym in symbols:
                 last = read_candles(conn, sym, iv, limit=1)
-                if last:
-                    out[sym] = last[-1].close_ms if on_close else last[-1].t
+                if last:  # open mode: the bar after the last closed one (SQLite holds no forming bar)
+                    out[sym] = last[-1].close_ms if on_close else last[-1].close_ms + 1
         return KeysSnapshot(out, CandleSource.SQLITE)
 
     # ------------------------------------------------------------------ candles
