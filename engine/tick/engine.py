@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -38,6 +39,7 @@ from engine.enums import (
 from engine.execution.broker import Broker, ExitState, OrderIntent, Position
 from engine.execution.trade_store import TradeStore
 from engine.marketdata.hub import PriceQuote
+from engine.tick.blind import BlindWatch, TickSight
 from engine.tick.decision_log import DecisionEvent, EventLogger, GateCheck, new_decision_id
 from engine.tick.entry_gates import (
     Candidate,
@@ -99,6 +101,7 @@ class UnifiedEngine:
         funding: FundingSource | None = None,
         sz_decimals: Callable[[str], int | None] = lambda _symbol: None,
         recorded_ms: Callable[[], int] = wall_ms,
+        blind: BlindWatch | None = None,
     ) -> None:
         self._strategy = strategy
         self._market = market
@@ -119,6 +122,8 @@ class UnifiedEngine:
         self._last_entry_attempt: dict[str, int] = {}
         self._last_funding_poll_ms: int | None = None
         self._last_rates: dict[str, float] = {}
+        self._blind = blind or BlindWatch(alerts)  # engine.tick.blind: says so when nothing can be decided
+        self._answers: Counter[ShardStatus] = Counter()
         self._restore_entry_keys()
 
     def _restore_entry_keys(self) -> None:
@@ -138,9 +143,11 @@ class UnifiedEngine:
         positions = self._broker.positions()
         watch = {s.upper() for s in self._watchlist()}
         symbols = sorted(watch | set(positions))
-        keys = self._market.candle_keys(symbols, self._opts.interval).keys
+        snapshot = self._market.candle_keys(symbols, self._opts.interval)
+        keys = snapshot.keys
         t_keys = time.perf_counter()
         decisions = self._evaluate(keys, set(positions))
+        blind = self._blind.observe(TickSight(snapshot.source, self._answers), self._tick_id, len(positions))
         t_shards = time.perf_counter()
         counts = TickCounts()
         quote_symbols = sorted(set(positions) | {s for s, d in decisions.items() if d.actionable})
@@ -148,7 +155,8 @@ class UnifiedEngine:
         for symbol in sorted(positions):
             self._guarded(counts, symbol, self._exit_one, symbol, decisions.get(symbol), quotes, now, counts)
         t_exits = time.perf_counter()
-        self._entries(decisions, watch, quotes, now, counts)
+        if blind is None:  # blind: open nothing on data the shards could not see (exits ran above)
+            self._entries(decisions, watch, quotes, now, counts)
         t_entries = time.perf_counter()
         self._accrue_funding(quotes, now, counts)
         if counts.events:
@@ -184,6 +192,7 @@ class UnifiedEngine:
             equity_usd=account.equity_usd,
             reload=reload,
             timing=timing,
+            market=self._blind.status,
         )
 
     def _guarded(self, counts: TickCounts, symbol: str, fn: Callable[..., None], *args: Any) -> None:
@@ -209,7 +218,9 @@ class UnifiedEngine:
         return outcome
 
     def _evaluate(self, keys: Mapping[str, int | None], open_symbols: set[str]) -> dict[str, ShardDecision]:
-        changed = {s: k for s, k in keys.items() if k is not None and k != self._evaluated_key.get(s)}
+        # Keys only move forward: an older one (Redis restored from an old copy) is never re-decided.
+        changed = {s: k for s, k in keys.items() if k is not None and k > self._evaluated_key.get(s, -1)}
+        self._answers = Counter()
         if not changed:
             return {}
         result = self._executor.evaluate(
@@ -217,6 +228,7 @@ class UnifiedEngine:
             want_snapshot=sorted(open_symbols & changed.keys()),
             deadline_ms=self._opts.shard_deadline_ms,
         )
+        self._answers = Counter(d.status for d in result.decisions.values())
         for alert in result.alerts:
             if self._alerts is not None:
                 self._alerts.send(
