@@ -194,6 +194,7 @@ class MarketDataHub:
         self._last_hb: Heartbeat | None = None
         self._rest_candles: dict[tuple[str, str, int], tuple[int, list[Candle]]] = {}
         self._rest_mids: tuple[int, dict[str, float]] | None = None
+        self._keys_fallback = False  # candle keys currently come from SQLite (Redis unreadable)
 
     # ------------------------------------------------------------------ clocks and health
     def _refresh_heartbeat(self) -> Heartbeat | None:
@@ -252,9 +253,17 @@ class MarketDataHub:
         on_close = self.settings.signal_on_candle_close
         try:
             keys = self.read_candle_keys(symbols, iv)
+            if self._keys_fallback:
+                self._keys_fallback = False
+                log.warning("candle keys from redis again")
             return KeysSnapshot({s: k.pick(on_close) for s, k in keys.items()}, CandleSource.REDIS)
         except _REDIS_ERRORS as exc:
-            log.warning("candle keys from sqlite: redis unavailable", extra={"error": type(exc).__name__})
+            # once per outage: the engine's blind watch (engine.tick.blind) reports it loudly
+            log.log(
+                logging.DEBUG if self._keys_fallback else logging.WARNING,
+                "candle keys from sqlite: redis unavailable error=%s", type(exc).__name__,
+            )  # fmt: skip
+            self._keys_fallback = True
         out: dict[str, int | None] = dict.fromkeys(symbols)
         conn = self._sqlite()
         if conn is not None:
