@@ -147,3 +147,23 @@ def test_engine_blind_opens_nothing_exits_on_mids_says_so_once_and_resumes(tmp_p
     rig.engine.tick()
     assert len(rig.executor.calls) == calls
     assert len(alerts.sent) == 1
+
+
+def test_engine_keys_never_decided_is_reported_once_with_the_shard_answers(tmp_path) -> None:
+    rig = Rig(tmp_path)
+    alerts, clock = Alerts(), Clock()
+    rig.engine = type(rig.engine)(
+        strategy=rig.strategy, market=rig.market, executor=rig.executor, broker=rig.broker,
+        trades=rig.store, events=rig.events, watchlist=lambda: rig.watch, options=rig.engine._opts,
+        alerts=alerts, blind=BlindWatch(alerts, BlindSettings(after_ticks=3, after_secs=0.0), clock),
+    )  # fmt: skip
+    rig.executor.status = dict.fromkeys(rig.watch, ShardStatus.MISSING_CANDLE)  # the 16.1 symptom
+    rig.candle(T0, {"BTC": 100.0, "ETH": 100.0, "SOL": 100.0})
+    reports = [rig.engine.tick() for _ in range(6)]
+    assert [r.evaluated for r in reports] == [0] * 6
+    assert [r.market for r in reports] == ["ok", "ok"] + ["blind:not_evaluating"] * 4
+    assert len(rig.executor.calls) == 6  # the undecided keys are asked again every tick
+    (alert,) = alerts.sent
+    assert alert[1] == "market data blind: not_evaluating" and "missing_candle=9" in str(alert[2])
+    rig.executor.status = {}
+    assert rig.engine.tick().market == "ok" and len(alerts.sent) == 1
