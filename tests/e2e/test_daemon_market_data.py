@@ -62,6 +62,7 @@ def executed(db: Path, event_type: DecisionEventType, after_tick: int, before_ti
     )  # fmt: skip
 
 
+@pytest.mark.timeout(120)
 def test_open_mode_evaluates_on_bar_opens_and_trades(tmp_path, daemons):
     env = daemon_env(tmp_path, AI_QUANT_SIGNAL_ON_CANDLE_CLOSE="0")
     db = tmp_path / "state" / "trading_paper.db"
@@ -115,6 +116,7 @@ def kill_redis_with_a_position_open(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(120)  # the outage is 30 s; the whole run takes ~45 s on this machine
 def test_redis_outage_blind_no_entries_exits_on_mids_one_alert_then_resumes(
     tmp_path, daemons, private_redis: EmbeddedRedis
 ):
