@@ -124,8 +124,11 @@ class CandleFrame:
 
 @dataclass(frozen=True, slots=True)
 class KeysSnapshot:
+    """The polled keys, where they came from, and the feed's health when they were read."""
+
     keys: dict[str, int | None]
     source: CandleSource
+    health: MarketHealthReason = MarketHealthReason.OK
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,7 +259,8 @@ class MarketDataHub:
             if self._keys_fallback:
                 self._keys_fallback = False
                 log.warning("candle keys from redis again")
-            return KeysSnapshot({s: k.pick(on_close) for s, k in keys.items()}, CandleSource.REDIS)
+            picked = {s: k.pick(on_close) for s, k in keys.items()}
+            return KeysSnapshot(picked, CandleSource.REDIS, self.health().reason)  # a frozen feed shows here
         except _REDIS_ERRORS as exc:
             # once per outage: the engine's blind watch (engine.tick.blind) reports it loudly
             log.log(
@@ -271,7 +275,7 @@ class MarketDataHub:
                 last = read_candles(conn, sym, iv, limit=1)
                 if last:  # open mode: the bar after the last closed one (SQLite holds no forming bar)
                     out[sym] = last[-1].close_ms if on_close else last[-1].close_ms + 1
-        return KeysSnapshot(out, CandleSource.SQLITE)
+        return KeysSnapshot(out, CandleSource.SQLITE, MarketHealthReason.REDIS_DOWN)
 
     # ------------------------------------------------------------------ candles
     def _fresh(self, last: Candle, interval: str) -> bool:

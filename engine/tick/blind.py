@@ -1,20 +1,23 @@
 """Says loudly when the driver is blind: ticks go by and no decision can be made.
 
-Two ways to be blind (issue 16, items 1 and 2):
+Three ways to be blind (issue 16, items 1 and 2):
 - `redis_down`: the candle keys did not come from Redis (the hub fell back to SQLite). The shards
   read candles from Redis only, so no symbol can be decided, however long it lasts.
 - `not_evaluating`: keys are due (new candles), Redis answers, yet no shard answer is usable
   (every one `missing_candle`, `store_unavailable`, `shard_dead`...). A key that is never
   decided is retried every tick, so this repeats until fixed.
+- `stale_feed`: Redis answers but the sidecar's heartbeat is stale, missing or disconnected, and
+  nothing was decided: the keys are frozen, so no new candle will ever be due.
 
-Either is declared after `after_ticks` consecutive bad ticks spanning `after_secs` (one tick of
+Each is declared after `after_ticks` consecutive bad ticks spanning `after_secs` (one tick of
 a Redis restart or of a candle racing its key is not worth an alert). While nothing was ever
-decided and every answer is `no_history` (the sidecar still backfilling at start-up), the span
-is `warmup_secs` instead. Declaring it logs an ERROR and sends ONE `health` alert; the status
-line carries `market=blind:<reason>` every tick until it ends; the engine opens nothing while
-blind (`UnifiedEngine.tick`), and exits on open positions keep running on the hub's mids
-(Redis → REST allMids → last close). The end is logged (no second alert: the status line and
-the log carry it). Pure apart from the log and the alert sink; the clock is injected.
+decided and every answer is `no_history`, or no heartbeat was ever written (the sidecar still
+starting or backfilling), the span is `warmup_secs` instead. Declaring it logs an ERROR and
+sends ONE `health` alert; the status line carries `market=blind:<reason>` every tick until it
+ends; the engine opens nothing while blind (`UnifiedEngine.tick`), and exits on open positions
+keep running on the hub's mids (Redis → REST allMids → last close). The end is logged (no
+second alert: the status line and the log carry it). Pure apart from the log and the alert
+sink; the clock is injected.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from cluster.records import DecisionStatus as ShardStatus
-from engine.enums import AlertKind, CandleSource
+from engine.enums import AlertKind, CandleSource, MarketHealthReason
 from engine.tick.strategy_manager import AlertSink
 
 log = logging.getLogger(__name__)
@@ -36,6 +39,7 @@ log = logging.getLogger(__name__)
 class BlindReason(StrEnum):
     REDIS_DOWN = "redis_down"
     NOT_EVALUATING = "not_evaluating"
+    STALE_FEED = "stale_feed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +51,11 @@ class BlindSettings:
 
 @dataclass(frozen=True, slots=True)
 class TickSight:
-    """What one tick saw: where the keys came from, and the shards' answers (status -> count)."""
+    """What one tick saw: where the keys came from, the shards' answers (status -> count), the feed."""
 
     keys_source: CandleSource
     answers: Mapping[ShardStatus, int]
+    health: MarketHealthReason = MarketHealthReason.OK
 
     @property
     def due(self) -> int:
@@ -103,7 +108,10 @@ class BlindWatch:
 
     def _due(self, sight: TickSight, elapsed: float) -> bool:
         settings = self._settings
-        warming = not self._ever_decided and set(sight.answers) == {ShardStatus.NO_HISTORY}
+        starting = set(sight.answers) == {ShardStatus.NO_HISTORY} or (
+            not sight.answers and sight.health is MarketHealthReason.NO_HEARTBEAT
+        )
+        warming = not self._ever_decided and starting
         span = settings.warmup_secs if warming else settings.after_secs
         return self._streak >= settings.after_ticks and elapsed >= span
 
@@ -114,9 +122,10 @@ class BlindWatch:
         self.episodes += 1
         failures = ",".join(f"{k}={v}" for k, v in sorted(self._failures.items())) or "none"
         log.error(
-            "market data BLIND reason=%s ticks=%d secs=%.1f keys_source=%s shard_answers=%s tick=%d "
-            "open_positions=%d: no entries until it ends; exits keep running on mids",
-            reason.value, self._streak, elapsed, sight.keys_source.value, failures, tick_id, open_positions,
+            "market data BLIND reason=%s ticks=%d secs=%.1f keys_source=%s feed=%s shard_answers=%s "
+            "tick=%d open_positions=%d: no entries until it ends; exits keep running on mids",
+            reason.value, self._streak, elapsed, sight.keys_source.value, sight.health.value, failures,
+            tick_id, open_positions,
         )  # fmt: skip
         if self._alerts is not None:
             self._alerts.send(
@@ -124,6 +133,7 @@ class BlindWatch:
                 f"market data blind: {reason.value}",
                 {
                     "ticks": self._streak, "secs": round(elapsed, 1), "keys_source": sight.keys_source.value,
+                    "feed": sight.health.value,
                     "shard_answers": failures, "open_positions": open_positions,
                     "effect": "no entries; exits on mids",
                 },
@@ -147,4 +157,6 @@ def _reason(sight: TickSight) -> BlindReason | None:
         return BlindReason.REDIS_DOWN
     if sight.due > 0 and sight.decided == 0 and set(sight.answers) != {ShardStatus.KEY_BEHIND}:
         return BlindReason.NOT_EVALUATING
+    if sight.decided == 0 and sight.health is not MarketHealthReason.OK:
+        return BlindReason.STALE_FEED
     return None

@@ -147,7 +147,8 @@ class UnifiedEngine:
         keys = snapshot.keys
         t_keys = time.perf_counter()
         decisions = self._evaluate(keys, set(positions))
-        blind = self._blind.observe(TickSight(snapshot.source, self._answers), self._tick_id, len(positions))
+        sight = TickSight(snapshot.source, self._answers, snapshot.health)
+        blind = self._blind.observe(sight, self._tick_id, len(positions))
         t_shards = time.perf_counter()
         counts = TickCounts()
         quote_symbols = sorted(set(positions) | {s for s, d in decisions.items() if d.actionable})

@@ -228,8 +228,10 @@ def test_health_reason_from_heartbeat(
         _heartbeat(client, layout, NOW, NOW, connected=False)
     elif reason is MarketHealthReason.OK:
         _heartbeat(client, layout, NOW, NOW - 1_000)
-    health = _hub(client, tmp_path).health()
+    hub = _hub(client, tmp_path)
+    health = hub.health()
     assert health.reason is reason and health.ok is (reason is MarketHealthReason.OK)
+    assert hub.candle_keys([SYM]).health is reason  # the engine's blind watch sees a frozen feed
 
 
 def test_open_mode_sqlite_key_is_the_bar_after_the_last_close_like_the_redis_key(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from cluster.records import DecisionStatus as ShardStatus
-from engine.enums import AlertKind, CandleSource, LedgerKind
+from engine.enums import AlertKind, CandleSource, LedgerKind, MarketHealthReason
 from engine.marketdata.hub import KeysSnapshot
 from engine.tick.blind import BlindReason, BlindSettings, BlindWatch, TickSight
 from strategies.enums import ExitReason, Signal
@@ -167,3 +167,16 @@ def test_engine_keys_never_decided_is_reported_once_with_the_shard_answers(tmp_p
     assert alert[1] == "market data blind: not_evaluating" and "missing_candle=9" in str(alert[2])
     rig.executor.status = {}
     assert rig.engine.tick().market == "ok" and len(alerts.sent) == 1
+
+
+def test_frozen_feed_with_redis_up_is_stale_feed_but_not_while_decisions_come() -> None:
+    alerts, clock = Alerts(), Clock()
+    watch = BlindWatch(alerts, BlindSettings(after_ticks=3, after_secs=5.0, warmup_secs=60.0), clock)
+    starting = TickSight(CandleSource.REDIS, {}, MarketHealthReason.NO_HEARTBEAT)
+    assert run(watch, clock, starting, 30) == [None] * 30  # the sidecar has not written yet: warm-up
+    watch.observe(sight(ok=3), 0, 0)
+    stale = TickSight(CandleSource.REDIS, {}, MarketHealthReason.HEARTBEAT_STALE)
+    assert run(watch, clock, stale, 10)[-1] is BlindReason.STALE_FEED
+    assert [m for _k, m, _e in alerts.sent] == ["market data blind: stale_feed"]
+    deciding = TickSight(CandleSource.REDIS, {ShardStatus.OK: 2}, MarketHealthReason.SIDECAR_DISCONNECTED)
+    assert watch.observe(deciding, 0, 0) is None
