@@ -9,7 +9,7 @@ the deadline). Driver, one per engine tick (`TICK_METRICS`, from `TickReport.met
 `aiq_tick_total_ms` (the whole tick) and its phases `aiq_tick_{keys,shards,exits,entries,
 funding}_ms` (histograms), what the tick did (`aiq_tick_{opened,added,reduced,closed,blocked,
 errors}`, counters) and where it left the account (`aiq_tick_symbols`, `aiq_tick_evaluated`,
-`aiq_open_positions`, `aiq_cash_usd`, `aiq_equity_usd`, gauges). They show on the Ray
+`aiq_open_positions`, `aiq_cash_usd`, `aiq_equity_usd`, `aiq_market_blind`, gauges). They show on the Ray
 dashboard's metrics page and each node's Prometheus export (with Ray's `ray_` prefix).
 
 `shard_metrics()` / `pool_metrics()` / `tick_metrics()` return the Ray-backed set when Ray is
@@ -55,6 +55,7 @@ TICK_METRICS: dict[str, tuple[MetricKind, str, str]] = {
     "open_positions": (MetricKind.GAUGE, "aiq_open_positions", "open positions after the last tick"),
     "cash_usd": (MetricKind.GAUGE, "aiq_cash_usd", "cash after the last tick (USD)"),
     "equity_usd": (MetricKind.GAUGE, "aiq_equity_usd", "equity after the last tick (USD)"),
+    "market_blind": (MetricKind.GAUGE, "aiq_market_blind", "1 while the driver is blind (no usable candles)"),
 }
 
 

@@ -50,7 +50,7 @@ from engine.execution.live_broker import (
 )
 from engine.execution.oms_trades import classify, export_funding, export_trades
 from engine.execution.trade_store import TradeStore
-from engine.marketdata.hub import HubSettings, MarketDataHub
+from engine.marketdata.hub import HubSettings, MarketDataHub, resolve_candle_mode
 from engine.oms.funding import FundingLedger, FundingSync
 from engine.oms.ledger import LiveOms, OmsConfig
 from engine.oms.reconciler import (
@@ -359,6 +359,7 @@ def run_live(env: MutableMapping[str, str], mode: Mode, stop: StopFlag) -> int:
         env["AI_QUANT_INTERVAL"] = interval
         fold_engine_yaml(env, strategy.config().engine, interval, str(strategy.path))
         settings = DaemonSettings.from_env(env)  # again: YAML engine.* now folded into env
+        on_close = resolve_candle_mode(env, None)  # after the fold: the YAML value is in env
         store = TradeStore.open(settings.db_path, mode)
         run_id = settings.run_id or uuid.uuid4().hex[:12]
         events = EventLogger(store.connection, mode, run_id)
@@ -403,7 +404,8 @@ def run_live(env: MutableMapping[str, str], mode: Mode, stop: StopFlag) -> int:
             alerter.send(AlertKind.SHARD, alert.fault.value, {"shard": alert.shard, "symbols": alert.symbols})
 
         executor = services.start_shards(
-            interval=interval, configs=configs, symbols=watchlist, alert=shard_alert
+            interval=interval, configs=configs, symbols=watchlist, alert=shard_alert,
+            signal_on_candle_close=on_close,
         )
         stop.install()  # Ray's start-up may have replaced our handlers
         if stop:

@@ -29,7 +29,7 @@ from engine.daemon.services import RuntimeSettings, Services, apply_venue_defaul
 from engine.enums import AlertKind, Mode
 from engine.execution.paper_broker import PaperBroker
 from engine.execution.trade_store import TradeStore
-from engine.marketdata.hub import HubSettings, KeysSnapshot, MarketDataHub, PriceQuote
+from engine.marketdata.hub import HubSettings, KeysSnapshot, MarketDataHub, PriceQuote, resolve_candle_mode
 from engine.runtime.lock import DaemonLock
 from engine.runtime.systemd_watchdog import SystemdWatchdog
 from engine.sidecar.settings import SidecarSettings, top_symbols_by_volume
@@ -153,6 +153,7 @@ def run_paper(env: MutableMapping[str, str], mode: Mode, stop: StopFlag) -> int:
         env["AI_QUANT_INTERVAL"] = interval
         fold_engine_yaml(env, strategy.config().engine, interval, str(strategy.path))
         settings = DaemonSettings.from_env(env)  # again: YAML engine.* now folded into env
+        on_close = resolve_candle_mode(env, None)  # after the fold: the YAML value is in env
         store = TradeStore.open(settings.db_path, mode)
         run_id = settings.run_id or uuid.uuid4().hex[:12]
         events = EventLogger(store.connection, mode, run_id)
@@ -175,7 +176,8 @@ def run_paper(env: MutableMapping[str, str], mode: Mode, stop: StopFlag) -> int:
             alerter.send(AlertKind.SHARD, alert.fault.value, {"shard": alert.shard, "symbols": alert.symbols})
 
         executor = services.start_shards(
-            interval=interval, configs=configs, symbols=watchlist, alert=shard_alert
+            interval=interval, configs=configs, symbols=watchlist, alert=shard_alert,
+            signal_on_candle_close=on_close,
         )
         stop.install()  # Ray's start-up may have replaced our handlers
         if stop:
@@ -213,9 +215,10 @@ def run_paper(env: MutableMapping[str, str], mode: Mode, stop: StopFlag) -> int:
             redis_rt.client(socket_timeout=None), redis_rt.layout.closed_channel(interval)
         )
         log.info(
-            "engine started mode=%s run_id=%s interval=%s symbols=%s shards=%d executor=%s venue=%s db=%s",
-            mode.value, run_id, interval, ",".join(watchlist), runtime.n_shards, runtime.executor.value,
-            base_url, settings.db_path,
+            "engine started mode=%s run_id=%s interval=%s candles=%s symbols=%s shards=%d executor=%s "
+            "venue=%s db=%s",
+            mode.value, run_id, interval, "close" if on_close else "open", ",".join(watchlist),
+            runtime.n_shards, runtime.executor.value, base_url, settings.db_path,
         )  # fmt: skip
         alerter.send(AlertKind.RESTART, "engine started", {"run_id": run_id, "venue": runtime.venue.value})
         run_loop(engine, waiter, watchdog, stop, settings.loop_target_secs)

@@ -213,9 +213,10 @@ class Services:
         configs: ConfigSource,
         symbols: Sequence[str],
         alert: Callable[[ShardAlert], None],
+        signal_on_candle_close: bool = True,
     ) -> ShardExecutor:
         assert self.redis is not None
-        shard_settings = ShardSettings(interval=interval)
+        shard_settings = ShardSettings(interval=interval, signal_on_candle_close=signal_on_candle_close)
         executor: Any
         if self.settings.executor is ExecutorKind.INPROCESS:
             from cluster.inprocess import InProcessExecutor

@@ -16,7 +16,7 @@ import dataclasses
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -79,13 +79,30 @@ class HubSettings:
             raise ConfigError(f"AI_QUANT_INTERVAL={interval!r}: {exc}") from exc
         return cls(
             interval=interval,
-            signal_on_candle_close=env_bool("AI_QUANT_SIGNAL_ON_CANDLE_CLOSE", True, env),
+            signal_on_candle_close=env_bool(SIGNAL_ON_CANDLE_CLOSE_ENV, True, env),
             candle_max_age_secs=env_float("AI_QUANT_CANDLE_MAX_AGE_S", 0.0, env, lo=0.0),
             mid_max_age_secs=env_float("AI_QUANT_WS_STALE_MIDS_S", 60.0, env, lo=0.1),
             bbo_max_age_secs=env_float("AI_QUANT_WS_STALE_BBO_S", 120.0, env, lo=0.0),
             heartbeat_max_age_secs=env_float("AI_QUANT_SIDECAR_HEARTBEAT_STALE_S", 15.0, env, lo=0.5),
             rest_enable=env_bool("AI_QUANT_REST_ENABLE", True, env),
         )
+
+
+SIGNAL_ON_CANDLE_CLOSE_ENV = "AI_QUANT_SIGNAL_ON_CANDLE_CLOSE"
+
+
+def resolve_candle_mode(env: MutableMapping[str, str], yaml_value: bool | None) -> bool:
+    """The one place the candle mode is decided: True = decide on closed candles (close keys).
+
+    YAML `engine.signal_on_candle_close` wins when set, else AI_QUANT_SIGNAL_ON_CANDLE_CLOSE,
+    default True (reference §3.2). The answer is written back into `env`, so the hub
+    (`HubSettings.from_env`), the shards and every child process read the same value; like the
+    interval it is fixed until restart. False: keys are forming-candle open times and the
+    shards decide on the closed history plus the forming bar (`cluster.shard_core`).
+    """
+    on_close = env_bool(SIGNAL_ON_CANDLE_CLOSE_ENV, True, env) if yaml_value is None else bool(yaml_value)
+    env[SIGNAL_ON_CANDLE_CLOSE_ENV] = "1" if on_close else "0"
+    return on_close
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +134,11 @@ class CandleFrame:
 
 @dataclass(frozen=True, slots=True)
 class KeysSnapshot:
+    """The polled keys, where they came from, and the feed's health when they were read."""
+
     keys: dict[str, int | None]
     source: CandleSource
+    health: MarketHealthReason = MarketHealthReason.OK
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +226,7 @@ class MarketDataHub:
         self._last_hb: Heartbeat | None = None
         self._rest_candles: dict[tuple[str, str, int], tuple[int, list[Candle]]] = {}
         self._rest_mids: tuple[int, dict[str, float]] | None = None
+        self._keys_fallback = False  # candle keys currently come from SQLite (Redis unreadable)
 
     # ------------------------------------------------------------------ clocks and health
     def _refresh_heartbeat(self) -> Heartbeat | None:
@@ -264,17 +285,26 @@ class MarketDataHub:
         on_close = self.settings.signal_on_candle_close
         try:
             keys = self.read_candle_keys(symbols, iv)
-            return KeysSnapshot({s: k.pick(on_close) for s, k in keys.items()}, CandleSource.REDIS)
+            if self._keys_fallback:
+                self._keys_fallback = False
+                log.warning("candle keys from redis again")
+            picked = {s: k.pick(on_close) for s, k in keys.items()}
+            return KeysSnapshot(picked, CandleSource.REDIS, self.health().reason)  # a frozen feed shows here
         except _REDIS_ERRORS as exc:
-            log.warning("candle keys from sqlite: redis unavailable", extra={"error": type(exc).__name__})
+            # once per outage: the engine's blind watch (engine.tick.blind) reports it loudly
+            log.log(
+                logging.DEBUG if self._keys_fallback else logging.WARNING,
+                "candle keys from sqlite: redis unavailable error=%s", type(exc).__name__,
+            )  # fmt: skip
+            self._keys_fallback = True
         out: dict[str, int | None] = dict.fromkeys(symbols)
         conn = self._sqlite()
         if conn is not None:
             for sym in symbols:
                 last = read_candles(conn, sym, iv, limit=1)
-                if last:
-                    out[sym] = last[-1].close_ms if on_close else last[-1].t
-        return KeysSnapshot(out, CandleSource.SQLITE)
+                if last:  # open mode: the bar after the last closed one (SQLite holds no forming bar)
+                    out[sym] = last[-1].close_ms if on_close else last[-1].close_ms + 1
+        return KeysSnapshot(out, CandleSource.SQLITE, MarketHealthReason.REDIS_DOWN)
 
     # ------------------------------------------------------------------ candles
     def _fresh(self, last: Candle, interval: str) -> bool:

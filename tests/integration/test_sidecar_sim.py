@@ -18,7 +18,10 @@ from typing import Any
 import pytest
 import redis
 
+from cluster.records import ShardStatus
 from cluster.redis_layout import AccountEventKind, RedisLayout, decode_candle
+from cluster.shard_core import ConfigSource, ShardCore, ShardSettings
+from cluster.shard_store import RedisShardStore
 from engine.enums import CandleSource, MarketHealthReason
 from engine.marketdata.hub import HubSettings, MarketDataHub
 from engine.runtime.redis_server import EmbeddedRedis
@@ -309,6 +312,14 @@ def test_candle_keys_change_exactly_when_bars_open_and_close(
     wait_for(lambda: all(v == (bar_t + IV - 1, bar_t + IV) for v in keys().values()), 10, "both keys")
     assert hubs[True].candle_keys(symbols).keys == dict.fromkeys(symbols, bar_t + IV - 1)
     assert hubs[False].candle_keys(symbols).keys == dict.fromkeys(symbols, bar_t + IV)
+    # and a shard decides those keys: closed history from Redis + the forming bar (issue 16.1)
+    store = RedisShardStore(redis_client, layout, "1m")
+    for on_close in (True, False):
+        settings = ShardSettings(interval="1m", signal_on_candle_close=on_close, anchor_symbol=symbols[0])
+        core = ShardCore(0, store, settings, ConfigSource(), symbols=symbols)
+        records = core.evaluate(hubs[on_close].candle_keys(symbols).keys)  # type: ignore[arg-type]
+        assert {r.status for r in records} == {ShardStatus.OK}, records
+        assert {r.t for r in records} == {bar_t if on_close else bar_t + IV}
     # no candle messages: the bar closes on the venue clock + grace, no new bar is seen open
     sim.set_faults(pause_candle_feed=True)
     now = sim.advance(ms=IV)  # 5 s past the close of bar_t + IV; grace is 2 s
