@@ -28,6 +28,7 @@ from engine.config.env import (
     env_opt_str,
     env_str,
 )
+from engine.config.shared import env_interval, env_lookback_bars
 from engine.enums import FeeMode, Mode
 from engine.execution.fill_model import FeeSchedule, FillModelParams
 from strategies.candle import interval_ms
@@ -99,16 +100,12 @@ class DaemonSettings:
         """Parse and validate the environment; raise ConfigError naming the first bad variable."""
         env = os.environ if env is None else env
         mode = env_enum("AI_QUANT_MODE", Mode, Mode.PAPER, env)
-        interval = env_str("AI_QUANT_INTERVAL", "1h", env)
-        try:
-            interval_ms(interval)
-        except ValueError as exc:
-            raise ConfigError(f"AI_QUANT_INTERVAL={interval!r}: {exc}") from exc
+        interval = env_interval(env)
         state_dir = Path(env_str("AI_QUANT_STATE_DIR", "state", env))
         return cls(
             mode=mode,
             interval=interval,
-            lookback_bars=env_int("AI_QUANT_LOOKBACK_BARS", 200, env, lo=50, hi=10_000),
+            lookback_bars=env_lookback_bars(env),
             signal_on_candle_close=env_bool("AI_QUANT_SIGNAL_ON_CANDLE_CLOSE", True, env),
             candle_close_grace_ms=env_int("AI_QUANT_CANDLE_CLOSE_GRACE_MS", 2_000, env, lo=0, hi=600_000),
             loop_target_secs=env_float("AI_QUANT_LOOP_TARGET_SECS", 5.0, env, lo=0.05, hi=3_600.0),

@@ -24,7 +24,8 @@ import pandas as pd
 import redis
 
 from cluster.redis_layout import CandleKeys, Heartbeat, LayoutError, RedisLayout
-from engine.config.env import ConfigError, env_bool, env_float, env_str
+from engine.config.env import env_bool, env_float
+from engine.config.shared import env_interval
 from engine.enums import CandleSource, MarketHealthReason, PriceSource
 from engine.storage.sqlite import open_db, read_candles
 from engine.venue import types as hl
@@ -71,11 +72,7 @@ class HubSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> HubSettings:
         """Build from AI_QUANT_* variables; raise ConfigError naming a bad one."""
-        interval = env_str("AI_QUANT_INTERVAL", "1h", env)
-        try:
-            interval_ms(interval)
-        except ValueError as exc:
-            raise ConfigError(f"AI_QUANT_INTERVAL={interval!r}: {exc}") from exc
+        interval = env_interval(env)
         return cls(
             interval=interval,
             signal_on_candle_close=env_bool("AI_QUANT_SIGNAL_ON_CANDLE_CLOSE", True, env),

@@ -22,6 +22,7 @@ from engine.config.env import (
     env_opt_str,
     env_str,
 )
+from engine.config.shared import env_interval, env_lookback_bars
 from engine.enums import Mode
 from engine.runtime.redis_runtime import RedisSettings
 from engine.venue.info_client import hl_base_url, normalise_address
@@ -101,11 +102,7 @@ class SidecarSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> SidecarSettings:
         """Build from the environment; raise ConfigError naming the first bad variable."""
         base = hl_base_url(env)
-        interval = env_str("AI_QUANT_INTERVAL", "1h", env)
-        try:
-            interval_ms(interval)
-        except ValueError as exc:
-            raise ConfigError(f"AI_QUANT_INTERVAL={interval!r}: {exc}") from exc
+        interval = env_interval(env)
         mode = env_enum("AI_QUANT_MODE", Mode, Mode.PAPER, env)
         address = env_opt_str("AI_QUANT_ACCOUNT_ADDRESS", env)
         if address is not None:
@@ -125,7 +122,7 @@ class SidecarSettings:
             interval=interval,
             symbols=tuple(dict.fromkeys(env_list("AI_QUANT_SYMBOLS", env))),
             top_n=env_int("AI_QUANT_TOP_N", 50, env, lo=1, hi=MAX_SUBSCRIPTIONS),
-            lookback_bars=env_int("AI_QUANT_LOOKBACK_BARS", 200, env, lo=1, hi=10_000),
+            lookback_bars=env_lookback_bars(env),
             enable_bbo=env_bool("AI_QUANT_WS_ENABLE_BBO", True, env),
             account_address=address,
             close_grace_ms=env_int("AI_QUANT_CANDLE_CLOSE_GRACE_MS", 2_000, env, lo=0, hi=600_000),

@@ -25,7 +25,6 @@ from typing import Any
 from cluster.executor import ShardExecutor
 from cluster.records import DecisionStatus as ShardStatus
 from cluster.records import ShardDecision
-from cluster.shard_core import ConfigSource
 from engine.enums import (
     AlertKind,
     DecisionEventType,
@@ -198,14 +197,7 @@ class UnifiedEngine:
         if outcome in (ReloadOutcome.RELOADED, ReloadOutcome.RESTART_REQUIRED) and isinstance(
             self._executor, ReconfigurableExecutor
         ):
-            mode = self._strategy.strategy_mode
-            self._executor.update_configs(
-                ConfigSource(
-                    overrides=self._strategy.overrides,
-                    live=self._strategy.live,
-                    strategy_mode=None if mode is None else mode.value,
-                )
-            )
+            self._executor.update_configs(self._strategy.config_source())
         return outcome
 
     def _evaluate(self, keys: Mapping[str, int | None], open_symbols: set[str]) -> dict[str, ShardDecision]:

@@ -181,7 +181,10 @@ def _reject_code(result: OrderResult) -> str:
 def reject_detail(result: OrderResult) -> dict[str, object]:
     if result.filled:
         return {}
-    return {
+    detail: dict[str, object] = {
         "broker_status": result.status.value,
         "broker_reject": None if result.reject is None else result.reject.value,
     }
+    if "reason" in result.detail:  # e.g. the risk manager's reason code behind risk_denied
+        detail["broker_reason"] = str(result.detail["reason"])
+    return detail

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from engine.enums import BrokerReject, ExecutionStatus, FeeMode, LedgerKind, Mode
 from engine.execution.broker import Broker, ExitState, OrderIntent
 from engine.execution.fill_model import HOUR_MS, FillModelParams, MarketQuote
-from engine.execution.paper_broker import PaperBroker
+from engine.execution.paper_broker import PaperBroker, allow_all
 from engine.execution.trade_store import TradeStore
 from strategies.enums import Confidence, PositionSide, TradeAction
 
@@ -40,7 +40,9 @@ def db_path(tmp_path: Path) -> Path:
 
 
 def _broker(db_path: Path, params: FillModelParams = NO_SLIP, seed: float = 10_000.0) -> PaperBroker:
-    return PaperBroker(TradeStore.open(db_path, Mode.PAPER), params, seed, clock_ms=lambda: T0)
+    return PaperBroker(
+        TradeStore.open(db_path, Mode.PAPER), params, seed, pre_send_check=allow_all, clock_ms=lambda: T0
+    )
 
 
 def test_paper_broker_implements_broker_protocol(db_path):
