@@ -28,6 +28,7 @@ from typing import Any
 from cluster.records import ShardAlert
 from engine.alerts.alerting import Alerter, build_alerter
 from engine.daemon.config import DriverConfig
+from engine.daemon.live import live_stack
 from engine.daemon.loop import CandleCloseWaiter, FreshClockMarket, resolve_watchlist, run_loop
 from engine.daemon.paper import build_paper_stack
 from engine.daemon.services import Services
@@ -64,11 +65,7 @@ def paper_stack(ctx: BrokerContext) -> BrokerStack:
 
 def broker_factory_for(mode: Mode) -> BrokerFactory:
     """The only mode branch of the driver."""
-    if mode is Mode.PAPER:
-        return paper_stack
-    from engine.daemon.live import live_stack  # the venue stack's imports only when it is used
-
-    return live_stack
+    return paper_stack if mode is Mode.PAPER else live_stack
 
 
 class Node:
