@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -81,7 +81,7 @@ class LiveStack:
     """The venue broker, ledger, risk manager, reconciler and account-event pump of one run."""
 
     mode: Mode
-    env: Any  # read-only Mapping: the live gate is read from it before every POST
+    env: Mapping[str, str]  # read-only: the live gate is read from it before every POST
     user: str
     oms: LiveOms
     risk: RiskManager
