@@ -22,7 +22,8 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
-from engine.config.env import ConfigError, env_enum
+from engine.config.env import ConfigError
+from engine.config.shared import env_mode
 from engine.daemon.config import DriverConfig
 from engine.daemon.node import run
 from engine.daemon.stop import StopFlag
@@ -40,7 +41,7 @@ EXIT_FAILED = 1
 
 def read_mode(env: Mapping[str, str]) -> Mode:
     """AI_QUANT_MODE (default paper); anything else is a ConfigError listing the valid values."""
-    return env_enum("AI_QUANT_MODE", Mode, Mode.PAPER, env)
+    return env_mode(env)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from types import MappingProxyType
 
 from engine.config.env import ConfigError, env_float, env_opt_str
 from engine.config.settings import DaemonSettings
+from engine.config.shared import env_strategy_yaml
 from engine.daemon.services import RuntimeSettings, Venue, apply_venue_defaults
 from engine.enums import Mode
 from engine.execution.live_broker import LiveBrokerConfig
@@ -67,9 +67,9 @@ class DriverConfig:
         """Parse and validate; raise ConfigError (exit 2) naming the first bad variable or file."""
         full = apply_venue_defaults(env)
         settings = DaemonSettings.from_env(full)
-        strategy_yaml = env_opt_str(ENV_STRATEGY_YAML, full)
-        if strategy_yaml is not None and not Path(strategy_yaml).is_file():
-            raise ConfigError(f"{ENV_STRATEGY_YAML}={strategy_yaml!r}: no such file")
+        strategy_yaml, named = env_strategy_yaml(full)
+        if named and not strategy_yaml.is_file():
+            raise ConfigError(f"{ENV_STRATEGY_YAML}={str(strategy_yaml)!r}: no such file")
         runtime = RuntimeSettings.from_env(full)
         live = _live_config(full, settings.mode) if settings.mode is not Mode.PAPER else None
         return cls(

@@ -25,7 +25,7 @@ import redis
 
 from cluster.redis_layout import CandleKeys, Heartbeat, LayoutError, RedisLayout
 from engine.config.env import env_bool, env_float
-from engine.config.shared import env_interval
+from engine.config.shared import env_interval, env_signal_on_candle_close
 from engine.enums import CandleSource, MarketHealthReason, PriceSource
 from engine.storage.sqlite import open_db, read_candles
 from engine.venue import types as hl
@@ -75,7 +75,7 @@ class HubSettings:
         interval = env_interval(env)
         return cls(
             interval=interval,
-            signal_on_candle_close=env_bool("AI_QUANT_SIGNAL_ON_CANDLE_CLOSE", True, env),
+            signal_on_candle_close=env_signal_on_candle_close(env),
             candle_max_age_secs=env_float("AI_QUANT_CANDLE_MAX_AGE_S", 0.0, env, lo=0.0),
             mid_max_age_secs=env_float("AI_QUANT_WS_STALE_MIDS_S", 60.0, env, lo=0.1),
             bbo_max_age_secs=env_float("AI_QUANT_WS_STALE_BBO_S", 120.0, env, lo=0.0),
