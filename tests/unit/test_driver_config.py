@@ -137,3 +137,41 @@ def test_driver_and_sidecar_refuse_the_same_values(name, value):
     for parse in (DaemonSettings.from_env, SidecarSettings.from_env):
         with pytest.raises(ConfigError, match=name):
             parse({name: value})
+
+
+def _is_environ(node: object) -> bool:
+    import ast
+
+    return (
+        isinstance(node, ast.Attribute) and node.attr == "environ"
+        and isinstance(node.value, ast.Name) and node.value.id == "os"
+    )  # fmt: skip
+
+
+def test_nothing_writes_our_variables_into_the_environment():
+    """Values are handed on through DriverConfig.to_env(), never by writing os.environ or the env
+    mapping the config was parsed from (only Ray's own RAY_* switches are set for Ray)."""
+    import ast
+
+    root = Path(__file__).resolve().parents[2]
+    writes: list[str] = []
+    for package in ("engine", "cluster"):
+        for path in (root / package).rglob("*.py"):
+            where = str(path.relative_to(root))
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                targets = node.targets if isinstance(node, ast.Assign) else []
+                for target in targets:
+                    if isinstance(target, ast.Subscript) and (
+                        _is_environ(target.value)
+                        or (where.startswith("engine/daemon/") and "env" in (
+                            getattr(target.value, "id", ""), getattr(target.value, "attr", "")
+                        ))
+                    ):
+                        writes.append(f"{where}:{node.lineno}")
+                if (
+                    isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and _is_environ(node.func.value) and node.func.attr in {"update", "pop", "setdefault"}
+                    and not (node.args and str(getattr(node.args[0], "value", "")).startswith("RAY_"))
+                ):  # fmt: skip
+                    writes.append(f"{where}:{node.lineno}")
+    assert writes == []
