@@ -41,7 +41,7 @@ from cluster.metrics import ShardMetrics
 from cluster.records import ShardDecision, ShardStatus, make_decision, no_signal
 from cluster.shard_store import CandleRead, ShardStore
 from strategies.candle import Candle
-from strategies.config import StrategyConfig, StrategyOverrides
+from strategies.config import LiveDefaults, StrategyConfig, StrategyOverrides
 from strategies.incremental import IncrementalIndicators
 from strategies.signals import decide_lean
 
@@ -58,10 +58,15 @@ class ConfigSource:
     overrides: StrategyOverrides = field(default_factory=StrategyOverrides)
     live: bool = False
     strategy_mode: str | None = None
+    live_defaults: LiveDefaults = field(default_factory=LiveDefaults)
 
-    def resolve(self, symbol: str) -> StrategyConfig:
-        """Return the merged config of `symbol`; raises StrategyConfigError."""
-        return self.overrides.resolve(symbol, live=self.live, strategy_mode=self.strategy_mode)
+    def resolve(self, symbol: str | None) -> StrategyConfig:
+        """Return the merged config of `symbol` (None = the global view); raises StrategyConfigError.
+
+        The one merge the driver (StrategyManager) and the shards share, live defaults included."""
+        return self.overrides.resolve(
+            symbol, live=self.live, strategy_mode=self.strategy_mode, live_defaults=self.live_defaults
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

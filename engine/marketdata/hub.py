@@ -16,7 +16,7 @@ import dataclasses
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,7 +25,8 @@ import pandas as pd
 import redis
 
 from cluster.redis_layout import Bbo, CandleKeys, Heartbeat, LayoutError, Mid, RedisLayout
-from engine.config.env import ConfigError, env_bool, env_float, env_str
+from engine.config.env import env_bool, env_float
+from engine.config.shared import env_interval, env_signal_on_candle_close
 from engine.enums import CandleSource, MarketHealthReason, PriceSource
 from engine.storage.sqlite import open_db, read_candles
 from engine.venue import types as hl
@@ -72,37 +73,16 @@ class HubSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> HubSettings:
         """Build from AI_QUANT_* variables; raise ConfigError naming a bad one."""
-        interval = env_str("AI_QUANT_INTERVAL", "1h", env)
-        try:
-            interval_ms(interval)
-        except ValueError as exc:
-            raise ConfigError(f"AI_QUANT_INTERVAL={interval!r}: {exc}") from exc
+        interval = env_interval(env)
         return cls(
             interval=interval,
-            signal_on_candle_close=env_bool(SIGNAL_ON_CANDLE_CLOSE_ENV, True, env),
+            signal_on_candle_close=env_signal_on_candle_close(env),
             candle_max_age_secs=env_float("AI_QUANT_CANDLE_MAX_AGE_S", 0.0, env, lo=0.0),
             mid_max_age_secs=env_float("AI_QUANT_WS_STALE_MIDS_S", 60.0, env, lo=0.1),
             bbo_max_age_secs=env_float("AI_QUANT_WS_STALE_BBO_S", 120.0, env, lo=0.0),
             heartbeat_max_age_secs=env_float("AI_QUANT_SIDECAR_HEARTBEAT_STALE_S", 15.0, env, lo=0.5),
             rest_enable=env_bool("AI_QUANT_REST_ENABLE", True, env),
         )
-
-
-SIGNAL_ON_CANDLE_CLOSE_ENV = "AI_QUANT_SIGNAL_ON_CANDLE_CLOSE"
-
-
-def resolve_candle_mode(env: MutableMapping[str, str], yaml_value: bool | None) -> bool:
-    """The one place the candle mode is decided: True = decide on closed candles (close keys).
-
-    YAML `engine.signal_on_candle_close` wins when set, else AI_QUANT_SIGNAL_ON_CANDLE_CLOSE,
-    default True (reference §3.2). The answer is written back into `env`, so the hub
-    (`HubSettings.from_env`), the shards and every child process read the same value; like the
-    interval it is fixed until restart. False: keys are forming-candle open times and the
-    shards decide on the closed history plus the forming bar (`cluster.shard_core`).
-    """
-    on_close = env_bool(SIGNAL_ON_CANDLE_CLOSE_ENV, True, env) if yaml_value is None else bool(yaml_value)
-    env[SIGNAL_ON_CANDLE_CLOSE_ENV] = "1" if on_close else "0"
-    return on_close
 
 
 @dataclass(frozen=True, slots=True)

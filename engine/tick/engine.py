@@ -26,7 +26,6 @@ from typing import Any
 
 from cluster.executor import ShardExecutor
 from cluster.records import ShardDecision
-from cluster.shard_core import ConfigSource
 from engine.alerts.notices import notify_trade
 from engine.enums import (
     DecisionEventType,
@@ -208,14 +207,7 @@ class UnifiedEngine:
         if outcome in (ReloadOutcome.RELOADED, ReloadOutcome.RESTART_REQUIRED) and isinstance(
             self._executor, ReconfigurableExecutor
         ):
-            mode = self._strategy.strategy_mode
-            self._executor.update_configs(
-                ConfigSource(
-                    overrides=self._strategy.overrides,
-                    live=self._strategy.live,
-                    strategy_mode=None if mode is None else mode.value,
-                )
-            )
+            self._executor.update_configs(self._strategy.config_source())
         return outcome
 
     # ------------------------------------------------------------------ events

@@ -11,7 +11,7 @@ import redis
 from cluster.redis_layout import Bbo, Heartbeat, RedisLayout
 from engine.enums import CandleSource, MarketHealthReason, OrderSide, PriceSource
 from engine.execution.fill_model import FillModelParams, fill_price
-from engine.marketdata.hub import DF_COLUMNS, HubSettings, MarketDataHub, resolve_candle_mode
+from engine.marketdata.hub import DF_COLUMNS, HubSettings, MarketDataHub
 from engine.runtime.redis_server import EmbeddedRedis
 from engine.storage.sqlite import ensure_candles_table, open_db, upsert_candles
 from engine.tick.types import market_quote
@@ -275,16 +275,3 @@ def test_open_mode_sqlite_key_is_the_bar_after_the_last_close_like_the_redis_key
     assert (from_redis.source, from_sqlite.source) == (CandleSource.REDIS, CandleSource.SQLITE)
     assert from_sqlite.keys == from_redis.keys == {SYM: 1000 * IV}  # the forming bar's open time
     client.close()
-
-
-@pytest.mark.parametrize(
-    ("env_value", "yaml_value", "expected"),
-    [(None, None, True), ("0", None, False), ("1", False, False), ("0", True, True), ("off", None, False)],
-)
-def test_candle_mode_yaml_wins_over_env_and_is_written_back(
-    env_value: str | None, yaml_value: bool | None, expected: bool
-) -> None:
-    env = {} if env_value is None else {"AI_QUANT_SIGNAL_ON_CANDLE_CLOSE": env_value}
-    assert resolve_candle_mode(env, yaml_value) is expected
-    assert env["AI_QUANT_SIGNAL_ON_CANDLE_CLOSE"] == ("1" if expected else "0")
-    assert HubSettings.from_env(env).signal_on_candle_close is expected

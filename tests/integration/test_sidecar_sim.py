@@ -58,7 +58,7 @@ class SidecarProc:
             AI_QUANT_REDIS_PREFIX=prefix,
             AI_QUANT_STATE_DIR=str(state_dir),
             AI_QUANT_INTERVAL="1m",
-            AI_QUANT_LOOKBACK_BARS="30",
+            AI_QUANT_LOOKBACK_BARS="50",
             AI_QUANT_CANDLE_REST_MIN_GAP_MS="0",
             HL_WS_SUB_SEND_MS="0",
             AI_QUANT_SIDECAR_HEARTBEAT_MS="100",

@@ -19,7 +19,7 @@ from cluster.shard_core import ConfigSource, ShardSettings
 from cluster.shard_store import MemoryShardStore
 from engine.enums import CandleSource, LedgerKind, Mode, PriceSource
 from engine.execution.fill_model import FillModelParams
-from engine.execution.paper_broker import PaperBroker
+from engine.execution.paper_broker import PaperBroker, allow_all
 from engine.execution.trade_store import TradeStore
 from engine.marketdata.hub import KeysSnapshot, PriceQuote
 from engine.tick.decision_log import EventLogger
@@ -94,7 +94,9 @@ def _run(tmp: Path, candles: dict[str, list[Candle]], restart_at: int | None) ->
             symbols=list(candles),
         )
         store = TradeStore.open(tmp / "trading_paper.db", Mode.PAPER)
-        broker = PaperBroker(store, FillModelParams(), 10_000.0, clock_ms=lambda: market.now)
+        broker = PaperBroker(
+            store, FillModelParams(), 10_000.0, pre_send_check=allow_all, clock_ms=lambda: market.now
+        )
         engine = UnifiedEngine(
             strategy=strategy, market=market, executor=executor, broker=broker, trades=store,
             events=EventLogger(store.connection, Mode.PAPER), watchlist=lambda: sorted(FILES),
