@@ -23,7 +23,7 @@ from engine.execution.gates import ENV_LIVE_CONFIRM, ENV_LIVE_ENABLE, LIVE_CONFI
 from engine.execution.live_broker import LiveBrokerConfig, build_venue_broker
 from engine.oms.funding import FundingLedger
 from engine.oms.ledger import LiveOms, OmsConfig
-from engine.risk.manager import utc_day
+from engine.risk.check import utc_day
 from engine.risk.verdicts import ALLOW
 from engine.venue.exchange_client import SigningKey, round_size
 from strategies.enums import EntryKind, PositionSide, TradeAction

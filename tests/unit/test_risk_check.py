@@ -1,4 +1,4 @@
-"""engine.risk.manager.check: every RiskReason denies with its code; exits and cancels pass where they should.
+"""engine.risk.check.check: every RiskReason denies with its code; exits and cancels pass where they should.
 
 CASES is keyed by RiskReason and the tests are parametrized over the enum, so a new reason code
 without an example here fails the suite.
@@ -17,11 +17,7 @@ from hypothesis import strategies as st
 
 from engine.enums import DecisionStatus, Mode, OrderSide, RiskReason, TradingState
 from engine.execution.broker import AccountSnapshot, OrderIntent, Position
-from engine.risk.limits import RiskLimits
-from engine.risk.manager import (
-    ALLOW,
-    Allow,
-    Deny,
+from engine.risk.check import (
     RiskSnapshot,
     check,
     check_cancel,
@@ -29,7 +25,8 @@ from engine.risk.manager import (
     drawdown_pct,
     slippage_bps,
 )
-from engine.risk.verdicts import FAIL_CLOSED_REASONS, check_failed
+from engine.risk.limits import RiskLimits
+from engine.risk.verdicts import ALLOW, FAIL_CLOSED_REASONS, Allow, Deny, check_failed
 from engine.tick.decision_log import EventLogger
 from strategies.enums import EntryKind, ExitReason, PositionSide, TradeAction
 
