@@ -47,9 +47,9 @@ from engine.execution.broker import (
     PreSendCheck,
 )
 from engine.execution.gates import GateVerdict, live_gate
+from engine.execution.verdicts import Allow, Deny, RiskVerdict, check_failed
 from engine.oms.ledger import LiveOms, dedupe_key_for_open
 from engine.oms.states import OmsEvent, OrderState
-from engine.risk.verdicts import Allow, Deny, RiskVerdict, check_failed
 from engine.venue import types as hl
 from engine.venue.exchange_client import (
     ActionSigner,

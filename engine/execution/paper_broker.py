@@ -37,7 +37,7 @@ from engine.execution.broker import (
 )
 from engine.execution.fill_model import FillModelParams, PricedFill
 from engine.execution.trade_store import THIS_TRADE, TradeStore
-from engine.risk.verdicts import ALLOW, Allow, Deny, check_failed
+from engine.execution.verdicts import ALLOW, Allow, Deny, check_failed
 from strategies.enums import PositionSide, TradeAction
 
 log = logging.getLogger(__name__)

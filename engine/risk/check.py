@@ -1,7 +1,7 @@
 """The pre-trade risk check: a pure function of the order, the account and the risk state.
 
 `check(intent, account, positions, limits, state, now_ms)` returns `Allow()` or
-`Deny(reason, details)` (engine/risk/verdicts.py) with a RiskReason code and the numbers behind
+`Deny(reason, details)` (engine/execution/verdicts.py) with a RiskReason code and the numbers behind
 it, and never writes anything. Order of checks:
 
 1. hard kill (`AI_QUANT_HARD_KILL_SWITCH`) → every order denied, exits included;
@@ -27,13 +27,11 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
-from engine.enums import DecisionEventType, DecisionPhase, DecisionStatus, OrderSide, RiskReason, TradingState
+from engine.enums import OrderSide, RiskReason, TradingState
 from engine.execution.broker import AccountSnapshot, OrderIntent, Position
+from engine.execution.verdicts import ALLOW, Deny, RiskVerdict
 from engine.risk.limits import RiskLimits
-from engine.risk.verdicts import ALLOW, Deny, RiskVerdict
-from engine.tick.decision_log import GateCheck
 from strategies.enums import TradeAction
 
 WINDOW_MS = 60_000
@@ -243,28 +241,6 @@ def _notional_caps_deny(
             RiskReason.LEVERAGE, {"gross_leverage": gross_leverage, "limit": limits.max_gross_leverage}
         )
     return None
-
-
-# --- decision-event helper ----------------------------------------------------------------------
-
-
-def deny_event_fields(deny: Deny, intent: OrderIntent, recorded_ms: int) -> dict[str, Any]:
-    """Return keyword fields for `EventLogger.new_event(**fields)` recording this denial."""
-    return {
-        "symbol": intent.symbol,
-        "event_type": DecisionEventType.GATE_BLOCK,
-        "status": DecisionStatus.BLOCKED,
-        "phase": DecisionPhase.RISK_CHECK,
-        "action_taken": "blocked",
-        "event_ms": intent.event_ms,
-        "recorded_ms": recorded_ms,
-        "action": intent.action,
-        "confidence": intent.confidence,
-        "reason_code": deny.reason.value,
-        "gates": (GateCheck(gate=deny.reason.value, passed=False, details=dict(deny.details)),),
-        "context": {"risk": dict(deny.details), "intent_reason": intent.reason},
-        "parent_id": intent.decision_id,
-    }
 
 
 # --- arithmetic shared with the stateful shell -----------------------------------------------

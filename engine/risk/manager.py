@@ -3,10 +3,11 @@
 `RiskManager` keeps what the pure check needs between calls — the 60 s send windows, the UTC-day
 peak equity, the daily PnL, the slippage window — and owns the persisted trading state
 (engine/risk/state.py). It polls the kill switches each tick, trips breakers into REDUCING, and
-hands back state changes for the caller to log and alert. Callers log denials as decision events
-via `engine.risk.check.deny_event_fields`; the check itself never touches the DB. Listeners
-(`add_listener`) hear every state change whoever caused it (engine/tick/protections.py alerts on
-them), and `close_all_armed` says when the drawdown close-all policy must flatten the book.
+hands back state changes for the caller to log and alert. A denial travels back in the
+broker's `OrderResult.deny` and the tick records it (engine/tick/types.py `execution_fields`);
+the check itself never touches the DB. Listeners (`add_listener`) hear every state change
+whoever caused it (engine/tick/protections.py alerts on them), and `close_all_armed` says when
+the drawdown close-all policy must flatten the book.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from typing import Any
 from engine.enums import DrawdownPolicy, KillSource, OrderSide, RiskReason, TradingState, TradingStateEvent
 from engine.execution.broker import AccountSnapshot, OrderIntent, Position
 from engine.execution.gates import hard_kill_active
+from engine.execution.verdicts import ALLOW as ALLOW  # re-exported: the verdict types are part of this API
+from engine.execution.verdicts import Allow as Allow
+from engine.execution.verdicts import Deny, RiskVerdict
 from engine.risk.check import (
     ENTRY_ACTIONS,
     WINDOW_MS,
@@ -38,9 +42,6 @@ from engine.risk.check import (
 from engine.risk.kill_switch import KillSwitchSources, kill_events
 from engine.risk.limits import RiskLimits
 from engine.risk.state import BreakerCounters, RiskStateStore, StateChange
-from engine.risk.verdicts import ALLOW as ALLOW  # re-exported: the verdict types are part of this API
-from engine.risk.verdicts import Allow as Allow
-from engine.risk.verdicts import Deny, RiskVerdict
 from strategies.enums import TradeAction
 
 logger = logging.getLogger(__name__)
