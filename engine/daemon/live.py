@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from engine.oms.ledger import LiveOms
 from engine.oms.reconciler import AccountEventPump, OmsReconciler, ReconcileReport, ReconcileVerdict
 from engine.risk.health_guard import HealthSample
 from engine.risk.manager import RiskManager
+from engine.runtime.clock import wall_ms
 from engine.tick.protections import Protections
 from strategies.enums import TradeAction
 
@@ -52,9 +52,6 @@ log = logging.getLogger("engine.daemon.live")
 ACCOUNT_GROUP = "driver"
 RISK_FILLS_CURSOR = "risk_fills"  # OMS fills rowid fed to RiskManager.note_fill
 
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @contextmanager
@@ -166,7 +163,7 @@ class LiveStack:
                     ingest_ok="drain" not in failures,
                     unmatched_fill_ms=tuple(f.time_ms for f in self.oms.orphan_fills()),
                 ))  # fmt: skip
-        now = _now_ms()
+        now = wall_ms()
         account = None
         with _guard("account", failures):
             account = self.broker.account({}, now)
@@ -195,7 +192,7 @@ class LiveStack:
         with _guard("risk_fills", failures):
             self.feed_risk_fills()
         with _guard("export", failures):
-            account = self.broker.account({}, _now_ms())
+            account = self.broker.account({}, wall_ms())
             export_trades(self.oms, self.store, account_value_usd=account.equity_usd)
             self._export_funding(account.equity_usd)
 
@@ -298,7 +295,7 @@ def _on_mismatch(risk: RiskManager, alerter: Alerter) -> Callable[[ReconcileRepo
 
     def on_mismatch(report: ReconcileReport) -> None:
         mismatches = {c: list(v) for c, v in report.mismatches.items()}
-        change = risk.apply(TradingStateEvent.RECONCILE_MISMATCH, _now_ms(), {"mismatches": mismatches})
+        change = risk.apply(TradingStateEvent.RECONCILE_MISMATCH, wall_ms(), {"mismatches": mismatches})
         log.error("reconcile position mismatch %s risk_change=%s", mismatches, change)
         if mismatches != alerted[0]:  # one alert per distinct mismatch, not one per reconcile run
             alerted[0] = mismatches

@@ -29,7 +29,6 @@ import contextlib
 import json
 import sqlite3
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -68,6 +67,7 @@ from engine.oms.states import (
     next_state,
     venue_status_event,
 )
+from engine.runtime.clock import wall_ms
 from engine.storage.sqlite import immediate_transaction
 from engine.venue import types as hl
 from engine.venue.exchange_client import (
@@ -80,10 +80,6 @@ from engine.venue.exchange_client import (
 )
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 class LiveOms:
     """The ledger. Construct with a DB path (created 0600, WAL); `close()` when done."""
 
@@ -93,7 +89,7 @@ class LiveOms:
         *,
         mode: str,
         config: OmsConfig | None = None,
-        clock_ms: Callable[[], int] = _now_ms,
+        clock_ms: Callable[[], int] = wall_ms,
     ) -> None:
         self.path = Path(path)
         self.mode = str(mode)
