@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.alerts.alerting import Alerter
-from engine.daemon.stack import BrokerContext
+from engine.daemon.stack import BrokerContext, close_in_order
 from engine.daemon.stop import StopFlag
 from engine.enums import AlertKind, LedgerKind, Mode, OrderSide, TradingStateEvent
 from engine.execution.gates import live_gate
@@ -237,18 +237,12 @@ class LiveStack:
 
     def close(self) -> None:
         """Close the venue clients and the ledger; never raises."""
-        for name, closer in (
+        close_in_order((
             ("transport", getattr(self.parts.transport, "close", None)),
             ("info", self.parts.info.close),
             ("oms", self.oms.close),
             ("funding", None if self.funding is None else self.funding.close),
-        ):
-            if closer is None:
-                continue
-            try:
-                closer()
-            except Exception:  # teardown must reach every later step
-                log.exception("closing %s failed", name)
+        ), log)
 
 
 def live_stack(ctx: BrokerContext) -> LiveStack:

@@ -32,7 +32,7 @@ from engine.daemon.live import live_stack
 from engine.daemon.loop import CandleCloseWaiter, FreshClockMarket, resolve_watchlist, run_loop
 from engine.daemon.paper import build_paper_stack
 from engine.daemon.services import Services
-from engine.daemon.stack import BrokerContext, BrokerFactory, BrokerStack
+from engine.daemon.stack import BrokerContext, BrokerFactory, BrokerStack, close_in_order
 from engine.daemon.stop import StopFlag
 from engine.enums import AlertKind, Mode
 from engine.execution.trade_store import TradeStore
@@ -206,19 +206,13 @@ class Node:
         if self.waiter is not None:
             self.waiter.close()
         self.services.stop()
-        for name, closer in (
+        close_in_order((
             ("hub", None if self.hub is None else self.hub.close),
             ("stack", None if self.stack is None else self.stack.close),
             ("info", None if self.info is None else self.info.close),
             ("store", None if self.store is None else self.store.close),
             ("alerter", None if self.alerter is None else self.alerter.close),
-        ):
-            if closer is None:
-                continue
-            try:
-                closer()
-            except Exception:  # teardown must reach every later step
-                log.exception("closing %s failed", name)
+        ), log)
         self.lock.release()
         log.info("stopped")
 
