@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.runtime.clock import wall_ms
-from engine.storage.sqlite import open_db
+from engine.storage.sqlite import immediate_transaction, open_db
 from engine.venue import types as hl
 
 VENUE_FUNDING_CAP = 500  # the venue answers at most this many payments per userFunding call
@@ -108,14 +108,8 @@ class FundingLedger:
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        with self._lock, immediate_transaction(self._conn) as conn:
+            yield conn
 
     def ingest(self, entries: Iterable[hl.UserFundingEntry]) -> FundingIngest:
         """Insert payments not seen yet (one transaction); report duplicates and changed amounts."""
