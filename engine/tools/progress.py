@@ -45,8 +45,13 @@ class Progress:
         """Add `units` done and report if the period has passed."""
         self.update(self.done + units)
 
-    def update(self, done: int) -> None:
-        """Set the count done and report if the period has passed (the first call reports)."""
+    def update(self, done: int, total: int | None = None) -> None:
+        """Set the count done (and the total, when it becomes known); report if the period has passed.
+
+        The first call reports. Fits the `progress(done, total)` hooks of long jobs (replay).
+        """
+        if total is not None:
+            self.total = max(0, int(total))
         self.done = max(0, int(done))
         now = self._clock()
         if self._last_report is not None and now - self._last_report < self._period_secs:
