@@ -34,6 +34,7 @@ from engine.config.env import ConfigError
 from engine.enums import LedgerKind, Mode
 from engine.execution.broker import Fill
 from engine.tools import metrics, run_db
+from engine.tools.progress import Progress
 
 MAX_TRIP_ROWS = 500
 
@@ -74,16 +75,23 @@ def parse_time_ms(text: str | None) -> int | None:
 
 
 def _start_point(
-    fills: list[Fill], before_usd: float | None, since_ms: int | None
+    fills: list[Fill], before_usd: float | None, since_ms: int | None, first_decision_ms: int | None
 ) -> tuple[metrics.EquityPoint, list[Fill]]:
-    """The equity the window starts from, and the rows after it (leading SEED rows are the start)."""
+    """The equity the window starts from, and the rows after it (leading SEED rows are the start).
+
+    A seed is stamped when the broker is built, which in a replay is before the candle clock has
+    started (t=0): the run then starts at its first decision or ledger row, whichever comes first.
+    """
     if before_usd is not None and since_ms is not None:
         return metrics.EquityPoint(since_ms, before_usd), fills
     seeds = 0
     while seeds < len(fills) and fills[seeds].kind is LedgerKind.SEED:
         seeds += 1
     if seeds:
-        return metrics.EquityPoint(fills[seeds - 1].event_ms, fills[seeds - 1].balance_usd), fills[seeds:]
+        seed, rest = fills[seeds - 1], fills[seeds:]
+        active = [t for t in (first_decision_ms, rest[0].event_ms if rest else None) if t is not None]
+        start_ms = max(seed.event_ms, min(active)) if active else seed.event_ms
+        return metrics.EquityPoint(start_ms, seed.balance_usd), rest
     first = fills[0]
     return metrics.EquityPoint(first.event_ms, first.balance_usd - first.cash_delta_usd), fills
 
@@ -108,9 +116,12 @@ def build(
         if not fills:
             raise ConfigError(f"{db_path}: no {mode.value} ledger rows in the window")
         before = None if since_ms is None else run_db.balance_before(conn, mode, since_ms)
-        start, rows = _start_point(fills, before, since_ms)
+        start, rows = _start_point(fills, before, since_ms, run_db.first_decision_ms(conn, mode, since_ms))
         points = metrics.equity_curve(rows, start.equity_usd, start.t_ms)
-        account, notes = None, []
+        account = None
+        notes = [
+            "between ledger rows the curve is the cash balance (open positions are not marked to market)"
+        ]
         if until_ms is None:
             positions = run_db.read_positions(conn, mode)
             account = metrics.value_account(
@@ -293,7 +304,8 @@ def from_replay(args: argparse.Namespace, db_path: Path, since: int | None, unti
         os.environ.get("AI_QUANT_STRATEGY_YAML") or "config/strategy_overrides.yaml"
     )
     candles = load_csv_dir(args.replay, args.interval)
-    run_replay(candles, yaml_path, db_path, opts)
+    with Progress("replay bars", 0) as bar:
+        run_replay(candles, yaml_path, db_path, opts, progress=bar.update)
     marks = {s: run_db.Mark(c[-1].c, c[-1].close_ms, "replay last close") for s, c in candles.items() if c}
     end = max(m.close_ms for m in marks.values()) if marks else None
     return build(db_path, Mode.PAPER, marks=marks, since_ms=since, until_ms=until,

@@ -113,6 +113,16 @@ def balance_before(conn: sqlite3.Connection, mode: Mode, before_ms: int) -> floa
     return None if row is None else float(row[0])
 
 
+def first_decision_ms(conn: sqlite3.Connection, mode: Mode, since_ms: int | None = None) -> int | None:
+    """The event time of the first decision event of `mode` (at or after `since_ms`), or None."""
+    if not has_table(conn, "decision_events"):
+        return None
+    row = conn.execute(
+        "SELECT MIN(event_ms) FROM decision_events WHERE mode=? AND event_ms>=?", (mode.value, since_ms or 0)
+    ).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
 def read_positions(conn: sqlite3.Connection, mode: Mode) -> dict[str, Position]:
     """The open positions of `mode` by symbol, as the trade store keeps them."""
     if not has_table(conn, "position_state"):

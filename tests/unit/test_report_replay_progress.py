@@ -70,6 +70,9 @@ def test_report_of_a_replay_ends_at_the_brokers_equity(tmp_path, monkeypatch):
     full = report.build(db, Mode.PAPER, marks=marks, title="marked")
     assert full.end_equity_usd == pytest.approx(expected, abs=1e-6)
     assert full.points[0].equity_usd == pytest.approx(10_000.0)
+    first_bar = min(c[0].t for c in candles.values())
+    assert full.points[0].t_ms >= first_bar  # starts with the run, not at the seed's t=0 of the replay clock
+    assert 0.0 < full.metrics.exposure < 1.0
     page = out.read_text()
     assert f"{full.end_equity_usd:,.2f}" in page  # the page shows the same end equity
     if has_positions:
