@@ -20,10 +20,11 @@ from typing import Any
 
 import pandas as pd
 
+from simulator.cli import SHIPPED_DATA
 from strategies.incremental import IncrementalIndicators
 from strategies.indicators import compute_indicators
 
-DEFAULT_FILE = Path("/work/shared/data/ohlcv/UNITTEST_BTC-1m.csv")
+DEFAULT_FILE = SHIPPED_DATA / "ETH_BTC-5m.csv"  # real candles shipped with the simulator (5760 bars)
 
 
 def _deep_size(obj: Any, seen: set[int]) -> int:

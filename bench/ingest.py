@@ -24,6 +24,7 @@ from typing import Any
 
 import redis
 
+from bench.support import percentile
 from cluster.redis_layout import RedisLayout, encode_candle
 from engine.runtime.redis_server import EmbeddedRedis
 from strategies.candle import Candle
@@ -127,7 +128,7 @@ def _measure(url: str, prefix: str, symbols: Sequence[str], rounds: int, pipelin
         },
         "close_to_key_visible_ms": {
             "p50": round(statistics.median(delays_ms), 2),
-            "p90": round(sorted(delays_ms)[int(0.9 * (len(delays_ms) - 1))], 2),
+            "p90": round(percentile(delays_ms, 0.9), 2),
             "max": round(max(delays_ms), 2),
         },
     }

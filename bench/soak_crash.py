@@ -20,8 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.support import start_simulator
 from engine.tools.oms_soak import run_crash_cycles, verify
-from tests.fixtures.sim_fixtures import start_simulator
 
 
 def _soak(workdir: Path, cycles: int, steps: int, lost_ack_rate: float, seed: int) -> dict[str, object]:
@@ -48,18 +48,20 @@ def _soak(workdir: Path, cycles: int, steps: int, lost_ack_rate: float, seed: in
         sim.stop()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
+    """Run the soak and its no-kill baseline; exit 1 if either ends with a broken ledger."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cycles", type=int, default=120)
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--lost-ack-rate", type=float, default=0.15)
     parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="soak-crash-") as tmp:
         soak = _soak(Path(tmp) / "kills", args.cycles, args.steps, args.lost_ack_rate, args.seed)
         baseline = _soak(Path(tmp) / "baseline", 0, min(args.steps, 60), args.lost_ack_rate, args.seed)
     print(json.dumps({"soak": soak, "baseline_no_kills": baseline}, indent=2))
+    return 0 if soak["ok"] and baseline["ok"] else 1
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

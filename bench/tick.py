@@ -2,7 +2,7 @@
 
     python -m bench.tick --symbols 100,1000,10000 --json
 
-For each universe size N (synthetic symbols from data/ohlcv, see bench.universe):
+For each universe size N (synthetic symbols from the shipped candles, see bench.universe):
 1. a private redis-server and embedded Ray (2 CPUs) are started; `--warm-bars` of history per
    symbol (and the BTC anchor) go into Redis through RedisLayout;
 2. a ShardPool of `--shards` actors catches up on that history (untimed);
@@ -37,16 +37,12 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
+from bench.support import percentile
 from bench.universe import INTERVAL, INTERVAL_MS, series, symbol_names
 from cluster.redis_layout import RedisLayout, encode_candle
 from strategies.candle import Candle
 
 LOOKBACK_BARS = 200  # AI_QUANT_LOOKBACK_BARS default in the reference engine
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def _write_history(client: Any, layout: RedisLayout, hist: dict[str, list[Candle]], upto: int) -> None:
@@ -245,7 +241,7 @@ def run_size(n: int, args: argparse.Namespace, redis_url: str, client: Any) -> d
     return {
         "symbols": n, "shards": args.shards, "ticks": args.ticks, "warm_bars": args.warm_bars,
         "checkpoint_every": args.checkpoint_every,
-        "tick_ms_p50": round(p50, 2), "tick_ms_p99": round(_pct(latencies, 0.99), 2),
+        "tick_ms_p50": round(p50, 2), "tick_ms_p99": round(percentile(latencies, 0.99), 2),
         "tick_ms_max": round(max(latencies), 2),
         "batch_build_ms_p50": round(statistics.median(keys_ms), 2),
         "pool_evaluate_ms_p50": round(statistics.median(eval_ms), 2),

@@ -1,20 +1,23 @@
-"""A synthetic symbol universe built from the real candles in data/ohlcv/ (tests and bench/tick.py).
+"""A synthetic symbol universe built from the simulator's shipped real candles (tests, bench/tick.py).
 
 The seven 5m BTC-quoted files share one time window, so they replay together. More symbols are
 synthesised by taking each file from a different starting row (so series differ in shape) and
 rescaling prices (prices x factor, volume / factor), all re-stamped on one common 5m timeline.
 The anchor "BTC" is synthesised the same way. Deterministic; pure apart from reading the CSVs.
+`python -m bench.universe [--symbols 5] [--bars 300]` prints a JSON summary of such a universe.
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
+import json
 from functools import cache
-from pathlib import Path
 
+from simulator.cli import SHIPPED_DATA
 from strategies.candle import Candle
 
-DATA_DIR = Path("/work/shared/data/ohlcv")
+DATA_DIR = SHIPPED_DATA  # simulator/data: the seven 5m BTC-quoted files, ~5760 bars each
 FILES = ("ETH_BTC-5m", "LTC_BTC-5m", "ETC_BTC-5m", "XMR_BTC-5m", "DASH_BTC-5m", "ADA_BTC-5m", "XLM_BTC-5m")
 INTERVAL = "5m"
 INTERVAL_MS = 300_000
@@ -51,3 +54,28 @@ def series(symbol_index: int, bars: int, *, anchor: bool = False) -> list[Candle
         t = T0_MS + k * INTERVAL_MS
         out.append(Candle(t, t + INTERVAL_MS - 1, o * scale, h * scale, low * scale, c * scale, v / scale, 1))
     return out
+
+
+def _summary(name: str, candles: list[Candle]) -> dict[str, object]:
+    return {"symbol": name, "bars": len(candles), "first_t": candles[0].t, "last_t": candles[-1].t,
+            "close_min": min(c.c for c in candles), "close_max": max(c.c for c in candles)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the universe the benches build: per symbol its bars, time span and close range."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--symbols", type=int, default=5)
+    parser.add_argument("--bars", type=int, default=300)
+    args = parser.parse_args(argv)
+    try:
+        universe = {s: series(i, args.bars) for i, s in enumerate(symbol_names(args.symbols))}
+        universe["BTC"] = series(0, args.bars, anchor=True)
+    except ValueError as e:
+        parser.error(str(e))
+    print(json.dumps({"interval": INTERVAL, "data_dir": str(DATA_DIR), "bars": args.bars,
+                      "symbols": [_summary(s, c) for s, c in universe.items()]}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

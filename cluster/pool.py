@@ -182,7 +182,7 @@ class ShardPool:
             self._pending[shard] = (ref, sent)
             self._fail(shard, symbols, batch, decisions, ShardFault.LATE, ShardStatus.SHARD_LATE)
         elapsed = (time.perf_counter() - started) * 1000.0
-        self._metrics.tick_ms(elapsed)
+        self._metrics.round_ms(elapsed)
         return TickResult(decisions=complete(batch, decisions), alerts=self._faults.take(),
                           elapsed_ms=elapsed)
 

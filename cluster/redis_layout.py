@@ -94,10 +94,14 @@ class LayoutError(ValueError):
 
 
 class AccountEventKind(StrEnum):
-    """Venue channels forwarded to the driver through the account-events stream."""
+    """Venue channels forwarded to the driver through the account-events stream, and the
+    sidecar's own SESSION marker: written when a WebSocket session starts (before its
+    subscriptions go out), so the driver knows events of the gap before it were not replayed
+    and reconciles (`w` = the session's start, wall ms; `d` = {"reconnects": n})."""
 
     USER_FILLS = "userFills"
     ORDER_UPDATES = "orderUpdates"
+    SESSION = "session"
 
 
 @dataclass(frozen=True, slots=True)

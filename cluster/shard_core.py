@@ -14,10 +14,15 @@ Semantics (issue 4):
   history is lost: the symbol is rebuilt from what is available and flagged `history_gap`
   (records and checkpoint carry it), never silently diverged.
 - `evaluate({symbol: candle_key})`: key = close time T of the newest closed candle the driver
-  saw (RedisLayout's close key; an open-mode key must be converted by the caller to the
-  previous candle's close time, key - 1). Candles with open time <= key are applied, each at
-  most once (state keeps the last open time). The decision is made when the newest applied
-  candle contains the key (t <= key <= close_ms); otherwise the record says why not.
+  saw (RedisLayout's close key). Candles with open time <= key are applied, each at most once
+  (state keeps the last open time). The decision is made when the newest applied candle
+  contains the key (t <= key <= close_ms); otherwise the record says why not.
+- Open mode (`ShardSettings.signal_on_candle_close=False`, AI_QUANT_SIGNAL_ON_CANDLE_CLOSE=0):
+  key = open time t of the newest (forming) candle (RedisLayout's open key), as the reference
+  engine decides on the un-trimmed frame whose last row is still forming. Closed candles with
+  t < key are applied to the state; the bar at t = key (the forming candle from the store, or
+  the closed one if it closed meanwhile) is applied to a throw-away copy for the decision only,
+  so state and checkpoints only ever hold closed candles.
 - The BTC anchor trend is tracked by every shard (`cluster.anchor`), checkpointed per shard.
 """
 
@@ -36,7 +41,7 @@ from cluster.metrics import ShardMetrics
 from cluster.records import ShardDecision, ShardStatus, make_decision, no_signal
 from cluster.shard_store import CandleRead, ShardStore
 from strategies.candle import Candle
-from strategies.config import StrategyConfig, StrategyOverrides
+from strategies.config import LiveDefaults, StrategyConfig, StrategyOverrides
 from strategies.incremental import IncrementalIndicators
 from strategies.signals import decide_lean
 
@@ -53,10 +58,15 @@ class ConfigSource:
     overrides: StrategyOverrides = field(default_factory=StrategyOverrides)
     live: bool = False
     strategy_mode: str | None = None
+    live_defaults: LiveDefaults = field(default_factory=LiveDefaults)
 
-    def resolve(self, symbol: str) -> StrategyConfig:
-        """Return the merged config of `symbol`; raises StrategyConfigError."""
-        return self.overrides.resolve(symbol, live=self.live, strategy_mode=self.strategy_mode)
+    def resolve(self, symbol: str | None) -> StrategyConfig:
+        """Return the merged config of `symbol` (None = the global view); raises StrategyConfigError.
+
+        The one merge the driver (StrategyManager) and the shards share, live defaults included."""
+        return self.overrides.resolve(
+            symbol, live=self.live, strategy_mode=self.strategy_mode, live_defaults=self.live_defaults
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,6 +74,7 @@ class ShardSettings:
     """How a shard runs; the same object goes to every shard of a pool."""
 
     interval: str
+    signal_on_candle_close: bool = True  # False: keys are forming-candle open times (module docstring)
     anchor_symbol: str = "BTC"
     checkpoint_every: int = 16  # candles per symbol between checkpoints (>= 1); replay <= 2x this
     cold_chunk: int = 256  # symbols per store read while catching up from no state (bounds memory)
@@ -187,6 +198,7 @@ class ShardCore:
         self.rehydrated: dict[str, int] = {"checkpoint": 0, "stale_checkpoint": 0, "gap": 0, "rebuild": 0}
         self.candles_applied = 0
         self.evaluate_ms: deque[float] = deque(maxlen=256)  # recent evaluate durations, for health/bench
+        self._forming: dict[str, Candle] = {}  # open mode: forming bars read by the current evaluate
         self._restore([*dict.fromkeys(symbols)], with_anchor=True)
 
     # ------------------------------------------------------------------ checkpoints
@@ -264,6 +276,7 @@ class ShardCore:
         new = [s for s in batch if s not in self._states]
         if new and not self._restore(new, with_anchor=False):
             unavailable.update(new)
+        self._forming = self._read_forming(batch)
         results = self._read_and_decide(batch, want_snapshot, unavailable)
         records = []
         for symbol, key in batch.items():
@@ -292,7 +305,8 @@ class ShardCore:
         reads: dict[str, int | None] = {}
         for symbol, key in batch.items():
             state = self._states.get(symbol)
-            if state is not None and (state.last_close_ms is None or state.last_close_ms < key):
+            through = self._through(key)
+            if state is not None and (state.last_close_ms is None or state.last_close_ms < through):
                 reads[symbol] = state.last_t
         results: dict[str, ShardDecision] = {}
         for index, chunk in enumerate(_chunks(reads, self._settings.cold_chunk)):
@@ -310,7 +324,7 @@ class ShardCore:
             if anchor_resume is not _NO_READ:
                 anchor = self._settings.anchor_symbol
                 view = resume_view(got[anchor], request[anchor], self._anchor.last_t)
-                self._advance_anchor(view, max(batch.values()))
+                self._advance_anchor(view, self._through(max(batch.values())))
             for symbol, resume in chunk.items():
                 view = resume_view(got[symbol], request[symbol], resume)
                 results[symbol] = self._evaluate_symbol(symbol, batch[symbol], view, symbol in want_snapshot)
@@ -321,7 +335,7 @@ class ShardCore:
         if not batch:
             return _NO_READ
         last_close = self._anchor.last_close_ms
-        if last_close is not None and last_close >= max(batch.values()):
+        if last_close is not None and last_close >= self._through(max(batch.values())):
             return _NO_READ
         anchor = self._settings.anchor_symbol
         resume = self._anchor.last_t
@@ -370,13 +384,53 @@ class ShardCore:
         self, symbol: str, key: int, view: tuple[list[Candle], bool] | None, with_snapshot: bool
     ) -> ShardDecision:
         try:
-            state = self._states[symbol] if view is None else self._catch_up(symbol, view, key)
+            through = self._through(key)
+            state = self._states[symbol] if view is None else self._catch_up(symbol, view, through)
+            if through != key:
+                state = self._with_forming(symbol, key, state, view)
             return self._decide(symbol, key, state, with_snapshot)
         except Exception:  # one bad symbol must not cost the others their decisions
             log.exception("shard %d symbol %s: evaluate failed at key %d; state dropped for rehydrate",
                           self.index, symbol, key)
             self._states.pop(symbol, None)
             return no_signal(symbol, key, ShardStatus.STRATEGY_ERROR, self.index)
+
+    # ------------------------------------------------------------------ open mode (module docstring)
+    def _through(self, key: int) -> int:
+        """Newest open time applied to state for `key`: the key itself, or (open mode) before it."""
+        return key if self._settings.signal_on_candle_close else key - 1
+
+    def _read_forming(self, batch: Mapping[str, int]) -> dict[str, Candle]:
+        if self._settings.signal_on_candle_close or not batch:
+            return {}
+        try:
+            return self._store.read_forming(list(batch))
+        except Exception as exc:  # store down: the closed read fails too; no bar, no decision
+            log.warning("shard %d: forming read failed (%s)", self.index, exc)
+            return {}
+
+    def _with_forming(
+        self, symbol: str, key: int, state: _SymbolState, view: tuple[list[Candle], bool] | None
+    ) -> _SymbolState:
+        """A copy of `state` with the bar opened at `key` applied; `state` itself if that cannot be.
+
+        The bar is the closed candle at `key` when the read brought one (it closed meanwhile),
+        else the forming candle at `key`. Without it, or with the state not exactly one bar
+        behind the key, `_decide` on the untouched state names the reason (missing/behind).
+        """
+        if state.last_close_ms is None or state.last_close_ms < key - 1 or (state.last_t or 0) >= key:
+            return state
+        bar = next((c for c in view[0] if c.t == key), None) if view is not None else None
+        if bar is None:
+            forming = self._forming.get(symbol)
+            bar = forming if forming is not None and forming.t == key else None
+        if bar is None:
+            return state
+        peek = _SymbolState.restore(state.cfg, state.to_state())
+        if peek is None:  # cannot happen for a state of the same config; fail closed (missing candle)
+            return state
+        peek.apply(bar)
+        return peek
 
     def _decide(self, symbol: str, key: int, state: _SymbolState, with_snapshot: bool) -> ShardDecision:
         last_t, last_close_ms = state.last_t, state.last_close_ms

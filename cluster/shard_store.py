@@ -76,6 +76,10 @@ class ShardStore(Protocol):
         """Write checkpoints (JSON-able dicts) for many names at once."""
         ...
 
+    def read_forming(self, symbols: Sequence[str]) -> dict[str, Candle]:
+        """Return the still-forming candle of each symbol that has one (open mode only)."""
+        ...
+
 
 # Reads every symbol's closed candles after its resume time in ONE server-side call, and says
 # per symbol whether the resume candle itself is still stored (the continuity proof), so the
@@ -207,6 +211,9 @@ class RedisShardStore:
         raws = self._layout.read_checkpoints(self._client, list(names), self._interval)
         return _decode_all(raws)
 
+    def read_forming(self, symbols: Sequence[str]) -> dict[str, Candle]:
+        return self._layout.read_forming(self._client, symbols, self._interval)
+
     def save_checkpoints(self, states: Mapping[str, dict[str, Any]]) -> None:
         if not states:
             return
@@ -229,7 +236,15 @@ class MemoryShardStore:
         self.keep_bars = keep_bars
         self._candles: dict[str, dict[int, Candle]] = {}
         self._checkpoints: dict[str, bytes] = {}
+        self._forming: dict[str, Candle] = {}
         self.reads = 0
+
+    def set_forming(self, symbol: str, candle: Candle) -> None:
+        """Write the symbol's forming candle (what the sidecar's forming hash holds)."""
+        self._forming[symbol] = candle
+
+    def read_forming(self, symbols: Sequence[str]) -> dict[str, Candle]:
+        return {s: self._forming[s] for s in symbols if s in self._forming}
 
     def add_closed(self, symbol: str, candles: Sequence[Candle]) -> None:
         """Write closed candles (idempotent on open time), then trim to keep_bars."""

@@ -15,6 +15,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 pytest_plugins = [
+    "tests.fixtures.ci",
     "tests.fixtures.redis_fixtures",
     "tests.fixtures.ray_fixtures",
     "tests.fixtures.sim_fixtures",

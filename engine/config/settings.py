@@ -28,6 +28,16 @@ from engine.config.env import (
     env_opt_str,
     env_str,
 )
+from engine.config.shared import (
+    env_candle_close_grace_ms,
+    env_interval,
+    env_lookback_bars,
+    env_mode,
+    env_signal_on_candle_close,
+    env_state_dir,
+    env_strategy_yaml,
+    env_top_n,
+)
 from engine.enums import FeeMode, Mode
 from engine.execution.fill_model import FeeSchedule, FillModelParams
 from strategies.candle import interval_ms
@@ -98,19 +108,15 @@ class DaemonSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> DaemonSettings:
         """Parse and validate the environment; raise ConfigError naming the first bad variable."""
         env = os.environ if env is None else env
-        mode = env_enum("AI_QUANT_MODE", Mode, Mode.PAPER, env)
-        interval = env_str("AI_QUANT_INTERVAL", "1h", env)
-        try:
-            interval_ms(interval)
-        except ValueError as exc:
-            raise ConfigError(f"AI_QUANT_INTERVAL={interval!r}: {exc}") from exc
-        state_dir = Path(env_str("AI_QUANT_STATE_DIR", "state", env))
+        mode = env_mode(env)
+        interval = env_interval(env)
+        state_dir = env_state_dir(env)
         return cls(
             mode=mode,
             interval=interval,
-            lookback_bars=env_int("AI_QUANT_LOOKBACK_BARS", 200, env, lo=50, hi=10_000),
-            signal_on_candle_close=env_bool("AI_QUANT_SIGNAL_ON_CANDLE_CLOSE", True, env),
-            candle_close_grace_ms=env_int("AI_QUANT_CANDLE_CLOSE_GRACE_MS", 2_000, env, lo=0, hi=600_000),
+            lookback_bars=env_lookback_bars(env),
+            signal_on_candle_close=env_signal_on_candle_close(env),
+            candle_close_grace_ms=env_candle_close_grace_ms(env),
             loop_target_secs=env_float("AI_QUANT_LOOP_TARGET_SECS", 5.0, env, lo=0.05, hi=3_600.0),
             heartbeat_secs=env_float("AI_QUANT_HEARTBEAT_SECS", 30.0, env, lo=1.0, hi=86_400.0),
             entry_max_delay_ms=_entry_max_delay_ms(env),
@@ -118,10 +124,10 @@ class DaemonSettings:
             state_dir=state_dir,
             db_path=Path(env_str("AI_QUANT_DB_PATH", str(state_dir / f"trading_{mode.value}.db"), env)),
             lock_path=Path(env_str("AI_QUANT_LOCK_PATH", str(state_dir / lock_file_name(mode)), env)),
-            strategy_yaml=Path(env_str("AI_QUANT_STRATEGY_YAML", "config/strategy_overrides.yaml", env)),
+            strategy_yaml=env_strategy_yaml(env)[0],
             strategy_mode=_strategy_mode(env),
             symbols=tuple(dict.fromkeys(s.upper() for s in env_list("AI_QUANT_SYMBOLS", env))),
-            top_n=env_int("AI_QUANT_TOP_N", 50, env, lo=1, hi=200),
+            top_n=env_top_n(env),
             instance_tag=env_opt_str("AI_QUANT_INSTANCE_TAG", env),
             run_id=env_opt_str("AI_QUANT_RUN_ID", env),
             paper=_paper(env),

@@ -1,25 +1,24 @@
-"""The daemon in `live` and `dry_live`: the venue broker stack beside the same engine and loop as paper.
+"""The broker stack of `live` and `dry_live`: OMS, venue broker, reconciler, account-event pump.
 
-Start-up (DESIGN §1, §6; issue 6): settings → secrets (AI_QUANT_SECRETS_PATH, refused before
-anything starts) → promoted config → lock → alerter → StrategyManager → trading DB (TradeStore,
-EventLogger, LiveOms on the same file, RiskManager) → Redis → venue → watchlist → sidecar (told
-AI_QUANT_ACCOUNT_ADDRESS so it forwards our userFills/orderUpdates) → shards → venue broker →
-start-up reconcile → loop.
-
-The venue broker is `LiveBroker` (live: signs and POSTs, the live gate re-read before every POST)
-or `DryLiveBroker` (dry_live: signs and records WOULD_SEND, holds no transport). Every order passes
-the risk manager's pre-send check against the venue account read at that moment.
+Built by the node (engine/daemon/node.py) through `live_stack`, the only mode-specific step:
+`LiveOms` on the trading DB file, the venue broker (`LiveBroker`: signs and POSTs, the live gate
+re-read before every POST; `DryLiveBroker`: signs and records WOULD_SEND, holds no transport),
+the reconciler and the pump that moves the sidecar's account events (our userFills and
+orderUpdates) into the ledger. Every order passes the node's `RiskManager` pre-send check
+against the venue account read at that moment.
 
 Trading waits for a clean start-up reconcile (`OmsReconciler.run_until_settled`); until one run
 is clean the loop keeps reconciling and does not tick the engine. Before each engine tick
 `LiveStack.before_tick` moves the sidecar's account events into the ledger, runs the periodic
-reconcile, feeds new fills to the risk manager (daily loss, slippage window), exports them into
-the trades table (the re-entry cooldown reads it) and polls the risk manager (kill switches,
+reconcile (at once after the sidecar's user stream reconnected; with the venue's funding
+payments, `engine.oms.funding`), feeds new fills to the risk manager (daily loss, slippage
+window), feeds the fill path's health to the protections, exports fills and funding into the
+trades table (the re-entry cooldown reads it) and polls the risk manager (kill switches,
 drawdown). A position mismatch puts risk into REDUCING and alerts. Each step fails on its own:
 one failing never skips the others, and none of them can open a position (every send still
 passes the pre-send check).
 
-The secret key is only ever turned into a `SigningKey`; nothing here logs or stores it.
+The secret key is only ever a `SigningKey` (engine/daemon/config.py); nothing here logs or stores it.
 """
 
 from __future__ import annotations
@@ -27,62 +26,31 @@ from __future__ import annotations
 import logging
 import os
 import time
-import uuid
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from cluster.records import ShardAlert
-from cluster.shard_core import ConfigSource
-from engine.alerts.alerting import build_alerter
-from engine.config.env import ConfigError, env_float
-from engine.config.settings import DaemonSettings
-from engine.daemon.loop import CandleCloseWaiter, FreshClockMarket, resolve_watchlist, run_loop
-from engine.daemon.services import RuntimeSettings, Services, apply_venue_defaults
+from engine.alerts.alerting import Alerter
+from engine.daemon.stack import BrokerContext
+from engine.daemon.stop import StopFlag
 from engine.enums import AlertKind, LedgerKind, Mode, OrderSide, TradingStateEvent
 from engine.execution.gates import live_gate
-from engine.execution.live_broker import (
-    LiveBrokerConfig,
-    VenueBrokerParts,
-    build_venue_broker,
-)
-from engine.execution.oms_trades import classify, export_trades
+from engine.execution.live_broker import VenueBrokerParts, build_venue_broker
+from engine.execution.oms_trades import classify, export_funding, export_trades
 from engine.execution.trade_store import TradeStore
-from engine.marketdata.hub import HubSettings, MarketDataHub
-from engine.oms.ledger import LiveOms, OmsConfig
-from engine.oms.reconciler import (
-    AccountEventPump,
-    OmsReconciler,
-    ReconcilerConfig,
-    ReconcileReport,
-    ReconcileVerdict,
-)
+from engine.oms.funding import FundingLedger, FundingSync
+from engine.oms.ledger import LiveOms
+from engine.oms.reconciler import AccountEventPump, OmsReconciler, ReconcileReport, ReconcileVerdict
+from engine.risk.health_guard import HealthSample
 from engine.risk.manager import RiskManager
-from engine.runtime.lock import DaemonLock
-from engine.runtime.systemd_watchdog import SystemdWatchdog
-from engine.sidecar.settings import SidecarSettings
-from engine.tick.decision_log import EventLogger
-from engine.tick.engine import UnifiedEngine
-from engine.tick.engine_knobs import fold_engine_yaml
-from engine.tick.promoted_config import apply_promoted_config
-from engine.tick.strategy_manager import StrategyManager
-from engine.tick.types import EngineOptions
-from engine.venue.context import VenueContext
-from engine.venue.exchange_client import SigningKey
-from engine.venue.info_client import HyperliquidInfoClient
-from engine.venue.rate_budget import RateBudget
-from engine.venue.secrets import load_live_secrets_from_env
+from engine.tick.protections import Protections
 from strategies.enums import TradeAction
 
-if TYPE_CHECKING:
-    from engine.daemon.cli import StopFlag
-
-log = logging.getLogger("engine.daemon")
+log = logging.getLogger("engine.daemon.live")
 
 ACCOUNT_GROUP = "driver"
 RISK_FILLS_CURSOR = "risk_fills"  # OMS fills rowid fed to RiskManager.note_fill
-ENV_ACCOUNT_ADDRESS = "AI_QUANT_ACCOUNT_ADDRESS"
 
 
 def _now_ms() -> int:
@@ -118,6 +86,7 @@ class LiveStack:
     """The venue broker, ledger, risk manager, reconciler and account-event pump of one run."""
 
     mode: Mode
+    env: Mapping[str, str]  # read-only: the live gate is read from it before every POST
     user: str
     oms: LiveOms
     risk: RiskManager
@@ -125,11 +94,32 @@ class LiveStack:
     reconciler: OmsReconciler
     pump: AccountEventPump | None
     store: TradeStore
+    alerter: Alerter
+    startup_reconcile_secs: float
     ready: bool = False  # a reconcile came back clean: the engine may trade
+    funding_enabled: bool = False  # funding comes from the venue's ledger, not a model
+    funding: FundingLedger | None = None  # the venue's userFunding payments (engine.oms.funding)
+    protections: Protections | None = None  # fed the fill path's health each iteration
 
     @property
     def broker(self) -> Any:
         return self.parts.broker
+
+    def start(self, stop: StopFlag) -> ReconcileReport:
+        """Read the account (it must be readable before anything else), then the start-up
+        reconcile trading waits for; alert when it is not clean."""
+        verdict = live_gate(self.mode, self.env)
+        log.info(
+            "venue broker ready mode=%s user=%s gate=%s may_send=%s",
+            self.mode.value, self.user, verdict.reason, verdict.may_send,
+        )  # fmt: skip
+        self.broker.refresh()
+        report = self.start_up(stop, self.startup_reconcile_secs)
+        if not report.clean and not stop:
+            self.alerter.send(
+                AlertKind.RISK, "start-up reconcile not clean: not trading", {"verdict": report.verdict}
+            )
+        return report
 
     def start_up(self, stop: StopFlag, timeout_secs: float) -> ReconcileReport:
         """The start-up reconcile trading waits for; `ready` only when it is clean."""
@@ -147,18 +137,35 @@ class LiveStack:
         )  # fmt: skip
         return report
 
-    def before_tick(self) -> list[str]:
+    def before_tick(self) -> bool:
+        """The loop's step: sync (see `sync`); tick only after a clean reconcile."""
+        failures = self.sync()
+        if not self.ready:
+            log.warning("not trading: waiting for a clean reconcile failures=%s", ",".join(failures) or "-")
+            return False
+        return True
+
+    def sync(self) -> list[str]:
         """Account events → ledger, periodic reconcile, trades export, risk poll; return failed steps."""
         failures: list[str] = []
         with _guard("drain", failures):
             self._drain()
         with _guard("reconcile", failures):
-            report = self.reconciler.maybe_run()
+            # at once after the sidecar's user stream reconnected, else when the period is due
+            session_ms = None if self.pump is None else self.pump.session_started_ms
+            report = None if session_ms is None else self.reconciler.on_reconnect(session_ms)
+            report = report or self.reconciler.maybe_run()
             if report is not None and not self.ready and report.clean:
                 self.ready = True
                 log.info("reconcile clean: trading enabled")
         with _guard("risk_fills", failures):
             self.feed_risk_fills()
+        if self.protections is not None:
+            with _guard("health", failures):
+                self.protections.health_check(HealthSample(
+                    ingest_ok="drain" not in failures,
+                    unmatched_fill_ms=tuple(f.time_ms for f in self.oms.orphan_fills()),
+                ))  # fmt: skip
         now = _now_ms()
         account = None
         with _guard("account", failures):
@@ -166,6 +173,8 @@ class LiveStack:
         if account is not None:
             with _guard("export", failures):
                 export_trades(self.oms, self.store, account_value_usd=account.equity_usd)
+            with _guard("export_funding", failures):
+                self._export_funding(account.equity_usd)
         with _guard("risk", failures):
             for change in self.risk.poll(now, account):
                 log.warning("risk state change %s", change)
@@ -188,6 +197,11 @@ class LiveStack:
         with _guard("export", failures):
             account = self.broker.account({}, _now_ms())
             export_trades(self.oms, self.store, account_value_usd=account.equity_usd)
+            self._export_funding(account.equity_usd)
+
+    def _export_funding(self, equity_usd: float) -> None:
+        if self.funding is not None:
+            export_funding(self.funding, self.store, account_value_usd=equity_usd)
 
     def feed_risk_fills(self) -> int:
         """Tell the risk manager about ledger fills it has not seen (daily loss from exits, the
@@ -230,6 +244,7 @@ class LiveStack:
             ("transport", getattr(self.parts.transport, "close", None)),
             ("info", self.parts.info.close),
             ("oms", self.oms.close),
+            ("funding", None if self.funding is None else self.funding.close),
         ):
             if closer is None:
                 continue
@@ -239,212 +254,54 @@ class LiveStack:
                 log.exception("closing %s failed", name)
 
 
-def account_address(env: MutableMapping[str, str], main_address: str) -> str:
-    """The account the sidecar forwards events for must be the wallet we trade: set it, or refuse
-    a different one."""
-    configured = env.get(ENV_ACCOUNT_ADDRESS, "").strip()
-    if configured and configured.lower() != main_address.lower():
-        raise ConfigError(
-            f"{ENV_ACCOUNT_ADDRESS}={configured} is not the secrets file's main_address ({main_address})"
-        )
-    env[ENV_ACCOUNT_ADDRESS] = main_address
-    return main_address
-
-
-def build_live_stack(
-    *,
-    mode: Mode,
-    env: MutableMapping[str, str],
-    settings: DaemonSettings,
-    store: TradeStore,
-    risk_yaml: Any,
-    key: SigningKey,
-    user: str,
-    base_url: str,
-    budget: RateBudget,
-    redis_client: Any,
-    layout: Any,
-    on_mismatch_alert: Callable[[ReconcileReport], None],
-) -> LiveStack:
-    """Wire the ledger, risk manager, broker, reconciler and pump (no venue calls yet)."""
-    oms = LiveOms(settings.db_path, mode=str(mode), config=OmsConfig.from_env(env))
+def live_stack(ctx: BrokerContext) -> LiveStack:
+    """The node's broker factory for dry_live and live: wire the ledger, broker, reconciler and
+    pump around the node's risk manager (no venue calls yet; `start` makes the first)."""
+    config, risk = ctx.config, ctx.risk
+    live = config.live
+    if live is None:
+        raise ValueError(f"live_stack needs the live configuration (mode {config.mode})")
+    mode, env = config.mode, config.env
+    oms = LiveOms(config.settings.db_path, mode=str(mode), config=live.oms)
+    funding = FundingLedger(config.settings.db_path)
     try:
-        risk = RiskManager.from_config(store.connection, risk_yaml, env)
         parts = build_venue_broker(
-            mode=mode, base_url=base_url, key=key, oms=oms, config=LiveBrokerConfig.from_env(user, env),
-            pre_send_check=risk.check, budget=budget,
+            mode=mode, base_url=ctx.venue_url, key=live.key, oms=oms, config=live.broker,
+            pre_send_check=risk.check, budget=ctx.budget,
             gate=lambda: live_gate(mode, env), on_sent=risk.note_order_sent,
         )  # fmt: skip
-
-        alerted: list[dict[str, list[float]]] = [{}]
-
-        def on_mismatch(report: ReconcileReport) -> None:
-            mismatches = {c: list(v) for c, v in report.mismatches.items()}
-            change = risk.apply(TradingStateEvent.RECONCILE_MISMATCH, _now_ms(), {"mismatches": mismatches})
-            log.error("reconcile position mismatch %s risk_change=%s", mismatches, change)
-            if mismatches != alerted[0]:  # one alert per distinct mismatch, not one per reconcile run
-                alerted[0] = mismatches
-                on_mismatch_alert(report)
-
-        reconciler = OmsReconciler(
-            oms=oms, info=parts.info, config=ReconcilerConfig.from_env(user, str(mode), env),
-            canceller=getattr(parts.broker, "cancel", None), on_mismatch=on_mismatch,
+        funding_sync = FundingSync(
+            ledger=funding, info=parts.info, user=live.user, overlap_ms=live.reconciler.fills_overlap_ms,
+            initial_lookback_ms=live.reconciler.initial_lookback_ms,
         )  # fmt: skip
-        pump = None
-        if redis_client is not None:
-            pump = AccountEventPump(
-                oms=oms, layout=layout, client=redis_client, user=user, group=ACCOUNT_GROUP,
-                consumer=f"daemon-{os.getpid()}",
-            )  # fmt: skip
+        reconciler = OmsReconciler(
+            oms=oms, info=parts.info, config=live.reconciler, funding=funding_sync,
+            canceller=getattr(parts.broker, "cancel", None), on_mismatch=_on_mismatch(risk, ctx.alerter),
+        )  # fmt: skip
+        pump = AccountEventPump(
+            oms=oms, layout=ctx.redis.layout, client=ctx.redis.client(), user=live.user, group=ACCOUNT_GROUP,
+            consumer=f"daemon-{os.getpid()}",
+        )  # fmt: skip
     except BaseException:
         oms.close()
+        funding.close()
         raise
-    return LiveStack(mode, user, oms, risk, parts, reconciler, pump, store)
+    return LiveStack(
+        mode, env, live.user, oms, risk, parts, reconciler, pump, ctx.store, ctx.alerter,
+        live.startup_reconcile_secs, funding=funding, protections=ctx.protections,
+    )  # fmt: skip
 
 
-def _read_config(
-    env: MutableMapping[str, str], mode: Mode
-) -> tuple[DaemonSettings, RuntimeSettings, float, SigningKey, str]:
-    """Every setting and the wallet, before anything starts: a bad value, a bad or world-readable
-    secrets file, or a foreign AI_QUANT_ACCOUNT_ADDRESS stops here (exit 2)."""
-    if mode not in (Mode.LIVE, Mode.DRY_LIVE):
-        raise ValueError(f"run_live runs live or dry_live, not {mode}")
-    apply_venue_defaults(env)
-    settings = DaemonSettings.from_env(env)
-    runtime = RuntimeSettings.from_env(env)
-    reconcile_timeout = env_float("AI_QUANT_LIVE_STARTUP_RECONCILE_SECS", 60.0, env, lo=1.0, hi=3_600.0)
-    secrets = load_live_secrets_from_env(env)
-    key = secrets.signing_key()
-    return settings, runtime, reconcile_timeout, key, account_address(env, secrets.main_address)
+def _on_mismatch(risk: RiskManager, alerter: Alerter) -> Callable[[ReconcileReport], None]:
+    """A position mismatch puts risk into REDUCING; one alert per distinct mismatch."""
+    alerted: list[dict[str, list[float]]] = [{}]
 
-
-def run_live(env: MutableMapping[str, str], mode: Mode, stop: StopFlag) -> int:
-    """Start everything, reconcile, run the loop until stopped, tear everything down; return 0."""
-    settings, runtime, reconcile_timeout, key, user = _read_config(env, mode)
-    promoted = apply_promoted_config(env)
-    lock = DaemonLock(settings.lock_path)
-    lock.acquire()
-    alerter = build_alerter(env, mode)
-    services = Services(runtime, env)
-    watchdog = SystemdWatchdog(env)
-    store: TradeStore | None = None
-    info: HyperliquidInfoClient | None = None
-    hub: MarketDataHub | None = None
-    waiter: CandleCloseWaiter | None = None
-    stack: LiveStack | None = None
-    try:
-        strategy = StrategyManager(
-            promoted.strategy_yaml, run_mode=mode, strategy_mode=settings.strategy_mode,
-            live_defaults=settings.live_defaults, alerts=alerter, interval=settings.interval,
-        )  # fmt: skip
-        interval = strategy.interval
-        env["AI_QUANT_INTERVAL"] = interval
-        fold_engine_yaml(env, strategy.config().engine, interval, str(strategy.path))
-        settings = DaemonSettings.from_env(env)  # again: YAML engine.* now folded into env
-        store = TradeStore.open(settings.db_path, mode)
-        run_id = settings.run_id or uuid.uuid4().hex[:12]
-        events = EventLogger(store.connection, mode, run_id)
-
-        redis_rt = services.start_redis()
-        base_url = services.start_venue(interval, settings.lookback_bars)
-        budget = RateBudget()  # one budget for every REST call of this process
-        info = HyperliquidInfoClient(base_url, timeout_secs=10.0, budget=budget)
-        watchlist = resolve_watchlist(settings, info, stop)
-        if stop:
-            return 0
-        env["AI_QUANT_SYMBOLS"] = ",".join(watchlist)
-        sidecar_settings = SidecarSettings.from_env(env)
-        services.start_sidecar()
-
-        def mismatch_alert(report: ReconcileReport) -> None:
+    def on_mismatch(report: ReconcileReport) -> None:
+        mismatches = {c: list(v) for c, v in report.mismatches.items()}
+        change = risk.apply(TradingStateEvent.RECONCILE_MISMATCH, _now_ms(), {"mismatches": mismatches})
+        log.error("reconcile position mismatch %s risk_change=%s", mismatches, change)
+        if mismatches != alerted[0]:  # one alert per distinct mismatch, not one per reconcile run
+            alerted[0] = mismatches
             alerter.send(AlertKind.RISK, "reconcile position mismatch", {"coins": sorted(report.mismatches)})
 
-        stack = build_live_stack(
-            mode=mode, env=env, settings=settings, store=store, risk_yaml=strategy.config().risk, key=key,
-            user=user, base_url=base_url, budget=budget, redis_client=redis_rt.client(),
-            layout=redis_rt.layout, on_mismatch_alert=mismatch_alert,
-        )  # fmt: skip
-        verdict = live_gate(mode, env)
-        log.info(
-            "venue broker ready mode=%s user=%s gate=%s may_send=%s",
-            mode.value, user, verdict.reason, verdict.may_send,
-        )  # fmt: skip
-        stack.broker.refresh()  # the account must be readable before anything else
-        report = stack.start_up(stop, reconcile_timeout)
-        if stop:
-            return 0
-        if not report.clean:
-            alerter.send(
-                AlertKind.RISK, "start-up reconcile not clean: not trading", {"verdict": report.verdict}
-            )
-
-        mode_value = strategy.strategy_mode.value if strategy.strategy_mode else None
-        configs = ConfigSource(overrides=strategy.overrides, live=strategy.live, strategy_mode=mode_value)
-
-        def shard_alert(alert: ShardAlert) -> None:
-            alerter.send(AlertKind.SHARD, alert.fault.value, {"shard": alert.shard, "symbols": alert.symbols})
-
-        executor = services.start_shards(
-            interval=interval, configs=configs, symbols=watchlist, alert=shard_alert
-        )
-        stop.install()  # Ray's start-up may have replaced our handlers
-        if stop:
-            return 0
-        hub = MarketDataHub(
-            redis_client=redis_rt.client(), layout=redis_rt.layout, settings=HubSettings.from_env(env),
-            candles_db_path=sidecar_settings.candles_db_path, rest=info,
-        )  # fmt: skip
-        venue = VenueContext(stack.parts.info)
-        engine = UnifiedEngine(
-            strategy=strategy, market=FreshClockMarket(hub), executor=executor, broker=stack.broker,
-            trades=store, events=events, watchlist=lambda: watchlist,
-            options=EngineOptions(
-                interval=interval, entry_max_delay_ms=settings.entry_max_delay_ms,
-                retry_on_capacity=settings.entry_retry_on_capacity, funding_enabled=False,
-                heartbeat_secs=settings.heartbeat_secs,
-            ),
-            alerts=alerter, funding=venue, sz_decimals=venue.sz_decimals,
-        )  # fmt: skip
-        waiter = CandleCloseWaiter(
-            redis_rt.client(socket_timeout=None), redis_rt.layout.closed_channel(interval)
-        )
-        log.info(
-            "engine started mode=%s run_id=%s interval=%s symbols=%s shards=%d executor=%s venue=%s db=%s",
-            mode.value, run_id, interval, ",".join(watchlist), runtime.n_shards, runtime.executor.value,
-            base_url, settings.db_path,
-        )  # fmt: skip
-        alerter.send(AlertKind.RESTART, "engine started", {"run_id": run_id, "venue": runtime.venue.value})
-        run_loop(engine, waiter, watchdog, stop, settings.loop_target_secs, _trading_ready(stack))
-        log.info("shutting down signal=%s", stop.signal_name)
-        stack.final_sync()
-        alerter.send(AlertKind.SHUTDOWN, "engine stopping", {"run_id": run_id, "signal": stop.signal_name})
-        return 0
-    finally:
-        watchdog.stopping()
-        if waiter is not None:
-            waiter.close()
-        services.stop()
-        if hub is not None:
-            hub.close()
-        if stack is not None:
-            stack.close()
-        if info is not None:
-            info.close()
-        if store is not None:
-            store.close()
-        alerter.close()
-        lock.release()
-        log.info("stopped")
-
-
-def _trading_ready(stack: LiveStack) -> Callable[[], bool]:
-    """The loop's before-tick step: sync the live stack, and tick only after a clean reconcile."""
-
-    def step() -> bool:
-        failures = stack.before_tick()
-        if not stack.ready:
-            log.warning("not trading: waiting for a clean reconcile failures=%s", ",".join(failures) or "-")
-            return False
-        return True
-
-    return step
+    return on_mismatch

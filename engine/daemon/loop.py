@@ -1,49 +1,20 @@
-"""The paper daemon's wiring and loop (called by `engine.daemon.cli.main`, which maps errors to exit codes).
-
-Order (DRIVER's checklist): settings → promoted config → lock → alerter → StrategyManager →
-TradeStore / EventLogger / PaperBroker → Redis → venue → watchlist → sidecar → Ray → shards →
-MarketDataHub / VenueContext → UnifiedEngine → loop. Everything acquired is released in a
-`finally`, newest first, whatever happened (including a stop signal in the middle of start-up).
-
-The engine's interval is `StrategyManager.interval` (YAML `engine.interval` wins over
-AI_QUANT_INTERVAL); it is written back into the environment handed to the sidecar, so the
-sidecar, the shards and the engine always run on one interval. The watchlist is resolved once
-here (AI_QUANT_SYMBOLS, else the venue's top AI_QUANT_TOP_N by volume) and handed to the sidecar
-as AI_QUANT_SYMBOLS, so both watch the same symbols.
-"""
+"""The loop's pieces, the same in every mode: the candle-close waiter, the market view with a
+fresh venue clock, the watchlist, and `run_loop` itself (engine/daemon/node.py wires them)."""
 
 from __future__ import annotations
 
 import logging
 import time
-import uuid
-from collections.abc import Callable, MutableMapping, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
 
-from cluster.records import ShardAlert
-from cluster.shard_core import ConfigSource
-from engine.alerts.alerting import build_alerter
+from cluster.metrics import tick_metrics
 from engine.config.settings import DaemonSettings
-from engine.daemon.services import RuntimeSettings, Services, apply_venue_defaults
-from engine.enums import AlertKind, Mode
-from engine.execution.paper_broker import PaperBroker
-from engine.execution.trade_store import TradeStore
-from engine.marketdata.hub import HubSettings, KeysSnapshot, MarketDataHub, PriceQuote
-from engine.runtime.lock import DaemonLock
+from engine.daemon.stop import StopFlag
+from engine.marketdata.hub import KeysSnapshot, MarketDataHub, PriceQuote
 from engine.runtime.systemd_watchdog import SystemdWatchdog
-from engine.sidecar.settings import SidecarSettings, top_symbols_by_volume
-from engine.tick.decision_log import EventLogger
+from engine.sidecar.settings import top_symbols_by_volume
 from engine.tick.engine import UnifiedEngine
-from engine.tick.engine_knobs import fold_engine_yaml
-from engine.tick.promoted_config import apply_promoted_config
-from engine.tick.strategy_manager import StrategyManager
-from engine.tick.types import EngineOptions
-from engine.venue.context import VenueContext
 from engine.venue.info_client import HyperliquidInfoClient
-from engine.venue.rate_budget import RateBudget
-
-if TYPE_CHECKING:
-    from engine.daemon.cli import StopFlag
 
 log = logging.getLogger("engine.daemon")
 
@@ -120,123 +91,6 @@ def resolve_watchlist(
     return ()
 
 
-def run_paper(env: MutableMapping[str, str], mode: Mode, stop: StopFlag) -> int:
-    """Start everything, run the loop until stopped, tear everything down; return 0."""
-    apply_venue_defaults(env)
-    settings = DaemonSettings.from_env(env)
-    runtime = RuntimeSettings.from_env(env)
-    promoted = apply_promoted_config(env)
-    lock = DaemonLock(settings.lock_path)
-    lock.acquire()
-    alerter = build_alerter(env, mode)
-    services = Services(runtime, env)
-    watchdog = SystemdWatchdog(env)
-    store: TradeStore | None = None
-    info: HyperliquidInfoClient | None = None
-    hub: MarketDataHub | None = None
-    waiter: CandleCloseWaiter | None = None
-    try:
-        strategy = StrategyManager(
-            promoted.strategy_yaml,
-            run_mode=mode,
-            strategy_mode=settings.strategy_mode,
-            live_defaults=settings.live_defaults,
-            alerts=alerter,
-            interval=settings.interval,
-        )
-        interval = strategy.interval
-        if interval != settings.interval:
-            log.info(
-                "interval from YAML engine.interval=%s (AI_QUANT_INTERVAL=%s)", interval, settings.interval
-            )
-        env["AI_QUANT_INTERVAL"] = interval
-        fold_engine_yaml(env, strategy.config().engine, interval, str(strategy.path))
-        settings = DaemonSettings.from_env(env)  # again: YAML engine.* now folded into env
-        store = TradeStore.open(settings.db_path, mode)
-        run_id = settings.run_id or uuid.uuid4().hex[:12]
-        events = EventLogger(store.connection, mode, run_id)
-        # BBO use is per symbol (trade.use_bbo_for_fills): the engine attaches the BBO to the quote or not
-        broker = PaperBroker(store, settings.paper.fill_params(), settings.paper.seed_balance_usd)
-
-        redis_rt = services.start_redis()
-        base_url = services.start_venue(interval, settings.lookback_bars)
-        info = HyperliquidInfoClient(base_url, timeout_secs=10.0, budget=RateBudget())
-        watchlist = resolve_watchlist(settings, info, stop)
-        if stop:
-            return 0
-        env["AI_QUANT_SYMBOLS"] = ",".join(watchlist)
-        sidecar_settings = SidecarSettings.from_env(env)  # validates the sidecar's variables first
-        services.start_sidecar()
-        mode_value = strategy.strategy_mode.value if strategy.strategy_mode else None
-        configs = ConfigSource(overrides=strategy.overrides, live=strategy.live, strategy_mode=mode_value)
-
-        def shard_alert(alert: ShardAlert) -> None:
-            alerter.send(AlertKind.SHARD, alert.fault.value, {"shard": alert.shard, "symbols": alert.symbols})
-
-        executor = services.start_shards(
-            interval=interval, configs=configs, symbols=watchlist, alert=shard_alert
-        )
-        stop.install()  # Ray's start-up may have replaced our handlers
-        if stop:
-            return 0
-        redis_client = redis_rt.client()
-        hub = MarketDataHub(
-            redis_client=redis_client,
-            layout=redis_rt.layout,
-            settings=HubSettings.from_env(env),
-            candles_db_path=sidecar_settings.candles_db_path,
-            rest=info,
-        )
-        venue = VenueContext(info)
-        engine = UnifiedEngine(
-            strategy=strategy,
-            market=FreshClockMarket(hub),
-            executor=executor,
-            broker=broker,
-            trades=store,
-            events=events,
-            watchlist=lambda: watchlist,
-            options=EngineOptions(
-                interval=interval,
-                entry_max_delay_ms=settings.entry_max_delay_ms,
-                retry_on_capacity=settings.entry_retry_on_capacity,
-                funding_enabled=settings.paper.funding_enabled,
-                funding_poll_ms=int(settings.paper.funding_poll_secs * 1000),
-                heartbeat_secs=settings.heartbeat_secs,
-            ),
-            alerts=alerter,
-            funding=venue,
-            sz_decimals=venue.sz_decimals,
-        )
-        waiter = CandleCloseWaiter(
-            redis_rt.client(socket_timeout=None), redis_rt.layout.closed_channel(interval)
-        )
-        log.info(
-            "engine started mode=%s run_id=%s interval=%s symbols=%s shards=%d executor=%s venue=%s db=%s",
-            mode.value, run_id, interval, ",".join(watchlist), runtime.n_shards, runtime.executor.value,
-            base_url, settings.db_path,
-        )  # fmt: skip
-        alerter.send(AlertKind.RESTART, "engine started", {"run_id": run_id, "venue": runtime.venue.value})
-        run_loop(engine, waiter, watchdog, stop, settings.loop_target_secs)
-        log.info("shutting down signal=%s", stop.signal_name)
-        alerter.send(AlertKind.SHUTDOWN, "engine stopping", {"run_id": run_id, "signal": stop.signal_name})
-        return 0
-    finally:
-        watchdog.stopping()
-        if waiter is not None:
-            waiter.close()
-        services.stop()
-        if hub is not None:
-            hub.close()
-        if info is not None:
-            info.close()
-        if store is not None:
-            store.close()
-        alerter.close()
-        lock.release()
-        log.info("stopped")
-
-
 def run_loop(
     engine: UnifiedEngine,
     waiter: CandleCloseWaiter,
@@ -245,9 +99,10 @@ def run_loop(
     poll_secs: float,
     before_tick: Callable[[], bool] | None = None,
 ) -> None:
-    """Tick until stopped, waking on candle closes. `before_tick` (the live stack's sync) runs
-    every iteration and returns whether the engine may tick now; paper passes none."""
+    """Tick until stopped, waking on candle closes. `before_tick` (the broker stack's sync and risk
+    poll) runs every iteration and returns whether the engine may tick now."""
     loop_errors = 0
+    metrics = tick_metrics()  # Ray-backed when the shards run on Ray, else a no-op
     while not stop:
         if before_tick is None or before_tick():
             try:
@@ -256,6 +111,7 @@ def run_loop(
                 loop_errors += 1
                 log.exception("engine loop error count=%d", loop_errors)
             else:
+                metrics.record(report.metrics())
                 line = report.status_line()
                 log.info("%s", line)
                 watchdog.tick_done(line)

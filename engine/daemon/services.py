@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -65,14 +65,15 @@ class ExecutorKind(StrEnum):
     INPROCESS = "inprocess"
 
 
-def apply_venue_defaults(env: MutableMapping[str, str]) -> Venue:
-    """Read AI_QUANT_VENUE; for the simulator, fill the demo defaults the user did not set."""
-    venue = env_enum("AI_QUANT_VENUE", Venue, Venue.HYPERLIQUID, env)
-    if venue is Venue.SIMULATOR:
+def apply_venue_defaults(env: Mapping[str, str]) -> dict[str, str]:
+    """Return a copy of `env`; for AI_QUANT_VENUE=simulator, with the demo defaults the user did
+    not set filled in (the caller's mapping is never changed)."""
+    out = dict(env)
+    if env_enum("AI_QUANT_VENUE", Venue, Venue.HYPERLIQUID, env) is Venue.SIMULATOR:
         for name, value in _SIM_DEFAULTS.items():
-            if not env.get(name, "").strip():  # empty counts as unset, as everywhere in engine.config.env
-                env[name] = value
-    return venue
+            if not out.get(name, "").strip():  # empty counts as unset, as everywhere in engine.config.env
+                out[name] = value
+    return out
 
 
 def parse_shard_resources(env: Mapping[str, str]) -> tuple[tuple[str, float], ...]:
@@ -160,9 +161,9 @@ class ConfigForwarding:
 class Services:
     """What the daemon started, in order; `stop()` undoes it in reverse."""
 
-    def __init__(self, settings: RuntimeSettings, env: MutableMapping[str, str]) -> None:
+    def __init__(self, settings: RuntimeSettings, env: Mapping[str, str]) -> None:
         self.settings = settings
-        self.env = env
+        self.env = env  # read-only: the simulator child's environment
         self.redis: RedisRuntime | None = None
         self.simulator: ChildProcess | None = None
         self.sidecar: ChildProcess | None = None
@@ -170,15 +171,14 @@ class Services:
         self.executor: Any = None
 
     # ------------------------------------------------------------------ start steps
-    def start_redis(self) -> RedisRuntime:
-        self.redis = RedisRuntime(RedisSettings.from_env(self.env))
+    def start_redis(self, settings: RedisSettings) -> RedisRuntime:
+        self.redis = RedisRuntime(settings)
         url = self.redis.start()
-        self.env.update(self.redis.child_env())
         log.info("redis ready embedded=%s url=%s", self.redis.embedded, url)
         return self.redis
 
-    def start_venue(self, interval: str, lookback_bars: int) -> str:
-        """Return the venue's REST base URL, spawning the simulator when asked to."""
+    def start_venue(self, interval: str, lookback_bars: int, venue_url: str) -> str:
+        """Return the venue's REST base URL: `venue_url`, or a spawned simulator's."""
         if self.settings.venue is Venue.SIMULATOR:
             if not self.settings.sim_data.is_dir():
                 raise ConfigError(f"AI_QUANT_SIM_DATA={str(self.settings.sim_data)!r} is not a directory")
@@ -188,21 +188,16 @@ class Services:
             )
             self.simulator.start(ready_timeout_secs=60.0)
             assert self.simulator.ready_match is not None
-            self.env["AI_QUANT_HL_BASE_URL"] = self.simulator.ready_match.group(1).rstrip("/")
-            self.env.pop("HL_WS_URL", None)
-            log.info(
-                "simulator ready pid=%s url=%s args=%s",
-                self.simulator.pid, self.env["AI_QUANT_HL_BASE_URL"], " ".join(args),
-            )  # fmt: skip
-        from engine.venue.info_client import hl_base_url
+            venue_url = self.simulator.ready_match.group(1).rstrip("/")
+            log.info("simulator ready pid=%s url=%s args=%s", self.simulator.pid, venue_url, " ".join(args))
+        return venue_url
 
-        return hl_base_url(self.env)
-
-    def start_sidecar(self) -> None:
+    def start_sidecar(self, env: Mapping[str, str]) -> None:
+        """Spawn the sidecar with `env` (DriverConfig.to_env: what start-up decided included)."""
         if self.settings.sidecar_external:
             log.info("sidecar external (AI_QUANT_SIDECAR_EXTERNAL=1): not spawned")
             return
-        self.sidecar = ChildProcess("sidecar", "engine.sidecar", env=self.env)
+        self.sidecar = ChildProcess("sidecar", "engine.sidecar", env=env)
         self.sidecar.start()
         log.info("sidecar started pid=%s", self.sidecar.pid)
 
@@ -213,9 +208,10 @@ class Services:
         configs: ConfigSource,
         symbols: Sequence[str],
         alert: Callable[[ShardAlert], None],
+        signal_on_candle_close: bool = True,
     ) -> ShardExecutor:
         assert self.redis is not None
-        shard_settings = ShardSettings(interval=interval)
+        shard_settings = ShardSettings(interval=interval, signal_on_candle_close=signal_on_candle_close)
         executor: Any
         if self.settings.executor is ExecutorKind.INPROCESS:
             from cluster.inprocess import InProcessExecutor

@@ -9,6 +9,11 @@ crash between the two re-exports a fill that the trades table then refuses as a 
 
 The link from a trade row to its intent lives in the OMS (`fill_links`, joined on hash + tid);
 the trades table has no `meta_json` column to carry `oms.intent_id`.
+
+`export_funding` does the same for the venue's funding payments (`engine.oms.funding`): one
+FUNDING row per payment, like paper's, so live PnL in `trades` = realised - fees + funding as
+the venue booked them. Its cursor lives in the funding ledger; the row's (fill_hash, fill_tid)
+is ("funding:<coin>:<hour ms>", 0), which no venue fill can have.
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ from dataclasses import dataclass
 from engine.enums import FeeMode, LedgerKind, Mode, OrderSide, PriceSource
 from engine.execution.broker import Fill
 from engine.execution.trade_store import TradeStore
+from engine.oms.funding import FundingLedger, FundingPayment
 from engine.oms.ledger import LedgerFill, LiveOms
 from strategies.enums import PositionSide
 
 EXPORT_CURSOR = "trades_export"
+FUNDING_EXPORT_CURSOR = "trades_export"  # in the funding ledger's own cursor table
 _FLAT = 1e-12
 
 
@@ -106,4 +113,45 @@ def _trade(
         reason=reason, event_ms=fill.time_ms, recorded_ms=now_ms, price_source=PriceSource.NONE,
         leverage=max(1.0, leverage), margin_used_usd=notional / max(1.0, leverage),
         decision_id=getattr(intent, "decision_id", None),
+    )  # fmt: skip
+
+
+def export_funding(
+    ledger: FundingLedger,
+    store: TradeStore,
+    *,
+    account_value_usd: float,
+    limit: int = 1000,
+    clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+) -> ExportStats:
+    """Append funding payments not exported yet as FUNDING trade rows (balance = the account value)."""
+    mode = Mode(store.mode)
+    start = ledger.cursor(FUNDING_EXPORT_CURSOR) or 0
+    exported = duplicates = 0
+    for rowid, payment in ledger.payments_after_rowid(start, limit):
+        try:
+            store.append(
+                _funding_row(payment, mode, account_value_usd, clock_ms()), None, touches_position=False,
+                fill_hash=f"funding:{payment.coin}:{payment.time_ms}", fill_tid=0,
+            )  # fmt: skip
+            exported += 1
+        except sqlite3.IntegrityError:
+            duplicates += 1  # exported before a crash, cursor not yet moved
+        ledger.advance_cursor(FUNDING_EXPORT_CURSOR, rowid)
+    return ExportStats(exported, duplicates, 0)
+
+
+def _funding_row(payment: FundingPayment, mode: Mode, account_value_usd: float, now_ms: int) -> Fill:
+    """The venue pays on the signed size at the hour's mark: price = |usdc / (szi x rate)|."""
+    size = abs(payment.szi)
+    side = PositionSide.LONG if payment.szi > 0 else PositionSide.SHORT
+    base = payment.szi * payment.funding_rate
+    price = abs(payment.usdc / base) if abs(base) > 0 else 0.0
+    return Fill(
+        trade_id=0, mode=mode, kind=LedgerKind.FUNDING, symbol=payment.coin, position_side=side,
+        order_side=None, size_coins=size, price=price, notional_usd=size * price, fee_usd=0.0, fee_rate=0.0,
+        liquidity=None, realised_pnl_usd=0.0, funding_usd=payment.usdc, cash_delta_usd=payment.usdc,
+        balance_usd=account_value_usd, reason=f"funding rate={payment.funding_rate:+.10f}",
+        event_ms=payment.time_ms, recorded_ms=now_ms, price_source=None, leverage=1.0, margin_used_usd=0.0,
+        decision_id=None,
     )  # fmt: skip

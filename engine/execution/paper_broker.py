@@ -8,6 +8,12 @@ and cash exactly. The seed is written once, as the first ledger row; a later cha
 Gates (max positions, cooldowns, margin cap, minimum notional, dust) belong to the mode-blind
 engine above; this broker refuses only what it cannot do: OPEN onto an existing position, ADD or
 REDUCE without one, a side mismatch, no usable price, or a fee larger than cash.
+
+Like the live broker, it runs the risk manager's pre-send check right before a fill, against its
+own account (valued at the latest marks it was shown) and positions: a `Deny` refuses the fill
+(REJECTED, `risk_denied`, with the reason code in the detail the engine records in the decision
+event); a check that raises refuses too (fail closed). `on_fill(intent, fill)` is told about every
+trading fill (the risk manager's send windows, daily PnL and slippage window).
 """
 
 from __future__ import annotations
@@ -20,9 +26,18 @@ from types import MappingProxyType
 
 from engine.enums import BrokerReject, ExecutionStatus, LedgerKind, Mode
 from engine.execution import fill_model
-from engine.execution.broker import AccountSnapshot, ExitState, Fill, OrderIntent, OrderResult, Position
+from engine.execution.broker import (
+    AccountSnapshot,
+    ExitState,
+    Fill,
+    OrderIntent,
+    OrderResult,
+    Position,
+    PreSendCheck,
+)
 from engine.execution.fill_model import FillModelParams, PricedFill
 from engine.execution.trade_store import THIS_TRADE, TradeStore
+from engine.risk.verdicts import ALLOW, Allow, Deny, check_failed
 from strategies.enums import PositionSide, TradeAction
 
 log = logging.getLogger(__name__)
@@ -35,6 +50,15 @@ def _wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+
+
+def allow_all(
+    _intent: OrderIntent, _account: AccountSnapshot, _positions: Mapping[str, Position], _now_ms: int
+) -> Allow:
+    """A pre-send check that allows everything (unit tests of the fill model only)."""
+    return ALLOW
+
+
 class PaperBroker:
     """Implements `engine.execution.broker.Broker` for paper mode over a `TradeStore`."""
 
@@ -44,6 +68,8 @@ class PaperBroker:
         params: FillModelParams,
         seed_balance_usd: float,
         *,
+        pre_send_check: PreSendCheck,
+        on_fill: Callable[[OrderIntent, Fill], None] | None = None,
         clock_ms: Callable[[], int] = _wall_ms,
     ) -> None:
         if store.mode is not Mode.PAPER:
@@ -53,6 +79,9 @@ class PaperBroker:
         self._store = store
         self._params = params
         self._clock_ms = clock_ms
+        self._pre_send_check = pre_send_check
+        self._on_fill = on_fill
+        self._marks: dict[str, float] = {}
         balance = store.last_balance()
         if balance is None:
             now = clock_ms()
@@ -103,10 +132,43 @@ class PaperBroker:
         priced = fill_model.fill_price(side, intent.quote, intent.reference_price, self._params, now_ms)
         if priced is None:
             return OrderResult(intent=intent, status=ExecutionStatus.REJECTED, reject=BrokerReject.NO_PRICE)
+        denied = self._risk_denied(intent, now_ms)
+        if denied is not None:
+            return denied
         if opening:
-            return self._enter(intent, position, priced, now_ms)
-        assert position is not None  # _precheck guarantees it for REDUCE/CLOSE
-        return self._exit(intent, position, priced, now_ms)
+            result = self._enter(intent, position, priced, now_ms)
+        else:
+            assert position is not None  # _precheck guarantees it for REDUCE/CLOSE
+            result = self._exit(intent, position, priced, now_ms)
+        if self._on_fill is not None:
+            for fill in result.fills:
+                self._on_fill(intent, fill)
+        return result
+
+    def _risk_denied(self, intent: OrderIntent, now_ms: int) -> OrderResult | None:
+        """Run the pre-send check on this broker's own account and positions; None = may fill."""
+        marks = dict(self._marks)
+        if intent.reference_price > 0:
+            marks[intent.symbol] = intent.reference_price
+        try:
+            verdict = self._pre_send_check(intent, self.account(marks, now_ms), self.positions(), now_ms)
+        except Exception as exc:  # a broken check never lets an order through
+            log.error("pre-send check raised; denying symbol=%s error=%r", intent.symbol, exc)
+            return _risk_rejected(intent, check_failed("pre_send_check", exc))
+        if isinstance(verdict, Deny):
+            log.warning(
+                "risk denied symbol=%s action=%s reason=%s",
+                intent.symbol, intent.action.value, verdict.reason.value,
+            )  # fmt: skip
+            return _risk_rejected(intent, verdict)
+        if not isinstance(verdict, Allow):
+            return _risk_rejected(intent, check_failed("not_a_verdict"))
+        return None
+
+    @property
+    def marks(self) -> Mapping[str, float]:
+        """The latest mark seen per symbol (what the pre-send check and the risk poll value at)."""
+        return MappingProxyType(dict(self._marks))
 
     def _enter(
         self, intent: OrderIntent, position: Position | None, priced: PricedFill, now_ms: int
@@ -262,7 +324,8 @@ class PaperBroker:
         return stored
 
     def account(self, marks: Mapping[str, float], now_ms: int) -> AccountSnapshot:
-        """Value cash plus positions at `marks`, less the fees to close them."""
+        """Value cash plus positions at `marks`, less the fees to close them (the marks are kept)."""
+        self._marks.update({s: m for s, m in marks.items() if m is not None and m > 0})
         unrealised = close_fees = margin = 0.0
         stale = False
         for symbol, position in self._positions.items():
@@ -334,6 +397,13 @@ class PaperBroker:
             margin_used_usd=margin,
             decision_id=decision_id,
         )
+
+
+def _risk_rejected(intent: OrderIntent, deny: Deny) -> OrderResult:
+    return OrderResult(
+        intent=intent, status=ExecutionStatus.REJECTED, reject=BrokerReject.RISK_DENIED,
+        detail={"reason": deny.reason.value, **deny.details}, deny=deny,
+    )  # fmt: skip
 
 
 def _precheck(intent: OrderIntent, position: Position | None) -> BrokerReject | None:

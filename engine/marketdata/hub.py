@@ -25,7 +25,8 @@ import pandas as pd
 import redis
 
 from cluster.redis_layout import Bbo, CandleKeys, Heartbeat, LayoutError, Mid, RedisLayout
-from engine.config.env import ConfigError, env_bool, env_float, env_str
+from engine.config.env import env_bool, env_float
+from engine.config.shared import env_interval, env_signal_on_candle_close
 from engine.enums import CandleSource, MarketHealthReason, PriceSource
 from engine.storage.sqlite import open_db, read_candles
 from engine.venue import types as hl
@@ -72,14 +73,10 @@ class HubSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> HubSettings:
         """Build from AI_QUANT_* variables; raise ConfigError naming a bad one."""
-        interval = env_str("AI_QUANT_INTERVAL", "1h", env)
-        try:
-            interval_ms(interval)
-        except ValueError as exc:
-            raise ConfigError(f"AI_QUANT_INTERVAL={interval!r}: {exc}") from exc
+        interval = env_interval(env)
         return cls(
             interval=interval,
-            signal_on_candle_close=env_bool("AI_QUANT_SIGNAL_ON_CANDLE_CLOSE", True, env),
+            signal_on_candle_close=env_signal_on_candle_close(env),
             candle_max_age_secs=env_float("AI_QUANT_CANDLE_MAX_AGE_S", 0.0, env, lo=0.0),
             mid_max_age_secs=env_float("AI_QUANT_WS_STALE_MIDS_S", 60.0, env, lo=0.1),
             bbo_max_age_secs=env_float("AI_QUANT_WS_STALE_BBO_S", 120.0, env, lo=0.0),
@@ -117,8 +114,11 @@ class CandleFrame:
 
 @dataclass(frozen=True, slots=True)
 class KeysSnapshot:
+    """The polled keys, where they came from, and the feed's health when they were read."""
+
     keys: dict[str, int | None]
     source: CandleSource
+    health: MarketHealthReason = MarketHealthReason.OK
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +206,7 @@ class MarketDataHub:
         self._last_hb: Heartbeat | None = None
         self._rest_candles: dict[tuple[str, str, int], tuple[int, list[Candle]]] = {}
         self._rest_mids: tuple[int, dict[str, float]] | None = None
+        self._keys_fallback = False  # candle keys currently come from SQLite (Redis unreadable)
 
     # ------------------------------------------------------------------ clocks and health
     def _refresh_heartbeat(self) -> Heartbeat | None:
@@ -264,17 +265,26 @@ class MarketDataHub:
         on_close = self.settings.signal_on_candle_close
         try:
             keys = self.read_candle_keys(symbols, iv)
-            return KeysSnapshot({s: k.pick(on_close) for s, k in keys.items()}, CandleSource.REDIS)
+            if self._keys_fallback:
+                self._keys_fallback = False
+                log.warning("candle keys from redis again")
+            picked = {s: k.pick(on_close) for s, k in keys.items()}
+            return KeysSnapshot(picked, CandleSource.REDIS, self.health().reason)  # a frozen feed shows here
         except _REDIS_ERRORS as exc:
-            log.warning("candle keys from sqlite: redis unavailable", extra={"error": type(exc).__name__})
+            # once per outage: the engine's blind watch (engine.tick.blind) reports it loudly
+            log.log(
+                logging.DEBUG if self._keys_fallback else logging.WARNING,
+                "candle keys from sqlite: redis unavailable error=%s", type(exc).__name__,
+            )  # fmt: skip
+            self._keys_fallback = True
         out: dict[str, int | None] = dict.fromkeys(symbols)
         conn = self._sqlite()
         if conn is not None:
             for sym in symbols:
                 last = read_candles(conn, sym, iv, limit=1)
-                if last:
-                    out[sym] = last[-1].close_ms if on_close else last[-1].t
-        return KeysSnapshot(out, CandleSource.SQLITE)
+                if last:  # open mode: the bar after the last closed one (SQLite holds no forming bar)
+                    out[sym] = last[-1].close_ms if on_close else last[-1].close_ms + 1
+        return KeysSnapshot(out, CandleSource.SQLITE, MarketHealthReason.REDIS_DOWN)
 
     # ------------------------------------------------------------------ candles
     def _fresh(self, last: Candle, interval: str) -> bool:

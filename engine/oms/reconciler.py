@@ -13,8 +13,14 @@ One `run()` does, in order:
    `max_cancels_per_run`, never cancel-all); foreign orders are only recorded.
 4. Positions: `clearinghouseState` vs the net of the ledger's fills. A position the ledger does not
    explain is a MISMATCH: `on_mismatch` is called (the owner puts risk into REDUCING and alerts).
+5. Funding (when a `FundingSync` is given): the venue's `userFunding` into the funding ledger
+   (`engine.oms.funding`). A failed funding read is reported in `funding_failure` but does not
+   make the verdict UNKNOWN: funding moves cash, never a position, and the next run catches up.
 
-Any failed query makes the verdict UNKNOWN - never "flat", never clean. Also here:
+Any failed query of steps 1-4 makes the verdict UNKNOWN - never "flat", never clean.
+`on_reconnect(session_started_ms)` is the sidecar's user-stream reconnect (the venue does not
+replay events across a reconnect): it reconciles unless a run already started after that session
+began, and records a RECONNECT event. Also here:
 `AccountEventPump`, which moves the sidecar's `userFills`/`orderUpdates` stream entries into the
 ledger and acknowledges them only after the ledger committed.
 """
@@ -29,6 +35,7 @@ from enum import StrEnum
 from typing import Any
 
 from engine.config.env import env_bool, env_float, env_int
+from engine.oms.funding import FundingSync, FundingSyncResult
 from engine.oms.ledger import FillSource, LiveOms
 from engine.oms.states import IN_FLIGHT, LIVE_ON_VENUE, InvalidTransition, OmsEvent, OrderState
 from engine.venue import types as hl
@@ -56,6 +63,8 @@ class ReconcileEventKind(StrEnum):
     FOREIGN_OPEN_ORDER = "foreign_open_order"
     UNEXPECTED_STATUS = "unexpected_status"
     MALFORMED_ACCOUNT_EVENT = "malformed_account_event"
+    RECONNECT = "reconnect"  # the sidecar's user stream reconnected: reconciled for the gap
+    FUNDING_CHANGED = "funding_changed"  # the venue re-reported a recorded payment with another amount
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -96,6 +105,8 @@ class ReconcileReport:
     mismatches: dict[str, tuple[float, float]] = field(default_factory=dict)  # coin -> (ledger, venue)
     failures: tuple[str, ...] = ()
     cursor_ms: int | None = None
+    funding_inserted: int = 0
+    funding_failure: str | None = None
 
     @property
     def clean(self) -> bool:
@@ -116,6 +127,7 @@ class OmsReconciler:
         canceller: Canceller | None = None,
         on_mismatch: Callable[[ReconcileReport], None] | None = None,
         clock_ms: Callable[[], int] = _now_ms,
+        funding: FundingSync | None = None,
     ) -> None:
         self.oms = oms
         self.info = info
@@ -123,7 +135,9 @@ class OmsReconciler:
         self._cancel = canceller if config.cancel_stale else None
         self._on_mismatch = on_mismatch
         self._clock_ms = clock_ms
+        self._funding = funding
         self._last_run_ms: int | None = None
+        self._last_done_ms: int | None = None  # start time of the last run that completed
         self.last_report: ReconcileReport | None = None
 
     def maybe_run(self) -> ReconcileReport | None:
@@ -145,16 +159,25 @@ class OmsReconciler:
             report = self.run()
         return report
 
-    def on_reconnect(self) -> ReconcileReport:
-        """The venue does not replay events across a WS reconnect: reconcile now."""
+    def on_reconnect(self, session_started_ms: int | None = None) -> ReconcileReport | None:
+        """The sidecar's user stream (re)connected at `session_started_ms` (wall ms; None = unknown):
+        events of the gap are not replayed, so reconcile now, unless a completed run already
+        started after the session began (it saw everything the gap could hide). Returns the
+        report, or None when no run was needed."""
+        done = self._last_done_ms
+        if session_started_ms is not None and done is not None and done > session_started_ms:
+            return None
+        detail = {"session_started_ms": session_started_ms}
+        self.oms.record_reconcile_event(ReconcileEventKind.RECONNECT, detail)
         return self.run()
 
     def run(self) -> ReconcileReport:
         """Reconcile once; see the module docstring. Never raises for a venue failure."""
-        self._last_run_ms = self._clock_ms()
+        started = self._last_run_ms = self._clock_ms()
         failures: list[str] = []
         settled = self._settle_orders(failures)
         inserted, cursor = self._sync_fills(failures)
+        funding = self._sync_funding()
         settled += self._settle_orders(failures)  # fills may have moved states; look again
         cancels = self._open_orders(failures)
         mismatches = self._positions(failures)
@@ -169,10 +192,13 @@ class OmsReconciler:
         report = ReconcileReport(
             verdict=verdict, settled=settled, in_flight=in_flight, fills_inserted=inserted, cancels=cancels,
             mismatches=mismatches, failures=tuple(failures), cursor_ms=cursor,
+            funding_inserted=0 if funding is None else funding.inserted,
+            funding_failure=None if funding is None else funding.failure,
         )  # fmt: skip
         if mismatches and self._on_mismatch is not None:
             self._on_mismatch(report)
         self.last_report = report
+        self._last_done_ms = started
         return report
 
     # --- steps ------------------------------------------------------------------------------
@@ -220,6 +246,15 @@ class OmsReconciler:
         if newest is not None:
             cursor = self.oms.advance_cursor(FILLS_CURSOR, newest)
         return inserted, cursor
+
+    def _sync_funding(self) -> FundingSyncResult | None:
+        if self._funding is None:
+            return None
+        result = self._funding.run()
+        for coin, time_ms, recorded, venue in result.changed:
+            detail = {"time_ms": time_ms, "recorded": recorded, "venue": venue}
+            self.oms.record_reconcile_event(ReconcileEventKind.FUNDING_CHANGED, detail, symbol=coin)
+        return result
 
     def _open_orders(self, failures: list[str]) -> int:
         try:
@@ -288,13 +323,15 @@ class AccountEventPump:
     """Moves the sidecar's account-events stream (`RedisLayout.account_stream_key`) into the ledger.
 
     Entries are acknowledged only after the ledger committed them; a crash in between re-reads
-    them (the ledger dedupes)."""
+    them (the ledger dedupes). A SESSION marker (the sidecar's user stream reconnected) sets
+    `session_started_ms` to that session's start (wall ms), for `OmsReconciler.on_reconnect`."""
 
     def __init__(
         self, *, oms: LiveOms, layout: Any, client: Any, user: str, group: str, consumer: str
     ) -> None:
         self.oms, self.layout, self.client = oms, layout, client
         self.user, self.group, self.consumer = user.lower(), group, consumer
+        self.session_started_ms: int | None = None
         self.layout.ensure_account_group(client, self.user, group)
 
     def drain(self, *, count: int = 500, block_ms: int | None = None) -> int:
@@ -312,6 +349,8 @@ class AccountEventPump:
                     fills.extend(hl.parse_user_fills(data.get("fills", []), "ws.userFills"))
                 elif kind == "orderUpdates":
                     updates.extend(hl.parse_order_updates(event.data, "ws.orderUpdates"))
+                elif kind == "session":
+                    self.session_started_ms = max(self.session_started_ms or 0, int(event.wall_ms))
             except hl.ParseError as exc:  # recorded (REST backfill covers its fills), never a stuck stream
                 self.oms.record_reconcile_event(
                     ReconcileEventKind.MALFORMED_ACCOUNT_EVENT,

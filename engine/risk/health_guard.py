@@ -57,22 +57,31 @@ class HealthSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> HealthSettings:
         """Read AI_QUANT_HEALTH_*; raise ConfigError naming a bad variable."""
-        p = "AI_QUANT_HEALTH_"
         return cls(
             enabled=env_bool("AI_QUANT_HEALTH_GUARD", True, env),
-            alert_cooldown_secs=env_float(p + "ALERT_COOLDOWN_S", 300.0, env, lo=0.0, hi=86_400.0),
-            resolve_after_secs=env_float(p + "RESOLVE_AFTER_S", 600.0, env, lo=0.0, hi=86_400.0),
-            pending_fills_to_kill=env_int(p + "PENDING_FILLS_TO_KILL", 20_000, env, lo=1, hi=10_000_000),
-            pending_fills_kill=env_bool(p + "PENDING_FILLS_KILL", True, env),
-            pending_fills_kill_mode=_kill_mode(p + "PENDING_FILLS_KILL_MODE", env),
-            fill_ingest_fails_to_kill=env_int(p + "FILL_INGEST_FAILS_TO_KILL", 5, env, lo=1, hi=1_000_000),
-            fill_ingest_kill=env_bool(p + "FILL_INGEST_KILL", True, env),
-            fill_ingest_kill_mode=_kill_mode(p + "FILL_INGEST_KILL_MODE", env),
-            unmatched_window_secs=env_float(p + "UNMATCHED_WINDOW_S", 900.0, env, lo=1.0, hi=604_800.0),
-            unmatched_alert_n=env_int(p + "UNMATCHED_ALERT_N", 1, env, lo=1, hi=1_000_000),
-            unmatched_kill=env_bool(p + "UNMATCHED_KILL", False, env),
-            unmatched_kill_mode=_kill_mode(p + "UNMATCHED_KILL_MODE", env),
-            unmatched_grace_secs=env_float(p + "UNMATCHED_GRACE_S", 120.0, env, lo=0.0, hi=86_400.0),
+            alert_cooldown_secs=env_float(
+                "AI_QUANT_HEALTH_ALERT_COOLDOWN_S", 300.0, env, lo=0.0, hi=86_400.0
+            ),
+            resolve_after_secs=env_float("AI_QUANT_HEALTH_RESOLVE_AFTER_S", 600.0, env, lo=0.0, hi=86_400.0),
+            pending_fills_to_kill=env_int(
+                "AI_QUANT_HEALTH_PENDING_FILLS_TO_KILL", 20_000, env, lo=1, hi=10_000_000
+            ),
+            pending_fills_kill=env_bool("AI_QUANT_HEALTH_PENDING_FILLS_KILL", True, env),
+            pending_fills_kill_mode=_kill_mode("AI_QUANT_HEALTH_PENDING_FILLS_KILL_MODE", env),
+            fill_ingest_fails_to_kill=env_int(
+                "AI_QUANT_HEALTH_FILL_INGEST_FAILS_TO_KILL", 5, env, lo=1, hi=1_000_000
+            ),
+            fill_ingest_kill=env_bool("AI_QUANT_HEALTH_FILL_INGEST_KILL", True, env),
+            fill_ingest_kill_mode=_kill_mode("AI_QUANT_HEALTH_FILL_INGEST_KILL_MODE", env),
+            unmatched_window_secs=env_float(
+                "AI_QUANT_HEALTH_UNMATCHED_WINDOW_S", 900.0, env, lo=1.0, hi=604_800.0
+            ),
+            unmatched_alert_n=env_int("AI_QUANT_HEALTH_UNMATCHED_ALERT_N", 1, env, lo=1, hi=1_000_000),
+            unmatched_kill=env_bool("AI_QUANT_HEALTH_UNMATCHED_KILL", False, env),
+            unmatched_kill_mode=_kill_mode("AI_QUANT_HEALTH_UNMATCHED_KILL_MODE", env),
+            unmatched_grace_secs=env_float(
+                "AI_QUANT_HEALTH_UNMATCHED_GRACE_S", 120.0, env, lo=0.0, hi=86_400.0
+            ),
         )
 
 

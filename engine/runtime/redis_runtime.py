@@ -18,6 +18,7 @@ import redis
 
 from cluster.redis_layout import DEFAULT_PREFIX, RedisLayout
 from engine.config.env import ConfigError, env_opt_str, env_str
+from engine.config.shared import env_state_dir
 from engine.runtime.redis_server import EmbeddedRedis
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ class RedisSettings:
         prefix = env_str("AI_QUANT_REDIS_PREFIX", DEFAULT_PREFIX, env)
         if any(ch in prefix for ch in " \t:"):
             raise ConfigError(f"AI_QUANT_REDIS_PREFIX={prefix!r} must not contain spaces or ':'")
-        return cls(url=url, state_dir=Path(env_str("AI_QUANT_STATE_DIR", "state", env)), prefix=prefix)
+        return cls(url=url, state_dir=env_state_dir(env), prefix=prefix)
 
 
 def make_client(url: str, **overrides: Any) -> redis.Redis:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from cluster.redis_layout import AccountEvent, Bbo, Heartbeat, RedisLayout
+from cluster.redis_layout import AccountEvent, AccountEventKind, Bbo, Heartbeat, RedisLayout
 from engine.config.env import ConfigError
 from engine.sidecar.candles import CandleTracker, SyncRequest, TrackerOutput, VenueClock
 from engine.sidecar.parse import (
@@ -128,7 +128,7 @@ class Sidecar:
         self.ws = VenueSocket(
             settings,
             subscriptions=self.subscriptions,
-            on_session_start=self.tracker.on_reconnect,
+            on_session_start=self._on_session_start,
             on_frame=self.handle_frame,
             stats=self.stats,
             log_limited=self._log_limited,
@@ -263,6 +263,17 @@ class Sidecar:
             return
         self.venue.observe(event.candle.t)
         self._apply(self.tracker.on_candle(event.symbol, event.candle), from_ws=True)
+
+    def _on_session_start(self) -> None:
+        """A WebSocket session starts: forget forming candles; tell the driver (SESSION marker,
+        queued before this session's account events) that events of the gap were not replayed."""
+        self.tracker.on_reconnect()
+        user = self.settings.account_address
+        if self.settings.wants_account_events and user:
+            data = {"reconnects": self.stats.reconnects}
+            marker = AccountEvent(AccountEventKind.SESSION, data, False, self._clock_ms())
+            self._pending.account.append((user, marker))
+            self._wake.set()
 
     def _on_account(self, event: AccountUpdate) -> None:
         user = self.settings.account_address

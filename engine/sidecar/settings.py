@@ -15,12 +15,18 @@ from pathlib import Path
 from engine.config.env import (
     ConfigError,
     env_bool,
-    env_enum,
     env_float,
     env_int,
     env_list,
     env_opt_str,
     env_str,
+)
+from engine.config.shared import (
+    env_candle_close_grace_ms,
+    env_interval,
+    env_lookback_bars,
+    env_mode,
+    env_top_n,
 )
 from engine.enums import Mode
 from engine.runtime.redis_runtime import RedisSettings
@@ -101,12 +107,8 @@ class SidecarSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> SidecarSettings:
         """Build from the environment; raise ConfigError naming the first bad variable."""
         base = hl_base_url(env)
-        interval = env_str("AI_QUANT_INTERVAL", "1h", env)
-        try:
-            interval_ms(interval)
-        except ValueError as exc:
-            raise ConfigError(f"AI_QUANT_INTERVAL={interval!r}: {exc}") from exc
-        mode = env_enum("AI_QUANT_MODE", Mode, Mode.PAPER, env)
+        interval = env_interval(env)
+        mode = env_mode(env)
         address = env_opt_str("AI_QUANT_ACCOUNT_ADDRESS", env)
         if address is not None:
             try:
@@ -124,11 +126,11 @@ class SidecarSettings:
             mode=mode,
             interval=interval,
             symbols=tuple(dict.fromkeys(env_list("AI_QUANT_SYMBOLS", env))),
-            top_n=env_int("AI_QUANT_TOP_N", 50, env, lo=1, hi=MAX_SUBSCRIPTIONS),
-            lookback_bars=env_int("AI_QUANT_LOOKBACK_BARS", 200, env, lo=1, hi=10_000),
+            top_n=env_top_n(env),
+            lookback_bars=env_lookback_bars(env),
             enable_bbo=env_bool("AI_QUANT_WS_ENABLE_BBO", True, env),
             account_address=address,
-            close_grace_ms=env_int("AI_QUANT_CANDLE_CLOSE_GRACE_MS", 2_000, env, lo=0, hi=600_000),
+            close_grace_ms=env_candle_close_grace_ms(env),
             ping_secs=env_float("HL_WS_PING_SECS", 20.0, env, lo=1.0, hi=50.0),
             reconnect_min_secs=env_float("HL_WS_RECONNECT_SECS", 0.5, env, lo=0.01, hi=60.0),
             reconnect_max_secs=env_float("HL_WS_RECONNECT_MAX_SECS", 30.0, env, lo=0.01, hi=600.0),

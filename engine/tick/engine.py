@@ -26,7 +26,6 @@ from typing import Any
 
 from cluster.executor import ShardExecutor
 from cluster.records import ShardDecision
-from cluster.shard_core import ConfigSource
 from engine.alerts.notices import notify_trade
 from engine.enums import (
     DecisionEventType,
@@ -39,6 +38,7 @@ from engine.enums import (
 from engine.execution.broker import Broker, ExitState, OrderIntent, Position
 from engine.execution.trade_store import TradeStore
 from engine.marketdata.hub import PriceQuote
+from engine.tick.blind import BlindWatch, TickSight
 from engine.tick.decision_log import DecisionEvent, EventLogger, GateCheck, new_decision_id
 from engine.tick.engine_hooks import EngineHooks
 from engine.tick.entry_gates import (
@@ -104,6 +104,7 @@ class UnifiedEngine:
         sz_decimals: Callable[[str], int | None] = lambda _symbol: None,
         recorded_ms: Callable[[], int] = wall_ms,
         protections: Protections | None = None,
+        blind: BlindWatch | None = None,
     ) -> None:
         self._strategy = strategy
         self._market = market
@@ -126,6 +127,7 @@ class UnifiedEngine:
         self._last_rates: dict[str, float] = {}
         self._hooks = EngineHooks(options.heartbeat_secs)
         self._regime = RegimeView()  # this tick's market regime (engine.tick.regime)
+        self._blind = blind or BlindWatch(alerts)  # engine.tick.blind: says so when nothing can be decided
         self._restore_entry_keys()
 
     def _restore_entry_keys(self) -> None:
@@ -146,10 +148,13 @@ class UnifiedEngine:
         glob = self._strategy.config(None)
         watch = self._hooks.watch(self._watchlist(), glob)
         symbols = sorted(watch | set(positions) | self._hooks.context_symbols(glob))
-        keys = self._market.candle_keys(symbols, self._opts.interval).keys
+        snapshot = self._market.candle_keys(symbols, self._opts.interval)
+        keys = snapshot.keys
         t_keys = time.perf_counter()
         decisions = self._shards.evaluate(keys, set(positions), every=self._hooks.wants_snapshots(glob))
         decisions, self._regime = self._hooks.regime(decisions, glob, watch)
+        sight = TickSight(snapshot.source, self._shards.answers, snapshot.health)
+        blind = self._blind.observe(sight, self._tick_id, len(positions))
         t_shards = time.perf_counter()
         counts = TickCounts()
         quote_symbols = sorted(set(positions) | {s for s, d in decisions.items() if d.actionable})
@@ -159,7 +164,8 @@ class UnifiedEngine:
         for symbol in sorted(positions):
             self._guarded(counts, symbol, self._exit_one, symbol, decisions.get(symbol), quotes, now, counts)
         t_exits = time.perf_counter()
-        self._entries(decisions, watch, quotes, now, counts)
+        if blind is None:  # blind: open nothing on data the shards could not see (exits ran above)
+            self._entries(decisions, watch, quotes, now, counts)
         t_entries = time.perf_counter()
         self._accrue_funding(quotes, now, counts)
         if counts.events:
@@ -185,6 +191,7 @@ class UnifiedEngine:
             equity_usd=account.equity_usd,
             reload=reload,
             timing=timing,
+            market=self._blind.status,
         )
         return self._hooks.heartbeat(report, self._strategy.snapshot().config_id, self._recorded_ms())
 
@@ -200,14 +207,7 @@ class UnifiedEngine:
         if outcome in (ReloadOutcome.RELOADED, ReloadOutcome.RESTART_REQUIRED) and isinstance(
             self._executor, ReconfigurableExecutor
         ):
-            mode = self._strategy.strategy_mode
-            self._executor.update_configs(
-                ConfigSource(
-                    overrides=self._strategy.overrides,
-                    live=self._strategy.live,
-                    strategy_mode=None if mode is None else mode.value,
-                )
-            )
+            self._executor.update_configs(self._strategy.config_source())
         return outcome
 
     # ------------------------------------------------------------------ events

@@ -3,7 +3,8 @@
 Why one place: the hub, the sidecar, the shards and the daemon each read their knob from the
 environment handed to them (`AI_QUANT_SIGNAL_ON_CANDLE_CLOSE`, `AI_QUANT_CANDLE_CLOSE_GRACE_MS`,
 `AI_QUANT_HEARTBEAT_SECS`, `AI_QUANT_LOOP_TARGET_SECS`). The daemon calls `engine_env_updates`
-once after loading the strategy YAML and merges the result into that environment, so a YAML key
+once after loading the strategy YAML and re-parses its frozen config with the result
+(`DriverConfig.with_env`), which also reaches the children through `to_env`, so a YAML key
 and its variable are one switch. Both set to different values is refused (exit 2) instead of
 one silently winning. `engine.interval` keeps its own rule (YAML wins, StrategyManager).
 
@@ -15,7 +16,7 @@ entry cadence would need the shards to evaluate forming candles of a second inte
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
 
 from engine.config.env import ConfigError, env_bool, env_float, env_int
 from strategies.candle import interval_ms
@@ -94,8 +95,3 @@ def engine_env_updates(
             )
         updates[name] = _text(parsed)
     return updates
-
-
-def fold_engine_yaml(env: MutableMapping[str, str], engine: EngineConfig, interval: str, source: str) -> None:
-    """Merge `engine_env_updates` into the daemon's environment (its own copy, handed to children)."""
-    env.update(engine_env_updates(engine, env, interval=interval, source=source))

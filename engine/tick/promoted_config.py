@@ -23,6 +23,7 @@ from pathlib import Path
 import yaml
 
 from engine.config.env import ConfigError, env_int, env_opt_str, env_str
+from engine.config.shared import env_strategy_yaml
 from strategies.config import deep_merge
 from strategies.enums import StrategyMode
 
@@ -116,7 +117,7 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def apply_promoted_config(env: Mapping[str, str]) -> PromotedConfig:
     """Decide which strategy YAML the daemon loads, merging the promoted overlay when there is one."""
-    base = Path(env_str("AI_QUANT_STRATEGY_YAML", "config/strategy_overrides.yaml", env))
+    base, _named = env_strategy_yaml(env)
     role = parse_role(env)
     if role is None:
         return PromotedConfig(None, base, None, False, "no promoted role")

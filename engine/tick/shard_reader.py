@@ -9,6 +9,7 @@ exit rules' snapshot); every value is read by attribute from
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 
 from cluster.executor import ShardExecutor
@@ -30,6 +31,7 @@ class ShardReader:
         self._alerts = alerts
         self._evaluated_key: dict[str, int] = {}
         self._features: dict[str, SignalFeatures] = {}
+        self.answers: Counter[ShardStatus] = Counter()  # this tick's statuses, for the blind watch
 
     def evaluate(
         self, keys: Mapping[str, int | None], open_symbols: set[str], *, every: bool = False
@@ -41,13 +43,16 @@ class ShardReader:
         other non-OK status (missing candle, late/dead/busy shard, strategy error) is asked again
         next tick.
         """
-        changed = {s: k for s, k in keys.items() if k is not None and k != self._evaluated_key.get(s)}
+        # Keys only move forward: an older one (Redis restored from an old copy) is never re-decided.
+        changed = {s: k for s, k in keys.items() if k is not None and k > self._evaluated_key.get(s, -1)}
+        self.answers = Counter()
         if not changed:
             return {}
         wanted = changed.keys() if every else open_symbols & changed.keys()
         result = self._executor.evaluate(
             changed, want_snapshot=sorted(wanted), deadline_ms=self._deadline_ms
         )
+        self.answers = Counter(d.status for d in result.decisions.values())
         for alert in result.alerts:
             if self._alerts is not None:
                 self._alerts.send(

@@ -25,6 +25,7 @@ from typing import Protocol
 
 import yaml
 
+from cluster.shard_core import ConfigSource
 from engine.enums import AlertKind, Mode, ReloadOutcome
 from strategies.config import (
     LiveDefaults,
@@ -165,10 +166,19 @@ class StrategyManager:
         self._strategy_mode = mode
         self._cache = {}
 
-    def _resolve(self, overrides: StrategyOverrides, symbol: str | None) -> StrategyConfig:
-        return overrides.resolve(
-            symbol, live=self._live, strategy_mode=self._strategy_mode, live_defaults=self._live_defaults
+    def config_source(self, overrides: StrategyOverrides | None = None) -> ConfigSource:
+        """The picklable recipe the shards resolve configs from: the only place one is built, so
+        the driver's and the shards' per-symbol configs come from the same merge."""
+        mode = self._strategy_mode
+        return ConfigSource(
+            overrides=self._loaded.overrides if overrides is None else overrides,
+            live=self._live,
+            strategy_mode=None if mode is None else mode.value,
+            live_defaults=self._live_defaults,
         )
+
+    def _resolve(self, overrides: StrategyOverrides, symbol: str | None) -> StrategyConfig:
+        return self.config_source(overrides).resolve(symbol)
 
     def _load(self, signature: tuple[int, int, int, int] | None) -> _Loaded:
         # Raises StrategyConfigError for anything that makes the file unusable.

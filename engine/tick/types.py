@@ -99,6 +99,7 @@ class TickReport:
     equity_usd: float
     reload: ReloadOutcome
     timing: TickTiming
+    market: str = "ok"  # engine.tick.blind: `ok` or `blind:<reason>`
     heartbeat: str | None = None  # the `engine ok ...` line when one was due this tick
 
     def status_line(self) -> str:
@@ -108,8 +109,9 @@ class TickReport:
             f"open_pos={self.open_positions} opened={self.opened} added={self.added} "
             f"reduced={self.reduced} closed={self.closed} blocked={self.blocked} errors={self.errors} "
             f"cash={self.cash_usd:.2f} equity={self.equity_usd:.2f} config={self.reload.value} "
-            f"keys={t.keys_ms:.1f}ms shards={t.shards_ms:.1f}ms exits={t.exits_ms:.1f}ms "
-            f"entries={t.entries_ms:.1f}ms funding={t.funding_ms:.1f}ms total={t.total_ms:.1f}ms"
+            f"market={self.market} keys={t.keys_ms:.1f}ms shards={t.shards_ms:.1f}ms "
+            f"exits={t.exits_ms:.1f}ms entries={t.entries_ms:.1f}ms funding={t.funding_ms:.1f}ms "
+            f"total={t.total_ms:.1f}ms"
         )
 
     def metrics(self) -> dict[str, float]:
@@ -121,7 +123,7 @@ class TickReport:
             "symbols": float(self.symbols), "evaluated": float(self.evaluated),
             "open_positions": float(self.open_positions), "opened": float(self.opened),
             "added": float(self.added), "reduced": float(self.reduced), "closed": float(self.closed),
-            "blocked": float(self.blocked),
+            "blocked": float(self.blocked), "market_blind": float(self.market != "ok"),
             "errors": float(self.errors), "cash_usd": self.cash_usd, "equity_usd": self.equity_usd,
         }  # fmt: skip
 

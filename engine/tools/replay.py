@@ -2,8 +2,9 @@
 
 The same `UnifiedEngine` tick runs over CSV candles (t,o,h,l,c,v; file `SYMBOL_anything-5m.csv`
 or `SYMBOL.csv`): the shard core (`InProcessExecutor` over a `MemoryShardStore`), the exit rules,
-the entry gates and sizing, and `PaperBroker` with the daemon's fill model and fees (the same
-HL_* / AI_QUANT_PAPER_* variables) over a SQLite ledger in a temporary file (or `--db`).
+the entry gates and sizing, and the daemon's paper stack (`PaperBroker` behind the same
+`RiskManager`, polled before every tick) with the daemon's fill model and fees (the same HL_* /
+AI_QUANT_PAPER_* / AI_QUANT_RISK_* variables) over a SQLite ledger in a temporary file (or `--db`).
 
 The clock follows the candles. Bars before `--warmup` are history: they are loaded into the
 shard store without a tick, as the daemon's sidecar backfill is; then every bar close is one
@@ -34,10 +35,11 @@ from cluster.shard_core import ConfigSource, ShardSettings
 from cluster.shard_store import MemoryShardStore
 from engine.config.env import ConfigError
 from engine.config.settings import DaemonSettings
+from engine.daemon.paper import build_paper_stack
 from engine.enums import CandleSource, LedgerKind, Mode, PriceSource
-from engine.execution.paper_broker import PaperBroker
 from engine.execution.trade_store import TradeStore
 from engine.marketdata.hub import KeysSnapshot, PriceQuote
+from engine.risk.manager import RiskManager
 from engine.tick.decision_log import EventLogger
 from engine.tick.engine import UnifiedEngine
 from engine.tick.strategy_manager import StrategyManager
@@ -162,18 +164,21 @@ def run_replay(
     if opts.bars is not None:
         times = times[: opts.warmup + opts.bars]
     shard_store, market = MemoryShardStore(), ReplayMarket()
-    mode = strategy.strategy_mode
     executor = InProcessExecutor(
-        opts.shards, lambda _i: shard_store, ShardSettings(interval=interval),
-        ConfigSource(overrides=strategy.overrides, strategy_mode=None if mode is None else mode.value),
+        opts.shards, lambda _i: shard_store, ShardSettings(interval=interval), strategy.config_source(),
         symbols=symbols,
     )  # fmt: skip
     store = TradeStore.open(db_path, Mode.PAPER)
-    broker = PaperBroker(store, settings.paper.fill_params(use_bbo=False), settings.paper.seed_balance_usd,
-                         clock_ms=lambda: market.now)  # fmt: skip
+    # The daemon's risk path: the same RiskManager (limits, kill switch, persisted state) and the
+    # same paper stack, on the candle clock.
+    risk = RiskManager.from_config(store.connection, strategy.config().risk, env)
+    stack = build_paper_stack(
+        store, risk, settings.paper.fill_params(use_bbo=False), settings.paper.seed_balance_usd,
+        clock_ms=lambda: market.now, funding_enabled=opts.funding_rate != 0.0, recorded_ms=lambda: market.now,
+    )  # fmt: skip
     engine = UnifiedEngine(
-        strategy=strategy, market=market, executor=ConfigForwarder(executor), broker=broker, trades=store,
-        events=EventLogger(store.connection, Mode.PAPER, "replay"), watchlist=lambda: symbols,
+        strategy=strategy, market=market, executor=ConfigForwarder(executor), broker=stack.broker,
+        trades=store, events=EventLogger(store.connection, Mode.PAPER, "replay"), watchlist=lambda: symbols,
         options=EngineOptions(
             interval=interval, entry_max_delay_ms=settings.entry_max_delay_ms,
             retry_on_capacity=settings.entry_retry_on_capacity, funding_enabled=opts.funding_rate != 0.0,
@@ -202,6 +207,7 @@ def run_replay(
         else:
             market.mids = {s: c.c for s, c in bar.items()}
         market.now = max(c.close_ms for c in bar.values()) + 1
+        stack.before_tick()
         engine.tick()
         ticks += 1
     summary = summarise(store, ticks=ticks, bars=len(times), symbols=symbols, interval=interval)

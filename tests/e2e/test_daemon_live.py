@@ -21,6 +21,7 @@ from engine.enums import ExecutionStatus, Mode, RoundDirection
 from engine.execution.broker import OrderIntent
 from engine.execution.gates import ENV_LIVE_CONFIRM, ENV_LIVE_ENABLE, LIVE_CONFIRM_PHRASE, live_gate
 from engine.execution.live_broker import LiveBrokerConfig, build_venue_broker
+from engine.oms.funding import FundingLedger
 from engine.oms.ledger import LiveOms, OmsConfig
 from engine.risk.manager import utc_day
 from engine.risk.verdicts import ALLOW
@@ -171,7 +172,8 @@ def assert_ledger_equals_venue(db: Path, sim: SimulatorProcess, user: str) -> tu
     for coin, szi in positions.items():
         assert ledger[coin] == pytest.approx(szi, abs=1e-9)
     # The trades table (reports, the re-entry cooldown) holds the same fills and nets the same.
-    rows = db_rows(db, "SELECT kind, symbol, position_side, size_coins FROM trades WHERE mode='live'")
+    fills_sql = "SELECT kind, symbol, position_side, size_coins FROM trades WHERE mode='live' AND kind != ?"
+    rows = db_rows(db, fills_sql, ("FUNDING",))
     assert len(rows) == len(venue_fills)
     net: dict[str, float] = {}
     for kind, symbol, side, size in rows:
@@ -181,7 +183,31 @@ def assert_ledger_equals_venue(db: Path, sim: SimulatorProcess, user: str) -> tu
         c: round(s, 9) for c, s in positions.items()
     }
     assert order_states(db).get("FILLED", 0) == len({f["oid"] for f in venue_fills})
+    assert_funding_equals_venue(db, sim, user, venue_fills)
     return venue_fills, positions
+
+
+def assert_funding_equals_venue(db: Path, sim: SimulatorProcess, user: str, venue_fills: list[dict]) -> None:
+    """The funding ledger holds the venue's `userFunding` payments up to its newest one (the
+    venue keeps charging after the daemon stopped), once each; the trades table has one FUNDING
+    row per payment; and live PnL in `trades` (realised - fees + funding) equals the venue's."""
+    ledger = FundingLedger(db)
+    try:
+        payments = [(p.coin, p.time_ms, p.usdc) for p in ledger.payments()]
+    finally:
+        ledger.close()
+    # Only up to the newest recorded payment can be compared (callers that need funding wait
+    # for a FUNDING row first); with none recorded, the trades table must have none either.
+    synced_to = max((t for _, t, _ in payments), default=-1)
+    body = sim.info({"type": "userFunding", "user": user, "startTime": 0}).json()
+    venue = sorted((e["delta"]["coin"], e["time"], float(e["delta"]["usdc"])) for e in body)
+    assert sorted(payments) == [v for v in venue if v[1] <= synced_to]
+    live = "FROM trades WHERE mode='live'"
+    rows = db_rows(db, f"SELECT symbol, event_ms, funding_usd {live} AND kind=?", ("FUNDING",))
+    assert sorted(rows) == sorted(payments)  # type: ignore[arg-type]
+    ((pnl,),) = db_rows(db, f"SELECT COALESCE(SUM(realised_pnl_usd - fee_usd + funding_usd), 0) {live}")
+    venue_realised = sum(float(f["closedPnl"]) - float(f["fee"]) for f in venue_fills)
+    assert pnl == pytest.approx(venue_realised + sum(u for *_, u in payments), abs=1e-6)
 
 
 def test_live_gates_open_fills_entries_and_exits_and_ledger_equals_venue(tmp_path, sim, wallet, daemons):
@@ -193,6 +219,8 @@ def test_live_gates_open_fills_entries_and_exits_and_ledger_equals_venue(tmp_pat
     daemon.wait_for(
         lambda: trade_kinds(db).get("CLOSE", 0) >= 1, timeout=50, label="an entry and an exit filled"
     )  # fmt: skip
+    # 5m candles at --speed 1200: a market hour is 3 s, the venue charges funding on every one.
+    daemon.wait_for(lambda: trade_kinds(db).get("FUNDING", 0) >= 1, timeout=60, label="a funding payment")
     # Stop while the venue holds a position, so "equal on both sides" compares something.
     daemon.wait_for(lambda: venue_positions(sim, user), timeout=40, label="an open venue position")
     assert daemon.terminate() == 0
@@ -304,3 +332,30 @@ def test_position_the_ledger_cannot_explain_stops_trading_before_any_send(tmp_pa
     assert ("reconcile_mismatch", "REDUCING") in changes
     assert venue_positions(sim, user).keys() == {coin}  # left alone for the operator
     assert_secret_nowhere(daemon, tmp_path / "state", key_hex)
+
+
+def test_user_stream_reconnect_makes_the_daemon_reconcile(tmp_path, sim, wallet, daemons):
+    """The venue drops the sidecar's WebSocket: the sidecar's new session reaches the daemon
+    through the account stream and the daemon reconciles at once (the periodic reconcile is an
+    hour away here, so only the reconnect wiring can make the venue see a fills query)."""
+    _user, _key_hex, secrets = wallet
+    gates = {ENV_LIVE_ENABLE: "1", ENV_LIVE_CONFIRM: LIVE_CONFIRM_PHRASE}
+    hourly = {"AI_QUANT_OMS_RECONCILE_SECS": "3600"}
+    daemon = start_daemon(daemons, tmp_path, sim, secrets, "live", **hourly, **gates)
+    db = tmp_path / "state" / "trading_live.db"
+    daemon.wait_log(r"tick=3 ", timeout=60)  # the sidecar's first session was seen long before
+
+    def fill_queries() -> int:
+        return int(sim.state()["info_by_type"].get("userFillsByTime", 0))
+
+    def reconnect_events() -> int:
+        return len(db_rows(db, "SELECT id FROM reconcile_events WHERE kind=?", ("reconnect",)))
+
+    queries, events = fill_queries(), reconnect_events()
+    assert sim.drop_ws() >= 1
+    daemon.wait_for(
+        lambda: reconnect_events() > events and fill_queries() > queries, timeout=60,
+        label="a reconcile after the user stream reconnected",
+    )  # fmt: skip
+    assert daemon.terminate() == 0
+    assert "shutdown reconcile verdict=clean" in daemon.text()

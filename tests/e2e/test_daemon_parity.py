@@ -48,7 +48,7 @@ SYMBOLS = ("ETH", "LTC", "XMR", "DASH")
 
 
 def _last_tick(text: str) -> int:
-    ticks = re.findall(r"engine\.daemon: tick=(\d+) ", text)
+    ticks = re.findall(r"engine\.daemon[.\w]*: tick=(\d+) ", text)
     return int(ticks[-1]) if ticks else 0
 
 

@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 STATUS = re.compile(
-    r"^\S+Z INFO \[paper\] engine\.daemon: tick=(\d+) symbols=\d+ evaluated=\d+ open_pos=\d+ .* "
+    r"^\S+Z INFO \[paper\] engine\.daemon[.\w]*: tick=(\d+) symbols=\d+ evaluated=\d+ open_pos=\d+ .* "
     r"cash=[\d.]+ equity=[\d.]+ config=\w+ .*total=[\d.]+ms$"
 )
 

@@ -125,12 +125,12 @@ def test_cluster_yaml_edits_ray_rejects_are_rejected(edit: Any, error: Any, matc
 def test_localhost_variant_validates_and_only_changes_what_a_test_box_needs(ray_tmpdir: str) -> None:
     ports = {"gcs": 50001, "dashboard": 50002, "client": 50003, "agent": 50004, "metrics": 50005}
     raw = load()
-    variant = localhost_variant(raw, project_root="/work/x", ssh_user="me", ssh_key="/k/id",
-                                ports=ports, env={"RAY_TMPDIR": ray_tmpdir}, venv_dir="/work/x/.venv")
+    variant = localhost_variant(raw, project_root="/opt/x", ssh_user="me", ssh_key="/k/id",
+                                ports=ports, env={"RAY_TMPDIR": ray_tmpdir}, venv_dir="/opt/x/.venv")
     cfg = ray_validated(variant)
     assert cfg["provider"]["head_ip"] == "127.0.0.1" and cfg["provider"]["worker_ips"] == []
     head = start_args(cfg["head_start_ray_commands"][-1])
-    assert head[0] == "/work/x/.venv/bin/ray"
+    assert head[0] == "/opt/x/.venv/bin/ray"
     assert "--port=50001" in head and "--dashboard-port=50002" in head
     assert "--num-cpus=0" in head and "--dashboard-host=127.0.0.1" in head
     assert "RAY_AUTH_MODE=disabled" in cfg["head_start_ray_commands"][-1]
@@ -139,5 +139,5 @@ def test_localhost_variant_validates_and_only_changes_what_a_test_box_needs(ray_
     broken = load()
     broken["head_start_ray_commands"][-1] = broken["head_start_ray_commands"][-1].replace("--port=6380", "")
     with pytest.raises(ValueError, match="--port=6380"):
-        localhost_variant(broken, project_root="/work/x", ssh_user="me", ssh_key="/k/id", ports=ports, env={})
+        localhost_variant(broken, project_root="/opt/x", ssh_user="me", ssh_key="/k/id", ports=ports, env={})
 

@@ -2,8 +2,10 @@
 
 The whole scenario runs in a subprocess (cluster_scripts/head_attach.py) inside a private PID
 namespace, so its `ray stop` cannot touch any other Ray on this machine (the test session's own
-included). Without PID namespaces (not root, no user namespaces) the head is stopped by killing
-the test's tagged processes instead, and the test says so in its JSON.
+included). Without PID namespaces (not root, no user namespaces) `ray stop` cannot run safely:
+under CI=true that fails the test up front; elsewhere the head is stopped by killing the test's
+tagged processes, everything else is checked, and the test then SKIPS, saying that the `ray stop`
+path was not exercised. A run that stopped the head any other way never passes.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.ci import skip_or_fail, under_ci
 from tests.integration.cluster_scripts.common import (
     PROJECT_ROOT,
     cluster_env,
@@ -28,12 +31,17 @@ from tests.integration.cluster_scripts.common import (
 )
 
 TIMEOUT_SECS = 180
+NO_NAMESPACE = ("no private PID namespace (needs root or user namespaces): `ray stop` would hit every "
+                "other Ray on this machine, so the `ray stop` path is NOT exercised (the head is stopped "
+                "by killing the test's tagged processes)")
 
 
 @pytest.fixture
 def head_attach_run() -> dict[str, Any]:
-    tag, tmp = new_tag(), short_tmpdir()
     namespaced = pid_namespace_available()
+    if not namespaced and under_ci():
+        skip_or_fail(NO_NAMESPACE)  # fails: in CI the `ray stop` path must run
+    tag, tmp = new_tag(), short_tmpdir()
     argv = [sys.executable, "-m", "tests.integration.cluster_scripts.head_attach", "--tmp", tmp,
             "--stop", "ray" if namespaced else "tagged"]
     try:
@@ -71,7 +79,8 @@ def test_cluster_daemon_attaches_to_ray_start_head_and_ray_stop_leaves_nothing(
     assert run["dashboard_after_daemon_exit"]["alive"] == []
     # `ray stop` (or the tagged kill without a PID namespace): nothing of ours is left.
     assert run["stop"]["how"] == ("ray" if run["namespaced"] else "tagged")
-    if run["namespaced"]:
-        assert run["ray_stop_rc"] == 0 and run["pid1"] == "bash"
     assert run["stop"]["left"] == [], run["stop"]["left_names"]
     assert run["tagged_after"] == [] and run["left_outside"] == []
+    if not run["namespaced"]:
+        skip_or_fail(NO_NAMESPACE)  # everything above held, but the `ray stop` path did not run
+    assert run["ray_stop_rc"] == 0 and run["pid1"] == "bash"

@@ -1,8 +1,9 @@
 """A real `ray up` / `ray down` of ray_cluster.yaml's single-box variant, over SSH to 127.0.0.1.
 
-Skipped, with the reason, when sshd, rsync or ssh-keygen are missing, or when this machine
-cannot give the test a private PID + mount namespace: `ray up` and `ray down` both run a plain
-`ray stop`, which would kill every other Ray on the machine (the test session's own included).
+When sshd, rsync or ssh-keygen are missing, or when this machine cannot give the test a private
+PID + mount namespace (`ray up` and `ray down` both run a plain `ray stop`, which would kill every
+other Ray on the machine, the test session's own included), the test skips naming what is
+missing; under CI=true (.ci/run installs all of it) it fails instead.
 The scenario is in cluster_scripts/ray_up_local.py; it never addresses anything but 127.0.0.1.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.ci import skip_or_fail
 from tests.integration.cluster_scripts.common import (
     PROJECT_ROOT,
     cluster_env,
@@ -48,7 +50,7 @@ def _missing() -> str | None:
 def ray_up_run() -> dict[str, Any]:
     reason = _missing()
     if reason:
-        pytest.skip(reason)
+        skip_or_fail(reason)
     tag, tmp = new_tag(), short_tmpdir()
     argv = [sys.executable, "-m", "tests.integration.cluster_scripts.ray_up_local", "--tmp", tmp]
     try:

@@ -337,7 +337,8 @@ def test_venue_fills_export_to_the_trades_ledger_once(live: Rig, tmp_path: Path)
         trades = store.fills()
         assert stats.exported == len(live.sim_fills()) == len(trades)
         assert [t.kind for t in trades] == [LedgerKind.OPEN, LedgerKind.CLOSE]
-        assert all(t.reason == "test" and t.symbol == live.coin for t in trades)
+        assert [t.reason for t in trades] == [EntryKind.STANDARD.value, ExitReason.STOP_LOSS.value]
+        assert all(t.symbol == live.coin for t in trades)
         assert trades[0].size_coins == pytest.approx(trades[1].size_coins)
         assert store.last_close(live.coin) is not None
         assert export_trades(live.oms, store, account_value_usd=10_000.0).exported == 0

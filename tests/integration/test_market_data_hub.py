@@ -230,8 +230,10 @@ def test_health_reason_from_heartbeat(
         _heartbeat(client, layout, NOW, NOW, connected=False)
     elif reason is MarketHealthReason.OK:
         _heartbeat(client, layout, NOW, NOW - 1_000)
-    health = _hub(client, tmp_path).health()
+    hub = _hub(client, tmp_path)
+    health = hub.health()
     assert health.reason is reason and health.ok is (reason is MarketHealthReason.OK)
+    assert hub.candle_keys([SYM]).health is reason  # the engine's blind watch sees a frozen feed
 
 
 def test_quote_carries_fresh_bbo_to_the_paper_fill_model(redis_client: redis.Redis, tmp_path: Path) -> None:
@@ -257,3 +259,19 @@ def test_quote_carries_fresh_bbo_to_the_paper_fill_model(redis_client: redis.Red
     layout.write_bbo(redis_client, {SYM: Bbo(100.0, 1.0, 101.0, 1.0, NOW - 200_000, NOW - 200_000)})
     stale = hub.get_mid(SYM, max_age_secs=10)
     assert (stale.price, stale.bid, stale.ask) == (100.5, None, None)
+
+
+def test_open_mode_sqlite_key_is_the_bar_after_the_last_close_like_the_redis_key(
+    private_redis: EmbeddedRedis, tmp_path: Path
+) -> None:
+    client = redis.Redis.from_url(private_redis.url, socket_timeout=1, socket_connect_timeout=1)
+    layout = RedisLayout()
+    _redis_bars(client, layout, [bar(998), bar(999)], forming=bar(1000))
+    _sqlite(tmp_path / "candles.db", [bar(998), bar(999)])
+    hub = _hub(client, tmp_path, signal_on_candle_close=False)
+    from_redis = hub.candle_keys([SYM])
+    private_redis.kill()
+    from_sqlite = hub.candle_keys([SYM])
+    assert (from_redis.source, from_sqlite.source) == (CandleSource.REDIS, CandleSource.SQLITE)
+    assert from_sqlite.keys == from_redis.keys == {SYM: 1000 * IV}  # the forming bar's open time
+    client.close()

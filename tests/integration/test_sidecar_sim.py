@@ -18,7 +18,10 @@ from typing import Any
 import pytest
 import redis
 
-from cluster.redis_layout import RedisLayout, decode_candle
+from cluster.records import ShardStatus
+from cluster.redis_layout import AccountEventKind, RedisLayout, decode_candle
+from cluster.shard_core import ConfigSource, ShardCore, ShardSettings
+from cluster.shard_store import RedisShardStore
 from engine.enums import CandleSource, MarketHealthReason
 from engine.marketdata.hub import HubSettings, MarketDataHub
 from engine.runtime.redis_server import EmbeddedRedis
@@ -55,7 +58,7 @@ class SidecarProc:
             AI_QUANT_REDIS_PREFIX=prefix,
             AI_QUANT_STATE_DIR=str(state_dir),
             AI_QUANT_INTERVAL="1m",
-            AI_QUANT_LOOKBACK_BARS="30",
+            AI_QUANT_LOOKBACK_BARS="50",
             AI_QUANT_CANDLE_REST_MIN_GAP_MS="0",
             HL_WS_SUB_SEND_MS="0",
             AI_QUANT_SIDECAR_HEARTBEAT_MS="100",
@@ -309,6 +312,14 @@ def test_candle_keys_change_exactly_when_bars_open_and_close(
     wait_for(lambda: all(v == (bar_t + IV - 1, bar_t + IV) for v in keys().values()), 10, "both keys")
     assert hubs[True].candle_keys(symbols).keys == dict.fromkeys(symbols, bar_t + IV - 1)
     assert hubs[False].candle_keys(symbols).keys == dict.fromkeys(symbols, bar_t + IV)
+    # and a shard decides those keys: closed history from Redis + the forming bar (issue 16.1)
+    store = RedisShardStore(redis_client, layout, "1m")
+    for on_close in (True, False):
+        settings = ShardSettings(interval="1m", signal_on_candle_close=on_close, anchor_symbol=symbols[0])
+        core = ShardCore(0, store, settings, ConfigSource(), symbols=symbols)
+        records = core.evaluate(hubs[on_close].candle_keys(symbols).keys)  # type: ignore[arg-type]
+        assert {r.status for r in records} == {ShardStatus.OK}, records
+        assert {r.t for r in records} == {bar_t if on_close else bar_t + IV}
     # no candle messages: the bar closes on the venue clock + grace, no new bar is seen open
     sim.set_faults(pause_candle_feed=True)
     now = sim.advance(ms=IV)  # 5 s past the close of bar_t + IV; grace is 2 s
@@ -360,27 +371,41 @@ def test_dry_live_sidecar_forwards_fills_and_order_updates_to_the_acked_stream(
     ).start()
     sidecars.append(sidecar)
     layout.ensure_account_group(redis_client, user, "driver")
-    snapshot = wait_for(
-        lambda: layout.read_account_events(redis_client, user, "driver", "d1"), 30, "snapshot"
-    )
-    assert snapshot[0][1].is_snapshot  # type: ignore[index]
-    layout.ack_account_events(redis_client, user, "driver", [eid for eid, _ in snapshot])  # type: ignore[attr-defined]
+    seen: list[Any] = []
+
+    def read_and_ack() -> list[Any]:
+        events = layout.read_account_events(redis_client, user, "driver", "d1")
+        seen.extend(events)
+        layout.ack_account_events(redis_client, user, "driver", [eid for eid, _ in events])
+        return [e for _, e in seen]
+
+    # The session marker goes first, then the venue's subscription snapshot.
+    wait_for(lambda: any(e.is_snapshot for e in read_and_ack()), 30, "the session marker and snapshot")
+    assert seen[0][1].kind is AccountEventKind.SESSION
+    assert [e.kind for _, e in seen[1:]][:1] == [AccountEventKind.USER_FILLS] and seen[1][1].is_snapshot
     coin = _coins(sim, 1)[0]
     exchange = Exchange(wallet, sim.base_url)
     mid = float(exchange.info.all_mids()[coin])
     szd = exchange.info.asset_to_sz_decimals[exchange.info.name_to_asset(coin)]
     result = exchange.market_open(coin, True, round(40.0 / mid, szd))
     assert result["status"] == "ok", result
-    seen: list[Any] = []
 
     def got_fill() -> bool:
-        events = layout.read_account_events(redis_client, user, "driver", "d1")
-        seen.extend(events)
-        layout.ack_account_events(redis_client, user, "driver", [eid for eid, _ in events])
-        return any(e.kind.value == "userFills" and not e.is_snapshot for _, e in seen)
+        return any(e.kind.value == "userFills" and not e.is_snapshot for e in read_and_ack())
 
     wait_for(got_fill, 30, "the fill on the account stream")
     fill = next(e for _, e in seen if e.kind.value == "userFills" and not e.is_snapshot)
     assert fill.data["fills"][0]["coin"] == coin and "tid" in fill.data["fills"][0]
     assert redis_client.xlen(layout.account_stream_key(user)) == 0  # acknowledged entries are deleted
+
+    # The venue drops the connection: the reconnected session announces itself (the driver's cue
+    # to reconcile, since the venue does not replay the gap).
+    first_session = seen[0][1].wall_ms
+    assert sim.drop_ws() >= 1
+
+    def new_session() -> bool:
+        sessions = [e for e in read_and_ack() if e.kind is AccountEventKind.SESSION]
+        return len(sessions) >= 2 and sessions[-1].wall_ms > first_session
+
+    wait_for(new_session, 30, "a second session marker after the drop")
     assert sidecar.stop() == 0

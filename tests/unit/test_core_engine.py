@@ -25,7 +25,7 @@ from engine.enums import (
 )
 from engine.execution.broker import OrderIntent, OrderResult
 from engine.execution.fill_model import HOUR_MS, FillModelParams
-from engine.execution.paper_broker import PaperBroker
+from engine.execution.paper_broker import PaperBroker, allow_all
 from engine.execution.trade_store import TradeStore
 from engine.marketdata.hub import KeysSnapshot, PriceQuote
 from engine.risk.verdicts import Deny
@@ -156,8 +156,9 @@ class Rig:
         self.store = TradeStore.open(db, Mode.PAPER)
         self.events = EventLogger(self.store.connection, Mode.PAPER)
         self.broker = PaperBroker(
-            self.store, FillModelParams(slippage_bps=0.0), 10_000.0, clock_ms=lambda: T0
-        )
+            self.store, FillModelParams(slippage_bps=0.0), 10_000.0,
+            pre_send_check=allow_all, clock_ms=lambda: T0,
+        )  # fmt: skip
         self.strategy = StrategyManager(self.yaml, run_mode=Mode.PAPER)
         self.engine = UnifiedEngine(
             strategy=self.strategy,

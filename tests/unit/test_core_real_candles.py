@@ -19,7 +19,7 @@ from cluster.shard_core import ConfigSource, ShardSettings
 from cluster.shard_store import MemoryShardStore
 from engine.enums import CandleSource, LedgerKind, Mode, PriceSource
 from engine.execution.fill_model import FillModelParams
-from engine.execution.paper_broker import PaperBroker
+from engine.execution.paper_broker import PaperBroker, allow_all
 from engine.execution.trade_store import TradeStore
 from engine.marketdata.hub import KeysSnapshot, PriceQuote
 from engine.tick.decision_log import EventLogger
@@ -27,13 +27,13 @@ from engine.tick.engine import UnifiedEngine
 from engine.tick.strategy_manager import StrategyManager
 from engine.tick.types import EngineOptions
 from strategies.candle import Candle
+from tests.fixtures.data_files import ohlcv_path
 
-DATA = Path(__file__).resolve().parents[2] / "simulator" / "data"
 BARS = 700
 FILES = {
-    "ETH": ("ETH_BTC-5m.csv", 30_000.0),
-    "LTC": ("LTC_BTC-5m.csv", 30_000.0),
-    "XMR": ("XMR_BTC-5m.csv", 30_000.0),
+    "ETH": ("ETH_BTC-5m", 30_000.0),
+    "LTC": ("LTC_BTC-5m", 30_000.0),
+    "XMR": ("XMR_BTC-5m", 30_000.0),
 }
 YAML = """
 global:
@@ -42,12 +42,11 @@ global:
   filters: {require_btc_alignment: false}
 """
 
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="recorded candles not present")
-
 
 def _load(name: str, scale: float) -> list[Candle]:
-    with open(DATA / name, newline="") as handle:
+    with open(ohlcv_path(name), newline="") as handle:
         rows = list(csv.DictReader(handle))[:BARS]
+    assert len(rows) == BARS, f"{name}: {len(rows)} bars, the run needs {BARS}"
     return [
         Candle(t=int(r["t"]), close_ms=int(r["t"]) + 299_999, o=float(r["o"]) * scale,
                h=float(r["h"]) * scale, l=float(r["l"]) * scale, c=float(r["c"]) * scale, v=float(r["v"]))
@@ -74,7 +73,7 @@ class ReplayMarket:
 @pytest.fixture(scope="module")
 def candles() -> dict[str, list[Candle]]:
     data = {symbol: _load(name, scale) for symbol, (name, scale) in FILES.items()}
-    data["BTC"] = _load("ETH_BTC-5m.csv", 3_000_000.0)  # an anchor series for the shards
+    data["BTC"] = _load("ETH_BTC-5m", 3_000_000.0)  # an anchor series for the shards
     return data
 
 
@@ -95,7 +94,9 @@ def _run(tmp: Path, candles: dict[str, list[Candle]], restart_at: int | None) ->
             symbols=list(candles),
         )
         store = TradeStore.open(tmp / "trading_paper.db", Mode.PAPER)
-        broker = PaperBroker(store, FillModelParams(), 10_000.0, clock_ms=lambda: market.now)
+        broker = PaperBroker(
+            store, FillModelParams(), 10_000.0, pre_send_check=allow_all, clock_ms=lambda: market.now
+        )
         engine = UnifiedEngine(
             strategy=strategy, market=market, executor=executor, broker=broker, trades=store,
             events=EventLogger(store.connection, Mode.PAPER), watchlist=lambda: sorted(FILES),

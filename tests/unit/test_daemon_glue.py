@@ -10,7 +10,7 @@ import pytest
 
 from cluster.shard_core import ConfigSource
 from engine.config.env import ConfigError
-from engine.daemon.cli import StopFlag, read_mode
+from engine.daemon.cli import read_mode
 from engine.daemon.services import (
     ConfigForwarding,
     ExecutorKind,
@@ -18,6 +18,7 @@ from engine.daemon.services import (
     Venue,
     apply_venue_defaults,
 )
+from engine.daemon.stop import StopFlag
 from engine.enums import Mode
 from engine.runtime.logging_setup import ModeFormatter, set_mode, setup_logging
 
@@ -34,13 +35,13 @@ def test_mode_defaults_to_paper_and_refuses_unknown_modes():
 
 def test_simulator_venue_gets_its_own_state_dir_unless_set():
     env = {"AI_QUANT_VENUE": "simulator", "AI_QUANT_LOOP_TARGET_SECS": ""}
-    assert apply_venue_defaults(env) is Venue.SIMULATOR
-    assert env["AI_QUANT_STATE_DIR"] == "state/simulator" and env["AI_QUANT_LOOP_TARGET_SECS"] == "1"
+    full = apply_venue_defaults(env)
+    assert full["AI_QUANT_STATE_DIR"] == "state/simulator" and full["AI_QUANT_LOOP_TARGET_SECS"] == "1"
+    assert env == {"AI_QUANT_VENUE": "simulator", "AI_QUANT_LOOP_TARGET_SECS": ""}  # never written
     env = {"AI_QUANT_VENUE": "simulator", "AI_QUANT_STATE_DIR": "/data/x"}
-    apply_venue_defaults(env)
-    assert env["AI_QUANT_STATE_DIR"] == "/data/x"
-    env = {}
-    assert apply_venue_defaults(env) is Venue.HYPERLIQUID and env == {}
+    assert apply_venue_defaults(env)["AI_QUANT_STATE_DIR"] == "/data/x"
+    assert apply_venue_defaults({}) == {}
+    assert RuntimeSettings.from_env(full).venue is Venue.SIMULATOR
 
 
 def test_runtime_settings_parse_and_name_bad_values():

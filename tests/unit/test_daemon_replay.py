@@ -15,13 +15,12 @@ from engine.tick.decision_log import EventLogger
 from engine.tools.replay import ReplayOptions, aggregate, load_csv_dir, main, parse_sz_decimals, run_replay
 from strategies.candle import Candle
 
-DATA = Path(__file__).resolve().parents[2] / "simulator" / "data"
+DATA = Path(__file__).resolve().parents[2] / "simulator" / "data"  # the demo candles the README replays
 YAML = """
 global:
   engine: {interval: 5m}
   trade: {entry_min_confidence: low}
 """
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="shipped candles not present")
 
 
 def _yaml(tmp: Path) -> Path:

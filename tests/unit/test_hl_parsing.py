@@ -1,6 +1,6 @@
 """Parsers in engine.venue.types against real recorded Hyperliquid answers, documented shapes and fuzz.
 
-The recorded files (tests/fixtures/recorded/*.yaml, copied from shared/data/hyperliquid-recorded)
+The recorded files (tests/fixtures/recorded/*.yaml, recorded from the public Hyperliquid /info endpoint)
 are the venue's truth: every interaction in every file must parse, and mutations of them must
 never raise anything but ParseError.
 """

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from strategies.incremental import RECENT_ROWS_KEPT, ROW_KEYS, IncrementalIndicators
 from strategies.indicator_params import INDICATOR_COLUMNS, IndicatorParams
-from tests.unit.test_indicators_oracle import OHLCV_DIR, load_ohlcv
+from tests.fixtures.data_files import ohlcv_path
+from tests.unit.test_indicators_oracle import load_ohlcv
 from tests.unit.test_indicators_properties import DEFAULT, ONES, SMALL, candle_frames
 
 STATE_BUDGET_BYTES = 64 * 1024
@@ -153,7 +154,7 @@ def deep_size(obj: Any, seen: set[int] | None = None) -> int:
 
 
 def test_state_and_live_object_fit_the_per_symbol_budget() -> None:
-    df = load_ohlcv(OHLCV_DIR / "XRP_USDT_USDT-5m-futures.csv")
+    df = load_ohlcv(ohlcv_path("XRP_USDT_USDT-5m-futures"))
     inc = IncrementalIndicators(DEFAULT)
     for bar in candles(df):
         inc.update(*bar)

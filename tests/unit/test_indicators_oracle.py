@@ -17,7 +17,6 @@ import ta
 
 from strategies.indicator_params import INDICATOR_COLUMNS, IndicatorParams
 
-OHLCV_DIR = Path("/work/shared/data/ohlcv")
 REL_TOL = 1e-9
 # Relative error is |a - b| / max(|b|, SCALE_FLOOR * max|column|): a plain |b| denominator would
 # turn last-bit noise on a value that crosses zero (MACD_hist, slope, ADX seeds near 0) into an

@@ -14,15 +14,15 @@ import pytest
 from strategies.incremental import IncrementalIndicators
 from strategies.indicator_params import INDICATOR_COLUMNS, PRICE_COLUMNS, IndicatorParams
 from strategies.indicators import compute_indicators
+from tests.fixtures.data_files import ohlcv_files
 from tests.unit.test_indicators_oracle import (
-    OHLCV_DIR,
     assert_within,
     load_ohlcv,
     max_rel_errors,
     ta_indicators,
 )
 
-FILES = sorted(OHLCV_DIR.glob("*.csv"))
+FILES = ohlcv_files()
 PARAMS = IndicatorParams()
 
 
@@ -41,10 +41,6 @@ def computed(request: pytest.FixtureRequest) -> dict[str, pd.DataFrame]:
         "batch": compute_indicators(df, PARAMS),
         "incremental": run_incremental(df, PARAMS),
     }
-
-
-def test_parity_data_directory_is_not_empty() -> None:
-    assert len(FILES) >= 9, f"expected the recorded OHLCV files under {OHLCV_DIR}"
 
 
 def test_batch_matches_ta_on_every_bar(computed: dict[str, pd.DataFrame]) -> None:

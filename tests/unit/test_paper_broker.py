@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from engine.enums import BrokerReject, ExecutionStatus, FeeMode, LedgerKind, Mode
 from engine.execution.broker import Broker, ExitState, OrderIntent
 from engine.execution.fill_model import HOUR_MS, FillModelParams, MarketQuote
-from engine.execution.paper_broker import PaperBroker
+from engine.execution.paper_broker import PaperBroker, allow_all
 from engine.execution.trade_store import TradeStore
 from strategies.enums import Confidence, EntryKind, ExitReason, PositionSide, TradeAction
 
@@ -40,7 +40,9 @@ def db_path(tmp_path: Path) -> Path:
 
 
 def _broker(db_path: Path, params: FillModelParams = NO_SLIP, seed: float = 10_000.0) -> PaperBroker:
-    return PaperBroker(TradeStore.open(db_path, Mode.PAPER), params, seed, clock_ms=lambda: T0)
+    return PaperBroker(
+        TradeStore.open(db_path, Mode.PAPER), params, seed, pre_send_check=allow_all, clock_ms=lambda: T0
+    )
 
 
 def test_paper_broker_implements_broker_protocol(db_path):
@@ -239,3 +241,77 @@ def test_paper_broker_cash_identity_holds_to_the_cent_over_random_fills(tmp_path
     )
     resumed = _broker(db_path, FillModelParams(slippage_bps=slip), seed)
     assert resumed.cash_usd == broker.cash_usd and dict(resumed.positions()) == dict(broker.positions())
+
+
+# --- the pre-send risk check (the same RiskManager as live) -------------------------------------
+
+
+def _risky_broker(db_path: Path, env: dict[str, str], kill_file: Path | None = None):
+    from engine.daemon.paper import build_paper_stack
+    from engine.risk.manager import RiskManager
+
+    if kill_file is not None:
+        env = {**env, "AI_QUANT_KILL_SWITCH_FILE": str(kill_file)}
+    store = TradeStore.open(db_path, Mode.PAPER)
+    risk = RiskManager.from_config(store.connection, {"max_open_positions": 1}, env)
+    return build_paper_stack(
+        store, risk, NO_SLIP, 10_000.0, clock_ms=lambda: T0, funding_enabled=False, recorded_ms=lambda: T0
+    )
+
+
+def test_risk_deny_refuses_the_fill_with_the_reason_and_writes_nothing(db_path):
+    stack = _risky_broker(db_path, {})
+    broker = stack.broker
+    assert broker.execute(_intent(TradeAction.OPEN, symbol="BTC"), T0).filled
+    rows = len(broker._store.fills())
+    denied = broker.execute(_intent(TradeAction.OPEN, symbol="ETH"), T0 + 1)  # max_open_positions: 1
+    assert denied.status is ExecutionStatus.REJECTED and denied.reject is BrokerReject.RISK_DENIED
+    assert denied.detail["reason"] == "max_positions" and not denied.fills
+    assert len(broker._store.fills()) == rows and set(broker.positions()) == {"BTC"}
+    assert broker.execute(_intent(TradeAction.CLOSE, symbol="BTC"), T0 + 2).filled  # exits still pass
+
+
+def test_kill_file_close_only_then_halt_all_persisted_in_the_paper_db(db_path, tmp_path):
+    kill = tmp_path / "kill"
+    stack = _risky_broker(db_path, {}, kill)
+    broker = stack.broker
+    assert broker.execute(_intent(TradeAction.OPEN), T0).filled
+    kill.write_text("close_only\n")
+    stack.before_tick()
+    assert broker.execute(_intent(TradeAction.OPEN, symbol="ETH"), T0).detail["reason"] == "trading_reducing"
+    assert broker.execute(_intent(TradeAction.REDUCE, size=0.5), T0).filled
+    kill.write_text("halt_all\n")
+    stack.before_tick()
+    halted = broker.execute(_intent(TradeAction.CLOSE), T0)
+    assert halted.reject is BrokerReject.RISK_DENIED and halted.detail["reason"] == "trading_halted"
+    broker._store.close()
+    kill.unlink()
+    again = _risky_broker(db_path, {})  # a restart on the same trading DB, no kill source left
+    assert again.risk.trading_state.value == "HALTED"
+
+
+def test_env_halt_all_denies_everything_and_a_raising_check_fails_closed(db_path, tmp_path):
+    stack = _risky_broker(db_path, {"AI_QUANT_KILL_SWITCH": "halt_all"})
+    stack.start(None)
+    assert stack.broker.execute(_intent(TradeAction.OPEN), T0).detail["reason"] == "trading_halted"
+
+    def broken(*_args):
+        raise RuntimeError("boom")
+
+    other = PaperBroker(
+        TradeStore.open(tmp_path / "other.db", Mode.PAPER), NO_SLIP, 10_000.0, pre_send_check=broken,
+        clock_ms=lambda: T0,
+    )  # fmt: skip
+    refused = other.execute(_intent(TradeAction.OPEN), T0)
+    assert refused.reject is BrokerReject.RISK_DENIED and refused.detail["reason"] == "check_failed"
+    assert other.positions() == {}
+
+
+def test_fills_feed_the_risk_windows(db_path):
+    stack = _risky_broker(db_path, {"AI_QUANT_RISK_MAX_ENTRY_ORDERS_PER_MIN_PER_SYMBOL": "1"})
+    broker = stack.broker
+    assert broker.execute(_intent(TradeAction.OPEN), T0).filled
+    assert broker.execute(_intent(TradeAction.CLOSE), T0 + 1).filled
+    again = broker.execute(_intent(TradeAction.OPEN), T0 + 2)  # the per-symbol entry window is full
+    assert again.reject is BrokerReject.RISK_DENIED
+    assert again.detail["reason"] == "entry_rate_symbol"

@@ -112,12 +112,15 @@ class Rig:
         self.store = TradeStore.open(self.tmp / "trading_paper.db", Mode.PAPER)
         self.events = EventLogger(self.store.connection, Mode.PAPER)
         params = FillModelParams(slippage_bps=0.0)
-        self.broker = PaperBroker(self.store, params, 10_000.0, clock_ms=lambda: T0)
         self.risk = RiskManager(
             RiskLimits(**self.limits),  # type: ignore[arg-type]
             FailingStore(self.store.connection),
             KillSwitchSources(env=self.env),
             env=self.env,
+        )
+        # the daemon's paper path: every fill passes the same risk check first
+        self.broker = PaperBroker(
+            self.store, params, 10_000.0, clock_ms=lambda: T0, pre_send_check=self.risk.check
         )
         self.sink = Sink()
         self.protections = Protections(self.risk, self.sink, health=self.health, clock_ms=self.clock)

@@ -402,3 +402,63 @@ def test_pack_unpack_decisions_round_trip_every_status() -> None:
                for i, status in enumerate(ShardStatus)]
     records.append(ShardDecision(symbol="N", candle_key=9, status=ShardStatus.OK))
     assert unpack_decisions(pickle.loads(pickle.dumps(pack_decisions(records)))) == records
+
+
+# --------------------------------------------------------------------------- open mode (issue 16.1)
+OPEN_MODE = ShardSettings(interval=INTERVAL, checkpoint_every=5, signal_on_candle_close=False)
+
+
+def _forming(c: Candle) -> Candle:
+    """The bar as the WS shows it mid-way: same open, a different close, half the volume."""
+    mid = (c.o + c.c) / 2
+    return Candle(c.t, c.close_ms, c.o, max(c.o, mid), min(c.o, mid), mid, c.v / 2, c.n)
+
+
+def open_oracle(symbol: str, closed: Sequence[Candle], bar: Candle, btc: Sequence[Candle]) -> Decision:
+    """Batch decision on closed + the forming bar, BTC gate as of the last CLOSED anchor bar."""
+    by_t = dict(zip((c.t for c in btc), btc_bullish_series(pd.Series([c.c for c in btc])), strict=True))
+    gates = [by_t.get(c.t) for c in closed] + [by_t.get(closed[-1].t)]
+    return analyze_series(_frame([*closed, bar]), symbol, default_config(symbol), gates)[-1]
+
+
+def test_open_mode_decides_on_the_forming_bar_and_keeps_only_closed_candles_in_state() -> None:
+    u = Universe(4, WARM + 12)
+    ex = make_executor(u, 2, settings=OPEN_MODE)
+    u.publish(WARM - 1)
+    for bar in range(WARM, WARM + 12):
+        u.publish(bar, bar - 1)  # the bar before the key closed...
+        closed_meanwhile = bar % 3 == 0
+        if closed_meanwhile:  # ...or even the key's own bar, before the shard read it
+            u.publish(bar + 1, bar)
+        for sym, hist in u.hist.items():
+            moved_on = closed_meanwhile and bar + 1 < len(hist)
+            u.store.set_forming(sym, hist[bar + 1] if moved_on else _forming(hist[bar]))
+        keys = {s: u.hist[s][bar].t for s in u.symbols}
+        result = ex.evaluate(keys)
+        assert set(result.decisions) == set(u.symbols) and not result.alerts
+        for sym, record in result.decisions.items():
+            hist = u.hist[sym]
+            shown = hist[bar] if closed_meanwhile else _forming(hist[bar])
+            expected = open_oracle(sym, hist[:bar], shown, u.hist["BTC"][:bar])
+            assert_matches(record, expected)
+            assert record.candle_key == hist[bar].t and record.t == hist[bar].t
+        progress = {}
+        for core in ex.cores:
+            progress.update(core.progress(u.symbols))
+        # the forming bar never entered the state: it holds exactly the closed bars before the key
+        assert progress == {s: (u.hist[s][bar - 1].t, bar) for s in u.symbols}
+
+
+def test_open_mode_without_the_forming_bar_is_a_missing_candle_never_a_guess() -> None:
+    u = Universe(2, WARM + 2)
+    ex = make_executor(u, 1, settings=OPEN_MODE)
+    u.publish(WARM)
+    keys = {s: u.hist[s][WARM].t for s in u.symbols}
+    result = ex.evaluate(keys)
+    assert {r.status for r in result.decisions.values()} == {ShardStatus.MISSING_CANDLE}
+    for sym in u.symbols:
+        u.store.set_forming(sym, _forming(u.hist[sym][WARM]))
+    assert {r.status for r in ex.evaluate(keys).decisions.values()} == {ShardStatus.OK}
+    # a forming bar of another candle (the sidecar moved on, the key's bar not stored) is no stand-in
+    later = {s: u.hist[s][WARM + 1].t for s in u.symbols}
+    assert {r.status for r in ex.evaluate(later).decisions.values()} == {ShardStatus.MISSING_CANDLE}

@@ -17,9 +17,9 @@ from strategies.enums import Confidence, Signal
 from strategies.incremental import IncrementalIndicators
 from strategies.mei_alpha_v1 import analyze, analyze_series, btc_bullish_series, frame_from_ohlcv
 from strategies.signals import Decision, decide
+from tests.fixtures.data_files import ohlcv_files, ohlcv_path
 
-DATA = Path("/work/shared/data/ohlcv")
-FILES = sorted(DATA.glob("*.csv"))
+FILES = ohlcv_files()  # fails collection if a vendored file is missing or an unexpected one appeared
 
 
 def symbol_of(path: Path) -> str:
@@ -52,10 +52,6 @@ def same_value(a: object, b: object) -> bool:
     return a == b
 
 
-def test_analyze_files_present() -> None:
-    assert len(FILES) >= 8
-
-
 def test_analyze_real_files_produce_buy_and_sell() -> None:
     for path in FILES:
         signals = {d.signal for d in batch(path)}
@@ -77,7 +73,7 @@ def test_analyze_batch_equals_incremental_on_every_bar(path: Path) -> None:
 
 
 def test_analyze_prefix_equals_series_and_does_not_mutate_input() -> None:
-    path = DATA / "ETH_BTC-5m.csv"
+    path = ohlcv_path("ETH_BTC-5m")
     df = candles(path)
     series = batch(path)
     signal_bars = [i for i, d in enumerate(series) if d.signal is not Signal.NEUTRAL][:3]
@@ -92,7 +88,7 @@ def test_analyze_prefix_equals_series_and_does_not_mutate_input() -> None:
 
 
 def test_analyze_warmup_and_missing_columns() -> None:
-    df = candles(DATA / "ETH_BTC-5m.csv")
+    df = candles(ohlcv_path("ETH_BTC-5m"))
     d = analyze(df.iloc[:4], "ETH")
     assert isinstance(d, Decision) and (d.signal, d.confidence) == (Signal.NEUTRAL, Confidence.LOW)
     with pytest.raises(ValueError, match="lacks columns"):
@@ -100,7 +96,7 @@ def test_analyze_warmup_and_missing_columns() -> None:
 
 
 def test_analyze_btc_bearish_blocks_longs_unless_adx_override() -> None:
-    path = DATA / "LTC_BTC-5m.csv"
+    path = ohlcv_path("LTC_BTC-5m")
     df = candles(path)
     bearish = analyze_series(df, "LTC", btc_bullish_series=[False] * len(df))
     buys = [d for d in bearish if d.signal is Signal.BUY]
@@ -112,7 +108,7 @@ def test_analyze_btc_bearish_blocks_longs_unless_adx_override() -> None:
 
 def test_analyze_flat_mode_yields_no_signal_on_real_data() -> None:
     cfg = parse_overrides({}).resolve("ETH", strategy_mode="flat")
-    decisions = analyze_series(candles(DATA / "ETH_BTC-5m.csv"), "ETH", cfg)
+    decisions = analyze_series(candles(ohlcv_path("ETH_BTC-5m")), "ETH", cfg)
     assert all(d.signal is Signal.NEUTRAL for d in decisions)
 
 
@@ -142,7 +138,7 @@ def test_analyze_batch_equals_incremental_on_random_walks(seed: int, n: int, vol
 
 
 def test_analyze_btc_bullish_series_matches_ema50_and_unknown_in_warmup() -> None:
-    close = candles(DATA / "ETH_BTC-5m.csv")["Close"].iloc[:300]
+    close = candles(ohlcv_path("ETH_BTC-5m"))["Close"].iloc[:300]
     series = btc_bullish_series(close)
     assert series[:49] == [None] * 49 and all(v is not None for v in series[49:])
     ema = close.ewm(span=50, adjust=False, min_periods=50).mean()

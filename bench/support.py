@@ -1,0 +1,119 @@
+"""Helpers shared by the benchmarks and the tests (bench/ never imports tests/).
+
+`percentile(values, q)` is the nearest-rank percentile every bench reports (p50 <= p90 <= max
+holds for any sample size, which a truncating index does not give on two samples).
+
+`start_simulator(args, log_dir)` starts ``python -m simulator --port 0 *args`` as a subprocess on
+a free loopback port, waits for its ``listening on`` line and returns a `SimulatorProcess`
+(URLs, the admin API, stop). tests/fixtures/sim_fixtures.py wraps it in pytest fixtures.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+REPO_ROOT = Path(__file__).resolve().parents[1]  # the project root: `python -m simulator` runs from here
+START_TIMEOUT_SECS = 30.0
+STOP_TIMEOUT_SECS = 10.0
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in [0, 1]) of a non-empty sample."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+class SimulatorStartError(RuntimeError):
+    pass
+
+
+@dataclass
+class SimulatorProcess:
+    """A running simulator: URLs plus helpers for its loopback admin API."""
+
+    proc: subprocess.Popen[str]
+    base_url: str
+    args: list[str]
+    stderr_path: Path
+    session: requests.Session = field(default_factory=requests.Session)
+
+    @property
+    def ws_url(self) -> str:
+        return "ws" + self.base_url[len("http"):] + "/ws"
+
+    @property
+    def port(self) -> int:
+        return int(self.base_url.rsplit(":", 1)[1])
+
+    def info(self, body: dict[str, Any], timeout: float = 10.0) -> requests.Response:
+        """POST /info with ``body`` (raw response; callers check status)."""
+        return self.session.post(self.base_url + "/info", json=body, timeout=timeout)
+
+    def state(self) -> dict[str, Any]:
+        """GET /admin/state: clock, counters (exchange_posts, info_posts, ...), faults."""
+        return self._admin("GET", "state")
+
+    def set_faults(self, **changes: Any) -> dict[str, Any]:
+        """POST /admin/faults; e.g. set_faults(rest_error_rate=1.0) or set_faults(reset=True)."""
+        return self._admin("POST", "faults", changes)["faults"]
+
+    def advance(self, *, ms: int = 0, bars: int = 0) -> int:
+        """POST /admin/advance: move the market clock forward; returns the new market time (ms)."""
+        return self._admin("POST", "advance", {"ms": ms, "bars": bars})["now_ms"]
+
+    def drop_ws(self) -> int:
+        """POST /admin/drop_ws: abort every WS connection now; returns how many."""
+        return self._admin("POST", "drop_ws")["dropped"]
+
+    def _admin(self, method: str, name: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        resp = self.session.request(method, f"{self.base_url}/admin/{name}", json=body, timeout=10)
+        resp.raise_for_status()
+        return resp.json()
+
+    def stop(self) -> int:
+        """SIGTERM, wait, SIGKILL if needed; returns the exit status."""
+        self.session.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT_SECS)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        return self.proc.returncode
+
+    def stderr_text(self) -> str:
+        return self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
+
+
+def start_simulator(args: list[str], log_dir: Path) -> SimulatorProcess:
+    """Start ``python -m simulator --port 0 *args`` and wait for its listening line."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    stderr_path = log_dir / f"simulator-{len(list(log_dir.glob('simulator-*.log')))}.log"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with stderr_path.open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "simulator", "--port", "0", *args], cwd=REPO_ROOT,
+                                stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+    line: list[str] = []
+    reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    reader.join(START_TIMEOUT_SECS)
+    first = line[0].strip() if line else ""
+    if not first.startswith("listening on http://"):
+        proc.kill()
+        proc.wait()
+        tail = stderr_path.read_text()[-2000:]
+        raise SimulatorStartError(f"simulator did not start (got {first!r}): {tail}")
+    return SimulatorProcess(proc=proc, base_url=first.removeprefix("listening on "), args=args,
+                            stderr_path=stderr_path)

@@ -1,0 +1,150 @@
+"""Every bench script runs for seconds on tiny sizes and prints the JSON it promises, so none can rot.
+
+Each bench runs as `python -m bench.X` (the way it is documented) with tiny arguments. The tests
+check that it exits 0 and that its JSON has the keys and sane values (counts, invariants, the
+correctness fields a bench reports), never a timing. To keep the file's wall time down (the
+benches mostly wait: on Ray's start-up, above all scale's head with its dashboard), they run in
+three lanes at once: scale, tick (an embedded Ray of its own), and the rest one after the other.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from bench.support import REPO_ROOT
+
+RUN_TIMEOUT_SECS = 240  # generous: the machine is shared; nothing here asserts a duration
+BENCH_ARGS: dict[str, list[str]] = {
+    "scale": ["--symbols", "4", "--shards", "2", "--ticks", "1", "--warm-bars", "60", "--rounds", "1",
+              "--layouts", "2_nodes", "--json"],
+    "tick": ["--symbols", "4", "--shards", "1", "--ticks", "2", "--warm-bars", "60", "--baseline-sample", "2",
+             "--baseline-ticks", "1", "--parity-sample", "2", "--json"],
+    "soak_crash": ["--cycles", "2", "--steps", "12", "--seed", "3"],
+    "indicators": ["--updates", "200", "--baseline-runs", "3", "--repeats", "1"],
+    "ingest": ["--symbols", "20", "--rounds", "2", "--baseline-rounds", "1"],
+    "oms": ["--writes", "60"],
+    "universe": ["--symbols", "3", "--bars", "40"],
+}
+LANES = (("scale",), ("tick",), ("soak_crash", "indicators", "ingest", "oms", "universe"))
+
+
+def _run(name: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_TMPDIR")}
+    return subprocess.run([sys.executable, "-m", f"bench.{name}", *BENCH_ARGS[name]], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=RUN_TIMEOUT_SECS, check=False)
+
+
+def _run_lane(names: tuple[str, ...], futures: dict[str, Future[subprocess.CompletedProcess[str]]]) -> None:
+    for name in names:
+        try:
+            futures[name].set_result(_run(name))
+        except BaseException as e:  # handed to the test that reads this bench
+            futures[name].set_exception(e)
+
+
+@pytest.fixture(scope="module")
+def bench_runs() -> Iterator[dict[str, Future[subprocess.CompletedProcess[str]]]]:
+    futures: dict[str, Future[subprocess.CompletedProcess[str]]] = {name: Future() for name in BENCH_ARGS}
+    with ThreadPoolExecutor(max_workers=len(LANES)) as pool:
+        for lane in LANES:
+            pool.submit(_run_lane, lane, futures)
+        yield futures
+
+
+def _output(bench_runs: dict[str, Future[subprocess.CompletedProcess[str]]], name: str) -> dict[str, Any]:
+    done = bench_runs[name].result(timeout=2 * RUN_TIMEOUT_SECS)
+    assert done.returncode == 0, f"bench.{name} exited {done.returncode}: {done.stderr[-3000:]}"
+    try:
+        return json.loads(done.stdout)
+    except json.JSONDecodeError as e:
+        raise AssertionError(f"bench.{name} printed no JSON document: {done.stdout[-2000:]!r}") from e
+
+
+def test_every_bench_script_has_a_smoke_run() -> None:
+    scripts = {p.stem for p in (REPO_ROOT / "bench").glob("*.py")} - {"__init__", "support"}
+    assert scripts == set(BENCH_ARGS), "a bench script without a smoke run (or a stale entry)"
+    assert sorted(n for lane in LANES for n in lane) == sorted(BENCH_ARGS)
+
+
+def test_bench_indicators(bench_runs: dict[str, Future[subprocess.CompletedProcess[str]]]) -> None:
+    out = _output(bench_runs, "indicators")
+    assert out["file"] == "ETH_BTC-5m.csv" and out["bars"] == 5760 and out["baseline_lookback_rows"] == 200
+    assert out["state_json_bytes"] > 0 and out["live_object_bytes"] > 0
+    for key in ("incremental_update_us", "baseline_recompute_us", "speedup", "checkpoint_save_us",
+                "checkpoint_restore_us"):
+        assert out[key] > 0, key
+
+
+def test_bench_ingest(bench_runs: dict[str, Future[subprocess.CompletedProcess[str]]]) -> None:
+    out = _output(bench_runs, "ingest")
+    assert out["benchmark"] == "ingest" and out["redis_version"]
+    (result,) = out["results"]
+    assert result["symbols"] == 20
+    piped, base = result["pipelined_multi_exec"], result["unpipelined_baseline"]
+    assert (piped["rounds"], base["rounds"]) == (2, 1)
+    for run in (piped, base):
+        delay = run["close_to_key_visible_ms"]
+        assert run["candles_per_sec"] > 0 and 0 <= delay["p50"] <= delay["p90"] <= delay["max"]
+
+
+def test_bench_oms(bench_runs: dict[str, Future[subprocess.CompletedProcess[str]]]) -> None:
+    out = _output(bench_runs, "oms")
+    assert out["writes"] == 60 and isinstance(out["meets_target"], bool) and out["target_p99_ms"] == 2.0
+    for key in ("intent_write_sync_full", "duplicate_open_check", "intent_write_sync_normal",
+                "baseline_plain_insert_sync_full"):
+        stats = out[key]
+        assert 0 < stats["p50_ms"] <= stats["p99_ms"] <= stats["max_ms"], key
+
+
+def test_bench_soak_crash(bench_runs: dict[str, Future[subprocess.CompletedProcess[str]]]) -> None:
+    out = _output(bench_runs, "soak_crash")
+    soak, baseline = out["soak"], out["baseline_no_kills"]
+    assert soak["ok"] is True and baseline["ok"] is True
+    assert soak["cycles"] == 2 and soak["steps"] == 12 and baseline["killed"] == 0
+    for run in (soak, baseline):
+        assert run["duplicate_steps"] == [] and run["untracked_orders"] == 0
+        assert run["fills_missing"] == run["fills_extra"] == 0
+        assert run["venue_fills"] == run["ledger_fills"] > 0
+        assert run["position_venue"] == run["position_ledger"]
+
+
+def test_bench_universe(bench_runs: dict[str, Future[subprocess.CompletedProcess[str]]]) -> None:
+    out = _output(bench_runs, "universe")
+    assert out["interval"] == "5m" and out["bars"] == 40
+    symbols = out["symbols"]
+    assert [s["symbol"] for s in symbols] == ["S0000", "S0001", "S0002", "BTC"]
+    for s in symbols:
+        assert s["bars"] == 40 and s["last_t"] - s["first_t"] == 39 * 300_000
+        assert 0 < s["close_min"] <= s["close_max"]
+
+
+def test_bench_tick(bench_runs: dict[str, Future[subprocess.CompletedProcess[str]]]) -> None:
+    out = _output(bench_runs, "tick")
+    assert out["bench"] == "tick" and out["state_bytes_per_symbol_traced"] > 0
+    (result,) = out["results"]
+    assert (result["symbols"], result["shards"], result["ticks"]) == (4, 1, 2)
+    assert result["non_ok_records"] == 0 and result["baseline_ticks"] == 1
+    parity = result["parity_full_history"]
+    assert parity["decisions_checked"] == 2 * 2 and parity["mismatches"] == 0 and parity["signals_equal"]
+    assert len(result["inside_shard_evaluate_ms_p50"]) == 1 and len(result["actor_rss_bytes"]) == 1
+
+
+def test_bench_scale(bench_runs: dict[str, Future[subprocess.CompletedProcess[str]]]) -> None:
+    out = _output(bench_runs, "scale")
+    assert out["bench"] == "scale" and out["symbols"] == 4 and out["shards"] == 2
+    (result,) = out["results"]
+    assert result["layout"] == "2_nodes" and result["worker_cpus"] == [1, 1] and result["non_ok_records"] == 0
+    assert len(result["tick_ms"]) == 1
+    shards = result["dashboard_shards"]
+    assert shards["healthy"] and shards["healthy_after_ticks"] and shards["on_head"] == []
+    assert sorted(shards["alive"]) == ["aiq-shard-0", "aiq-shard-1"] and shards["distinct_nodes"] == 2
+    assert out["dashboard_all_shards_alive_every_run"] is True
+    assert set(out["summary"]) == {"2_nodes"} and out["ratio_2_nodes_vs_1_node"] is None
