@@ -6,7 +6,7 @@ positions (entry, mark, size, unrealised PnL, age), realised PnL / fees / fundin
 in total, cash and equity, the last tick's decision events and gate blocks. Marks are the newest
 candle closes of the sidecar's candle DBs under the state dir; a position without one is valued
 at its entry and says so. Facts the DB does not hold are listed under `missing`, never guessed:
-today the per-tick latency breakdown and shard health are only in the daemon's log.
+today the per-tick latency breakdown and shard health (in the daemon's log and Ray metrics).
 
 Exit codes: 0, or 2 when the state dir or its trading DB is missing or unreadable.
 """
@@ -34,9 +34,13 @@ from engine.tools import metrics, run_db
 
 HOUR_MS = 3_600_000
 MISSING_LATENCY = (
-    "tick latency breakdown (keys/shards/exits/entries/funding ms) is logged per tick, not stored in the DB"
+    "last tick latency breakdown (keys/shards/exits/entries/funding ms): not stored in the trading DB; "
+    "it is in the daemon's per-tick log line and, on Ray, the aiq_tick_*_ms metrics"
 )
-MISSING_SHARDS = "shard health is not stored in the DB (see shard_timeout gate blocks and the daemon log)"
+MISSING_SHARDS = (
+    "shard health: not stored in the trading DB; see shard_timeout gate blocks here, the daemon's shard "
+    "alerts and, on Ray, the aiq_pool_faults / aiq_shard_* metrics"
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,7 +55,7 @@ class PositionLine:
     notional_usd: float
     leverage: float
     opened_ms: int
-    age_secs: float
+    age_secs: float | None  # None when the position's clock (e.g. the simulator's) is ahead of ours
     trailing_sl: float | None
     tp1_taken: bool
 
@@ -158,12 +162,13 @@ def _position_lines(
     for marked in value.positions:
         p = marked.position
         mark = marks.get(p.symbol)
+        age_secs = (now_ms - p.opened_ms) / 1000.0 if now_ms >= p.opened_ms else None
         lines.append(PositionLine(
             symbol=p.symbol, side=p.side.value, size_coins=p.size_coins, entry_price=p.entry_price,
             mark=None if mark is None else mark.price, mark_source=None if mark is None else mark.source,
             unrealised_pnl_usd=marked.unrealised_pnl_usd,
             notional_usd=p.size_coins * (p.entry_price if mark is None else mark.price), leverage=p.leverage,
-            opened_ms=p.opened_ms, age_secs=max(0.0, (now_ms - p.opened_ms) / 1000.0),
+            opened_ms=p.opened_ms, age_secs=age_secs,
             trailing_sl=p.trailing_sl, tp1_taken=p.tp1_taken,
         ))  # fmt: skip
     return lines
@@ -213,9 +218,10 @@ def _money(x: float) -> str:
 
 def render_text(s: Status) -> str:
     """The human view: a few aligned lines, positions as a table."""
-    running = "running" if s.daemon["pid_alive"] else "not running"
+    pid = s.daemon["lock_pid"]
+    running = f"running (pid {pid})" if s.daemon["pid_alive"] else "not running"
     out = [
-        f"mode {s.mode}  daemon {running} (lock pid {s.daemon['lock_pid']})  db {s.db}",
+        f"mode {s.mode}  daemon {running}  db {s.db}",
         f"trading state {s.risk['state'] if s.risk else 'n/a (no risk manager in this mode)'}"
         + (f"  send gate {'OPEN' if s.send_gate['may_send'] else 'closed'} ({s.send_gate['reason']})"
            if s.send_gate else ""),
@@ -230,8 +236,9 @@ def render_text(s: Status) -> str:
     out.append(f"open positions: {len(s.positions)}")
     for p in s.positions:
         mark = "no mark" if p.mark is None else f"{p.mark:g}"
+        age = "n/a" if p.age_secs is None else f"{p.age_secs / 60:.1f} min"
         out.append(f"  {p.symbol:8} {p.side:5} size {p.size_coins:g} entry {p.entry_price:g} mark {mark} "
-                   f"uPnL {_money(p.unrealised_pnl_usd)} age {p.age_secs / 60:.1f} min")  # fmt: skip
+                   f"uPnL {_money(p.unrealised_pnl_usd)} age {age}")  # fmt: skip
     if s.unmarked:
         out.append(f"  valued at entry (no mark): {', '.join(s.unmarked)}")
     if s.last_tick:

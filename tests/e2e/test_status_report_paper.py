@@ -17,7 +17,7 @@ import pytest
 
 from engine.config.settings import DaemonSettings
 from engine.enums import LedgerKind, Mode
-from engine.execution.paper_broker import PaperBroker
+from engine.execution.paper_broker import PaperBroker, allow_all
 from engine.execution.trade_store import TradeStore
 from engine.tools import report
 from tests.e2e import test_daemon_paper as paper_e2e
@@ -78,7 +78,9 @@ def test_status_and_report_agree_with_the_ledger_of_a_paper_run(tmp_path, daemon
     marks = {p["symbol"]: p["mark"] for p in status["positions"] if p["mark"] is not None}
     store = TradeStore.open(db, Mode.PAPER)
     try:
-        broker = PaperBroker(store, DaemonSettings.from_env(env).paper.fill_params(), 1.0)
+        broker = PaperBroker(
+            store, DaemonSettings.from_env(env).paper.fill_params(), 1.0, pre_send_check=allow_all
+        )
         equity = broker.account(marks, 0).equity_usd
     finally:
         store.close()

@@ -14,7 +14,7 @@ import pytest
 
 from engine.config.settings import DaemonSettings
 from engine.enums import Mode
-from engine.execution.paper_broker import PaperBroker
+from engine.execution.paper_broker import PaperBroker, allow_all
 from engine.execution.trade_store import TradeStore
 from engine.tools import report, run_db
 from engine.tools.progress import Progress
@@ -61,7 +61,12 @@ def test_report_of_a_replay_ends_at_the_brokers_equity(tmp_path, monkeypatch):
     last = {s: c[-1].c for s, c in candles.items()}
     store = TradeStore.open(db, Mode.PAPER)
     try:
-        broker = PaperBroker(store, DaemonSettings.from_env({}).paper.fill_params(use_bbo=False), 10_000.0)
+        broker = PaperBroker(
+            store,
+            DaemonSettings.from_env({}).paper.fill_params(use_bbo=False),
+            10_000.0,
+            pre_send_check=allow_all,
+        )
         expected = broker.account(last, 0).equity_usd
         has_positions = bool(broker.positions())
     finally:

@@ -17,7 +17,7 @@ import pytest
 from engine.enums import LedgerKind, Mode
 from engine.execution.broker import OrderIntent
 from engine.execution.fill_model import FillModelParams
-from engine.execution.paper_broker import PaperBroker
+from engine.execution.paper_broker import PaperBroker, allow_all
 from engine.execution.trade_store import TradeStore
 from engine.storage.sqlite import ensure_candles_table, open_db, upsert_candles
 from engine.tools import report, status
@@ -43,7 +43,7 @@ def run(tmp_path):
     clock = {"now": T0}
     store = TradeStore.open(state / "trading_paper.db", Mode.PAPER)
     broker = PaperBroker(store, FillModelParams(use_bbo=False, slippage_bps=0.0), 1_000.0,
-                         clock_ms=lambda: clock["now"])  # fmt: skip
+                         clock_ms=lambda: clock["now"], pre_send_check=allow_all)  # fmt: skip
     steps = [
         intent("BTC", TradeAction.OPEN, PositionSide.LONG, 100.0, T0 + MIN, 2.0),
         intent(
