@@ -8,8 +8,8 @@ run). Keep one interval per directory: `engine.replay --data` reads every CSV of
   answer that stops short of its window is continued from its last bar, so a truncated answer
   never loses bars.
 - Within the REST weight budget: requests go through the info client and its `RateBudget`
-  (`--weight-per-min`, 1,200 by default, the venue's per-IP limit), which waits rather than
-  provoking an HTTP 429.
+  (`--weight-per-min`, by default half the venue's per-IP 1,200 so that a daemon on the same IP
+  keeps its share), which waits rather than provoking an HTTP 429.
 - Resumable: every page is appended and fsynced before the next request; a re-run reads the last
   complete row of each file (a half-written last line from a crash is cut off) and continues after
   it, so nothing is fetched or written twice.
@@ -42,6 +42,7 @@ from engine.venue.rate_budget import DEFAULT_WEIGHT_PER_MINUTE, RateBudget
 from strategies.candle import Candle, interval_ms
 
 VENUE_ANSWER_CAP = 5_000
+DOWNLOAD_WEIGHT_PER_MINUTE = DEFAULT_WEIGHT_PER_MINUTE // 2
 HEADER = ("t", "o", "h", "l", "c", "v")
 
 
@@ -169,7 +170,9 @@ def _parser() -> argparse.ArgumentParser:
         "--base-url", default=None, help="venue REST URL (default AI_QUANT_HL_BASE_URL, else mainnet)"
     )
     p.add_argument("--page-candles", type=int, default=VENUE_ANSWER_CAP, help="bars per request (<= 5000)")
-    p.add_argument("--weight-per-min", type=int, default=DEFAULT_WEIGHT_PER_MINUTE, help="REST weight budget")
+    p.add_argument("--weight-per-min", type=int, default=DOWNLOAD_WEIGHT_PER_MINUTE,
+                   help="REST weight per minute this download may use (default: half the venue's per-IP "
+                        "1,200, leaving the rest to a daemon on the same IP)")  # fmt: skip
     return p
 
 
