@@ -28,9 +28,10 @@ import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from engine.enums import LedgerKind
+from engine.enums import LedgerKind, Mode
 from engine.execution import fill_model
 from engine.execution.broker import Fill, Position
+from engine.oms.records import LedgerFill
 from strategies.enums import PositionSide
 
 DAY_MS = 86_400_000
@@ -156,6 +157,51 @@ def value_account(
         positions=tuple(marked),
         unmarked=tuple(m.position.symbol for m in marked if m.mark is None or not m.mark > 0),
     )
+
+
+PAPER_EQUITY_BASIS = (
+    "cash + open positions at the marks - the fees to close them (the paper broker's valuation)"
+)
+VENUE_EQUITY_BASIS = "the venue's account value at the last ledger row (it already includes unrealised PnL)"
+
+
+def run_equity(mode: Mode, value: AccountValue) -> tuple[float, str]:
+    """A run's equity and how it was found: paper values its own positions; in live and dry_live
+    every ledger row carries the venue's account value, which is equity already (adding the
+    positions again would count them twice)."""
+    if mode is Mode.PAPER:
+        return value.equity_usd, PAPER_EQUITY_BASIS
+    return value.cash_usd, VENUE_EQUITY_BASIS
+
+
+def net_positions(fills: Sequence[LedgerFill]) -> dict[str, Position]:
+    """The open positions implied by venue fills in time order (live / dry_live, where the trades
+    table does not hold positions): net size per coin, the size-weighted entry of the fills since
+    it was last flat (a reduction keeps the entry; crossing through zero starts a new position at
+    that fill's price). Leverage and margin are not in the fills: 1.0 and 0.0 stand for unknown.
+    """
+    state: dict[str, tuple[float, float, int]] = {}  # coin -> (signed size, entry, opened_ms)
+    for f in fills:
+        size, entry, opened = state.get(f.coin, (0.0, 0.0, f.time_ms))
+        delta = f.sz if f.is_buy else -f.sz
+        new = size + delta
+        if abs(new) <= 1e-12:
+            state.pop(f.coin, None)
+            continue
+        if size == 0.0 or (size > 0) != (new > 0):  # from flat, or flipped through zero
+            state[f.coin] = (new, f.px, f.time_ms)
+        elif abs(new) > abs(size):
+            state[f.coin] = (new, fill_model.weighted_entry(abs(size), entry, abs(delta), f.px), opened)
+        else:
+            state[f.coin] = (new, entry, opened)
+    return {
+        coin: Position(
+            symbol=coin, side=PositionSide.LONG if size > 0 else PositionSide.SHORT, size_coins=abs(size),
+            entry_price=entry, leverage=1.0, margin_used_usd=0.0, open_trade_id=0, opened_ms=opened,
+            last_funding_ms=opened,
+        )
+        for coin, (size, entry, opened) in sorted(state.items())
+    }  # fmt: skip
 
 
 def equity_curve(fills: Sequence[Fill], start_balance_usd: float, start_ms: int) -> list[EquityPoint]:

@@ -123,12 +123,16 @@ def build(
             "between ledger rows the curve is the cash balance (open positions are not marked to market)"
         ]
         if until_ms is None:
-            positions = run_db.read_positions(conn, mode)
+            positions = run_db.read_open_positions(conn, mode)
             account = metrics.value_account(
                 fills[-1].balance_usd, positions, {s: m.price for s, m in marks.items()},
                 run_db.fee_rates(conn, positions),
             )  # fmt: skip
-            if positions:
+            if mode is not Mode.PAPER:
+                notes.append(
+                    f"equity is {metrics.VENUE_EQUITY_BASIS}; deposits and withdrawals show as returns"
+                )
+            elif positions:
                 newest = max([points[-1].t_ms, *(m.close_ms for s, m in marks.items() if s in positions)])
                 points.append(metrics.EquityPoint(end_ms or newest, account.equity_usd))
                 notes.append(f"the last point values {len(positions)} open position(s) at the newest marks")

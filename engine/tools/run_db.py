@@ -20,7 +20,9 @@ from engine.config.env import ConfigError
 from engine.enums import Mode, TradingState
 from engine.execution.broker import Fill, Position
 from engine.execution.trade_store import _POSITION_COLUMNS, _TRADE_COLUMNS, _fill_from_row
+from engine.oms.records import _FILL_COLUMNS, LedgerFill, fill_from_row
 from engine.storage.sqlite import open_db
+from engine.tools import metrics
 from strategies.enums import Confidence, PositionSide
 
 CANDLE_DB_DIR = "candles_dbs"  # the sidecar's default under the state dir (AI_QUANT_CANDLES_DB_DIR)
@@ -145,6 +147,27 @@ def read_positions(conn: sqlite3.Connection, mode: Mode) -> dict[str, Position]:
             trailing_sl=row["trailing_sl"],
         )  # fmt: skip
     return out
+
+
+def read_venue_fills(conn: sqlite3.Connection) -> list[LedgerFill]:
+    """The OMS's venue fills that are linked to our intents, in time order (live / dry_live).
+
+    Orphan fills (not ours) do not explain a position, as in `LiveOms.ledger_positions`.
+    """
+    if not (has_table(conn, "fills") and has_table(conn, "fill_links")):
+        return []
+    cols = ", ".join("f." + c for c in _FILL_COLUMNS)
+    rows = conn.execute(
+        f"SELECT {cols} FROM fills f JOIN fill_links l ON l.fill_key = f.fill_key ORDER BY f.time_ms, f.rowid"
+    ).fetchall()
+    return [fill_from_row(row) for row in rows]
+
+
+def read_open_positions(conn: sqlite3.Connection, mode: Mode) -> dict[str, Position]:
+    """Open positions of `mode`: the trade store's in paper, the OMS fills' net in live / dry_live."""
+    if mode is Mode.PAPER:
+        return read_positions(conn, mode)
+    return metrics.net_positions(read_venue_fills(conn))
 
 
 def fee_rates(conn: sqlite3.Connection, positions: dict[str, Position]) -> dict[str, float]:

@@ -27,7 +27,7 @@ from typing import Any
 
 from engine.config.env import ConfigError
 from engine.config.settings import lock_file_name
-from engine.enums import DecisionStatus, GateCode, Mode
+from engine.enums import DecisionStatus, GateCode, LedgerKind, Mode
 from engine.execution.gates import live_gate
 from engine.runtime.lock import read_holder_pid
 from engine.tools import metrics, run_db
@@ -53,7 +53,7 @@ class PositionLine:
     mark_source: str | None
     unrealised_pnl_usd: float
     notional_usd: float
-    leverage: float
+    leverage: float | None  # None in live / dry_live: the venue fills do not carry it
     opened_ms: int
     age_secs: float | None  # None when the position's clock (e.g. the simulator's) is ahead of ours
     trailing_sl: float | None
@@ -81,6 +81,7 @@ class Status:
     seed_usd: float
     cash_usd: float
     equity_usd: float
+    equity_basis: str
     unrealised_pnl_usd: float
     close_fees_usd: float
     unmarked: list[str]
@@ -156,7 +157,7 @@ def _gate_blocks(conn: sqlite3.Connection, mode: Mode, since_ms: int) -> dict[st
 
 
 def _position_lines(
-    value: metrics.AccountValue, marks: dict[str, run_db.Mark], now_ms: int
+    value: metrics.AccountValue, marks: dict[str, run_db.Mark], now_ms: int, *, with_leverage: bool
 ) -> list[PositionLine]:
     lines = []
     for marked in value.positions:
@@ -167,7 +168,8 @@ def _position_lines(
             symbol=p.symbol, side=p.side.value, size_coins=p.size_coins, entry_price=p.entry_price,
             mark=None if mark is None else mark.price, mark_source=None if mark is None else mark.source,
             unrealised_pnl_usd=marked.unrealised_pnl_usd,
-            notional_usd=p.size_coins * (p.entry_price if mark is None else mark.price), leverage=p.leverage,
+            notional_usd=p.size_coins * (p.entry_price if mark is None else mark.price),
+            leverage=p.leverage if with_leverage else None,
             opened_ms=p.opened_ms, age_secs=age_secs,
             trailing_sl=p.trailing_sl, tp1_taken=p.tp1_taken,
         ))  # fmt: skip
@@ -181,11 +183,12 @@ def collect(state_dir: Path, mode: Mode | None = None, now_ms: int | None = None
     conn = run_db.connect(db.path)
     try:
         fills = run_db.read_fills(conn, db.mode)
-        positions = run_db.read_positions(conn, db.mode)
+        positions = run_db.read_open_positions(conn, db.mode)
         marks = run_db.read_marks(state_dir, set(positions))
         cash = fills[-1].balance_usd if fills else 0.0
         value = metrics.value_account(cash, positions, {s: m.price for s, m in marks.items()},
                                       run_db.fee_rates(conn, positions))  # fmt: skip
+        equity, basis = metrics.run_equity(db.mode, value)
         risk = run_db.read_risk(conn)
         day_start = now - now % metrics.DAY_MS
         blocks = _gate_blocks(conn, db.mode, now - HOUR_MS)
@@ -201,10 +204,10 @@ def collect(state_dir: Path, mode: Mode | None = None, now_ms: int | None = None
             "may_send": gate.may_send, "reason": gate.reason.value, "variable": gate.variable,
             "as_seen_by": "this shell's environment",
         },
-        seed_usd=sum(f.cash_delta_usd for f in fills if f.kind.value == "SEED"),
-        cash_usd=cash, equity_usd=value.equity_usd, unrealised_pnl_usd=value.unrealised_pnl_usd,
+        seed_usd=sum(f.cash_delta_usd for f in fills if f.kind is LedgerKind.SEED),
+        cash_usd=cash, equity_usd=equity, equity_basis=basis, unrealised_pnl_usd=value.unrealised_pnl_usd,
         close_fees_usd=value.close_fees_usd, unmarked=list(value.unmarked),
-        positions=_position_lines(value, marks, now),
+        positions=_position_lines(value, marks, now, with_leverage=db.mode is Mode.PAPER),
         today=_pnl([f for f in fills if f.event_ms >= day_start]), total=_pnl(fills),
         last_tick=last_tick, gate_blocks_last_hour=blocks,
         shard_timeouts_last_hour=blocks.get(GateCode.SHARD_TIMEOUT.value, 0),
@@ -225,8 +228,9 @@ def render_text(s: Status) -> str:
         f"trading state {s.risk['state'] if s.risk else 'n/a (no risk manager in this mode)'}"
         + (f"  send gate {'OPEN' if s.send_gate['may_send'] else 'closed'} ({s.send_gate['reason']})"
            if s.send_gate else ""),
-        f"cash {_money(s.cash_usd)}  equity {_money(s.equity_usd)}  unrealised {_money(s.unrealised_pnl_usd)}"
-        f"  (seed {_money(s.seed_usd)})",
+        f"{'cash' if s.mode == Mode.PAPER.value else 'account value'} {_money(s.cash_usd)}  "
+        f"equity {_money(s.equity_usd)}  unrealised {_money(s.unrealised_pnl_usd)}  "
+        f"(seed {_money(s.seed_usd)})",
     ]  # fmt: skip
     for name, line in (("today", s.today), ("total", s.total)):
         out.append(
