@@ -35,7 +35,7 @@ from typing import Protocol
 
 from engine.config.env import ConfigError
 from engine.tools.progress import Progress
-from engine.tools.report import parse_time_ms
+from engine.tools.timeargs import parse_time_ms
 from engine.venue.errors import VenueError
 from engine.venue.info_client import HyperliquidInfoClient, hl_base_url
 from engine.venue.rate_budget import DEFAULT_WEIGHT_PER_MINUTE, RateBudget

@@ -35,6 +35,7 @@ from engine.enums import LedgerKind, Mode
 from engine.execution.broker import Fill
 from engine.tools import metrics, run_db
 from engine.tools.progress import Progress
+from engine.tools.timeargs import parse_time_ms
 
 MAX_TRIP_ROWS = 500
 
@@ -54,24 +55,6 @@ class ReportData:
     @property
     def end_equity_usd(self) -> float:
         return self.points[-1].equity_usd
-
-
-def parse_time_ms(text: str | None) -> int | None:
-    """Epoch ms, or an ISO date/time (UTC when no offset is given); ConfigError when neither."""
-    if text is None or not text.strip():
-        return None
-    text = text.strip()
-    if text.isdigit():
-        return int(text)
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(
-            f"bad time {text!r}: want epoch ms or ISO, e.g. 2026-01-31 or 2026-01-31T12:00"
-        ) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return int(when.timestamp() * 1000)
 
 
 def _start_point(

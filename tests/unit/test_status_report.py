@@ -21,6 +21,7 @@ from engine.execution.paper_broker import PaperBroker, allow_all
 from engine.execution.trade_store import TradeStore
 from engine.storage.sqlite import ensure_candles_table, open_db, upsert_candles
 from engine.tools import report, status
+from engine.tools.timeargs import parse_time_ms
 from strategies.candle import Candle
 from strategies.enums import EntryKind, ExitReason, PositionSide, TradeAction
 
@@ -145,4 +146,6 @@ def test_report_window_and_bad_input(run, tmp_path, capsys):
     assert report.main(["--state-dir", str(state), "--out", str(out), "--since", "yesterday"]) == 2
     assert "bad time" in capsys.readouterr().err
     assert report.main(["--state-dir", str(tmp_path / "none"), "--out", str(out)]) == 2
-    assert report.parse_time_ms("2026-01-31") == 1_769_817_600_000
+    assert parse_time_ms("2026-01-31") == 1_769_817_600_000
+    assert parse_time_ms("2026-01-31T01:00+01:00") == 1_769_817_600_000
+    assert parse_time_ms("1769817600000") == 1_769_817_600_000 and parse_time_ms(None) is None
