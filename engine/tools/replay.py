@@ -144,7 +144,7 @@ def run_replay(
     db_path: Path,
     opts: ReplayOptions,
     env: Mapping[str, str] | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], None] = lambda _done, _total: None,
 ) -> dict[str, object]:
     """Replay the candles through the engine; return the summary (the ledger stays in db_path).
 
@@ -191,8 +191,7 @@ def run_replay(
     warm = min(opts.warmup, len(times))
     ticks = 0
     for i, t in enumerate(times):
-        if progress is not None:
-            progress(i + 1, len(times))
+        progress(i + 1, len(times))
         bar = by_t[t]
         for symbol, candle in bar.items():
             shard_store.add_closed(symbol, [candle])

@@ -310,7 +310,10 @@ def _parser() -> argparse.ArgumentParser:
         "--replay", type=Path, metavar="DATA_DIR", help="run engine.replay over this CSV dir first"
     )
     p.add_argument(
-        "--mode", choices=[m.value for m in Mode], default=None, help="ledger mode (default: newest DB)"
+        "--mode",
+        choices=[m.value for m in Mode],
+        default=None,
+        help="ledger mode (default: the newest trading_<mode>.db, or the --db file's own)",
     )
     p.add_argument("--out", type=Path, required=True, help="the HTML file to write (the PNG goes next to it)")
     p.add_argument("--since", default=None, help="window start: epoch ms or ISO time (UTC)")
@@ -335,7 +338,7 @@ def _load(args: argparse.Namespace, tmp: Path) -> ReportData:
     if args.db is not None:
         if not args.db.is_file():
             raise ConfigError(f"--db {args.db} does not exist")
-        return build(args.db, mode or Mode.PAPER, marks={}, since_ms=since, until_ms=until,
+        return build(args.db, mode or run_db.ledger_mode(args.db), marks={}, since_ms=since, until_ms=until,
                      title=args.title or args.db.name)  # fmt: skip
     state_dir = args.state_dir or Path(os.environ.get("AI_QUANT_STATE_DIR") or "state")
     db = run_db.find_trading_db(state_dir, mode)

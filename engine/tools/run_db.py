@@ -72,6 +72,25 @@ def find_trading_db(state_dir: Path, mode: Mode | None = None) -> TradingDb:
     return max(found, key=lambda db: db.path.stat().st_mtime)
 
 
+def ledger_mode(path: Path) -> Mode:
+    """The mode of a trading DB file's ledger (its name `trading_<mode>.db`, else its first row)."""
+    for mode in Mode:
+        if path.name == f"trading_{mode.value}.db":
+            return mode
+    conn = connect(path)
+    try:
+        row = (
+            conn.execute("SELECT mode FROM trades ORDER BY id LIMIT 1").fetchone()
+            if has_table(conn, "trades")
+            else None
+        )
+    finally:
+        conn.close()
+    if row is None:
+        raise ConfigError(f"{path}: no trades ledger to report on")
+    return Mode(row[0])
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """A read-only connection (SQLite `mode=ro`); raises ConfigError when the file cannot be read."""
     try:

@@ -55,6 +55,7 @@ def test_report_of_a_replay_ends_at_the_brokers_equity(tmp_path, monkeypatch):
             "--replay-db", str(db), "--out", str(out)]  # fmt: skip
     assert report.main(argv) == 0
     assert out.exists() and out.with_suffix(".png").exists()
+    assert run_db.ledger_mode(db) is Mode.PAPER  # a file not named trading_<mode>.db: its rows say
     rep = report.build(db, Mode.PAPER, marks={}, title="again")  # the ledger the replay kept
     assert rep.metrics.trades.trades >= 3  # the replay traded: the numbers are about something
     candles = load_csv_dir(data, "5m")

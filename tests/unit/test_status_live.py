@@ -83,6 +83,9 @@ def test_live_status_takes_positions_from_the_oms_and_equity_from_the_venue(live
     assert s.unmarked == ["ETH"]
     rep = report.build(run_db.find_trading_db(state).path, Mode.LIVE, marks={}, title="live")
     assert rep.end_equity_usd == 5_000.0 and any("account value" in n for n in rep.notes)
+    out = state.parent / "live.html"
+    assert report.main(["--db", str(state / "trading_live.db"), "--out", str(out)]) == 0  # mode from the name
+    assert "mode <b>live</b>" in out.read_text()
 
 
 def test_net_positions_fold():
