@@ -20,6 +20,7 @@ import base64
 import html
 import io
 import os
+import sqlite3
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -38,6 +39,7 @@ from engine.tools.progress import Progress
 from engine.tools.timeargs import parse_time_ms
 
 MAX_TRIP_ROWS = 500
+CASH_NOTE = "between ledger rows the curve is the cash balance (open positions are not marked to market)"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,29 +103,15 @@ def build(
         before = None if since_ms is None else run_db.balance_before(conn, mode, since_ms)
         start, rows = _start_point(fills, before, since_ms, run_db.first_decision_ms(conn, mode, since_ms))
         points = metrics.equity_curve(rows, start.equity_usd, start.t_ms)
-        account = None
-        notes = [
-            "between ledger rows the curve is the cash balance (open positions are not marked to market)"
-        ]
+        account, notes = (
+            None,
+            [CASH_NOTE if mode is Mode.PAPER else f"equity is {metrics.VENUE_EQUITY_BASIS}"],
+        )
         if until_ms is None:
-            positions = run_db.read_open_positions(conn, mode)
-            account = metrics.value_account(
-                fills[-1].balance_usd, positions, {s: m.price for s, m in marks.items()},
-                run_db.fee_rates(conn, positions),
-            )  # fmt: skip
-            if mode is not Mode.PAPER:
-                notes.append(
-                    f"equity is {metrics.VENUE_EQUITY_BASIS}; deposits and withdrawals show as returns"
-                )
-            elif positions:
-                newest = max([points[-1].t_ms, *(m.close_ms for s, m in marks.items() if s in positions)])
-                points.append(metrics.EquityPoint(end_ms or newest, account.equity_usd))
-                notes.append(f"the last point values {len(positions)} open position(s) at the newest marks")
-            if account.unmarked:
-                notes.append(f"no mark for {', '.join(account.unmarked)}: valued at the entry price")
+            account = _value_at_end(conn, mode, fills[-1].balance_usd, points, marks, end_ms, notes)
         else:
             notes.append(
-                "the window ends in the past: positions open then are shown at cash (no historical marks)"
+                "the window ends in the past: open positions then are not valued (no historical marks)"
             )
     finally:
         conn.close()
@@ -133,6 +121,32 @@ def build(
         trips=tuple(trips), metrics=metrics.run_metrics(rows, points, trips), account=account,
         notes=tuple(notes),
     )  # fmt: skip
+
+
+def _value_at_end(
+    conn: sqlite3.Connection,
+    mode: Mode,
+    last_balance_usd: float,
+    points: list[metrics.EquityPoint],
+    marks: Mapping[str, run_db.Mark],
+    end_ms: int | None,
+    notes: list[str],
+) -> metrics.AccountValue:
+    """Value the open positions now; in paper, append the curve's last point (the run's equity)."""
+    positions = run_db.read_open_positions(conn, mode)
+    account = metrics.value_account(
+        last_balance_usd, positions, {s: m.price for s, m in marks.items()}, run_db.fee_rates(conn, positions)
+    )
+    if mode is not Mode.PAPER:
+        notes.append("deposits and withdrawals show as returns")
+        return account  # the account value on the rows already holds the positions
+    if positions:
+        newest = max([points[-1].t_ms, *(m.close_ms for s, m in marks.items() if s in positions)])
+        points.append(metrics.EquityPoint(end_ms or newest, account.equity_usd))
+        notes.append(f"the last point values {len(positions)} open position(s) at the newest marks")
+    if account.unmarked:
+        notes.append(f"no mark for {', '.join(account.unmarked)}: valued at the entry price")
+    return account
 
 
 # --- charts -------------------------------------------------------------------------------------
