@@ -41,6 +41,7 @@ from engine.tick.types import EngineOptions
 from engine.venue.context import VenueContext
 from engine.venue.info_client import HyperliquidInfoClient
 from engine.venue.rate_budget import RateBudget
+from engine.web.surfaces import OperatorSurfaces
 
 if TYPE_CHECKING:
     from engine.daemon.cli import StopFlag
@@ -135,6 +136,7 @@ def run_paper(env: MutableMapping[str, str], mode: Mode, stop: StopFlag) -> int:
     info: HyperliquidInfoClient | None = None
     hub: MarketDataHub | None = None
     waiter: CandleCloseWaiter | None = None
+    surfaces: OperatorSurfaces | None = None
     try:
         strategy = StrategyManager(
             promoted.strategy_yaml,
@@ -152,6 +154,7 @@ def run_paper(env: MutableMapping[str, str], mode: Mode, stop: StopFlag) -> int:
         env["AI_QUANT_INTERVAL"] = interval
         fold_engine_yaml(env, strategy.config().engine, interval, str(strategy.path))
         settings = DaemonSettings.from_env(env)  # again: YAML engine.* now folded into env
+        surfaces = OperatorSurfaces.start(env, settings.db_path, mode)  # read-only page, chat bot
         store = TradeStore.open(settings.db_path, mode)
         run_id = settings.run_id or uuid.uuid4().hex[:12]
         events = EventLogger(store.connection, mode, run_id)
@@ -223,6 +226,8 @@ def run_paper(env: MutableMapping[str, str], mode: Mode, stop: StopFlag) -> int:
         return 0
     finally:
         watchdog.stopping()
+        if surfaces is not None:
+            surfaces.stop()
         if waiter is not None:
             waiter.close()
         services.stop()
