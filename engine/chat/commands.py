@@ -19,9 +19,7 @@ from pathlib import Path
 from engine.risk.kill_switch import KillSwitchSources
 from engine.web.queries import Snapshot, TradingDbReader
 
-HELP = (
-    "commands: /status /positions /profit /pause (close only: no entries) /resume /halt (no orders)"
-)
+HELP = "commands: /status /positions /profit /pause (close only: no entries) /resume /halt (no orders)"
 _KILL_TOKENS = {"/pause": "close_only", "/resume": "clear", "/halt": "halt_all"}
 
 

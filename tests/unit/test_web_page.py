@@ -82,7 +82,8 @@ def test_snapshot_equals_the_ledger(page, db):
     assert [(p["symbol"], p["side"], p["size_coins"], p["entry_price"]) for p in snap["positions"]] == [
         ("ETH", "LONG", 2.0, 50.0)
     ]
-    assert [(t["kind"], t["symbol"]) for t in snap["trades"]] == [("CLOSE", "BTC"), ("OPEN", "ETH"), ("OPEN", "BTC")]
+    trades = [(t["kind"], t["symbol"]) for t in snap["trades"]]
+    assert trades == [("CLOSE", "BTC"), ("OPEN", "ETH"), ("OPEN", "BTC")]
     assert snap["equity"][0][1] == pytest.approx(10_000.0)
     assert snap["equity"][-1][1] == pytest.approx(totals["balance_usd"])
     assert snap["risk"]["kill_file"].startswith("close_only")
