@@ -9,15 +9,7 @@ from __future__ import annotations
 INDEX_HTML = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>ai-quant</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
-body{font:13px/1.4 system-ui,sans-serif;margin:1em;background:#fafafa;color:#222}
-h1{font-size:18px;margin:0 0 .3em} h2{font-size:14px;margin:1.2em 0 .3em}
-table{border-collapse:collapse;background:#fff} td,th{border:1px solid #ddd;padding:2px 6px;text-align:right}
-th{background:#f0f0f0} td:first-child,th:first-child{text-align:left}
-#status{color:#666} .bad{color:#b00;font-weight:bold} .ok{color:#070}
-.grid{display:flex;flex-wrap:wrap;gap:1.5em} canvas{background:#fff;border:1px solid #ddd}
-dl{display:grid;grid-template-columns:auto auto;gap:0 1em;margin:0} dt{color:#666}
-</style></head>
+<link rel="stylesheet" href="/app.css"></head>
 <body>
 <h1>ai-quant <span id="mode"></span> <small id="status">loading…</small></h1>
 <div class="grid">
@@ -25,7 +17,7 @@ dl{display:grid;grid-template-columns:auto auto;gap:0 1em;margin:0} dt{color:#66
  <section><h2>Risk</h2><dl id="risk"></dl></section>
  <section><h2>Shard health</h2><dl id="shards"></dl></section>
 </div>
-<h2>Equity (cash balance after each fill)</h2>
+<h2>Equity <small>(cash balance after each fill, in ledger order)</small></h2>
 <canvas id="equity" width="900" height="220"></canvas>
 <h2>Open positions <small>(at entry; not marked to market)</small></h2>
 <table id="positions"><thead><tr><th>symbol</th><th>side</th><th>size</th><th>entry</th>
@@ -38,6 +30,15 @@ dl{display:grid;grid-template-columns:auto auto;gap:0 1em;margin:0} dt{color:#66
 <th>reason</th></tr></thead><tbody></tbody></table>
 <script src="/app.js"></script>
 </body></html>
+"""
+
+APP_CSS = """body{font:13px/1.4 system-ui,sans-serif;margin:1em;background:#fafafa;color:#222}
+h1{font-size:18px;margin:0 0 .3em} h2{font-size:14px;margin:1.2em 0 .3em}
+table{border-collapse:collapse;background:#fff} td,th{border:1px solid #ddd;padding:2px 6px;text-align:right}
+th{background:#f0f0f0} td:first-child,th:first-child{text-align:left}
+#status{color:#666} .bad{color:#b00;font-weight:bold} .ok{color:#070}
+.grid{display:flex;flex-wrap:wrap;gap:1.5em} canvas{background:#fff;border:1px solid #ddd}
+dl{display:grid;grid-template-columns:auto auto;gap:0 1em;margin:0} dt{color:#666}
 """
 
 APP_JS = r"""'use strict';
@@ -70,16 +71,17 @@ function drawEquity(points) {
   const c = $('equity'), g = c.getContext('2d');
   g.clearRect(0, 0, c.width, c.height);
   if (points.length < 2) { g.fillText('no fills yet', 10, 20); return; }
-  const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
-  const x0 = Math.min(...xs), x1 = Math.max(...xs), lo = Math.min(...ys), hi = Math.max(...ys);
-  const pad = 40, w = c.width - 2 * pad, h = c.height - 2 * pad;
-  const X = (x) => pad + (x1 > x0 ? (x - x0) / (x1 - x0) : 0.5) * w;
+  // x is the fill's order in the ledger (event times can come from different clocks)
+  const ys = points.map((p) => p[1]), lo = Math.min(...ys), hi = Math.max(...ys);
+  const pad = 40, w = c.width - 2 * pad, h = c.height - 2 * pad, last = points.length - 1;
+  const X = (i) => pad + (i / last) * w;
   const Y = (y) => pad + (hi > lo ? 1 - (y - lo) / (hi - lo) : 0.5) * h;
   g.strokeStyle = '#ccc'; g.strokeRect(pad, pad, w, h);
   g.fillStyle = '#444'; g.fillText(money(hi), 2, pad + 4); g.fillText(money(lo), 2, pad + h + 4);
-  g.fillText(when(x0), pad, c.height - 8); g.fillText(when(x1), pad + w - 120, c.height - 8);
+  g.fillText(when(points[0][0]), pad, c.height - 8);
+  g.fillText(when(points[last][0]), pad + w - 120, c.height - 8);
   g.strokeStyle = '#1565c0'; g.lineWidth = 1.5; g.beginPath();
-  points.forEach((p, i) => (i ? g.lineTo(X(p[0]), Y(p[1])) : g.moveTo(X(p[0]), Y(p[1]))));
+  points.forEach((p, i) => (i ? g.lineTo(X(i), Y(p[1])) : g.moveTo(X(i), Y(p[1]))));
   g.stroke();
 }
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.enums import Mode
+from engine.execution.gates import hard_kill_active
 from engine.risk.kill_switch import KillReading, KillSwitchSources
 
 CURVE_POINTS = 500  # equity points sent to the page at most (evenly thinned)
@@ -236,7 +237,7 @@ def _risk(conn: sqlite3.Connection | None, kill: KillSwitchSources, env: Mapping
         kill_env=text(env_reading),
         kill_file=text(file_reading),
         kill_file_path=None if kill.file_path is None else str(kill.file_path),
-        hard_kill=env.get("AI_QUANT_HARD_KILL_SWITCH", "").strip().lower() in {"1", "true", "yes", "on"},
+        hard_kill=hard_kill_active(env),
     )
 
 

@@ -18,7 +18,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from engine.web.page import APP_JS, INDEX_HTML
+from engine.web.page import APP_CSS, APP_JS, INDEX_HTML
 from engine.web.queries import TradingDbReader
 from engine.web.settings import WebSettings
 
@@ -76,6 +76,10 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         if path in ("/", "/index.html"):
             self._send(HTTPStatus.OK, INDEX_HTML.encode(), "text/html; charset=utf-8", head)
+        elif path == "/favicon.ico":
+            self._send(HTTPStatus.NO_CONTENT, b"", "image/x-icon", head)
+        elif path == "/app.css":
+            self._send(HTTPStatus.OK, APP_CSS.encode(), "text/css; charset=utf-8", head)
         elif path == "/app.js":
             self._send(HTTPStatus.OK, APP_JS.encode(), "text/javascript; charset=utf-8", head)
         elif path == "/api/snapshot":

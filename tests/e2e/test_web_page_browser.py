@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_daemon_paper import daemon_env, daemons, db_rows  # noqa: F401 - fixture
+from tests.e2e.test_daemon_paper import ROOT, daemon_env, daemons, db_rows  # noqa: F401 - fixture
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
 ROW_KEYS = "Array.from(document.querySelectorAll('#trades tbody tr')).map(r => +r.dataset.key)"
@@ -62,6 +64,9 @@ def test_page_shows_a_new_trade_while_the_paper_daemon_runs(tmp_path, daemons, b
     url = daemon.wait_log(r"web page listening url=(http://127\.0\.0\.1:\d+/)", timeout=60).group(1)
 
     page = browser.new_page()
+    errors: list[str] = []  # a CSP violation or a script error shows up here
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(url)
     page.wait_for_function(
         "document.getElementById('status').textContent.startsWith('updated')", timeout=20_000
@@ -82,6 +87,24 @@ def test_page_shows_a_new_trade_while_the_paper_daemon_runs(tmp_path, daemons, b
     assert row and (cells[1], cells[2]) == row[0], (cells, row)
     assert page.locator("#decisions tbody tr").count() > 0
 
+    assert errors == []
     refused = page.evaluate("fetch('/api/snapshot', {method: 'POST', body: '{}'}).then(r => r.status)")
     assert refused == 405
     assert daemon.terminate() == 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        ({"AI_QUANT_WEB_PORT": "http"}, "AI_QUANT_WEB_PORT='http' is not an integer"),
+        ({"AI_QUANT_WEB_HOST": "localhost"}, "AI_QUANT_WEB_HOST='localhost' is not an IP address"),
+        ({"AI_QUANT_CHAT_ENABLE": "1"}, "AI_QUANT_CHAT_ENABLE=1 needs AI_QUANT_TELEGRAM_BOT_TOKEN"),
+    ],
+)
+def test_bad_web_or_chat_config_exits_2_before_the_db_exists(tmp_path, extra, needle):
+    env = daemon_env(tmp_path, **extra)
+    done = subprocess.run(
+        [sys.executable, "-m", "engine.daemon"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2 and needle in done.stderr, done.stderr
+    assert not (tmp_path / "state" / "trading_paper.db").exists()

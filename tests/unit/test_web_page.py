@@ -98,6 +98,7 @@ def test_page_and_script_are_served_same_origin_only(page):
     status, script, _ = _request(page, "GET", "/app.js")
     assert status == 200 and b"/api/snapshot" in script
     assert b"innerHTML" not in script and b"http" not in script
+    assert _request(page, "GET", "/app.css")[0] == 200
     assert _request(page, "GET", "/nope")[0] == 404
 
 
