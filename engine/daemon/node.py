@@ -52,6 +52,7 @@ from engine.tick.types import EngineOptions
 from engine.venue.context import VenueContext
 from engine.venue.info_client import HyperliquidInfoClient
 from engine.venue.rate_budget import RateBudget
+from engine.web.surfaces import OperatorSurfaces
 
 log = logging.getLogger("engine.daemon")
 
@@ -88,6 +89,7 @@ class Node:
         self.stack: BrokerStack | None = None
         self.waiter: CandleCloseWaiter | None = None
         self.engine: UnifiedEngine | None = None
+        self.surfaces: OperatorSurfaces | None = None  # the read-only web page and chat commands
         self.run_id = config.settings.run_id or uuid.uuid4().hex[:12]
 
     def start(self) -> bool:
@@ -110,6 +112,8 @@ class Node:
                                    source=str(strategy.path))
         self.config = config = config.with_env(knobs)
         settings = config.settings
+        # before the DB exists: a bad web/chat setting exits 2 with nothing written
+        self.surfaces = OperatorSurfaces.start(config.env, settings.db_path, config.mode)
         self.store = store = TradeStore.open(settings.db_path, config.mode)
         events = EventLogger(store.connection, config.mode, self.run_id)
         risk = RiskManager.from_config(store.connection, strategy.config().risk, config.env)
@@ -203,6 +207,8 @@ class Node:
     def close(self) -> None:
         """Stop and close everything started, newest first."""
         self.watchdog.stopping()
+        if self.surfaces is not None:
+            self.surfaces.stop()
         if self.waiter is not None:
             self.waiter.close()
         self.services.stop()
