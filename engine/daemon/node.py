@@ -45,6 +45,7 @@ from engine.sidecar.settings import SidecarSettings
 from engine.tick.decision_log import EventLogger
 from engine.tick.engine import UnifiedEngine
 from engine.tick.engine_knobs import engine_env_updates
+from engine.tick.last_tick import LastTickWriter, last_tick_path
 from engine.tick.promoted_config import apply_promoted_config
 from engine.tick.protections import Protections
 from engine.tick.strategy_manager import StrategyManager
@@ -196,6 +197,7 @@ class Node:
         run_loop(
             self.engine, self.waiter, self.watchdog, self.stop, self.config.settings.loop_target_secs,
             self.stack.before_tick,
+            LastTickWriter(last_tick_path(self.config.settings.state_dir, self.config.mode)),
         )  # fmt: skip
         log.info("shutting down signal=%s", self.stop.signal_name)
         self.stack.final_sync()

@@ -130,6 +130,11 @@ class UnifiedEngine:
         self._blind = blind or BlindWatch(alerts)  # engine.tick.blind: says so when nothing can be decided
         self._restore_entry_keys()
 
+    @property
+    def shard_answers(self) -> dict[str, int]:
+        """How the shards answered in the last tick: record status -> count (`last_tick` file)."""
+        return {status.value: n for status, n in self._shards.answers.items()}
+
     def _restore_entry_keys(self) -> None:
         since = self._market.venue_now_ms() - _ENTRY_KEY_LOOKBACK_MS
         for event in self._events.events(since_ms=since):

@@ -6,7 +6,7 @@ positions (entry, mark, size, unrealised PnL, age), realised PnL / fees / fundin
 in total, cash and equity, the last tick's decision events and gate blocks. Marks are the newest
 candle closes of the sidecar's candle DBs under the state dir; a position without one is valued
 at its entry and says so. Facts the DB does not hold are listed under `missing`, never guessed:
-today the per-tick latency breakdown and shard health (in the daemon's log and Ray metrics).
+the per-tick latency breakdown and shard answers come from the daemon's `last_tick_<mode>.json`.
 
 Exit codes: 0, or 2 when the state dir or its trading DB is missing or unreadable.
 """
@@ -30,16 +30,13 @@ from engine.config.settings import lock_file_name
 from engine.enums import DecisionStatus, GateCode, LedgerKind, Mode
 from engine.execution.gates import live_gate
 from engine.runtime.lock import read_holder_pid
+from engine.tick.last_tick import LastTick, last_tick_path, read_last_tick
 from engine.tools import metrics, run_db
 
 HOUR_MS = 3_600_000
-MISSING_LATENCY = (
-    "last tick latency breakdown (keys/shards/exits/entries/funding ms): not stored in the trading DB; "
-    "it is in the daemon's per-tick log line and, on Ray, the aiq_tick_*_ms metrics"
-)
-MISSING_SHARDS = (
-    "shard health: not stored in the trading DB; see shard_timeout gate blocks here, the daemon's shard "
-    "alerts and, on Ray, the aiq_pool_faults / aiq_shard_* metrics"
+MISSING_TICK = (
+    "last tick latency breakdown and shard answers: no last_tick_<mode>.json in the state dir (the "
+    "daemon writes it after every tick; a run that never ticked has none)"
 )
 
 
@@ -145,6 +142,19 @@ def _last_tick(conn: sqlite3.Connection, mode: Mode) -> dict[str, Any] | None:
     }
 
 
+def _with_tick_file(
+    from_db: dict[str, Any] | None, tick: LastTick | None
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """Add the daemon's last-tick file (latency breakdown, market, shard answers) to the DB's view."""
+    if tick is None:
+        return from_db, [MISSING_TICK]
+    merged = dict(from_db or {"run_id": None, "tick_id": tick.tick, "events": {}})
+    merged["latency_ms"] = {k: v for k, v in tick.metrics.items() if k.endswith("_ms")}
+    merged.update(market=tick.market, shard_answers=dict(tick.shard_answers), wall_ms=tick.wall_ms,
+                  daemon_tick=tick.tick, status_line=tick.status_line)  # fmt: skip
+    return merged, []
+
+
 def _gate_blocks(conn: sqlite3.Connection, mode: Mode, since_ms: int) -> dict[str, int]:
     if not run_db.has_table(conn, "decision_events"):
         return {}
@@ -195,6 +205,7 @@ def collect(state_dir: Path, mode: Mode | None = None, now_ms: int | None = None
         last_tick = _last_tick(conn, db.mode)
     finally:
         conn.close()
+    last_tick, missing = _with_tick_file(last_tick, read_last_tick(last_tick_path(state_dir, db.mode)))
     gate = None if db.mode is Mode.PAPER else live_gate(db.mode)
     return Status(
         state_dir=str(state_dir), db=str(db.path), mode=db.mode.value, now_ms=now,
@@ -211,7 +222,7 @@ def collect(state_dir: Path, mode: Mode | None = None, now_ms: int | None = None
         today=_pnl([f for f in fills if f.event_ms >= day_start]), total=_pnl(fills),
         last_tick=last_tick, gate_blocks_last_hour=blocks,
         shard_timeouts_last_hour=blocks.get(GateCode.SHARD_TIMEOUT.value, 0),
-        missing=[MISSING_LATENCY, MISSING_SHARDS],
+        missing=missing,
     )  # fmt: skip
 
 
@@ -248,6 +259,10 @@ def render_text(s: Status) -> str:
     if s.last_tick:
         t = s.last_tick
         out.append(f"last tick {t['tick_id']} (run {t['run_id']}) events {t['events']}")
+        if t.get("latency_ms"):
+            lat = " ".join(f"{k.removeprefix('tick_').removesuffix('_ms')}={v:.1f}ms"
+                           for k, v in t["latency_ms"].items())  # fmt: skip
+            out.append(f"  latency {lat}; market {t['market']}; shard answers {t['shard_answers'] or 'none'}")
     out.append(f"gate blocks last hour: {s.gate_blocks_last_hour or 'none'}")
     out.extend(f"not recorded: {m}" for m in s.missing)
     return "\n".join(out)

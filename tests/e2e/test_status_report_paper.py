@@ -47,6 +47,11 @@ def test_status_and_report_agree_with_the_ledger_of_a_paper_run(tmp_path, daemon
     assert done.returncode == 0, done.stderr
     status = json.loads(done.stdout)
     assert status["daemon"]["pid_alive"] is False and status["mode"] == "paper"
+    # the daemon's last-tick file: the latency breakdown and how the shards answered
+    tick = status["last_tick"]
+    assert set(tick["latency_ms"]) >= {"tick_keys_ms", "tick_shards_ms", "tick_total_ms"}
+    assert tick["latency_ms"]["tick_total_ms"] >= tick["latency_ms"]["tick_shards_ms"] >= 0
+    assert tick["market"] == "ok" and not status["missing"]
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         sums = conn.execute(

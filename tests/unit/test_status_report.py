@@ -149,3 +149,27 @@ def test_report_window_and_bad_input(run, tmp_path, capsys):
     assert parse_time_ms("2026-01-31") == 1_769_817_600_000
     assert parse_time_ms("2026-01-31T01:00+01:00") == 1_769_817_600_000
     assert parse_time_ms("1769817600000") == 1_769_817_600_000 and parse_time_ms(None) is None
+
+
+def test_status_reads_the_daemons_last_tick_file(run) -> None:
+    """The daemon's per-tick file fills the latency breakdown and shard answers the DB lacks."""
+    from engine.enums import Mode, ReloadOutcome
+    from engine.tick.last_tick import LastTickWriter, last_tick_path
+    from engine.tick.types import TickReport, TickTiming
+
+    state, _store, _broker = run
+    timing = TickTiming(
+        keys_ms=1.0, shards_ms=4.0, exits_ms=0.5, entries_ms=2.0, funding_ms=0.1, total_ms=8.0
+    )
+    report = TickReport(
+        tick_id=7, now_ms=T0, symbols=3, evaluated=2, opened=0, added=0, reduced=0, closed=0, blocked=0,
+        errors=0, open_positions=2, cash_usd=1.0, equity_usd=1.0, reload=ReloadOutcome.UNCHANGED,
+        timing=timing, market="blind:redis_down",
+    )
+    LastTickWriter(last_tick_path(state, Mode.PAPER)).write(report, {"ok": 2, "store_unavailable": 1})
+    s = status.collect(state, now_ms=T0 + 60 * MIN)
+    assert s.missing == []
+    assert s.last_tick is not None and s.last_tick["latency_ms"]["tick_shards_ms"] == 4.0
+    assert s.last_tick["market"] == "blind:redis_down"
+    assert s.last_tick["shard_answers"] == {"ok": 2, "store_unavailable": 1}
+    assert "shards=4.0ms" in status.render_text(s)
