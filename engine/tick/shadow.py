@@ -241,6 +241,7 @@ class ShadowFleet:
             batch.skipped += 1
             self._fault_once(key, decision.fault)
             return
+        self._rules_for(decision.variant)  # raises for a variant without exit rules: never open stopless
         self._clear_fault(key)
         side = _SIDE.get(decision.signal)
         if side is None or key in batch.positions:
@@ -248,7 +249,6 @@ class ShadowFleet:
         quote = quotes.get(key[1])
         if quote is None or quote.price is None or not quote.price > 0:
             return
-        self._rules_for(decision.variant)  # a variant without exit rules never opens (no stopless position)
         params = self._settings.fill
         priced = fill_model.fill_price(fill_model.order_side(side, opening=True),
                                        market_quote(quote, now_ms, use_bbo=params.use_bbo),
