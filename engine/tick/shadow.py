@@ -132,6 +132,7 @@ class ShadowFleet:
         self._recorded_ms = recorded_ms
         self._positions = store.load_positions()
         self._faulted: set[tuple[str, str]] = set()
+        self.last_report: ShadowTickReport | None = None  # the newest tick's, for metrics and the bench
         if self._positions:
             log.info("shadow fleet resumed %d open positions from the trading DB", len(self._positions))
 
@@ -168,8 +169,9 @@ class ShadowFleet:
         if batch.opened or batch.closed:
             log.info("shadows opened=%d closed=%d funding=%d open=%d skipped=%d %.1fms", batch.opened,
                      batch.closed, batch.funding_rows, len(self._positions), batch.skipped, elapsed)
-        return ShadowTickReport(batch.opened, batch.closed, batch.funding_rows, batch.skipped,
-                                len(self._positions), elapsed)  # fmt: skip
+        self.last_report = ShadowTickReport(batch.opened, batch.closed, batch.funding_rows, batch.skipped,
+                                            len(self._positions), elapsed)  # fmt: skip
+        return self.last_report
 
     # ------------------------------------------------------------------ helpers
     def _quotes(self, decisions: Mapping[str, ShardDecision],
