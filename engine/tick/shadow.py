@@ -41,6 +41,7 @@ from engine.config.env import env_float
 from engine.enums import LedgerKind
 from engine.execution import fill_model
 from engine.execution.fill_model import FillModelParams
+from engine.execution.trade_store import TradeStore
 from engine.marketdata.hub import PriceQuote
 from engine.tick.shadow_store import PositionChange, ShadowFill, ShadowPosition, ShadowStore
 from engine.tick.types import market_quote, wall_ms
@@ -109,6 +110,26 @@ class _Batch:
         else:
             self.positions[key] = position
         self.changes[key] = PositionChange(key[0], key[1], position)
+
+
+def open_fleet(
+    store: TradeStore,
+    rules_for: Callable[[str], ExitRules],
+    fill: FillModelParams,
+    env: Mapping[str, str],
+    *,
+    funding_enabled: bool,
+    mids: Callable[[Sequence[str]], Mapping[str, PriceQuote]] | None = None,
+    recorded_ms: Callable[[], int] = wall_ms,
+) -> ShadowFleet:
+    """The node's wiring, in every mode: the books in the node's trading DB (the TradeStore's
+    connection and mode), priced by the paper fill model `fill` (the daemon's `paper.fill_params()`,
+    also in live: the shadows are paper books there too), resumed from the DB.
+
+    Raises ConfigError (exit 2) for a bad `AI_QUANT_SHADOW_NOTIONAL_USD`."""
+    settings = ShadowSettings.from_env(env, fill, funding_enabled=funding_enabled)
+    return ShadowFleet(ShadowStore(store.connection, store.mode), rules_for, settings, mids=mids,
+                       recorded_ms=recorded_ms)  # fmt: skip
 
 
 class ShadowFleet:

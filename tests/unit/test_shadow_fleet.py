@@ -20,7 +20,7 @@ from engine.execution.trade_store import TradeStore, open_trading_db
 from engine.marketdata.hub import KeysSnapshot, PriceQuote
 from engine.tick.decision_log import EventLogger
 from engine.tick.engine import UnifiedEngine
-from engine.tick.shadow import INDICATOR_EXIT, ShadowFleet, ShadowSettings
+from engine.tick.shadow import INDICATOR_EXIT, ShadowFleet, ShadowSettings, open_fleet
 from engine.tick.shadow_store import ShadowStore
 from engine.tick.strategy_manager import StrategyManager
 from engine.tick.types import EngineOptions
@@ -307,8 +307,8 @@ def test_a_live_engine_with_shadows_sends_no_order(tmp_path: Path) -> None:
     os.chmod(yaml, 0o600)
     store = TradeStore.open(tmp_path / "trading_live.db", Mode.LIVE)
     market, broker = Market(), RecordingBroker()
-    shadow_store = ShadowStore(store.connection, Mode.LIVE)
-    fleet = ShadowFleet(shadow_store, _rules_for, ShadowSettings(), mids=market.get_mids)
+    fleet = open_fleet(store, _rules_for, FillModelParams(), {}, funding_enabled=True, mids=market.get_mids)
+    shadow_store = ShadowStore(store.connection, Mode.LIVE)  # the books are keyed by the node's mode
     engine = UnifiedEngine(
         strategy=StrategyManager(yaml, run_mode=Mode.LIVE), market=market, executor=VariantExecutor(),
         broker=broker, trades=store, events=EventLogger(store.connection, Mode.LIVE),
@@ -328,3 +328,12 @@ def test_a_live_engine_with_shadows_sends_no_order(tmp_path: Path) -> None:
     ) in kinds
     assert store.fills() == []  # the live ledger has no shadow row
     assert math.isclose(store.totals().fees_usd, 0.0)
+
+
+def test_a_faulted_decision_never_skips_the_price_rules(books: Books) -> None:
+    books.fleet.on_tick(_decisions("ETH", _variant("tight", Signal.BUY)), _quote("ETH", 100.0), T0)
+    faulted = _decisions("ETH", _variant("tight", exit_long=True, fault="bad_output: nan"), key=T0 + 1)
+    assert books.fleet.on_tick(faulted, _quote("ETH", 100.0), T0 + 1).closed == 0  # its flags are not trusted
+    faulted = _decisions("ETH", _variant("tight", fault="bad_output: nan"), key=T0 + 2)
+    assert books.fleet.on_tick(faulted, _quote("ETH", 97.0), T0 + 2).closed == 1  # the stop still applies
+    assert books.store.fills("tight")[-1].reason == "stop_loss"
