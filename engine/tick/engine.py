@@ -553,7 +553,8 @@ class UnifiedEngine:
     def _shadow_tick(self, fleet: ShadowFleet, decisions: Mapping[str, ShardDecision],
                      quotes: Mapping[str, PriceQuote], now: int, counts: TickCounts,
                      *, entries: bool) -> None:  # fmt: skip
-        rates = self._last_rates if self._opts.funding_enabled and self._funding is not None else None
+        polled = self._last_funding_poll_ms == now  # set by _accrue_funding when funding is on and due
+        rates = self._last_rates if polled else None  # funding on the paper broker's ticks, its rates
         try:  # the fleet holds no broker: nothing here can send an order; its failure is only counted
             fleet.on_tick(decisions, quotes, now, funding_rates=rates, entries=entries)
         except Exception:

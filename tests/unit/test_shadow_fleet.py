@@ -301,6 +301,11 @@ class VariantExecutor:
         pass
 
 
+class Rates:
+    def funding_rates(self) -> Mapping[str, float]:
+        return {"ETH": 0.0001, "SOL": -0.0001}
+
+
 def test_a_live_engine_with_shadows_sends_no_order(tmp_path: Path) -> None:
     yaml = tmp_path / "strategy.yaml"
     yaml.write_text("global:\n  trade:\n    entry_min_confidence: low\n")
@@ -313,12 +318,12 @@ def test_a_live_engine_with_shadows_sends_no_order(tmp_path: Path) -> None:
         strategy=StrategyManager(yaml, run_mode=Mode.LIVE), market=market, executor=VariantExecutor(),
         broker=broker, trades=store, events=EventLogger(store.connection, Mode.LIVE),
         watchlist=lambda: ["ETH", "SOL"], options=EngineOptions(interval="1h"), shadows=fleet,
-        recorded_ms=lambda: market.now,
+        recorded_ms=lambda: market.now, funding=Rates(),
     )  # fmt: skip
     for hour in range(4):  # open both, then the price halves: the long stops out, the short takes profit
         market.key = market.now = T0 + hour * HOUR_MS
         assert engine.tick().errors == 0
-    assert broker.calls == []
+    assert broker.calls == ["accrue_funding"] * 4  # the primary's funding poll; not one order
     kinds = [(f.symbol, f.kind, f.reason) for f in shadow_store.fills()]
     assert kinds[:2] == [("ETH", LedgerKind.OPEN, "signal_buy"), ("SOL", LedgerKind.OPEN, "signal_sell")]
     assert ("ETH", LedgerKind.CLOSE, "stop_loss") in kinds and (
@@ -326,6 +331,8 @@ def test_a_live_engine_with_shadows_sends_no_order(tmp_path: Path) -> None:
         LedgerKind.CLOSE,
         "take_profit",
     ) in kinds
+    funding = [f for f in shadow_store.fills() if f.kind is LedgerKind.FUNDING]
+    assert funding and all(f.funding_usd != 0 for f in funding)  # the engine's rates reach the books
     assert store.fills() == []  # the live ledger has no shadow row
     assert math.isclose(store.totals().fees_usd, 0.0)
 
