@@ -98,6 +98,7 @@ class _Batch:
     now_ms: int
     fills: list[ShadowFill] = field(default_factory=list)
     changes: dict[tuple[str, str], PositionChange] = field(default_factory=dict)
+    rules: dict[str, ExitRules] = field(default_factory=dict)  # rules_for, asked once per variant per tick
     touched: set[tuple[str, str]] = field(default_factory=set)
     opened: int = 0
     closed: int = 0
@@ -144,7 +145,8 @@ class ShadowFleet:
         mids: Callable[[Sequence[str]], Mapping[str, PriceQuote]] | None = None,
         recorded_ms: Callable[[], int] = wall_ms,
     ) -> None:
-        """`rules_for(variant)` returns the variant's ExitRules (raises for an unknown variant);
+        """`rules_for(variant)` returns the variant's ExitRules (raises for an unknown variant; asked
+        once per variant per tick, so a hot reload's new rules apply from the next tick);
         `mids(symbols)` fetches quotes the engine did not already have this tick."""
         self._store = store
         self._rules_for = rules_for
@@ -211,6 +213,12 @@ class ShadowFleet:
             batch.skipped += 1
             self._fault_once(key, f"{type(e).__name__}: {e}")
 
+    def _rules(self, batch: _Batch, variant: str) -> ExitRules:
+        rules = batch.rules.get(variant)
+        if rules is None:
+            rules = batch.rules[variant] = self._rules_for(variant)
+        return rules
+
     def _fault_once(self, key: tuple[str, str], detail: str) -> None:
         if key not in self._faulted:
             self._faulted.add(key)
@@ -227,7 +235,7 @@ class ShadowFleet:
         quote = quotes.get(position.symbol)
         if quote is None or quote.price is None or not quote.price > 0:
             return
-        rules = self._rules_for(position.variant)
+        rules = self._rules(batch, position.variant)
         state = PositionState(
             side=position.side, entry_price=position.entry_price, size_coins=position.size_coins,
             entry_atr=position.entry_atr, entry_time_ms=position.opened_ms, trailing_sl=position.trailing_sl,
@@ -264,7 +272,7 @@ class ShadowFleet:
             batch.skipped += 1
             self._fault_once(key, decision.fault)
             return
-        self._rules_for(decision.variant)  # raises for a variant without exit rules: never open stopless
+        self._rules(batch, decision.variant)  # raises for a variant without exit rules: never open stopless
         self._clear_fault(key)
         side = _SIDE.get(decision.signal)
         if side is None or key in batch.positions:
