@@ -121,13 +121,18 @@ def _write_atomic(path: Path, text: str) -> None:
         raise
 
 
+def artifacts_dir(env: Mapping[str, str]) -> Path:
+    """AI_QUANT_ARTIFACTS_DIR (default `artifacts`): where promoted configs are written and found."""
+    return Path(env_str("AI_QUANT_ARTIFACTS_DIR", "artifacts", env))
+
+
 def apply_promoted_config(env: Mapping[str, str]) -> PromotedConfig:
     """Decide which strategy YAML the daemon loads, merging the promoted overlay when there is one."""
     base, _named = env_strategy_yaml(env)
     role = parse_role(env)
     if role is None:
         return PromotedConfig(None, base, None, False, "no promoted role")
-    artifacts = Path(env_str("AI_QUANT_ARTIFACTS_DIR", "artifacts", env))
+    artifacts = artifacts_dir(env)
     source = find_promoted_config(
         artifacts,
         role,

@@ -33,11 +33,11 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engine.config.env import ConfigError, env_str
+from engine.config.env import ConfigError
 from engine.config.shared import env_state_dir, env_strategy_yaml
 from engine.enums import LedgerKind, Mode
 from engine.storage.sqlite import open_db
-from engine.tick.promoted_config import PROMOTED_ROLES, promote_variant
+from engine.tick.promoted_config import PROMOTED_ROLES, artifacts_dir, promote_variant
 from strategies.enums import StrategyMode
 
 PRIMARY = "primary"
@@ -221,7 +221,7 @@ def _args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def _promote(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     yaml_path = args.strategy_yaml or env_strategy_yaml(env)[0]
-    artifacts = args.artifacts_dir or Path(env_str("AI_QUANT_ARTIFACTS_DIR", "artifacts", env))
+    artifacts = args.artifacts_dir or artifacts_dir(env)
     done = promote_variant(yaml_path, args.promote, artifacts, role=StrategyMode(args.role))
     doc = {"variant": done.variant, "strategy": done.strategy, "params": dict(done.params),
            "role": done.role.value, "path": str(done.path),
