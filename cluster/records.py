@@ -42,6 +42,27 @@ class ShardFault(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class VariantDecision:
+    """One shadow variant's decision on the symbol's bar (issue 11, the live shadow fleet).
+
+    `exit_long` / `exit_short`: the strategy's `indicator_exit` for that side is not None on this
+    bar; `entry_atr` is `strategies.sdk.exits.entry_atr(rules, row)` of the decided bar (NaN when
+    none). A faulted variant carries NEUTRAL and the fault text; the fleet skips it.
+    """
+
+    variant: str  # the shadow's name from the YAML (expanded grid names included)
+    strategy: str  # registry ref
+    signal: Signal  # NEUTRAL when faulted
+    confidence: Confidence
+    score: float
+    close: float  # the decided bar's close
+    entry_atr: float
+    exit_long: bool
+    exit_short: bool
+    fault: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ShardDecision:
     """One symbol's result for one tick.
 
@@ -65,6 +86,7 @@ class ShardDecision:
     shard: int = -1
     entry_kind: EntryKind = EntryKind.NONE
     features: SignalFeatures | None = None
+    variants: tuple[VariantDecision, ...] = ()
 
     @property
     def actionable(self) -> bool:
@@ -121,9 +143,10 @@ def unpack_decisions(rows: Iterable[PackedDecision]) -> list[ShardDecision]:
 # does the same assignments in ~0.65 us, which matters at 10,000 records per tick on each side.
 _FIELDS = tuple(f.name for f in fields(ShardDecision))
 (_SET_SYMBOL, _SET_KEY, _SET_STATUS, _SET_SIGNAL, _SET_CONFIDENCE, _SET_SCORE, _SET_T, _SET_BTC, _SET_GAP,
- _SET_SHARD, _SET_KIND, _SET_FEATURES) = (getattr(ShardDecision, name).__set__ for name in _FIELDS)
+ _SET_SHARD, _SET_KIND, _SET_FEATURES, _SET_VARIANTS) = (
+    getattr(ShardDecision, name).__set__ for name in _FIELDS)
 if _FIELDS != ("symbol", "candle_key", "status", "signal", "confidence", "score", "t", "btc_bullish",
-               "history_gap", "shard", "entry_kind", "features"):
+               "history_gap", "shard", "entry_kind", "features", "variants"):
     raise RuntimeError(f"make_decision is out of date with ShardDecision's fields {_FIELDS}")
 _new = object.__new__
 
@@ -141,6 +164,7 @@ def make_decision(
     shard: int,
     entry_kind: EntryKind,
     features: SignalFeatures | None,
+    variants: tuple[VariantDecision, ...] = (),
 ) -> ShardDecision:
     """Return `ShardDecision(...)` with every field given, ~3x cheaper than its frozen __init__."""
     obj = _new(ShardDecision)
@@ -156,6 +180,7 @@ def make_decision(
     _SET_SHARD(obj, shard)
     _SET_KIND(obj, entry_kind)
     _SET_FEATURES(obj, features)
+    _SET_VARIANTS(obj, variants)
     return obj
 
 
