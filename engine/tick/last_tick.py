@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.enums import Mode
+from engine.runtime.clock import wall_ms
 from engine.tick.types import TickReport
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class LastTickWriter:
 
     def write(self, report: TickReport, shard_answers: Mapping[str, int]) -> None:
         record = LastTick(
-            wall_ms=time.time_ns() // 1_000_000, tick=report.tick_id, market=report.market,
+            wall_ms=wall_ms(), tick=report.tick_id, market=report.market,
             status_line=report.status_line(), metrics=report.metrics(), shard_answers=shard_answers,
         )  # fmt: skip
         tmp = self._path.with_suffix(".json.tmp")
