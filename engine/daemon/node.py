@@ -34,6 +34,7 @@ from engine.daemon.paper import build_paper_stack
 from engine.daemon.services import Services
 from engine.daemon.stack import BrokerContext, BrokerFactory, BrokerStack, close_in_order
 from engine.daemon.stop import StopFlag
+from engine.daemon.surfaces import OperatorSurfaces
 from engine.enums import AlertKind, Mode
 from engine.execution.trade_store import TradeStore
 from engine.marketdata.hub import MarketDataHub
@@ -53,7 +54,6 @@ from engine.tick.types import EngineOptions
 from engine.venue.context import VenueContext
 from engine.venue.info_client import HyperliquidInfoClient
 from engine.venue.rate_budget import RateBudget
-from engine.web.surfaces import OperatorSurfaces
 
 log = logging.getLogger("engine.daemon")
 

@@ -44,13 +44,8 @@ FORBIDDEN: Mapping[str, frozenset[str]] = {
 # The older ones (config<->execution, execution<->risk, risk<->tick) were broken by moving the
 # fill-model parameters to engine/config/fill_params.py and the verdicts to
 # engine/execution/verdicts.py, and by deleting the unused risk->decision-log helper.
-KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset({
-    # engine/web/surfaces.py (the daemon's hook that starts both operator surfaces) imports
-    # engine/chat, and engine/chat/commands.py reads the DB through engine/web/queries.py. Break it
-    # by moving the surfaces hook up into engine/daemon/ (or the shared DB reader down); owned by
-    # the operator-surfaces work, left as is here.
-    frozenset({"web", "chat"}),
-})
+# web<->chat was broken by moving the operator-surfaces hook (which starts both) into engine/daemon/.
+KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
