@@ -79,20 +79,24 @@ def test_open_mode_evaluates_on_bar_opens_and_trades(tmp_path, daemons):
     assert daemon.terminate() == 0
 
 
-def redis_equals_venue(client: redis.Redis, info: HyperliquidInfoClient, symbols: list[str]) -> bool:
-    """Every symbol's closed candles in Redis: contiguous and identical to the venue's."""
+def redis_vs_venue(client: redis.Redis, info: HyperliquidInfoClient, symbols: list[str]) -> str | None:
+    """None when every symbol's closed candles in Redis are contiguous and identical to the venue's;
+    else what differs first (so a failure says which symbol and candle)."""
     layout = RedisLayout()
     for sym in symbols:
         candles = layout.read_candles(client, sym, "5m")
         if not candles:
-            return False
+            return f"{sym}: no candles in Redis"
         opens = [c.t for c in candles]
-        if opens != list(range(opens[0], opens[-1] + IV, IV)):
-            return False
+        holes = sorted(set(range(opens[0], opens[-1] + IV, IV)) - set(opens))
+        if holes:
+            return f"{sym}: {len(holes)} missing in Redis, first t={holes[0]}"
         venue = [c for c in info.candle_snapshot(sym, "5m", opens[0], opens[-1]) if c.t <= opens[-1]]
         if venue != candles:
-            return False
-    return True
+            padded = venue + [None] * len(candles)
+            mine, theirs = next((c, v) for v, c in zip(padded, candles, strict=False) if v != c)
+            return f"{sym}: Redis {mine} != venue {theirs} ({len(candles)} vs {len(venue)} candles)"
+    return None
 
 
 def kill_redis_with_a_position_open(
@@ -164,6 +168,10 @@ def test_redis_outage_blind_no_entries_exits_on_mids_one_alert_then_resumes(
     # no candle lost: Redis (refilled by the sidecar from its SQLite log) equals the venue
     client = redis.Redis.from_url(private_redis.url)
     with HyperliquidInfoClient(base_url, timeout_secs=10, budget=RateBudget(100_000_000)) as info:
-        daemon.wait_for(lambda: redis_equals_venue(client, info, symbols), timeout=20, label="Redis == venue")
+        # eventually equal: the sidecar refills Redis from its SQLite log and REST after the outage
+        deadline, differs = time.monotonic() + 60, "not compared"
+        while time.monotonic() < deadline and (differs := redis_vs_venue(client, info, symbols)) is not None:
+            time.sleep(0.5)
+        assert differs is None, differs
     client.close()
     assert daemon.terminate() == 0
