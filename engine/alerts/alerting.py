@@ -30,6 +30,7 @@ from engine.alerts import openclaw_cli
 from engine.alerts.openclaw_cli import AlertDeliveryError
 from engine.config.env import ConfigError, env_bool, env_float, env_int, env_opt_str, env_str
 from engine.config.secret import Secret
+from engine.config.shared import env_instance_tag
 from engine.enums import AlertChannel, AlertKind, Mode
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ class AlertSettings:
             queue_max=env_int("AI_QUANT_ALERT_QUEUE_MAX", 200, env, lo=10, hi=5_000),
             send_timeout_secs=env_float("AI_QUANT_ALERT_SEND_TIMEOUT_S", 6.0, env, lo=1.0, hi=30.0),
             retries=env_int("AI_QUANT_DISCORD_SEND_RETRIES", 2, env, lo=0, hi=5),
-            label=env_opt_str("AI_QUANT_DISCORD_LABEL", env) or env_opt_str("AI_QUANT_INSTANCE_TAG", env),
+            label=env_opt_str("AI_QUANT_DISCORD_LABEL", env) or env_instance_tag(env),
             rate_per_min=env_int("AI_QUANT_ALERT_RATE_PER_MIN", 30, env, lo=1, hi=10_000),
             dedupe_secs=env_float("AI_QUANT_ALERT_DEDUPE_SECS", 60.0, env, lo=0.0, hi=86_400.0),
             openclaw_bin=openclaw_cli.find_openclaw(env),

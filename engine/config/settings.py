@@ -24,19 +24,20 @@ from engine.config.env import (
     env_enum,
     env_float,
     env_int,
-    env_list,
     env_opt_str,
     env_str,
 )
 from engine.config.fill_params import FeeSchedule, FillModelParams
 from engine.config.shared import (
     env_candle_close_grace_ms,
+    env_instance_tag,
     env_interval,
     env_lookback_bars,
     env_mode,
     env_signal_on_candle_close,
     env_state_dir,
     env_strategy_yaml,
+    env_symbols,
     env_top_n,
 )
 from engine.enums import FeeMode, Mode
@@ -126,9 +127,9 @@ class DaemonSettings:
             lock_path=Path(env_str("AI_QUANT_LOCK_PATH", str(state_dir / lock_file_name(mode)), env)),
             strategy_yaml=env_strategy_yaml(env)[0],
             strategy_mode=_strategy_mode(env),
-            symbols=tuple(dict.fromkeys(s.upper() for s in env_list("AI_QUANT_SYMBOLS", env))),
+            symbols=tuple(dict.fromkeys(s.upper() for s in env_symbols(env))),
             top_n=env_top_n(env),
-            instance_tag=env_opt_str("AI_QUANT_INSTANCE_TAG", env),
+            instance_tag=env_instance_tag(env),
             run_id=env_opt_str("AI_QUANT_RUN_ID", env),
             paper=_paper(env),
             live_defaults=LiveDefaults(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from engine.config.env import ConfigError, env_bool, env_enum, env_int, env_opt_str, env_str
+from engine.config.env import ConfigError, env_bool, env_enum, env_int, env_list, env_opt_str, env_str
 from engine.enums import Mode
 from strategies.candle import interval_ms
 
@@ -56,6 +56,17 @@ def env_strategy_yaml(env: Mapping[str, str] | None = None) -> tuple[Path, bool]
     """AI_QUANT_STRATEGY_YAML and whether it was named (a named file must exist; the default may not)."""
     named = env_opt_str("AI_QUANT_STRATEGY_YAML", env)
     return Path(named or DEFAULT_STRATEGY_YAML), named is not None
+
+
+def env_symbols(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """AI_QUANT_SYMBOLS as written (the venue's spelling, e.g. `kPEPE`), in order, without repeats;
+    empty = use the top AI_QUANT_TOP_N."""
+    return tuple(dict.fromkeys(env_list("AI_QUANT_SYMBOLS", env)))
+
+
+def env_instance_tag(env: Mapping[str, str] | None = None) -> str | None:
+    """AI_QUANT_INSTANCE_TAG: a free-text name of this deployment (alert label, state files)."""
+    return env_opt_str("AI_QUANT_INSTANCE_TAG", env)
 
 
 def env_top_n(env: Mapping[str, str] | None = None) -> int:

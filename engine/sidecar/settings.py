@@ -17,7 +17,6 @@ from engine.config.env import (
     env_bool,
     env_float,
     env_int,
-    env_list,
     env_opt_str,
     env_str,
 )
@@ -26,6 +25,7 @@ from engine.config.shared import (
     env_interval,
     env_lookback_bars,
     env_mode,
+    env_symbols,
     env_top_n,
 )
 from engine.enums import Mode
@@ -125,7 +125,7 @@ class SidecarSettings:
             ws_url=env_str("HL_WS_URL", default_ws_url(base), env),
             mode=mode,
             interval=interval,
-            symbols=tuple(dict.fromkeys(env_list("AI_QUANT_SYMBOLS", env))),
+            symbols=env_symbols(env),
             top_n=env_top_n(env),
             lookback_bars=env_lookback_bars(env),
             enable_bbo=env_bool("AI_QUANT_WS_ENABLE_BBO", True, env),

@@ -101,10 +101,8 @@ def test_shared_variables_have_one_bound_in_every_reader(name, value):
         assert parse({"AI_QUANT_LOOKBACK_BARS": "50"}).lookback_bars == 50
 
 
-# Not yet one parser: the alerter (engine/alerts, another component's file) reads the tag itself;
-# AI_QUANT_SYMBOLS is upper-cased by the driver (the engine keys symbols upper-case) but kept as
-# written by the sidecar (the venue's `kPEPE`): one meaning needs the engine to stop upper-casing.
-SHARED_ELSEWHERE = {"AI_QUANT_INSTANCE_TAG", "AI_QUANT_SYMBOLS"}
+# Every variable has one parser now (engine/config/shared.py holds the shared ones).
+SHARED_ELSEWHERE: set[str] = set()
 
 
 def test_each_variable_is_parsed_in_one_module():
