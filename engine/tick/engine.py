@@ -52,6 +52,7 @@ from engine.tick.entry_gates import (
 )
 from engine.tick.protections import Protections
 from engine.tick.regime import RegimeView
+from engine.tick.sdk_primary import SdkPrimaryStep, entry_config, record_atr
 from engine.tick.shard_reader import ShardReader, candidate_of, exit_snapshot
 from engine.tick.strategy_manager import AlertSink, StrategyManager
 from engine.tick.types import (
@@ -128,6 +129,7 @@ class UnifiedEngine:
         self._hooks = EngineHooks(options.heartbeat_secs)
         self._regime = RegimeView()  # this tick's market regime (engine.tick.regime)
         self._blind = blind or BlindWatch(alerts)  # engine.tick.blind: says so when nothing can be decided
+        self._sdk = SdkPrimaryStep(alerts)  # engine.tick.sdk_primary: exits/faults of SDK primaries
         self._restore_entry_keys()
 
     def _restore_entry_keys(self) -> None:
@@ -157,6 +159,7 @@ class UnifiedEngine:
         blind = self._blind.observe(sight, self._tick_id, len(positions))
         t_shards = time.perf_counter()
         counts = TickCounts()
+        counts.events.extend(self._sdk.fault_events(decisions, self._event))
         quote_symbols = sorted(set(positions) | {s for s, d in decisions.items() if d.actionable})
         quotes = self._market.get_mids(quote_symbols, self._opts.mid_max_age_secs) if quote_symbols else {}
         if self._protections is not None:  # kill switches, breakers, drawdown close-all, health
@@ -239,7 +242,9 @@ class UnifiedEngine:
         cfg = self._strategy.config(symbol)
         snapshot = exit_snapshot(self._shards.features(symbol), self._funding_rate(symbol))
         last_close = self._trades.last_close(symbol)
-        exit_decision = check_exit(
+        plan = self._strategy.overrides.plan
+        sdk_exit = self._sdk.exit_decision(plan, symbol, cfg, position, quote.price, decision)
+        exit_decision = sdk_exit if sdk_exit is not None else check_exit(
             position_state(position),
             quote.price,
             snapshot,
@@ -362,6 +367,7 @@ class UnifiedEngine:
     ) -> None:
         symbol = candidate.symbol
         cfg = self._strategy.config(symbol)
+        cfg = cfg if record.primary is None else entry_config(cfg)  # SDK primary: no mei-only filters
         position = self._broker.positions().get(symbol)
         side = side_for(candidate.signal)
         if position is not None and position.side is not side:
@@ -409,7 +415,8 @@ class UnifiedEngine:
     ) -> tuple[GateCheck, EntrySizing | None]:
         snap = candidate.snapshot
         features = record.features
-        adx, atr = (math.nan, math.nan) if features is None else (features.adx, features.atr)
+        adx = math.nan if features is None else features.adx
+        atr = record_atr(record)
         decimals = self._sz_decimals(candidate.symbol)
         if position is None:
             sizing = compute_entry_sizing(
@@ -474,7 +481,7 @@ class UnifiedEngine:
         use_bbo = self._strategy.config(symbol).trade.use_bbo_for_fills
         action = TradeAction.OPEN if position is None else TradeAction.ADD
         event_id = new_decision_id(self._recorded_ms())
-        atr = math.nan if record.features is None else record.features.atr
+        atr = record_atr(record)
         intent = OrderIntent(
             symbol=symbol,
             action=action,
