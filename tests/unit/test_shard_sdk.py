@@ -146,3 +146,24 @@ strategies:
     assert math.isfinite(faulted.primary.close)
     assert fine.actionable and fine.primary is not None and fine.primary.fault is None
 
+
+
+def test_reload_switching_primary_rebuilds_and_a_decision_only_change_keeps_state() -> None:
+    u = Universe(3, WARM + 6)
+    u.publish(WARM)
+    ex = _executor(u, ConfigSource())  # mei_alpha_v1 everywhere (no strategies block)
+    run_ticks(ex, u, WARM, WARM + 2)
+    donchian = ("strategies:\n  primary: donchian_breakout\n  params:\n"
+                "    donchian_breakout: {min_volume_ratio: 0%s}\n")
+    first = load_yaml_text(donchian % "")
+    ex.set_configs(ConfigSource(overrides=first))
+    assert sum(core.rehydrated["rebuild"] for core in ex.cores) == len(u.symbols)  # other declarations
+    result = run_ticks(ex, u, WARM + 2, WARM + 4)[-1]
+    for s in u.symbols:  # rebuilt from the store's whole history: equal to the batch strategy
+        assert _key(result.decisions[s].primary) == _oracle(first.plan, s, None, u)[WARM + 3]
+    second = load_yaml_text(donchian % ", high_confidence_atr: 0.25")  # same indicators, other decision
+    ex.set_configs(ConfigSource(overrides=second))
+    assert sum(core.rehydrated["rebuild"] for core in ex.cores) == len(u.symbols)  # nothing new rebuilt
+    result = run_ticks(ex, u, WARM + 4, WARM + 6)[-1]
+    for s in u.symbols:
+        assert _key(result.decisions[s].primary) == _oracle(second.plan, s, None, u)[WARM + 5]
