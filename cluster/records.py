@@ -74,7 +74,10 @@ class ShardDecision:
     typed indicator values exits and sizing need (only for BUY/SELL and requested symbols);
     `history_gap` is True when the state could not be restored exactly (checkpoint older than
     Redis retention) and was rebuilt from the candles still available: decisions may differ
-    from an uninterrupted run until the operator accepts that history.
+    from an uninterrupted run until the operator accepts that history. `primary` is set when an
+    SDK strategy (not mei_alpha_v1) trades the symbol: signal/confidence/score are then its
+    decision (NEUTRAL when it faulted; the fault is on the record) and `features` is None;
+    `variants` carries the symbol's shadow variants, evaluated on the same candle.
     """
 
     symbol: str

@@ -24,6 +24,10 @@ Semantics (issue 4):
   the closed one if it closed meanwhile) is applied to a throw-away copy for the decision only,
   so state and checkpoints only ever hold closed candles.
 - The BTC anchor trend is tracked by every shard (`cluster.anchor`), checkpointed per shard.
+- Strategies (issue 11): the YAML's `strategies:` plan (`ConfigSource.plan`) picks each symbol's
+  primary and shadow variants. A mei_alpha_v1 primary runs the legacy fast path; SDK strategies
+  run in `cluster.shard_sdk.SdkRows` beside it (one indicator state per declaration set), and
+  their states ride in the symbol's checkpoint (`sdk`, keyed by the declarations' fingerprint).
 """
 
 from __future__ import annotations
