@@ -87,9 +87,9 @@ class SdkPrimaryStep:
             return None
         held = check_rules_exit(rules, position_state(position), price)
         record = None if decision is None else decision.primary
-        if held.action is ExitAction.CLOSE or record is None or record.fault is not None:
+        if held.action is ExitAction.CLOSE or decision is None or record is None or record.fault is not None:
             return held
-        if record.signal is _OPPOSITE[position.side]:
+        if decision.signal is _OPPOSITE[position.side]:  # the tick's signal (auto-reverse applied)
             return _close(ExitReason.SIGNAL_FLIP, position, held)
         if record.exit_long if position.side is PositionSide.LONG else record.exit_short:
             return _close(ExitReason.TREND_BREAKDOWN, position, held)

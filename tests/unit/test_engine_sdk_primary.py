@@ -133,3 +133,16 @@ def test_sdk_primary_fault_is_logged_alerted_once_and_the_rest_trades(tmp_path: 
     rig.engine.tick()
     assert len([a for a in rig.alerts.sent if a[0] is AlertKind.HEALTH]) == 2
     assert math.isfinite(rig.broker.account({"SOL": 100.0}, rig.market.now).equity_usd)
+
+
+def test_sdk_primary_opposite_signal_closes_as_flip_and_reenters(tmp_path: Path) -> None:
+    rig = SdkRig(tmp_path)
+    rig.executor.script = {"SOL": _record(Signal.BUY, 1.0)}
+    rig.candle(T0, {"BTC": 100.0, "ETH": 100.0, "SOL": 100.0})
+    rig.engine.tick()
+    rig.executor.script = {"SOL": _record(Signal.SELL, 1.0)}
+    rig.candle(T0 + HOUR_MS, {"SOL": 100.5})
+    report = rig.engine.tick()
+    assert report.closed == 1 and report.opened == 1
+    assert rig.store.last_close("SOL").reason == ExitReason.SIGNAL_FLIP.value
+    assert rig.broker.positions()["SOL"].side is PositionSide.SHORT
