@@ -167,3 +167,29 @@ def test_reload_switching_primary_rebuilds_and_a_decision_only_change_keeps_stat
     result = run_ticks(ex, u, WARM + 4, WARM + 6)[-1]
     for s in u.symbols:
         assert _key(result.decisions[s].primary) == _oracle(second.plan, s, None, u)[WARM + 5]
+
+
+def test_open_mode_sdk_rows_decide_on_the_forming_bar_and_keep_only_closed_candles() -> None:
+    from tests.unit.test_shard_core import OPEN_MODE, _forming
+
+    u = Universe(2, WARM + 6)
+    source = ConfigSource(overrides=load_yaml_text(_yaml(u.symbols[0])))
+    plan = source.plan
+    ex = InProcessExecutor(1, lambda _i: u.store, OPEN_MODE, source, symbols=u.symbols)
+    u.publish(WARM - 1)
+    for bar in range(WARM, WARM + 6):
+        u.publish(bar, bar - 1)
+        for sym, hist in u.hist.items():
+            u.store.set_forming(sym, _forming(hist[bar]))
+        result = ex.evaluate({s: u.hist[s][bar].t for s in u.symbols})
+        for sym, record in result.decisions.items():
+            shown = [*u.hist[sym][:bar], _forming(u.hist[sym][bar])]
+            strategy = plan.build_primary(sym)
+            assert strategy is not None
+            rows = strategy.indicator_set.batch(_frame(shown)).to_dict("records")
+            k = strategy.LOOKBACK_ROWS
+            want = evaluate(strategy, rows[-k:], DecisionContext(symbol=sym, bars=len(rows)))
+            assert isinstance(want, StrategyDecision) and record.primary is not None
+            assert (record.primary.signal, record.primary.score) == (want.signal, want.score)
+            assert record.primary.close == shown[-1].c
+        assert ex.cores[0].progress(u.symbols) == {s: (u.hist[s][bar - 1].t, bar) for s in u.symbols}
