@@ -76,7 +76,7 @@ class BrokerReject(StrEnum):
     INVALID_SIZE = "invalid_size"
     INSUFFICIENT_CASH = "insufficient_cash"
     VENUE_REJECTED = "venue_rejected"
-    RISK_DENIED = "risk_denied"  # live/dry_live: risk, gates or kill switch said no (detail has the code)
+    RISK_DENIED = "risk_denied"  # every mode: risk, gates or kill switch said no (detail has the code)
     DUPLICATE_INTENT = "duplicate_intent"  # an OPEN for this symbol/side/candle already exists
     OMS_UNAVAILABLE = "oms_unavailable"  # the intent could not be committed: nothing sent
     NOT_SENT = "not_sent"  # the transport did not send (budget, connect failed)

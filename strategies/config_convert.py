@@ -13,7 +13,7 @@ import dataclasses
 import math
 import types
 import typing
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -83,32 +83,46 @@ def _enum(tp: type[StrEnum], value: Any, path: str) -> StrEnum:
         raise StrategyConfigError(f"{path}: {value!r} is not one of {allowed}") from None
 
 
+def _bool(value: Any, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise StrategyConfigError(f"{path}: expected true/false, got {value!r}")
+    return value
+
+
+def _int(value: Any, path: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise StrategyConfigError(f"{path}: expected an integer, got {value!r}")
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        raise StrategyConfigError(f"{path}: expected an integer, got {value!r}")
+    out = int(value)
+    if path.endswith(_POSITIVE_INT_SUFFIX) and out < 1:
+        raise StrategyConfigError(f"{path}: window must be >= 1, got {out}")
+    return out
+
+
+def _float(value: Any, path: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise StrategyConfigError(f"{path}: expected a finite number, got {value!r}")
+    return float(value)
+
+
+def _str(value: Any, path: str) -> str:
+    if not isinstance(value, str):
+        raise StrategyConfigError(f"{path}: expected a string, got {value!r}")
+    return value
+
+
+_SCALARS: dict[type, Callable[[Any, str], Any]] = {bool: _bool, int: _int, float: _float, str: _str}
+
+
 def _scalar(tp: Any, value: Any, path: str) -> Any:
     """Convert one YAML scalar to the annotated type, or raise naming the key path."""
     if isinstance(tp, type) and issubclass(tp, StrEnum):
         return _enum(tp, value, path)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise StrategyConfigError(f"{path}: expected true/false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise StrategyConfigError(f"{path}: expected an integer, got {value!r}")
-        if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
-            raise StrategyConfigError(f"{path}: expected an integer, got {value!r}")
-        out = int(value)
-        if path.endswith(_POSITIVE_INT_SUFFIX) and out < 1:
-            raise StrategyConfigError(f"{path}: window must be >= 1, got {out}")
-        return out
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise StrategyConfigError(f"{path}: expected a finite number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise StrategyConfigError(f"{path}: expected a string, got {value!r}")
-        return value
-    raise StrategyConfigError(f"{path}: unsupported field type {tp!r}")  # schema bug
+    convert = _SCALARS.get(tp)
+    if convert is None:
+        raise StrategyConfigError(f"{path}: unsupported field type {tp!r}")  # schema bug
+    return convert(value, path)
 
 
 def _convert(tp: Any, value: Any, path: str) -> Any:

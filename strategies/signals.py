@@ -456,6 +456,16 @@ def _warmup(rows: Sequence[Row], detail: bool, as_dict: bool) -> Decision:
     return _decision(Signal.NEUTRAL, Confidence.LOW, 0.0, snap, {_G_WARMUP: False}, EntryKind.NONE, features)
 
 
+def _trend_sides(cur: Row, ema_fast: float, ema_slow: float, macro: bool) -> tuple[bool, bool]:
+    """(bullish, bearish) from the EMA stack; with `macro`, the slow EMA must also sit on the
+    right side of the macro EMA."""
+    bullish, bearish = ema_fast > ema_slow, ema_fast < ema_slow
+    if macro:
+        ema_macro = _f(cur, "EMA_macro")
+        return bullish and ema_slow > ema_macro, bearish and ema_slow < ema_macro
+    return bullish, bearish
+
+
 def _decide(
     rows: Sequence[Row], bars: int, cfg: StrategyConfig, btc_bullish: bool | None, symbol: str | None,
     *, detail: bool, as_dict: bool,
@@ -476,10 +486,7 @@ def _decide(
     eff_min_adx = _effective_min_adx(adx_slope, spike_mult, cfg)
     trending_up = (not flt.require_adx_rising) or adx > prev_adx or adx > flt.adx_rising_saturation
     vol_ok = _vol_confirm(cur, prev, cfg)
-    bullish, bearish = ema_fast > ema_slow, ema_fast < ema_slow
-    if flt.require_macro_alignment:
-        ema_macro = _f(cur, "EMA_macro")
-        bullish, bearish = bullish and ema_slow > ema_macro, bearish and ema_slow < ema_macro
+    bullish, bearish = _trend_sides(cur, ema_fast, ema_slow, flt.require_macro_alignment)
     btc_long, btc_short = _btc_ok(adx, btc_bullish, symbol, cfg)
     if entry.enable_slow_drift_entries and is_ranging and abs(slope) >= entry.slow_drift_min_slope_pct:
         is_ranging = False

@@ -28,6 +28,7 @@ from engine.config.env import (
     env_opt_str,
     env_str,
 )
+from engine.config.fill_params import FeeSchedule, FillModelParams
 from engine.config.shared import (
     env_candle_close_grace_ms,
     env_interval,
@@ -39,7 +40,6 @@ from engine.config.shared import (
     env_top_n,
 )
 from engine.enums import FeeMode, Mode
-from engine.execution.fill_model import FeeSchedule, FillModelParams
 from strategies.candle import interval_ms
 from strategies.config import LiveDefaults, StrategyConfigError, parse_strategy_mode
 from strategies.enums import StrategyMode

@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from engine.alerts.alerting import Alerter
-from engine.daemon.stack import BrokerContext
+from engine.daemon.stack import BrokerContext, close_in_order
 from engine.daemon.stop import StopFlag
 from engine.enums import AlertKind, LedgerKind, Mode, OrderSide, TradingStateEvent
 from engine.execution.gates import live_gate
@@ -44,6 +43,7 @@ from engine.oms.ledger import LiveOms
 from engine.oms.reconciler import AccountEventPump, OmsReconciler, ReconcileReport, ReconcileVerdict
 from engine.risk.health_guard import HealthSample
 from engine.risk.manager import RiskManager
+from engine.runtime.clock import wall_ms
 from engine.tick.protections import Protections
 from strategies.enums import TradeAction
 
@@ -52,9 +52,6 @@ log = logging.getLogger("engine.daemon.live")
 ACCOUNT_GROUP = "driver"
 RISK_FILLS_CURSOR = "risk_fills"  # OMS fills rowid fed to RiskManager.note_fill
 
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @contextmanager
@@ -166,7 +163,7 @@ class LiveStack:
                     ingest_ok="drain" not in failures,
                     unmatched_fill_ms=tuple(f.time_ms for f in self.oms.orphan_fills()),
                 ))  # fmt: skip
-        now = _now_ms()
+        now = wall_ms()
         account = None
         with _guard("account", failures):
             account = self.broker.account({}, now)
@@ -195,7 +192,7 @@ class LiveStack:
         with _guard("risk_fills", failures):
             self.feed_risk_fills()
         with _guard("export", failures):
-            account = self.broker.account({}, _now_ms())
+            account = self.broker.account({}, wall_ms())
             export_trades(self.oms, self.store, account_value_usd=account.equity_usd)
             self._export_funding(account.equity_usd)
 
@@ -240,18 +237,12 @@ class LiveStack:
 
     def close(self) -> None:
         """Close the venue clients and the ledger; never raises."""
-        for name, closer in (
+        close_in_order((
             ("transport", getattr(self.parts.transport, "close", None)),
             ("info", self.parts.info.close),
             ("oms", self.oms.close),
             ("funding", None if self.funding is None else self.funding.close),
-        ):
-            if closer is None:
-                continue
-            try:
-                closer()
-            except Exception:  # teardown must reach every later step
-                log.exception("closing %s failed", name)
+        ), log)
 
 
 def live_stack(ctx: BrokerContext) -> LiveStack:
@@ -298,7 +289,7 @@ def _on_mismatch(risk: RiskManager, alerter: Alerter) -> Callable[[ReconcileRepo
 
     def on_mismatch(report: ReconcileReport) -> None:
         mismatches = {c: list(v) for c, v in report.mismatches.items()}
-        change = risk.apply(TradingStateEvent.RECONCILE_MISMATCH, _now_ms(), {"mismatches": mismatches})
+        change = risk.apply(TradingStateEvent.RECONCILE_MISMATCH, wall_ms(), {"mismatches": mismatches})
         log.error("reconcile position mismatch %s risk_change=%s", mismatches, change)
         if mismatches != alerted[0]:  # one alert per distinct mismatch, not one per reconcile run
             alerted[0] = mismatches

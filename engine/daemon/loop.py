@@ -14,6 +14,7 @@ from engine.marketdata.hub import KeysSnapshot, MarketDataHub, PriceQuote
 from engine.runtime.systemd_watchdog import SystemdWatchdog
 from engine.sidecar.settings import top_symbols_by_volume
 from engine.tick.engine import UnifiedEngine
+from engine.tick.last_tick import LastTickWriter
 from engine.venue.info_client import HyperliquidInfoClient
 
 log = logging.getLogger("engine.daemon")
@@ -98,9 +99,11 @@ def run_loop(
     stop: StopFlag,
     poll_secs: float,
     before_tick: Callable[[], bool] | None = None,
+    last_tick: LastTickWriter | None = None,
 ) -> None:
     """Tick until stopped, waking on candle closes. `before_tick` (the broker stack's sync and risk
-    poll) runs every iteration and returns whether the engine may tick now."""
+    poll) runs every iteration and returns whether the engine may tick now; `last_tick` keeps the
+    last tick's numbers on disk for `engine.status` and the web page."""
     loop_errors = 0
     metrics = tick_metrics()  # Ray-backed when the shards run on Ray, else a no-op
     while not stop:
@@ -112,6 +115,8 @@ def run_loop(
                 log.exception("engine loop error count=%d", loop_errors)
             else:
                 metrics.record(report.metrics())
+                if last_tick is not None:
+                    last_tick.write(report, engine.shard_answers)
                 line = report.status_line()
                 log.info("%s", line)
                 watchdog.tick_done(line)

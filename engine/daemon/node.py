@@ -32,8 +32,9 @@ from engine.daemon.live import live_stack
 from engine.daemon.loop import CandleCloseWaiter, FreshClockMarket, resolve_watchlist, run_loop
 from engine.daemon.paper import build_paper_stack
 from engine.daemon.services import Services
-from engine.daemon.stack import BrokerContext, BrokerFactory, BrokerStack
+from engine.daemon.stack import BrokerContext, BrokerFactory, BrokerStack, close_in_order
 from engine.daemon.stop import StopFlag
+from engine.daemon.surfaces import OperatorSurfaces
 from engine.enums import AlertKind, Mode
 from engine.execution.trade_store import TradeStore
 from engine.marketdata.hub import MarketDataHub
@@ -45,6 +46,7 @@ from engine.sidecar.settings import SidecarSettings
 from engine.tick.decision_log import EventLogger
 from engine.tick.engine import UnifiedEngine
 from engine.tick.engine_knobs import engine_env_updates
+from engine.tick.last_tick import LastTickWriter, last_tick_path
 from engine.tick.promoted_config import apply_promoted_config
 from engine.tick.protections import Protections
 from engine.tick.strategy_manager import StrategyManager
@@ -88,6 +90,7 @@ class Node:
         self.stack: BrokerStack | None = None
         self.waiter: CandleCloseWaiter | None = None
         self.engine: UnifiedEngine | None = None
+        self.surfaces: OperatorSurfaces | None = None  # the read-only web page and chat commands
         self.run_id = config.settings.run_id or uuid.uuid4().hex[:12]
 
     def start(self) -> bool:
@@ -110,6 +113,8 @@ class Node:
                                    source=str(strategy.path))
         self.config = config = config.with_env(knobs)
         settings = config.settings
+        # before the DB exists: a bad web/chat setting exits 2 with nothing written
+        self.surfaces = OperatorSurfaces.start(config.env, settings.db_path, config.mode)
         self.store = store = TradeStore.open(settings.db_path, config.mode)
         events = EventLogger(store.connection, config.mode, self.run_id)
         risk = RiskManager.from_config(store.connection, strategy.config().risk, config.env)
@@ -192,6 +197,7 @@ class Node:
         run_loop(
             self.engine, self.waiter, self.watchdog, self.stop, self.config.settings.loop_target_secs,
             self.stack.before_tick,
+            LastTickWriter(last_tick_path(self.config.settings.state_dir, self.config.mode)),
         )  # fmt: skip
         log.info("shutting down signal=%s", self.stop.signal_name)
         self.stack.final_sync()
@@ -203,22 +209,18 @@ class Node:
     def close(self) -> None:
         """Stop and close everything started, newest first."""
         self.watchdog.stopping()
+        if self.surfaces is not None:
+            self.surfaces.stop()
         if self.waiter is not None:
             self.waiter.close()
         self.services.stop()
-        for name, closer in (
+        close_in_order((
             ("hub", None if self.hub is None else self.hub.close),
             ("stack", None if self.stack is None else self.stack.close),
             ("info", None if self.info is None else self.info.close),
             ("store", None if self.store is None else self.store.close),
             ("alerter", None if self.alerter is None else self.alerter.close),
-        ):
-            if closer is None:
-                continue
-            try:
-                closer()
-            except Exception:  # teardown must reach every later step
-                log.exception("closing %s failed", name)
+        ), log)
         self.lock.release()
         log.info("stopped")
 

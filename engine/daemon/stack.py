@@ -8,7 +8,8 @@ account-event pump). Both check every order with the one `RiskManager` the node 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -67,3 +68,15 @@ class BrokerStack(Protocol):
 
 
 BrokerFactory = Callable[[BrokerContext], BrokerStack]
+
+
+def close_in_order(closers: Iterable[tuple[str, Callable[[], object] | None]], log: logging.Logger) -> None:
+    """Call each `(name, close)` in order, skipping None; a close that raises is logged under `name`
+    and the next still runs (teardown must reach every later step)."""
+    for name, closer in closers:
+        if closer is None:
+            continue
+        try:
+            closer()
+        except Exception:  # teardown must reach every later step
+            log.exception("closing %s failed", name)

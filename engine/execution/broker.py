@@ -26,7 +26,7 @@ from engine.enums import (
     PriceSource,
 )
 from engine.execution.fill_model import MarketQuote
-from engine.risk.verdicts import Deny, RiskVerdict
+from engine.execution.verdicts import Deny, RiskVerdict
 from strategies.enums import Confidence, EntryKind, ExitReason, PositionSide, TradeAction
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -47,9 +46,10 @@ from engine.execution.broker import (
     PreSendCheck,
 )
 from engine.execution.gates import GateVerdict, live_gate
+from engine.execution.verdicts import Allow, Deny, RiskVerdict, check_failed
 from engine.oms.ledger import LiveOms, dedupe_key_for_open
 from engine.oms.states import OmsEvent, OrderState
-from engine.risk.verdicts import Allow, Deny, RiskVerdict, check_failed
+from engine.runtime.clock import wall_ms
 from engine.venue import types as hl
 from engine.venue.exchange_client import (
     ActionSigner,
@@ -71,9 +71,6 @@ log = logging.getLogger(__name__)
 
 _PENDING_STATES = {OrderState.UNKNOWN, OrderState.NEW, OrderState.ACCEPTED, OrderState.PARTIAL}
 
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -136,7 +133,7 @@ class _VenueBroker:
         signer: ActionSigner,
         config: LiveBrokerConfig,
         pre_send_check: PreSendCheck,
-        clock_ms: Callable[[], int] = _now_ms,
+        clock_ms: Callable[[], int] = wall_ms,
     ) -> None:
         self.oms = oms
         self.info = info
@@ -513,7 +510,7 @@ def build_venue_broker(
     budget: RateBudget | None = None,
     timeout_secs: float = 5.0,
     retry: RetryPolicy | None = None,
-    clock_ms: Callable[[], int] = _now_ms,
+    clock_ms: Callable[[], int] = wall_ms,
     gate: Callable[[], GateVerdict] | None = None,
     on_sent: Callable[[OrderIntent, int], None] | None = None,
 ) -> VenueBrokerParts:

@@ -19,7 +19,6 @@ is ("funding:<coin>:<hour ms>", 0), which no venue fill can have.
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,6 +27,7 @@ from engine.execution.broker import Fill
 from engine.execution.trade_store import TradeStore
 from engine.oms.funding import FundingLedger, FundingPayment
 from engine.oms.ledger import LedgerFill, LiveOms
+from engine.runtime.clock import wall_ms
 from strategies.enums import PositionSide
 
 EXPORT_CURSOR = "trades_export"
@@ -65,7 +65,7 @@ def export_trades(
     *,
     account_value_usd: float,
     limit: int = 1000,
-    clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+    clock_ms: Callable[[], int] = wall_ms,
 ) -> ExportStats:
     """Append OMS fills not exported yet as trade rows (balance = the given account value)."""
     mode = Mode(store.mode)
@@ -122,7 +122,7 @@ def export_funding(
     *,
     account_value_usd: float,
     limit: int = 1000,
-    clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+    clock_ms: Callable[[], int] = wall_ms,
 ) -> ExportStats:
     """Append funding payments not exported yet as FUNDING trade rows (balance = the account value)."""
     mode = Mode(store.mode)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
@@ -37,7 +36,8 @@ from engine.execution.broker import (
 )
 from engine.execution.fill_model import FillModelParams, PricedFill
 from engine.execution.trade_store import THIS_TRADE, TradeStore
-from engine.risk.verdicts import ALLOW, Allow, Deny, check_failed
+from engine.execution.verdicts import ALLOW, Allow, Deny, check_failed
+from engine.runtime.clock import wall_ms
 from strategies.enums import PositionSide, TradeAction
 
 log = logging.getLogger(__name__)
@@ -45,9 +45,6 @@ log = logging.getLogger(__name__)
 SEED_SYMBOL = "__SEED__"
 _FULL_CLOSE_REL = 1e-9
 
-
-def _wall_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 
@@ -70,7 +67,7 @@ class PaperBroker:
         *,
         pre_send_check: PreSendCheck,
         on_fill: Callable[[OrderIntent, Fill], None] | None = None,
-        clock_ms: Callable[[], int] = _wall_ms,
+        clock_ms: Callable[[], int] = wall_ms,
     ) -> None:
         if store.mode is not Mode.PAPER:
             raise ValueError(f"PaperBroker needs a paper TradeStore, got mode {store.mode}")

@@ -145,7 +145,7 @@ def harden_permissions(path: Path) -> None:
 
 
 def open_trading_db(path: Path, timeout_secs: float = 5.0) -> sqlite3.Connection:
-    """Open (creating 0600) the trading DB through `sqlite_logger.open_db`, for explicit transactions.
+    """Open (creating 0600) the trading DB through `engine.storage.sqlite.open_db`, for explicit transactions.
 
     Autocommit mode (our code issues BEGIN IMMEDIATE / COMMIT) and synchronous=FULL: a committed
     ledger row survives a power cut, not only a crash.

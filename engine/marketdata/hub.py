@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sqlite3
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from cluster.redis_layout import Bbo, CandleKeys, Heartbeat, LayoutError, Mid, R
 from engine.config.env import env_bool, env_float
 from engine.config.shared import env_interval, env_signal_on_candle_close
 from engine.enums import CandleSource, MarketHealthReason, PriceSource
+from engine.runtime.clock import wall_ms
 from engine.storage.sqlite import open_db, read_candles
 from engine.venue import types as hl
 from strategies.candle import Candle, interval_ms
@@ -38,10 +38,6 @@ DF_COLUMNS = ("timestamp", "T", "s", "i", "Open", "High", "Low", "Close", "Volum
 _MIN_STALE_FLOOR_MS = 300_000
 _STALE_BARS = 3
 
-
-def wall_ms() -> int:
-    """Current wall-clock time in epoch milliseconds."""
-    return time.time_ns() // 1_000_000
 
 
 class HubRest(Protocol):

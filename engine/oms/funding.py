@@ -23,12 +23,12 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.storage.sqlite import open_db
+from engine.runtime.clock import wall_ms
+from engine.storage.sqlite import immediate_transaction, open_db
 from engine.venue import types as hl
 
 VENUE_FUNDING_CAP = 500  # the venue answers at most this many payments per userFunding call
@@ -56,9 +56,6 @@ CREATE TABLE IF NOT EXISTS funding_cursors (
 _COLUMNS = ("coin", "time_ms", "usdc", "szi", "funding_rate", "hash", "n_samples", "recorded_ms")
 _INSERT = f"INSERT OR IGNORE INTO funding_payments ({', '.join(_COLUMNS)}) VALUES (?,?,?,?,?,?,?,?)"
 
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,7 +91,7 @@ class FundingSyncResult:
 class FundingLedger:
     """The funding table and its cursors. Thread-safe (one connection behind a lock); `close()`."""
 
-    def __init__(self, path: str | Path, *, clock_ms: Callable[[], int] = _now_ms) -> None:
+    def __init__(self, path: str | Path, *, clock_ms: Callable[[], int] = wall_ms) -> None:
         self.path = Path(path)
         self._clock_ms = clock_ms
         self._lock = threading.RLock()
@@ -111,14 +108,8 @@ class FundingLedger:
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        with self._lock, immediate_transaction(self._conn) as conn:
+            yield conn
 
     def ingest(self, entries: Iterable[hl.UserFundingEntry]) -> FundingIngest:
         """Insert payments not seen yet (one transaction); report duplicates and changed amounts."""
@@ -193,7 +184,7 @@ class FundingSync:
         user: str,
         initial_lookback_ms: int,
         overlap_ms: int,
-        clock_ms: Callable[[], int] = _now_ms,
+        clock_ms: Callable[[], int] = wall_ms,
     ) -> None:
         self.ledger = ledger
         self.info = info

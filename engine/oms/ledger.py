@@ -1,7 +1,8 @@
 """LiveOms: the durable intent -> order -> fill ledger of live and dry_live (SQLite, WAL, 0600).
 
 The only writer of the OMS tables (schema, version and row records in `engine.oms.records`;
-a DB with another schema version is refused with OmsSchemaError). The rules it enforces:
+opening, pragmas and migrations in `engine.oms.ledger_db`: a DB with another schema version is
+refused with OmsSchemaError). The rules it enforces:
 
 * An intent, with its client order id, is committed (fsync'd WAL, `synchronous=FULL`) before the
   caller may sign or send anything. The cloid is `exchange_client.cloid_for(intent_id)`.
@@ -28,24 +29,21 @@ import contextlib
 import json
 import sqlite3
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.config.env import env_int
+from engine.oms.fill_match import match_fill
+from engine.oms.ledger_db import OmsConfig as OmsConfig  # re-exported: callers configure the ledger here
+from engine.oms.ledger_db import open_ledger_db
 from engine.oms.records import (
     _FILL_COLUMNS,
     _INSERT_FILL,
     _INTENT_COLUMNS,
     _ORDER_COLUMNS,
-    _SCHEMA,
     _SELECT_ORPHANS,
     FILL_COMPLETE_RATIO,
-    MIGRATIONS,
-    SCHEMA_VERSION,
     CreateResult,
     DenyCode,
     DenyRecord,
@@ -53,8 +51,6 @@ from engine.oms.records import (
     IngestStats,
     IntentRecord,
     LedgerFill,
-    MatchedVia,
-    OmsSchemaError,
     OrderRow,
     deny_from_row,
     fill_from_row,
@@ -71,7 +67,8 @@ from engine.oms.states import (
     next_state,
     venue_status_event,
 )
-from engine.storage.sqlite import immediate_transaction, open_db
+from engine.runtime.clock import wall_ms
+from engine.storage.sqlite import immediate_transaction
 from engine.venue import types as hl
 from engine.venue.exchange_client import (
     ExchangeAccepted,
@@ -83,35 +80,6 @@ from engine.venue.exchange_client import (
 )
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class OmsConfig:
-    """Ledger policy. `match_window_ms`: time-proximity window (+-) for fills without oid/cloid
-    match; `not_found_grace_ms`: how long after the send a cloid lookup answering "unknown" still
-    counts as possibly in flight; `synchronous_full`: fsync the WAL on every commit (survives
-    power loss, not just kill -9); `wal_autocheckpoint_pages`: safety-net threshold, normally
-    `checkpoint()` runs periodically."""
-
-    match_window_ms: int = 600_000
-    not_found_grace_ms: int = 30_000
-    synchronous_full: bool = True
-    busy_timeout_secs: float = 5.0
-    wal_autocheckpoint_pages: int = 20_000
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> OmsConfig:
-        """Read AI_QUANT_OMS_MATCH_TTL_MS and AI_QUANT_OMS_NOT_FOUND_GRACE_MS; ConfigError if invalid."""
-        return cls(
-            match_window_ms=env_int("AI_QUANT_OMS_MATCH_TTL_MS", 600_000, env, lo=0, hi=86_400_000),
-            not_found_grace_ms=env_int(
-                "AI_QUANT_OMS_NOT_FOUND_GRACE_MS", 30_000, env, lo=1_000, hi=3_600_000
-            ),
-        )
-
-
 class LiveOms:
     """The ledger. Construct with a DB path (created 0600, WAL); `close()` when done."""
 
@@ -121,41 +89,14 @@ class LiveOms:
         *,
         mode: str,
         config: OmsConfig | None = None,
-        clock_ms: Callable[[], int] = _now_ms,
+        clock_ms: Callable[[], int] = wall_ms,
     ) -> None:
         self.path = Path(path)
         self.mode = str(mode)
         self.config = config or OmsConfig()
         self._clock_ms = clock_ms
         self._lock = threading.RLock()
-        self._conn = open_db(
-            self.path, busy_timeout_secs=self.config.busy_timeout_secs, check_same_thread=False
-        )
-        self._conn.isolation_level = None  # explicit BEGIN/COMMIT
-        if self.config.synchronous_full:
-            self._conn.execute("PRAGMA synchronous=FULL")
-        # Checkpoints (which fsync the main file) run off the order path: `checkpoint()` is called by
-        # the reconciler; the large automatic threshold is only a safety net.
-        self._conn.execute(f"PRAGMA wal_autocheckpoint={int(self.config.wal_autocheckpoint_pages)}")
-        self._init_schema()
-
-    def _init_schema(self) -> None:
-        with self._tx() as conn:
-            for stmt in _SCHEMA.split(";"):
-                if stmt.strip():
-                    conn.execute(stmt)
-            conn.execute(
-                "INSERT OR IGNORE INTO oms_meta (key, value) VALUES ('schema_version', ?)",
-                (str(SCHEMA_VERSION),),
-            )
-            version = int(conn.execute("SELECT value FROM oms_meta WHERE key='schema_version'").fetchone()[0])
-            while version < SCHEMA_VERSION and version in MIGRATIONS:
-                for stmt in MIGRATIONS[version]:
-                    conn.execute(stmt)
-                version += 1
-                conn.execute("UPDATE oms_meta SET value=? WHERE key='schema_version'", (str(version),))
-        if version != SCHEMA_VERSION:
-            raise OmsSchemaError(f"{self.path}: OMS schema version {version}, code expects {SCHEMA_VERSION}")
+        self._conn = open_ledger_db(self.path, self.config)
 
     def close(self) -> None:
         with self._lock:
@@ -456,29 +397,8 @@ class LiveOms:
                     stats.orphans += 1
         return stats
 
-    def _match(self, conn: sqlite3.Connection, fill: LedgerFill) -> tuple[str, MatchedVia] | None:
-        row = conn.execute(
-            "SELECT intent_id FROM orders WHERE oid=? AND symbol=?", (fill.oid, fill.coin)
-        ).fetchone()
-        if row is not None:
-            return str(row[0]), MatchedVia.OID
-        if fill.cloid is not None:
-            row = conn.execute("SELECT intent_id FROM orders WHERE cloid=?", (fill.cloid,)).fetchone()
-            if row is not None:
-                return str(row[0]), MatchedVia.CLOID
-        window = self.config.match_window_ms
-        row = conn.execute(
-            "SELECT intent_id FROM orders WHERE symbol=? AND is_buy=? AND oid IS NULL "
-            "AND state IN ('NEW','UNKNOWN','ABANDONED') AND created_ms BETWEEN ? AND ? "
-            "ORDER BY abs(created_ms - ?) LIMIT 1",
-            (fill.coin, int(fill.is_buy), fill.time_ms - window, fill.time_ms + window, fill.time_ms),
-        ).fetchone()
-        if row is not None:
-            return str(row[0]), MatchedVia.TIME_PROXIMITY
-        return None
-
     def _link_fill(self, conn: sqlite3.Connection, fill: LedgerFill, now: int, stats: IngestStats) -> bool:
-        match = self._match(conn, fill)
+        match = match_fill(conn, fill, self.config.match_window_ms)
         if match is None:
             return False
         intent_id, via = match

@@ -38,6 +38,7 @@ from engine.config.env import env_bool, env_float, env_int
 from engine.oms.funding import FundingSync, FundingSyncResult
 from engine.oms.ledger import FillSource, LiveOms
 from engine.oms.states import IN_FLIGHT, LIVE_ON_VENUE, InvalidTransition, OmsEvent, OrderState
+from engine.runtime.clock import wall_ms
 from engine.venue import types as hl
 from engine.venue.exchange_client import ExchangeAccepted, ExchangeAmbiguous, ExchangeOutcome
 
@@ -113,9 +114,6 @@ class ReconcileReport:
         return self.verdict is ReconcileVerdict.CLEAN
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
 
 class OmsReconciler:
     def __init__(
@@ -126,7 +124,7 @@ class OmsReconciler:
         config: ReconcilerConfig,
         canceller: Canceller | None = None,
         on_mismatch: Callable[[ReconcileReport], None] | None = None,
-        clock_ms: Callable[[], int] = _now_ms,
+        clock_ms: Callable[[], int] = wall_ms,
         funding: FundingSync | None = None,
     ) -> None:
         self.oms = oms

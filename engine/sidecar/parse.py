@@ -7,9 +7,10 @@ callers log and skip it (a bad frame is never fatal).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -208,19 +209,28 @@ def parse_frame(text: str | bytes) -> Event | None:
     channel, data = msg["channel"], msg.get("data")
     if channel in _IGNORED_CHANNELS:
         return None
-    if channel == "candle":
-        symbol, interval, candle = parse_candle(data)
-        return CandleUpdate(symbol, interval, candle)
-    if channel == "allMids":
-        return _parse_mids(data)
-    if channel == "bbo":
-        return _parse_bbo(data)
-    if channel == "error":
-        return VenueError(str(data)[:500])
-    if channel in (AccountEventKind.USER_FILLS.value, AccountEventKind.ORDER_UPDATES.value):
-        kind = AccountEventKind(channel)
-        if data is None:
-            raise FrameError(f"{channel} frame without data")
-        snapshot = bool(data.get("isSnapshot")) if isinstance(data, Mapping) else False
-        return AccountUpdate(kind, data, snapshot, _account_time(kind, data))
-    return None
+    parse = _CHANNEL_PARSERS.get(channel)
+    return parse(data) if parse is not None else None
+
+
+def _parse_candle_frame(data: Any) -> CandleUpdate:
+    symbol, interval, candle = parse_candle(data)
+    return CandleUpdate(symbol, interval, candle)
+
+
+def _parse_account(kind: AccountEventKind, data: Any) -> AccountUpdate:
+    if data is None:
+        raise FrameError(f"{kind.value} frame without data")
+    snapshot = bool(data.get("isSnapshot")) if isinstance(data, Mapping) else False
+    return AccountUpdate(kind, data, snapshot, _account_time(kind, data))
+
+
+# channel -> parser of its `data`; a channel not listed here (nor ignored above) yields None.
+_CHANNEL_PARSERS: dict[str, Callable[[Any], Event]] = {
+    "candle": _parse_candle_frame,
+    "allMids": _parse_mids,
+    "bbo": _parse_bbo,
+    "error": lambda data: VenueError(str(data)[:500]),
+    **{kind.value: functools.partial(_parse_account, kind)
+       for kind in (AccountEventKind.USER_FILLS, AccountEventKind.ORDER_UPDATES)},
+}

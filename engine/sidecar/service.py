@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from cluster.redis_layout import AccountEvent, AccountEventKind, Bbo, Heartbeat, RedisLayout
 from engine.config.env import ConfigError
+from engine.runtime.clock import wall_ms
 from engine.sidecar.candles import CandleTracker, SyncRequest, TrackerOutput, VenueClock
 from engine.sidecar.parse import (
     AccountUpdate,
@@ -67,9 +68,6 @@ class SidecarRest(Protocol):
 
     def meta_and_asset_ctxs(self) -> hl.MetaAndAssetCtxs: ...
 
-
-def wall_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(slots=True)

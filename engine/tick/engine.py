@@ -53,6 +53,7 @@ from engine.tick.entry_gates import (
 from engine.tick.protections import Protections
 from engine.tick.regime import RegimeView
 from engine.tick.sdk_primary import SdkPrimaryStep, entry_config, record_atr
+from engine.tick.shadow import ShadowFleet
 from engine.tick.shard_reader import ShardReader, candidate_of, exit_snapshot
 from engine.tick.strategy_manager import AlertSink, StrategyManager
 from engine.tick.types import (
@@ -106,6 +107,7 @@ class UnifiedEngine:
         recorded_ms: Callable[[], int] = wall_ms,
         protections: Protections | None = None,
         blind: BlindWatch | None = None,
+        shadows: ShadowFleet | None = None,
     ) -> None:
         self._strategy = strategy
         self._market = market
@@ -130,7 +132,13 @@ class UnifiedEngine:
         self._regime = RegimeView()  # this tick's market regime (engine.tick.regime)
         self._blind = blind or BlindWatch(alerts)  # engine.tick.blind: says so when nothing can be decided
         self._sdk = SdkPrimaryStep(alerts)  # engine.tick.sdk_primary: exits/faults of SDK primaries
+        self._shadows = shadows  # engine.tick.shadow: paper books of the shadow variants, never an order
         self._restore_entry_keys()
+
+    @property
+    def shard_answers(self) -> dict[str, int]:
+        """How the shards answered in the last tick: record status -> count (`last_tick` file)."""
+        return {status.value: n for status, n in self._shards.answers.items()}
 
     def _restore_entry_keys(self) -> None:
         since = self._market.venue_now_ms() - _ENTRY_KEY_LOOKBACK_MS
@@ -171,6 +179,8 @@ class UnifiedEngine:
             self._entries(decisions, watch, quotes, now, counts)
         t_entries = time.perf_counter()
         self._accrue_funding(quotes, now, counts)
+        if self._shadows is not None:
+            self._shadow_tick(self._shadows, decisions, quotes, now, counts, entries=blind is None)
         if counts.events:
             self._events.record_many(counts.events)
         finished = time.perf_counter()
@@ -551,6 +561,17 @@ class UnifiedEngine:
         except ValueError:
             reason = ExitReason.STOP_LOSS  # unknown reason: apply the cooldown (conservative)
         return LastClose(side=fill.position_side, time_ms=fill.event_ms, reason=reason)
+
+    def _shadow_tick(self, fleet: ShadowFleet, decisions: Mapping[str, ShardDecision],
+                     quotes: Mapping[str, PriceQuote], now: int, counts: TickCounts,
+                     *, entries: bool) -> None:  # fmt: skip
+        polled = self._last_funding_poll_ms == now  # set by _accrue_funding when funding is on and due
+        rates = self._last_rates if polled else None  # funding on the paper broker's ticks, its rates
+        try:  # the fleet holds no broker: nothing here can send an order; its failure is only counted
+            fleet.on_tick(decisions, quotes, now, funding_rates=rates, entries=entries)
+        except Exception:
+            counts.errors += 1
+            log.exception("shadow fleet error mode=%s tick=%d", self._broker.mode, self._tick_id)
 
     # ------------------------------------------------------------------ funding
     def _funding_rate(self, symbol: str) -> float:

@@ -7,6 +7,9 @@ base strategy YAML (promoted values win), written atomically next to the base fi
 points its StrategyManager at it. No promoted file, an empty one, or an unreadable one is a clear
 fallback to the base YAML (logged, and reported in the result), never a crash. An unknown role
 is a configuration error.
+
+`promote_variant` writes a shadow variant (issue 11) as such a promoted file, so promoting a
+variant is the same path as promoting a research config.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -26,6 +30,8 @@ from engine.config.env import ConfigError, env_int, env_opt_str, env_str
 from engine.config.shared import env_strategy_yaml
 from strategies.config import deep_merge
 from strategies.enums import StrategyMode
+from strategies.sdk.errors import StrategyConfigError
+from strategies.sdk.variants import Variant, expand_grid
 
 log = logging.getLogger(__name__)
 
@@ -115,13 +121,18 @@ def _write_atomic(path: Path, text: str) -> None:
         raise
 
 
+def artifacts_dir(env: Mapping[str, str]) -> Path:
+    """AI_QUANT_ARTIFACTS_DIR (default `artifacts`): where promoted configs are written and found."""
+    return Path(env_str("AI_QUANT_ARTIFACTS_DIR", "artifacts", env))
+
+
 def apply_promoted_config(env: Mapping[str, str]) -> PromotedConfig:
     """Decide which strategy YAML the daemon loads, merging the promoted overlay when there is one."""
     base, _named = env_strategy_yaml(env)
     role = parse_role(env)
     if role is None:
         return PromotedConfig(None, base, None, False, "no promoted role")
-    artifacts = Path(env_str("AI_QUANT_ARTIFACTS_DIR", "artifacts", env))
+    artifacts = artifacts_dir(env)
     source = find_promoted_config(
         artifacts,
         role,
@@ -149,3 +160,80 @@ def apply_promoted_config(env: Mapping[str, str]) -> PromotedConfig:
     _write_atomic(target, header + yaml.safe_dump(merged, sort_keys=True))
     log.info("promoted config applied role=%s source=%s written=%s", role, source, target)
     return PromotedConfig(role, target, source, False, "promoted")
+
+
+# ---------------------------------------------------------------------------- promoting a shadow variant
+
+
+@dataclass(frozen=True, slots=True)
+class VariantPromotion:
+    """A shadow variant written as the promoted primary: where, and what."""
+
+    variant: str
+    strategy: str
+    params: Mapping[str, object]
+    path: Path
+    role: StrategyMode
+
+
+def _shadow_variants(doc: Mapping[str, object], source: Path) -> list[Variant]:
+    """The base YAML's `strategies.shadows` entries, grids expanded (strategies.sdk.variants)."""
+    block = doc.get("strategies")
+    shadows = block.get("shadows", []) if isinstance(block, Mapping) else []
+    if not isinstance(shadows, list):
+        raise ConfigError(f"{source}: strategies.shadows must be a list")
+    out: list[Variant] = []
+    for entry in shadows:
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
+            raise ConfigError(f"{source}: every strategies.shadows entry needs a name")
+        strategy, params = entry.get("strategy"), entry.get("params") or {}
+        if not isinstance(strategy, str) or not isinstance(params, Mapping):
+            raise ConfigError(f"{source}: shadow {entry['name']!r} needs a strategy ref and a params mapping")
+        try:
+            out += expand_grid(entry["name"], strategy, entry.get("grid") or {}, base_overrides=params)
+        except StrategyConfigError as e:
+            raise ConfigError(f"{source}: shadow {entry['name']!r}: {e}") from None
+    return out
+
+
+def promote_variant(
+    strategy_yaml: Path,
+    variant: str,
+    artifacts_dir: Path,
+    *,
+    role: StrategyMode = StrategyMode.PRIMARY,
+    now: datetime | None = None,
+) -> VariantPromotion:
+    """Write shadow `variant` of `strategy_yaml` as the promoted `role` config; return where.
+
+    The file is `<artifacts>/<date>/run_<UTC stamp>_shadow/promoted_configs/<role>.yaml`, the newest
+    one `apply_promoted_config` finds, holding `strategies: {primary: <ref>, params: {<ref>:
+    <overrides>}}`: merged over the base it makes the variant's strategy the global primary with its
+    overrides over the base's global params for that ref (exactly the variant's own layers; a
+    `strategies.symbols.<SYM>` primary or params still apply on top, as for any primary). It takes
+    effect on the next start with `AI_QUANT_PROMOTED_ROLE=<role>`. Raises ConfigError (exit 2) for
+    an unreadable base, an unknown variant or a role outside PROMOTED_ROLES.
+    """
+    if role not in PROMOTED_ROLES:
+        valid = ", ".join(r.value for r in PROMOTED_ROLES)
+        raise ConfigError(f"cannot promote to role {role.value!r}; expected one of: {valid}")
+    try:
+        doc = _read_mapping(strategy_yaml)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise ConfigError(f"strategy YAML {strategy_yaml} unreadable: {exc}") from None
+    found = {v.name: v for v in _shadow_variants(doc, strategy_yaml)}
+    if variant not in found:
+        known = ", ".join(sorted(found)) or "none"
+        raise ConfigError(f"no shadow variant {variant!r} in {strategy_yaml} (known: {known})")
+    chosen = found[variant]
+    stamp = (now or datetime.now(UTC)).astimezone(UTC)
+    target = (artifacts_dir / stamp.strftime("%Y-%m-%d") / f"run_{stamp.strftime('%Y%m%dT%H%M%SZ')}_shadow"
+              / "promoted_configs" / f"{role.value}.yaml")  # fmt: skip
+    params = dict(chosen.overrides)
+    body = {"strategies": {"primary": chosen.strategy, "params": {chosen.strategy: params}}}
+    header = (f"# Promoted shadow variant {variant!r} ({chosen.strategy}) from {strategy_yaml} by "
+              f"engine.shadow_report --promote at {stamp.isoformat()}.\n")  # fmt: skip
+    _write_atomic(target, header + yaml.safe_dump(body, sort_keys=True))
+    log.info("promoted shadow variant=%s strategy=%s role=%s written=%s",
+             variant, chosen.strategy, role.value, target)  # fmt: skip
+    return VariantPromotion(variant, chosen.strategy, params, target, role)

@@ -17,7 +17,6 @@ import hashlib
 import json
 import logging
 import stat
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ import yaml
 
 from cluster.shard_core import ConfigSource
 from engine.enums import AlertKind, Mode, ReloadOutcome
+from engine.runtime.clock import wall_ms
 from strategies.config import (
     LiveDefaults,
     StrategyConfig,
@@ -86,7 +86,7 @@ class StrategyManager:
         live_defaults: LiveDefaults | None = None,
         alerts: AlertSink | None = None,
         interval: str | None = None,
-        clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        clock_ms: Callable[[], int] = wall_ms,
     ) -> None:
         """Load the file (missing = code defaults); raise StrategyConfigError if it is bad.
 

@@ -8,7 +8,6 @@ and positions into the strategy's and the decision log's terms.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -18,6 +17,7 @@ from engine.enums import DecisionPhase, DecisionStatus, GateCode, ReloadOutcome
 from engine.execution.broker import OrderResult, Position
 from engine.execution.fill_model import MarketQuote
 from engine.marketdata.hub import KeysSnapshot, PriceQuote
+from engine.runtime.clock import wall_ms as wall_ms  # re-exported: the tick's default clock
 from engine.tick.decision_log import DecisionEvent
 from strategies.enums import Confidence, TradeAction
 from strategies.exits import PositionState
@@ -139,9 +139,6 @@ class TickCounts:
     entries: int = 0
     events: list[DecisionEvent] = field(default_factory=list)
 
-
-def wall_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def position_state(position: Position) -> PositionState:

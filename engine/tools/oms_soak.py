@@ -29,9 +29,9 @@ from engine.enums import Mode, RoundDirection
 from engine.execution.broker import OrderIntent
 from engine.execution.gates import ENV_LIVE_CONFIRM, ENV_LIVE_ENABLE, LIVE_CONFIRM_PHRASE
 from engine.execution.live_broker import LiveBrokerConfig, VenueBrokerParts, build_venue_broker
+from engine.execution.verdicts import ALLOW
 from engine.oms.ledger import LiveOms, OmsConfig
 from engine.oms.reconciler import OmsReconciler, ReconcilerConfig, ReconcileReport
-from engine.risk.verdicts import ALLOW
 from engine.venue.exchange_client import SigningKey, round_size
 from engine.venue.info_client import RetryPolicy
 from engine.venue.rate_budget import RateBudget

@@ -33,7 +33,7 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +51,7 @@ from engine.tick.decision_log import EventLogger
 from engine.tick.engine import UnifiedEngine
 from engine.tick.strategy_manager import StrategyManager
 from engine.tick.types import EngineOptions
+from engine.tools.progress import Progress
 from strategies.candle import Candle, interval_ms
 from strategies.config import StrategyConfigError
 
@@ -151,8 +152,12 @@ def run_replay(
     db_path: Path,
     opts: ReplayOptions,
     env: Mapping[str, str] | None = None,
+    progress: Callable[[int, int], None] = lambda _done, _total: None,
 ) -> dict[str, object]:
-    """Replay the candles through the engine; return the summary (the ledger stays in db_path)."""
+    """Replay the candles through the engine; return the summary (the ledger stays in db_path).
+
+    `progress(done, total)` is called once per bar (e.g. `engine.tools.progress.Progress.update`).
+    """
     settings = DaemonSettings.from_env(os.environ if env is None else env)
     strategy = StrategyManager(yaml_path, run_mode=Mode.PAPER, strategy_mode=settings.strategy_mode,
                                interval=opts.interval)  # fmt: skip
@@ -194,6 +199,7 @@ def run_replay(
     warm = min(opts.warmup, len(times))
     ticks = 0
     for i, t in enumerate(times):
+        progress(i + 1, len(times))
         bar = by_t[t]
         for symbol, candle in bar.items():
             shard_store.add_closed(symbol, [candle])
@@ -330,7 +336,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             db = args.db or Path(tmp) / "replay_paper.db"
             if args.strategy is not None:
                 yaml_path = with_primary(yaml_path, args.strategy, Path(tmp))
-            summary = run_replay(candles, yaml_path, db, opts)
+            with Progress("replay bars", 0) as bar:
+                summary = run_replay(candles, yaml_path, db, opts, progress=bar.update)
     except (ConfigError, StrategyConfigError) as exc:
         print(f"engine.tools.replay: configuration error: {exc}", file=sys.stderr)
         return 2

@@ -22,7 +22,6 @@ import logging
 import math
 import re
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
@@ -45,6 +44,7 @@ from engine.enums import (
     Tif,
     VenueRejectReason,
 )
+from engine.runtime.clock import wall_ms
 from engine.venue import types as hl
 from engine.venue.rate_budget import RateBudget, RateBudgetExhausted, exchange_weight
 
@@ -202,15 +202,12 @@ class SigningKey:
 # --- signing ------------------------------------------------------------------------------------
 
 
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
 
 class NonceSource:
     """Strictly increasing nonces: the wall clock in ms, bumped by one when it does not advance
     (same millisecond, or a clock step backwards). Thread-safe."""
 
-    def __init__(self, clock_ms: Callable[[], int] = now_ms) -> None:
+    def __init__(self, clock_ms: Callable[[], int] = wall_ms) -> None:
         self._clock_ms = clock_ms
         self._last = 0
         self._lock = threading.Lock()

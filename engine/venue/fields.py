@@ -1,9 +1,10 @@
-"""Field readers shared by the `engine.hl_*` parsers: strict, and every failure names its field.
+"""Field readers shared by the venue parsers: strict, and every failure names its field.
 
 Each reader takes the object being read, the key and a `_Ctx` (request name plus JSON-path-like
 field), and raises `ParseError` naming both on a missing key, a wrong type, NaN or infinity, a
 sign the field cannot have or an unknown enum value. The names keep their leading underscore:
-they are internal to the `engine.hl_*` parser modules, not an API for the rest of the engine.
+they are internal to the parser modules (`engine.venue.{account,market,exchange_parse}`), not an
+API for the rest of the engine.
 """
 
 from __future__ import annotations

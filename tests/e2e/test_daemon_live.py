@@ -21,10 +21,10 @@ from engine.enums import ExecutionStatus, Mode, RoundDirection
 from engine.execution.broker import OrderIntent
 from engine.execution.gates import ENV_LIVE_CONFIRM, ENV_LIVE_ENABLE, LIVE_CONFIRM_PHRASE, live_gate
 from engine.execution.live_broker import LiveBrokerConfig, build_venue_broker
+from engine.execution.verdicts import ALLOW
 from engine.oms.funding import FundingLedger
 from engine.oms.ledger import LiveOms, OmsConfig
-from engine.risk.manager import utc_day
-from engine.risk.verdicts import ALLOW
+from engine.risk.check import utc_day
 from engine.venue.exchange_client import SigningKey, round_size
 from strategies.enums import EntryKind, PositionSide, TradeAction
 from tests.e2e.test_daemon_paper import Daemon, db_rows

@@ -8,7 +8,6 @@ persisted in paper's trading DB and survives a restart without the file.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import subprocess
 import sys
@@ -24,11 +23,11 @@ ENTRY_KINDS = (LedgerKind.OPEN.value, LedgerKind.ADD.value)
 
 
 def risk_denied_entries(db: Path, reason: str) -> list[tuple]:
-    rows = db_rows(
-        db, "SELECT symbol, context_json FROM decision_events WHERE event_type=?",
-        (DecisionEventType.ENTRY_SIGNAL.value,),
+    """Entry decisions the risk manager refused, keyed on its RiskReason (the decision's reason_code)."""
+    return db_rows(
+        db, "SELECT symbol, reason_code FROM decision_events WHERE event_type=? AND reason_code=?",
+        (DecisionEventType.ENTRY_SIGNAL.value, reason),
     )  # fmt: skip
-    return [r for r in rows if json.loads(r[1]).get("broker_reason") == reason]
 
 
 def state_changes(db: Path) -> list[tuple]:

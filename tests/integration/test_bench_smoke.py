@@ -32,8 +32,9 @@ BENCH_ARGS: dict[str, list[str]] = {
     "ingest": ["--symbols", "20", "--rounds", "2", "--baseline-rounds", "1"],
     "oms": ["--writes", "60"],
     "universe": ["--symbols", "3", "--bars", "40"],
+    "shadow": ["--variants", "4", "--ticks", "20", "--warm-bars", "60", "--json"],
 }
-LANES = (("scale",), ("tick",), ("soak_crash", "indicators", "ingest", "oms", "universe"))
+LANES = (("scale",), ("tick",), ("soak_crash", "indicators", "ingest", "oms", "universe", "shadow"))
 
 
 def _run(name: str) -> subprocess.CompletedProcess[str]:
@@ -148,3 +149,14 @@ def test_bench_scale(bench_runs: dict[str, Future[subprocess.CompletedProcess[st
     assert sorted(shards["alive"]) == ["aiq-shard-0", "aiq-shard-1"] and shards["distinct_nodes"] == 2
     assert out["dashboard_all_shards_alive_every_run"] is True
     assert set(out["summary"]) == {"2_nodes"} and out["ratio_2_nodes_vs_1_node"] is None
+
+
+def test_bench_shadow(bench_runs: dict[str, Future[subprocess.CompletedProcess[str]]]) -> None:
+    out = _output(bench_runs, "shadow")
+    assert (out["symbols"], out["variants"], out["ticks"]) == (7, 4, 20)
+    assert out["primary_ledger_identical"] is True  # the shadows never touch the primary's ledger
+    rows = out["shadow_rows"]
+    assert rows["OPEN"] > 0 and rows["OPEN"] - rows.get("CLOSE", 0) == out["shadow_open_positions"]
+    for key in ("base_tick_ms", "shadow_tick_ms", "variant_eval_ms", "fleet_ms"):
+        stats = out[key]
+        assert 0 < stats["p50"] <= stats["p90"] <= stats["max"], key

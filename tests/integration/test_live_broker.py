@@ -22,10 +22,10 @@ from engine.execution.live_broker import (
     VenueBrokerParts,
     build_venue_broker,
 )
+from engine.execution.verdicts import ALLOW, Deny, RiskVerdict
 from engine.oms.ledger import LiveOms, OmsConfig
 from engine.oms.reconciler import FILLS_CURSOR, OmsReconciler, ReconcilerConfig, ReconcileVerdict
 from engine.oms.states import OrderState
-from engine.risk.verdicts import ALLOW, Deny, RiskVerdict
 from engine.venue.exchange_client import SigningKey, round_size
 from engine.venue.info_client import RetryPolicy
 from engine.venue.rate_budget import RateBudget

@@ -27,8 +27,8 @@ from engine.execution.broker import OrderIntent, OrderResult
 from engine.execution.fill_model import HOUR_MS, FillModelParams
 from engine.execution.paper_broker import PaperBroker, allow_all
 from engine.execution.trade_store import TradeStore
+from engine.execution.verdicts import Deny
 from engine.marketdata.hub import KeysSnapshot, PriceQuote
-from engine.risk.verdicts import Deny
 from engine.tick.decision_log import EventLogger
 from engine.tick.engine import UnifiedEngine
 from engine.tick.strategy_manager import StrategyManager

@@ -1,4 +1,4 @@
-"""engine.risk.manager.check: every RiskReason denies with its code; exits and cancels pass where they should.
+"""engine.risk.check.check: every RiskReason denies with its code; exits and cancels pass where they should.
 
 CASES is keyed by RiskReason and the tests are parametrized over the enum, so a new reason code
 without an example here fails the suite.
@@ -7,7 +7,6 @@ without an example here fails the suite.
 from __future__ import annotations
 
 import math
-import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
@@ -15,22 +14,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.enums import DecisionStatus, Mode, OrderSide, RiskReason, TradingState
+from engine.enums import Mode, OrderSide, RiskReason, TradingState
 from engine.execution.broker import AccountSnapshot, OrderIntent, Position
-from engine.risk.limits import RiskLimits
-from engine.risk.manager import (
-    ALLOW,
-    Allow,
-    Deny,
+from engine.execution.verdicts import ALLOW, FAIL_CLOSED_REASONS, Allow, Deny, check_failed
+from engine.risk.check import (
     RiskSnapshot,
     check,
     check_cancel,
-    deny_event_fields,
     drawdown_pct,
     slippage_bps,
 )
-from engine.risk.verdicts import FAIL_CLOSED_REASONS, check_failed
-from engine.tick.decision_log import EventLogger
+from engine.risk.limits import RiskLimits
 from strategies.enums import EntryKind, ExitReason, PositionSide, TradeAction
 
 NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -257,21 +251,6 @@ def test_check_gross_leverage_cap() -> None:
 def test_check_stale_marks_block_entries() -> None:
     denied = check(ENTRY, _account(stale=True), {}, RiskLimits(), RiskSnapshot(), NOW)
     assert isinstance(denied, Deny) and denied.reason is RiskReason.ACCOUNT_INVALID
-
-
-def test_deny_event_fields_record_a_decision_event() -> None:
-    conn = sqlite3.connect(":memory:")
-    logger = EventLogger(conn, Mode.LIVE)
-    case = CASES[RiskReason.MAX_POSITIONS]
-    verdict = _run(case, case.intent)
-    assert isinstance(verdict, Deny)
-    logger.record(logger.new_event(**deny_event_fields(verdict, ENTRY, recorded_ms=NOW + 5)))
-    (event,) = logger.events()
-    assert event.reason_code == "max_positions"
-    assert event.status is DecisionStatus.BLOCKED
-    assert event.failed_gates == ("max_positions",)
-    assert event.context["risk"] == {"open": 1, "limit": 1}
-    assert (event.event_ms, event.recorded_ms) == (NOW, NOW + 5)
 
 
 _STATES: Callable[[], st.SearchStrategy[RiskSnapshot]] = lambda: st.builds(  # noqa: E731

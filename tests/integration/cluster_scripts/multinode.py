@@ -32,6 +32,17 @@ def _record(r: Any) -> list[Any]:
     return [r.status.value, r.signal.value, r.confidence.value, r.score, r.t, r.history_gap]
 
 
+def _compare(k: int, symbols: list[str], got: Any, want: Any, shard_of: Any,
+             mismatches: list[Any], fail_closed: list[Any]) -> None:
+    """File every symbol whose pool record differs from the reference (fail-closed or a real mismatch)."""
+    for s in symbols:
+        g, w = _record(got.decisions[s]), _record(want.decisions[s])
+        if g == w:
+            continue
+        entry = [k, s, shard_of(s), g, w]
+        (fail_closed if g[0] != "ok" else mismatches).append(entry)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--redis-url", required=True)
@@ -118,12 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                     t_kill = time.monotonic()
                 got = pool.evaluate(batch)
                 want = reference.evaluate(batch)
-                for s in symbols:
-                    g, w = _record(got.decisions[s]), _record(want.decisions[s])
-                    if g == w:
-                        continue
-                    entry = [k, s, pool.shard_of(s), g, w]
-                    (fail_closed if g[0] != "ok" else mismatches).append(entry)
+                _compare(k, symbols, got, want, pool.shard_of, mismatches, fail_closed)
                 if k == args.kill_at:
                     out["kill_tick_alerts"] = [a.fault.value for a in got.alerts]
                     after = wait_health(lambda h, v=victim_node: h.healthy and v not in h.node_of.values())
