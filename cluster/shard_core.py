@@ -262,29 +262,7 @@ class ShardCore:
             log.warning("shard %d: cannot load %d checkpoints (%s); will retry", self.index, len(names), exc)
             return False
         for symbol in symbols:
-            try:
-                cfg = self._resolve(symbol)
-            except Exception:  # a bad per-symbol config costs that symbol only (STRATEGY_ERROR)
-                log.exception("shard %d symbol %s: config does not resolve", self.index, symbol)
-                continue
-            state = saved.get(symbol)
-            try:
-                sdk = SdkRows.build(self._plan, symbol, cfg)
-            except Exception:  # a strategy that does not build costs that symbol only (STRATEGY_ERROR)
-                log.exception("shard %d symbol %s: strategies do not build", self.index, symbol)
-                continue
-            restored = _SymbolState.restore(cfg, state, sdk) if state is not None else None
-            if state is not None and restored is None:
-                self.rehydrated["stale_checkpoint"] += 1
-            if restored is not None:
-                self.rehydrated["checkpoint"] += 1
-                restored.phase = _stagger(symbol, self._settings.checkpoint_every)
-                restored.ckpt_bars = restored.bars
-            elif state is not None and sdk is not None:  # restore() may have filled some SDK states
-                sdk = SdkRows.build(self._plan, symbol, cfg)
-            self._states[symbol] = restored or _SymbolState(
-                cfg, _stagger(symbol, self._settings.checkpoint_every), sdk
-            )
+            self._restore_symbol(symbol, saved.get(symbol))
         if with_anchor:
             self._anchor_restored = True
         if with_anchor and self.anchor_name in saved:
@@ -295,6 +273,30 @@ class ShardCore:
         self._metrics.rehydrates(self.index, "checkpoint", sum(1 for s in symbols if s in saved))
         self._metrics.symbols(self.index, len(self._states))
         return True
+
+    def _restore_symbol(self, symbol: str, state: Mapping[str, Any] | None) -> None:
+        """Hold `symbol`'s state: its checkpoint if it fits the config and strategies, else a fresh one.
+
+        A config or a strategy that does not build costs that symbol only (no state: STRATEGY_ERROR).
+        """
+        try:
+            cfg = self._resolve(symbol)
+            sdk = SdkRows.build(self._plan, symbol, cfg)
+        except Exception:
+            log.exception("shard %d symbol %s: config or strategies do not build", self.index, symbol)
+            return
+        phase = _stagger(symbol, self._settings.checkpoint_every)
+        restored = _SymbolState.restore(cfg, state, sdk) if state is not None else None
+        if restored is not None:
+            self.rehydrated["checkpoint"] += 1
+            restored.phase, restored.ckpt_bars = phase, restored.bars
+            self._states[symbol] = restored
+            return
+        if state is not None:
+            self.rehydrated["stale_checkpoint"] += 1
+            if sdk is not None:  # a partly restored SDK state is never reused
+                sdk = SdkRows.build(self._plan, symbol, cfg)
+        self._states[symbol] = _SymbolState(cfg, phase, sdk)
 
     def checkpoint(self, symbols: Iterable[str] | None = None) -> int:
         """Write the checkpoints of `symbols` (default: all) and the anchor now; return how many.

@@ -131,7 +131,7 @@ class UnifiedEngine:
         self._hooks = EngineHooks(options.heartbeat_secs)
         self._regime = RegimeView()  # this tick's market regime (engine.tick.regime)
         self._blind = blind or BlindWatch(alerts)  # engine.tick.blind: says so when nothing can be decided
-        self._sdk = SdkPrimaryStep(alerts)  # engine.tick.sdk_primary: exits/faults of SDK primaries
+        self._sdk = SdkPrimaryStep(lambda: strategy.overrides.plan, alerts)  # exits/faults of SDK primaries
         self._shadows = shadows  # engine.tick.shadow: paper books of the shadow variants, never an order
         self._restore_entry_keys()
 
@@ -252,8 +252,7 @@ class UnifiedEngine:
         cfg = self._strategy.config(symbol)
         snapshot = exit_snapshot(self._shards.features(symbol), self._funding_rate(symbol))
         last_close = self._trades.last_close(symbol)
-        plan = self._strategy.overrides.plan
-        sdk_exit = self._sdk.exit_decision(plan, symbol, cfg, position, quote.price, decision)
+        sdk_exit = self._sdk.exit_decision(symbol, cfg, position, quote.price, decision)
         exit_decision = sdk_exit if sdk_exit is not None else check_exit(
             position_state(position),
             quote.price,
@@ -376,8 +375,7 @@ class UnifiedEngine:
         counts: TickCounts,
     ) -> None:
         symbol = candidate.symbol
-        cfg = self._strategy.config(symbol)
-        cfg = cfg if record.primary is None else entry_config(cfg)  # SDK primary: no mei-only filters
+        cfg = entry_config(self._strategy.config(symbol), sdk=record.primary is not None)
         position = self._broker.positions().get(symbol)
         side = side_for(candidate.signal)
         if position is not None and position.side is not side:
@@ -425,8 +423,7 @@ class UnifiedEngine:
     ) -> tuple[GateCheck, EntrySizing | None]:
         snap = candidate.snapshot
         features = record.features
-        adx = math.nan if features is None else features.adx
-        atr = record_atr(record)
+        adx, atr = (math.nan if features is None else features.adx), record_atr(record)
         decimals = self._sz_decimals(candidate.symbol)
         if position is None:
             sizing = compute_entry_sizing(

@@ -44,8 +44,10 @@ log = logging.getLogger(__name__)
 _OPPOSITE = {PositionSide.LONG: Signal.SELL, PositionSide.SHORT: Signal.BUY}
 
 
-def entry_config(cfg: StrategyConfig) -> StrategyConfig:
-    """`cfg` with mei_alpha_v1's indicator-based entry filters (SSF, REEF) off, for an SDK primary."""
+def entry_config(cfg: StrategyConfig, *, sdk: bool) -> StrategyConfig:
+    """`cfg` for an entry: for an SDK primary (`sdk`), mei_alpha_v1's indicator filters (SSF, REEF) off."""
+    if not sdk:
+        return cfg
     trade = dataclasses.replace(cfg.trade, enable_ssf_filter=False, enable_reef_filter=False)
     return dataclasses.replace(cfg, trade=trade)
 
@@ -65,7 +67,9 @@ def _close(reason: ExitReason, position: Position, held: ExitDecision) -> ExitDe
 class SdkPrimaryStep:
     """Per-engine state of the SDK primaries: exit rules by (plan, symbol) and the faults alerted."""
 
-    def __init__(self, alerts: AlertSink | None = None) -> None:
+    def __init__(self, plan: Callable[[], StrategyPlan], alerts: AlertSink | None = None) -> None:
+        """`plan()` returns the strategy plan now in force (a hot reload swaps it)."""
+        self._current_plan = plan
         self._alerts = alerts
         self._plan: StrategyPlan | None = None
         self._rules: dict[str, ExitRules | None] = {}
@@ -79,10 +83,10 @@ class SdkPrimaryStep:
             self._rules[symbol] = plan.primary_rules(symbol, cfg) if plan.sdk_primary(symbol) else None
         return self._rules[symbol]
 
-    def exit_decision(self, plan: StrategyPlan, symbol: str, cfg: StrategyConfig, position: Position,
-                      price: float, decision: ShardDecision | None) -> ExitDecision | None:
+    def exit_decision(self, symbol: str, cfg: StrategyConfig, position: Position, price: float,
+                      decision: ShardDecision | None) -> ExitDecision | None:
         """The exit of an SDK primary's position at `price`; None when mei_alpha_v1 trades the symbol."""
-        rules = self.rules(plan, symbol, cfg)
+        rules = self.rules(self._current_plan(), symbol, cfg)
         if rules is None:
             return None
         held = check_rules_exit(rules, position_state(position), price)
