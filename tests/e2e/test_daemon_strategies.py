@@ -1,4 +1,5 @@
-"""The paper daemon trading SDK strategies chosen in the YAML's `strategies:` block (issue 11).
+"""The paper daemon trading SDK strategies chosen in the YAML's `strategies:` block (issue 11), with a
+shadow variant trading its own paper book from the shards' variant records.
 
 The user strategy is the README's example (`tests/data/user_strategy/my_strategies/ema_cross.py`,
 outside the package, on PYTHONPATH as a user would put it). One symbol's primary is a strategy
@@ -38,6 +39,8 @@ strategies:
   symbols:
     ETH:
       primary: my_strategies.broken:Faulty
+  shadows:
+    - {{name: dc, strategy: donchian_breakout, params: {{channel_bars: 5, min_volume_ratio: 0}}}}
 """
 
 
@@ -74,6 +77,10 @@ def _fault_rows(db: Path) -> list[tuple]:
                    ("strategy_fault:exception",))
 
 
+def _shadow_opens(db: Path) -> list[tuple]:
+    return db_rows(db, "SELECT variant FROM shadow_trades WHERE kind=?", (LedgerKind.OPEN.value,))
+
+
 def _sdk_opens(db: Path) -> list[tuple]:
     return db_rows(db, "SELECT symbol, reason FROM trades WHERE kind=?", (LedgerKind.OPEN.value,))
 
@@ -83,8 +90,8 @@ def test_paper_daemon_trades_a_user_strategy_and_survives_a_broken_one(tmp_path,
     env = _env(tmp_path, YAML)
     db = tmp_path / "state" / "trading_paper.db"
     daemon = daemons(env, "sdk")
-    daemon.wait_for(lambda: len(_fault_rows(db)) >= 2 and len(_sdk_opens(db)) >= 2, timeout=150,
-                    label="two user-strategy entries and two fault events")
+    daemon.wait_for(lambda: len(_fault_rows(db)) >= 2 and len(_sdk_opens(db)) >= 2 and _shadow_opens(db),
+                    timeout=150, label="two user-strategy entries, two fault events, a shadow entry")
     assert daemon.proc.poll() is None  # still running
     assert daemon.terminate() == 0
     opens = _sdk_opens(db)
@@ -93,6 +100,9 @@ def test_paper_daemon_trades_a_user_strategy_and_survives_a_broken_one(tmp_path,
     faults = _fault_rows(db)
     assert {s for s, _ in faults} == {"ETH"}
     assert "ZeroDivisionError: user bug" in faults[0][1]
+    # the shadow variant traded its own paper book from the shards' variant records, never `trades`
+    shadow = db_rows(db, "SELECT DISTINCT variant FROM shadow_trades WHERE kind=?", (LedgerKind.OPEN.value,))
+    assert shadow == [("dc",)]
     text = daemon.text()
     assert text.count("strategy fault strategy=my_strategies.broken:Faulty symbol=ETH") == 1  # alerted once
     assert_cash_identity_and_events(db).close()
@@ -105,8 +115,8 @@ def test_paper_daemon_with_ray_shards_trades_the_user_strategy(tmp_path, daemons
     db = tmp_path / "state" / "trading_paper.db"
     daemon = daemons(env, "sdk-ray")
     daemon.wait_log(r"engine started mode=paper .* executor=ray", timeout=120)
-    daemon.wait_for(lambda: len(_sdk_opens(db)) >= 2 and _fault_rows(db), timeout=150,
-                    label="user-strategy entries and a fault event through Ray")
+    daemon.wait_for(lambda: len(_sdk_opens(db)) >= 2 and _fault_rows(db) and _shadow_opens(db), timeout=150,
+                    label="user-strategy entries, a fault event and a shadow entry through Ray")
     assert daemon.terminate() == 0
     assert kind_count(db, LedgerKind.OPEN) >= 2 and "ETH" not in {s for s, _ in _sdk_opens(db)}
     assert_cash_identity_and_events(db).close()
