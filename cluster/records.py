@@ -43,23 +43,26 @@ class ShardFault(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class VariantDecision:
-    """One shadow variant's decision on the symbol's bar (issue 11, the live shadow fleet).
+    """One SDK strategy's decision on the closed candle of one symbol (a shadow variant or the SDK primary).
 
-    `exit_long` / `exit_short`: the strategy's `indicator_exit` for that side is not None on this
-    bar; `entry_atr` is `strategies.sdk.exits.entry_atr(rules, row)` of the decided bar (NaN when
-    none). A faulted variant carries NEUTRAL and the fault text; the fleet skips it.
+    Carries everything the driver needs to open, rank and exit without indicator rows: the
+    decided bar's close, the entry ATR (`strategies.sdk.exits.entry_atr(rules, row)`, NaN when
+    the row has none) and whether the strategy's indicator exit fires for a LONG / SHORT on this
+    bar. `fault` is the `FaultKind` value when the strategy failed on this symbol/bar (then the
+    signal is NEUTRAL and the exit flags False).
     """
 
-    variant: str  # the shadow's name from the YAML (expanded grid names included)
-    strategy: str  # registry ref
+    variant: str  # the shadow's name from the YAML (expanded grid names included); the ref for a primary
+    strategy: str  # registry ref, e.g. "donchian_breakout" or "pkg.mod:Cls"
     signal: Signal  # NEUTRAL when faulted
     confidence: Confidence
     score: float
     close: float  # the decided bar's close
-    entry_atr: float
-    exit_long: bool
-    exit_short: bool
-    fault: str | None = None
+    entry_atr: float  # strategies.sdk.exits.entry_atr(rules, row) of the decided bar (NaN if none)
+    exit_long: bool  # strategy.indicator_exit(LONG, rows) is not None on this bar
+    exit_short: bool  # same for SHORT
+    fault: str | None = None  # StrategyFault kind when the strategy failed on this symbol/bar
+    detail: str = ""  # the fault's detail (or the decision's reason code), for the decision log
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +74,10 @@ class ShardDecision:
     typed indicator values exits and sizing need (only for BUY/SELL and requested symbols);
     `history_gap` is True when the state could not be restored exactly (checkpoint older than
     Redis retention) and was rebuilt from the candles still available: decisions may differ
-    from an uninterrupted run until the operator accepts that history.
+    from an uninterrupted run until the operator accepts that history. `primary` is set when an
+    SDK strategy (not mei_alpha_v1) trades the symbol: signal/confidence/score are then its
+    decision (NEUTRAL when it faulted; the fault is on the record) and `features` is None;
+    `variants` carries the symbol's shadow variants, evaluated on the same candle.
     """
 
     symbol: str
@@ -86,7 +92,8 @@ class ShardDecision:
     shard: int = -1
     entry_kind: EntryKind = EntryKind.NONE
     features: SignalFeatures | None = None
-    variants: tuple[VariantDecision, ...] = ()
+    variants: tuple[VariantDecision, ...] = ()  # one per shadow variant configured for the symbol
+    primary: VariantDecision | None = None  # the SDK primary's record; None when mei_alpha_v1 decides
 
     @property
     def actionable(self) -> bool:
@@ -94,7 +101,8 @@ class ShardDecision:
         return self.status is ShardStatus.OK and self.signal is not Signal.NEUTRAL
 
 
-PackedDecision = tuple  # (symbol, key, status, signal, confidence, score, t, btc, gap, shard, kind, features)
+PackedDecision = tuple  # (symbol, key, status, signal, confidence, score, t, btc, gap, shard, kind, features,
+#                          variants, primary)
 _STATUS = {m.value: m for m in ShardStatus}
 _SIGNAL = {m.value: m for m in Signal}
 _CONFIDENCE = {m.value: m for m in Confidence}
@@ -114,6 +122,23 @@ def _unpack_features(values: tuple[float | bool, ...] | None) -> SignalFeatures 
     return None if values is None else SignalFeatures(*values)
 
 
+_VARIANT_VALUES = attrgetter(*(f.name for f in fields(VariantDecision)))
+
+
+def _pack_variant(v: VariantDecision | None) -> tuple[object, ...] | None:
+    if v is None:
+        return None
+    values = _VARIANT_VALUES(v)
+    return (*values[:2], _SIGNAL_VALUE[v.signal], _CONFIDENCE_VALUE[v.confidence], *values[4:])
+
+
+def _unpack_variant(values: tuple[object, ...] | None) -> VariantDecision | None:
+    if values is None:
+        return None
+    name, ref, signal, confidence, *rest = values
+    return VariantDecision(name, ref, _SIGNAL[signal], _CONFIDENCE[confidence], *rest)  # type: ignore[arg-type]
+
+
 def pack_decisions(records: Iterable[ShardDecision]) -> list[PackedDecision]:
     """Return records as tuples of plain values: ~3x cheaper to pickle across the Ray boundary.
 
@@ -124,7 +149,8 @@ def pack_decisions(records: Iterable[ShardDecision]) -> list[PackedDecision]:
     status, signal, confidence, kind = _STATUS_VALUE, _SIGNAL_VALUE, _CONFIDENCE_VALUE, _KIND_VALUE
     return [
         (r.symbol, r.candle_key, status[r.status], signal[r.signal], confidence[r.confidence], r.score, r.t,
-         r.btc_bullish, r.history_gap, r.shard, kind[r.entry_kind], _pack_features(r.features))
+         r.btc_bullish, r.history_gap, r.shard, kind[r.entry_kind], _pack_features(r.features),
+         tuple(map(_pack_variant, r.variants)), _pack_variant(r.primary))
         for r in records
     ]
 
@@ -133,8 +159,10 @@ def unpack_decisions(rows: Iterable[PackedDecision]) -> list[ShardDecision]:
     """Inverse of pack_decisions; raises KeyError on an unknown status/signal/confidence/kind value."""
     return [
         make_decision(symbol, key, _STATUS[status], _SIGNAL[signal], _CONFIDENCE[confidence], score, t,
-                      btc, gap, shard, _KIND[kind], _unpack_features(features))
-        for symbol, key, status, signal, confidence, score, t, btc, gap, shard, kind, features in rows
+                      btc, gap, shard, _KIND[kind], _unpack_features(features),
+                      tuple(map(_unpack_variant, variants)), _unpack_variant(primary))
+        for (symbol, key, status, signal, confidence, score, t, btc, gap, shard, kind, features, variants,
+             primary) in rows
     ]
 
 
@@ -143,10 +171,10 @@ def unpack_decisions(rows: Iterable[PackedDecision]) -> list[ShardDecision]:
 # does the same assignments in ~0.65 us, which matters at 10,000 records per tick on each side.
 _FIELDS = tuple(f.name for f in fields(ShardDecision))
 (_SET_SYMBOL, _SET_KEY, _SET_STATUS, _SET_SIGNAL, _SET_CONFIDENCE, _SET_SCORE, _SET_T, _SET_BTC, _SET_GAP,
- _SET_SHARD, _SET_KIND, _SET_FEATURES, _SET_VARIANTS) = (
+ _SET_SHARD, _SET_KIND, _SET_FEATURES, _SET_VARIANTS, _SET_PRIMARY) = (
     getattr(ShardDecision, name).__set__ for name in _FIELDS)
 if _FIELDS != ("symbol", "candle_key", "status", "signal", "confidence", "score", "t", "btc_bullish",
-               "history_gap", "shard", "entry_kind", "features", "variants"):
+               "history_gap", "shard", "entry_kind", "features", "variants", "primary"):
     raise RuntimeError(f"make_decision is out of date with ShardDecision's fields {_FIELDS}")
 _new = object.__new__
 
@@ -165,6 +193,7 @@ def make_decision(
     entry_kind: EntryKind,
     features: SignalFeatures | None,
     variants: tuple[VariantDecision, ...] = (),
+    primary: VariantDecision | None = None,
 ) -> ShardDecision:
     """Return `ShardDecision(...)` with every field given, ~3x cheaper than its frozen __init__."""
     obj = _new(ShardDecision)
@@ -181,6 +210,7 @@ def make_decision(
     _SET_KIND(obj, entry_kind)
     _SET_FEATURES(obj, features)
     _SET_VARIANTS(obj, variants)
+    _SET_PRIMARY(obj, primary)
     return obj
 
 

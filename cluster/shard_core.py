@@ -24,6 +24,10 @@ Semantics (issue 4):
   the closed one if it closed meanwhile) is applied to a throw-away copy for the decision only,
   so state and checkpoints only ever hold closed candles.
 - The BTC anchor trend is tracked by every shard (`cluster.anchor`), checkpointed per shard.
+- Strategies (issue 11): the YAML's `strategies:` plan (`ConfigSource.plan`) picks each symbol's
+  primary and shadow variants. A mei_alpha_v1 primary runs the legacy fast path; SDK strategies
+  run in `cluster.shard_sdk.SdkRows` beside it (one indicator state per declaration set), and
+  their states ride in the symbol's checkpoint (`sdk`, keyed by the declarations' fingerprint).
 """
 
 from __future__ import annotations
@@ -39,10 +43,13 @@ from typing import Any
 from cluster.anchor import AnchorTrend
 from cluster.metrics import ShardMetrics
 from cluster.records import ShardDecision, ShardStatus, make_decision, no_signal
+from cluster.shard_sdk import SdkRows
 from cluster.shard_store import CandleRead, ShardStore
 from strategies.candle import Candle
 from strategies.config import LiveDefaults, StrategyConfig, StrategyOverrides
+from strategies.enums import EntryKind
 from strategies.incremental import IncrementalIndicators
+from strategies.sdk.plan import StrategyPlan
 from strategies.signals import decide_lean
 
 log = logging.getLogger(__name__)
@@ -67,6 +74,11 @@ class ConfigSource:
         return self.overrides.resolve(
             symbol, live=self.live, strategy_mode=self.strategy_mode, live_defaults=self.live_defaults
         )
+
+    @property
+    def plan(self) -> StrategyPlan:
+        """The YAML's `strategies:` block: each symbol's primary and its shadow variants."""
+        return self.overrides.plan
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -127,45 +139,78 @@ def _chunks(reads: Mapping[str, int | None], cold_chunk: int) -> list[dict[str, 
 
 
 class _SymbolState:
-    """Incremental indicators of one symbol plus what idempotency and checkpoints need."""
+    """Incremental indicators of one symbol plus what idempotency and checkpoints need.
 
-    __slots__ = ("cfg", "ckpt_bars", "fingerprint", "history_gap", "ind", "last_close_ms", "last_t", "phase")
+    `ind` holds mei_alpha_v1's indicators (None when an SDK primary trades the symbol); `sdk` the
+    symbol's SDK primary and shadow variants with their states (None when there are none).
+    """
 
-    def __init__(self, cfg: StrategyConfig, phase: int) -> None:
+    __slots__ = ("cfg", "ckpt_bars", "fingerprint", "history_gap", "ind", "last_close_ms", "last_t", "phase",
+                 "sdk")
+
+    def __init__(self, cfg: StrategyConfig, phase: int, sdk: SdkRows | None = None) -> None:
         self.cfg = cfg
         params = cfg.indicator_params()
-        self.fingerprint = _params_fingerprint(params)
-        self.ind = IncrementalIndicators(params)
+        self.sdk = sdk
+        self.ind = IncrementalIndicators(params) if sdk is None or not sdk.has_primary else None
+        mei = _params_fingerprint(params) if self.ind is not None else "-"
+        self.fingerprint = mei if sdk is None else f"{mei}+{sdk.fingerprint}"
         self.last_t: int | None = None
         self.last_close_ms: int | None = None
         self.history_gap = False
         self.phase = phase  # spreads checkpoints of one-candle-per-tick symbols evenly over ticks
         self.ckpt_bars = 0  # bars covered by the newest checkpoint in the store
 
+    @property
+    def bars(self) -> int:
+        return self.ind.bars if self.ind is not None else self.sdk.bars if self.sdk is not None else 0
+
     def apply(self, candle: Candle) -> None:
-        self.ind.advance(candle.t, candle.o, candle.h, candle.l, candle.c, candle.v)
+        if self.ind is not None:
+            self.ind.advance(candle.t, candle.o, candle.h, candle.l, candle.c, candle.v)
+        if self.sdk is not None:
+            self.sdk.update(candle.t, candle.o, candle.h, candle.l, candle.c, candle.v)
         self.last_t, self.last_close_ms = candle.t, candle.close_ms
 
     def checkpoint_due(self, every: int) -> bool:
         """True every `every` bars (offset by the symbol's phase), or when 2x`every` behind."""
-        bars = self.ind.bars
+        bars = self.bars
         behind = bars - self.ckpt_bars
         return behind >= 2 * every or (behind > 0 and (bars + self.phase) % every == 0)
 
     def to_state(self) -> dict[str, Any]:
-        return {
-            "v": CHECKPOINT_VERSION, "fp": self.fingerprint, "ind": self.ind.to_state(),
+        out = {
+            "v": CHECKPOINT_VERSION, "fp": self.fingerprint,
+            "ind": None if self.ind is None else self.ind.to_state(),
             "last_t": self.last_t, "last_close_ms": self.last_close_ms, "gap": self.history_gap,
         }
+        if self.sdk is not None:  # one entry per (symbol, declaration set) of its SDK strategies
+            out["sdk"] = self.sdk.to_state()
+        return out
+
+    def peek(self) -> _SymbolState:
+        """A copy with its own indicator states (same config and strategies), for the open-mode bar."""
+        twin = object.__new__(_SymbolState)
+        for slot in _SymbolState.__slots__:
+            setattr(twin, slot, getattr(self, slot))
+        if self.ind is not None:
+            twin.ind = IncrementalIndicators.from_state(self.ind.to_state(), self.cfg.indicator_params())
+        if self.sdk is not None:
+            twin.sdk = self.sdk.copy()
+        return twin
 
     @classmethod
-    def restore(cls, cfg: StrategyConfig, state: Mapping[str, Any]) -> _SymbolState | None:
-        """Return the restored state, or None if the checkpoint is for another version/params."""
-        sym = cls(cfg, 0)
+    def restore(cls, cfg: StrategyConfig, state: Mapping[str, Any], sdk: SdkRows | None = None,
+                ) -> _SymbolState | None:
+        """Return the restored state, or None if the checkpoint is for another version/params/strategies."""
+        sym = cls(cfg, 0, sdk)
         if state.get("v") != CHECKPOINT_VERSION or state.get("fp") != sym.fingerprint:
             return None
         try:
-            sym.ind = IncrementalIndicators.from_state(state["ind"], cfg.indicator_params())
+            if sym.ind is not None:
+                sym.ind = IncrementalIndicators.from_state(state["ind"], cfg.indicator_params())
+            if sdk is not None and not sdk.restore(state.get("sdk")):
+                return None
             sym.last_t, sym.last_close_ms = state["last_t"], state["last_close_ms"]
             sym.history_gap = bool(state["gap"])
         except (KeyError, TypeError, ValueError):  # another indicator version or a damaged state
@@ -191,6 +236,7 @@ class ShardCore:
         self._store = store
         self._settings = settings
         self._resolve = configs.resolve if isinstance(configs, ConfigSource) else configs
+        self._plan = configs.plan if isinstance(configs, ConfigSource) else StrategyPlan()
         self._metrics = metrics or ShardMetrics()
         self._states: dict[str, _SymbolState] = {}
         self._anchor = AnchorTrend()
@@ -216,22 +262,7 @@ class ShardCore:
             log.warning("shard %d: cannot load %d checkpoints (%s); will retry", self.index, len(names), exc)
             return False
         for symbol in symbols:
-            try:
-                cfg = self._resolve(symbol)
-            except Exception:  # a bad per-symbol config costs that symbol only (STRATEGY_ERROR)
-                log.exception("shard %d symbol %s: config does not resolve", self.index, symbol)
-                continue
-            state = saved.get(symbol)
-            restored = _SymbolState.restore(cfg, state) if state is not None else None
-            if state is not None and restored is None:
-                self.rehydrated["stale_checkpoint"] += 1
-            if restored is not None:
-                self.rehydrated["checkpoint"] += 1
-                restored.phase = _stagger(symbol, self._settings.checkpoint_every)
-                restored.ckpt_bars = restored.ind.bars
-            self._states[symbol] = restored or _SymbolState(
-                cfg, _stagger(symbol, self._settings.checkpoint_every)
-            )
+            self._restore_symbol(symbol, saved.get(symbol))
         if with_anchor:
             self._anchor_restored = True
         if with_anchor and self.anchor_name in saved:
@@ -242,6 +273,30 @@ class ShardCore:
         self._metrics.rehydrates(self.index, "checkpoint", sum(1 for s in symbols if s in saved))
         self._metrics.symbols(self.index, len(self._states))
         return True
+
+    def _restore_symbol(self, symbol: str, state: Mapping[str, Any] | None) -> None:
+        """Hold `symbol`'s state: its checkpoint if it fits the config and strategies, else a fresh one.
+
+        A config or a strategy that does not build costs that symbol only (no state: STRATEGY_ERROR).
+        """
+        try:
+            cfg = self._resolve(symbol)
+            sdk = SdkRows.build(self._plan, symbol, cfg)
+        except Exception:
+            log.exception("shard %d symbol %s: config or strategies do not build", self.index, symbol)
+            return
+        phase = _stagger(symbol, self._settings.checkpoint_every)
+        restored = _SymbolState.restore(cfg, state, sdk) if state is not None else None
+        if restored is not None:
+            self.rehydrated["checkpoint"] += 1
+            restored.phase, restored.ckpt_bars = phase, restored.bars
+            self._states[symbol] = restored
+            return
+        if state is not None:
+            self.rehydrated["stale_checkpoint"] += 1
+            if sdk is not None:  # a partly restored SDK state is never reused
+                sdk = SdkRows.build(self._plan, symbol, cfg)
+        self._states[symbol] = _SymbolState(cfg, phase, sdk)
 
     def checkpoint(self, symbols: Iterable[str] | None = None) -> int:
         """Write the checkpoints of `symbols` (default: all) and the anchor now; return how many.
@@ -255,7 +310,7 @@ class ShardCore:
         self._store.save_checkpoints(states)
         for s in states:
             if s in self._states:
-                self._states[s].ckpt_bars = self._states[s].ind.bars
+                self._states[s].ckpt_bars = self._states[s].bars
         return len(states)
 
     # ------------------------------------------------------------------ evaluate
@@ -364,7 +419,7 @@ class ShardCore:
             log.warning("shard %d symbol %s: state at t=%s is older than the stored history "
                         "(first t=%d); rebuilding from available candles, flagged history_gap",
                         self.index, symbol, state.last_t, fresh[0].t)
-            state = _SymbolState(state.cfg, state.phase)
+            state = _SymbolState(state.cfg, state.phase, SdkRows.build(self._plan, symbol, state.cfg))
             state.history_gap = True
             self._states[symbol] = state
             self.rehydrated["gap"] += 1
@@ -426,9 +481,7 @@ class ShardCore:
             bar = forming if forming is not None and forming.t == key else None
         if bar is None:
             return state
-        peek = _SymbolState.restore(state.cfg, state.to_state())
-        if peek is None:  # cannot happen for a state of the same config; fail closed (missing candle)
-            return state
+        peek = state.peek()
         peek.apply(bar)
         return peek
 
@@ -445,13 +498,19 @@ class ShardCore:
             return ShardDecision(symbol=symbol, candle_key=key, status=status, t=last_t, shard=self.index,
                                  history_gap=state.history_gap)
         btc_bullish = self._anchor.bullish_at(last_t)
+        primary, variants = state.sdk.decide(symbol, btc_bullish) if state.sdk is not None else (None, ())
         ind = state.ind
+        if ind is None:  # an SDK primary trades the symbol; a fault is NEUTRAL with the fault on record
+            assert primary is not None
+            return make_decision(symbol, key, ShardStatus.OK, primary.signal, primary.confidence,
+                                 primary.score, last_t, btc_bullish, state.history_gap, self.index,
+                                 EntryKind.NONE, None, variants, primary)
         # rows_view: no copies (decide only reads); a NEUTRAL decision builds no features unless asked.
         decision = decide_lean(ind.rows_view(), ind.bars, state.cfg, btc_bullish, symbol=symbol,
                                with_features=with_snapshot)
         return make_decision(symbol, key, ShardStatus.OK, decision.signal, decision.confidence,
                              float(decision.score), last_t, btc_bullish, state.history_gap, self.index,
-                             decision.entry_kind, decision.features)
+                             decision.entry_kind, decision.features, variants)
 
     def set_configs(self, configs: ConfigSource | Callable[[str], StrategyConfig]) -> int:
         """Swap in reloaded strategy configs; return how many symbols must rebuild their state.
@@ -462,18 +521,21 @@ class ShardCore:
         overwritten at the next checkpoint.
         """
         self._resolve = configs.resolve if isinstance(configs, ConfigSource) else configs
+        self._plan = configs.plan if isinstance(configs, ConfigSource) else StrategyPlan()
         rebuilt = 0
         for symbol, state in list(self._states.items()):
             try:
                 cfg = self._resolve(symbol)
+                sdk = SdkRows.build(self._plan, symbol, cfg)
             except Exception:  # the symbol fails closed (STRATEGY_ERROR) until its config resolves
                 log.exception("shard %d symbol %s: reloaded config does not resolve", self.index, symbol)
                 del self._states[symbol]
                 continue
-            if _params_fingerprint(cfg.indicator_params()) == state.fingerprint:
-                state.cfg = cfg
+            fresh = _SymbolState(cfg, state.phase, sdk)
+            if fresh.fingerprint == state.fingerprint and (sdk is None or sdk.restore(state.sdk.to_state())):
+                state.cfg, state.sdk = cfg, sdk  # same declarations: keep the indicator states
                 continue
-            self._states[symbol] = _SymbolState(cfg, state.phase)
+            self._states[symbol] = fresh
             rebuilt += 1
         self.rehydrated["rebuild"] += rebuilt
         self._metrics.rehydrates(self.index, "rebuild", rebuilt)
@@ -486,7 +548,7 @@ class ShardCore:
 
     def progress(self, symbols: Iterable[str]) -> dict[str, tuple[int | None, int]]:
         """Return {symbol: (last applied open time, bars applied)} for symbols held here."""
-        return {s: (self._states[s].last_t, self._states[s].ind.bars) for s in symbols if s in self._states}
+        return {s: (self._states[s].last_t, self._states[s].bars) for s in symbols if s in self._states}
 
     def drop(self, symbols: Iterable[str]) -> None:
         """Forget symbols that moved to another shard (after a final checkpoint by the caller)."""

@@ -15,6 +15,14 @@ feeds the BTC candles one at a time, as the shards do. Without `--btc` the gate'
 "unknown" and it always passes, so a broken gate would go unnoticed: give it a series.
 Per file, `btc_gate_blocked_bars` counts bars where the batch decision's BTC gate was closed.
 
+With `--strategy REF` (a registered name or 'package.module:Class', see `python -m strategies
+list`), the same files go through the Strategy SDK instead: `strategies.sdk.parity.strategy_parity`
+compares the declared indicators' batch twin with the incremental one and the per-bar decisions
+(signal, confidence, score) of both paths, plus the array form when the strategy has one. The JSON
+keeps the same keys (`bars`, `max_rel_err`, `signal_mismatches`, `nan_mismatches`, `ok`, `files`)
+and adds `strategy`, `column_mismatches`, `faults` and `signals`. An unknown name, an import error
+or `--btc` with a strategy (SDK decisions take no BTC input here) is bad input (exit 2).
+
 Relative error per value is |a-b| / max(|a|, |b|) (0 when both are 0 or both NaN); a value that
 is NaN in one path only counts in `nan_mismatches`. The decision's rank score is compared with
 the same relative error (`score_mismatches`: bars above the limit). Exit status: 0 when every
@@ -256,6 +264,36 @@ def run(
     return (EXIT_OK if total["ok"] else EXIT_MISMATCH), {**total, "files": files}
 
 
+_SDK_COUNTS = ("signal_mismatches", "nan_mismatches", "column_mismatches", "faults")
+
+
+def run_strategy(paths: Sequence[str], ref: str) -> tuple[int, dict[str, Any]]:
+    """Check every file through the SDK for strategy `ref`; raises BadInput on bad input or a bad ref."""
+    from strategies.sdk.errors import StrategyConfigError as SdkConfigError
+    from strategies.sdk.parity import strategy_parity
+    from strategies.sdk.registry import StrategyRegistry
+
+    frames = [(Path(p), read_candles(Path(p))) for p in paths]
+    files = []
+    for path, df in frames:
+        symbol = symbol_from_path(path)
+        try:
+            strategy = StrategyRegistry.installed().configure(ref, symbol=symbol)
+        except SdkConfigError as e:
+            raise BadInput(str(e)) from e
+        report = strategy_parity(strategy, frame_from_ohlcv(df).rename(columns={"t": "timestamp"}), symbol)
+        files.append({"file": str(path), "symbol": symbol, **report.to_dict()})
+    total: dict[str, Any] = {
+        "strategy": ref,
+        "bars": sum(f["bars"] for f in files),
+        "max_rel_err": max((f["max_rel_err"] for f in files), default=0.0),
+        **{k: sum(f[k] for f in files) for k in _SDK_COUNTS},
+        "signals": sum(f["signals"] for f in files),
+    }
+    total["ok"] = total["max_rel_err"] == 0.0 and all(total[k] == 0 for k in _SDK_COUNTS)
+    return (EXIT_OK if total["ok"] else EXIT_MISMATCH), {**total, "files": files}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m strategies.check_parity",
                                      description="Batch vs incremental strategy parity over candle CSVs.")
@@ -263,9 +301,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--btc", metavar="BTC.csv", default=None,
                         help="BTC candles (t,o,h,l,c,v) anchoring the BTC trend gate; without it the gate "
                              "input is unknown and the gate always passes")
+    parser.add_argument("--strategy", metavar="REF", default=None,
+                        help="check this SDK strategy (a registered name or 'package.module:Class') instead "
+                             "of the default mei_alpha_v1 path")
     args = parser.parse_args(argv)
     try:
-        status, report = run(args.files, btc_path=args.btc)
+        if args.strategy is not None and args.btc is not None:
+            raise BadInput("--btc applies to the default mei_alpha_v1 path only, not to --strategy")
+        if args.strategy is not None:
+            status, report = run_strategy(args.files, args.strategy)
+        else:
+            status, report = run(args.files, btc_path=args.btc)
     except BadInput as e:
         print(f"check_parity: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT

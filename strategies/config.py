@@ -31,6 +31,7 @@ from strategies.config_convert import (
 )
 from strategies.enums import Confidence, MacdMode, StrategyMode
 from strategies.indicator_params import IndicatorParams
+from strategies.sdk.plan import StrategyPlan, parse_plan
 
 __all__ = [
     "INERT_TRADE_KEYS",
@@ -479,6 +480,7 @@ class StrategyOverrides:
     modes: Mapping[str, tuple[Mapping[str, Any], Mapping[str, Mapping[str, Any]]]] = field(
         default_factory=dict
     )
+    plan: StrategyPlan = field(default_factory=StrategyPlan)  # the `strategies:` block (strategies.sdk.plan)
 
     def resolve(
         self,
@@ -547,7 +549,9 @@ def _parse_overrides(doc: Any) -> StrategyOverrides:
         return StrategyOverrides()
     if not isinstance(doc, Mapping):
         raise StrategyConfigError(f"<root>: expected a mapping, got {type(doc).__name__}")
-    _check_keys(doc, ("global", "symbols", "live", "modes", "_promoted_meta"), "")
+    _check_keys(doc, ("global", "symbols", "live", "modes", "strategies", "_promoted_meta"), "")
+    plan = parse_plan(doc.get("strategies"))
+    plan.validate()  # resolves every strategy ref: unknown name / import error / bad parameter -> exit 2
     live_global, live_symbols = _split_scoped(doc.get("live"), "live")
     modes = {}
     for name, block in _mapping(doc.get("modes") or {}, "modes").items():
@@ -559,6 +563,7 @@ def _parse_overrides(doc: Any) -> StrategyOverrides:
         live_global=live_global,
         live_symbols=live_symbols,
         modes=modes,
+        plan=plan,
     )
 
 

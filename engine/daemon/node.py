@@ -49,6 +49,7 @@ from engine.tick.engine_knobs import engine_env_updates
 from engine.tick.last_tick import LastTickWriter, last_tick_path
 from engine.tick.promoted_config import apply_promoted_config
 from engine.tick.protections import Protections
+from engine.tick.shadow import open_fleet
 from engine.tick.strategy_manager import StrategyManager
 from engine.tick.types import EngineOptions
 from engine.venue.context import VenueContext
@@ -154,6 +155,10 @@ class Node:
         if self.stop:
             return False
         venue = VenueContext(info)
+        # the YAML's strategies.shadows: paper books only, in every mode (engine.tick.shadow)
+        fleet = open_fleet(store, lambda variant: strategy.overrides.plan.rules_for(variant),
+                           settings.paper.fill_params(use_bbo=strategy.config().trade.use_bbo_for_fills),
+                           config.env, funding_enabled=stack.funding_enabled, mids=market.get_mids)
         self.engine = UnifiedEngine(
             strategy=strategy, market=market, executor=executor, broker=stack.broker, trades=store,
             events=events, watchlist=lambda: watchlist,
@@ -164,6 +169,7 @@ class Node:
                 heartbeat_secs=settings.heartbeat_secs,
             ),
             alerts=alerter, funding=venue, sz_decimals=venue.sz_decimals, protections=protections,
+            shadows=fleet,
         )  # fmt: skip
         self.waiter = CandleCloseWaiter(
             redis_rt.client(socket_timeout=None), redis_rt.layout.closed_channel(interval)

@@ -52,6 +52,7 @@ from engine.tick.entry_gates import (
 )
 from engine.tick.protections import Protections
 from engine.tick.regime import RegimeView
+from engine.tick.sdk_primary import SdkPrimaryStep, entry_config, record_atr
 from engine.tick.shadow import ShadowFleet
 from engine.tick.shard_reader import ShardReader, candidate_of, exit_snapshot
 from engine.tick.strategy_manager import AlertSink, StrategyManager
@@ -130,6 +131,7 @@ class UnifiedEngine:
         self._hooks = EngineHooks(options.heartbeat_secs)
         self._regime = RegimeView()  # this tick's market regime (engine.tick.regime)
         self._blind = blind or BlindWatch(alerts)  # engine.tick.blind: says so when nothing can be decided
+        self._sdk = SdkPrimaryStep(lambda: strategy.overrides.plan, alerts)  # exits/faults of SDK primaries
         self._shadows = shadows  # engine.tick.shadow: paper books of the shadow variants, never an order
         self._restore_entry_keys()
 
@@ -165,6 +167,7 @@ class UnifiedEngine:
         blind = self._blind.observe(sight, self._tick_id, len(positions))
         t_shards = time.perf_counter()
         counts = TickCounts()
+        counts.events.extend(self._sdk.fault_events(decisions, self._event))
         quote_symbols = sorted(set(positions) | {s for s, d in decisions.items() if d.actionable})
         quotes = self._market.get_mids(quote_symbols, self._opts.mid_max_age_secs) if quote_symbols else {}
         if self._protections is not None:  # kill switches, breakers, drawdown close-all, health
@@ -249,7 +252,8 @@ class UnifiedEngine:
         cfg = self._strategy.config(symbol)
         snapshot = exit_snapshot(self._shards.features(symbol), self._funding_rate(symbol))
         last_close = self._trades.last_close(symbol)
-        exit_decision = check_exit(
+        sdk_exit = self._sdk.exit_decision(symbol, cfg, position, quote.price, decision)
+        exit_decision = sdk_exit if sdk_exit is not None else check_exit(
             position_state(position),
             quote.price,
             snapshot,
@@ -371,7 +375,7 @@ class UnifiedEngine:
         counts: TickCounts,
     ) -> None:
         symbol = candidate.symbol
-        cfg = self._strategy.config(symbol)
+        cfg = entry_config(self._strategy.config(symbol), sdk=record.primary is not None)
         position = self._broker.positions().get(symbol)
         side = side_for(candidate.signal)
         if position is not None and position.side is not side:
@@ -419,7 +423,7 @@ class UnifiedEngine:
     ) -> tuple[GateCheck, EntrySizing | None]:
         snap = candidate.snapshot
         features = record.features
-        adx, atr = (math.nan, math.nan) if features is None else (features.adx, features.atr)
+        adx, atr = (math.nan if features is None else features.adx), record_atr(record)
         decimals = self._sz_decimals(candidate.symbol)
         if position is None:
             sizing = compute_entry_sizing(
@@ -484,7 +488,7 @@ class UnifiedEngine:
         use_bbo = self._strategy.config(symbol).trade.use_bbo_for_fills
         action = TradeAction.OPEN if position is None else TradeAction.ADD
         event_id = new_decision_id(self._recorded_ms())
-        atr = math.nan if record.features is None else record.features.atr
+        atr = record_atr(record)
         intent = OrderIntent(
             symbol=symbol,
             action=action,

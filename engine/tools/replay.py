@@ -13,7 +13,14 @@ next bar's open (`--fill next_open`; the simulator's mid path starts each bar at
 the bar's close (`--fill close`). Funding accrues only with `--funding-rate` (a constant hourly
 rate): recorded candles carry no funding history.
 
-Prints one JSON summary (with `--ledger`, every trade row as well).
+`--strategy REF` backtests any strategy the registry knows (`python -m strategies list`, or a
+user's 'package.module:Class' on PYTHONPATH): it becomes the YAML's `strategies.primary` for every
+symbol (per-symbol primaries are dropped; parameters under `strategies.params` still apply), and
+it trades through the same engine path as in the daemon (shards, ranking, gates, risk, paper fills,
+its own exit rules). Without it the YAML decides (default mei_alpha_v1).
+
+Prints one JSON summary (with `--ledger`, every trade row as well). Exit 2 on a configuration
+problem (unknown strategy, import error, bad parameter), naming it.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ from engine.tick.strategy_manager import StrategyManager
 from engine.tick.types import EngineOptions
 from engine.tools.progress import Progress
 from strategies.candle import Candle, interval_ms
+from strategies.config import StrategyConfigError
 
 _NAME = re.compile(r"^([A-Za-z0-9]+)")
 
@@ -228,6 +236,23 @@ class ConfigForwarder:
         return getattr(self.inner, name)
 
 
+def with_primary(yaml_path: Path, ref: str, directory: Path) -> Path:
+    """Write a copy of the strategy YAML (missing = empty) whose only primary is `ref`; return its path."""
+    import yaml
+
+    doc = yaml.safe_load(yaml_path.read_text(encoding="utf-8")) if yaml_path.is_file() else None
+    doc = dict(doc or {})
+    block = dict(doc.get("strategies") or {})
+    block["primary"] = ref
+    block["symbols"] = {sym: {k: v for k, v in (own or {}).items() if k != "primary"}
+                        for sym, own in (block.get("symbols") or {}).items()}
+    doc["strategies"] = block
+    out = directory / "replay_strategy.yaml"
+    out.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    out.chmod(0o600)
+    return out
+
+
 def trade_rows(store: TradeStore) -> list[dict[str, object]]:
     """The position-changing ledger rows (OPEN/ADD/REDUCE/CLOSE), for summaries and parity checks."""
     return [
@@ -279,6 +304,9 @@ def _parser() -> argparse.ArgumentParser:
         help="interval of the CSV bars; folded into YAML engine.interval when that is longer",
     )
     p.add_argument("--yaml", type=Path, default=None, help="strategy YAML (default AI_QUANT_STRATEGY_YAML)")
+    p.add_argument("--strategy", default=None, metavar="REF",
+                   help="backtest this strategy as every symbol's primary (a registered name or "
+                        "'package.module:Class'); default: the YAML's strategies block (mei_alpha_v1)")
     p.add_argument("--symbols", default="", help="comma-separated subset of the symbols")
     p.add_argument("--warmup", type=int, default=250, help="history bars loaded before the first tick")
     p.add_argument("--bars", type=int, default=None, help="ticks to run after the warm-up (default: all)")
@@ -306,9 +334,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         candles = load_csv_dir(args.data, args.interval, opts.symbols)
         with tempfile.TemporaryDirectory(prefix="aiq-replay-") as tmp:
             db = args.db or Path(tmp) / "replay_paper.db"
+            if args.strategy is not None:
+                yaml_path = with_primary(yaml_path, args.strategy, Path(tmp))
             with Progress("replay bars", 0) as bar:
                 summary = run_replay(candles, yaml_path, db, opts, progress=bar.update)
-    except ConfigError as exc:
+    except (ConfigError, StrategyConfigError) as exc:
         print(f"engine.tools.replay: configuration error: {exc}", file=sys.stderr)
         return 2
     if not args.ledger:

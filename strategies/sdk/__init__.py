@@ -24,8 +24,17 @@ group, or `package.module:ClassName`; failures are `StrategyConfigError`s (exit 
 `python -m strategies list --json` prints the registered names. Pure: no I/O (importing a user
 module is the registry's only side effect).
 
-How it plugs in (the integration round; nothing outside this package calls it yet)
+How it plugs in (steps 1, 2, 4, 5, 6, 7 are wired; 3 is issue 12)
 -------------------------------------------------------------------------------
+Where each step lives: 1 `strategies.sdk.plan` (parsed by `strategies.config`, exposed as
+`StrategyOverrides.plan` / `ConfigSource.plan`; the engine reads exits through
+`StrategyPlan.primary_rules(symbol)` and, for shadow variants, `StrategyPlan.rules_for(variant)`);
+2 `cluster.shard_sdk` (records: `cluster.records.VariantDecision`, `ShardDecision.primary` and
+`.variants`); 4 and 5 `engine.tick.sdk_primary`; 6 `engine.tools.replay --strategy` (through the
+same engine and shards as the daemon) and `strategies.check_parity --strategy`; 7
+`strategies.sdk.builtin.mei`. A mei_alpha_v1 primary keeps the legacy fast path in the shards
+(`IncrementalIndicators` + `decide_lean`) and its exits (`strategies.exits.check_exit`).
+
 1. Config (owner `strategies/config.py`). The YAML gains a `strategies:` block parsed into a
    frozen plan: a global `primary` ref (default `mei_alpha_v1`), `params: {ref: {...}}` per
    strategy, `symbols: {SYM: {primary, params}}`, and `shadows: [{name, strategy, params | grid,

@@ -87,3 +87,34 @@ def test_cli_prints_a_json_summary(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert summary["symbols"] == ["ETH"] and summary["ticks"] == 50 and "ledger" not in summary
     assert main(["--data", str(tmp_path), "--yaml", str(_yaml(tmp_path))]) == 2
+
+
+USER_DIR = Path(__file__).resolve().parents[1] / "data" / "user_strategy"  # the README's example package
+
+
+def test_cli_strategy_backtests_a_user_strategy_through_its_own_exits(tmp_path, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(USER_DIR))
+    db = tmp_path / "user.db"
+    argv = ["--data", str(DATA), "--symbols", "ETH,LTC", "--bars", "400", "--yaml", str(_yaml(tmp_path)),
+            "--ledger", "--db", str(db), "--strategy", "my_strategies.ema_cross:EmaCross"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["open"] >= 5 and summary["close"] >= 5
+    reasons = {row["reason"] for row in summary["ledger"] if row["kind"] == LedgerKind.CLOSE.value}
+    # the opposite cross (a flip, or its indicator exit when RSI blocks the flip) and its ATR rules;
+    # never one of mei's exits
+    assert reasons & {"signal_flip", "trend_breakdown"}
+    assert reasons <= {"trend_breakdown", "stop_loss", "take_profit", "signal_flip"}
+    opens = {row["reason"] for row in summary["ledger"] if row["kind"] == LedgerKind.OPEN.value}
+    assert opens == {"none"}  # an SDK primary's entries carry no mei entry kind
+
+
+def test_cli_strategy_mei_is_the_default_path_and_unknown_exits_2(tmp_path, capsys):
+    base = ["--data", str(DATA), "--symbols", "ETH", "--bars", "300", "--yaml", str(_yaml(tmp_path)),
+            "--ledger"]
+    assert main(base) == 0
+    default = json.loads(capsys.readouterr().out)
+    assert main([*base, "--strategy", "mei_alpha_v1"]) == 0
+    assert json.loads(capsys.readouterr().out) == default
+    assert main([*base, "--strategy", "no_such_strategy"]) == 2
+    assert "unknown strategy 'no_such_strategy'" in capsys.readouterr().err

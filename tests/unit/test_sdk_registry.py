@@ -120,7 +120,7 @@ class FakeEntryPoint:
 
 def test_registry_resolves_builtins_by_name() -> None:
     registry = StrategyRegistry(BUILTINS)
-    assert registry.names() == ("donchian_breakout", "rsi_bollinger_reversion")
+    assert registry.names() == ("donchian_breakout", "mei_alpha_v1", "rsi_bollinger_reversion")
     assert registry.resolve("donchian_breakout") is DonchianBreakout
     assert registry.resolve(" donchian_breakout ") is DonchianBreakout
 
@@ -175,7 +175,7 @@ def test_registry_entry_points_are_listed_and_loaded(user_module: str) -> None:
            FakeEntryPoint("broken", "x.y:Z", error=ImportError("no module x")),
            FakeEntryPoint("misnamed", "x.y:Z", cls)]
     registry = StrategyRegistry(BUILTINS, eps)
-    assert [(e.name, e.origin) for e in registry.entries()][2:] == [
+    assert [(e.name, e.origin) for e in registry.entries()][len(BUILTINS):] == [
         ("broken", StrategyOrigin.ENTRY_POINT), ("ema_cross", StrategyOrigin.ENTRY_POINT),
         ("misnamed", StrategyOrigin.ENTRY_POINT)]
     assert registry.resolve("ema_cross") is cls
@@ -199,7 +199,7 @@ def test_cli_list_json_prints_the_registered_names(capsys: pytest.CaptureFixture
     assert main(["list", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)["strategies"]
     names = [s["name"] for s in listed]
-    assert {"donchian_breakout", "rsi_bollinger_reversion"} <= set(names)
+    assert {"donchian_breakout", "mei_alpha_v1", "rsi_bollinger_reversion"} <= set(names)
     assert listed[0] == {"name": "donchian_breakout", "origin": "builtin",
                          "ref": "strategies.sdk.builtin.breakout:DonchianBreakout"}
     assert main(["list"]) == 0

@@ -401,6 +401,14 @@ def test_pack_unpack_decisions_round_trip_every_status() -> None:
                              history_gap=True, shard=3, entry_kind=EntryKind.SLOW_DRIFT, features=features)
                for i, status in enumerate(ShardStatus)]
     records.append(ShardDecision(symbol="N", candle_key=9, status=ShardStatus.OK))
+    from cluster.records import VariantDecision
+
+    shadow = VariantDecision("dc[channel_bars=10]", "donchian_breakout", Signal.BUY, Confidence.MEDIUM, 1.5,
+                             101.0, 2.25, False, True)
+    faulted = VariantDecision("broken", "pkg.mod:Cls", Signal.NEUTRAL, Confidence.LOW, 0.0, 101.0, 2.25,
+                              False, False, "exception", "ZeroDivisionError: boom")
+    records.append(ShardDecision(symbol="V", candle_key=10, status=ShardStatus.OK, signal=Signal.BUY,
+                                 variants=(shadow, faulted), primary=shadow))
     assert unpack_decisions(pickle.loads(pickle.dumps(pack_decisions(records)))) == records
 
 

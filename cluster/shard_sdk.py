@@ -1,0 +1,166 @@
+"""SDK strategies inside a shard: one symbol's SDK primary and shadow variants, with their indicator states.
+
+`SdkRows.build(plan, symbol, cfg)` builds, for one symbol, the SDK primary (when the YAML's
+`strategies:` block gives the symbol a primary other than mei_alpha_v1) and every shadow variant
+configured for it. Rows whose strategies declare the same indicators share one `IndicatorState`
+(a grid over exit or threshold parameters costs one indicator update per candle, not one per
+variant). `update` advances every state by one closed candle; `decide` evaluates each strategy
+through the SDK's fence (`strategies.sdk.strategy.evaluate`) and returns `VariantDecision`
+records: a strategy that raises or returns something unusable on this bar becomes a record with
+`fault` set (NEUTRAL, no exit flags), never an exception, so the symbol's other strategies and
+every other symbol go on.
+
+Checkpoints: `to_state()` is a list of the states' own JSON checkpoints (bit-exact),
+`restore(states)` puts them back or returns False (other declarations: rebuild from the store).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from cluster.records import VariantDecision
+from strategies.enums import Confidence, ExitReason, PositionSide, Signal
+from strategies.sdk.enums import FaultKind
+from strategies.sdk.exits import entry_atr
+from strategies.sdk.indicator_set import IndicatorSet, IndicatorState
+from strategies.sdk.strategy import DecisionContext, Row, Strategy, StrategyFault, evaluate
+
+if TYPE_CHECKING:
+    from strategies.config import StrategyConfig
+    from strategies.sdk.plan import StrategyPlan
+
+
+class _Row:
+    """One strategy on the symbol: its name (variant or primary ref), ref, object and state group."""
+
+    __slots__ = ("group", "name", "ref", "strategy")
+
+    def __init__(self, name: str, ref: str, strategy: Strategy[Any], group: int) -> None:
+        self.name, self.ref, self.strategy, self.group = name, ref, strategy, group
+
+
+def _exit_flag(strategy: Strategy[Any], side: PositionSide, rows: Sequence[Row]) -> bool:
+    reason = strategy.indicator_exit(side, rows)
+    if reason is not None and not isinstance(reason, ExitReason):
+        raise TypeError(f"indicator_exit returned {reason!r}, not an ExitReason or None")
+    return reason is not None
+
+
+def _faulted(row: _Row, close: float, atr: float, kind: str, detail: str) -> VariantDecision:
+    return VariantDecision(row.name, row.ref, Signal.NEUTRAL, Confidence.LOW, 0.0, close, atr, False, False,
+                           kind, detail[:300])
+
+
+def run_row(row: _Row, rows: Sequence[Row], ctx: DecisionContext) -> VariantDecision:
+    """Evaluate one strategy on the symbol's newest rows (fenced; see the module docstring)."""
+    strategy = row.strategy
+    last = rows[-1] if rows else {}
+    close = float(last.get("Close", math.nan))
+    atr = entry_atr(strategy.rules, last) or math.nan
+    result = evaluate(strategy, rows, ctx)
+    if isinstance(result, StrategyFault):
+        return _faulted(row, close, atr, result.kind.value, result.detail)
+    exit_long = exit_short = False
+    if ctx.bars >= strategy.warmup and rows:
+        window = rows[-strategy.LOOKBACK_ROWS:]
+        try:
+            exit_long = _exit_flag(strategy, PositionSide.LONG, window)
+            exit_short = _exit_flag(strategy, PositionSide.SHORT, window)
+        except TypeError as e:
+            return _faulted(row, close, atr, FaultKind.BAD_OUTPUT.value, str(e))
+        except Exception as e:  # the fence: a user's indicator exit that raises costs this row only
+            return _faulted(row, close, atr, FaultKind.EXCEPTION.value, f"{type(e).__name__}: {e}")
+    return VariantDecision(row.name, row.ref, result.signal, result.confidence, float(result.score), close,
+                           atr, exit_long, exit_short, None, result.reason)
+
+
+class SdkRows:
+    """The SDK strategies of one symbol and their (shared) indicator states."""
+
+    __slots__ = ("_primary", "_sets", "_shadows", "_states", "fingerprint")
+
+    def __init__(self, primary: tuple[str, Strategy[Any]] | None,
+                 shadows: Sequence[tuple[str, str, Strategy[Any]]]) -> None:
+        """`primary` = (ref, strategy) or None; `shadows` = (variant name, ref, strategy) each."""
+        groups: dict[tuple[Any, ...], int] = {}
+        sets: list[IndicatorSet] = []
+        keep: list[int] = []
+
+        def group_of(strategy: Strategy[Any]) -> int:
+            specs = strategy.indicator_set.specs
+            if specs not in groups:
+                groups[specs] = len(sets)
+                sets.append(strategy.indicator_set)
+                keep.append(0)
+            index = groups[specs]
+            keep[index] = max(keep[index], strategy.LOOKBACK_ROWS)
+            return index
+
+        self._primary = None if primary is None else _Row(primary[0], primary[0], primary[1],
+                                                          group_of(primary[1]))
+        self._shadows = tuple(_Row(name, ref, s, group_of(s)) for name, ref, s in shadows)
+        self._sets = tuple(zip(sets, keep, strict=True))
+        self._states: list[IndicatorState] = [s.incremental(k) for s, k in self._sets]
+        described = repr([(s.specs, k) for s, k in self._sets])
+        self.fingerprint = hashlib.blake2b(described.encode(), digest_size=8).hexdigest()
+
+    @classmethod
+    def build(cls, plan: StrategyPlan, symbol: str, cfg: StrategyConfig) -> SdkRows | None:
+        """The symbol's SDK rows per the plan; None when mei_alpha_v1 trades it and no shadow runs.
+
+        Raises the SDK's StrategyConfigError when a strategy cannot be built (the plan was
+        validated at load, so this means a config the loader never saw).
+        """
+        primary = plan.build_primary(symbol, cfg)
+        shadows = [(spec.name, spec.variant.strategy, plan.build_shadow(spec, symbol, cfg))
+                   for spec in plan.shadows_for(symbol)]
+        if primary is None and not shadows:
+            return None
+        return cls(None if primary is None else (plan.primary_ref(symbol), primary), shadows)
+
+    @property
+    def has_primary(self) -> bool:
+        return self._primary is not None
+
+    @property
+    def bars(self) -> int:
+        return self._states[0].bars if self._states else 0
+
+    def update(self, t: int, o: float, h: float, low: float, c: float, v: float) -> None:
+        """Apply one closed candle to every state."""
+        for state in self._states:
+            state.update(t, o, h, low, c, v)
+
+    def to_state(self) -> list[dict[str, Any]]:
+        return [state.to_state() for state in self._states]
+
+    def restore(self, states: Any) -> bool:
+        """Put checkpointed states back; False (nothing changed) when they do not fit these declarations."""
+        if not isinstance(states, list) or len(states) != len(self._sets):
+            return False
+        try:
+            restored = [s.restore(st, k) for (s, k), st in zip(self._sets, states, strict=True)]
+        except (KeyError, TypeError, ValueError):
+            return False
+        self._states = restored
+        return True
+
+    def copy(self) -> SdkRows:
+        """A copy with its own indicator states (same strategy objects): the open-mode peek."""
+        twin = object.__new__(SdkRows)
+        twin._primary, twin._shadows, twin._sets, twin.fingerprint = (
+            self._primary, self._shadows, self._sets, self.fingerprint)
+        pairs = zip(self._sets, self._states, strict=True)
+        twin._states = [s.restore(st.to_state(), k) for (s, k), st in pairs]
+        return twin
+
+    def decide(self, symbol: str, btc_bullish: bool | None,
+               ) -> tuple[VariantDecision | None, tuple[VariantDecision, ...]]:
+        """Return (the primary's record or None, one record per shadow) on the newest candle."""
+        rows = [state.rows() for state in self._states]
+        ctx = DecisionContext(symbol=symbol, bars=self.bars, btc_bullish=btc_bullish)
+        primary = None if self._primary is None else run_row(self._primary, rows[self._primary.group], ctx)
+        return primary, tuple(run_row(row, rows[row.group], ctx) for row in self._shadows)
