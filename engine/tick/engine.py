@@ -50,6 +50,7 @@ from engine.tick.entry_gates import (
     gate_for_block,
     rank,
 )
+from engine.tick.funding_poll import FundingPoller
 from engine.tick.protections import Protections
 from engine.tick.regime import RegimeView
 from engine.tick.sdk_primary import SdkPrimaryStep, entry_config, record_atr
@@ -118,7 +119,9 @@ class UnifiedEngine:
         self._watchlist = watchlist
         self._opts = options
         self._alerts = alerts
-        self._funding = funding
+        self._funding = FundingPoller(
+            funding, enabled=options.funding_enabled, poll_ms=options.funding_poll_ms
+        )
         self._sz_decimals = sz_decimals
         self._recorded_ms = recorded_ms
         self._protections = protections
@@ -126,8 +129,6 @@ class UnifiedEngine:
         self._shards = ShardReader(executor, deadline_ms=options.shard_deadline_ms, alerts=alerts)
         self._entry_keys: dict[str, tuple[int, int]] = {}
         self._last_entry_attempt: dict[str, int] = {}
-        self._last_funding_poll_ms: int | None = None
-        self._last_rates: dict[str, float] = {}
         self._hooks = EngineHooks(options.heartbeat_secs)
         self._regime = RegimeView()  # this tick's market regime (engine.tick.regime)
         self._blind = blind or BlindWatch(alerts)  # engine.tick.blind: says so when nothing can be decided
@@ -250,7 +251,7 @@ class UnifiedEngine:
         if position is None or quote is None or quote.price is None or quote.price <= 0:
             return
         cfg = self._strategy.config(symbol)
-        snapshot = exit_snapshot(self._shards.features(symbol), self._funding_rate(symbol))
+        snapshot = exit_snapshot(self._shards.features(symbol), self._funding.rate(symbol))
         last_close = self._trades.last_close(symbol)
         sdk_exit = self._sdk.exit_decision(symbol, cfg, position, quote.price, decision)
         exit_decision = sdk_exit if sdk_exit is not None else check_exit(
@@ -562,8 +563,8 @@ class UnifiedEngine:
     def _shadow_tick(self, fleet: ShadowFleet, decisions: Mapping[str, ShardDecision],
                      quotes: Mapping[str, PriceQuote], now: int, counts: TickCounts,
                      *, entries: bool) -> None:  # fmt: skip
-        polled = self._last_funding_poll_ms == now  # set by _accrue_funding when funding is on and due
-        rates = self._last_rates if polled else None  # funding on the paper broker's ticks, its rates
+        # funding on the ticks the paper broker accrues it, at the rates it used
+        rates = self._funding.rates if self._funding.polled_at(now) else None
         try:  # the fleet holds no broker: nothing here can send an order; its failure is only counted
             fleet.on_tick(decisions, quotes, now, funding_rates=rates, entries=entries)
         except Exception:
@@ -571,23 +572,15 @@ class UnifiedEngine:
             log.exception("shadow fleet error mode=%s tick=%d", self._broker.mode, self._tick_id)
 
     # ------------------------------------------------------------------ funding
-    def _funding_rate(self, symbol: str) -> float:
-        return self._last_rates.get(symbol, 0.0)
-
     def _accrue_funding(self, quotes: Mapping[str, PriceQuote], now: int, counts: TickCounts) -> None:
-        if not self._opts.funding_enabled or self._funding is None:
-            return
-        last = self._last_funding_poll_ms
-        if last is not None and now - last < self._opts.funding_poll_ms:
-            return
-        self._last_funding_poll_ms = now
         try:
-            rates = dict(self._funding.funding_rates())
+            rates = self._funding.poll(now)
         except Exception:  # a failed rate lookup only delays funding; the hours catch up later
             counts.errors += 1
             log.exception("funding rates unavailable mode=%s", self._broker.mode)
             return
-        self._last_rates = rates
+        if rates is None:
+            return
         marks = {s: q.price for s, q in quotes.items() if q.price is not None}
         for row in self._broker.accrue_funding(rates, marks, now):
             if row.kind is not LedgerKind.FUNDING:
