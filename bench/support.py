@@ -5,7 +5,11 @@ holds for any sample size, which a truncating index does not give on two samples
 
 `start_simulator(args, log_dir)` starts ``python -m simulator --port 0 *args`` as a subprocess on
 a free loopback port, waits for its ``listening on`` line and returns a `SimulatorProcess`
-(URLs, the admin API, stop). tests/fixtures/sim_fixtures.py wraps it in pytest fixtures.
+(URLs, the admin API, stop). tests/fixtures/sim_fixtures.py wraps it in pytest fixtures. The
+simulator is strict about accounts by default (only funded accounts trade); unless `args` already
+configure funding (`--fund ...` / `--fund-any ...`), this helper passes `--fund-any 10000`, the
+kindness the benches and most tests rely on (any address has $10,000). Pass `--fund ADDRESS=USD`
+to test the strict venue.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import requests
 
 REPO_ROOT = Path(__file__).resolve().parents[1]  # the project root: `python -m simulator` runs from here
 START_TIMEOUT_SECS = 30.0
+DEFAULT_FUND_ANY_USD = "10000"
 STOP_TIMEOUT_SECS = 10.0
 
 
@@ -74,6 +79,10 @@ class SimulatorProcess:
         """POST /admin/drop_ws: abort every WS connection now; returns how many."""
         return self._admin("POST", "drop_ws")["dropped"]
 
+    def fund(self, address: str, usd: float, *, volume_usd: float = 0.0) -> dict[str, Any]:
+        """POST /admin/fund: deposit ``usd`` to ``address`` (and credit earlier traded volume)."""
+        return self._admin("POST", "fund", {"address": address, "usd": usd, "volume_usd": volume_usd})
+
     def _admin(self, method: str, name: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         resp = self.session.request(method, f"{self.base_url}/admin/{name}", json=body, timeout=10)
         resp.raise_for_status()
@@ -98,8 +107,11 @@ class SimulatorProcess:
 
 
 def start_simulator(args: list[str], log_dir: Path) -> SimulatorProcess:
-    """Start ``python -m simulator --port 0 *args`` and wait for its listening line."""
+    """Start ``python -m simulator --port 0 *args`` and wait for its listening line (adding
+    ``--fund-any 10000`` when `args` configure no funding)."""
     log_dir.mkdir(parents=True, exist_ok=True)
+    if not any(a == "--fund" or a.startswith("--fund=") or a.startswith("--fund-any") for a in args):
+        args = [*args, "--fund-any", DEFAULT_FUND_ANY_USD]
     stderr_path = log_dir / f"simulator-{len(list(log_dir.glob('simulator-*.log')))}.log"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with stderr_path.open("w") as err:

@@ -62,10 +62,16 @@ class FillEffect:
 
 @dataclass(slots=True)
 class Account:
-    """One user's cash (USDC, including realised PnL, fees and funding) and positions."""
+    """One user's cash (USDC, including realised PnL, fees and funding) and positions.
+
+    `deposited_usd` is what was paid in through the simulator's configuration (an account that never
+    received a deposit may not act: "Must deposit before performing actions"); `volume_usd` is the
+    cumulative notional it traded, which earns address requests and unlocks scheduleCancel."""
 
     address: str
     cash: float
+    deposited_usd: float = 0.0
+    volume_usd: float = 0.0
     positions: dict[str, Position] = field(default_factory=dict)
     leverage: dict[str, LeverageSetting] = field(default_factory=dict)
     funding_all_time: dict[str, float] = field(default_factory=dict)

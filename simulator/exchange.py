@@ -6,16 +6,16 @@ keeps positions, fees, funding and fills, answers the user-specific /info reques
 userFills / orderUpdates events to the server's sink. Same inputs give the same oids, tids and
 hashes. All public methods take one lock, so the server may call them from any thread.
 
-Accounts come into existence (funded with `balance_usd`) the first time an address appears in a
-user /info request, in an approveAgent action, or through `fund()`. An L1 action whose recovered
-signer is neither an account nor an approved agent is refused as the venue refuses it
-("User or API Wallet 0x… does not exist."): that is also how a tampered signature shows up.
+Who may act is `simulator.identity.Identities`: by default only funded accounts (`fund()`) and the
+agents they approved; with `fund_any_usd` any address a user /info request or an approveAgent names
+is funded on first sight. An L1 action whose recovered signer is neither an account nor an approved
+agent is refused as the venue refuses it ("User or API Wallet 0x… does not exist."): that is also
+how a tampered signature shows up.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +33,7 @@ from simulator.accounts import (
     clearinghouse_state,
     margin_summary,
 )
+from simulator.identity import ADDRESS_RE, Identities
 from simulator.matching import MIN_ORDER_VALUE_USD, resting_order_triggered, walk_book, wire, would_cross
 from simulator.orders import Order, OrderRejected, OrderRequest, parse_order_wire
 from simulator.signing import (
@@ -48,7 +49,6 @@ from simulator.user_ledger import UserLedger
 log = logging.getLogger(__name__)
 
 EventSink = Callable[[str, str, Any], None]
-ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
 L1_ACTIONS = frozenset({"order", "cancel", "cancelByCloid", "updateLeverage", "scheduleCancel"})
 FIRST_OID = 1_000_001
 FIRST_TID = 500_000_001
@@ -79,7 +79,7 @@ class ExchangeCore:
         self,
         market: MarketPort,
         *,
-        balance_usd: float,
+        fund_any_usd: float | None,
         taker_fee_rate: float,
         maker_fee_rate: float,
         is_mainnet: bool,
@@ -90,15 +90,14 @@ class ExchangeCore:
         judged against (clients stamp them from their own wall clock); it defaults to time.time().
         `now_ms` passed to the other methods stamps orders, fills and funding."""
         self._market = market
-        self._balance_usd = balance_usd
         self._taker_fee = taker_fee_rate
         self._maker_fee = maker_fee_rate
         self._is_mainnet = is_mainnet
         self._sink = event_sink
         self._clock = wall_clock_ms or _wall_clock_ms
         self._lock = threading.RLock()
-        self._accounts: dict[str, Account] = {}
-        self._agents: dict[str, str] = {}
+        self._ids = Identities(fund_any_usd)
+        self._accounts = self._ids.accounts
         self._nonces = NonceBook()
         self._ledger = UserLedger()
         self._next_oid = FIRST_OID
@@ -110,17 +109,16 @@ class ExchangeCore:
 
     # ----------------------------------------------------------------- accounts and events
 
-    def fund(self, address: str) -> None:
-        """Create the account for `address` (funded with balance_usd) if it does not exist yet."""
+    def fund(self, address: str, usd: float | None = None, *, volume_usd: float = 0.0) -> None:
+        """Deposit `usd` (default: the fund-any amount) to `address`, creating its account, and credit
+        `volume_usd` of earlier traded volume (request budget, scheduleCancel gate)."""
+        if not ADDRESS_RE.match(address):
+            raise ValueError(f"not an address: {address!r}")
+        amount = self._ids.fund_any_usd if usd is None else usd
+        if amount is None:
+            raise ValueError("no deposit amount given and the venue has no fund-any amount")
         with self._lock:
-            self._account(address.lower())
-
-    def _account(self, user: str) -> Account:
-        account = self._accounts.get(user)
-        if account is None:
-            account = Account(address=user, cash=self._balance_usd)
-            self._accounts[user] = account
-        return account
+            self._ids.fund(address.lower(), amount, volume_usd)
 
     def _emit(self, channel: vt.EventChannel, user: str, payload: Any) -> None:
         self._events.append((str(channel), user, payload))
@@ -187,10 +185,10 @@ class ExchangeCore:
         except SignatureError as e:
             log.info("exchange action refused: unrecoverable signature (%s)", e)
             return _err(vt.BAD_SIGNATURE)
-        user = self._agents.get(signer, signer if signer in self._accounts else None)
-        if user is None:
-            log.info("exchange action refused: unknown signer %s (never seen, or tampered payload)", signer)
-            return _err(vt.unknown_signer(signer))
+        user = self._ids.acting_user(signer)
+        if isinstance(user, tuple):
+            log.info("exchange action refused: signer %s: %s", signer, user[1])
+            return _err(user[1])
         wall = self._clock()
         problem = self._nonces.check(signer, nonce, wall)
         if problem is not None:
@@ -241,12 +239,8 @@ class ExchangeCore:
         if problem is not None:
             return _err(problem)
         self._nonces.record(master, nonce)
-        agent = agent.lower()
-        if agent in self._accounts:
-            return _err(vt.AGENT_IS_USER)
-        self._account(master)
-        self._agents[agent] = master
-        return _ok_default()
+        refused = self._ids.approve_agent(master, agent.lower())
+        return _err(refused) if refused is not None else _ok_default()
 
     # ----------------------------------------------------------------- orders
 
@@ -388,6 +382,7 @@ class ExchangeCore:
         account = self._accounts[order.user]
         fee = px * sz * (self._taker_fee if crossed else self._maker_fee)
         effect = apply_fill(account, order.coin, order.is_buy, px, sz, fee, order.sz_decimals)
+        account.volume_usd += px * sz
         tid = self._next_tid
         self._next_tid += 1
         digest = keccak(f"{order.user}:{order.oid}:{now_ms}".encode()).hex()
@@ -571,10 +566,9 @@ class ExchangeCore:
             return None  # the server answers 422, as the venue does for a body it cannot parse
         user = user.lower()
         with self._lock:
+            account = self._ids.for_query(user)
             if kind == "clearinghouseState":
-                return clearinghouse_state(self._account(user), self._market, now_ms)
+                return clearinghouse_state(account, self._market, now_ms)
             if kind == "spotClearinghouseState":
-                self._account(user)
                 return {"balances": []}  # perp-only venue: margin lives in clearinghouseState
-            self._account(user)
             return self._ledger.info(kind, user, body)

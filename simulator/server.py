@@ -46,6 +46,7 @@ class ExchangePort(Protocol):
     def handle_exchange(self, body: dict, now_ms: int) -> tuple[int, Any]: ...
     def handle_user_info(self, body: dict, now_ms: int) -> Any | None: ...
     def on_market_tick(self, now_ms: int) -> None: ...
+    def fund(self, address: str, usd: float | None = None, *, volume_usd: float = 0.0) -> None: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -256,7 +257,22 @@ class Venue:
             return {"now_ms": self.tick()}
         if name == "drop_ws" and method == "POST":
             return {"dropped": self.hub.drop_all()}
+        if name == "fund" and method == "POST":
+            return self._admin_fund(body)
         return None
+
+    def _admin_fund(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Deposit to an address (creating its account), like a bridge deposit on the real venue."""
+        if self.core is None:
+            raise ValueError("exchange core unavailable")
+        address, usd, volume = body.get("address"), body.get("usd"), body.get("volume_usd", 0)
+        if not isinstance(address, str):
+            raise ValueError("address must be a 0x + 40 hex string")
+        if isinstance(usd, bool) or not isinstance(usd, int | float) \
+                or isinstance(volume, bool) or not isinstance(volume, int | float):
+            raise ValueError("usd and volume_usd must be numbers")
+        self.core.fund(address, float(usd), volume_usd=float(volume))
+        return {"funded": address.lower(), "usd": float(usd), "volume_usd": float(volume)}
 
     def state(self) -> dict[str, Any]:
         """Counters, clock and faults, for tests and operators."""

@@ -115,6 +115,37 @@ def unknown_signer(address: str) -> str:
     return f"User or API Wallet {address} does not exist."
 
 
+def must_deposit(user: str) -> str:
+    """Whole-request error for an account that never received a deposit. [seen] (testnet probe,
+    2026-10; some clients quote it without the " User: …" suffix)"""
+    return f"Must deposit before performing actions. User: {user}"
+
+
+def usd_text(value: float) -> str:
+    """A USD amount as the venue prints it inside texts: shortest decimal, no trailing zeros
+    ("$0", "$4643", "$373.47205", "$87457.46")."""
+    text = f"{round(value, 6):.6f}".rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
+
+
+def too_many_requests(would_use: int, cap: int, volume_usd: float) -> str:
+    """Whole-request error when the per-address request budget is spent. [seen] The recorded
+    testnet text read "(97460 > 97456)" while userRateLimit reported nRequestsCap 97457; this
+    simulator prints the count the request would reach and the cap it compares against."""
+    return (
+        f"Too many cumulative requests sent ({would_use} > {cap}) for cumulative volume traded "
+        f"${usd_text(volume_usd)}. Place taker orders to free up 1 request per USDC traded."
+    )
+
+
+def schedule_cancel_volume(required_usd: float, traded_usd: float) -> str:
+    """scheduleCancel below the volume gate. [seen]"""
+    return (
+        "Cannot set scheduled cancel time until enough volume traded. "
+        f"Required: ${usd_text(required_usd)}. Traded: ${usd_text(traded_usd)}."
+    )
+
+
 def duplicate_nonce(nonce: int) -> str:  # [seen]
     return f"Invalid nonce: duplicate nonce {nonce}"
 

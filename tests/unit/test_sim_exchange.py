@@ -253,7 +253,7 @@ def test_clearinghouse_state_has_the_venue_shape(alice: Client) -> None:
 
 
 def test_liquidation_px_for_highly_levered_short_is_above_mid() -> None:
-    small = Venue(balance_usd=200.0)
+    small = Venue(fund_any_usd=200.0)
     poor = Client(small)
     poor.order("ETH", False, 1.0, 3_900, "Ioc")  # 4k notional on 200 USD
     pos = poor.position("ETH")
