@@ -59,3 +59,16 @@ def test_account_funded_with_nothing_must_deposit(simulator_factory: Callable[..
         "status": "err",
         "response": f"Must deposit before performing actions. User: {wallet.address.lower()}",
     }
+
+
+def test_address_request_budget_over_http(simulator_factory: Callable[..., SimulatorProcess]) -> None:
+    wallet = eth_account.Account.create()
+    sim = simulator_factory("--speed", "0", "--rate-limit-per-min", "0", "--fund", f"{wallet.address}=1000",
+                            "--address-request-buffer", "2")
+    exchange = Exchange(wallet, sim.base_url)
+    answers = [exchange.update_leverage(5, COIN) for _ in range(4)]
+    assert [a["status"] for a in answers] == ["ok", "ok", "ok", "err"]  # 2 + one throttled pass
+    assert answers[3]["response"].startswith("Too many cumulative requests sent (4 > 2) for cumulative")
+    assert exchange.info.user_rate_limit(wallet.address) == {
+        "cumVlm": "0.0", "nRequestsUsed": 3, "nRequestsCap": 2, "nRequestsSurplus": 0,
+    }

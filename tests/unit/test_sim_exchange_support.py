@@ -62,7 +62,13 @@ class FakeMarket:
 class Venue:
     """An ExchangeCore over a FakeMarket with a controllable wall clock and a recording event sink."""
 
-    def __init__(self, *, is_mainnet: bool = False, fund_any_usd: float | None = 10_000.0) -> None:
+    def __init__(
+        self,
+        *,
+        is_mainnet: bool = False,
+        fund_any_usd: float | None = 10_000.0,
+        initial_requests: int = 10_000,
+    ) -> None:
         self.market = FakeMarket()
         self.wall_ms = T0_MS
         self.events: list[tuple[str, str, Any]] = []
@@ -74,6 +80,7 @@ class Venue:
             is_mainnet=is_mainnet,
             event_sink=lambda ch, user, payload: self.events.append((ch, user, payload)),
             wall_clock_ms=lambda: self.wall_ms,
+            initial_requests=initial_requests,
         )
         self.is_mainnet = is_mainnet
 
