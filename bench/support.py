@@ -7,9 +7,9 @@ holds for any sample size, which a truncating index does not give on two samples
 a free loopback port, waits for its ``listening on`` line and returns a `SimulatorProcess`
 (URLs, the admin API, stop). tests/fixtures/sim_fixtures.py wraps it in pytest fixtures. The
 simulator is strict about accounts by default (only funded accounts trade); unless `args` already
-configure funding (`--fund ...` / `--fund-any ...`), this helper passes `--fund-any 10000`, the
-kindness the benches and most tests rely on (any address has $10,000). Pass `--fund ADDRESS=USD`
-to test the strict venue.
+configure funding (`--fund ...` / `--fund-any ...`), this helper passes `--fund-any 10000
+--schedule-cancel-min-volume 0`, the kindness the benches and most tests rely on (any address has
+$10,000 and may arm scheduleCancel). Pass `--fund ADDRESS=USD` to test the strict venue.
 """
 
 from __future__ import annotations
@@ -112,6 +112,8 @@ def start_simulator(args: list[str], log_dir: Path) -> SimulatorProcess:
     log_dir.mkdir(parents=True, exist_ok=True)
     if not any(a == "--fund" or a.startswith("--fund=") or a.startswith("--fund-any") for a in args):
         args = [*args, "--fund-any", DEFAULT_FUND_ANY_USD]
+        if not any(a.startswith("--schedule-cancel-min-volume") for a in args):
+            args += ["--schedule-cancel-min-volume", "0"]
     stderr_path = log_dir / f"simulator-{len(list(log_dir.glob('simulator-*.log')))}.log"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with stderr_path.open("w") as err:

@@ -21,6 +21,7 @@ THROTTLED_EVERY_MS = 10_000
 CANCEL_EXTRA_REQUESTS = 100_000
 CANCEL_ACTIONS = frozenset({"cancel", "cancelByCloid"})
 BATCH_KEYS = ("orders", "cancels", "modifies")
+SCHEDULE_CANCEL_MIN_VOLUME_USD = 1_000_000.0  # scheduleCancel is refused until an address traded this
 
 
 def action_requests(action: dict[str, Any]) -> int:

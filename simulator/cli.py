@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from simulator.address_limit import INITIAL_REQUESTS
+from simulator.address_limit import INITIAL_REQUESTS, SCHEDULE_CANCEL_MIN_VOLUME_USD
 from simulator.faults import Faults, FaultSettings
 from simulator.identity import ADDRESS_RE
 from simulator.market import INTERVAL_MS, Market, MarketClock
@@ -66,6 +66,7 @@ class VenueOptions:
     history_bars: int
     fund_any_usd: float | None
     address_request_buffer: int
+    schedule_cancel_min_volume_usd: float
     funded: tuple[tuple[str, float], ...]
     taker_fee_rate: float
     maker_fee_rate: float
@@ -98,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address-request-buffer", type=int, default=INITIAL_REQUESTS, metavar="N",
                    help="requests every address may send before it earns more by trading (1 per USDC) "
                         f"or is throttled to 1 per 10 s (default {INITIAL_REQUESTS}, as the venue)")
+    p.add_argument("--schedule-cancel-min-volume", type=float, default=SCHEDULE_CANCEL_MIN_VOLUME_USD,
+                   metavar="USD", help="traded volume an account needs before scheduleCancel is accepted "
+                   f"(default {SCHEDULE_CANCEL_MIN_VOLUME_USD:.0f}, as the venue)")
     p.add_argument("--taker-fee-rate", type=float, default=DEFAULT_TAKER_FEE_RATE)
     p.add_argument("--maker-fee-rate", type=float, default=DEFAULT_MAKER_FEE_RATE)
     p.add_argument("--testnet", action="store_true",
@@ -145,8 +149,8 @@ def parse_options(argv: list[str] | None = None) -> VenueOptions:
         parser.error("--testnet and --mainnet are exclusive")
     if a.fund_any is not None and not a.fund_any >= 0:
         parser.error("--fund-any must be >= 0")
-    if a.address_request_buffer < 0:
-        parser.error("--address-request-buffer must be >= 0")
+    if a.address_request_buffer < 0 or not a.schedule_cancel_min_volume >= 0:
+        parser.error("--address-request-buffer and --schedule-cancel-min-volume must be >= 0")
     if a.speed < 0 or a.history_bars < 0 or a.tick_ms <= 0 or a.synthetic < 0:
         parser.error("--speed, --history-bars, --synthetic must be >= 0 and --tick-ms > 0")
     faults = FaultSettings(
@@ -160,6 +164,7 @@ def parse_options(argv: list[str] | None = None) -> VenueOptions:
         data_dir=a.data, synthetic=a.synthetic, interval=a.interval, speed=a.speed, seed=a.seed,
         start_ms=a.start_ms, history_bars=a.history_bars, fund_any_usd=a.fund_any, funded=tuple(a.fund),
         address_request_buffer=a.address_request_buffer,
+        schedule_cancel_min_volume_usd=a.schedule_cancel_min_volume,
         taker_fee_rate=a.taker_fee_rate, maker_fee_rate=a.maker_fee_rate, is_mainnet=a.mainnet,
         rate_limit_per_min=a.rate_limit_per_min, faults=faults, log_level=a.log_level)
 
@@ -199,7 +204,8 @@ def _exchange_core(opts: VenueOptions, market: Market, venue: Venue) -> Exchange
         return None
     core = ExchangeCore(market, fund_any_usd=opts.fund_any_usd, taker_fee_rate=opts.taker_fee_rate,
                         maker_fee_rate=opts.maker_fee_rate, is_mainnet=opts.is_mainnet,
-                        event_sink=venue.hub.publish_user, initial_requests=opts.address_request_buffer)
+                        event_sink=venue.hub.publish_user, initial_requests=opts.address_request_buffer,
+                        schedule_cancel_min_volume_usd=opts.schedule_cancel_min_volume_usd)
     for address, usd in opts.funded:
         core.fund(address, usd)
     return core

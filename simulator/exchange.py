@@ -30,7 +30,13 @@ from simulator.accounts import (
     clearinghouse_state,
     margin_summary,
 )
-from simulator.address_limit import CANCEL_ACTIONS, INITIAL_REQUESTS, AddressLimits, action_requests
+from simulator.address_limit import (
+    CANCEL_ACTIONS,
+    INITIAL_REQUESTS,
+    SCHEDULE_CANCEL_MIN_VOLUME_USD,
+    AddressLimits,
+    action_requests,
+)
 from simulator.identity import ADDRESS_RE, Identities
 from simulator.matching import wire
 from simulator.signing import (
@@ -47,9 +53,12 @@ from simulator.user_ledger import UserLedger
 log = logging.getLogger(__name__)
 
 EventSink = Callable[[str, str, Any], None]
-L1_ACTIONS = frozenset({"order", "cancel", "cancelByCloid", "updateLeverage", "scheduleCancel"})
+L1_ACTIONS = frozenset({"order", "cancel", "cancelByCloid", "updateLeverage", "scheduleCancel", "modify",
+                        "batchModify"})
 USER_INFO_TYPES = UserLedger.INFO_TYPES | {"userRateLimit"}
 SCHEDULE_CANCEL_MIN_LEAD_MS = 5_000
+SCHEDULE_CANCEL_MAX_PER_DAY = 10              # triggers per UTC day (SDK docstring: reset at 00:00 UTC)
+DAY_MS = 86_400_000
 
 
 def _err(text: str) -> tuple[int, Any]:
@@ -82,6 +91,7 @@ class ExchangeCore:
         event_sink: EventSink | None = None,
         wall_clock_ms: Callable[[], int] | None = None,
         initial_requests: int = INITIAL_REQUESTS,
+        schedule_cancel_min_volume_usd: float = SCHEDULE_CANCEL_MIN_VOLUME_USD,
     ) -> None:
         """`wall_clock_ms` is the venue clock that nonces, expiresAfter and scheduleCancel times are
         judged against (clients stamp them from their own wall clock); it defaults to time.time().
@@ -102,6 +112,8 @@ class ExchangeCore:
                                 taker_fee_rate=taker_fee_rate, maker_fee_rate=maker_fee_rate)
         self._post_count = 0
         self._scheduled_cancel: dict[str, int] = {}
+        self._schedule_cancel_min_volume = schedule_cancel_min_volume_usd
+        self._cancel_triggers: dict[tuple[str, int], int] = {}  # (user, UTC day) -> triggers fired
         self._funding_hour: int | None = None
         self._events: list[tuple[str, str, Any]] = []
 
@@ -215,6 +227,8 @@ class ExchangeCore:
             return self._trading.cancel_action(
                 action["cancels"], user, now_ms, key_asset="asset", key_id="cloid"
             )
+        if kind in ("modify", "batchModify"):
+            return self._trading.modify_action(action, user, now_ms, batch=kind == "batchModify")
         if kind == "updateLeverage":
             return self._update_leverage(action, user)
         return self._schedule_cancel(action, user, wall)
@@ -272,7 +286,12 @@ class ExchangeCore:
         return _ok_default()
 
     def _schedule_cancel(self, action: dict, user: str, wall: int) -> tuple[int, Any]:
+        """Arm (or with no time, clear) the dead man's switch: refused below the venue's traded-volume
+        gate, and once it has fired SCHEDULE_CANCEL_MAX_PER_DAY times in the current UTC day."""
         when = action.get("time")
+        volume = self._accounts[user].volume_usd
+        if volume < self._schedule_cancel_min_volume:
+            return _err(vt.schedule_cancel_volume(self._schedule_cancel_min_volume, volume))
         if when is None:
             self._scheduled_cancel.pop(user, None)
             return _ok_default()
@@ -280,6 +299,8 @@ class ExchangeCore:
             raise ValueError("scheduleCancel time must be an integer")
         if when < wall + SCHEDULE_CANCEL_MIN_LEAD_MS:
             return _err(vt.SCHEDULE_CANCEL_TOO_EARLY)
+        if self._cancel_triggers.get((user, wall // DAY_MS), 0) >= SCHEDULE_CANCEL_MAX_PER_DAY:
+            return _err(vt.SCHEDULE_CANCEL_DAILY_LIMIT)
         self._scheduled_cancel[user] = when
         return _ok_default()
 
@@ -288,6 +309,7 @@ class ExchangeCore:
     def on_market_tick(self, now_ms: int) -> None:
         """Fill resting orders the mid has reached, charge hourly funding, fire due scheduled cancels."""
         with self._lock:
+            self._trading.fire_triggers(now_ms)
             self._trading.fill_resting(now_ms)
             self._charge_funding(now_ms)
             self._fire_scheduled_cancels(now_ms)
@@ -331,6 +353,8 @@ class ExchangeCore:
             if wall < when:
                 continue
             del self._scheduled_cancel[user]
+            day = (user, wall // DAY_MS)
+            self._cancel_triggers[day] = self._cancel_triggers.get(day, 0) + 1
             for order in self._ledger.open_orders(user):
                 self._trading.finish(order, vt.OrderStatus.SCHEDULED_CANCEL, now_ms)
 

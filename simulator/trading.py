@@ -27,6 +27,29 @@ Emit = Callable[[vt.EventChannel, str, Any], None]
 FIRST_OID = 1_000_001
 FIRST_TID = 500_000_001
 BOOK_DEPTH = 50
+PRICE_BAND = 0.8                    # an order price may be at most 80% away from the reference price
+OPEN_ORDERS_BASE = 1_000
+OPEN_ORDERS_MAX = 5_000
+OPEN_ORDER_PER_VOLUME_USD = 5_000_000.0
+TRIGGER_MARKET_SLIPPAGE = 0.10      # a fired market TP/SL trades with 10% slippage tolerance (docs)
+
+
+def order_response(statuses: list[Any]) -> dict[str, Any]:
+    return {"status": "ok", "response": {"type": "order", "data": {"statuses": statuses}}}
+
+
+def prevalidation_error(parsed: list[OrderRequest | OrderRejected], grouping: vt.Grouping) -> str | None:
+    """The one error the venue returns for a whole batch that fails on its payload alone, else None."""
+    if not parsed:
+        return vt.order_error(vt.RejectKind.EMPTY_BATCH, 0)
+    for p in parsed:
+        if isinstance(p, OrderRejected) and p.kind in vt.PREVALIDATION_KINDS:
+            return vt.order_error(p.kind, p.asset)
+    if grouping is not vt.Grouping.NA and any(
+        isinstance(p, OrderRequest) and p.trigger is not None and not p.reduce_only for p in parsed
+    ):
+        return vt.order_error(vt.RejectKind.TPSL_NOT_REDUCE_ONLY, 0)
+    return None
 
 
 def _is_int(value: Any) -> bool:
@@ -59,27 +82,48 @@ class Trading:
         """End an open order with `status` (cancels of every kind); its cloid stays taken."""
         self._finish(order, status, now_ms, record_cloid=True)
 
-    def orders_action(self, action: dict, user: str, now_ms: int) -> tuple[int, Any]:
-        wires = action["orders"]
+    def parse_batch(self, wires: Any) -> list[OrderRequest | OrderRejected]:
+        """Parse order wires; shape errors (ValueError) refuse the whole request before anything runs."""
         if not isinstance(wires, list):
             raise ValueError("orders must be a list")
         coins = self._market.coins()
         szd = {c: self._market.sz_decimals(c) for c in coins}
         parsed: list[OrderRequest | OrderRejected] = []
-        for raw in wires:  # shape errors (ValueError) refuse the whole batch before anything executes
+        for raw in wires:
             try:
                 parsed.append(parse_order_wire(raw, coins, szd))
             except OrderRejected as e:
                 parsed.append(e)
-        statuses = [
-            {"error": vt.order_error(p.kind, p.asset)}
-            if isinstance(p, OrderRejected)
-            else self._place_one(p, user, szd, now_ms)
-            for p in parsed
-        ]
-        return 200, {"status": "ok", "response": {"type": "order", "data": {"statuses": statuses}}}
+        return parsed
 
-    def _place_one(self, req: OrderRequest, user: str, szd: dict[str, int], now_ms: int) -> dict:
+    def orders_action(self, action: dict, user: str, now_ms: int) -> tuple[int, Any]:
+        grouping = vt.Grouping(action.get("grouping", "na"))
+        parsed = self.parse_batch(action["orders"])
+        refused = prevalidation_error(parsed, grouping)
+        if refused is not None:
+            return 200, order_response([{"error": refused}])
+        statuses: list[Any] = []
+        parent: Order | None = None
+        for i, p in enumerate(parsed):
+            if isinstance(p, OrderRejected):
+                statuses.append({"error": vt.order_error(p.kind, p.asset)})
+                continue
+            child = grouping is vt.Grouping.NORMAL_TPSL and p.trigger is not None and i > 0
+            if child and parent is None:
+                statuses.append({"error": vt.TPSL_PARENT_REJECTED})
+                continue
+            status, order = self.place(p, user, now_ms, parent=parent if child else None,
+                                       position_tpsl=grouping is vt.Grouping.POSITION_TPSL)
+            if i == 0 and grouping is vt.Grouping.NORMAL_TPSL and p.trigger is None:
+                parent = order if "error" not in status else None
+            statuses.append(status)
+        return 200, order_response(statuses)
+
+    def place(
+        self, req: OrderRequest, user: str, now_ms: int, *, parent: Order | None = None,
+        position_tpsl: bool = False,
+    ) -> tuple[Any, Order]:
+        """Check and execute one parsed order; return its batch status and the order record."""
         order = Order(
             oid=self._next_oid,
             user=user,
@@ -93,25 +137,57 @@ class Trading:
             reduce_only=req.reduce_only,
             cloid=req.cloid,
             timestamp=now_ms,
-            sz_decimals=szd[req.coin],
+            sz_decimals=self._market.sz_decimals(req.coin),
             status_ts=now_ms,
+            trigger=req.trigger,
+            parent_oid=parent.oid if parent is not None else None,
+            position_tpsl=position_tpsl and req.trigger is not None,
         )
         self._next_oid += 1
         try:
-            self._admit(req, order)
+            self._admit_any(req, order)
+            if req.trigger is None:
+                self._admit(req, order)
+            elif not req.reduce_only and req.px * req.sz < MIN_ORDER_VALUE_USD:
+                raise OrderRejected(vt.RejectKind.MIN_NOTIONAL, req.asset)
         except OrderRejected as e:
             bids, asks = self._market.book(req.coin, 1)
             bbo = f"{wire(bids[0][0]) if bids else 'None'}@{wire(asks[0][0]) if asks else 'None'}"
             self._finish(order, vt.REJECT_STATUS[e.kind], now_ms, record_cloid=False)
             log.debug("order rejected: user=%s coin=%s oid=%d reason=%s", user, req.coin, order.oid, e.kind)
-            return {"error": vt.order_error(e.kind, e.asset, bbo)}
-        return self._execute_new(order, now_ms)
+            return {"error": vt.order_error(e.kind, e.asset, bbo)}, order
+        if req.trigger is not None:
+            return self._rest_trigger(order, parent), order
+        return self._execute_new(order, now_ms), order
+
+    def _rest_trigger(self, order: Order, parent: Order | None) -> Any:
+        """A trigger order waits for its price; a normalTpsl child also for its parent's fill."""
+        self._ledger.add(order)
+        self._emit(vt.EventChannel.ORDER_UPDATES, order.user, [order.update_view()])
+        if parent is None:
+            cloid = {"cloid": order.cloid} if order.cloid is not None else {}
+            return {"resting": {"oid": order.oid, **cloid}}
+        return "waitingForTrigger" if parent.sz < parent.orig_sz else "waitingForFill"
+
+    def open_order_cap(self, user: str) -> int:
+        """1,000 open orders, one more per 5M USDC traded, at most 5,000 (docs, rate limits)."""
+        volume = self._accounts[user].volume_usd
+        return min(OPEN_ORDERS_MAX, OPEN_ORDERS_BASE + int(volume // OPEN_ORDER_PER_VOLUME_USD))
+
+    def _admit_any(self, req: OrderRequest, order: Order) -> None:
+        """Checks every order passes, trigger orders included."""
+        if req.cloid is not None and self._ledger.cloid_taken(order.user, req.cloid):
+            raise OrderRejected(vt.RejectKind.DUPLICATE_CLOID, req.asset)
+        if len(self._ledger.open_orders(order.user)) >= self.open_order_cap(order.user):
+            raise OrderRejected(vt.RejectKind.OPEN_ORDER_CAP, req.asset)
+        # The venue's reference is its oracle price; the simulator's oracle is the mid path.
+        reference = self._market.mid(req.coin)
+        if abs(req.px - reference) > PRICE_BAND * reference:
+            raise OrderRejected(vt.RejectKind.PRICE_BAND, req.asset)
 
     def _admit(self, req: OrderRequest, order: Order) -> None:
         """Run the pre-trade checks in the venue's order; clamps reduce-only size to the position."""
         account = self._accounts[order.user]
-        if req.cloid is not None and self._ledger.cloid_taken(order.user, req.cloid):
-            raise OrderRejected(vt.RejectKind.DUPLICATE_CLOID, req.asset)
         szi = account.szi(req.coin)
         if req.reduce_only:
             if szi == 0.0 or (szi > 0) == req.is_buy:
@@ -157,22 +233,28 @@ class Trading:
     def _resting_margin(self, account: Account, skip_oid: int | None = None) -> float:
         total = 0.0
         for order in self._ledger.open_orders(account.address):
-            if not order.reduce_only and order.oid != skip_oid:
+            if not order.reduce_only and order.oid != skip_oid and not order.waiting_trigger:
                 lev = account.leverage_for(order.coin, self._market.max_leverage(order.coin)).value
                 total += order.sz * order.limit_px / lev
         return total
+
+    def _take(self, order: Order, limit_px: float, now_ms: int) -> tuple[float, float]:
+        """Take liquidity from the book up to `limit_px`; return (size, value) filled."""
+        filled_sz = filled_value = 0.0
+        bids, asks = self._market.book(order.coin, BOOK_DEPTH)
+        levels = asks if order.is_buy else bids
+        for piece in walk_book(levels, order.is_buy, limit_px, order.sz, order.sz_decimals):
+            self._fill(order, piece.px, piece.sz, crossed=True, now_ms=now_ms)
+            filled_sz += piece.sz
+            filled_value += piece.px * piece.sz
+        return filled_sz, filled_value
 
     def _execute_new(self, order: Order, now_ms: int) -> dict:
         """Take liquidity for a marketable order, then rest (Gtc/Alo) or cancel (Ioc) the remainder."""
         self._ledger.add(order)
         filled_sz = filled_value = 0.0
         if order.tif is not vt.Tif.ALO:
-            bids, asks = self._market.book(order.coin, BOOK_DEPTH)
-            levels = asks if order.is_buy else bids
-            for piece in walk_book(levels, order.is_buy, order.limit_px, order.sz, order.sz_decimals):
-                self._fill(order, piece.px, piece.sz, crossed=True, now_ms=now_ms)
-                filled_sz += piece.sz
-                filled_value += piece.px * piece.sz
+            filled_sz, filled_value = self._take(order, order.limit_px, now_ms)
         cloid = {"cloid": order.cloid} if order.cloid is not None else {}
         if order.tif is vt.Tif.IOC and filled_sz == 0.0:
             self._finish(order, vt.OrderStatus.IOC_CANCEL_REJECTED, now_ms, record_cloid=True)
@@ -257,8 +339,11 @@ class Trading:
 
 
     def fill_resting(self, now_ms: int) -> None:
+        """Fill resting limit orders (fired limit triggers included) the mid path has reached."""
         mids: dict[str, float] = {}
         for order in self._ledger.all_open_orders():
+            if order.waiting_trigger or order.status is not vt.OrderStatus.OPEN:
+                continue
             if order.coin not in mids:
                 mids[order.coin] = self._market.mid(order.coin)
             mid = mids[order.coin]
@@ -284,3 +369,100 @@ class Trading:
             self._fill(order, order.limit_px, sz, crossed=False, now_ms=now_ms)
             if order.status is vt.OrderStatus.OPEN and order.reduce_only:
                 self._finish(order, vt.OrderStatus.REDUCE_ONLY_CANCELED, now_ms, record_cloid=True)
+
+    # ----------------------------------------------------------------- modify
+
+    def modify_action(self, action: dict, user: str, now_ms: int, *, batch: bool) -> tuple[int, Any]:
+        """`modify` {oid, order} / `batchModify` {modifies: [{oid, order}]}: each open order (by oid or
+        cloid) is cancelled and replaced by the new one, which gets a new oid and keeps its role
+        (TP/SL child, position TP/SL); its cloid may be the old order's."""
+        items = action["modifies"] if batch else [{"oid": action["oid"], "order": action["order"]}]
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise ValueError("modifies must be a list of objects")
+        parsed = self.parse_batch([item["order"] for item in items])
+        refused = prevalidation_error(parsed, vt.Grouping.NA)
+        if refused is not None:
+            statuses: list[Any] = [{"error": refused}]
+        else:
+            pairs = zip(items, parsed, strict=True)
+            statuses = [self._modify_one(i["oid"], p, user, now_ms) for i, p in pairs]
+        if batch:
+            return 200, order_response(statuses)
+        only = statuses[0]
+        if isinstance(only, dict) and "error" in only:
+            return 200, {"status": "err", "response": only["error"]}
+        return 200, {"status": "ok", "response": {"type": "default"}}
+
+    def _modify_one(self, ident: Any, req: OrderRequest | OrderRejected, user: str, now_ms: int) -> Any:
+        if _is_int(ident):
+            order = self._ledger.open_by_oid(user, ident)
+        elif isinstance(ident, str):
+            order = self._ledger.open_by_cloid(user, ident.lower())
+        else:
+            raise ValueError("modify oid must be an integer or a cloid")
+        if order is None:
+            return {"error": vt.MODIFY_MISSING}
+        if isinstance(req, OrderRejected):
+            return {"error": vt.order_error(req.kind, req.asset)}
+        self._finish(order, vt.OrderStatus.CANCELED, now_ms, record_cloid=True)
+        if order.cloid is not None:
+            self._ledger.release_cloid(user, order.cloid)
+        parent = self._ledger.order(order.parent_oid) if order.parent_oid is not None else None
+        status, _ = self.place(req, user, now_ms, parent=parent, position_tpsl=order.position_tpsl)
+        return status
+
+    # ----------------------------------------------------------------- trigger orders
+
+    def fire_triggers(self, now_ms: int) -> None:
+        """Fire the trigger orders whose price the mid path has crossed (the venue watches its mark
+        price; the simulator's mark is the same path). A normalTpsl child waits for its parent's
+        first fill and dies with an unfilled parent; a positionTpsl order dies with its position."""
+        for order in self._ledger.all_open_orders():
+            if not order.waiting_trigger or order.status is not vt.OrderStatus.OPEN:
+                continue
+            if not self._trigger_live(order, now_ms):
+                continue
+            assert order.trigger is not None
+            if order.trigger.fires_at(order.is_buy, self._market.mid(order.coin)):
+                self._fire(order, now_ms)
+
+    def _trigger_live(self, order: Order, now_ms: int) -> bool:
+        """False while a child waits for its parent; ends orders whose parent or position is gone."""
+        if order.parent_oid is not None:
+            parent = self._ledger.order(order.parent_oid)
+            if parent is not None and parent.sz == parent.orig_sz:  # parent has not filled at all
+                if parent.status is not vt.OrderStatus.OPEN:
+                    self._finish(order, vt.OrderStatus.CANCELED, now_ms, record_cloid=True)
+                return False
+        if order.position_tpsl and self._accounts[order.user].szi(order.coin) == 0.0:
+            self._finish(order, vt.OrderStatus.CANCELED, now_ms, record_cloid=True)
+            return False
+        return True
+
+    def _fire(self, order: Order, now_ms: int) -> None:
+        """Turn a fired trigger into a live order: a market one trades at once with 10% slippage
+        and cancels what it cannot fill; a limit one trades what crosses and rests the rest."""
+        assert order.trigger is not None
+        order.triggered = True
+        order.status_ts = now_ms
+        update = order.update_view() | {"status": str(vt.OrderStatus.TRIGGERED)}
+        self._emit(vt.EventChannel.ORDER_UPDATES, order.user, [update])
+        account = self._accounts[order.user]
+        szi = account.szi(order.coin)
+        if order.reduce_only:
+            if szi == 0.0 or (szi > 0) == order.is_buy:
+                self._finish(order, vt.OrderStatus.REDUCE_ONLY_CANCELED, now_ms, record_cloid=True)
+                return
+            order.sz = abs(szi) if order.position_tpsl else min(order.sz, abs(szi))
+        elif self._margin_shortfall(account, order.coin, order.is_buy, order.sz, order.limit_px,
+                                    resting_oid=order.oid):
+            self._finish(order, vt.OrderStatus.MARGIN_CANCELED, now_ms, record_cloid=True)
+            return
+        if order.trigger.is_market:
+            mid = self._market.mid(order.coin)
+            worst = mid * (1 + TRIGGER_MARKET_SLIPPAGE if order.is_buy else 1 - TRIGGER_MARKET_SLIPPAGE)
+            self._take(order, worst, now_ms)
+            if order.status is vt.OrderStatus.OPEN:
+                self._finish(order, vt.OrderStatus.CANCELED, now_ms, record_cloid=True)
+            return
+        self._take(order, order.limit_px, now_ms)

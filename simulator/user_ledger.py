@@ -68,6 +68,14 @@ class UserLedger:
             else:
                 self._by_cloid.setdefault(key, order)
 
+    def order(self, oid: int) -> Order | None:
+        """Any order the venue accepted or rejected, by oid."""
+        return self._orders.get(oid)
+
+    def release_cloid(self, user: str, cloid: str) -> None:
+        """Free a cloid for reuse (a modify moves it from the old order to the new one)."""
+        self._cloid_taken.discard((user, cloid))
+
     def open_orders(self, user: str) -> list[Order]:
         """The user's open orders, oldest first."""
         return list(self._open.get(user, {}).values())

@@ -68,6 +68,7 @@ class Venue:
         is_mainnet: bool = False,
         fund_any_usd: float | None = 10_000.0,
         initial_requests: int = 10_000,
+        schedule_cancel_min_volume_usd: float = 0.0,
     ) -> None:
         self.market = FakeMarket()
         self.wall_ms = T0_MS
@@ -81,6 +82,7 @@ class Venue:
             event_sink=lambda ch, user, payload: self.events.append((ch, user, payload)),
             wall_clock_ms=lambda: self.wall_ms,
             initial_requests=initial_requests,
+            schedule_cancel_min_volume_usd=schedule_cancel_min_volume_usd,
         )
         self.is_mainnet = is_mainnet
 
