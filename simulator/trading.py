@@ -148,8 +148,8 @@ class Trading:
             self._admit_any(req, order)
             if req.trigger is None:
                 self._admit(req, order)
-            elif not req.reduce_only and req.px * req.sz < MIN_ORDER_VALUE_USD:
-                raise OrderRejected(vt.RejectKind.MIN_NOTIONAL, req.asset)
+            else:
+                self._admit_trigger(req, order)
         except OrderRejected as e:
             bids, asks = self._market.book(req.coin, 1)
             bbo = f"{wire(bids[0][0]) if bids else 'None'}@{wire(asks[0][0]) if asks else 'None'}"
@@ -184,6 +184,16 @@ class Trading:
         reference = self._market.mid(req.coin)
         if abs(req.px - reference) > PRICE_BAND * reference:
             raise OrderRejected(vt.RejectKind.PRICE_BAND, req.asset)
+
+    def _admit_trigger(self, req: OrderRequest, order: Order) -> None:
+        """A reduce-only trigger must reduce the position it protects when placed (a normalTpsl child
+        protects the position its parent will open); its size is clamped again when it fires."""
+        if req.reduce_only and order.parent_oid is None:
+            szi = self._accounts[order.user].szi(req.coin)
+            if szi == 0.0 or (szi > 0) == req.is_buy:
+                raise OrderRejected(vt.RejectKind.REDUCE_ONLY, req.asset)
+        elif not req.reduce_only and req.px * req.sz < MIN_ORDER_VALUE_USD:
+            raise OrderRejected(vt.RejectKind.MIN_NOTIONAL, req.asset)
 
     def _admit(self, req: OrderRequest, order: Order) -> None:
         """Run the pre-trade checks in the venue's order; clamps reduce-only size to the position."""
@@ -464,5 +474,13 @@ class Trading:
             self._take(order, worst, now_ms)
             if order.status is vt.OrderStatus.OPEN:
                 self._finish(order, vt.OrderStatus.CANCELED, now_ms, record_cloid=True)
-            return
-        self._take(order, order.limit_px, now_ms)
+        else:
+            self._take(order, order.limit_px, now_ms)
+        if order.parent_oid is not None and order.status is vt.OrderStatus.FILLED:
+            self._cancel_siblings(order, now_ms)
+
+    def _cancel_siblings(self, order: Order, now_ms: int) -> None:
+        """A filled take-profit / stop-loss child cancels the other children of its parent."""
+        for other in self._ledger.open_orders(order.user):
+            if other.parent_oid == order.parent_oid and other.oid != order.oid:
+                self._finish(other, vt.OrderStatus.SIBLING_FILLED_CANCELED, now_ms, record_cloid=True)

@@ -39,6 +39,7 @@ class OrderStatus(StrEnum):
     FILLED = "filled"
     CANCELED = "canceled"
     TRIGGERED = "triggered"
+    SIBLING_FILLED_CANCELED = "siblingFilledCanceled"
     ORACLE_REJECTED = "oracleRejected"
     REJECTED = "rejected"
     MARGIN_CANCELED = "marginCanceled"
