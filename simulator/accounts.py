@@ -72,6 +72,7 @@ class Account:
     cash: float
     deposited_usd: float = 0.0
     volume_usd: float = 0.0
+    ledger_updates: list[dict[str, Any]] = field(default_factory=list)  # userNonFundingLedgerUpdates
     positions: dict[str, Position] = field(default_factory=dict)
     leverage: dict[str, LeverageSetting] = field(default_factory=dict)
     funding_all_time: dict[str, float] = field(default_factory=dict)

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from simulator import venue_vocab as vt
+from simulator.account_info import active_asset_data_json, ledger_updates_json, user_fees_json
 from simulator.accounts import (
     Account,
     LeverageSetting,
@@ -55,7 +56,8 @@ log = logging.getLogger(__name__)
 EventSink = Callable[[str, str, Any], None]
 L1_ACTIONS = frozenset({"order", "cancel", "cancelByCloid", "updateLeverage", "scheduleCancel", "modify",
                         "batchModify"})
-USER_INFO_TYPES = UserLedger.INFO_TYPES | {"userRateLimit"}
+USER_INFO_TYPES = UserLedger.INFO_TYPES | {"userRateLimit", "userFees", "activeAssetData",
+                                           "userNonFundingLedgerUpdates", "userAbstraction"}
 SCHEDULE_CANCEL_MIN_LEAD_MS = 5_000
 SCHEDULE_CANCEL_MAX_PER_DAY = 10              # triggers per UTC day (SDK docstring: reset at 00:00 UTC)
 DAY_MS = 86_400_000
@@ -103,7 +105,7 @@ class ExchangeCore:
         self._sink = event_sink
         self._clock = wall_clock_ms or _wall_clock_ms
         self._lock = threading.RLock()
-        self._ids = Identities(fund_any_usd)
+        self._ids = Identities(fund_any_usd, market.now_ms)
         self._limits = AddressLimits(initial_requests)
         self._accounts = self._ids.accounts
         self._nonces = NonceBook()
@@ -364,6 +366,9 @@ class ExchangeCore:
         """Answer a user-specific /info request; None if body["type"] is not one this core serves or
         body["user"] is not an address. Under fund-any the first query about an address funds it."""
         kind = body.get("type") if isinstance(body, dict) else None
+        if kind == "recentTrades" and isinstance(body.get("coin"), str):
+            with self._lock:
+                return self._ledger.recent_trades(body["coin"])
         if kind not in USER_INFO_TYPES:
             return None
         user = body.get("user")
@@ -371,11 +376,25 @@ class ExchangeCore:
             return None  # the server answers 422, as the venue does for a body it cannot parse
         user = user.lower()
         with self._lock:
-            account = self._ids.for_query(user)
-            if kind == "clearinghouseState":
-                return clearinghouse_state(account, self._market, now_ms)
-            if kind == "spotClearinghouseState":
-                return {"balances": []}  # perp-only venue: margin lives in clearinghouseState
-            if kind == "userRateLimit":
-                return self._limits.info(user, account.volume_usd)
-            return self._ledger.info(kind, user, body)
+            return self._user_info(kind, user, body, now_ms)
+
+    def _user_info(self, kind: str, user: str, body: dict, now_ms: int) -> Any | None:
+        account = self._ids.for_query(user)
+        if kind == "clearinghouseState":
+            return clearinghouse_state(account, self._market, now_ms)
+        if kind == "spotClearinghouseState":
+            return {"balances": []}  # perp-only venue: margin lives in clearinghouseState
+        if kind == "userRateLimit":
+            return self._limits.info(user, account.volume_usd)
+        if kind == "userAbstraction":
+            return "default"  # standard account mode, the only one simulated (no unified / portfolio margin)
+        if kind == "userFees":
+            return user_fees_json(self._taker_fee, self._maker_fee)
+        if kind == "activeAssetData":
+            coin = body.get("coin")
+            return active_asset_data_json(account, self._market, coin) if isinstance(coin, str) else None
+        if kind == "userNonFundingLedgerUpdates":
+            start, end = body.get("startTime", 0), body.get("endTime")
+            end = end if _is_int(end) else 2**63
+            return ledger_updates_json(account, start if _is_int(start) else 0, end)
+        return self._ledger.info(kind, user, body)

@@ -12,10 +12,13 @@ a user /info request or an approveAgent names is funded with that amount on firs
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Callable
 
 from simulator import venue_vocab as vt
 from simulator.accounts import Account
+from simulator.matching import wire
 
 ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
@@ -23,12 +26,14 @@ ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
 class Identities:
     """Accounts by lowercase address, approved agents (agent -> master) and the funding policy."""
 
-    def __init__(self, fund_any_usd: float | None) -> None:
+    def __init__(self, fund_any_usd: float | None, clock_ms: Callable[[], int]) -> None:
+        """`clock_ms` stamps deposits (the market clock, like fills)."""
         if fund_any_usd is not None and not fund_any_usd >= 0:
             raise ValueError(f"fund_any_usd must be >= 0, got {fund_any_usd!r}")
         self.fund_any_usd = fund_any_usd
         self.accounts: dict[str, Account] = {}
         self.agents: dict[str, str] = {}
+        self._clock_ms = clock_ms
 
     def fund(self, user: str, usd: float, volume_usd: float = 0.0) -> Account:
         """Deposit `usd` to `user` (creating the account) and add `volume_usd` of prior traded volume."""
@@ -43,6 +48,13 @@ class Identities:
         account.cash += usd
         account.deposited_usd += usd
         account.volume_usd += volume_usd
+        if usd > 0:
+            n = len(account.ledger_updates)
+            account.ledger_updates.append({
+                "time": self._clock_ms(),
+                "hash": "0x" + hashlib.sha256(f"deposit:{user}:{n}".encode()).hexdigest(),
+                "delta": {"type": "deposit", "usdc": wire(usd, 6)},
+            })
         return account
 
     def _fund_on_sight(self, user: str) -> Account | None:

@@ -22,7 +22,9 @@ from simulator.market import (
 )
 
 MARKET_INFO_TYPES = frozenset({"meta", "spotMeta", "metaAndAssetCtxs", "allMids", "candleSnapshot",
-                               "l2Book", "fundingHistory"})
+                               "l2Book", "fundingHistory", "spotMetaAndAssetCtxs", "perpDexs",
+                               "predictedFundings"})
+EMPTY_SPOT_META: dict[str, Any] = {"universe": [], "tokens": []}  # a perp-only venue lists no spot pairs
 FUNDING_HISTORY_CAP = 500
 BOOK_DEPTH = 20
 DESERIALIZE_ERROR = "Failed to deserialize the JSON body into the target type"
@@ -39,7 +41,13 @@ def answer_market_info(market: Market, body: dict[str, Any], now_ms: int) -> Any
         _check_dex(body)
         return meta_json(market)
     if kind == "spotMeta":
-        return {"universe": [], "tokens": []}
+        return dict(EMPTY_SPOT_META)
+    if kind == "spotMetaAndAssetCtxs":
+        return [dict(EMPTY_SPOT_META), []]
+    if kind == "perpDexs":
+        return [None]  # only the main dex (index 0 is always null on the venue)
+    if kind == "predictedFundings":
+        return predicted_fundings_json(market, now_ms)
     if kind == "metaAndAssetCtxs":
         return [meta_json(market), asset_ctxs_json(market, now_ms)]
     if kind == "allMids":
@@ -89,6 +97,16 @@ def meta_json(market: Market) -> dict[str, Any]:
             "marginTiers": [{"lowerBound": "0.0", "maxLeverage": info.max_leverage}],
         }
     return {"universe": universe, "marginTables": [[k, v] for k, v in sorted(tables.items())]}
+
+
+def predicted_fundings_json(market: Market, now_ms: int) -> list[Any]:
+    """``predictedFundings``: per coin, [venue, {fundingRate, nextFundingTime, fundingIntervalHours}];
+    the simulator knows only its own venue ("HlPerp") and funds hourly."""
+    rates = market.funding_rates_at(now_ms).tolist()
+    next_hour = (now_ms // HOUR_MS + 1) * HOUR_MS
+    return [[info.name, [["HlPerp", {"fundingRate": fmt_num(rate), "nextFundingTime": next_hour,
+                                     "fundingIntervalHours": 1}]]]
+            for info, rate in zip(market.coin_info(), rates, strict=True)]
 
 
 def all_mids_json(market: Market, now_ms: int) -> dict[str, str]:

@@ -127,7 +127,8 @@ class Venue:
                         for e in ledger if isinstance(e, dict) and isinstance(e.get("delta"), dict)]
             return {"user": user, "isSnapshot": True, "fundings": fundings}
         if channel == "userNonFundingLedgerUpdates":
-            return {"user": user, "isSnapshot": True, "nonFundingLedgerUpdates": []}
+            updates = self._user_info({"type": "userNonFundingLedgerUpdates", "user": user}, now) or []
+            return {"user": user, "isSnapshot": True, "nonFundingLedgerUpdates": updates}
         return None
 
     def _user_info(self, body: dict, now: int) -> Any:
