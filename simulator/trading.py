@@ -77,6 +77,7 @@ class Trading:
         self._maker_fee = maker_fee_rate
         self._next_oid = FIRST_OID
         self._next_tid = FIRST_TID
+        self._last_trigger_check_ms: int | None = None
 
     def finish(self, order: Order, status: vt.OrderStatus, now_ms: int) -> None:
         """End an open order with `status` (cancels of every kind); its cloid stays taken."""
@@ -424,16 +425,23 @@ class Trading:
     # ----------------------------------------------------------------- trigger orders
 
     def fire_triggers(self, now_ms: int) -> None:
-        """Fire the trigger orders whose price the mid path has crossed (the venue watches its mark
-        price; the simulator's mark is the same path). A normalTpsl child waits for its parent's
-        first fill and dies with an unfilled parent; a positionTpsl order dies with its position."""
+        """Fire the trigger orders whose price the mid path reached since the last check (the venue
+        watches its mark price; the simulator's mark is the same path), so a move through the
+        trigger between two market ticks is not missed; the fired order trades against the book of
+        now. A normalTpsl child waits for its parent's first fill and dies with an unfilled parent;
+        a positionTpsl order dies with its position."""
+        since = self._last_trigger_check_ms
+        self._last_trigger_check_ms = now_ms
         for order in self._ledger.all_open_orders():
             if not order.waiting_trigger or order.status is not vt.OrderStatus.OPEN:
                 continue
             if not self._trigger_live(order, now_ms):
                 continue
             assert order.trigger is not None
-            if order.trigger.fires_at(order.is_buy, self._market.mid(order.coin)):
+            start = now_ms if since is None else min(now_ms, max(since, order.timestamp))
+            low, high = self._market.range_between(order.coin, start, now_ms)
+            price = high if order.trigger.fires_above(order.is_buy) else low
+            if order.trigger.fires_at(order.is_buy, price):
                 self._fire(order, now_ms)
 
     def _trigger_live(self, order: Order, now_ms: int) -> bool:

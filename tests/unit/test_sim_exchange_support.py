@@ -58,6 +58,10 @@ class FakeMarket:
     def funding_rate(self, coin: str) -> float:
         return self.funding[coin]
 
+    def range_between(self, coin: str, start_ms: int, end_ms: int) -> tuple[float, float]:
+        """The fake has no path between ticks: its range is the current mid."""
+        return self.mids[coin], self.mids[coin]
+
 
 class Venue:
     """An ExchangeCore over a FakeMarket with a controllable wall clock and a recording event sink."""
