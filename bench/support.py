@@ -83,6 +83,14 @@ class SimulatorProcess:
         """POST /admin/fund: deposit ``usd`` to ``address`` (and credit earlier traded volume)."""
         return self._admin("POST", "fund", {"address": address, "usd": usd, "volume_usd": volume_usd})
 
+    def shock(self, coin: str, pct: float) -> dict[str, Any]:
+        """POST /admin/shock: jump ``coin``'s price by ``pct`` percent now (mid_before, mid_after)."""
+        return self._admin("POST", "shock", {"coin": coin, "pct": pct})
+
+    def orders(self, user: str | None = None) -> list[dict[str, Any]]:
+        """POST /admin/orders: every order the venue recorded (of ``user``), with its status."""
+        return self._admin("POST", "orders", {} if user is None else {"user": user})["orders"]
+
     def _admin(self, method: str, name: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         resp = self.session.request(method, f"{self.base_url}/admin/{name}", json=body, timeout=10)
         resp.raise_for_status()

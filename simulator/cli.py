@@ -48,7 +48,9 @@ tests and the offline demo).
 
 Admin (loopback only): GET /admin/state, POST /admin/faults {...}, POST /admin/advance
 {"ms": N} or {"bars": N}, POST /admin/drop_ws, POST /admin/fund {"address": "0x..", "usd": N,
-"volume_usd": N (optional: earlier traded volume)}.
+"volume_usd": N (optional: earlier traded volume)}, POST /admin/shock {"coin": "ETH", "pct": -8}
+(jump a coin's price now: the bar in progress and later ones are scaled), POST /admin/orders
+{"user": "0x.." (optional)} (every order the venue accepted or rejected, with its status).
 """
 
 

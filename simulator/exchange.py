@@ -146,6 +146,16 @@ class ExchangeCore:
         for channel, user, payload in events:
             self._sink(channel, user, payload)
 
+    def admin_orders(self, user: str | None = None) -> list[dict[str, Any]]:
+        """Every order the venue recorded (accepted, rejected, finished), for tests and the crash
+        soak counting what really reached the venue: frontend view + user, status, status time."""
+        with self._lock:
+            orders = self._ledger.all_orders(user.lower() if user is not None else None)
+            return [
+                o.frontend_view() | {"user": o.user, "status": str(o.status), "statusTimestamp": o.status_ts}
+                for o in orders
+            ]
+
     def exchange_post_count(self) -> int:
         """Number of POST /exchange bodies received, valid or not."""
         with self._lock:

@@ -47,6 +47,7 @@ class ExchangePort(Protocol):
     def handle_user_info(self, body: dict, now_ms: int) -> Any | None: ...
     def on_market_tick(self, now_ms: int) -> None: ...
     def fund(self, address: str, usd: float | None = None, *, volume_usd: float = 0.0) -> None: ...
+    def admin_orders(self, user: str | None = None) -> list[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -260,7 +261,25 @@ class Venue:
             return {"dropped": self.hub.drop_all()}
         if name == "fund" and method == "POST":
             return self._admin_fund(body)
+        if name == "shock" and method == "POST":
+            return self._admin_shock(body)
+        if name == "orders" and method == "POST":
+            user = body.get("user")
+            if self.core is None or (user is not None and not isinstance(user, str)):
+                raise ValueError("exchange core unavailable, or user is not a string")
+            return {"orders": self.core.admin_orders(user)}
         return None
+
+    def _admin_shock(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Jump a coin's price by `pct` percent now, then tick (resting orders and triggers react)."""
+        coin, pct = body.get("coin"), body.get("pct")
+        if not isinstance(coin, str) or not self.market.has(coin):
+            raise ValueError(f"unknown coin {coin!r}")
+        if isinstance(pct, bool) or not isinstance(pct, int | float) or not pct > -100:
+            raise ValueError("pct must be a number > -100")
+        before, after = self.market.shock(coin, 1.0 + pct / 100.0)
+        self.tick()
+        return {"coin": coin, "mid_before": before, "mid_after": after}
 
     def _admin_fund(self, body: dict[str, Any]) -> dict[str, Any]:
         """Deposit to an address (creating its account), like a bridge deposit on the real venue."""

@@ -75,6 +75,11 @@ class UserLedger:
         """Any order the venue accepted or rejected, by oid."""
         return self._orders.get(oid)
 
+    def all_orders(self, user: str | None = None) -> list[Order]:
+        """Every order the venue accepted or rejected (of `user`, or of everyone), by oid."""
+        mine = (o for o in self._orders.values() if user is None or o.user == user)
+        return sorted(mine, key=lambda o: o.oid)
+
     def release_cloid(self, user: str, cloid: str) -> None:
         """Free a cloid for reuse (a modify moves it from the old order to the new one)."""
         self._cloid_taken.discard((user, cloid))

@@ -1,6 +1,7 @@
 """The venue's rules over real HTTP with the official SDK as the client: whole-batch refusal of an
 invalid price, the 80% price band, the scheduleCancel volume gate, and stop-loss / take-profit
-trigger orders (placed, listed, modified, cancelled, and fired on the price path)."""
+trigger orders (placed, listed, modified, and fired on the price path, also through an admin price
+shock while the client does nothing)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 import eth_account
 import pytest
+import requests
 from hyperliquid.exchange import Exchange
 from hyperliquid.info import Info
 
@@ -102,3 +104,27 @@ def test_stop_loss_is_listed_modified_and_fires_on_the_price_path(
     assert closing["oid"] == new_oid and closing["dir"] == "Close Long" and closing["crossed"] is True
     assert info.query_order_by_oid(address, new_oid)["order"]["status"] == "filled"
     assert info.frontend_open_orders(address) == []
+
+
+def test_price_shock_through_a_position_stop_closes_the_position_without_the_client(
+    simulator_factory: Callable[..., SimulatorProcess],
+) -> None:
+    sim, exchange, address = _strict(simulator_factory)
+    info = exchange.info
+    sz = _sz(info, 200)
+    opened = exchange.market_open(COIN, True, sz)["response"]["data"]["statuses"][0]["filled"]
+    stop_px = _px(info, 0.95)
+    stop = {"coin": COIN, "is_buy": False, "sz": sz, "limit_px": stop_px, "reduce_only": True,
+            "order_type": {"trigger": {"triggerPx": stop_px, "isMarket": True, "tpsl": "sl"}}}
+    [placed] = exchange.bulk_orders([stop], grouping="positionTpsl")["response"]["data"]["statuses"]
+    stop_oid = placed["resting"]["oid"]
+    assert info.frontend_open_orders(address)[0]["isPositionTpsl"] is True
+
+    moved = sim.shock(COIN, -8.0)  # the client does nothing from here on
+    assert moved["mid_after"] == pytest.approx(moved["mid_before"] * 0.92, rel=1e-3)
+    _wait_for(lambda: info.user_state(address)["assetPositions"] == [], "the venue's stop to close it")
+    recorded = {o["oid"]: o["status"] for o in sim.orders(address)}
+    assert recorded == {opened["oid"]: "filled", stop_oid: "filled"}
+    assert float(info.user_fills(address)[0]["px"]) < stop_px
+    with pytest.raises(requests.HTTPError):
+        sim.shock(COIN, -100)
