@@ -79,9 +79,15 @@ class SimulatorProcess:
         """POST /admin/drop_ws: abort every WS connection now; returns how many."""
         return self._admin("POST", "drop_ws")["dropped"]
 
-    def fund(self, address: str, usd: float, *, volume_usd: float = 0.0) -> dict[str, Any]:
-        """POST /admin/fund: deposit ``usd`` to ``address`` (and credit earlier traded volume)."""
-        return self._admin("POST", "fund", {"address": address, "usd": usd, "volume_usd": volume_usd})
+    def fund(
+        self, address: str, usd: float, *, volume_usd: float = 0.0, mode: str | None = None
+    ) -> dict[str, Any]:
+        """POST /admin/fund: deposit ``usd`` to ``address`` (and credit earlier traded volume; ``mode``
+        "unified" / "standard" sets its account mode)."""
+        body: dict[str, Any] = {"address": address, "usd": usd, "volume_usd": volume_usd}
+        if mode is not None:
+            body["mode"] = mode
+        return self._admin("POST", "fund", body)
 
     def shock(self, coin: str, pct: float) -> dict[str, Any]:
         """POST /admin/shock: jump ``coin``'s price by ``pct`` percent now (mid_before, mid_after)."""

@@ -48,9 +48,10 @@ tests and the offline demo).
 
 Admin (loopback only): GET /admin/state, POST /admin/faults {...}, POST /admin/advance
 {"ms": N} or {"bars": N}, POST /admin/drop_ws, POST /admin/fund {"address": "0x..", "usd": N,
-"volume_usd": N (optional: earlier traded volume)}, POST /admin/shock {"coin": "ETH", "pct": -8}
-(jump a coin's price now: the bar in progress and later ones are scaled), POST /admin/orders
-{"user": "0x.." (optional)} (every order the venue accepted or rejected, with its status).
+"volume_usd": N (optional: earlier traded volume), "mode": "standard" | "unified" (optional)},
+POST /admin/shock {"coin": "ETH", "pct": -8} (jump a coin's price now: the bar in progress and
+later ones are scaled), POST /admin/orders {"user": "0x.." (optional)} (every order the venue
+accepted or rejected, with its status).
 """
 
 
@@ -70,6 +71,7 @@ class VenueOptions:
     address_request_buffer: int
     schedule_cancel_min_volume_usd: float
     funded: tuple[tuple[str, float], ...]
+    unified: tuple[str, ...]
     taker_fee_rate: float
     maker_fee_rate: float
     is_mainnet: bool
@@ -95,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"bars before the start served as history (default {DEFAULT_HISTORY_BARS})")
     p.add_argument("--fund", action="append", default=[], metavar="ADDRESS=USD", type=_funding,
                    help="deposit USD to ADDRESS at start (repeatable); only funded accounts can trade")
+    p.add_argument("--unified", action="append", default=[], metavar="ADDRESS", type=_address,
+                   help="put a funded ADDRESS in unified account mode: its USDC shows in "
+                        "spotClearinghouseState and the perp accountValue is not its equity (repeatable)")
     p.add_argument("--fund-any", type=float, default=None, metavar="USD",
                    help="fund every address with USD the first time it is queried or approves an agent "
                         "(default: off, only --fund / admin-funded accounts exist)")
@@ -129,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _address(text: str) -> str:
+    if not ADDRESS_RE.match(text):
+        raise argparse.ArgumentTypeError(f"expected a 0x + 40 hex address, got {text!r}")
+    return text.lower()
+
+
 def _funding(text: str) -> tuple[str, float]:
     """Parse one --fund value, ADDRESS=USD."""
     address, sep, usd = text.partition("=")
@@ -151,6 +162,8 @@ def parse_options(argv: list[str] | None = None) -> VenueOptions:
         parser.error("--testnet and --mainnet are exclusive")
     if a.fund_any is not None and not a.fund_any >= 0:
         parser.error("--fund-any must be >= 0")
+    if set(a.unified) - {address for address, _ in a.fund}:
+        parser.error("--unified ADDRESS needs --fund ADDRESS=USD too")
     if a.address_request_buffer < 0 or not a.schedule_cancel_min_volume >= 0:
         parser.error("--address-request-buffer and --schedule-cancel-min-volume must be >= 0")
     if a.speed < 0 or a.history_bars < 0 or a.tick_ms <= 0 or a.synthetic < 0:
@@ -165,6 +178,7 @@ def parse_options(argv: list[str] | None = None) -> VenueOptions:
                             ws_idle_timeout_secs=a.ws_idle_timeout_secs),
         data_dir=a.data, synthetic=a.synthetic, interval=a.interval, speed=a.speed, seed=a.seed,
         start_ms=a.start_ms, history_bars=a.history_bars, fund_any_usd=a.fund_any, funded=tuple(a.fund),
+        unified=tuple(a.unified),
         address_request_buffer=a.address_request_buffer,
         schedule_cancel_min_volume_usd=a.schedule_cancel_min_volume,
         taker_fee_rate=a.taker_fee_rate, maker_fee_rate=a.maker_fee_rate, is_mainnet=a.mainnet,
@@ -209,7 +223,7 @@ def _exchange_core(opts: VenueOptions, market: Market, venue: Venue) -> Exchange
                         event_sink=venue.hub.publish_user, initial_requests=opts.address_request_buffer,
                         schedule_cancel_min_volume_usd=opts.schedule_cancel_min_volume_usd)
     for address, usd in opts.funded:
-        core.fund(address, usd)
+        core.fund(address, usd, unified=address in opts.unified)
     return core
 
 

@@ -30,6 +30,7 @@ from simulator.accounts import (
     apply_funding,
     clearinghouse_state,
     margin_summary,
+    spot_clearinghouse_state,
 )
 from simulator.address_limit import (
     CANCEL_ACTIONS,
@@ -121,16 +122,21 @@ class ExchangeCore:
 
     # ----------------------------------------------------------------- accounts and events
 
-    def fund(self, address: str, usd: float | None = None, *, volume_usd: float = 0.0) -> None:
+    def fund(
+        self, address: str, usd: float | None = None, *, volume_usd: float = 0.0, unified: bool | None = None
+    ) -> None:
         """Deposit `usd` (default: the fund-any amount) to `address`, creating its account, and credit
-        `volume_usd` of earlier traded volume (request budget, scheduleCancel gate)."""
+        `volume_usd` of earlier traded volume (request budget, scheduleCancel gate); `unified` switches
+        the account to unified (True) or standard (False) account mode."""
         if not ADDRESS_RE.match(address):
             raise ValueError(f"not an address: {address!r}")
         amount = self._ids.fund_any_usd if usd is None else usd
         if amount is None:
             raise ValueError("no deposit amount given and the venue has no fund-any amount")
         with self._lock:
-            self._ids.fund(address.lower(), amount, volume_usd)
+            account = self._ids.fund(address.lower(), amount, volume_usd)
+            if unified is not None:
+                account.unified = unified
 
     def _emit(self, channel: vt.EventChannel, user: str, payload: Any) -> None:
         self._events.append((str(channel), user, payload))
@@ -393,11 +399,13 @@ class ExchangeCore:
         if kind == "clearinghouseState":
             return clearinghouse_state(account, self._market, now_ms)
         if kind == "spotClearinghouseState":
-            return {"balances": []}  # perp-only venue: margin lives in clearinghouseState
+            used = margin_summary(account, self._market).total_margin_used
+            hold = used + self._trading.resting_margin(account)
+            return spot_clearinghouse_state(account, hold)
         if kind == "userRateLimit":
             return self._limits.info(user, account.volume_usd)
         if kind == "userAbstraction":
-            return "default"  # standard account mode, the only one simulated (no unified / portfolio margin)
+            return "unifiedAccount" if account.unified else "default"  # no portfolio margin simulated
         if kind == "userFees":
             return user_fees_json(self._taker_fee, self._maker_fee)
         if kind == "activeAssetData":

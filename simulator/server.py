@@ -46,7 +46,9 @@ class ExchangePort(Protocol):
     def handle_exchange(self, body: dict, now_ms: int) -> tuple[int, Any]: ...
     def handle_user_info(self, body: dict, now_ms: int) -> Any | None: ...
     def on_market_tick(self, now_ms: int) -> None: ...
-    def fund(self, address: str, usd: float | None = None, *, volume_usd: float = 0.0) -> None: ...
+    def fund(
+        self, address: str, usd: float | None = None, *, volume_usd: float = 0.0, unified: bool | None = None
+    ) -> None: ...
     def admin_orders(self, user: str | None = None) -> list[dict[str, Any]]: ...
 
 
@@ -286,13 +288,17 @@ class Venue:
         if self.core is None:
             raise ValueError("exchange core unavailable")
         address, usd, volume = body.get("address"), body.get("usd"), body.get("volume_usd", 0)
+        mode = body.get("mode")
         if not isinstance(address, str):
             raise ValueError("address must be a 0x + 40 hex string")
+        if mode not in (None, "standard", "unified"):
+            raise ValueError("mode must be 'standard' or 'unified'")
         if isinstance(usd, bool) or not isinstance(usd, int | float) \
                 or isinstance(volume, bool) or not isinstance(volume, int | float):
             raise ValueError("usd and volume_usd must be numbers")
-        self.core.fund(address, float(usd), volume_usd=float(volume))
-        return {"funded": address.lower(), "usd": float(usd), "volume_usd": float(volume)}
+        self.core.fund(address, float(usd), volume_usd=float(volume),
+                       unified=None if mode is None else mode == "unified")
+        return {"funded": address.lower(), "usd": float(usd), "volume_usd": float(volume), "mode": mode}
 
     def state(self) -> dict[str, Any]:
         """Counters, clock and faults, for tests and operators."""

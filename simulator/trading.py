@@ -236,12 +236,12 @@ class Trading:
             return False
         lev = account.leverage_for(coin, self._market.max_leverage(coin)).value
         required = added * max(px, self._market.mid(coin)) / lev
-        free = margin_summary(account, self._market).free_collateral - self._resting_margin(
+        free = margin_summary(account, self._market).free_collateral - self.resting_margin(
             account, resting_oid
         )
         return required > free + 1e-9
 
-    def _resting_margin(self, account: Account, skip_oid: int | None = None) -> float:
+    def resting_margin(self, account: Account, skip_oid: int | None = None) -> float:
         total = 0.0
         for order in self._ledger.open_orders(account.address):
             if not order.reduce_only and order.oid != skip_oid and not order.waiting_trigger:

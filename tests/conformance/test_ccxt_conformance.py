@@ -57,3 +57,17 @@ def test_ccxt_default_settings_trade_through_the_simulator(client: ccxt.hyperliq
     assert client.fetch_funding_rate(SYMBOL)["fundingRate"] is not None
     fee = client.fetch_trading_fee(SYMBOL)
     assert (fee["taker"], fee["maker"]) == (0.00045, 0.00015)
+
+
+def test_ccxt_reads_a_unified_accounts_balance_from_spot(
+    simulator_factory: Callable[..., SimulatorProcess],
+) -> None:
+    wallet = eth_account.Account.create()
+    sim = simulator_factory("--speed", "0", "--mainnet", "--fund", f"{wallet.address}=7500",
+                            "--unified", wallet.address)
+    exchange = ccxt.hyperliquid({"walletAddress": wallet.address, "privateKey": wallet.key.hex()})
+    exchange.urls["api"] = {"public": sim.base_url, "private": sim.base_url}
+    exchange.load_markets()
+    perp = sim.info({"type": "clearinghouseState", "user": wallet.address}).json()
+    assert perp["marginSummary"]["accountValue"] == "0.0"  # so the 7,500 below can only come from spot
+    assert exchange.fetch_balance()["total"]["USDC"] == 7_500.0
