@@ -329,10 +329,24 @@ class ExchangeCore:
         with self._lock:
             self._trading.fire_triggers(now_ms)
             self._trading.fill_resting(now_ms)
+            self._liquidate_underwater(now_ms)
             self._charge_funding(now_ms)
             self._fire_scheduled_cancels(now_ms)
             events = self._take_events()
         self._deliver(events)
+
+    def _liquidate_underwater(self, now_ms: int) -> None:
+        """Liquidate every account whose value is below its maintenance margin (cross margin: one
+        account value for all positions; isolated positions are treated as cross, as everywhere here)."""
+        for user in sorted(self._accounts):
+            account = self._accounts[user]
+            if not account.positions:
+                continue
+            summary = margin_summary(account, self._market)
+            if summary.account_value < summary.maintenance_margin_used:
+                log.info("liquidating %s: account value %.2f < maintenance margin %.2f", user,
+                         summary.account_value, summary.maintenance_margin_used)
+                self._trading.liquidate(user, now_ms)
 
     def _charge_funding(self, now_ms: int) -> None:
         hour = now_ms // 3_600_000

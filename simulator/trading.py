@@ -285,7 +285,10 @@ class Trading:
             }
         }
 
-    def _fill(self, order: Order, px: float, sz: float, *, crossed: bool, now_ms: int) -> None:
+    def _fill(
+        self, order: Order, px: float, sz: float, *, crossed: bool, now_ms: int,
+        liquidation: dict[str, Any] | None = None,
+    ) -> None:
         """Book one execution of `sz` at `px` on `order`, record the fill and emit the WS events."""
         account = self._accounts[order.user]
         fee = px * sz * (self._taker_fee if crossed else self._maker_fee)
@@ -312,6 +315,8 @@ class Trading:
         }
         if order.cloid is not None:
             fill["cloid"] = order.cloid
+        if liquidation is not None:
+            fill["liquidation"] = liquidation
         self._ledger.add_fill(order.user, fill)
         self._emit(vt.EventChannel.USER_FILLS, order.user, {"user": order.user, "fills": [fill]})
         order.sz = round(order.sz - sz, order.sz_decimals)
@@ -492,3 +497,30 @@ class Trading:
         for other in self._ledger.open_orders(order.user):
             if other.parent_oid == order.parent_oid and other.oid != order.oid:
                 self._finish(other, vt.OrderStatus.SIBLING_FILLED_CANCELED, now_ms, record_cloid=True)
+
+    # ----------------------------------------------------------------- liquidation
+
+    def liquidate(self, user: str, now_ms: int) -> None:
+        """Liquidate an account whose value fell below its maintenance margin, as the venue's market
+        liquidation does: cancel every open order (liquidatedCanceled), then close every position
+        against the book, each fill carrying {"liquidation": {liquidatedUser, markPx, method}}."""
+        for order in self._ledger.open_orders(user):
+            self._finish(order, vt.OrderStatus.LIQUIDATED_CANCELED, now_ms, record_cloid=True)
+        account = self._accounts[user]
+        for coin in sorted(account.positions):
+            szi = account.positions[coin].szi
+            mid = self._market.mid(coin)
+            order = Order(oid=self._next_oid, user=user, coin=coin, asset=self._market.coins().index(coin),
+                          is_buy=szi < 0, limit_px=mid, orig_sz=abs(szi), sz=abs(szi), tif=vt.Tif.IOC,
+                          reduce_only=True, cloid=None, timestamp=now_ms,
+                          sz_decimals=self._market.sz_decimals(coin), status_ts=now_ms)
+            self._next_oid += 1
+            self._ledger.add(order)
+            info = {"liquidatedUser": user, "markPx": wire(mid), "method": "market"}
+            bids, asks = self._market.book(coin, BOOK_DEPTH)
+            worst = mid * (2.0 if order.is_buy else 0.0)
+            levels = asks if order.is_buy else bids
+            for piece in walk_book(levels, order.is_buy, worst, order.sz, order.sz_decimals):
+                self._fill(order, piece.px, piece.sz, crossed=True, now_ms=now_ms, liquidation=info)
+            if order.status is vt.OrderStatus.OPEN:  # the book could not absorb it all
+                self._finish(order, vt.OrderStatus.CANCELED, now_ms, record_cloid=True)

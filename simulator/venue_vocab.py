@@ -40,6 +40,7 @@ class OrderStatus(StrEnum):
     CANCELED = "canceled"
     TRIGGERED = "triggered"
     SIBLING_FILLED_CANCELED = "siblingFilledCanceled"
+    LIQUIDATED_CANCELED = "liquidatedCanceled"
     ORACLE_REJECTED = "oracleRejected"
     REJECTED = "rejected"
     MARGIN_CANCELED = "marginCanceled"

@@ -128,3 +128,20 @@ def test_price_shock_through_a_position_stop_closes_the_position_without_the_cli
     assert float(info.user_fills(address)[0]["px"]) < stop_px
     with pytest.raises(requests.HTTPError):
         sim.shock(COIN, -100)
+
+
+def test_shock_liquidates_an_overlevered_account(simulator_factory: Callable[..., SimulatorProcess]) -> None:
+    wallet = eth_account.Account.create()
+    sim = simulator_factory("--speed", "0", "--start-ms", str(START_MS), "--rate-limit-per-min", "0",
+                            "--fund", f"{wallet.address}=500")
+    exchange = Exchange(wallet, sim.base_url)
+    info = exchange.info
+    max_lev = next(u["maxLeverage"] for u in info.meta()["universe"] if u["name"] == COIN)
+    assert exchange.update_leverage(max_lev, COIN)["status"] == "ok"
+    sz = _sz(info, 450 * max_lev)
+    assert "filled" in exchange.market_open(COIN, True, sz)["response"]["data"]["statuses"][0]
+    sim.shock(COIN, -100.0 / max_lev)  # loses about the whole margin: far below maintenance
+    _wait_for(lambda: info.user_state(wallet.address)["assetPositions"] == [], "the liquidation")
+    fill = info.user_fills(wallet.address)[0]
+    assert fill["liquidation"]["liquidatedUser"] == wallet.address.lower()
+    assert fill["liquidation"]["method"] == "market" and fill["dir"] == "Close Long"
