@@ -78,6 +78,7 @@ class Trading:
         self._next_oid = FIRST_OID
         self._next_tid = FIRST_TID
         self._last_trigger_check_ms: int | None = None
+        self._last_resting_check_ms: int | None = None
 
     def finish(self, order: Order, status: vt.OrderStatus, now_ms: int) -> None:
         """End an open order with `status` (cancels of every kind); its cloid stays taken."""
@@ -355,15 +356,21 @@ class Trading:
 
 
     def fill_resting(self, now_ms: int) -> None:
-        """Fill resting limit orders (fired limit triggers included) the mid path has reached."""
-        mids: dict[str, float] = {}
+        """Fill, at their limit, resting limit orders (fired limit triggers included) the mid path
+        reached since the last check or since the order rested, whichever is later, so a touch
+        between two market ticks counts."""
+        since = self._last_resting_check_ms
+        self._last_resting_check_ms = now_ms
+        ranges: dict[tuple[str, int], tuple[float, float]] = {}
         for order in self._ledger.all_open_orders():
             if order.waiting_trigger or order.status is not vt.OrderStatus.OPEN:
                 continue
-            if order.coin not in mids:
-                mids[order.coin] = self._market.mid(order.coin)
-            mid = mids[order.coin]
-            if not resting_order_triggered(order.is_buy, order.limit_px, mid):
+            start = now_ms if since is None else min(now_ms, max(since, order.status_ts))
+            key = (order.coin, start)
+            if key not in ranges:
+                ranges[key] = self._market.range_between(order.coin, start, now_ms)
+            low, high = ranges[key]
+            if not resting_order_triggered(order.is_buy, order.limit_px, low if order.is_buy else high):
                 continue
             sz = order.sz
             if order.reduce_only:
