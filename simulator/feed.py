@@ -1,8 +1,9 @@
 """The venue's WebSocket endpoint (/ws): subscriptions, market pushes, user events, idle close.
 
 Owns WS connections and what flows over them. Market channels (allMids, candle, bbo, l2Book) are
-pushed by `on_tick` after the market clock moves; user channels (userFills, orderUpdates) carry
-what the exchange core reports through `publish_user`. Each connection has its own outgoing queue
+pushed by `on_tick` after the market clock moves; user channels (userFills, orderUpdates,
+userFundings, userEvents) and the public trades channel (the simulator's own users' executions)
+carry what the exchange core reports through `publish_user`. Each connection has its own outgoing queue
 and writer task so a slow client never blocks the tick.
 """
 
@@ -34,7 +35,11 @@ MAX_CONNECTIONS_PER_IP = 100
 MAX_SUBSCRIPTIONS_PER_IP = 1000
 MAX_USERS_PER_IP = 10
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
-USER_CHANNELS = ("userFills", "orderUpdates", "userFundings", "userNonFundingLedgerUpdates")
+USER_CHANNELS = ("userFills", "orderUpdates", "userFundings", "userNonFundingLedgerUpdates", "userEvents")
+# order statuses the venue reports in userEvents as {"nonUserCancel": [...]}: cancels the user did not ask for
+NON_USER_CANCELS = frozenset({"marginCanceled", "reduceOnlyCanceled", "scheduledCancel", "liquidatedCanceled",
+                              "siblingFilledCanceled"})
+NO_USER = "0x" + "0" * 40
 SubKey = tuple[str, ...]
 # user_snapshot(channel, user) -> snapshot data for a user channel, or None when none is sent
 UserSnapshot = Callable[[str, str], Any]
@@ -301,9 +306,34 @@ class WsHub:
                 conn.send(msg)
 
     def publish_user(self, channel: str, user: str, payload: Any) -> None:
-        """Event sink for the exchange core: deliver ``payload`` to (channel, user) subscribers."""
-        key = (channel, user.lower())
-        msg = {"channel": channel, "data": payload}
+        """Event sink for the exchange core: deliver ``payload`` to (channel, user) subscribers, the
+        same events to the user's userEvents subscribers (channel "user": {"fills"}, {"funding"},
+        {"nonUserCancel"}), and fills to the coin's public trades subscribers."""
+        user = user.lower()
+        self._send_to((channel, user), {"channel": channel, "data": payload})
+        for event in _user_events(channel, payload):
+            self._send_to(("userEvents", user), {"channel": "user", "data": event})
+        if channel == "userFills":
+            for fill in payload.get("fills", []):
+                users = [user, NO_USER] if fill["side"] == "B" else [NO_USER, user]
+                trade = {k: fill[k] for k in ("coin", "side", "px", "sz", "hash", "time", "tid")}
+                msg = {"channel": "trades", "data": [trade | {"users": users}]}
+                self._send_to(("trades", fill["coin"]), msg)
+
+    def _send_to(self, key: SubKey, msg: dict[str, Any]) -> None:
         for conn in list(self.connections):
             if key in conn.subs:
                 conn.send(msg)
+
+
+def _user_events(channel: str, payload: Any) -> list[dict[str, Any]]:
+    """The userEvents messages one core event becomes."""
+    if channel == "userFills":
+        return [{"fills": payload["fills"]}]
+    if channel == "userFundings":
+        return [{"funding": f} for f in payload["fundings"]]
+    if channel == "orderUpdates":
+        cancels = [{"coin": u["order"]["coin"], "oid": u["order"]["oid"]} for u in payload
+                   if u["status"] in NON_USER_CANCELS]
+        return [{"nonUserCancel": cancels}] if cancels else []
+    return []
