@@ -43,6 +43,8 @@ NO_USER = "0x" + "0" * 40
 SubKey = tuple[str, ...]
 # user_snapshot(channel, user) -> snapshot data for a user channel, or None when none is sent
 UserSnapshot = Callable[[str, str], Any]
+# post_handler(peer ip, "info" | "action", payload) -> (response type "info" | "action" | "error", payload)
+PostHandler = Callable[[str, str, Any], tuple[str, Any]]
 
 
 def dumps(obj: Any) -> str:
@@ -79,11 +81,12 @@ class WsHub:
     """All WS connections of the venue and the market/user pushes to them."""
 
     def __init__(self, market: Market, faults: Faults, *, idle_timeout_secs: float,
-                 user_snapshot: UserSnapshot | None = None) -> None:
+                 user_snapshot: UserSnapshot | None = None, post_handler: PostHandler | None = None) -> None:
         self.market = market
         self.faults = faults
         self.idle_timeout_secs = idle_timeout_secs
         self.user_snapshot = user_snapshot
+        self.post_handler = post_handler
         self.connections: set[Connection] = set()
         self.total_connections = 0
         self.dropped_connections = 0
@@ -167,6 +170,9 @@ class WsHub:
         if method == "ping":
             conn.send({"channel": "pong"})
             return
+        if method == "post":
+            self._on_post(conn, msg, text)
+            return
         if method not in ("subscribe", "unsubscribe"):
             conn.send({"channel": "error", "data": f"{PARSE_ERROR}: {text}"})
             return
@@ -194,6 +200,20 @@ class WsHub:
                 return
             conn.send({"channel": "subscriptionResponse",
                        "data": {"method": "unsubscribe", "subscription": sub}})
+
+    def _on_post(self, conn: Connection, msg: dict[str, Any], text: str) -> None:
+        """{"method": "post", "id", "request": {"type": "info" | "action", "payload"}}: answered on
+        channel "post" as {"id", "response": {"type", "payload"}}, like the REST endpoints."""
+        req_id, request = msg.get("id"), msg.get("request")
+        kind = request.get("type") if isinstance(request, dict) else None
+        if not isinstance(req_id, int) or isinstance(req_id, bool) or kind not in ("info", "action") \
+                or self.post_handler is None:
+            conn.send({"channel": "error", "data": f"{PARSE_ERROR}: {text}"})
+            return
+        assert isinstance(request, dict)
+        rtype, payload = self.post_handler(conn.request.remote or "unknown", kind, request.get("payload"))
+        response = {"type": rtype, "payload": payload}
+        conn.send({"channel": "post", "data": {"id": req_id, "response": response}})
 
     def _of_ip(self, ip: str | None) -> list[Connection]:
         return [c for c in self.connections if c.request.remote == ip]

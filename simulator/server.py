@@ -73,7 +73,7 @@ class Venue:
         self.config = config
         self.core = core
         self.hub = WsHub(market, faults, idle_timeout_secs=config.ws_idle_timeout_secs,
-                         user_snapshot=self._user_snapshot)
+                         user_snapshot=self._user_snapshot, post_handler=self._ws_post)
         self.counters: Counter[str] = Counter()
         self.info_by_type: Counter[str] = Counter()
         self._last_tick_ms: int | None = None
@@ -183,19 +183,45 @@ class Venue:
         fault = await self._rest_fault()
         if fault is not None:
             return fault
-        now = self.market.now_ms()
         try:
-            if kind in MARKET_INFO_TYPES:
-                result = answer_market_info(self.market, body, now)
-            else:
-                result = self._user_info(body, now)
-                if result is None:
-                    raise InfoRequestError(f"{DESERIALIZE_ERROR}: unknown variant `{kind}`")
+            result = self._answer_info(kind, body)
         except InfoRequestError as e:
             return web.Response(status=422, text=str(e))
         self.limiter.charge(peer, info_extra_weight(kind, info_items(result)))
         await self._maybe_delay()
         return web.Response(text=dumps(result), content_type="application/json")
+
+    def _answer_info(self, kind: str, body: dict[str, Any]) -> Any:
+        """The answer to one /info body; raises InfoRequestError (HTTP 422) for a malformed one."""
+        now = self.market.now_ms()
+        if kind in MARKET_INFO_TYPES:
+            return answer_market_info(self.market, body, now)
+        result = self._user_info(body, now)
+        if result is None:
+            raise InfoRequestError(f"{DESERIALIZE_ERROR}: unknown variant `{kind}`")
+        return result
+
+    def _ws_post(self, peer: str, kind: str, payload: Any) -> tuple[str, Any]:
+        """A request posted over the WebSocket: the same answer and the same per-IP weight as REST."""
+        self.counters["ws_posts"] += 1
+        if not isinstance(payload, dict):
+            return "error", DESERIALIZE_ERROR
+        if kind == "info":
+            info_kind = payload.get("type")
+            if not isinstance(info_kind, str):
+                return "error", DESERIALIZE_ERROR
+            if not self.limiter.try_acquire(peer, info_weight(info_kind)):
+                return "error", "Too many requests"
+            try:
+                return "info", {"type": info_kind, "data": self._answer_info(info_kind, payload)}
+            except InfoRequestError as e:
+                return "error", str(e)
+        if not self.limiter.try_acquire(peer, exchange_weight(payload.get("action"))):
+            return "error", "Too many requests"
+        if self.core is None:
+            return "error", "exchange core unavailable"
+        status, result = self.core.handle_exchange(payload, self.market.now_ms())
+        return ("action", result) if status == 200 else ("error", result)
 
     # --- /exchange --------------------------------------------------------------------------
     async def handle_exchange(self, request: web.Request) -> web.StreamResponse:

@@ -1,5 +1,6 @@
 """WS channels beyond the basic user feeds, over a real socket with the official SDK trading:
-userEvents (channel "user": fills, nonUserCancel) and the public trades feed of a coin."""
+userEvents (channel "user": fills, nonUserCancel), the public trades feed of a coin, and requests
+posted over the socket (info and signed actions)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 import eth_account
 from hyperliquid.exchange import Exchange
+from hyperliquid.utils import signing as sdk
 from websockets.sync.client import ClientConnection, connect
 
 from tests.fixtures.sim_fixtures import SimulatorProcess
@@ -58,3 +60,37 @@ def test_user_events_and_trades_feed(simulator_factory: Callable[..., SimulatorP
         assert exchange.schedule_cancel(int(time.time() * 1000) + 6_000)["status"] == "ok"
         event = _next(ws, "user")
         assert event == {"nonUserCancel": [{"coin": COIN, "oid": rest_oid}]}
+
+
+def _post(ws: ClientConnection, req_id: int, kind: str, payload: dict[str, Any]) -> None:
+    ws.send(json.dumps({"method": "post", "id": req_id, "request": {"type": kind, "payload": payload}}))
+
+
+def test_requests_posted_over_the_websocket(simulator_factory: Callable[..., SimulatorProcess]) -> None:
+    wallet = eth_account.Account.create()
+    user = wallet.address.lower()
+    sim = simulator_factory("--speed", "0", "--rate-limit-per-min", "0", "--fund", f"{user}=5000")
+    info = Exchange(wallet, sim.base_url).info
+    mid = float(info.all_mids()[COIN])
+    szd = info.asset_to_sz_decimals[info.name_to_asset(COIN)]
+    order = {"coin": COIN, "is_buy": True, "sz": round(50 / mid, szd), "reduce_only": False,
+             "limit_px": round(float(f"{mid * 1.01:.5g}"), 6 - szd), "order_type": {"limit": {"tif": "Ioc"}}}
+    wire = sdk.order_request_to_order_wire(order, info.name_to_asset(COIN))  # type: ignore[arg-type]
+    action = sdk.order_wires_to_order_action([wire])
+    nonce = int(time.time() * 1000)
+    signed = {"action": action, "nonce": nonce, "vaultAddress": None, "expiresAfter": None,
+              "signature": sdk.sign_l1_action(wallet, action, None, nonce, None, False)}
+    with connect(sim.ws_url, open_timeout=10) as ws:
+        assert ws.recv(timeout=10) == "Websocket connection established."
+        _post(ws, 1, "info", {"type": "allMids"})
+        answer = _next(ws, "post")
+        assert answer["id"] == 1 and answer["response"]["type"] == "info"
+        payload = answer["response"]["payload"]
+        assert payload["type"] == "allMids" and COIN in payload["data"]
+        _post(ws, 2, "action", signed)
+        answer = _next(ws, "post")
+        assert answer["id"] == 2 and answer["response"]["type"] == "action"
+        assert "filled" in answer["response"]["payload"]["response"]["data"]["statuses"][0]
+        _post(ws, 3, "info", {"type": "nope"})
+        assert _next(ws, "post")["response"]["type"] == "error"
+    assert info.user_state(user)["assetPositions"][0]["position"]["coin"] == COIN
