@@ -22,7 +22,14 @@ from aiohttp import WSMsgType, web
 
 from simulator.faults import Faults
 from simulator.market import VALID_INTERVALS, Market, interval_ms_of
-from simulator.market_info import all_mids_json, bbo_json, candle_json, l2_book_json
+from simulator.market_info import (
+    InfoRequestError,
+    all_mids_json,
+    bbo_json,
+    candle_json,
+    l2_book_json,
+    parse_n_sig_figs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -241,6 +248,11 @@ class WsHub:
             coin = sub.get("coin")
             if not isinstance(coin, str) or not self.market.has(coin):
                 raise SubscriptionError("unknown coin")
+            if kind == "l2Book" and sub.get("nSigFigs") is not None:
+                try:
+                    return (kind, coin, str(parse_n_sig_figs(sub.get("nSigFigs"))))
+                except InfoRequestError as e:
+                    raise SubscriptionError("invalid nSigFigs") from e
             if kind != "candle":
                 return (kind, coin)
             interval = sub.get("interval")
@@ -278,7 +290,8 @@ class WsHub:
         if kind == "bbo":
             return {"channel": "bbo", "data": bbo_json(self.market, key[1], now)}
         if kind == "l2Book":
-            return {"channel": "l2Book", "data": l2_book_json(self.market, key[1], now)}
+            n_sig = int(key[2]) if len(key) > 2 else None
+            return {"channel": "l2Book", "data": l2_book_json(self.market, key[1], now, n_sig_figs=n_sig)}
         if kind == "candle":
             iv_ms = interval_ms_of(key[2])
             candle = self.market.current_candle(key[1], iv_ms, now) if iv_ms else None

@@ -1,11 +1,12 @@
 """The /info types the simulator used to answer with HTTP 422, over real HTTP with the official SDK
 where it has a method: perpDexs, spotMetaAndAssetCtxs, userFees, historicalOrders,
 userNonFundingLedgerUpdates (deposits), userRateLimit, recentTrades, predictedFundings,
-activeAssetData, userAbstraction."""
+activeAssetData, userAbstraction; and l2Book aggregated to nSigFigs."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import eth_account
@@ -63,3 +64,20 @@ def test_new_info_types_answer_in_the_venue_shapes(
     assert active["coin"] == COIN and active["leverage"]["value"] >= 1
     assert float(active["availableToTrade"][0]) > 0 and float(active["maxTradeSzs"][0]) > 0
     assert ok(sim, {"type": "userAbstraction", "user": address}) == "default"
+
+
+def test_l2_book_aggregates_to_n_significant_figures(
+    simulator_factory: Callable[..., SimulatorProcess],
+) -> None:
+    sim = simulator_factory("--speed", "0", "--start-ms", str(START_MS), "--rate-limit-per-min", "0")
+    full = ok(sim, {"type": "l2Book", "coin": COIN})
+    mid = (float(full["levels"][0][0]["px"]) + float(full["levels"][1][0]["px"])) / 2
+    for n_sig in (2, 3):
+        book = ok(sim, {"type": "l2Book", "coin": COIN, "nSigFigs": n_sig})
+        bids, asks = ([float(lv["px"]) for lv in side] for side in book["levels"])
+        assert 1 <= len(bids) <= 20 and 1 <= len(asks) <= 20
+        assert all(len(f"{Decimal(str(p)).normalize():e}".split("e")[0].replace(".", "")) <= n_sig
+                   for p in bids + asks)
+        assert bids == sorted(bids, reverse=True) and asks == sorted(asks) and bids[0] <= mid <= asks[0]
+        assert float(book["levels"][0][0]["sz"]) >= float(full["levels"][0][0]["sz"])
+    assert sim.info({"type": "l2Book", "coin": COIN, "nSigFigs": 7}).status_code == 422

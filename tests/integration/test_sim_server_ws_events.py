@@ -94,3 +94,15 @@ def test_requests_posted_over_the_websocket(simulator_factory: Callable[..., Sim
         _post(ws, 3, "info", {"type": "nope"})
         assert _next(ws, "post")["response"]["type"] == "error"
     assert info.user_state(user)["assetPositions"][0]["position"]["coin"] == COIN
+
+
+def test_l2_book_subscription_with_n_sig_figs(simulator_factory: Callable[..., SimulatorProcess]) -> None:
+    sim = simulator_factory("--speed", "0", "--rate-limit-per-min", "0")
+    rest = sim.info({"type": "l2Book", "coin": COIN, "nSigFigs": 2}).json()
+    with connect(sim.ws_url, open_timeout=10) as ws:
+        assert ws.recv(timeout=10) == "Websocket connection established."
+        _subscribe(ws, {"type": "l2Book", "coin": COIN, "nSigFigs": 2})
+        assert _next(ws, "l2Book")["levels"] == rest["levels"]
+        bad = {"type": "l2Book", "coin": COIN, "nSigFigs": 9}
+        ws.send(json.dumps({"method": "subscribe", "subscription": bad}))
+        assert _next(ws, "error").startswith("Invalid subscription")
