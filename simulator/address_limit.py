@@ -21,6 +21,7 @@ THROTTLED_EVERY_MS = 10_000
 CANCEL_EXTRA_REQUESTS = 100_000
 CANCEL_ACTIONS = frozenset({"cancel", "cancelByCloid"})
 BATCH_KEYS = ("orders", "cancels", "modifies")
+RESERVED_REQUEST_COST_USD = 0.0005  # reserveRequestWeight: USDC per request, from the perp balance
 SCHEDULE_CANCEL_MIN_VOLUME_USD = 1_000_000.0  # scheduleCancel is refused until an address traded this
 
 
@@ -36,6 +37,7 @@ def action_requests(action: dict[str, Any]) -> int:
 @dataclass(slots=True)
 class _Usage:
     used: int = 0
+    reserved: int = 0  # requests bought with reserveRequestWeight
     last_throttled_pass_ms: int | None = None
 
 
@@ -48,14 +50,19 @@ class AddressLimits:
         self.initial_requests = initial_requests
         self._usage: dict[str, _Usage] = {}
 
-    def cap(self, volume_usd: float) -> int:
-        """Requests an address that traded `volume_usd` may send before it is throttled."""
-        return self.initial_requests + int(volume_usd)
+    def cap(self, volume_usd: float, reserved: int = 0) -> int:
+        """Requests an address that traded `volume_usd` (and bought `reserved`) may send before it is
+        throttled."""
+        return self.initial_requests + int(volume_usd) + reserved
+
+    def reserve(self, user: str, weight: int) -> None:
+        """Add `weight` bought requests (reserveRequestWeight; the caller charges the USDC)."""
+        self._usage.setdefault(user, _Usage()).reserved += weight
 
     def admit(self, user: str, n: int, volume_usd: float, wall_ms: int, *, is_cancel: bool) -> str | None:
         """Count `n` requests for `user` if the budget allows; else return the venue's refusal text."""
         usage = self._usage.setdefault(user, _Usage())
-        cap = self.cap(volume_usd)
+        cap = self.cap(volume_usd, usage.reserved)
         if is_cancel:
             cap = min(cap + CANCEL_EXTRA_REQUESTS, 2 * cap)
         if usage.used + n <= cap:
@@ -74,6 +81,6 @@ class AddressLimits:
         return {
             "cumVlm": wire(volume_usd, 6),
             "nRequestsUsed": usage.used,
-            "nRequestsCap": self.cap(volume_usd),
+            "nRequestsCap": self.cap(volume_usd, usage.reserved),
             "nRequestsSurplus": 0,
         }

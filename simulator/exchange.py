@@ -35,6 +35,7 @@ from simulator.accounts import (
 from simulator.address_limit import (
     CANCEL_ACTIONS,
     INITIAL_REQUESTS,
+    RESERVED_REQUEST_COST_USD,
     SCHEDULE_CANCEL_MIN_VOLUME_USD,
     AddressLimits,
     action_requests,
@@ -56,7 +57,7 @@ log = logging.getLogger(__name__)
 
 EventSink = Callable[[str, str, Any], None]
 L1_ACTIONS = frozenset({"order", "cancel", "cancelByCloid", "updateLeverage", "scheduleCancel", "modify",
-                        "batchModify"})
+                        "batchModify", "reserveRequestWeight", "noop"})
 USER_INFO_TYPES = UserLedger.INFO_TYPES | {"userRateLimit", "userFees", "activeAssetData",
                                            "userNonFundingLedgerUpdates", "userAbstraction"}
 SCHEDULE_CANCEL_MIN_LEAD_MS = 5_000
@@ -249,7 +250,25 @@ class ExchangeCore:
             return self._trading.modify_action(action, user, now_ms, batch=kind == "batchModify")
         if kind == "updateLeverage":
             return self._update_leverage(action, user)
+        if kind == "reserveRequestWeight":
+            return self._reserve_request_weight(action, user)
+        if kind == "noop":  # used to burn a nonce; counts as a request like any action
+            return _ok_default()
         return self._schedule_cancel(action, user, wall)
+
+    def _reserve_request_weight(self, action: dict, user: str) -> tuple[int, Any]:
+        """Buy `weight` more address requests for RESERVED_REQUEST_COST_USD each, paid from cash."""
+        weight = action["weight"]
+        if not _is_int(weight) or weight <= 0:
+            raise ValueError("reserveRequestWeight weight must be a positive integer")
+        account = self._accounts[user]
+        cost = weight * RESERVED_REQUEST_COST_USD
+        free = margin_summary(account, self._market).free_collateral - self._trading.resting_margin(account)
+        if cost > free:
+            return _err(vt.RESERVE_INSUFFICIENT)
+        account.cash -= cost
+        self._limits.reserve(user, weight)
+        return _ok_default()
 
     def _approve_agent(self, action: dict, nonce: int, signature: dict) -> tuple[int, Any]:
         chain = "Mainnet" if self._is_mainnet else "Testnet"

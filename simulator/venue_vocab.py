@@ -218,6 +218,7 @@ MODIFY_MISSING = "Cannot modify canceled or filled order"  # [seen], quoted by u
 SCHEDULE_CANCEL_DAILY_LIMIT = (  # [sim] the real text is not known
     "Scheduled cancel already triggered 10 times today (resets at 00:00 UTC)."
 )
+RESERVE_INSUFFICIENT = "Insufficient balance to reserve request weight."  # [sim]
 WRONG_CHAIN = "Action signed for the wrong chain."  # [sim]
 AGENT_IS_USER = "Agent address is already a user."  # [sim]
 

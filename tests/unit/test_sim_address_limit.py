@@ -84,3 +84,16 @@ def test_text_and_cap_arithmetic() -> None:
     assert vt.too_many_requests(97_460, 97_457, 87_457.46).startswith(
         "Too many cumulative requests sent (97460 > 97457) for cumulative volume traded $87457.46."
     )
+
+
+def test_reserved_requests_raise_the_cap_and_cost_usdc() -> None:
+    venue = Venue(fund_any_usd=None, initial_requests=2)
+    alice = Client(venue, deposit=100.0)
+    assert alice.send({"type": "reserveRequestWeight", "weight": 1_000}) == {
+        "status": "ok", "response": {"type": "default"}}
+    limit = venue.info("userRateLimit", alice.address)
+    assert (limit["nRequestsUsed"], limit["nRequestsCap"]) == (1, 1_002)
+    assert venue.info("clearinghouseState", alice.address)["marginSummary"]["accountValue"] == "99.5"
+    assert [alice.send({"type": "noop"})["status"] for _ in range(5)] == ["ok"] * 5
+    assert alice.send({"type": "reserveRequestWeight", "weight": 1_000_000}) == {
+        "status": "err", "response": vt.RESERVE_INSUFFICIENT}
