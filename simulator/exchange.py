@@ -63,6 +63,7 @@ USER_INFO_TYPES = UserLedger.INFO_TYPES | {"userRateLimit", "userFees", "activeA
 SCHEDULE_CANCEL_MIN_LEAD_MS = 5_000
 SCHEDULE_CANCEL_MAX_PER_DAY = 10              # triggers per UTC day (SDK docstring: reset at 00:00 UTC)
 DAY_MS = 86_400_000
+BACKSTOP_FRACTION = 2 / 3  # below this share of maintenance margin the backstop vault takes over
 
 
 def _err(text: str) -> tuple[int, Any]:
@@ -363,9 +364,11 @@ class ExchangeCore:
                 continue
             summary = margin_summary(account, self._market)
             if summary.account_value < summary.maintenance_margin_used:
-                log.info("liquidating %s: account value %.2f < maintenance margin %.2f", user,
-                         summary.account_value, summary.maintenance_margin_used)
-                self._trading.liquidate(user, now_ms)
+                backstop = summary.account_value < BACKSTOP_FRACTION * summary.maintenance_margin_used
+                log.info("liquidating %s (%s): account value %.2f < maintenance margin %.2f", user,
+                         "backstop" if backstop else "market", summary.account_value,
+                         summary.maintenance_margin_used)
+                self._trading.liquidate(user, now_ms, backstop=backstop)
 
     def _charge_funding(self, now_ms: int) -> None:
         hour = now_ms // 3_600_000

@@ -507,27 +507,38 @@ class Trading:
 
     # ----------------------------------------------------------------- liquidation
 
-    def liquidate(self, user: str, now_ms: int) -> None:
-        """Liquidate an account whose value fell below its maintenance margin, as the venue's market
-        liquidation does: cancel every open order (liquidatedCanceled), then close every position
-        against the book, each fill carrying {"liquidation": {liquidatedUser, markPx, method}}."""
+    def liquidate(self, user: str, now_ms: int, *, backstop: bool = False) -> None:
+        """Liquidate an account whose value fell below its maintenance margin, as the venue does:
+        cancel every open order (liquidatedCanceled), then close every position, each fill carrying
+        {"liquidation": {liquidatedUser, markPx, method}}. A market liquidation trades against the
+        book; a backstop one (the account fell below 2/3 of its maintenance margin, e.g. through a
+        gap) hands the positions over at the mark price and the account loses its remaining
+        collateral to the liquidator vault."""
         for order in self._ledger.open_orders(user):
             self._finish(order, vt.OrderStatus.LIQUIDATED_CANCELED, now_ms, record_cloid=True)
         account = self._accounts[user]
         for coin in sorted(account.positions):
-            szi = account.positions[coin].szi
-            mid = self._market.mid(coin)
-            order = Order(oid=self._next_oid, user=user, coin=coin, asset=self._market.coins().index(coin),
-                          is_buy=szi < 0, limit_px=mid, orig_sz=abs(szi), sz=abs(szi), tif=vt.Tif.IOC,
-                          reduce_only=True, cloid=None, timestamp=now_ms,
-                          sz_decimals=self._market.sz_decimals(coin), status_ts=now_ms)
-            self._next_oid += 1
-            self._ledger.add(order)
-            info = {"liquidatedUser": user, "markPx": wire(mid), "method": "market"}
-            bids, asks = self._market.book(coin, BOOK_DEPTH)
-            worst = mid * (2.0 if order.is_buy else 0.0)
-            levels = asks if order.is_buy else bids
-            for piece in walk_book(levels, order.is_buy, worst, order.sz, order.sz_decimals):
-                self._fill(order, piece.px, piece.sz, crossed=True, now_ms=now_ms, liquidation=info)
-            if order.status is vt.OrderStatus.OPEN:  # the book could not absorb it all
-                self._finish(order, vt.OrderStatus.CANCELED, now_ms, record_cloid=True)
+            self._close_for_liquidation(user, coin, now_ms, backstop=backstop)
+        if backstop:
+            account.cash = 0.0
+
+    def _close_for_liquidation(self, user: str, coin: str, now_ms: int, *, backstop: bool) -> None:
+        szi = self._accounts[user].positions[coin].szi
+        mid = self._market.mid(coin)
+        order = Order(oid=self._next_oid, user=user, coin=coin, asset=self._market.coins().index(coin),
+                      is_buy=szi < 0, limit_px=mid, orig_sz=abs(szi), sz=abs(szi), tif=vt.Tif.IOC,
+                      reduce_only=True, cloid=None, timestamp=now_ms,
+                      sz_decimals=self._market.sz_decimals(coin), status_ts=now_ms)
+        self._next_oid += 1
+        self._ledger.add(order)
+        info = {"liquidatedUser": user, "markPx": wire(mid), "method": "backstop" if backstop else "market"}
+        if backstop:
+            self._fill(order, mid, order.sz, crossed=True, now_ms=now_ms, liquidation=info)
+            return
+        bids, asks = self._market.book(coin, BOOK_DEPTH)
+        worst = mid * (2.0 if order.is_buy else 0.0)
+        levels = asks if order.is_buy else bids
+        for piece in walk_book(levels, order.is_buy, worst, order.sz, order.sz_decimals):
+            self._fill(order, piece.px, piece.sz, crossed=True, now_ms=now_ms, liquidation=info)
+        if order.status is vt.OrderStatus.OPEN:  # the book could not absorb it all
+            self._finish(order, vt.OrderStatus.CANCELED, now_ms, record_cloid=True)

@@ -39,3 +39,14 @@ def test_account_above_maintenance_is_not_liquidated(venue: Venue) -> None:
     assert "filled" in bob.order("ETH", True, 4.0, 4_100, "Ioc")  # 16x
     venue.tick(ETH=3_850.0)  # -$600: value ~$400 > maintenance ~$308
     assert bob.position("ETH") is not None
+
+
+def test_gap_below_two_thirds_of_maintenance_goes_to_the_backstop(venue: Venue) -> None:
+    alice = Client(venue, deposit=1_000.0)
+    alice.update_leverage("ETH", 25)
+    assert "filled" in alice.order("ETH", True, 6.0, 4_100, "Ioc")
+    venue.tick(ETH=3_850.0)  # -$900 at once: value ~$87 < 2/3 of the ~$462 maintenance margin
+    assert alice.position("ETH") is None
+    fill = venue.info("userFills", alice.address)[0]
+    assert fill["liquidation"]["method"] == "backstop" and fill["px"] == "3850.0"
+    assert alice.state()["marginSummary"]["accountValue"] == "0.0"
