@@ -9,7 +9,9 @@ a free loopback port, waits for its ``listening on`` line and returns a `Simulat
 simulator is strict about accounts by default (only funded accounts trade); unless `args` already
 configure funding (`--fund ...` / `--fund-any ...`), this helper passes `--fund-any 10000
 --schedule-cancel-min-volume 0`, the kindness the benches and most tests rely on (any address has
-$10,000 and may arm scheduleCancel). Pass `--fund ADDRESS=USD` to test the strict venue.
+$10,000 and may arm scheduleCancel). Pass `--fund ADDRESS=USD` to test the strict venue. Unless
+`args` set a `--ws-max-*` cap, it also passes the old WS caps (100 connections per IP, no
+per-minute caps) instead of the venue's (10 connections, 30 new a minute, 2,000 messages a minute).
 """
 
 from __future__ import annotations
@@ -128,6 +130,9 @@ def start_simulator(args: list[str], log_dir: Path) -> SimulatorProcess:
         args = [*args, "--fund-any", DEFAULT_FUND_ANY_USD]
         if not any(a.startswith("--schedule-cancel-min-volume") for a in args):
             args += ["--schedule-cancel-min-volume", "0"]
+    if not any(a.startswith("--ws-max-") for a in args):  # the old, looser WS caps
+        args = [*args, "--ws-max-connections", "100", "--ws-max-new-connections-per-min", "0",
+                "--ws-max-messages-per-min", "0"]
     stderr_path = log_dir / f"simulator-{len(list(log_dir.glob('simulator-*.log')))}.log"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with stderr_path.open("w") as err:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from simulator.address_limit import INITIAL_REQUESTS, SCHEDULE_CANCEL_MIN_VOLUME_USD
 from simulator.faults import Faults, FaultSettings
+from simulator.feed import WsLimits
 from simulator.identity import ADDRESS_RE
 from simulator.market import INTERVAL_MS, Market, MarketClock
 from simulator.ratelimit import DEFAULT_WEIGHT_PER_MIN, RateLimiter
@@ -117,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate-limit-per-min", type=int, default=DEFAULT_WEIGHT_PER_MIN,
                    help=f"REST weight budget per IP per minute; 0 = off (default {DEFAULT_WEIGHT_PER_MIN})")
     p.add_argument("--tick-ms", type=int, default=250, help="wall ms between market ticks (default 250)")
+    ws = WsLimits()
+    p.add_argument("--ws-max-connections", type=int, default=ws.max_connections, metavar="N",
+                   help=f"simultaneous WS connections per IP (default {ws.max_connections}, as the venue)")
+    p.add_argument("--ws-max-new-connections-per-min", type=int, default=ws.max_new_per_min, metavar="N",
+                   help=f"new WS connections per IP a minute; 0 = no cap (default {ws.max_new_per_min})")
+    p.add_argument("--ws-max-messages-per-min", type=int, default=ws.max_messages_per_min, metavar="N",
+                   help=f"WS messages per IP a minute; 0 = no cap (default {ws.max_messages_per_min})")
     p.add_argument("--ws-idle-timeout-secs", type=float, default=60.0,
                    help="close WS connections silent this long (default 60, like the venue)")
     f = p.add_argument_group("fault injection (also switchable at run time via POST /admin/faults)")
@@ -166,6 +174,8 @@ def parse_options(argv: list[str] | None = None) -> VenueOptions:
         parser.error("--unified ADDRESS needs --fund ADDRESS=USD too")
     if a.address_request_buffer < 0 or not a.schedule_cancel_min_volume >= 0:
         parser.error("--address-request-buffer and --schedule-cancel-min-volume must be >= 0")
+    if a.ws_max_connections < 1 or a.ws_max_new_connections_per_min < 0 or a.ws_max_messages_per_min < 0:
+        parser.error("--ws-max-connections must be >= 1, the per-minute WS caps >= 0")
     if a.speed < 0 or a.history_bars < 0 or a.tick_ms <= 0 or a.synthetic < 0:
         parser.error("--speed, --history-bars, --synthetic must be >= 0 and --tick-ms > 0")
     faults = FaultSettings(
@@ -175,7 +185,10 @@ def parse_options(argv: list[str] | None = None) -> VenueOptions:
         pause_candle_feed=a.pause_candle_feed, pause_market_feed=a.pause_market_feed)
     return VenueOptions(
         server=ServerConfig(host=a.host, port=a.port, tick_ms=a.tick_ms,
-                            ws_idle_timeout_secs=a.ws_idle_timeout_secs),
+                            ws_idle_timeout_secs=a.ws_idle_timeout_secs,
+                            ws_limits=WsLimits(max_connections=a.ws_max_connections,
+                                               max_new_per_min=a.ws_max_new_connections_per_min,
+                                               max_messages_per_min=a.ws_max_messages_per_min)),
         data_dir=a.data, synthetic=a.synthetic, interval=a.interval, speed=a.speed, seed=a.seed,
         start_ms=a.start_ms, history_bars=a.history_bars, fund_any_usd=a.fund_any, funded=tuple(a.fund),
         unified=tuple(a.unified),

@@ -14,6 +14,8 @@ import contextlib
 import json
 import logging
 import re
+import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,8 +39,7 @@ PARSE_ERROR = "Error parsing JSON into valid websocket request"
 CONNECTED_TEXT = "Websocket connection established."
 MAX_QUEUED_MESSAGES = 20_000
 MAX_CANDLES_PER_TICK = 100
-# per-IP WebSocket limits the venue documents (reference 3.8); the refusal texts are our own
-MAX_CONNECTIONS_PER_IP = 100
+# per-IP WebSocket limits the venue documents (rate limits page); the refusal texts are our own
 MAX_SUBSCRIPTIONS_PER_IP = 1000
 MAX_USERS_PER_IP = 10
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
@@ -57,6 +58,36 @@ PostHandler = Callable[[str, str, Any], tuple[str, Any]]
 def dumps(obj: Any) -> str:
     """Compact JSON with sorted keys, like the venue's own output (and byte-stable across runs)."""
     return json.dumps(obj, separators=(",", ":"), sort_keys=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WsLimits:
+    """Per-IP WebSocket caps the venue documents; 0 switches a rate cap off."""
+
+    max_connections: int = 10           # simultaneous connections
+    max_new_per_min: int = 30           # new connections in any 60 s
+    max_messages_per_min: int = 2000    # client messages in any 60 s, across the IP's connections
+
+
+class SlidingWindow:
+    """Events per key in a sliding 60 s window (monotonic time)."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._events: dict[str, deque[float]] = {}
+
+    def try_add(self, key: str, cap: int) -> bool:
+        """Record one event for `key` unless `cap` (> 0) events already happened in the last 60 s."""
+        if cap <= 0:
+            return True
+        now = self._clock()
+        events = self._events.setdefault(key, deque())
+        while events and now - events[0] >= 60.0:
+            events.popleft()
+        if len(events) >= cap:
+            return False
+        events.append(now)
+        return True
 
 
 @dataclass(eq=False)
@@ -88,12 +119,17 @@ class WsHub:
     """All WS connections of the venue and the market/user pushes to them."""
 
     def __init__(self, market: Market, faults: Faults, *, idle_timeout_secs: float,
-                 user_snapshot: UserSnapshot | None = None, post_handler: PostHandler | None = None) -> None:
+                 user_snapshot: UserSnapshot | None = None, post_handler: PostHandler | None = None,
+                 limits: WsLimits | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.market = market
         self.faults = faults
         self.idle_timeout_secs = idle_timeout_secs
         self.user_snapshot = user_snapshot
         self.post_handler = post_handler
+        self.limits = limits or WsLimits()
+        self._new_connections = SlidingWindow(clock)
+        self._messages = SlidingWindow(clock)
+        self.refused_connections = 0
         self.connections: set[Connection] = set()
         self.total_connections = 0
         self.dropped_connections = 0
@@ -103,8 +139,13 @@ class WsHub:
     # --- connection lifecycle ---------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """The /ws handler: read client messages until close, idle timeout or drop."""
-        if len(self._of_ip(request.remote)) >= MAX_CONNECTIONS_PER_IP:
+        ip = request.remote or "unknown"
+        if len(self._of_ip(request.remote)) >= self.limits.max_connections:
+            self.refused_connections += 1
             return web.Response(status=429, text="Too many websocket connections")
+        if not self._new_connections.try_add(ip, self.limits.max_new_per_min):
+            self.refused_connections += 1
+            return web.Response(status=429, text="Too many new websocket connections per minute")
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         conn = Connection(ws=ws, request=request)
@@ -134,7 +175,10 @@ class WsHub:
                 await conn.ws.close()
                 return
             if msg.type == WSMsgType.TEXT:
-                self._on_text(conn, msg.data)
+                if self._messages.try_add(conn.request.remote or "unknown", self.limits.max_messages_per_min):
+                    self._on_text(conn, msg.data)
+                else:
+                    conn.send({"channel": "error", "data": "Too many websocket messages per minute"})
             elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
                 return
 

@@ -19,13 +19,13 @@ import socket
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiohttp import web
 
 from simulator.faults import FaultError, Faults
-from simulator.feed import WsHub, dumps
+from simulator.feed import WsHub, WsLimits, dumps
 from simulator.market import INTERVAL_MS, Market
 from simulator.market_info import (
     DESERIALIZE_ERROR,
@@ -60,6 +60,7 @@ class ServerConfig:
     port: int = 0
     tick_ms: int = 250                  # wall ms between market ticks (pushes, fills, funding)
     ws_idle_timeout_secs: float = 60.0  # the venue closes WS connections silent for this long
+    ws_limits: WsLimits = field(default_factory=WsLimits)
 
 
 class Venue:
@@ -73,7 +74,8 @@ class Venue:
         self.config = config
         self.core = core
         self.hub = WsHub(market, faults, idle_timeout_secs=config.ws_idle_timeout_secs,
-                         user_snapshot=self._user_snapshot, post_handler=self._ws_post)
+                         user_snapshot=self._user_snapshot, post_handler=self._ws_post,
+                         limits=config.ws_limits)
         self.counters: Counter[str] = Counter()
         self.info_by_type: Counter[str] = Counter()
         self._last_tick_ms: int | None = None
@@ -345,6 +347,7 @@ class Venue:
             "ws_connections": len(self.hub.connections),
             "ws_connections_total": self.hub.total_connections,
             "ws_dropped": self.hub.dropped_connections,
+            "ws_refused": self.hub.refused_connections,
             "exchange_core": self.core is not None,
             "faults": self.faults.as_dict(),
         }
