@@ -5,7 +5,13 @@ holds for any sample size, which a truncating index does not give on two samples
 
 `start_simulator(args, log_dir)` starts ``python -m simulator --port 0 *args`` as a subprocess on
 a free loopback port, waits for its ``listening on`` line and returns a `SimulatorProcess`
-(URLs, the admin API, stop). tests/fixtures/sim_fixtures.py wraps it in pytest fixtures.
+(URLs, the admin API, stop). tests/fixtures/sim_fixtures.py wraps it in pytest fixtures. The
+simulator is strict about accounts by default (only funded accounts trade); unless `args` already
+configure funding (`--fund ...` / `--fund-any ...`), this helper passes `--fund-any 10000
+--schedule-cancel-min-volume 0`, the kindness the benches and most tests rely on (any address has
+$10,000 and may arm scheduleCancel). Pass `--fund ADDRESS=USD` to test the strict venue. Unless
+`args` set a `--ws-max-*` cap, it also passes the old WS caps (100 connections per IP, no
+per-minute caps) instead of the venue's (10 connections, 30 new a minute, 2,000 messages a minute).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import requests
 
 REPO_ROOT = Path(__file__).resolve().parents[1]  # the project root: `python -m simulator` runs from here
 START_TIMEOUT_SECS = 30.0
+DEFAULT_FUND_ANY_USD = "10000"
 STOP_TIMEOUT_SECS = 10.0
 
 
@@ -74,6 +81,24 @@ class SimulatorProcess:
         """POST /admin/drop_ws: abort every WS connection now; returns how many."""
         return self._admin("POST", "drop_ws")["dropped"]
 
+    def fund(
+        self, address: str, usd: float, *, volume_usd: float = 0.0, mode: str | None = None
+    ) -> dict[str, Any]:
+        """POST /admin/fund: deposit ``usd`` to ``address`` (and credit earlier traded volume; ``mode``
+        "unified" / "standard" sets its account mode)."""
+        body: dict[str, Any] = {"address": address, "usd": usd, "volume_usd": volume_usd}
+        if mode is not None:
+            body["mode"] = mode
+        return self._admin("POST", "fund", body)
+
+    def shock(self, coin: str, pct: float) -> dict[str, Any]:
+        """POST /admin/shock: jump ``coin``'s price by ``pct`` percent now (mid_before, mid_after)."""
+        return self._admin("POST", "shock", {"coin": coin, "pct": pct})
+
+    def orders(self, user: str | None = None) -> list[dict[str, Any]]:
+        """POST /admin/orders: every order the venue recorded (of ``user``), with its status."""
+        return self._admin("POST", "orders", {} if user is None else {"user": user})["orders"]
+
     def _admin(self, method: str, name: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         resp = self.session.request(method, f"{self.base_url}/admin/{name}", json=body, timeout=10)
         resp.raise_for_status()
@@ -98,8 +123,16 @@ class SimulatorProcess:
 
 
 def start_simulator(args: list[str], log_dir: Path) -> SimulatorProcess:
-    """Start ``python -m simulator --port 0 *args`` and wait for its listening line."""
+    """Start ``python -m simulator --port 0 *args`` and wait for its listening line (adding
+    ``--fund-any 10000`` when `args` configure no funding)."""
     log_dir.mkdir(parents=True, exist_ok=True)
+    if not any(a == "--fund" or a.startswith("--fund=") or a.startswith("--fund-any") for a in args):
+        args = [*args, "--fund-any", DEFAULT_FUND_ANY_USD]
+        if not any(a.startswith("--schedule-cancel-min-volume") for a in args):
+            args += ["--schedule-cancel-min-volume", "0"]
+    if not any(a.startswith("--ws-max-") for a in args):  # the old, looser WS caps
+        args = [*args, "--ws-max-connections", "100", "--ws-max-new-connections-per-min", "0",
+                "--ws-max-messages-per-min", "0"]
     stderr_path = log_dir / f"simulator-{len(list(log_dir.glob('simulator-*.log')))}.log"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with stderr_path.open("w") as err:

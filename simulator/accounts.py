@@ -31,6 +31,7 @@ class MarketPort(Protocol):
         self, coin: str, depth: int = 20
     ) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]: ...
     def funding_rate(self, coin: str) -> float: ...
+    def range_between(self, coin: str, start_ms: int, end_ms: int) -> tuple[float, float]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +63,18 @@ class FillEffect:
 
 @dataclass(slots=True)
 class Account:
-    """One user's cash (USDC, including realised PnL, fees and funding) and positions."""
+    """One user's cash (USDC, including realised PnL, fees and funding) and positions.
+
+    `deposited_usd` is what was paid in through the simulator's configuration (an account that never
+    received a deposit may not act: "Must deposit before performing actions"); `volume_usd` is the
+    cumulative notional it traded, which earns address requests and unlocks scheduleCancel."""
 
     address: str
     cash: float
+    deposited_usd: float = 0.0
+    volume_usd: float = 0.0
+    ledger_updates: list[dict[str, Any]] = field(default_factory=list)  # userNonFundingLedgerUpdates
+    unified: bool = False  # unified account mode: USDC lives in the spot balance (see clearinghouse_state)
     positions: dict[str, Position] = field(default_factory=dict)
     leverage: dict[str, LeverageSetting] = field(default_factory=dict)
     funding_all_time: dict[str, float] = field(default_factory=dict)
@@ -211,21 +220,38 @@ def _position_body(
 def clearinghouse_state(account: Account, market: MarketPort, now_ms: int) -> dict[str, Any]:
     """Build the clearinghouseState response body for the account (venue key names and string numbers)."""
     summary = margin_summary(account, market)
+    # In unified mode the collateral is the spot USDC balance (spot_usdc_balance), so the perp side
+    # carries no cash: accountValue is only the positions' unrealised PnL (0 when flat) and nothing is
+    # withdrawable from it. [sim] The venue's exact perp numbers for a unified account with open
+    # positions are not documented; users report the zeroed summary when flat.
+    cash = account.cash if not account.unified else 0.0
+    perp_value = summary.account_value - account.cash + cash
     totals = {
-        "accountValue": wire(summary.account_value, USD_DECIMALS),
+        "accountValue": wire(perp_value, USD_DECIMALS),
         "totalNtlPos": wire(summary.total_ntl_pos, USD_DECIMALS),
-        "totalRawUsd": wire(summary.total_raw_usd, USD_DECIMALS),
+        "totalRawUsd": wire(summary.total_raw_usd - account.cash + cash, USD_DECIMALS),
         "totalMarginUsed": wire(summary.total_margin_used, USD_DECIMALS),
     }
+    withdrawable = 0.0 if account.unified else max(0.0, summary.free_collateral)
     order = {c: i for i, c in enumerate(market.coins())}
     positions = sorted(account.positions.values(), key=lambda p: order.get(p.coin, len(order)))
     return {
         "marginSummary": totals,
         "crossMarginSummary": dict(totals),
         "crossMaintenanceMarginUsed": wire(summary.maintenance_margin_used, USD_DECIMALS),
-        "withdrawable": wire(max(0.0, summary.free_collateral), USD_DECIMALS),
+        "withdrawable": wire(withdrawable, USD_DECIMALS),
         "assetPositions": [
             {"type": "oneWay", "position": _position_body(account, p, summary, market)} for p in positions
         ],
         "time": now_ms,
     }
+
+
+def spot_clearinghouse_state(account: Account, hold_usd: float) -> dict[str, Any]:
+    """spotClearinghouseState: a standard account holds nothing in spot (the venue omits zero
+    balances); a unified account's USDC is here: total = settled cash (deposits, realised PnL, fees,
+    funding), hold = margin its positions and resting orders use."""
+    if not account.unified:
+        return {"balances": []}
+    return {"balances": [{"coin": "USDC", "token": 0, "total": wire(account.cash, USD_DECIMALS),
+                          "hold": wire(hold_usd, USD_DECIMALS), "entryNtl": "0.0"}]}

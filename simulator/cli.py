@@ -13,7 +13,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from simulator.address_limit import INITIAL_REQUESTS, SCHEDULE_CANCEL_MIN_VOLUME_USD
 from simulator.faults import Faults, FaultSettings
+from simulator.feed import WsLimits
+from simulator.identity import ADDRESS_RE
 from simulator.market import INTERVAL_MS, Market, MarketClock
 from simulator.ratelimit import DEFAULT_WEIGHT_PER_MIN, RateLimiter
 from simulator.series import MultiSeries, Series, SeriesError, load_csv_dir, merge, synthetic_series
@@ -22,7 +25,6 @@ from simulator.server import ExchangePort, ServerConfig, Venue, serve
 SHIPPED_DATA = Path(__file__).resolve().parent / "data"
 DEFAULT_TAKER_FEE_RATE = 0.00045
 DEFAULT_MAKER_FEE_RATE = 0.00015
-DEFAULT_BALANCE_USD = 10_000.0
 DEFAULT_HISTORY_BARS = 300
 
 DESCRIPTION = """\
@@ -40,8 +42,17 @@ match wall-clock time; at other speeds they run ahead of it. When the data runs 
 continues as a seeded random walk. Same --seed, data and --start-ms with --speed 0 give
 byte-identical answers and streams.
 
+Accounts: like the real venue, only funded accounts trade. Fund them with --fund ADDRESS=USD
+(repeatable) or POST /admin/fund; an agent wallet trades for its master once the master approved it
+(approveAgent). --fund-any USD funds every address on first sight (the old behaviour, for quick
+tests and the offline demo).
+
 Admin (loopback only): GET /admin/state, POST /admin/faults {...}, POST /admin/advance
-{"ms": N} or {"bars": N}, POST /admin/drop_ws.
+{"ms": N} or {"bars": N}, POST /admin/drop_ws, POST /admin/fund {"address": "0x..", "usd": N,
+"volume_usd": N (optional: earlier traded volume), "mode": "standard" | "unified" (optional)},
+POST /admin/shock {"coin": "ETH", "pct": -8} (jump a coin's price now: the bar in progress and
+later ones are scaled), POST /admin/orders {"user": "0x.." (optional)} (every order the venue
+accepted or rejected, with its status).
 """
 
 
@@ -57,7 +68,11 @@ class VenueOptions:
     seed: int
     start_ms: int | None
     history_bars: int
-    balance_usd: float
+    fund_any_usd: float | None
+    address_request_buffer: int
+    schedule_cancel_min_volume_usd: float
+    funded: tuple[tuple[str, float], ...]
+    unified: tuple[str, ...]
     taker_fee_rate: float
     maker_fee_rate: float
     is_mainnet: bool
@@ -81,8 +96,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start-ms", type=int, default=None, help="market clock start (default: now)")
     p.add_argument("--history-bars", type=int, default=DEFAULT_HISTORY_BARS,
                    help=f"bars before the start served as history (default {DEFAULT_HISTORY_BARS})")
-    p.add_argument("--balance", type=float, default=DEFAULT_BALANCE_USD,
-                   help=f"USD margin every new address starts with (default {DEFAULT_BALANCE_USD:g})")
+    p.add_argument("--fund", action="append", default=[], metavar="ADDRESS=USD", type=_funding,
+                   help="deposit USD to ADDRESS at start (repeatable); only funded accounts can trade")
+    p.add_argument("--unified", action="append", default=[], metavar="ADDRESS", type=_address,
+                   help="put a funded ADDRESS in unified account mode: its USDC shows in "
+                        "spotClearinghouseState and the perp accountValue is not its equity (repeatable)")
+    p.add_argument("--fund-any", type=float, default=None, metavar="USD",
+                   help="fund every address with USD the first time it is queried or approves an agent "
+                        "(default: off, only --fund / admin-funded accounts exist)")
+    p.add_argument("--address-request-buffer", type=int, default=INITIAL_REQUESTS, metavar="N",
+                   help="requests every address may send before it earns more by trading (1 per USDC) "
+                        f"or is throttled to 1 per 10 s (default {INITIAL_REQUESTS}, as the venue)")
+    p.add_argument("--schedule-cancel-min-volume", type=float, default=SCHEDULE_CANCEL_MIN_VOLUME_USD,
+                   metavar="USD", help="traded volume an account needs before scheduleCancel is accepted "
+                   f"(default {SCHEDULE_CANCEL_MIN_VOLUME_USD:.0f}, as the venue)")
     p.add_argument("--taker-fee-rate", type=float, default=DEFAULT_TAKER_FEE_RATE)
     p.add_argument("--maker-fee-rate", type=float, default=DEFAULT_MAKER_FEE_RATE)
     p.add_argument("--testnet", action="store_true",
@@ -91,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate-limit-per-min", type=int, default=DEFAULT_WEIGHT_PER_MIN,
                    help=f"REST weight budget per IP per minute; 0 = off (default {DEFAULT_WEIGHT_PER_MIN})")
     p.add_argument("--tick-ms", type=int, default=250, help="wall ms between market ticks (default 250)")
+    ws = WsLimits()
+    p.add_argument("--ws-max-connections", type=int, default=ws.max_connections, metavar="N",
+                   help=f"simultaneous WS connections per IP (default {ws.max_connections}, as the venue)")
+    p.add_argument("--ws-max-new-connections-per-min", type=int, default=ws.max_new_per_min, metavar="N",
+                   help=f"new WS connections per IP a minute; 0 = no cap (default {ws.max_new_per_min})")
+    p.add_argument("--ws-max-messages-per-min", type=int, default=ws.max_messages_per_min, metavar="N",
+                   help=f"WS messages per IP a minute; 0 = no cap (default {ws.max_messages_per_min})")
     p.add_argument("--ws-idle-timeout-secs", type=float, default=60.0,
                    help="close WS connections silent this long (default 60, like the venue)")
     f = p.add_argument_group("fault injection (also switchable at run time via POST /admin/faults)")
@@ -108,12 +142,40 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _address(text: str) -> str:
+    if not ADDRESS_RE.match(text):
+        raise argparse.ArgumentTypeError(f"expected a 0x + 40 hex address, got {text!r}")
+    return text.lower()
+
+
+def _funding(text: str) -> tuple[str, float]:
+    """Parse one --fund value, ADDRESS=USD."""
+    address, sep, usd = text.partition("=")
+    if not sep or not ADDRESS_RE.match(address):
+        raise argparse.ArgumentTypeError(f"expected ADDRESS=USD with a 0x + 40 hex address, got {text!r}")
+    try:
+        amount = float(usd)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"USD amount of {text!r} is not a number") from None
+    if not amount >= 0:
+        raise argparse.ArgumentTypeError(f"USD amount of {text!r} must be >= 0")
+    return address.lower(), amount
+
+
 def parse_options(argv: list[str] | None = None) -> VenueOptions:
     """Parse and validate the command line (argparse exits with status 2 on errors)."""
     parser = build_parser()
     a = parser.parse_args(argv)
     if a.testnet and a.mainnet:
         parser.error("--testnet and --mainnet are exclusive")
+    if a.fund_any is not None and not a.fund_any >= 0:
+        parser.error("--fund-any must be >= 0")
+    if set(a.unified) - {address for address, _ in a.fund}:
+        parser.error("--unified ADDRESS needs --fund ADDRESS=USD too")
+    if a.address_request_buffer < 0 or not a.schedule_cancel_min_volume >= 0:
+        parser.error("--address-request-buffer and --schedule-cancel-min-volume must be >= 0")
+    if a.ws_max_connections < 1 or a.ws_max_new_connections_per_min < 0 or a.ws_max_messages_per_min < 0:
+        parser.error("--ws-max-connections must be >= 1, the per-minute WS caps >= 0")
     if a.speed < 0 or a.history_bars < 0 or a.tick_ms <= 0 or a.synthetic < 0:
         parser.error("--speed, --history-bars, --synthetic must be >= 0 and --tick-ms > 0")
     faults = FaultSettings(
@@ -123,9 +185,15 @@ def parse_options(argv: list[str] | None = None) -> VenueOptions:
         pause_candle_feed=a.pause_candle_feed, pause_market_feed=a.pause_market_feed)
     return VenueOptions(
         server=ServerConfig(host=a.host, port=a.port, tick_ms=a.tick_ms,
-                            ws_idle_timeout_secs=a.ws_idle_timeout_secs),
+                            ws_idle_timeout_secs=a.ws_idle_timeout_secs,
+                            ws_limits=WsLimits(max_connections=a.ws_max_connections,
+                                               max_new_per_min=a.ws_max_new_connections_per_min,
+                                               max_messages_per_min=a.ws_max_messages_per_min)),
         data_dir=a.data, synthetic=a.synthetic, interval=a.interval, speed=a.speed, seed=a.seed,
-        start_ms=a.start_ms, history_bars=a.history_bars, balance_usd=a.balance,
+        start_ms=a.start_ms, history_bars=a.history_bars, fund_any_usd=a.fund_any, funded=tuple(a.fund),
+        unified=tuple(a.unified),
+        address_request_buffer=a.address_request_buffer,
+        schedule_cancel_min_volume_usd=a.schedule_cancel_min_volume,
         taker_fee_rate=a.taker_fee_rate, maker_fee_rate=a.maker_fee_rate, is_mainnet=a.mainnet,
         rate_limit_per_min=a.rate_limit_per_min, faults=faults, log_level=a.log_level)
 
@@ -163,9 +231,13 @@ def _exchange_core(opts: VenueOptions, market: Market, venue: Venue) -> Exchange
     except ImportError:
         logging.getLogger(__name__).warning("simulator.exchange unavailable; /exchange answers 503")
         return None
-    return ExchangeCore(market, balance_usd=opts.balance_usd, taker_fee_rate=opts.taker_fee_rate,
+    core = ExchangeCore(market, fund_any_usd=opts.fund_any_usd, taker_fee_rate=opts.taker_fee_rate,
                         maker_fee_rate=opts.maker_fee_rate, is_mainnet=opts.is_mainnet,
-                        event_sink=venue.hub.publish_user)
+                        event_sink=venue.hub.publish_user, initial_requests=opts.address_request_buffer,
+                        schedule_cancel_min_volume_usd=opts.schedule_cancel_min_volume_usd)
+    for address, usd in opts.funded:
+        core.fund(address, usd, unified=address in opts.unified)
+    return core
 
 
 async def _run(venue: Venue) -> None:

@@ -1,8 +1,9 @@
 """The venue's WebSocket endpoint (/ws): subscriptions, market pushes, user events, idle close.
 
 Owns WS connections and what flows over them. Market channels (allMids, candle, bbo, l2Book) are
-pushed by `on_tick` after the market clock moves; user channels (userFills, orderUpdates) carry
-what the exchange core reports through `publish_user`. Each connection has its own outgoing queue
+pushed by `on_tick` after the market clock moves; user channels (userFills, orderUpdates,
+userFundings, userEvents) and the public trades channel (the simulator's own users' executions)
+carry what the exchange core reports through `publish_user`. Each connection has its own outgoing queue
 and writer task so a slow client never blocks the tick.
 """
 
@@ -13,6 +14,8 @@ import contextlib
 import json
 import logging
 import re
+import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +24,14 @@ from aiohttp import WSMsgType, web
 
 from simulator.faults import Faults
 from simulator.market import VALID_INTERVALS, Market, interval_ms_of
-from simulator.market_info import all_mids_json, bbo_json, candle_json, l2_book_json
+from simulator.market_info import (
+    InfoRequestError,
+    all_mids_json,
+    bbo_json,
+    candle_json,
+    l2_book_json,
+    parse_n_sig_figs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,20 +39,55 @@ PARSE_ERROR = "Error parsing JSON into valid websocket request"
 CONNECTED_TEXT = "Websocket connection established."
 MAX_QUEUED_MESSAGES = 20_000
 MAX_CANDLES_PER_TICK = 100
-# per-IP WebSocket limits the venue documents (reference 3.8); the refusal texts are our own
-MAX_CONNECTIONS_PER_IP = 100
+# per-IP WebSocket limits the venue documents (rate limits page); the refusal texts are our own
 MAX_SUBSCRIPTIONS_PER_IP = 1000
 MAX_USERS_PER_IP = 10
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
-USER_CHANNELS = ("userFills", "orderUpdates", "userFundings", "userNonFundingLedgerUpdates")
+USER_CHANNELS = ("userFills", "orderUpdates", "userFundings", "userNonFundingLedgerUpdates", "userEvents")
+# order statuses the venue reports in userEvents as {"nonUserCancel": [...]}: cancels the user did not ask for
+NON_USER_CANCELS = frozenset({"marginCanceled", "reduceOnlyCanceled", "scheduledCancel", "liquidatedCanceled",
+                              "siblingFilledCanceled"})
+NO_USER = "0x" + "0" * 40
 SubKey = tuple[str, ...]
 # user_snapshot(channel, user) -> snapshot data for a user channel, or None when none is sent
 UserSnapshot = Callable[[str, str], Any]
+# post_handler(peer ip, "info" | "action", payload) -> (response type "info" | "action" | "error", payload)
+PostHandler = Callable[[str, str, Any], tuple[str, Any]]
 
 
 def dumps(obj: Any) -> str:
     """Compact JSON with sorted keys, like the venue's own output (and byte-stable across runs)."""
     return json.dumps(obj, separators=(",", ":"), sort_keys=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WsLimits:
+    """Per-IP WebSocket caps the venue documents; 0 switches a rate cap off."""
+
+    max_connections: int = 10           # simultaneous connections
+    max_new_per_min: int = 30           # new connections in any 60 s
+    max_messages_per_min: int = 2000    # client messages in any 60 s, across the IP's connections
+
+
+class SlidingWindow:
+    """Events per key in a sliding 60 s window (monotonic time)."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._events: dict[str, deque[float]] = {}
+
+    def try_add(self, key: str, cap: int) -> bool:
+        """Record one event for `key` unless `cap` (> 0) events already happened in the last 60 s."""
+        if cap <= 0:
+            return True
+        now = self._clock()
+        events = self._events.setdefault(key, deque())
+        while events and now - events[0] >= 60.0:
+            events.popleft()
+        if len(events) >= cap:
+            return False
+        events.append(now)
+        return True
 
 
 @dataclass(eq=False)
@@ -74,11 +119,17 @@ class WsHub:
     """All WS connections of the venue and the market/user pushes to them."""
 
     def __init__(self, market: Market, faults: Faults, *, idle_timeout_secs: float,
-                 user_snapshot: UserSnapshot | None = None) -> None:
+                 user_snapshot: UserSnapshot | None = None, post_handler: PostHandler | None = None,
+                 limits: WsLimits | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.market = market
         self.faults = faults
         self.idle_timeout_secs = idle_timeout_secs
         self.user_snapshot = user_snapshot
+        self.post_handler = post_handler
+        self.limits = limits or WsLimits()
+        self._new_connections = SlidingWindow(clock)
+        self._messages = SlidingWindow(clock)
+        self.refused_connections = 0
         self.connections: set[Connection] = set()
         self.total_connections = 0
         self.dropped_connections = 0
@@ -88,8 +139,13 @@ class WsHub:
     # --- connection lifecycle ---------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """The /ws handler: read client messages until close, idle timeout or drop."""
-        if len(self._of_ip(request.remote)) >= MAX_CONNECTIONS_PER_IP:
+        ip = request.remote or "unknown"
+        if len(self._of_ip(request.remote)) >= self.limits.max_connections:
+            self.refused_connections += 1
             return web.Response(status=429, text="Too many websocket connections")
+        if not self._new_connections.try_add(ip, self.limits.max_new_per_min):
+            self.refused_connections += 1
+            return web.Response(status=429, text="Too many new websocket connections per minute")
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         conn = Connection(ws=ws, request=request)
@@ -119,7 +175,10 @@ class WsHub:
                 await conn.ws.close()
                 return
             if msg.type == WSMsgType.TEXT:
-                self._on_text(conn, msg.data)
+                if self._messages.try_add(conn.request.remote or "unknown", self.limits.max_messages_per_min):
+                    self._on_text(conn, msg.data)
+                else:
+                    conn.send({"channel": "error", "data": "Too many websocket messages per minute"})
             elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
                 return
 
@@ -162,6 +221,9 @@ class WsHub:
         if method == "ping":
             conn.send({"channel": "pong"})
             return
+        if method == "post":
+            self._on_post(conn, msg, text)
+            return
         if method not in ("subscribe", "unsubscribe"):
             conn.send({"channel": "error", "data": f"{PARSE_ERROR}: {text}"})
             return
@@ -190,6 +252,20 @@ class WsHub:
             conn.send({"channel": "subscriptionResponse",
                        "data": {"method": "unsubscribe", "subscription": sub}})
 
+    def _on_post(self, conn: Connection, msg: dict[str, Any], text: str) -> None:
+        """{"method": "post", "id", "request": {"type": "info" | "action", "payload"}}: answered on
+        channel "post" as {"id", "response": {"type", "payload"}}, like the REST endpoints."""
+        req_id, request = msg.get("id"), msg.get("request")
+        kind = request.get("type") if isinstance(request, dict) else None
+        if not isinstance(req_id, int) or isinstance(req_id, bool) or kind not in ("info", "action") \
+                or self.post_handler is None:
+            conn.send({"channel": "error", "data": f"{PARSE_ERROR}: {text}"})
+            return
+        assert isinstance(request, dict)
+        rtype, payload = self.post_handler(conn.request.remote or "unknown", kind, request.get("payload"))
+        response = {"type": rtype, "payload": payload}
+        conn.send({"channel": "post", "data": {"id": req_id, "response": response}})
+
     def _of_ip(self, ip: str | None) -> list[Connection]:
         return [c for c in self.connections if c.request.remote == ip]
 
@@ -216,6 +292,11 @@ class WsHub:
             coin = sub.get("coin")
             if not isinstance(coin, str) or not self.market.has(coin):
                 raise SubscriptionError("unknown coin")
+            if kind == "l2Book" and sub.get("nSigFigs") is not None:
+                try:
+                    return (kind, coin, str(parse_n_sig_figs(sub.get("nSigFigs"))))
+                except InfoRequestError as e:
+                    raise SubscriptionError("invalid nSigFigs") from e
             if kind != "candle":
                 return (kind, coin)
             interval = sub.get("interval")
@@ -253,7 +334,8 @@ class WsHub:
         if kind == "bbo":
             return {"channel": "bbo", "data": bbo_json(self.market, key[1], now)}
         if kind == "l2Book":
-            return {"channel": "l2Book", "data": l2_book_json(self.market, key[1], now)}
+            n_sig = int(key[2]) if len(key) > 2 else None
+            return {"channel": "l2Book", "data": l2_book_json(self.market, key[1], now, n_sig_figs=n_sig)}
         if kind == "candle":
             iv_ms = interval_ms_of(key[2])
             candle = self.market.current_candle(key[1], iv_ms, now) if iv_ms else None
@@ -301,9 +383,34 @@ class WsHub:
                 conn.send(msg)
 
     def publish_user(self, channel: str, user: str, payload: Any) -> None:
-        """Event sink for the exchange core: deliver ``payload`` to (channel, user) subscribers."""
-        key = (channel, user.lower())
-        msg = {"channel": channel, "data": payload}
+        """Event sink for the exchange core: deliver ``payload`` to (channel, user) subscribers, the
+        same events to the user's userEvents subscribers (channel "user": {"fills"}, {"funding"},
+        {"nonUserCancel"}), and fills to the coin's public trades subscribers."""
+        user = user.lower()
+        self._send_to((channel, user), {"channel": channel, "data": payload})
+        for event in _user_events(channel, payload):
+            self._send_to(("userEvents", user), {"channel": "user", "data": event})
+        if channel == "userFills":
+            for fill in payload.get("fills", []):
+                users = [user, NO_USER] if fill["side"] == "B" else [NO_USER, user]
+                trade = {k: fill[k] for k in ("coin", "side", "px", "sz", "hash", "time", "tid")}
+                msg = {"channel": "trades", "data": [trade | {"users": users}]}
+                self._send_to(("trades", fill["coin"]), msg)
+
+    def _send_to(self, key: SubKey, msg: dict[str, Any]) -> None:
         for conn in list(self.connections):
             if key in conn.subs:
                 conn.send(msg)
+
+
+def _user_events(channel: str, payload: Any) -> list[dict[str, Any]]:
+    """The userEvents messages one core event becomes."""
+    if channel == "userFills":
+        return [{"fills": payload["fills"]}]
+    if channel == "userFundings":
+        return [{"funding": f} for f in payload["fundings"]]
+    if channel == "orderUpdates":
+        cancels = [{"coin": u["order"]["coin"], "oid": u["order"]["oid"]} for u in payload
+                   if u["status"] in NON_USER_CANCELS]
+        return [{"nonUserCancel": cancels}] if cancels else []
+    return []

@@ -264,6 +264,19 @@ class Market:
         points += [v for f, v in ((w1, e1), (w2, e2)) if fa < f < fb]
         return min(points), max(points)
 
+    def shock(self, coin: str, factor: float) -> tuple[float, float]:
+        """Move ``coin``'s price by ``factor`` now (admin, for tests: "the price goes through the
+        stop"): the bar in progress and everything after it are scaled, so mids, books, marks and
+        the forming candle jump together while closed candles keep their history. Returns the mid
+        before and after."""
+        if not factor > 0 or not math.isfinite(factor):
+            raise ValueError(f"shock factor must be a positive number, got {factor}")
+        now = self.now_ms()
+        before = self.mid(coin)
+        self.series.shock(self.index_of(coin), max(self.bar_index(now), 0), factor)
+        self._mids_cache = None
+        return before, self.mid(coin)
+
     def _round(self, px: float, i: int) -> float:
         d = int(px_decimals(px, int(self._szd[i])))
         return round(px, d)

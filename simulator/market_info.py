@@ -7,6 +7,7 @@ strings where the venue uses strings, times are integer ms, keys as in the recor
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -22,9 +23,13 @@ from simulator.market import (
 )
 
 MARKET_INFO_TYPES = frozenset({"meta", "spotMeta", "metaAndAssetCtxs", "allMids", "candleSnapshot",
-                               "l2Book", "fundingHistory"})
+                               "l2Book", "fundingHistory", "spotMetaAndAssetCtxs", "perpDexs",
+                               "predictedFundings"})
+EMPTY_SPOT_META: dict[str, Any] = {"universe": [], "tokens": []}  # a perp-only venue lists no spot pairs
 FUNDING_HISTORY_CAP = 500
 BOOK_DEPTH = 20
+AGGREGATION_DEPTH = 400  # raw levels read to fill an aggregated (nSigFigs) book
+N_SIG_FIGS = (2, 3, 4, 5)
 DESERIALIZE_ERROR = "Failed to deserialize the JSON body into the target type"
 
 
@@ -39,7 +44,13 @@ def answer_market_info(market: Market, body: dict[str, Any], now_ms: int) -> Any
         _check_dex(body)
         return meta_json(market)
     if kind == "spotMeta":
-        return {"universe": [], "tokens": []}
+        return dict(EMPTY_SPOT_META)
+    if kind == "spotMetaAndAssetCtxs":
+        return [dict(EMPTY_SPOT_META), []]
+    if kind == "perpDexs":
+        return [None]  # only the main dex (index 0 is always null on the venue)
+    if kind == "predictedFundings":
+        return predicted_fundings_json(market, now_ms)
     if kind == "metaAndAssetCtxs":
         return [meta_json(market), asset_ctxs_json(market, now_ms)]
     if kind == "allMids":
@@ -49,7 +60,8 @@ def answer_market_info(market: Market, body: dict[str, Any], now_ms: int) -> Any
         return _candle_snapshot(market, body, now_ms)
     if kind == "l2Book":
         coin = _req_str(body, "coin")
-        return l2_book_json(market, coin, now_ms) if market.has(coin) else None
+        n_sig = parse_n_sig_figs(body.get("nSigFigs"))
+        return l2_book_json(market, coin, now_ms, n_sig_figs=n_sig) if market.has(coin) else None
     if kind == "fundingHistory":
         return _funding_history(market, body, now_ms)
     raise InfoRequestError(f"{DESERIALIZE_ERROR}: unknown variant `{kind}`")
@@ -89,6 +101,16 @@ def meta_json(market: Market) -> dict[str, Any]:
             "marginTiers": [{"lowerBound": "0.0", "maxLeverage": info.max_leverage}],
         }
     return {"universe": universe, "marginTables": [[k, v] for k, v in sorted(tables.items())]}
+
+
+def predicted_fundings_json(market: Market, now_ms: int) -> list[Any]:
+    """``predictedFundings``: per coin, [venue, {fundingRate, nextFundingTime, fundingIntervalHours}];
+    the simulator knows only its own venue ("HlPerp") and funds hourly."""
+    rates = market.funding_rates_at(now_ms).tolist()
+    next_hour = (now_ms // HOUR_MS + 1) * HOUR_MS
+    return [[info.name, [["HlPerp", {"fundingRate": fmt_num(rate), "nextFundingTime": next_hour,
+                                     "fundingIntervalHours": 1}]]]
+            for info, rate in zip(market.coin_info(), rates, strict=True)]
 
 
 def all_mids_json(market: Market, now_ms: int) -> dict[str, str]:
@@ -168,11 +190,49 @@ def _level(px: float, sz: float) -> dict[str, Any]:
     return {"n": 1 + round(sz * 1000) % 3, "px": fmt_num(px), "sz": fmt_num(sz)}
 
 
-def l2_book_json(market: Market, coin: str, now_ms: int, depth: int = BOOK_DEPTH) -> dict[str, Any]:
-    """``l2Book`` (REST answer and WS data): bids high→low, asks low→high."""
-    bids, asks = market.book_at(coin, now_ms, depth)
-    return {"coin": coin, "levels": [[_level(p, s) for p, s in bids], [_level(p, s) for p, s in asks]],
-            "time": now_ms}
+def parse_n_sig_figs(value: Any) -> int | None:
+    """The optional ``nSigFigs`` of an l2Book request: null/absent (full precision) or 2..5."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or value not in N_SIG_FIGS:
+        raise InfoRequestError(f"{DESERIALIZE_ERROR}: invalid nSigFigs `{value}`")
+    return int(value)
+
+
+def _bucket(px: float, n_sig_figs: int, up: bool) -> float:
+    step = 10.0 ** (math.floor(math.log10(px)) - n_sig_figs + 1)
+    units = px / step
+    return round((math.ceil(units - 1e-9) if up else math.floor(units + 1e-9)) * step, 10)
+
+
+def _aggregate(
+    levels: list[tuple[float, float]], n_sig_figs: int, up: bool, depth: int
+) -> list[dict[str, Any]]:
+    """Merge levels into price buckets of `n_sig_figs` significant figures (bids down, asks up)."""
+    out: list[tuple[float, float, int]] = []
+    for px, sz in levels:
+        bucket = _bucket(px, n_sig_figs, up)
+        n = 1 + round(sz * 1000) % 3
+        if out and out[-1][0] == bucket:
+            out[-1] = (bucket, out[-1][1] + sz, out[-1][2] + n)
+        elif len(out) < depth:
+            out.append((bucket, sz, n))
+        else:
+            break
+    return [{"n": n, "px": fmt_num(p), "sz": fmt_num(round(s, 8))} for p, s, n in out]
+
+
+def l2_book_json(market: Market, coin: str, now_ms: int, depth: int = BOOK_DEPTH,
+                 n_sig_figs: int | None = None) -> dict[str, Any]:
+    """``l2Book`` (REST answer and WS data): bids high→low, asks low→high; with `n_sig_figs` the
+    levels are aggregated to that many significant figures (a deeper book is read to fill them)."""
+    if n_sig_figs is None:
+        bids, asks = market.book_at(coin, now_ms, depth)
+        return {"coin": coin, "levels": [[_level(p, s) for p, s in bids], [_level(p, s) for p, s in asks]],
+                "time": now_ms}
+    bids, asks = market.book_at(coin, now_ms, AGGREGATION_DEPTH)
+    return {"coin": coin, "levels": [_aggregate(bids, n_sig_figs, False, depth),
+                                     _aggregate(asks, n_sig_figs, True, depth)], "time": now_ms}
 
 
 def bbo_json(market: Market, coin: str, now_ms: int) -> dict[str, Any]:

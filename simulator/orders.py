@@ -1,6 +1,7 @@
 """Order records of the simulated venue and their wire views (openOrders, frontendOpenOrders,
 orderStatus, orderUpdates), plus the parser that turns one order wire {"a","b","p","s","r","t","c"}
-into a typed request or a rejection kind.
+into a typed request or a rejection kind. `t` is {"limit": {"tif"}} or, for a stop-loss /
+take-profit, {"trigger": {"isMarket", "triggerPx", "tpsl"}}.
 """
 
 from __future__ import annotations
@@ -16,6 +17,29 @@ CLOID_RE = re.compile(r"^0x[0-9a-fA-F]{32}$")
 
 
 @dataclass(frozen=True, slots=True)
+class Trigger:
+    """The trigger of a stop-loss / take-profit order: it fires when the price crosses `px`."""
+
+    is_market: bool
+    px: float
+    tpsl: vt.Tpsl
+
+    def fires_above(self, is_buy: bool) -> bool:
+        """True if it fires when the price rises to `px` (a buy stop, a sell take-profit)."""
+        return (self.tpsl is vt.Tpsl.SL) == is_buy
+
+    def fires_at(self, is_buy: bool, price: float) -> bool:
+        return price >= self.px if self.fires_above(is_buy) else price <= self.px
+
+    def order_type(self) -> str:
+        kind = "Take Profit" if self.tpsl is vt.Tpsl.TP else "Stop"
+        return f"{kind} {'Market' if self.is_market else 'Limit'}"
+
+    def condition(self, is_buy: bool) -> str:
+        return f"Price {'above' if self.fires_above(is_buy) else 'below'} {wire(self.px)}"
+
+
+@dataclass(frozen=True, slots=True)
 class OrderRequest:
     """One parsed and precision-checked order wire."""
 
@@ -27,6 +51,7 @@ class OrderRequest:
     reduce_only: bool
     tif: vt.Tif
     cloid: str | None
+    trigger: Trigger | None = None
 
 
 @dataclass(slots=True)
@@ -48,6 +73,15 @@ class Order:
     sz_decimals: int
     status: vt.OrderStatus = vt.OrderStatus.OPEN
     status_ts: int = 0
+    trigger: Trigger | None = None
+    triggered: bool = False
+    parent_oid: int | None = None     # normalTpsl child: live once this order has filled
+    position_tpsl: bool = False       # positionTpsl: sized to the position when it fires
+
+    @property
+    def waiting_trigger(self) -> bool:
+        """A trigger order that has not fired yet (it neither rests in the book nor needs margin)."""
+        return self.trigger is not None and not self.triggered
 
     @property
     def side(self) -> str:
@@ -71,22 +105,23 @@ class Order:
 
     def frontend_view(self) -> dict[str, Any]:
         """Entry of frontendOpenOrders, and the inner order of orderStatus."""
+        trig = self.trigger
         body: dict[str, Any] = {
             "children": [],
             "coin": self.coin,
-            "isPositionTpsl": False,
-            "isTrigger": False,
+            "isPositionTpsl": self.position_tpsl,
+            "isTrigger": trig is not None,
             "limitPx": wire(self.limit_px),
             "oid": self.oid,
-            "orderType": "Limit",
+            "orderType": "Limit" if trig is None else trig.order_type(),
             "origSz": wire(self.orig_sz, self.sz_decimals),
             "reduceOnly": self.reduce_only,
             "side": self.side,
             "sz": wire(self.sz, self.sz_decimals),
-            "tif": str(self.tif),
+            "tif": str(self.tif) if trig is None else None,
             "timestamp": self.timestamp,
-            "triggerCondition": "N/A",
-            "triggerPx": "0.0",
+            "triggerCondition": "N/A" if trig is None else trig.condition(self.is_buy),
+            "triggerPx": "0.0" if trig is None else wire(trig.px),
         }
         if self.cloid is not None:
             body["cloid"] = self.cloid
@@ -128,16 +163,32 @@ class OrderRejected(Exception):
         self.asset = asset
 
 
-def _tif(order_type: Any) -> vt.Tif | None:
-    if not isinstance(order_type, dict) or set(order_type) != {"limit"}:
+def _order_type(order_type: Any) -> tuple[vt.Tif, dict[str, Any] | None] | None:
+    """(tif, raw trigger) of a wire `t`; None if it is neither a limit nor a trigger type."""
+    if not isinstance(order_type, dict) or len(order_type) != 1:
         return None
-    limit = order_type["limit"]
-    if not isinstance(limit, dict):
+    if "limit" in order_type:
+        limit = order_type["limit"]
+        try:
+            return (vt.Tif(limit.get("tif")), None) if isinstance(limit, dict) else None
+        except ValueError:
+            return None
+    raw = order_type.get("trigger")
+    if not isinstance(raw, dict) or not isinstance(raw.get("isMarket"), bool):
         return None
     try:
-        return vt.Tif(limit.get("tif"))
+        vt.Tpsl(raw.get("tpsl"))
     except ValueError:
         return None
+    # once fired, a market trigger trades like an IOC, a limit trigger like a GTC at its limit price
+    return (vt.Tif.IOC if raw["isMarket"] else vt.Tif.GTC), raw
+
+
+def _price(text: Any, asset: int, szd: int) -> float:
+    px = parse_wire_decimal(text)
+    if px is None or px <= 0 or not price_is_valid(px, szd):
+        raise OrderRejected(vt.RejectKind.INVALID_PRICE, asset)
+    return float(px)
 
 
 def parse_order_wire(raw: Any, coins: list[str], sz_decimals_of: dict[str, int]) -> OrderRequest:
@@ -151,29 +202,31 @@ def parse_order_wire(raw: Any, coins: list[str], sz_decimals_of: dict[str, int])
         raise ValueError("order wire fields 'b' and 'r' must be booleans")
     if not 0 <= asset < len(coins):
         raise OrderRejected(vt.RejectKind.UNKNOWN_ASSET, asset)
-    tif = _tif(raw.get("t"))
-    if tif is None:
+    kind = _order_type(raw.get("t"))
+    if kind is None:
         raise OrderRejected(vt.RejectKind.BAD_ORDER_TYPE, asset)
+    tif, raw_trigger = kind
     cloid = raw.get("c")
     if cloid is not None and (not isinstance(cloid, str) or not CLOID_RE.match(cloid)):
         raise ValueError("order wire field 'c' must be 0x + 32 hex characters")
     coin = coins[asset]
     szd = sz_decimals_of[coin]
-    px = parse_wire_decimal(raw.get("p"))
+    px = _price(raw.get("p"), asset, szd)
+    trigger = None
+    if raw_trigger is not None:
+        trigger_px = _price(raw_trigger.get("triggerPx"), asset, szd)
+        trigger = Trigger(is_market=raw_trigger["isMarket"], px=trigger_px, tpsl=vt.Tpsl(raw_trigger["tpsl"]))
     sz = parse_wire_decimal(raw.get("s"))
-    if px is None or px <= 0:
-        raise OrderRejected(vt.RejectKind.INVALID_PRICE, asset)
     if sz is None or not size_is_valid(sz, szd):
         raise OrderRejected(vt.RejectKind.INVALID_SIZE, asset)
-    if not price_is_valid(px, szd):
-        raise OrderRejected(vt.RejectKind.TICK, asset)
     return OrderRequest(
         asset=asset,
         coin=coin,
         is_buy=is_buy,
-        px=float(px),
+        px=px,
         sz=float(sz),
         reduce_only=reduce_only,
         tif=tif,
         cloid=cloid.lower() if cloid is not None else None,
+        trigger=trigger,
     )

@@ -117,6 +117,15 @@ class Series:
             raise IndexError(f"bar index {k} < 0")
         return tuple(self._arrays[k_][k] for k_ in "ohlcv")
 
+    def shock(self, i: int, from_bar: int, factor: float) -> None:
+        """Multiply coin ``i``'s prices from bar ``from_bar`` on by ``factor`` (an admin price shock);
+        the random walk continues from the shifted level."""
+        self.ensure(from_bar)
+        rows = slice(from_bar, self._n)
+        for key in "ohlc":
+            self._arrays[key][rows, i] = round_px(self._arrays[key][rows, i] * factor, int(self._szd[i]))
+        self._last_close[i] = self._arrays["c"][self._n - 1, i]
+
     def _grow(self) -> None:
         n = len(self.coins)
         z = self._rng.standard_normal((CHUNK_BARS, n))
@@ -281,6 +290,10 @@ class MultiSeries:
     def column(self, i: int, start: int, stop: int) -> tuple[np.ndarray, ...]:
         j = int(np.searchsorted(self._offsets, i, side="right")) - 1
         return self.parts[j].column(i - int(self._offsets[j]), start, stop)
+
+    def shock(self, i: int, from_bar: int, factor: float) -> None:
+        j = int(np.searchsorted(self._offsets, i, side="right")) - 1
+        self.parts[j].shock(i - int(self._offsets[j]), from_bar, factor)
 
 
 def merge(parts: list[Series]) -> Series | MultiSeries:

@@ -19,13 +19,13 @@ import socket
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiohttp import web
 
 from simulator.faults import FaultError, Faults
-from simulator.feed import WsHub, dumps
+from simulator.feed import WsHub, WsLimits, dumps
 from simulator.market import INTERVAL_MS, Market
 from simulator.market_info import (
     DESERIALIZE_ERROR,
@@ -46,6 +46,10 @@ class ExchangePort(Protocol):
     def handle_exchange(self, body: dict, now_ms: int) -> tuple[int, Any]: ...
     def handle_user_info(self, body: dict, now_ms: int) -> Any | None: ...
     def on_market_tick(self, now_ms: int) -> None: ...
+    def fund(
+        self, address: str, usd: float | None = None, *, volume_usd: float = 0.0, unified: bool | None = None
+    ) -> None: ...
+    def admin_orders(self, user: str | None = None) -> list[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,6 +60,7 @@ class ServerConfig:
     port: int = 0
     tick_ms: int = 250                  # wall ms between market ticks (pushes, fills, funding)
     ws_idle_timeout_secs: float = 60.0  # the venue closes WS connections silent for this long
+    ws_limits: WsLimits = field(default_factory=WsLimits)
 
 
 class Venue:
@@ -69,7 +74,8 @@ class Venue:
         self.config = config
         self.core = core
         self.hub = WsHub(market, faults, idle_timeout_secs=config.ws_idle_timeout_secs,
-                         user_snapshot=self._user_snapshot)
+                         user_snapshot=self._user_snapshot, post_handler=self._ws_post,
+                         limits=config.ws_limits)
         self.counters: Counter[str] = Counter()
         self.info_by_type: Counter[str] = Counter()
         self._last_tick_ms: int | None = None
@@ -126,7 +132,8 @@ class Venue:
                         for e in ledger if isinstance(e, dict) and isinstance(e.get("delta"), dict)]
             return {"user": user, "isSnapshot": True, "fundings": fundings}
         if channel == "userNonFundingLedgerUpdates":
-            return {"user": user, "isSnapshot": True, "nonFundingLedgerUpdates": []}
+            updates = self._user_info({"type": "userNonFundingLedgerUpdates", "user": user}, now) or []
+            return {"user": user, "isSnapshot": True, "nonFundingLedgerUpdates": updates}
         return None
 
     def _user_info(self, body: dict, now: int) -> Any:
@@ -178,19 +185,45 @@ class Venue:
         fault = await self._rest_fault()
         if fault is not None:
             return fault
-        now = self.market.now_ms()
         try:
-            if kind in MARKET_INFO_TYPES:
-                result = answer_market_info(self.market, body, now)
-            else:
-                result = self._user_info(body, now)
-                if result is None:
-                    raise InfoRequestError(f"{DESERIALIZE_ERROR}: unknown variant `{kind}`")
+            result = self._answer_info(kind, body)
         except InfoRequestError as e:
             return web.Response(status=422, text=str(e))
         self.limiter.charge(peer, info_extra_weight(kind, info_items(result)))
         await self._maybe_delay()
         return web.Response(text=dumps(result), content_type="application/json")
+
+    def _answer_info(self, kind: str, body: dict[str, Any]) -> Any:
+        """The answer to one /info body; raises InfoRequestError (HTTP 422) for a malformed one."""
+        now = self.market.now_ms()
+        if kind in MARKET_INFO_TYPES:
+            return answer_market_info(self.market, body, now)
+        result = self._user_info(body, now)
+        if result is None:
+            raise InfoRequestError(f"{DESERIALIZE_ERROR}: unknown variant `{kind}`")
+        return result
+
+    def _ws_post(self, peer: str, kind: str, payload: Any) -> tuple[str, Any]:
+        """A request posted over the WebSocket: the same answer and the same per-IP weight as REST."""
+        self.counters["ws_posts"] += 1
+        if not isinstance(payload, dict):
+            return "error", DESERIALIZE_ERROR
+        if kind == "info":
+            info_kind = payload.get("type")
+            if not isinstance(info_kind, str):
+                return "error", DESERIALIZE_ERROR
+            if not self.limiter.try_acquire(peer, info_weight(info_kind)):
+                return "error", "Too many requests"
+            try:
+                return "info", {"type": info_kind, "data": self._answer_info(info_kind, payload)}
+            except InfoRequestError as e:
+                return "error", str(e)
+        if not self.limiter.try_acquire(peer, exchange_weight(payload.get("action"))):
+            return "error", "Too many requests"
+        if self.core is None:
+            return "error", "exchange core unavailable"
+        status, result = self.core.handle_exchange(payload, self.market.now_ms())
+        return ("action", result) if status == 200 else ("error", result)
 
     # --- /exchange --------------------------------------------------------------------------
     async def handle_exchange(self, request: web.Request) -> web.StreamResponse:
@@ -256,7 +289,44 @@ class Venue:
             return {"now_ms": self.tick()}
         if name == "drop_ws" and method == "POST":
             return {"dropped": self.hub.drop_all()}
+        if name == "fund" and method == "POST":
+            return self._admin_fund(body)
+        if name == "shock" and method == "POST":
+            return self._admin_shock(body)
+        if name == "orders" and method == "POST":
+            user = body.get("user")
+            if self.core is None or (user is not None and not isinstance(user, str)):
+                raise ValueError("exchange core unavailable, or user is not a string")
+            return {"orders": self.core.admin_orders(user)}
         return None
+
+    def _admin_shock(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Jump a coin's price by `pct` percent now, then tick (resting orders and triggers react)."""
+        coin, pct = body.get("coin"), body.get("pct")
+        if not isinstance(coin, str) or not self.market.has(coin):
+            raise ValueError(f"unknown coin {coin!r}")
+        if isinstance(pct, bool) or not isinstance(pct, int | float) or not pct > -100:
+            raise ValueError("pct must be a number > -100")
+        before, after = self.market.shock(coin, 1.0 + pct / 100.0)
+        self.tick()
+        return {"coin": coin, "mid_before": before, "mid_after": after}
+
+    def _admin_fund(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Deposit to an address (creating its account), like a bridge deposit on the real venue."""
+        if self.core is None:
+            raise ValueError("exchange core unavailable")
+        address, usd, volume = body.get("address"), body.get("usd"), body.get("volume_usd", 0)
+        mode = body.get("mode")
+        if not isinstance(address, str):
+            raise ValueError("address must be a 0x + 40 hex string")
+        if mode not in (None, "standard", "unified"):
+            raise ValueError("mode must be 'standard' or 'unified'")
+        if isinstance(usd, bool) or not isinstance(usd, int | float) \
+                or isinstance(volume, bool) or not isinstance(volume, int | float):
+            raise ValueError("usd and volume_usd must be numbers")
+        self.core.fund(address, float(usd), volume_usd=float(volume),
+                       unified=None if mode is None else mode == "unified")
+        return {"funded": address.lower(), "usd": float(usd), "volume_usd": float(volume), "mode": mode}
 
     def state(self) -> dict[str, Any]:
         """Counters, clock and faults, for tests and operators."""
@@ -277,6 +347,7 @@ class Venue:
             "ws_connections": len(self.hub.connections),
             "ws_connections_total": self.hub.total_connections,
             "ws_dropped": self.hub.dropped_connections,
+            "ws_refused": self.hub.refused_connections,
             "exchange_core": self.core is not None,
             "faults": self.faults.as_dict(),
         }

@@ -11,6 +11,8 @@ from simulator import venue_vocab as vt
 from simulator.orders import Order
 
 MAX_FILLS_RETURNED = 2000
+MAX_HISTORICAL_ORDERS = 2000
+RECENT_TRADES = 20  # [sim] how many trades the venue's recentTrades returns is not documented
 FUNDING_HASH = "0x" + "0" * 64
 
 
@@ -31,6 +33,7 @@ class UserLedger:
             "userFillsByTime",
             "orderStatus",
             "userFunding",
+            "historicalOrders",
         }
     )
 
@@ -68,6 +71,19 @@ class UserLedger:
             else:
                 self._by_cloid.setdefault(key, order)
 
+    def order(self, oid: int) -> Order | None:
+        """Any order the venue accepted or rejected, by oid."""
+        return self._orders.get(oid)
+
+    def all_orders(self, user: str | None = None) -> list[Order]:
+        """Every order the venue accepted or rejected (of `user`, or of everyone), by oid."""
+        mine = (o for o in self._orders.values() if user is None or o.user == user)
+        return sorted(mine, key=lambda o: o.oid)
+
+    def release_cloid(self, user: str, cloid: str) -> None:
+        """Free a cloid for reuse (a modify moves it from the old order to the new one)."""
+        self._cloid_taken.discard((user, cloid))
+
     def open_orders(self, user: str) -> list[Order]:
         """The user's open orders, oldest first."""
         return list(self._open.get(user, {}).values())
@@ -95,6 +111,18 @@ class UserLedger:
     def add_funding(self, user: str, entry: dict[str, Any]) -> None:
         self._fundings.setdefault(user, []).append(entry)
 
+    def recent_trades(self, coin: str) -> list[dict[str, Any]]:
+        """``recentTrades`` of a coin: the simulator's own users' executions (the replayed market has
+        no public tape), newest first, as trades {coin, side, px, sz, time, hash, tid, users}."""
+        fills = [(user, f) for user, fs in self._fills.items() for f in fs if f["coin"] == coin]
+        fills.sort(key=lambda uf: uf[1]["tid"], reverse=True)
+        out = []
+        for user, f in fills[:RECENT_TRADES]:
+            users = [user, "0x" + "0" * 40] if f["side"] == "B" else ["0x" + "0" * 40, user]
+            trade = {k: f[k] for k in ("coin", "side", "px", "sz", "time", "hash", "tid")}
+            out.append(trade | {"users": users})
+        return out
+
     def fills(self, user: str) -> list[dict[str, Any]]:
         """All of the user's fills, oldest first."""
         return list(self._fills.get(user, []))
@@ -114,6 +142,10 @@ class UserLedger:
             end = _int_or(body.get("endTime"), 2**63)
             hits = [f for f in self._fills.get(user, []) if start <= f["time"] <= end]
             return list(reversed(hits))[:MAX_FILLS_RETURNED]
+        if kind == "historicalOrders":
+            mine = [o for o in self._orders.values() if o.user == user]
+            mine.sort(key=lambda o: (o.status_ts, o.oid), reverse=True)
+            return [o.status_view()["order"] for o in mine[:MAX_HISTORICAL_ORDERS]]
         if kind == "orderStatus":
             return self._order_status(user, body.get("oid"))
         if kind == "userFunding":

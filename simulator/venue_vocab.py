@@ -17,12 +17,31 @@ class Tif(StrEnum):
     ALO = "Alo"
 
 
+class Tpsl(StrEnum):
+    TP = "tp"
+    SL = "sl"
+
+
+class Grouping(StrEnum):
+    """How the orders of one batch relate: `na` independent; `normalTpsl` the trigger orders are
+    take-profit / stop-loss children of the batch's first order, live once it fills; `positionTpsl`
+    the trigger orders protect the whole position (sized to it when they fire, cancelled with it)."""
+
+    NA = "na"
+    NORMAL_TPSL = "normalTpsl"
+    POSITION_TPSL = "positionTpsl"
+
+
 class OrderStatus(StrEnum):
     """Values of orderStatus / orderUpdates "status" (the venue's camelCase spelling)."""
 
     OPEN = "open"
     FILLED = "filled"
     CANCELED = "canceled"
+    TRIGGERED = "triggered"
+    SIBLING_FILLED_CANCELED = "siblingFilledCanceled"
+    LIQUIDATED_CANCELED = "liquidatedCanceled"
+    ORACLE_REJECTED = "oracleRejected"
     REJECTED = "rejected"
     MARGIN_CANCELED = "marginCanceled"
     REDUCE_ONLY_CANCELED = "reduceOnlyCanceled"
@@ -66,6 +85,16 @@ class RejectKind(StrEnum):
     DUPLICATE_CLOID = "duplicate_cloid"
     UNKNOWN_ASSET = "unknown_asset"
     BAD_ORDER_TYPE = "bad_order_type"
+    PRICE_BAND = "price_band"
+    OPEN_ORDER_CAP = "open_order_cap"
+    EMPTY_BATCH = "empty_batch"
+    TPSL_NOT_REDUCE_ONLY = "tpsl_not_reduce_only"
+
+
+# Rejections decided from the payload alone: the venue refuses the whole batch with one error
+# (docs, "Error responses": "only one error is returned for the entire payload").
+PREVALIDATION_KINDS = frozenset({RejectKind.INVALID_PRICE, RejectKind.EMPTY_BATCH,
+                                 RejectKind.TPSL_NOT_REDUCE_ONLY})
 
 
 REJECT_STATUS: dict[RejectKind, OrderStatus] = {
@@ -80,6 +109,10 @@ REJECT_STATUS: dict[RejectKind, OrderStatus] = {
     RejectKind.DUPLICATE_CLOID: OrderStatus.REJECTED,
     RejectKind.UNKNOWN_ASSET: OrderStatus.REJECTED,
     RejectKind.BAD_ORDER_TYPE: OrderStatus.REJECTED,
+    RejectKind.PRICE_BAND: OrderStatus.ORACLE_REJECTED,
+    RejectKind.OPEN_ORDER_CAP: OrderStatus.REJECTED,
+    RejectKind.EMPTY_BATCH: OrderStatus.REJECTED,
+    RejectKind.TPSL_NOT_REDUCE_ONLY: OrderStatus.REJECTED,
 }
 
 
@@ -88,7 +121,9 @@ def order_error(kind: RejectKind, asset: int, bbo: str = "") -> str:
     texts = {
         RejectKind.TICK: f"Price must be divisible by tick size. asset={asset}",  # [docs]
         RejectKind.INVALID_SIZE: "Order has invalid size.",  # [seen]
-        RejectKind.INVALID_PRICE: "Order has invalid price.",  # [sim]
+        # [seen] precision (> 5 significant figures or > 6 - szDecimals decimals) or a price <= 0;
+        # refused before execution, one error for the whole batch
+        RejectKind.INVALID_PRICE: "Order has invalid price.",
         RejectKind.MIN_NOTIONAL: f"Order must have minimum value of $10. asset={asset}",  # [docs]
         RejectKind.MARGIN: f"Insufficient margin to place order. asset={asset}",  # [docs]
         RejectKind.REDUCE_ONLY: f"Reduce only order would increase position. asset={asset}",  # [docs]
@@ -101,6 +136,12 @@ def order_error(kind: RejectKind, asset: int, bbo: str = "") -> str:
         RejectKind.DUPLICATE_CLOID: "Duplicate cloid.",  # [sim]
         RejectKind.UNKNOWN_ASSET: f"Asset {asset} does not exist.",  # [sim]
         RejectKind.BAD_ORDER_TYPE: "Invalid order type.",  # [sim]
+        RejectKind.PRICE_BAND: "Order price cannot be more than 80% away from the reference price",  # [seen]
+        RejectKind.OPEN_ORDER_CAP: (  # [sim] the real text is not known
+            f"Too many open orders: the simulator's open-order cap is reached. asset={asset}"
+        ),
+        RejectKind.EMPTY_BATCH: "Order batch is empty.",  # [sim]
+        RejectKind.TPSL_NOT_REDUCE_ONLY: "TP/SL orders of a tpsl grouping must be reduce only.",  # [sim]
     }
     return texts[kind]
 
@@ -113,6 +154,37 @@ def missing_order(asset: int) -> str:
 def unknown_signer(address: str) -> str:
     """Whole-request error when the recovered signer is neither a user nor an approved agent. [seen]"""
     return f"User or API Wallet {address} does not exist."
+
+
+def must_deposit(user: str) -> str:
+    """Whole-request error for an account that never received a deposit. [seen] (testnet probe,
+    2026-10; some clients quote it without the " User: …" suffix)"""
+    return f"Must deposit before performing actions. User: {user}"
+
+
+def usd_text(value: float) -> str:
+    """A USD amount as the venue prints it inside texts: shortest decimal, no trailing zeros
+    ("$0", "$4643", "$373.47205", "$87457.46")."""
+    text = f"{round(value, 6):.6f}".rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
+
+
+def too_many_requests(would_use: int, cap: int, volume_usd: float) -> str:
+    """Whole-request error when the per-address request budget is spent. [seen] The recorded
+    testnet text read "(97460 > 97456)" while userRateLimit reported nRequestsCap 97457; this
+    simulator prints the count the request would reach and the cap it compares against."""
+    return (
+        f"Too many cumulative requests sent ({would_use} > {cap}) for cumulative volume traded "
+        f"${usd_text(volume_usd)}. Place taker orders to free up 1 request per USDC traded."
+    )
+
+
+def schedule_cancel_volume(required_usd: float, traded_usd: float) -> str:
+    """scheduleCancel below the volume gate. [seen]"""
+    return (
+        "Cannot set scheduled cancel time until enough volume traded. "
+        f"Required: ${usd_text(required_usd)}. Traded: ${usd_text(traded_usd)}."
+    )
 
 
 def duplicate_nonce(nonce: int) -> str:  # [seen]
@@ -141,6 +213,12 @@ LEVERAGE_MARGIN = "Insufficient margin to change leverage."  # [sim]
 SCHEDULE_CANCEL_TOO_EARLY = (  # [sim]
     "Scheduled cancel time too early, must be at least 5 seconds after current time."
 )
+TPSL_PARENT_REJECTED = "TP/SL order not placed: its parent order was rejected."  # [sim]
+MODIFY_MISSING = "Cannot modify canceled or filled order"  # [seen], quoted by users without an asset
+SCHEDULE_CANCEL_DAILY_LIMIT = (  # [sim] the real text is not known
+    "Scheduled cancel already triggered 10 times today (resets at 00:00 UTC)."
+)
+RESERVE_INSUFFICIENT = "Insufficient balance to reserve request weight."  # [sim]
 WRONG_CHAIN = "Action signed for the wrong chain."  # [sim]
 AGENT_IS_USER = "Agent address is already a user."  # [sim]
 

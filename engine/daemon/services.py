@@ -137,7 +137,8 @@ class RuntimeSettings:
         bars_per_candle = max(1, iv_ms // SIM_BASE_INTERVAL_MS)
         history = self.sim_history_bars or min(4_000, (lookback_bars + 50) * bars_per_candle)
         args = ["--port", "0", "--data", str(self.sim_data), "--speed", f"{speed:g}",
-                "--seed", str(self.sim_seed), "--history-bars", str(history), "--rate-limit-per-min", "0"]
+                "--seed", str(self.sim_seed), "--history-bars", str(history), "--rate-limit-per-min", "0",
+                "--fund-any", "10000"]  # the demo trades from any wallet: the simulator funds it
         if self.sim_start_ms is not None:
             args += ["--start-ms", str(self.sim_start_ms)]
         return args

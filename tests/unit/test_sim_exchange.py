@@ -11,6 +11,9 @@ from tests.unit.test_sim_exchange_support import MAKER, T0_MS, TAKER, Client, Ve
 CLOID = "0x" + "ab" * 16
 
 
+BAND = "Order price cannot be more than 80% away from the reference price"
+
+
 @pytest.fixture
 def venue() -> Venue:
     return Venue()
@@ -89,8 +92,10 @@ def test_gtc_rests_then_fills_as_maker_when_mid_crosses(venue: Venue, alice: Cli
 @pytest.mark.parametrize(
     ("coin", "is_buy", "sz", "px", "tif", "expected"),
     [
-        ("BTC", True, 0.01, 99_000.5, "Gtc", "Price must be divisible by tick size. asset=0"),
-        ("ETH", True, 0.01, 3_999.123, "Gtc", "Price must be divisible by tick size. asset=1"),
+        ("BTC", True, 0.01, 99_000.5, "Gtc", "Order has invalid price."),  # 6 significant figures
+        ("ETH", True, 0.01, 3_999.123, "Gtc", "Order has invalid price."),  # 3 decimals > 6 - 4
+        ("ETH", True, 0.01, 7_300, "Gtc", BAND),
+        ("ETH", False, 1.0, 790, "Gtc", BAND),
         ("BTC", True, 0.000001, 99_000, "Gtc", "Order has invalid size."),
         ("DOGE", True, 100.5, 0.19, "Gtc", "Order has invalid size."),
         ("BTC", True, 0.00009, 99_000, "Gtc", "Order must have minimum value of $10. asset=0"),
@@ -149,13 +154,13 @@ def test_duplicate_cloid_is_refused(alice: Client) -> None:
 def test_batch_statuses_follow_order_and_margin_is_consumed_in_sequence(venue: Venue, alice: Client) -> None:
     wires = [
         Client.order_wire("BTC", True, 0.01, 99_000, "Gtc"),
-        Client.order_wire("BTC", True, 0.01, 99_000.5, "Gtc"),
+        Client.order_wire("BTC", True, 0.00009, 99_000, "Gtc"),
         Client.order_wire("ETH", True, 0.5, 4_100, "Ioc"),
         Client.order_wire("BTC", True, 1.99, 99_000, "Gtc"),  # 1.99 x 100k mid / 20x = 9.95k > ~9.85k free
     ]
     statuses = alice.bulk(wires)
     assert "resting" in statuses[0]
-    assert statuses[1] == {"error": "Price must be divisible by tick size. asset=0"}
+    assert statuses[1] == {"error": "Order must have minimum value of $10. asset=0"}
     assert statuses[2]["filled"]["totalSz"] == "0.5"
     assert statuses[3] == {"error": "Insufficient margin to place order. asset=0"}
     assert len(venue.info("openOrders", alice.address)) == 1
@@ -253,7 +258,7 @@ def test_clearinghouse_state_has_the_venue_shape(alice: Client) -> None:
 
 
 def test_liquidation_px_for_highly_levered_short_is_above_mid() -> None:
-    small = Venue(balance_usd=200.0)
+    small = Venue(fund_any_usd=200.0)
     poor = Client(small)
     poor.order("ETH", False, 1.0, 3_900, "Ioc")  # 4k notional on 200 USD
     pos = poor.position("ETH")

@@ -58,22 +58,35 @@ class FakeMarket:
     def funding_rate(self, coin: str) -> float:
         return self.funding[coin]
 
+    def range_between(self, coin: str, start_ms: int, end_ms: int) -> tuple[float, float]:
+        """The fake has no path between ticks: its range is the current mid."""
+        return self.mids[coin], self.mids[coin]
+
 
 class Venue:
     """An ExchangeCore over a FakeMarket with a controllable wall clock and a recording event sink."""
 
-    def __init__(self, *, is_mainnet: bool = False, balance_usd: float = 10_000.0) -> None:
+    def __init__(
+        self,
+        *,
+        is_mainnet: bool = False,
+        fund_any_usd: float | None = 10_000.0,
+        initial_requests: int = 10_000,
+        schedule_cancel_min_volume_usd: float = 0.0,
+    ) -> None:
         self.market = FakeMarket()
         self.wall_ms = T0_MS
         self.events: list[tuple[str, str, Any]] = []
         self.core = ExchangeCore(
             self.market,
-            balance_usd=balance_usd,
+            fund_any_usd=fund_any_usd,
             taker_fee_rate=TAKER,
             maker_fee_rate=MAKER,
             is_mainnet=is_mainnet,
             event_sink=lambda ch, user, payload: self.events.append((ch, user, payload)),
             wall_clock_ms=lambda: self.wall_ms,
+            initial_requests=initial_requests,
+            schedule_cancel_min_volume_usd=schedule_cancel_min_volume_usd,
         )
         self.is_mainnet = is_mainnet
 
@@ -88,13 +101,15 @@ class Venue:
 class Client:
     """Signs actions exactly as hyperliquid.exchange.Exchange does and posts them to the core."""
 
-    def __init__(self, venue: Venue, wallet: Any | None = None, *, register: bool = True) -> None:
+    def __init__(
+        self, venue: Venue, wallet: Any | None = None, *, register: bool = True, deposit: float | None = None
+    ) -> None:
         self.venue = venue
         self.wallet = wallet or eth_account.Account.create()
         self.address = self.wallet.address.lower()
         self._nonce = venue.wall_ms
         if register:
-            venue.core.fund(self.address)
+            venue.core.fund(self.address, deposit)
 
     def next_nonce(self) -> int:
         self._nonce = max(self._nonce + 1, self.venue.wall_ms)

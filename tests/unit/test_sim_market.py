@@ -238,3 +238,20 @@ def test_market_csv_plus_synthetic_grow_independently() -> None:
     for coin in ("SYN0001", "SYN0500"):
         assert m.candles(coin, IV, 0, now, now) == alone.candles(coin, IV, 0, now, now)
     assert m.candles("ETH", IV, 0, now, now) == shipped_market(seed=4).candles("ETH", IV, 0, now, now)
+
+
+def test_market_shock_moves_mid_book_and_forming_candle_but_not_closed_candles() -> None:
+    m = synthetic_market(2)
+    coin = m.coins()[0]
+    now = m.now_ms()
+    closed_before = m.candles(coin, IV, now - 10 * IV, now - IV, now)[:-1]
+    before, after = m.shock(coin, 0.9)
+    assert after == pytest.approx(before * 0.9, rel=1e-3)
+    bids, _ = m.book(coin, 1)
+    assert bids[0][0] < after
+    assert m.candles(coin, IV, now - 10 * IV, now - IV, now)[:-1] == closed_before
+    assert m.current_candle(coin, IV, now)[5] == pytest.approx(after, rel=1e-3)
+    other = m.coins()[1]
+    assert m.mid(other) == synthetic_market(2).mid(other)
+    with pytest.raises(ValueError):
+        m.shock(coin, 0.0)
