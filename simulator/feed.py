@@ -289,26 +289,29 @@ class WsHub:
                 raise SubscriptionError("unknown dex")
             return ("allMids",)
         if kind in ("candle", "bbo", "l2Book", "trades"):
-            coin = sub.get("coin")
-            if not isinstance(coin, str) or not self.market.has(coin):
-                raise SubscriptionError("unknown coin")
-            if kind == "l2Book" and sub.get("nSigFigs") is not None:
-                try:
-                    return (kind, coin, str(parse_n_sig_figs(sub.get("nSigFigs"))))
-                except InfoRequestError as e:
-                    raise SubscriptionError("invalid nSigFigs") from e
-            if kind != "candle":
-                return (kind, coin)
-            interval = sub.get("interval")
-            if interval not in VALID_INTERVALS:
-                raise SubscriptionError("unknown interval")
-            return (kind, coin, interval)
+            return self._coin_sub_key(kind, sub)
         if kind in USER_CHANNELS:
             user = sub.get("user")
             if not isinstance(user, str) or not _ADDRESS.match(user):
                 raise SubscriptionError("invalid user")
             return (kind, user.lower())
         raise SubscriptionError("unknown subscription type")
+
+    def _coin_sub_key(self, kind: str, sub: dict[str, Any]) -> SubKey:
+        coin = sub.get("coin")
+        if not isinstance(coin, str) or not self.market.has(coin):
+            raise SubscriptionError("unknown coin")
+        if kind == "l2Book" and sub.get("nSigFigs") is not None:
+            try:
+                return (kind, coin, str(parse_n_sig_figs(sub.get("nSigFigs"))))
+            except InfoRequestError as e:
+                raise SubscriptionError("invalid nSigFigs") from e
+        if kind != "candle":
+            return (kind, coin)
+        interval = sub.get("interval")
+        if interval not in VALID_INTERVALS:
+            raise SubscriptionError("unknown interval")
+        return (kind, coin, interval)
 
     def _send_initial(self, conn: Connection, key: SubKey) -> None:
         now = self.market.now_ms()

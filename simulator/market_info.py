@@ -37,34 +37,43 @@ class InfoRequestError(ValueError):
     """A malformed /info body; the venue answers HTTP 422 with plain text."""
 
 
+def _meta(market: Market, body: dict[str, Any], _now_ms: int) -> Any:
+    _check_dex(body)
+    return meta_json(market)
+
+
+def _all_mids(market: Market, body: dict[str, Any], now_ms: int) -> Any:
+    _check_dex(body)
+    return all_mids_json(market, now_ms)
+
+
+def _l2_book(market: Market, body: dict[str, Any], now_ms: int) -> Any:
+    coin = _req_str(body, "coin")
+    n_sig = parse_n_sig_figs(body.get("nSigFigs"))
+    return l2_book_json(market, coin, now_ms, n_sig_figs=n_sig) if market.has(coin) else None
+
+
+_ANSWERS: dict[str, Any] = {
+    "meta": _meta,
+    "spotMeta": lambda _m, _b, _t: dict(EMPTY_SPOT_META),
+    "spotMetaAndAssetCtxs": lambda _m, _b, _t: [dict(EMPTY_SPOT_META), []],
+    "perpDexs": lambda _m, _b, _t: [None],  # only the main dex (index 0 is always null on the venue)
+    "predictedFundings": lambda m, _b, t: predicted_fundings_json(m, t),
+    "metaAndAssetCtxs": lambda m, _b, t: [meta_json(m), asset_ctxs_json(m, t)],
+    "allMids": _all_mids,
+    "candleSnapshot": lambda m, b, t: _candle_snapshot(m, b, t),
+    "l2Book": _l2_book,
+    "fundingHistory": lambda m, b, t: _funding_history(m, b, t),
+}
+
+
 def answer_market_info(market: Market, body: dict[str, Any], now_ms: int) -> Any:
     """Answer a market-data /info request; raises InfoRequestError for a malformed one."""
     kind = body.get("type")
-    if kind == "meta":
-        _check_dex(body)
-        return meta_json(market)
-    if kind == "spotMeta":
-        return dict(EMPTY_SPOT_META)
-    if kind == "spotMetaAndAssetCtxs":
-        return [dict(EMPTY_SPOT_META), []]
-    if kind == "perpDexs":
-        return [None]  # only the main dex (index 0 is always null on the venue)
-    if kind == "predictedFundings":
-        return predicted_fundings_json(market, now_ms)
-    if kind == "metaAndAssetCtxs":
-        return [meta_json(market), asset_ctxs_json(market, now_ms)]
-    if kind == "allMids":
-        _check_dex(body)
-        return all_mids_json(market, now_ms)
-    if kind == "candleSnapshot":
-        return _candle_snapshot(market, body, now_ms)
-    if kind == "l2Book":
-        coin = _req_str(body, "coin")
-        n_sig = parse_n_sig_figs(body.get("nSigFigs"))
-        return l2_book_json(market, coin, now_ms, n_sig_figs=n_sig) if market.has(coin) else None
-    if kind == "fundingHistory":
-        return _funding_history(market, body, now_ms)
-    raise InfoRequestError(f"{DESERIALIZE_ERROR}: unknown variant `{kind}`")
+    answer = _ANSWERS.get(kind) if isinstance(kind, str) else None
+    if answer is None:
+        raise InfoRequestError(f"{DESERIALIZE_ERROR}: unknown variant `{kind}`")
+    return answer(market, body, now_ms)
 
 
 def _check_dex(body: dict[str, Any]) -> None:
