@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -129,9 +130,15 @@ class RuntimeSettings:
             sim_start_ms=None if start is None else env_int("AI_QUANT_SIM_START_MS", 0, env, lo=0),
         )
 
-    def simulator_args(self, interval: str, lookback_bars: int) -> list[str]:
+    def simulator_args(self, interval: str, lookback_bars: int, resume_ms: int | None = None) -> list[str]:
         """Replay so that one `interval` candle closes every `sim_candle_secs` of wall time, with
-        enough history before the start for the sidecar's backfill (lookback + 50 bars)."""
+        enough history before the start for the sidecar's backfill (lookback + 50 bars).
+
+        The simulator's clock starts at wall time and runs `speed` times faster, so a demo restarted
+        on the same state dir would start behind the candles and checkpoints of its last run and
+        decide nothing until it caught up. `resume_ms` (the last run's venue time, from the sidecar
+        heartbeat kept in the embedded Redis) starts the new replay one candle after it instead.
+        AI_QUANT_SIM_START_MS, when set, wins."""
         iv_ms = interval_ms(interval)
         speed = self.sim_speed if self.sim_speed is not None else iv_ms / 1000.0 / self.sim_candle_secs
         bars_per_candle = max(1, iv_ms // SIM_BASE_INTERVAL_MS)
@@ -139,8 +146,11 @@ class RuntimeSettings:
         args = ["--port", "0", "--data", str(self.sim_data), "--speed", f"{speed:g}",
                 "--seed", str(self.sim_seed), "--history-bars", str(history), "--rate-limit-per-min", "0",
                 "--fund-any", "10000"]  # the demo trades from any wallet: the simulator funds it
-        if self.sim_start_ms is not None:
-            args += ["--start-ms", str(self.sim_start_ms)]
+        start = self.sim_start_ms
+        if start is None and resume_ms is not None and resume_ms > time.time() * 1000:
+            start = resume_ms - resume_ms % iv_ms + iv_ms
+        if start is not None:
+            args += ["--start-ms", str(start)]
         return args
 
 
@@ -183,7 +193,7 @@ class Services:
         if self.settings.venue is Venue.SIMULATOR:
             if not self.settings.sim_data.is_dir():
                 raise ConfigError(f"AI_QUANT_SIM_DATA={str(self.settings.sim_data)!r} is not a directory")
-            args = self.settings.simulator_args(interval, lookback_bars)
+            args = self.settings.simulator_args(interval, lookback_bars, self._last_venue_ms())
             self.simulator = ChildProcess(
                 "simulator", "simulator", args, env=self.env, ready_pattern=r"listening on (http://\S+)"
             )
@@ -192,6 +202,17 @@ class Services:
             venue_url = self.simulator.ready_match.group(1).rstrip("/")
             log.info("simulator ready pid=%s url=%s args=%s", self.simulator.pid, venue_url, " ".join(args))
         return venue_url
+
+    def _last_venue_ms(self) -> int | None:
+        """The venue time the sidecar last saw in this state dir's Redis (None: none, or unreadable)."""
+        if self.redis is None:
+            return None
+        try:
+            beat = self.redis.layout.read_heartbeat(self.redis.client())
+        except Exception as exc:  # no resume point: the replay starts at wall time, as on a first run
+            log.warning("no simulator resume point error=%s", type(exc).__name__)
+            return None
+        return None if beat is None else beat.venue_ms
 
     def start_sidecar(self, env: Mapping[str, str]) -> None:
         """Spawn the sidecar with `env` (DriverConfig.to_env: what start-up decided included)."""

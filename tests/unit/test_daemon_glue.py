@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import signal
+import time
 
 import pytest
 
@@ -63,6 +64,18 @@ def test_simulator_replay_speed_and_history_follow_the_interval():
     opts = dict(zip(*[iter(fixed.simulator_args("5m", 200))] * 2, strict=True))
     assert opts["--speed"] == "0" and opts["--history-bars"] == "200"
     assert opts["--start-ms"] == "1767225600000"
+
+
+def test_simulator_demo_restart_resumes_after_the_last_runs_venue_time():
+    """The replay clock runs ahead of wall time; a restart must not start behind its own candles."""
+    hour = 3_600_000
+    ahead = (int(time.time() * 1000) // hour + 40) * hour + 123  # the last run ended 40 h ahead
+    opts = dict(zip(*[iter(RuntimeSettings().simulator_args("1h", 200, resume_ms=ahead))] * 2, strict=True))
+    assert int(opts["--start-ms"]) == ahead - 123 + hour  # the next candle after the last one seen
+    behind = int(time.time() * 1000) - hour  # a resume point in the past: start at wall time
+    assert "--start-ms" not in RuntimeSettings().simulator_args("1h", 200, resume_ms=behind)
+    pinned = RuntimeSettings(sim_start_ms=1_767_225_600_000).simulator_args("1h", 200, resume_ms=ahead)
+    assert dict(zip(*[iter(pinned)] * 2, strict=True))["--start-ms"] == "1767225600000"
 
 
 def test_log_lines_are_utc_and_stamped_with_the_mode():
