@@ -8,6 +8,10 @@ Three ways to be blind (issue 16, items 1 and 2):
   decided is retried every tick, so this repeats until fixed.
 - `stale_feed`: Redis answers but the sidecar's heartbeat is stale, missing or disconnected, and
   nothing was decided: the keys are frozen, so no new candle will ever be due.
+- `keys_behind`: every answer says the shards are already past the driver's candle key
+  (KEY_BEHIND), candle after candle: the driver reads keys from a feed that lags its own shards
+  (a venue clock restarted behind the cache). Such a key is not asked again, so the ticks in
+  between are idle; while this streak runs, idle ticks neither count nor end it.
 
 Each is declared after `after_ticks` consecutive bad ticks spanning `after_secs` (one tick of
 a Redis restart or of a candle racing its key is not worth an alert). While nothing was ever
@@ -40,6 +44,7 @@ class BlindReason(StrEnum):
     REDIS_DOWN = "redis_down"
     NOT_EVALUATING = "not_evaluating"
     STALE_FEED = "stale_feed"
+    KEYS_BEHIND = "keys_behind"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +87,7 @@ class BlindWatch:
         self._since: float | None = None
         self._ever_decided = False
         self._failures: Counter[str] = Counter()
+        self._reason: BlindReason | None = None  # the reason of the current bad streak
         self.blind: BlindReason | None = None
         self.episodes = 0
 
@@ -94,6 +100,9 @@ class BlindWatch:
         """Account one tick; return the blindness in force after it (None = seeing)."""
         reason = _reason(sight)
         self._ever_decided |= sight.decided > 0
+        if reason is None and self._reason is BlindReason.KEYS_BEHIND and _idle(sight):
+            return self.blind
+        self._reason = reason
         if reason is None:
             self._recover(tick_id)
             return None
@@ -155,8 +164,16 @@ class BlindWatch:
 def _reason(sight: TickSight) -> BlindReason | None:
     if sight.keys_source is not CandleSource.REDIS:
         return BlindReason.REDIS_DOWN
-    if sight.due > 0 and sight.decided == 0 and set(sight.answers) != {ShardStatus.KEY_BEHIND}:
+    if sight.due > 0 and sight.decided == 0:
+        if set(sight.answers) == {ShardStatus.KEY_BEHIND}:
+            return BlindReason.KEYS_BEHIND
         return BlindReason.NOT_EVALUATING
     if sight.decided == 0 and sight.health is not MarketHealthReason.OK:
         return BlindReason.STALE_FEED
     return None
+
+
+def _idle(sight: TickSight) -> bool:
+    """Nothing was due and the feed is fine: a tick between candles, which proves nothing either way."""
+    feed_ok = sight.health is MarketHealthReason.OK and sight.keys_source is CandleSource.REDIS
+    return sight.due == 0 and feed_ok

@@ -69,9 +69,25 @@ def test_keys_due_but_never_decided_is_not_evaluating_and_idle_or_partial_ticks_
     watch = BlindWatch(alerts, BlindSettings(after_ticks=3, after_secs=2.0), clock)
     assert run(watch, clock, sight(), 10) == [None] * 10  # nothing due: an idle tick between candles
     assert run(watch, clock, sight(ok=1, missing_candle=6), 10) == [None] * 10
-    assert run(watch, clock, sight(key_behind=2), 10) == [None] * 10
+    assert run(watch, clock, sight(key_behind=2), 1) == [None]  # one race of a key with its shard
+    assert watch.observe(sight(ok=2), 0, 0) is None
     assert run(watch, clock, sight(missing_candle=7), 5)[-1] is BlindReason.NOT_EVALUATING
     assert [m for _k, m, _e in alerts.sent] == ["market data blind: not_evaluating"]
+
+
+def test_shards_ahead_of_every_key_candle_after_candle_is_keys_behind_and_idle_ticks_do_not_hide_it() -> None:
+    # A restarted venue clock behind the cache: each new key is answered KEY_BEHIND once, then the
+    # symbol is not asked again until its next key, so idle ticks sit between the bad ones.
+    alerts, clock = Alerts(), Clock()
+    watch = BlindWatch(alerts, BlindSettings(after_ticks=3, after_secs=10.0), clock)
+    seen = []
+    for _candle in range(6):
+        seen += run(watch, clock, sight(key_behind=4), 1) + run(watch, clock, sight(), 3)
+    assert seen[:12] == [None] * 12
+    assert seen[12:] == [BlindReason.KEYS_BEHIND] * 12
+    assert [m for _k, m, _e in alerts.sent] == ["market data blind: keys_behind"]
+    assert watch.observe(sight(ok=4), 99, 0) is None and watch.status == "ok"
+    assert run(watch, clock, sight(), 5) == [None] * 5  # after it ends, idle ticks are idle again
 
 
 def test_no_history_at_start_up_gets_the_warmup_span_but_not_after_a_first_decision() -> None:
