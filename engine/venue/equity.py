@@ -11,9 +11,11 @@ would size every entry from zero, or from the unrealised PnL alone.
 
 `account_equity` is pure. `AccountEquityReader` is the thin shell: it reads the mode
 (`userAbstraction`) at start and again every `mode_max_age_ms` (the operator can switch modes),
-and for a unified account the spot state, at most every `spot_max_age_ms`. A failed read keeps the
-last good value and flags it stale; with no value at all it raises (never "zero equity", never
-"standard by default").
+and for a unified account the spot state together with each new perp state it is given (the
+broker re-reads that after every send and when older than its max age), so the two never mix a
+before-the-fill balance with an after-the-fill position. A failed read keeps the last good value
+and flags it stale; with no value at all it raises (never "zero equity", never "standard by
+default").
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ from engine.venue.account_info import USDC, InfoPoster, SpotState, read_spot_sta
 log = logging.getLogger(__name__)
 
 MODE_MAX_AGE_MS = 600_000
-SPOT_MAX_AGE_MS = 2_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,17 +68,15 @@ class AccountEquityReader:
         *,
         clock_ms: Callable[[], int] = wall_ms,
         mode_max_age_ms: int = MODE_MAX_AGE_MS,
-        spot_max_age_ms: int = SPOT_MAX_AGE_MS,
     ) -> None:
         self._info = info
         self._user = user
         self._clock_ms = clock_ms
         self._mode_max_age_ms = mode_max_age_ms
-        self._spot_max_age_ms = spot_max_age_ms
         self._mode: AccountAbstraction | None = None
         self._mode_ms = 0
         self._spot: SpotState | None = None
-        self._spot_ms = 0
+        self._spot_for: hl.UserState | None = None  # the perp state the spot state was read with
         self.stale = False
 
     def mode(self) -> AccountAbstraction:
@@ -98,11 +97,10 @@ class AccountEquityReader:
             self._mode, self._mode_ms = mode, now
         return self._mode
 
-    def _spot_state(self) -> SpotState:
-        now = self._clock_ms()
-        if self._spot is None or now - self._spot_ms > self._spot_max_age_ms:
+    def _spot_state(self, state: hl.UserState) -> SpotState:
+        if self._spot is None or state is not self._spot_for:
             try:
-                self._spot, self._spot_ms = read_spot_state(self._info, self._user), now
+                self._spot, self._spot_for = read_spot_state(self._info, self._user), state
             except hl.VenueError:
                 if self._spot is None:
                     raise
@@ -114,5 +112,5 @@ class AccountEquityReader:
         """Equity of the account whose perp state is `state`; `stale` tells whether a read failed."""
         self.stale = False
         mode = self.mode()
-        spot = self._spot_state() if mode.spot_collateral else None
+        spot = self._spot_state(state) if mode.spot_collateral else None
         return account_equity(mode, state, spot)

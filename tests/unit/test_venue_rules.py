@@ -171,12 +171,14 @@ def test_equity_reader_caches_the_mode_and_keeps_the_last_spot_on_failure() -> N
     now = [T0]
     info = FakeInfo({"userAbstraction": "unifiedAccount",
                      "spotClearinghouseState": {"balances": [{"coin": "USDC", "total": "500", "hold": "0"}]}})
-    reader = AccountEquityReader(info, MASTER, clock_ms=lambda: now[0], mode_max_age_ms=600_000,
-                                 spot_max_age_ms=2_000)
-    assert reader.equity(_state(0.0)).equity_usd == 500.0 and not reader.stale
-    now[0] += 3_000
+    reader = AccountEquityReader(info, MASTER, clock_ms=lambda: now[0], mode_max_age_ms=600_000)
+    state = _state(0.0)
+    assert reader.equity(state).equity_usd == 500.0 and not reader.stale
+    assert reader.equity(state).equity_usd == 500.0 and info.reads["spotClearinghouseState"] == 1
+    info.answers["spotClearinghouseState"] = {"balances": [{"coin": "USDC", "total": "480", "hold": "0"}]}
+    assert reader.equity(_state(0.0)).equity_usd == 480.0  # a new perp state: the spot is read with it
     info.fail.add("spotClearinghouseState")
-    assert reader.equity(_state(0.0)).equity_usd == 500.0 and reader.stale
+    assert reader.equity(_state(0.0)).equity_usd == 480.0 and reader.stale
     assert info.reads["userAbstraction"] == 1
     now[0] += 600_001
     info.answers["userAbstraction"] = "default"  # the operator switched modes
