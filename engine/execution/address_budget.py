@@ -146,12 +146,13 @@ class AddressBudget:
             self._next_read_ms = now + THROTTLED_EVERY_MS
             return self._view
         with self._lock:
-            self._view = BudgetView(reading.requests_used, reading.requests_cap)
+            before, self._view = self._view, BudgetView(reading.requests_used, reading.requests_cap)
             self._next_read_ms = now + int(self.config.poll_secs * 1000)
-        log.info(
-            "address request budget used=%d cap=%d remaining=%d reserve=%d",
-            reading.requests_used, reading.requests_cap, self._view.remaining, self.config.reserve_requests,
-        )  # fmt: skip
+        if before is None or (before.used, before.cap) != (reading.requests_used, reading.requests_cap):
+            log.info(
+                "address request budget used=%d cap=%d remaining=%d reserve=%d", reading.requests_used,
+                reading.requests_cap, self._view.remaining, self.config.reserve_requests,
+            )  # fmt: skip
         self._update()
         return self._view
 

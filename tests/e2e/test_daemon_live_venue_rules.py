@@ -44,17 +44,19 @@ BUDGET_BACK = re.compile(r"alert dry-run .*risk: address request budget recovere
 LIQUIDATED = re.compile(r"alert dry-run .*risk: venue liquidated the account")
 
 
-def _burn_until_refused(sim: SimulatorProcess, key: eth_account.signers.local.LocalAccount) -> int:
-    """Spend the wallet's address requests from outside the daemon (updateLeverage of a coin the
-    daemon does not trade) until the venue refuses one; return how many went through."""
+def _spend_address_budget(sim: SimulatorProcess, key: eth_account.signers.local.LocalAccount) -> int:
+    """Spend the wallet's address requests from outside the daemon, fast (one batch of cancels
+    counts one request per item), then one action through the venue's one-per-10-s window, then
+    one the venue refuses; return the venue's market time when done."""
     exchange = Exchange(key, sim.base_url)
-    coin = exchange.info.meta()["universe"][-1]["name"]
-    for sent in range(10_000):
-        answer = exchange.update_leverage(1, coin)
-        if answer["status"] != "ok":
-            assert answer["response"].startswith("Too many cumulative requests sent"), answer
-            return sent
-    raise AssertionError("the venue never refused")
+    limit = exchange.info.user_rate_limit(key.address)
+    left = int(limit["nRequestsCap"]) - int(limit["nRequestsUsed"])
+    coin = exchange.info.meta()["universe"][-1]["name"]  # a coin the daemon does not trade
+    exchange.bulk_cancel([{"coin": coin, "oid": 1 + i} for i in range(left + 1)])  # cancels: a larger cap
+    assert exchange.update_leverage(1, coin)["status"] == "ok"  # over the cap: the throttled pass
+    refused = exchange.update_leverage(1, coin)
+    assert refused["response"].startswith("Too many cumulative requests sent"), refused
+    return int(sim.state()["now_ms"])
 
 
 def _deny_reasons(db: Path) -> list[str]:
@@ -77,11 +79,11 @@ def test_small_account_out_of_address_budget_keeps_exits_and_alerts_once(
     held = daemon.wait_for(lambda: venue_positions(sim, user), timeout=90, label="an open venue position")
     assert isinstance(held, dict)
     (coin, szi), = held.items()
-    burnt = _burn_until_refused(sim, eth_account.Account.from_key("0x" + key_hex))
-    assert burnt > 0
+    spent_ms = _spend_address_budget(sim, eth_account.Account.from_key("0x" + key_hex))
+    assert coin in venue_positions(sim, user), "the position closed before the budget was spent: rerun"
+    sim.shock(coin, -20.0 if szi > 0 else 20.0)  # the price goes through the position's stop
     daemon.wait_log(BUDGET_LOW.pattern, timeout=30)
-    # the price goes through the position's stop: the exit must still reach the venue
-    sim.shock(coin, -20.0 if szi > 0 else 20.0)
+    # the exit still reaches the venue (once its one-request-per-10-s window lets it through)
     daemon.wait_for(lambda: coin not in venue_positions(sim, user), timeout=90, label="the exit filled")
     daemon.wait_for(lambda: "address_budget" in _deny_reasons(db), timeout=60, label="an entry shed")
     assert daemon.terminate() == 0  # never crashed on "Too many cumulative requests"
@@ -90,10 +92,10 @@ def test_small_account_out_of_address_budget_keeps_exits_and_alerts_once(
     assert len(BUDGET_LOW.findall(text)) == 1 and not BUDGET_BACK.search(text)
     venue_fills, positions = assert_ledger_equals_venue(db, sim, user)
     assert coin not in positions
-    closes = [f for f in venue_fills if f["coin"] == coin and f["dir"].startswith("Close")]
-    assert closes, venue_fills
-    limit = sim.info({"type": "userRateLimit", "user": user}).json()
-    assert limit["nRequestsUsed"] >= limit["nRequestsCap"] - 20  # the budget really ran low on the venue
+    later = [f for f in venue_fills if f["time"] >= spent_ms]
+    exits = [f for f in later if f["coin"] == coin and f["dir"].startswith("Close")]
+    assert exits, venue_fills  # the exit went out after the venue's budget was spent
+    assert [f for f in later if f["dir"].startswith("Open")] == []  # every entry after that was shed
     assert order_states(db).get("FILLED", 0) >= 2
     assert_secret_nowhere(daemon, tmp_path / "state", key_hex)
 
