@@ -140,6 +140,28 @@ def test_liquidation_leaves_ledger_equal_to_venue_and_risk_halted_as_configured(
     assert_secret_nowhere(daemon, tmp_path / "state", key_hex)
 
 
+def test_unified_account_sizes_and_books_from_its_spot_balance(
+    tmp_path: Path, wallet: tuple[str, str, Path], daemons: list[Daemon],
+    simulator_factory: Callable[..., SimulatorProcess],
+) -> None:  # fmt: skip
+    """In unified mode the perp accountValue is about 0 (the USDC is in the spot balance): the
+    daemon must still see about 1,000 USD of equity (entries need positive equity; the trades
+    table's balance is the equity at export)."""
+    user, key_hex, secrets = wallet
+    sim = simulator_factory(*STRICT, "--fund", f"{user}=1000", "--unified", user)
+    daemon = start_daemon(daemons, tmp_path, sim, secrets, "live", **GATES)
+    db = tmp_path / "state" / "trading_live.db"
+    daemon.wait_for(lambda: db_rows(db, "SELECT 1 FROM trades WHERE mode='live' AND kind='OPEN'"), timeout=90,
+                    label="an entry filled")  # fmt: skip
+    assert daemon.terminate() == 0
+    perp = sim.info({"type": "clearinghouseState", "user": user}).json()["marginSummary"]["accountValue"]
+    assert abs(float(perp)) < 50.0  # the venue's perp side does not hold the collateral
+    balances = [b for (b,) in db_rows(db, "SELECT balance_usd FROM trades WHERE mode='live'")]
+    assert balances and all(900.0 < b < 1_100.0 for b in balances), balances
+    assert_ledger_equals_venue(db, sim, user)
+    assert_secret_nowhere(daemon, tmp_path / "state", key_hex)
+
+
 def test_agent_wallet_as_the_account_fails_at_start_with_the_venues_reason(
     tmp_path: Path, daemons: list[Daemon], simulator_factory: Callable[..., SimulatorProcess],
 ) -> None:  # fmt: skip
