@@ -41,6 +41,7 @@ from engine.execution.address_budget import (
     AddressBudgetConfig,
     Alert,
     BudgetedTransport,
+    is_budget_refusal,
     with_address_budget,
 )
 from engine.execution.broker import (
@@ -409,7 +410,8 @@ class LiveBroker(_VenueBroker):
         outcome = self.transport.post(signed, budget_wait_secs=self.config.budget_wait_secs)
         state = self.oms.record_outcome(intent_id, outcome)
         self._venue.state_ms = 0  # positions changed (or may have): re-read on next use
-        if self._on_sent is not None and state is not OrderState.NOT_SENT:
+        # a venue budget refusal used nothing and did nothing: not "sent" for the order-rate limits
+        if self._on_sent is not None and state is not OrderState.NOT_SENT and not is_budget_refusal(outcome):
             self._on_sent(intent, self._clock_ms())
         return _result(intent, state, outcome, ids)
 

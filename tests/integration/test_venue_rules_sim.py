@@ -97,7 +97,10 @@ class Wallet:
 def wallets(sim: SimulatorProcess, tmp_path: Path) -> Iterator[Any]:
     made: list[Wallet] = []
 
-    def make(usd: float, *, mode: str = "standard", budget: AddressBudgetConfig | None = None) -> Wallet:
+    def make(
+        usd: float, *, mode: str = "standard", budget: AddressBudgetConfig | None = None,
+        on_sent: Any = None,
+    ) -> Wallet:  # fmt: skip
         account = eth_account.Account.create()
         sim.fund(account.address, usd, mode=mode)
         db = tmp_path / f"{account.address}.db"
@@ -106,7 +109,7 @@ def wallets(sim: SimulatorProcess, tmp_path: Path) -> Iterator[Any]:
         parts = build_venue_broker(
             mode=Mode.LIVE, base_url=sim.base_url, key=SigningKey.from_hex(account.key.hex()), oms=oms,
             config=LiveBrokerConfig(user=account.address), pre_send_check=lambda *_: ALLOW,
-            gate=lambda: live_gate(Mode.LIVE, GATES), address_budget=budget, alert=alerts,
+            gate=lambda: live_gate(Mode.LIVE, GATES), address_budget=budget, alert=alerts, on_sent=on_sent,
         )  # fmt: skip
         wallet = Wallet(parts, oms, account.address, account, alerts)
         made.append(wallet)
@@ -186,6 +189,32 @@ def test_small_address_budget_sheds_entries_but_exits_go_out(sim: SimulatorProce
     assert wallet.alerts.sent == [(AlertKind.RISK, low)]
     venue = sim.info({"type": "userRateLimit", "user": wallet.user}).json()
     assert venue["nRequestsUsed"] == 10_000 - budget.view.remaining  # the local count is the venue's
+
+
+def test_venue_budget_refusal_is_rejected_never_raises_and_is_not_counted_as_sent(
+    sim: SimulatorProcess, wallets: Any,
+) -> None:  # fmt: skip
+    sent: list[TradeAction] = []
+    wallet = wallets(1_000.0, budget=AddressBudgetConfig(reserve_requests=10, poll_secs=3_600.0),
+                     on_sent=lambda intent, _now: sent.append(intent.action))  # fmt: skip
+    broker = wallet.parts.broker
+    assert broker.execute(wallet.intent(TradeAction.OPEN), 1).status is ExecutionStatus.FILLED
+    exchange = Exchange(wallet.key, sim.base_url)  # the same address spends its budget elsewhere
+    limit = exchange.info.user_rate_limit(wallet.user)
+    coin = exchange.info.meta()["universe"][-1]["name"]
+    left = int(limit["nRequestsCap"]) - int(limit["nRequestsUsed"])
+    exchange.bulk_cancel([{"coin": coin, "oid": 1 + i} for i in range(left + 1)])
+    assert exchange.update_leverage(1, coin)["status"] == "ok"  # the one-per-10-s pass, used
+    refused = broker.execute(wallet.intent(TradeAction.CLOSE), 2)
+    assert refused.status is ExecutionStatus.REJECTED
+    assert refused.detail["reason"] == "venue_error"  # the venue's refusal, recorded, nothing raised
+    fills = sim.info({"type": "userFills", "user": wallet.user}).json()
+    assert [f["dir"] for f in fills] == ["Open Long"]
+    budget = wallet.parts.address_budget
+    assert budget is not None and budget.shedding and budget.view is not None and budget.view.exhausted
+    assert sent == [TradeAction.OPEN]  # the refused exit is not counted against the exit rate
+    low = "address request budget low: shedding entries, exits continue"
+    assert wallet.alerts.sent == [(AlertKind.RISK, low)]
 
 
 def test_liquidation_is_recorded_and_the_ledger_equals_the_venue(sim: SimulatorProcess, wallets: Any) -> None:
