@@ -209,7 +209,7 @@ def test_venue_budget_refusal_is_rejected_never_raises_and_is_not_counted_as_sen
     assert refused.status is ExecutionStatus.REJECTED
     assert refused.detail["reason"] == "venue_error"  # the venue's refusal, recorded, nothing raised
     fills = sim.info({"type": "userFills", "user": wallet.user}).json()
-    assert [f["dir"] for f in fills] == ["Open Long"]
+    assert fills and {f["dir"] for f in fills} == {"Open Long"}  # the exit never executed
     budget = wallet.parts.address_budget
     assert budget is not None and budget.shedding and budget.view is not None and budget.view.exhausted
     assert sent == [TradeAction.OPEN]  # the refused exit is not counted against the exit rate
