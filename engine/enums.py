@@ -225,6 +225,10 @@ class InfoType(StrEnum):
     CANDLE_SNAPSHOT = "candleSnapshot"
     L2_BOOK = "l2Book"
     CLEARINGHOUSE_STATE = "clearinghouseState"
+    SPOT_CLEARINGHOUSE_STATE = "spotClearinghouseState"  # unified accounts keep their USDC here
+    USER_ABSTRACTION = "userAbstraction"  # the account mode (standard / unified / portfolio margin)
+    USER_RATE_LIMIT = "userRateLimit"  # the per-address request budget
+    USER_ROLE = "userRole"  # user, agent (API wallet), vault, sub-account or missing
     OPEN_ORDERS = "openOrders"
     FRONTEND_OPEN_ORDERS = "frontendOpenOrders"
     USER_FILLS = "userFills"
@@ -318,6 +322,7 @@ class RiskReason(StrEnum):
     GROSS_NOTIONAL = "gross_notional"
     LEVERAGE = "leverage"
     CHECK_FAILED = "check_failed"  # the check raised or answered no verdict: denied (fail closed)
+    ADDRESS_BUDGET = "address_budget"  # the per-address request budget is low: entries shed, exits kept
 
 
 class TradingStateEvent(StrEnum):
@@ -331,6 +336,8 @@ class TradingStateEvent(StrEnum):
     SLIPPAGE_BREACH = "slippage_breach"
     RECONCILE_MISMATCH = "reconcile_mismatch"
     HEALTH_BREACH = "health_breach"  # the health guard (engine/risk/health_guard.py) asked for close_only
+    LIQUIDATION_CLOSE_ONLY = "liquidation_close_only"  # the venue liquidated us; policy "reducing"
+    LIQUIDATION_HALT = "liquidation_halt"  # the venue liquidated us; policy "halted"
 
 
 class DrawdownPolicy(StrEnum):
@@ -379,3 +386,42 @@ class GateReason(StrEnum):
     CONFIRM_MISSING = "confirm_missing"
     CONFIRM_WRONG = "confirm_wrong"
     INVALID_VALUE = "invalid_value"
+
+
+class LiquidationPolicy(StrEnum):
+    """The trading state a venue liquidation moves us to (AI_QUANT_LIQUIDATION_RISK_STATE)."""
+
+    REDUCING = "reducing"  # entries stop, exits of what is left still run (the default)
+    HALTED = "halted"  # entries and exits stop until the operator's `clear`
+
+
+class AccountAbstraction(StrEnum):
+    """The venue's account mode (`userAbstraction`): where the collateral is reported."""
+
+    DEFAULT = "default"  # standard: USDC collateral in the perp clearinghouse
+    DISABLED = "disabled"
+    DEX_ABSTRACTION = "dexAbstraction"
+    UNIFIED_ACCOUNT = "unifiedAccount"  # balances and holds in spotClearinghouseState
+    PORTFOLIO_MARGIN = "portfolioMargin"  # likewise
+
+    @property
+    def spot_collateral(self) -> bool:
+        """True when equity must be read from the spot balances, not the perp accountValue."""
+        return self in (AccountAbstraction.UNIFIED_ACCOUNT, AccountAbstraction.PORTFOLIO_MARGIN)
+
+
+class UserRole(StrEnum):
+    """What the venue knows an address as (`userRole`)."""
+
+    MISSING = "missing"
+    USER = "user"
+    AGENT = "agent"  # an API wallet: signs for its master, has no account of its own
+    VAULT = "vault"
+    SUB_ACCOUNT = "subAccount"
+
+
+class RequestPriority(StrEnum):
+    """How an /exchange request ranks when the per-address request budget runs low."""
+
+    ESSENTIAL = "essential"  # exits, protective orders and their cancels: never shed
+    NON_ESSENTIAL = "non_essential"  # entries, cosmetic cancels/modifies, non-urgent re-places

@@ -59,7 +59,7 @@ EventSink = Callable[[str, str, Any], None]
 L1_ACTIONS = frozenset({"order", "cancel", "cancelByCloid", "updateLeverage", "scheduleCancel", "modify",
                         "batchModify", "reserveRequestWeight", "noop"})
 USER_INFO_TYPES = UserLedger.INFO_TYPES | {"userRateLimit", "userFees", "activeAssetData",
-                                           "userNonFundingLedgerUpdates", "userAbstraction"}
+                                           "userNonFundingLedgerUpdates", "userAbstraction", "userRole"}
 SCHEDULE_CANCEL_MIN_LEAD_MS = 5_000
 SCHEDULE_CANCEL_MAX_PER_DAY = 10              # triggers per UTC day (SDK docstring: reset at 00:00 UTC)
 DAY_MS = 86_400_000
@@ -431,6 +431,8 @@ class ExchangeCore:
             return self._user_info(kind, user, body, now_ms)
 
     def _user_info(self, kind: str, user: str, body: dict, now_ms: int) -> Any | None:
+        if kind == "userRole":  # before for_query: an agent wallet must not be funded on sight
+            return self._ids.role(user)
         account = self._ids.for_query(user)
         if kind == "clearinghouseState":
             return clearinghouse_state(account, self._market, now_ms)

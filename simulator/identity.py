@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
+from typing import Any
 
 from simulator import venue_vocab as vt
 from simulator.accounts import Account
@@ -76,6 +77,15 @@ class Identities:
         if self.accounts[user].deposited_usd <= 0:
             return ("err", vt.must_deposit(user))
         return user
+
+    def role(self, user: str) -> dict[str, Any]:
+        """The userRole answer: an approved agent names its master; an account (under fund-any, any
+        address not an agent) is a user; anything else is missing."""
+        master = self.agents.get(user)
+        if master is not None:
+            return {"role": "agent", "data": {"user": master}}
+        account = self.accounts.get(user) or self._fund_on_sight(user)
+        return {"role": "user"} if account is not None else {"role": "missing"}
 
     def approve_agent(self, master: str, agent: str) -> str | None:
         """Record `agent` as acting for `master`; return the refusal text, or None if approved."""

@@ -16,17 +16,19 @@ at the node's start; a path named in AI_QUANT_STRATEGY_YAML that does not exist 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from engine.config.env import ConfigError, env_float, env_opt_str
+from engine.config.env import ConfigError, env_enum, env_float, env_opt_str
 from engine.config.settings import DaemonSettings
 from engine.config.shared import env_strategy_yaml
 from engine.daemon.services import RuntimeSettings, Venue, apply_venue_defaults
-from engine.enums import Mode
+from engine.enums import LiquidationPolicy, Mode
+from engine.execution.address_budget import AddressBudgetConfig
 from engine.execution.live_broker import LiveBrokerConfig
 from engine.marketdata.hub import HubSettings
 from engine.oms.ledger import OmsConfig
+from engine.oms.liquidation import ENV_LIQUIDATION_RISK_STATE
 from engine.oms.reconciler import ReconcilerConfig
 from engine.runtime.redis_runtime import REDIS_URL_ENV, RedisSettings
 from engine.venue.exchange_client import SigningKey
@@ -47,6 +49,8 @@ class LiveConfig:
     oms: OmsConfig
     broker: LiveBrokerConfig
     reconciler: ReconcilerConfig
+    address_budget: AddressBudgetConfig = field(default_factory=AddressBudgetConfig)  # per-address requests
+    liquidation_policy: LiquidationPolicy = LiquidationPolicy.REDUCING  # risk state after a liquidation
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -127,6 +131,10 @@ def _live_config(env: Mapping[str, str], mode: Mode) -> LiveConfig:
         oms=OmsConfig.from_env(env),
         broker=LiveBrokerConfig.from_env(user, env),
         reconciler=ReconcilerConfig.from_env(user, str(mode), env),
+        address_budget=AddressBudgetConfig.from_env(env),
+        liquidation_policy=env_enum(
+            ENV_LIQUIDATION_RISK_STATE, LiquidationPolicy, LiquidationPolicy.REDUCING, env
+        ),
     )
 
 

@@ -33,13 +33,15 @@ from typing import Any
 from engine.alerts.alerting import Alerter
 from engine.daemon.stack import BrokerContext, close_in_order
 from engine.daemon.stop import StopFlag
-from engine.enums import AlertKind, LedgerKind, Mode, OrderSide, TradingStateEvent
+from engine.daemon.venue_rules import VenueRules
+from engine.enums import AlertKind, LedgerKind, LiquidationPolicy, Mode, OrderSide, TradingStateEvent
 from engine.execution.gates import live_gate
 from engine.execution.live_broker import VenueBrokerParts, build_venue_broker
 from engine.execution.oms_trades import classify, export_funding, export_trades
 from engine.execution.trade_store import TradeStore
 from engine.oms.funding import FundingLedger, FundingSync
 from engine.oms.ledger import LiveOms
+from engine.oms.liquidation import LiquidationWatch
 from engine.oms.reconciler import AccountEventPump, OmsReconciler, ReconcileReport, ReconcileVerdict
 from engine.risk.health_guard import HealthSample
 from engine.risk.manager import RiskManager
@@ -97,6 +99,7 @@ class LiveStack:
     funding_enabled: bool = False  # funding comes from the venue's ledger, not a model
     funding: FundingLedger | None = None  # the venue's userFunding payments (engine.oms.funding)
     protections: Protections | None = None  # fed the fill path's health each iteration
+    rules: VenueRules | None = None  # account check, address budget, liquidation (engine.daemon.venue_rules)
 
     @property
     def broker(self) -> Any:
@@ -110,6 +113,8 @@ class LiveStack:
             "venue broker ready mode=%s user=%s gate=%s may_send=%s",
             self.mode.value, self.user, verdict.reason, verdict.may_send,
         )  # fmt: skip
+        if self.rules is not None:
+            self.rules.start()  # the venue's reason for an account we cannot trade: exit 2
         self.broker.refresh()
         report = self.start_up(stop, self.startup_reconcile_secs)
         if not report.clean and not stop:
@@ -155,6 +160,8 @@ class LiveStack:
             if report is not None and not self.ready and report.clean:
                 self.ready = True
                 log.info("reconcile clean: trading enabled")
+        if self.rules is not None:
+            self.rules.sync(lambda step: _guard(step, failures))
         with _guard("risk_fills", failures):
             self.feed_risk_fills()
         if self.protections is not None:
@@ -260,6 +267,7 @@ def live_stack(ctx: BrokerContext) -> LiveStack:
             mode=mode, base_url=ctx.venue_url, key=live.key, oms=oms, config=live.broker,
             pre_send_check=risk.check, budget=ctx.budget,
             gate=lambda: live_gate(mode, env), on_sent=risk.note_order_sent,
+            address_budget=live.address_budget, alert=ctx.alerter.send,
         )  # fmt: skip
         funding_sync = FundingSync(
             ledger=funding, info=parts.info, user=live.user, overlap_ms=live.reconciler.fills_overlap_ms,
@@ -280,7 +288,21 @@ def live_stack(ctx: BrokerContext) -> LiveStack:
     return LiveStack(
         mode, env, live.user, oms, risk, parts, reconciler, pump, ctx.store, ctx.alerter,
         live.startup_reconcile_secs, funding=funding, protections=ctx.protections,
+        rules=venue_rules(parts, oms, reconciler, risk, ctx.alerter, live.liquidation_policy),
     )  # fmt: skip
+
+
+def venue_rules(
+    parts: VenueBrokerParts, oms: LiveOms, reconciler: OmsReconciler, risk: RiskManager, alerter: Alerter,
+    policy: LiquidationPolicy,
+) -> VenueRules:  # fmt: skip
+    """The venue-rule steps around the broker (engine.daemon.venue_rules)."""
+    watch = LiquidationWatch(
+        oms=oms, policy=policy, apply_risk=risk.apply, alert=alerter.send, reconcile=reconciler.run,
+    )  # fmt: skip
+    broker = parts.broker
+    return VenueRules(parts.info, broker.config.user, broker.signer.address, broker.equity, watch,
+                      parts.address_budget)
 
 
 def _on_mismatch(risk: RiskManager, alerter: Alerter) -> Callable[[ReconcileReport], None]:

@@ -36,6 +36,14 @@ from typing import Any
 
 from engine.config.env import env_float
 from engine.enums import BrokerReject, ExecutionStatus, GateReason, Mode, NotSentReason, RoundDirection, Tif
+from engine.execution.address_budget import (
+    AddressBudget,
+    AddressBudgetConfig,
+    Alert,
+    BudgetedTransport,
+    is_budget_refusal,
+    with_address_budget,
+)
 from engine.execution.broker import (
     AccountSnapshot,
     ExitState,
@@ -51,6 +59,8 @@ from engine.oms.ledger import LiveOms, dedupe_key_for_open
 from engine.oms.states import OmsEvent, OrderState
 from engine.runtime.clock import wall_ms
 from engine.venue import types as hl
+from engine.venue.account_info import read_user_rate_limit
+from engine.venue.equity import AccountEquityReader
 from engine.venue.exchange_client import (
     ActionSigner,
     ExchangeAccepted,
@@ -134,6 +144,7 @@ class _VenueBroker:
         config: LiveBrokerConfig,
         pre_send_check: PreSendCheck,
         clock_ms: Callable[[], int] = wall_ms,
+        equity: AccountEquityReader | None = None,
     ) -> None:
         self.oms = oms
         self.info = info
@@ -141,6 +152,8 @@ class _VenueBroker:
         self.config = config
         self._pre_send_check = pre_send_check
         self._clock_ms = clock_ms
+        # equity as the account's mode (standard / unified) requires: engine.venue.equity
+        self.equity = equity or AccountEquityReader(info, config.user, clock_ms=clock_ms)
         self._venue = _Venue()
         self._lock = threading.RLock()
 
@@ -216,19 +229,19 @@ class _VenueBroker:
         return out
 
     def account(self, marks: Mapping[str, float], now_ms: int) -> AccountSnapshot:
-        """Return equity (accountValue) and withdrawable cash from the venue; stale if the read failed."""
+        """Return equity and cash from the venue, read as the account mode requires (standard:
+        accountValue; unified: the spot USDC balance + unrealised PnL); stale if a read failed."""
         state = self._state()
-        unrealised = sum(p.unrealized_pnl_usd for p in state.positions)
-        summary = state.margin_summary
+        equity = self.equity.equity(state)
         return AccountSnapshot(
             mode=self.mode,
-            cash_usd=summary.account_value_usd - unrealised,
-            equity_usd=summary.account_value_usd,
-            unrealised_pnl_usd=unrealised,
-            margin_used_usd=summary.total_margin_used_usd,
+            cash_usd=equity.cash_usd,
+            equity_usd=equity.equity_usd,
+            unrealised_pnl_usd=equity.unrealised_pnl_usd,
+            margin_used_usd=equity.margin_used_usd,
             open_positions=sum(1 for p in state.positions if p.szi != 0),
             recorded_ms=now_ms,
-            marks_stale=self._venue.stale,
+            marks_stale=self._venue.stale or self.equity.stale,
         )
 
     def update_exit_state(self, symbol: str, state: ExitState, now_ms: int) -> None:
@@ -397,7 +410,8 @@ class LiveBroker(_VenueBroker):
         outcome = self.transport.post(signed, budget_wait_secs=self.config.budget_wait_secs)
         state = self.oms.record_outcome(intent_id, outcome)
         self._venue.state_ms = 0  # positions changed (or may have): re-read on next use
-        if self._on_sent is not None and state is not OrderState.NOT_SENT:
+        # a venue budget refusal used nothing and did nothing: not "sent" for the order-rate limits
+        if self._on_sent is not None and state is not OrderState.NOT_SENT and not is_budget_refusal(outcome):
             self._on_sent(intent, self._clock_ms())
         return _result(intent, state, outcome, ids)
 
@@ -497,6 +511,7 @@ class VenueBrokerParts:
     broker: LiveBroker | DryLiveBroker
     info: HyperliquidInfoClient
     transport: ExchangeTransport | None
+    address_budget: AddressBudget | None = None  # polled by the live stack (engine.execution.address_budget)
 
 
 def build_venue_broker(
@@ -513,24 +528,39 @@ def build_venue_broker(
     clock_ms: Callable[[], int] = wall_ms,
     gate: Callable[[], GateVerdict] | None = None,
     on_sent: Callable[[OrderIntent, int], None] | None = None,
+    address_budget: AddressBudgetConfig | None = None,
+    alert: Alert | None = None,
 ) -> VenueBrokerParts:
     """Wire a live or dry_live broker: one RateBudget shared by the info client and (live only) the
     transport; testnet signatures for any non-mainnet URL. dry_live gets no transport at all.
     `gate` defaults to `live_gates.live_gate(Mode.LIVE)` read from the environment before every
-    POST; `on_sent(intent, now_ms)` is told about every order that was (or may have been) sent."""
+    POST; `on_sent(intent, now_ms)` is told about every order that was (or may have been) sent.
+    With `address_budget` set, the per-address request budget counts every post and sheds entries
+    before it runs out (`alert` is told when shedding starts and ends)."""
     budget = budget or RateBudget()
     info = HyperliquidInfoClient(base_url, timeout_secs=timeout_secs, budget=budget, retry=retry)
+    addresses = None
+    if address_budget is not None:
+        addresses = AddressBudget(
+            read=lambda: read_user_rate_limit(info, config.user), config=address_budget, alert=alert,
+            clock_ms=clock_ms,
+        )  # fmt: skip
+        pre_send_check = with_address_budget(pre_send_check, addresses)
     signer = ActionSigner.for_base_url(key, base_url)
     common: dict[str, Any] = {
         "oms": oms, "info": info, "signer": signer, "config": config, "pre_send_check": pre_send_check,
         "clock_ms": clock_ms,
     }  # fmt: skip
     if mode is Mode.DRY_LIVE:
-        return VenueBrokerParts(DryLiveBroker(**common), info, None)
+        return VenueBrokerParts(DryLiveBroker(**common), info, None, addresses)
     if mode is not Mode.LIVE:
         raise ValueError(f"build_venue_broker builds live or dry_live, not {mode}")
-    transport = ExchangeTransport(base_url, timeout_secs=timeout_secs, budget=budget)
+    transport = (
+        ExchangeTransport(base_url, timeout_secs=timeout_secs, budget=budget)
+        if addresses is None
+        else BudgetedTransport(base_url, address_budget=addresses, timeout_secs=timeout_secs, budget=budget)
+    )
     extra: dict[str, Any] = {"on_sent": on_sent}
     if gate is not None:
         extra["gate"] = gate
-    return VenueBrokerParts(LiveBroker(transport=transport, **common, **extra), info, transport)
+    return VenueBrokerParts(LiveBroker(transport=transport, **common, **extra), info, transport, addresses)

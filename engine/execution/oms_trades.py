@@ -33,6 +33,7 @@ from strategies.enums import PositionSide
 EXPORT_CURSOR = "trades_export"
 FUNDING_EXPORT_CURSOR = "trades_export"  # in the funding ledger's own cursor table
 _FLAT = 1e-12
+LIQUIDATION_REASON = "LIQUIDATION"  # the trades row's reason starts so for a venue liquidation fill
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +44,12 @@ class ExportStats:
 
 
 def classify(fill: LedgerFill) -> tuple[LedgerKind, PositionSide] | None:
-    """Return (kind, position side) from the venue's `dir` and start position, or None."""
+    """Return (kind, position side) from the venue's `dir` and start position, or None. A venue
+    liquidation fill closes (or reduces) the position it started from, whatever its `dir` says."""
+    if fill.liquidation and abs(fill.start_position) >= _FLAT:
+        side = PositionSide.LONG if fill.start_position > 0 else PositionSide.SHORT
+        left = abs(fill.start_position) - fill.sz
+        return (LedgerKind.CLOSE if left < _FLAT else LedgerKind.REDUCE), side
     text = fill.dir.lower()
     if "long" in text and "short" not in text:
         side = PositionSide.LONG
@@ -104,6 +110,8 @@ def _trade(
     notional = fill.px * fill.sz
     leverage = float(getattr(intent, "leverage", 1.0) or 1.0)
     reason = str(getattr(intent, "reason", "") or f"LIVE_FILL {fill.dir}")
+    if fill.liquidation_json is not None:  # flagged: the venue liquidated the position
+        reason = f"{LIQUIDATION_REASON} {fill.liquidation_json}"
     return Fill(
         trade_id=0, mode=mode, kind=kind, symbol=fill.coin, position_side=side,
         order_side=OrderSide.BUY if fill.is_buy else OrderSide.SELL, size_coins=fill.sz, price=fill.px,

@@ -39,8 +39,9 @@ class Deny:
 
 RiskVerdict = Allow | Deny
 ALLOW = Allow()
-FAIL_CLOSED_REASONS = frozenset({RiskReason.CHECK_FAILED})
-"""Reasons given around the check (by the caller failing closed), never by the check itself."""
+FAIL_CLOSED_REASONS = frozenset({RiskReason.CHECK_FAILED, RiskReason.ADDRESS_BUDGET})
+"""Reasons given around the check (by the caller failing closed, or the per-address request budget
+shedding entries: engine.venue.address_budget), never by the check itself."""
 
 
 def check_failed(stage: str, error: BaseException | None = None) -> Deny:

@@ -11,6 +11,9 @@ refused with OmsSchemaError). The rules it enforces:
   intent with `duplicate=True` whatever its state, and the caller must not send.
 * Order states move only through `engine.oms.states` (the transition table). Every transition is
   an appended `order_events` row; `orders` is the current-state projection of those rows.
+* A fill the venue made liquidating the account (its `liquidation` object, kept in
+  `liquidation_json`) is never linked to an intent: it explains its position change by itself
+  (`ledger_positions`) and is not an orphan.
 * Fills are facts written once, deduplicated on a natural key that does not need `tid`: the
   venue hash plus oid, time, side, price, size and start position (the start position differs
   between successive fills of one order, so two real fills never share it). A fill with a `tid`
@@ -56,6 +59,7 @@ from engine.oms.records import (
     fill_from_row,
     fill_natural_key,
     intent_from_row,
+    liquidation_json,
     order_from_row,
 )
 from engine.oms.records import dedupe_key_for_open as dedupe_key_for_open  # re-exported
@@ -380,7 +384,7 @@ class LiveOms:
                     key, fill.hash.lower(), fill.tid, fill.oid, fill.cloid.lower() if fill.cloid else None,
                     fill.coin, int(str(fill.side) == "B"), float(fill.px), float(fill.sz), fill.time_ms,
                     float(fill.start_position), fill.dir, float(fill.closed_pnl), float(fill.fee),
-                    fill.fee_token, int(fill.crossed), FillSource(source).value, now,
+                    fill.fee_token, int(fill.crossed), FillSource(source).value, now, liquidation_json(fill),
                 )  # fmt: skip
                 cursor = conn.execute(
                     _INSERT_FILL,
@@ -391,7 +395,9 @@ class LiveOms:
                     continue
                 stats.inserted += 1
                 stats.new_fill_keys.append(key)
-                if self._link_fill(conn, fill_from_row(values), now, stats):
+                if fill.liquidation is not None:  # the venue's order, not ours: explained, never linked
+                    stats.liquidations += 1
+                elif self._link_fill(conn, fill_from_row(values), now, stats):
                     stats.matched += 1
                 else:
                     stats.orphans += 1
@@ -460,6 +466,24 @@ class LiveOms:
             rows = self._conn.execute("SELECT fill_key, intent_id, matched_via FROM fill_links").fetchall()
         return {str(k): (str(i), str(v)) for k, i, v in rows}
 
+    def liquidation_fills(self) -> list[LedgerFill]:
+        """Return the fills the venue made liquidating the account, oldest first."""
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {', '.join(_FILL_COLUMNS)} FROM fills WHERE liquidation_json IS NOT NULL "
+                "ORDER BY time_ms, fill_key"
+            ).fetchall()
+        return [fill_from_row(r) for r in rows]
+
+    def liquidation_cancels(self) -> list[str]:
+        """Return the intents whose order the venue cancelled while liquidating the account."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT DISTINCT intent_id FROM order_events WHERE detail_json LIKE ? ORDER BY intent_id",
+                ('%"status": "liquidatedCanceled"%',),
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
     def orphan_fills(self) -> list[LedgerFill]:
         with self._lock:
             rows = self._conn.execute(_SELECT_ORPHANS).fetchall()
@@ -467,11 +491,17 @@ class LiveOms:
 
     def ledger_positions(self, *, explained_only: bool = True) -> dict[str, float]:
         """Return the signed net size per coin (long > 0) implied by the fills linked to our intents
-        (`explained_only`, the default: orphan fills do not explain a position) or by every fill."""
-        join = "JOIN fill_links l ON l.fill_key = f.fill_key " if explained_only else ""
+        and the venue's liquidation fills (`explained_only`, the default: orphan fills do not explain
+        a position) or by every fill."""
+        where = (
+            "LEFT JOIN fill_links l ON l.fill_key = f.fill_key "
+            "WHERE l.fill_key IS NOT NULL OR f.liquidation_json IS NOT NULL "
+            if explained_only
+            else ""
+        )
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT f.coin, SUM(CASE WHEN f.is_buy=1 THEN f.sz ELSE -f.sz END) FROM fills f {join}"
+                f"SELECT f.coin, SUM(CASE WHEN f.is_buy=1 THEN f.sz ELSE -f.sz END) FROM fills f {where}"
                 "GROUP BY f.coin"
             ).fetchall()
         return {str(c): float(s) for c, s in rows if abs(float(s)) > 1e-12}
@@ -560,3 +590,4 @@ class LiveOms:
         self, conn: sqlite3.Connection, kind: str, symbol: str, intent_id: str, exc: InvalidTransition
     ) -> None:
         self._event(conn, kind, symbol, intent_id, {"state": str(exc.state), "event": str(exc.event)})
+

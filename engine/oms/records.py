@@ -8,8 +8,11 @@ facts), `cursors`, `reconcile_events` (append-only), `exit_state` (strategy fiel
 position).
 
 Schema 2 adds `order_events.reason_code`: the typed code of a DENY (a RiskReason or BrokerReject
-value), next to its structured details in `detail_json`. `MIGRATIONS[v]` brings a version-v DB
-to v+1 inside the opening transaction.
+value), next to its structured details in `detail_json`. Schema 3 adds `fills.liquidation_json`:
+the venue's `liquidation` object ({liquidatedUser, markPx, method}) of a fill the venue made when
+it liquidated the account (NULL for every other fill). Such a fill is not ours to link to an
+intent, yet it explains the position change it made. `MIGRATIONS[v]` brings a version-v DB to
+v+1 inside the opening transaction.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from engine.oms.states import OrderState
 if TYPE_CHECKING:
     from engine.venue import types as hl
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 FILL_COMPLETE_RATIO = 0.999
 
 _SCHEMA = """
@@ -96,7 +99,8 @@ CREATE TABLE IF NOT EXISTS fills (
     fee_token TEXT,
     crossed INTEGER NOT NULL,
     source TEXT NOT NULL,
-    recorded_ms INTEGER NOT NULL
+    recorded_ms INTEGER NOT NULL,
+    liquidation_json TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS fills_hash_tid ON fills (hash, tid) WHERE tid IS NOT NULL;
 CREATE INDEX IF NOT EXISTS fills_coin_time ON fills (coin, time_ms);
@@ -131,6 +135,7 @@ CREATE TABLE IF NOT EXISTS reconcile_events (
 
 MIGRATIONS: Mapping[int, tuple[str, ...]] = {
     1: ("ALTER TABLE order_events ADD COLUMN reason_code TEXT",),
+    2: ("ALTER TABLE fills ADD COLUMN liquidation_json TEXT",),
 }
 
 _INTENT_COLUMNS = (
@@ -145,12 +150,17 @@ _ORDER_COLUMNS = (
 _FILL_COLUMNS = (
     "fill_key", "hash", "tid", "oid", "cloid", "coin", "is_buy", "px", "sz", "time_ms",
     "start_position", "dir", "closed_pnl", "fee", "fee_token", "crossed", "source", "recorded_ms",
+    "liquidation_json",
 )  # fmt: skip
 
-_INSERT_FILL = f"INSERT OR IGNORE INTO fills ({', '.join(_FILL_COLUMNS)}) VALUES ({', '.join('?' * 18)})"
+_INSERT_FILL = (
+    f"INSERT OR IGNORE INTO fills ({', '.join(_FILL_COLUMNS)}) VALUES ({', '.join('?' * len(_FILL_COLUMNS))})"
+)
+# Orphans: fills no intent of ours explains. A liquidation fill is not one: the venue explains it.
 _SELECT_ORPHANS = (
     f"SELECT {', '.join('f.' + c for c in _FILL_COLUMNS)} FROM fills f "
-    "LEFT JOIN fill_links l ON l.fill_key = f.fill_key WHERE l.fill_key IS NULL ORDER BY f.time_ms"
+    "LEFT JOIN fill_links l ON l.fill_key = f.fill_key "
+    "WHERE l.fill_key IS NULL AND f.liquidation_json IS NULL ORDER BY f.time_ms"
 )
 
 
@@ -246,6 +256,11 @@ class LedgerFill:
     crossed: bool
     source: str
     recorded_ms: int
+    liquidation_json: str | None = None  # the venue liquidated us with this fill (schema 3)
+
+    @property
+    def liquidation(self) -> bool:
+        return self.liquidation_json is not None
 
 
 DenyCode = RiskReason | BrokerReject
@@ -288,8 +303,19 @@ class IngestStats:
     duplicates: int = 0
     matched: int = 0
     orphans: int = 0
+    liquidations: int = 0  # fills of a venue liquidation (never linked, never orphans)
     anomalies: int = 0
     new_fill_keys: list[str] = field(default_factory=list)
+
+
+def liquidation_json(fill: hl.Fill) -> str | None:
+    """The venue's liquidation object of a fill, as stored in `fills.liquidation_json` (None for an
+    ordinary fill)."""
+    liq = fill.liquidation
+    if liq is None:
+        return None
+    body = {"liquidatedUser": liq.liquidated_user, "markPx": liq.mark_px, "method": liq.method}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
 
 def intent_from_row(row: tuple[Any, ...]) -> IntentRecord:

@@ -3,9 +3,11 @@
 - ACTIVE: every check applies as configured.
 - REDUCING: entries (OPEN/ADD) are denied; exits and cancels pass. Entered by the operator's
   `close_only` and by every automatic breaker (drawdown, daily loss, slippage, an unexplained
-  position found by the reconciler, the health guard). Automatic breakers never enter HALTED
-  (a health key configured with kill mode `halt_all` is applied as the operator's KILL_HALT_ALL).
-- HALTED: entered only by the operator's `halt_all`. Entries AND exits are denied (the operator's
+  position found by the reconciler, the health guard, a venue liquidation by default). Automatic
+  breakers never enter HALTED (a health key configured with kill mode `halt_all` is applied as
+  the operator's KILL_HALT_ALL).
+- HALTED: entered by the operator's `halt_all`, and by a venue liquidation when the operator chose
+  so (AI_QUANT_LIQUIDATION_RISK_STATE=halted). Entries AND exits are denied (the operator's
   persistent stop, like the hard kill but surviving restarts); cancels still pass.
 
 Sticky: nothing but an explicit CLEAR moves to a less restrictive state, so a later breaker can
@@ -58,6 +60,12 @@ TRANSITIONS: Mapping[tuple[TradingState, TradingStateEvent], TradingState] = {
     (_A, _E.HEALTH_BREACH): _R,  # the health guard's kill: close_only (halt_all goes as KILL_HALT_ALL)
     (_R, _E.HEALTH_BREACH): _R,
     (_H, _E.HEALTH_BREACH): _H,
+    (_A, _E.LIQUIDATION_CLOSE_ONLY): _R,  # the venue liquidated us (policy "reducing")
+    (_R, _E.LIQUIDATION_CLOSE_ONLY): _R,
+    (_H, _E.LIQUIDATION_CLOSE_ONLY): _H,
+    (_A, _E.LIQUIDATION_HALT): _H,  # the venue liquidated us (policy "halted": the operator decides)
+    (_R, _E.LIQUIDATION_HALT): _H,
+    (_H, _E.LIQUIDATION_HALT): _H,
 }
 
 

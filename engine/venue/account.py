@@ -285,11 +285,30 @@ def parse_order_updates(body: Any, request: str = "orderUpdates") -> tuple[Order
 
 
 @dataclass(frozen=True, slots=True)
+class Liquidation:
+    """The `liquidation` object of a fill the venue made while liquidating an account."""
+
+    liquidated_user: str | None
+    mark_px: float
+    method: str  # "market" (against the book) or "backstop" (handed to the liquidator vault)
+
+
+def _liquidation(value: Any, ctx: _Ctx) -> Liquidation:
+    obj = _obj(value, ctx)
+    user = _opt_str(obj, "liquidatedUser", ctx)
+    return Liquidation(
+        liquidated_user=None if user is None else user.lower(),
+        mark_px=_num(obj, "markPx", ctx, sign="pos"),
+        method=_str(obj, "method", ctx),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Fill:
     """One execution. Natural key: (hash, tid); `tid`, `fee_token` and `cloid` are optional
     because older venue answers (and the recorded fixtures) lack them. `dir` stays a string
     ("Open Long", "Close Short", "Long > Short", ...): the venue's set is open-ended and
-    classification belongs to the OMS."""
+    classification belongs to the OMS. `liquidation` is set on fills of a venue liquidation."""
 
     coin: str
     px: float
@@ -307,6 +326,7 @@ class Fill:
     fee_token: str | None = None
     cloid: str | None = None
     builder_fee: float | None = None
+    liquidation: Liquidation | None = None
 
 
 def _fill(item: Any, ctx: _Ctx) -> Fill:
@@ -328,6 +348,7 @@ def _fill(item: Any, ctx: _Ctx) -> Fill:
         fee_token=_opt_str(obj, "feeToken", ctx),
         cloid=_opt_cloid(obj, "cloid", ctx),
         builder_fee=_opt_num(obj, "builderFee", ctx),
+        liquidation=_opt_field(obj, "liquidation", ctx, _liquidation),
     )
 
 

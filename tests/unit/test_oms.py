@@ -169,8 +169,9 @@ def test_schema_1_db_is_migrated_and_keeps_its_rows(tmp_path: Path, clock: Clock
     ledger = _open(path, clock)
     created = _intent(ledger).intent
     ledger.close()
-    with sqlite3.connect(path) as conn:  # make it the schema-1 layout (no reason_code column)
+    with sqlite3.connect(path) as conn:  # make it the schema-1 layout (no reason_code, no liquidation_json)
         conn.execute("ALTER TABLE order_events DROP COLUMN reason_code")
+        conn.execute("ALTER TABLE fills DROP COLUMN liquidation_json")
         conn.execute("UPDATE oms_meta SET value='1' WHERE key='schema_version'")
     ledger = _open(path, clock)
     try:

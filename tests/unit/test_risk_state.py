@@ -21,6 +21,8 @@ _TARGET = {
     TradingStateEvent.SLIPPAGE_BREACH: TradingState.REDUCING,
     TradingStateEvent.RECONCILE_MISMATCH: TradingState.REDUCING,
     TradingStateEvent.HEALTH_BREACH: TradingState.REDUCING,
+    TradingStateEvent.LIQUIDATION_CLOSE_ONLY: TradingState.REDUCING,
+    TradingStateEvent.LIQUIDATION_HALT: TradingState.HALTED,
 }
 
 
@@ -40,9 +42,10 @@ def test_transition_table_has_no_extra_rows() -> None:
     assert set(TRANSITIONS) == set(itertools.product(TradingState, TradingStateEvent))
 
 
-def test_only_operator_halt_all_enters_halted() -> None:
+def test_only_operator_choices_enter_halted() -> None:
+    """halt_all, and a liquidation when the operator configured `halted`; no automatic breaker."""
     into_halted = {e for (s, e), to in TRANSITIONS.items() if to is TradingState.HALTED and s is not to}
-    assert into_halted == {TradingStateEvent.KILL_HALT_ALL}
+    assert into_halted == {TradingStateEvent.KILL_HALT_ALL, TradingStateEvent.LIQUIDATION_HALT}
 
 
 def test_store_state_survives_restart_and_records_facts(tmp_path: Path) -> None:

@@ -79,6 +79,18 @@ def test_approved_agent_trades_for_the_master_and_has_no_account(strict: Venue) 
         strict.core.fund(agent.address, 100.0)
 
 
+def test_user_role_names_users_agents_with_their_master_and_missing(strict: Venue) -> None:
+    master = Client(strict, deposit=1_000.0)
+    agent = Client(strict, register=False)
+    stranger = eth_account.Account.create()
+    assert approve(strict, master, agent.wallet.address)["status"] == "ok"
+    assert strict.info("userRole", master.address) == {"role": "user"}
+    assert strict.info("userRole", agent.address) == {"role": "agent", "data": {"user": master.address}}
+    assert strict.info("userRole", stranger.address) == {"role": "missing"}
+    fund_any = Venue(fund_any_usd=1_000.0)  # like any user query, it funds an address on first sight
+    assert fund_any.info("userRole", stranger.address) == {"role": "user"}
+
+
 def test_unfunded_master_cannot_approve_an_agent(strict: Venue) -> None:
     master = Client(strict, register=False)
     agent = eth_account.Account.create()
