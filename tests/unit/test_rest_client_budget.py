@@ -32,8 +32,10 @@ class ManualClock:
 
 @pytest.mark.parametrize("info_type", list(InfoType))
 def test_info_weight_matches_the_documented_table(info_type: InfoType) -> None:
-    light = {InfoType.L2_BOOK, InfoType.ALL_MIDS, InfoType.CLEARINGHOUSE_STATE, InfoType.ORDER_STATUS}
-    assert info_weight(info_type) == (2 if info_type in light else 20)
+    light = {InfoType.L2_BOOK, InfoType.ALL_MIDS, InfoType.CLEARINGHOUSE_STATE, InfoType.ORDER_STATUS,
+             InfoType.SPOT_CLEARINGHOUSE_STATE}  # the documented weight-2 reads
+    heavy = {InfoType.USER_ROLE: 60}
+    assert info_weight(info_type) == (2 if info_type in light else heavy.get(info_type, 20))
 
 
 def test_info_extra_weight_per_items() -> None:
