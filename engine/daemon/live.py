@@ -227,6 +227,8 @@ class LiveStack:
         """The broker sent an order or moved an exit state: protect that symbol now (not a loop later)."""
         if self.keeper is not None and self.ready:
             self.keeper.sync([symbol])
+            if self.switch is not None:  # a new stop must not wait a loop for the switch to clear
+                self.switch.beat(protected=self.keeper.resting())
 
     def _export_funding(self, equity_usd: float) -> None:
         if self.funding is not None:

@@ -22,9 +22,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from engine.alerts.alerting import Alerter
 from engine.config.env import env_float
 from engine.enums import AlertKind
+from engine.execution.protection import AlertPort
 from engine.runtime.clock import wall_ms
 from engine.venue.exchange_client import ExchangeAccepted, ExchangeOutcome, ExchangeRejected
 
@@ -103,7 +103,7 @@ class DeadManSwitch:
         self,
         *,
         schedule_cancel: Callable[[int | None], ExchangeOutcome] | None,
-        alerter: Alerter | None = None,
+        alerter: AlertPort | None = None,
         config: SwitchConfig | None = None,
         clock_ms: Callable[[], int] = wall_ms,
     ) -> None:

@@ -24,10 +24,11 @@ never doubles an order; orders being cancelled are ignored. No I/O here: the she
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from engine.enums import ProtectionKind, ProtectionStep, RoundDirection
+from engine.enums import AlertKind, ProtectionKind, ProtectionStep, RoundDirection
 from engine.oms.states import OrderState
 from engine.venue.exchange_client import round_price
 from strategies.config import StrategyConfig
@@ -38,6 +39,12 @@ PROTECT_ACTION = "PROTECT"  # the OMS intent `action` of a protective order
 _SIZE_EPS = 1e-9
 _WAITING = frozenset({OrderState.NEW, OrderState.UNKNOWN})
 _RESTING = frozenset({OrderState.ACCEPTED, OrderState.PARTIAL})
+
+
+class AlertPort(Protocol):
+    """What protection and the dead man's switch say to the operator through (`Alerter.send`)."""
+
+    def send(self, kind: AlertKind, message: str, extra: Mapping[str, object] | None = None) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

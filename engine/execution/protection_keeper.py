@@ -25,13 +25,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.alerts.alerting import Alerter
 from engine.config.env import env_bool, env_float
 from engine.enums import AlertKind, GateReason, ProtectionKind, ProtectionStep
 from engine.execution.broker import Position
 from engine.execution.gates import GateVerdict
 from engine.execution.protection import (
     PROTECT_ACTION,
+    AlertPort,
     LiveProtection,
     ProtectedPosition,
     ProtectionAction,
@@ -71,6 +71,7 @@ class ProtectionConfig:
 
     enabled: bool = True
     min_reprice_fraction: float = 0.0005
+    retry_secs: float = 30.0  # a refused place/modify of a (symbol, kind) waits this long
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ProtectionConfig:
@@ -101,6 +102,7 @@ class RiskPort:
 class _Memory:
     would_send: dict[tuple[str, ProtectionKind], LiveProtection] = field(default_factory=dict)
     alerted: set[str] = field(default_factory=set)
+    retry_at_ms: dict[tuple[str, ProtectionKind], int] = field(default_factory=dict)
     meta: hl.Meta | None = None
 
 
@@ -120,7 +122,7 @@ class ProtectionKeeper:
         gate: Callable[[], GateVerdict],
         post: Callable[[SignedAction], ExchangeOutcome] | None,
         user: str,
-        alerter: Alerter | None = None,
+        alerter: AlertPort | None = None,
         config: ProtectionConfig | None = None,
         clock_ms: Callable[[], int] = wall_ms,
     ) -> None:
@@ -180,8 +182,15 @@ class ProtectionKeeper:
         if any(a.step is not ProtectionStep.CANCEL for a in actions):
             self._refresh()  # a fresh venue read before anything is placed or moved
             actions, held = self.plan_now(symbols)
+        now = self._clock_ms()
         for action in actions:
-            self._do(action, report)
+            key = (action.symbol, action.kind)
+            if action.step is not ProtectionStep.CANCEL and now < self._mem.retry_at_ms.get(key, now):
+                continue  # refused a moment ago: not a new intent every loop
+            if not self._do(action, report):
+                self._mem.retry_at_ms[key] = now + int(self.config.retry_secs * 1000)
+            else:
+                self._mem.retry_at_ms.pop(key, None)
         stops = [p for p in self.live_protections() if p.kind is ProtectionKind.STOP_LOSS]
         protected = {p.symbol for p in stops if p.state is not OrderState.PENDING_CANCEL}
         report.unprotected = tuple(s for s in held if s not in protected)
@@ -194,21 +203,23 @@ class ProtectionKeeper:
             )  # fmt: skip
         return report
 
-    def _do(self, action: ProtectionAction, report: ProtectionReport) -> None:
+    def _do(self, action: ProtectionAction, report: ProtectionReport) -> bool:
+        """Run one step; False when a place or modify was refused or failed."""
         try:
             if action.step is ProtectionStep.CANCEL:
                 report.cancelled += self._cancel(action)
-            else:
-                ok = self._place(action)
-                if action.step is ProtectionStep.PLACE:
-                    report.placed += ok
-                else:
-                    report.modified += ok
-                report.refused += not ok
-        except (hl.VenueError, InvalidTransition, ValueError) as exc:  # this one order; the next sync retries
-            report.refused += action.step is not ProtectionStep.CANCEL
+                return True
+            ok = self._place(action)
+        except (hl.VenueError, InvalidTransition, ValueError) as exc:  # this one order; a later sync retries
             log.warning("protection step failed step=%s symbol=%s kind=%s error=%r",
                         action.step.value, action.symbol, action.kind.value, exc)  # fmt: skip
+            ok = action.step is ProtectionStep.CANCEL
+        if action.step is ProtectionStep.PLACE:
+            report.placed += ok
+        elif action.step is ProtectionStep.MODIFY:
+            report.modified += ok
+        report.refused += not ok
+        return ok
 
     def _alert_unprotected(self, held: list[str], unprotected: tuple[str, ...]) -> None:
         self._mem.alerted &= set(held)
