@@ -214,21 +214,22 @@ class LiveStack:
             self._export_funding(account.equity_usd)
 
     def _protect(self, failures: list[str]) -> None:
-        """Protective orders in step with the positions, then the dead man's switch's beat."""
+        """The dead man's switch's beat (cleared before any stop is placed: it would cancel it),
+        then the protective orders in step with the positions."""
         if self.keeper is None:
             return
-        with _guard("protect", failures):
-            self.keeper.sync()
         if self.switch is not None:
             with _guard("dead_man", failures):
-                self.switch.beat(protected=self.keeper.resting())
+                self.switch.beat(protected=self.keeper.guarding())
+        with _guard("protect", failures):
+            self.keeper.sync()
 
     def on_broker_change(self, symbol: str) -> None:
         """The broker sent an order or moved an exit state: protect that symbol now (not a loop later)."""
         if self.keeper is not None and self.ready:
+            if self.switch is not None:  # a new position clears the switch before its stop is placed
+                self.switch.beat(protected=self.keeper.guarding())
             self.keeper.sync([symbol])
-            if self.switch is not None:  # a new stop must not wait a loop for the switch to clear
-                self.switch.beat(protected=self.keeper.resting())
 
     def _export_funding(self, equity_usd: float) -> None:
         if self.funding is not None:

@@ -4,9 +4,10 @@ venue allows it, cleared while protective orders rest, said once when refused.
 Why the clearing: `scheduleCancel` cancels every open order of the account when it fires, the
 protective stop-loss and take-profit triggers included (it is not position-aware). Armed while a
 position is protected, a dead daemon would leave that position naked a minute later, the
-opposite of what protection is for. So the switch is armed only while no protective order rests
-(then it cancels whatever else of ours could rest: entries are IOC, so normally nothing), and
-cleared as soon as one does; while the daemon lives each beat pushes the time out before it
+opposite of what protection is for. So the switch is armed only while the account holds no
+position and no protective order rests (then it cancels whatever else of ours could rest:
+entries are IOC, so normally nothing), and cleared as soon as a position opens, before its stop
+is placed; while the daemon lives each beat pushes the time out before it
 fires, so it fires only when the daemon is dead (the venue allows 10 fires a UTC day).
 
 Where the venue refuses (below its traded-volume gate, or its daily fire cap), the refusal is

@@ -171,6 +171,11 @@ class ProtectionKeeper:
         """True when a protective order of ours is (or may be) on the venue."""
         return any(p.state is not OrderState.WOULD_SEND for p in self.live_protections())
 
+    def guarding(self) -> bool:
+        """True while a position is open or a protective order rests: a cancel-all (the venue's
+        dead man's switch) would take the stops away, so it must stay cleared."""
+        return self.config.enabled and (bool(self._positions()) or self.resting())
+
     # --- the loop's step ------------------------------------------------------------------------
 
     def sync(self, symbols: Iterable[str] | None = None) -> ProtectionReport:
