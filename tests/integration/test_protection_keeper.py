@@ -69,13 +69,14 @@ class FakeAlerter:
 
 
 def _keeper(rig: Rig, risk: FakeRisk | None = None, alerter: FakeAlerter | None = None,
-            params: ProtectionParams = PARAMS) -> ProtectionKeeper:  # fmt: skip
+            params: ProtectionParams = PARAMS, *, can_send: bool = True) -> ProtectionKeeper:  # fmt: skip
     broker, transport = rig.broker, rig.parts.transport
     assert transport is not None
+    post = (lambda signed: transport.post(signed)) if can_send else None
     return ProtectionKeeper(
         oms=rig.oms, info=rig.parts.info, signer=broker.signer, positions=broker.positions,
         refresh=broker.refresh, params_for=lambda _s: params, risk=(risk or FakeRisk()).port(),
-        gate=lambda: broker._gate_verdict(), post=lambda signed: transport.post(signed), user=rig.user,
+        gate=lambda: broker._gate_verdict(), post=post, user=rig.user,
         alerter=alerter, config=ProtectionConfig(min_reprice_fraction=0.0), clock_ms=rig.clock,  # type: ignore[arg-type]
     )  # fmt: skip
 
@@ -199,3 +200,17 @@ def test_refused_stop_is_recorded_denied_and_alerted_once(live: Rig) -> None:
     risk.verdict = ALLOW
     live.clock.offset_ms += 31_000  # past the retry wait
     assert keeper.sync().placed == 1 and keeper.sync().unprotected == ()
+
+
+def test_without_a_transport_the_stop_is_recorded_would_send_once_per_level(live: Rig) -> None:
+    """dry_live (and a closed gate): nothing reaches the venue; one WOULD_SEND per level, not per loop."""
+    _open(live)
+    keeper = _keeper(live, can_send=False)  # what live_stack builds for dry_live (no transport)
+    posts = live.sim.state()["exchange_posts"]
+    assert keeper.sync().placed == 1 and keeper.sync().placed == 0
+    trailing = round_price(live.broker.positions()[live.coin].entry_price * 0.999, 2)
+    live.broker.update_exit_state(live.coin, ExitState(trailing_sl=trailing, tp1_taken=False), live.clock())
+    assert keeper.sync().placed == 1
+    assert live.sim.state()["exchange_posts"] == posts and _venue_triggers(live) == []
+    states = [live.oms.order(i.intent_id).state for i in _protective(live)]  # type: ignore[union-attr]
+    assert states == [OrderState.WOULD_SEND, OrderState.WOULD_SEND]
