@@ -15,6 +15,7 @@ import pytest
 
 from engine.enums import ExecutionStatus, Mode, ProtectionKind, RiskReason
 from engine.execution.broker import ExitState
+from engine.execution.gates import live_gate
 from engine.execution.protection import PROTECT_ACTION, ProtectionParams
 from engine.execution.protection_keeper import ProtectionConfig, ProtectionKeeper, RiskPort
 from engine.execution.verdicts import ALLOW, Deny, RiskVerdict
@@ -76,7 +77,7 @@ def _keeper(rig: Rig, risk: FakeRisk | None = None, alerter: FakeAlerter | None 
     return ProtectionKeeper(
         oms=rig.oms, info=rig.parts.info, signer=broker.signer, positions=broker.positions,
         refresh=broker.refresh, params_for=lambda _s: params, risk=(risk or FakeRisk()).port(),
-        gate=lambda: broker._gate_verdict(), post=post, user=rig.user,
+        gate=lambda: live_gate(Mode.LIVE, rig.env), post=post, user=rig.user,
         alerter=alerter, config=ProtectionConfig(min_reprice_fraction=0.0), clock_ms=rig.clock,  # type: ignore[arg-type]
     )  # fmt: skip
 

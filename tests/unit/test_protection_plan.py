@@ -4,10 +4,19 @@ dead man's switch policy (engine/execution/dead_man.py)."""
 from __future__ import annotations
 
 import pytest
+from eth_account import Account
 
-from engine.enums import ProtectionKind, ProtectionStep, RiskReason, TradingState
+from engine.enums import (
+    ExchangeActionType,
+    ProtectionKind,
+    ProtectionStep,
+    RiskReason,
+    TradingState,
+    VenueRejectReason,
+)
 from engine.execution.dead_man import (
     BeatStep,
+    DeadManSwitch,
     SwitchConfig,
     SwitchState,
     SwitchStatus,
@@ -26,6 +35,15 @@ from engine.execution.protection import (
 from engine.execution.verdicts import Allow, Deny
 from engine.oms.states import OrderState
 from engine.risk.check import RiskSnapshot, check_protective
+from engine.venue import types as hl
+from engine.venue.exchange_client import (
+    ActionSigner,
+    ExchangeAccepted,
+    ExchangeRejected,
+    OrderSpec,
+    SigningKey,
+    TriggerSpec,
+)
 from strategies.config import StrategyConfig
 from strategies.enums import PositionSide
 
@@ -200,3 +218,91 @@ def test_switch_daily_cap_refusal_waits_for_the_next_utc_day():
 def test_switch_window_zero_never_arms():
     assert plan_beat(SwitchStatus(), now_ms=0, protected=False, config=SwitchConfig(window_secs=0))[0] is (
         BeatStep.NONE)
+
+
+# --- the wire of protective orders and the switch's shell ---------------------------------------
+
+
+def _signer() -> ActionSigner:
+    return ActionSigner(SigningKey(Account.create()), is_mainnet=False)
+
+
+def test_trigger_order_wire_is_a_reduce_only_market_stop_with_its_cloid():
+    spec = OrderSpec(asset=3, is_buy=False, limit_px=85.5, sz=1.25, reduce_only=True, cloid="0x" + "a" * 32,
+                     trigger=TriggerSpec(trigger_px=95.0, tpsl="sl"))  # fmt: skip
+    (order,) = _signer().sign_orders([spec]).payload()["action"]["orders"]
+    trigger = {"trigger": {"isMarket": True, "triggerPx": "95", "tpsl": "sl"}}
+    cloid = "0x" + "a" * 32
+    assert order == {"a": 3, "b": False, "p": "85.5", "s": "1.25", "r": True, "t": trigger, "c": cloid}
+
+
+def test_batch_modify_names_the_old_oid_and_carries_the_new_order():
+    spec = OrderSpec(asset=1, is_buy=True, limit_px=110.0, sz=2.0, reduce_only=True, cloid="0x" + "b" * 32,
+                     trigger=TriggerSpec(trigger_px=104.0, tpsl="sl"))  # fmt: skip
+    signed = _signer().sign_batch_modify([(77, spec)])
+    action = signed.payload()["action"]
+    assert action["type"] == "batchModify" and signed.action_type is ExchangeActionType.BATCH_MODIFY
+    assert action["modifies"][0]["oid"] == 77 and action["modifies"][0]["order"]["c"] == "0x" + "b" * 32
+    assert signed.cloids == ("0x" + "b" * 32,)
+
+
+@pytest.mark.parametrize("bad", [{"tpsl": "stop"}, {"trigger_px": 0.0}, {"trigger_px": float("inf")}])
+def test_trigger_spec_rejects_what_the_venue_cannot_take(bad):
+    with pytest.raises(ValueError):
+        TriggerSpec(**{"trigger_px": 95.0, "tpsl": "sl", **bad})
+
+
+class _Alerts:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def send(self, kind: object, message: str, extra: object = None) -> bool:
+        self.sent.append(message)
+        return True
+
+
+def _answer(kind: str, message: str = "") -> object:
+    if kind == "ok":
+        return ExchangeAccepted(ExchangeActionType.SCHEDULE_CANCEL, 1, hl.ExchangeAck("default", ()))
+    return ExchangeRejected(ExchangeActionType.SCHEDULE_CANCEL, 1, VenueRejectReason.VENUE_ERROR, message)
+
+
+def test_switch_refusal_is_alerted_once_and_not_retried_every_beat():
+    sent: list[int | None] = []
+    clock = [1_000]
+    alerts = _Alerts()
+
+    def send(when: int | None) -> object:
+        sent.append(when)
+        return _answer("err", "Cannot set scheduled cancel time until enough volume traded.")
+
+    switch = DeadManSwitch(schedule_cancel=send, alerter=alerts, clock_ms=lambda: clock[0])  # type: ignore[arg-type]
+    assert switch.beat(protected=False) is BeatStep.ARM
+    for _ in range(5):
+        clock[0] += 10_000
+        assert switch.beat(protected=False) is BeatStep.NONE
+    clock[0] += 3_600_000  # the retry time: asked again, refused again, still one alert
+    assert switch.beat(protected=False) is BeatStep.ARM
+    assert len(sent) == 2
+    assert alerts.sent == ["scheduleCancel refused by the venue: relying on protective orders"]
+
+
+def test_switch_armed_while_flat_is_cleared_once_a_position_is_held():
+    sent: list[int | None] = []
+    clock = [1_000]
+
+    def send(when: int | None) -> object:
+        sent.append(when)
+        return _answer("ok")
+
+    switch = DeadManSwitch(schedule_cancel=send, clock_ms=lambda: clock[0])  # type: ignore[arg-type]
+    switch.beat(protected=False)
+    clock[0] += 1_000
+    switch.beat(protected=False)  # not due: the window is far from over
+    switch.beat(protected=True)
+    switch.beat(protected=True)  # already cleared
+    assert sent == [121_000, None] and switch.status.state is SwitchState.CLEARED
+
+
+def test_switch_without_a_transport_sends_nothing():
+    assert DeadManSwitch(schedule_cancel=None).beat(protected=False) is BeatStep.NONE
