@@ -329,7 +329,7 @@ def _keeper(ctx: BrokerContext, parts: VenueBrokerParts, oms: LiveOms) -> Protec
     transport = parts.transport
     return ProtectionKeeper(
         oms=oms, info=parts.info, signer=broker.signer, positions=broker.positions, refresh=broker.refresh,
-        params_for=lambda symbol: params_from_config(ctx.strategy.config(symbol)),
+        params_for=lambda symbol: params_from_config(ctx.strategy.config(symbol), config.buffer_atr),
         risk=RiskPort(check_protective=risk.check_protective, check_cancel=risk.check_cancel,
                       note_cancel_sent=risk.note_cancel_sent),
         gate=lambda: live_gate(mode, env), user=broker.config.user, alerter=ctx.alerter, config=config,

@@ -10,7 +10,10 @@ position when the daemon is dead. The orders follow the software exit levels:
   by a few tenths of an ATR from the indicators of the moment, which the venue cannot see);
 * take-profit: entry +- entry ATR x `tp_atr_mult`, only when the strategy closes the whole
   position there (partial take-profit off): with a partial ladder the software owns the exits;
-* size: the whole venue position; side: the closing side; trigger prices on the venue's tick.
+* size: the whole venue position; side: the closing side; trigger prices on the venue's tick;
+* both rest `buffer_atr` entry ATRs beyond those levels: while the daemon lives its own exits
+  (decided on the candle, as in paper) act first and the venue's orders are the backstop for
+  when it does not, so live trades like paper until the daemon dies.
 
 `plan(desired, live, ...)` compares the wanted orders with the ledger's protective orders and
 returns typed steps: PLACE what is missing, MODIFY an order whose size, side or trigger price is
@@ -54,6 +57,7 @@ class ProtectionParams:
     sl_atr_mult: float
     tp_atr_mult: float = 0.0
     take_profit: bool = False
+    buffer_atr: float = 0.0  # how far beyond the software levels the venue's orders rest
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,13 +116,15 @@ def desired_for(
     atr = position.entry_atr if position.entry_atr is not None and position.entry_atr > 0 else (
         position.entry_price * FALLBACK_ATR_PCT)
     levels: list[tuple[ProtectionKind, float]] = []
+    buffer = atr * max(0.0, params.buffer_atr)
     stop = position.trailing_sl
     if stop is None or not math.isfinite(stop) or stop <= 0:
         stop = position.entry_price - sign * atr * params.sl_atr_mult if params.sl_atr_mult > 0 else None
     if stop is not None:
-        levels.append((ProtectionKind.STOP_LOSS, stop))
+        levels.append((ProtectionKind.STOP_LOSS, stop - sign * buffer))
     if params.take_profit and params.tp_atr_mult > 0:
-        levels.append((ProtectionKind.TAKE_PROFIT, position.entry_price + sign * atr * params.tp_atr_mult))
+        tp = position.entry_price + sign * atr * params.tp_atr_mult
+        levels.append((ProtectionKind.TAKE_PROFIT, tp + sign * buffer))
     out = []
     for kind, level in levels:
         if not (math.isfinite(level) and level > 0):
@@ -188,11 +194,11 @@ def _plan_one(
 
 
 
-def params_from_config(cfg: StrategyConfig) -> ProtectionParams:
+def params_from_config(cfg: StrategyConfig, buffer_atr: float = 0.0) -> ProtectionParams:
     """The protective levels of a strategy config: its plain stop, and its take-profit only when
     the strategy closes the whole position there (no partial take-profit ladder)."""
     trade = cfg.trade
     return ProtectionParams(
         sl_atr_mult=trade.sl_atr_mult, tp_atr_mult=trade.tp_atr_mult,
-        take_profit=trade.tp_atr_mult > 0 and not trade.enable_partial_tp,
+        take_profit=trade.tp_atr_mult > 0 and not trade.enable_partial_tp, buffer_atr=buffer_atr,
     )  # fmt: skip

@@ -67,17 +67,23 @@ class ProtectionConfig:
     """`enabled`: keep protective orders on the venue (AI_QUANT_PROTECT, default on);
     `min_reprice_fraction`: a trigger price move smaller than this (fraction of the price) waits
     for a larger one (AI_QUANT_PROTECT_MIN_REPRICE_BPS, default 5 bps), so a trailing stop that
-    ratchets every tick does not cost a request every tick."""
+    ratchets every tick does not cost a request every tick; `buffer_atr`: how many entry ATRs
+    beyond the software stop / take-profit the venue's orders rest (AI_QUANT_PROTECT_BUFFER_ATR,
+    default 0.5: the daemon's own exits act first while it lives)."""
 
     enabled: bool = True
     min_reprice_fraction: float = 0.0005
+    buffer_atr: float = 0.5
     retry_secs: float = 30.0  # a refused place/modify of a (symbol, kind) waits this long
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ProtectionConfig:
         """Raise ConfigError naming the variable for a bad value."""
         bps = env_float("AI_QUANT_PROTECT_MIN_REPRICE_BPS", 5.0, env, lo=0.0, hi=500.0)
-        return cls(enabled=env_bool("AI_QUANT_PROTECT", True, env), min_reprice_fraction=bps / 10_000.0)
+        return cls(
+            enabled=env_bool("AI_QUANT_PROTECT", True, env), min_reprice_fraction=bps / 10_000.0,
+            buffer_atr=env_float("AI_QUANT_PROTECT_BUFFER_ATR", 0.5, env, lo=0.0, hi=10.0),
+        )
 
 
 @dataclass(slots=True)

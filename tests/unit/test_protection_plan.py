@@ -306,3 +306,11 @@ def test_switch_armed_while_flat_is_cleared_once_a_position_is_held():
 
 def test_switch_without_a_transport_sends_nothing():
     assert DeadManSwitch(schedule_cancel=None).beat(protected=False) is BeatStep.NONE
+
+
+def test_desired_for_buffer_rests_the_orders_beyond_the_software_levels():
+    params = ProtectionParams(sl_atr_mult=2.0, tp_atr_mult=4.0, take_profit=True, buffer_atr=0.5)
+    long_stop, long_tp = desired_for(_pos(), params, sz_decimals=2)
+    short_stop, short_tp = desired_for(_pos(PositionSide.SHORT, trailing_sl=101.0), params, sz_decimals=2)
+    assert (long_stop.trigger_px, long_tp.trigger_px) == (95.0, 109.0)
+    assert (short_stop.trigger_px, short_tp.trigger_px) == (102.0, 91.0)  # trailing 101 + 0.5 x 2
