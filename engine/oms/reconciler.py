@@ -12,10 +12,11 @@ One `run()` does, in order:
 3. Open orders vs intents, from `frontendOpenOrders` (it lists trigger orders too): cancel our
    own orders older than the stale TTL (by oid, at most `max_cancels_per_run`, never cancel-all);
    foreign orders are only recorded. Our protective trigger orders (engine/execution/protection.py,
-   intent reason a `ProtectionKind`) are meant to rest: never stale-cancelled; one the ledger
-   still has in flight or gave up on (NEW, UNKNOWN, ABANDONED) is matched to its intent and
-   becomes ACCEPTED under its oid. Protection that is missing or no longer needed is the
-   protection keeper's business, right after a reconcile; a stop the venue fired while the
+   intent reason a `ProtectionKind`) are meant to rest: never stale-cancelled (only our own cancel
+   of one that did not land is retried, like any other); one the ledger still has in flight or
+   gave up on (NEW, UNKNOWN, ABANDONED) is matched to its intent and becomes ACCEPTED under its
+   oid. Protection that is missing or no longer needed is the protection keeper's business,
+   right after a reconcile; a stop the venue fired while the
    daemon was down comes back as a fill in step 2 (linked by cloid), so ledger == venue.
 4. Positions: `clearinghouseState` vs the net of the ledger's fills. A position the ledger does not
    explain is a MISMATCH: `on_mismatch` is called (the owner puts risk into REDUCING and alerts).
@@ -284,11 +285,12 @@ class OmsReconciler:
                 )
                 continue
             order = self.oms.order(intent.intent_id)
-            if intent.reason in _PROTECTIVE_REASONS:
+            cancelling = order is not None and order.state is OrderState.PENDING_CANCEL
+            if intent.reason in _PROTECTIVE_REASONS and not cancelling:
                 protective += 1
                 if order is not None:
                     self._protective_open(intent.intent_id, order.state, venue_order)
-                continue
+                continue  # meant to rest; only a cancel of ours that did not land is retried below
             if order is None or self._cancel is None or cancels >= self.config.max_cancels_per_run:
                 continue
             if order.state is OrderState.PENDING_CANCEL:

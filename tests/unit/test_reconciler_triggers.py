@@ -156,3 +156,18 @@ def test_stop_filled_while_away_is_recorded_and_ledger_equals_venue(oms: LiveOms
     assert oms.ledger_positions() == {}
     links = oms.fill_links()
     assert sorted(intent for intent, _via in links.values()) == sorted([entry_id, stop_id])
+
+
+def test_protective_order_whose_cancel_did_not_land_is_cancelled_again(oms: LiveOms) -> None:
+    venue = FakeVenue()
+    intent_id, cloid = _intent(oms, protective=True)
+    oms.apply(intent_id, OmsEvent.ACK_RESTING, oid=11)
+    oms.apply(intent_id, OmsEvent.CANCEL_REQUESTED, oid=11)  # our cancel was lost on the way
+    venue.frontend = [_frontend("ETH", 11, cloid, trigger_px=95.0, ts=NOW - 3_600_000)]
+    venue.statuses[cloid] = {"status": "order", "order": {
+        "order": venue.frontend[0], "status": "open", "statusTimestamp": NOW}}  # fmt: skip
+    later = NOW + 60_000  # past the stale-order TTL since the cancel was asked for
+    reconciler = OmsReconciler(oms=oms, info=venue, config=ReconcilerConfig(user=USER, stale_order_ms=30_000),
+                               canceller=venue.cancel, clock_ms=lambda: later)  # fmt: skip
+    report = reconciler.run()
+    assert report.cancels == 1 and venue.cancelled == [("ETH", 11)]
