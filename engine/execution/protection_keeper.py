@@ -205,7 +205,7 @@ class ProtectionKeeper:
         stops = [p for p in self.live_protections() if p.kind is ProtectionKind.STOP_LOSS]
         protected = {p.symbol for p in stops if p.state is not OrderState.PENDING_CANCEL}
         report.unprotected = tuple(s for s in held if s not in protected)
-        self._alert_unprotected(held, report.unprotected)
+        self._alert_unprotected(held, report.unprotected, every_symbol=symbols is None)
         if actions:
             log.info(
                 "protection sync placed=%d modified=%d cancelled=%d refused=%d unprotected=%s",
@@ -232,16 +232,18 @@ class ProtectionKeeper:
         report.refused += not ok
         return ok
 
-    def _alert_unprotected(self, held: list[str], unprotected: tuple[str, ...]) -> None:
-        self._mem.alerted &= set(held)
+    def _alert_unprotected(
+        self, held: list[str], unprotected: tuple[str, ...], *, every_symbol: bool
+    ) -> None:
+        # One alert per symbol until it is protected again (or its position is gone).
+        if every_symbol:
+            self._mem.alerted &= set(held)
+        self._mem.alerted -= set(held) - set(unprotected)
         for symbol in unprotected:
             if symbol in self._mem.alerted or self._alerter is None:
                 continue
-            if any(p.symbol == symbol for p in self.live_protections()):
-                continue  # an order of it is in flight: not known to be missing yet
             self._mem.alerted.add(symbol)
             self._alerter.send(AlertKind.RISK, "position has no stop on the venue", {"symbol": symbol})
-        self._mem.alerted -= set(held) - set(unprotected)
 
     # --- steps ----------------------------------------------------------------------------------
 
