@@ -198,14 +198,14 @@ class LiveStack:
         failures: list[str] = []
         with _guard("drain", failures):
             self._drain()
-        with _guard("reconcile", failures):
+        if self.ready:
+            self._protect(failures)  # the positions the daemon leaves behind stay protected
+        with _guard("reconcile", failures):  # after it, so its cancels are settled too
             report = self.reconciler.run()
             log.info(
                 "shutdown reconcile verdict=%s fills=%d mismatches=%s",
                 report.verdict.value, report.fills_inserted, sorted(report.mismatches),
             )  # fmt: skip
-        if self.ready:
-            self._protect(failures)  # the positions the daemon leaves behind stay protected
         with _guard("risk_fills", failures):
             self.feed_risk_fills()
         with _guard("export", failures):
