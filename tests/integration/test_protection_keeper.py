@@ -133,22 +133,24 @@ def test_stop_follows_entry_add_trailing_stop_and_close(live: Rig) -> None:
 
 
 def test_venue_fires_the_stop_on_a_shock_and_the_reconcile_records_the_fill(live: Rig) -> None:
-    keeper = _keeper(live)
+    keeper = _keeper(live, params=ProtectionParams(sl_atr_mult=2.0, tp_atr_mult=4.0, take_profit=True))
     _open(live)
-    keeper.sync()
-    (intent,) = _protective(live)
+    assert keeper.sync().placed == 2
+    assert sorted(o["orderType"] for o in _venue_triggers(live)) == ["Stop Market", "Take Profit Market"]
+    stop = next(i for i in _protective(live) if i.reason == ProtectionKind.STOP_LOSS)
     live.sim.shock(live.coin, -10.0)
     assert live.venue_szi() == 0.0  # the venue closed it on its own
-    assert _venue_triggers(live) == []
+    assert [o["orderType"] for o in _venue_triggers(live)] == ["Take Profit Market"]  # not a sibling
     report = live.reconciler.run()  # what a restart does: fills since the cursor, orders by cloid
     assert report.clean, report
-    assert live.oms.order(intent.intent_id).state is OrderState.FILLED  # type: ignore[union-attr]
+    assert live.oms.order(stop.intent_id).state is OrderState.FILLED  # type: ignore[union-attr]
     assert live.oms.ledger_positions() == {}
     links = live.oms.fill_links()
     closing = [f for f in live.oms.fills() if f.dir.startswith("Close")]
-    assert len(closing) >= 1 and all(links[f.fill_key][0] == intent.intent_id for f in closing)
+    assert len(closing) >= 1 and all(links[f.fill_key][0] == stop.intent_id for f in closing)
     live.broker.refresh()
-    assert keeper.sync().placed == 0 and _venue_triggers(live) == []  # nothing left to protect
+    sync = keeper.sync()  # the take-profit of a closed position is cancelled, nothing placed
+    assert (sync.placed, sync.cancelled) == (0, 1) and _venue_triggers(live) == []
 
 
 def test_reconciler_matches_a_given_up_protective_order_and_never_stale_cancels_it(live: Rig) -> None:
