@@ -21,6 +21,7 @@ import os
 import re
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,7 @@ from engine.oms.states import OrderState
 from tests.e2e import test_daemon_live as live_e2e
 from tests.e2e.test_daemon_live import assert_ledger_equals_venue, start_daemon, venue_positions
 from tests.e2e.test_daemon_paper import Daemon, db_rows
-from tests.fixtures.sim_fixtures import SimulatorProcess
+from tests.fixtures.sim_fixtures import SimulatorProcess, start_simulator
 
 sim = live_e2e.sim
 wallet = live_e2e.wallet
@@ -176,3 +177,34 @@ def test_dead_daemon_position_closed_by_the_venue_stop_and_restart_reconciles_cl
     # Nothing of ours was ever cancelled by the dead man's switch.
     assert all(o.get("status") != "scheduledCancel" for o in sim.orders(user))
     print(f"daemon runs before the kill={runs} coin={coin} szi={szi} trigger={trigger} shock={pct:.2f}%")
+
+
+@pytest.fixture
+def strict_sim(tmp_path: Path) -> Iterator[SimulatorProcess]:
+    """The venue's own scheduleCancel rule: refused below $1,000,000 of traded volume."""
+    process = start_simulator([*live_e2e.SIM_ARGS, "--fund-any", "10000"], tmp_path / "strict-sim")
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def test_schedule_cancel_refused_below_the_volume_gate_is_alerted_once_and_stops_still_rest(
+    tmp_path, strict_sim, wallet, daemons
+):
+    user, _key_hex, secrets = wallet
+    daemon = _start(daemons, tmp_path, strict_sim, secrets, "strict")
+    daemon.wait_log(r"start-up reconcile verdict=clean", timeout=60)
+    daemon.wait_for(
+        lambda: (held := venue_positions(strict_sim, user))
+        and _protected_coins(strict_sim, user) == sorted(held),
+        timeout=90, label="a venue position with its stop resting",
+    )  # fmt: skip
+    ticks = len(re.findall(r" tick=\d+ ", daemon.text()))
+    daemon.wait_for(lambda: len(re.findall(r" tick=\d+ ", daemon.text())) >= ticks + 10, timeout=60,
+                    label="ten more loop iterations")  # fmt: skip
+    assert daemon.terminate() == 0
+    alerts = re.findall(r"alert dry-run .* text=\[live\] risk: scheduleCancel refused", daemon.text())
+    assert len(alerts) == 1, alerts
+    posts = [o for o in strict_sim.orders(user) if o.get("isTrigger")]
+    assert posts and all(o["status"] != "scheduledCancel" for o in posts)
