@@ -177,12 +177,12 @@ def _plan_one(
     resting = [o for o in orders if o.state in _RESTING or o.state is OrderState.WOULD_SEND]
     if want is None:
         return [ProtectionAction(step=ProtectionStep.CANCEL, symbol=symbol, kind=kind, existing=o)
-                for o in resting if o.state is not OrderState.WOULD_SEND]  # fmt: skip
+                for o in resting if _cancellable(o)]  # fmt: skip
     if not resting:
         return [ProtectionAction(step=ProtectionStep.PLACE, symbol=symbol, kind=kind, desired=want)]
     keep = next((o for o in resting if in_step(want, o, min_reprice_fraction)), resting[0])
     actions = [ProtectionAction(step=ProtectionStep.CANCEL, symbol=symbol, kind=kind, existing=o)
-               for o in resting if o is not keep and o.state is not OrderState.WOULD_SEND]  # fmt: skip
+               for o in resting if o is not keep and _cancellable(o)]  # fmt: skip
     if in_step(want, keep, min_reprice_fraction):
         return actions
     if keep.state is OrderState.WOULD_SEND:  # dry_live: record what would be sent now
@@ -192,6 +192,11 @@ def _plan_one(
         actions.append(ProtectionAction(step=modify, symbol=symbol, kind=kind, desired=want, existing=keep))
     return actions
 
+
+
+def _cancellable(order: LiveProtection) -> bool:
+    """On the venue and named by its oid (a dry_live record or an oid not known yet: nothing to do)."""
+    return order.state is not OrderState.WOULD_SEND and order.oid is not None
 
 
 def params_from_config(cfg: StrategyConfig, buffer_atr: float = 0.0) -> ProtectionParams:

@@ -189,15 +189,13 @@ class ProtectionKeeper:
         report = ProtectionReport()
         if not self.config.enabled:
             return report
-        actions, held = self.plan_now(symbols)
+        now = self._clock_ms()
+        actions, held = self._due(*self.plan_now(symbols), now)
         if any(a.step is not ProtectionStep.CANCEL for a in actions):
             self._refresh()  # a fresh venue read before anything is placed or moved
-            actions, held = self.plan_now(symbols)
-        now = self._clock_ms()
+            actions, held = self._due(*self.plan_now(symbols), now)
         for action in actions:
             key = (action.symbol, action.kind)
-            if action.step is not ProtectionStep.CANCEL and now < self._mem.retry_at_ms.get(key, now):
-                continue  # refused a moment ago: not a new intent every loop
             if not self._do(action, report):
                 self._mem.retry_at_ms[key] = now + int(self.config.retry_secs * 1000)
             else:
@@ -213,6 +211,14 @@ class ProtectionKeeper:
                 ",".join(report.unprotected) or "-",
             )  # fmt: skip
         return report
+
+    def _due(
+        self, actions: list[ProtectionAction], held: list[str], now: int
+    ) -> tuple[list[ProtectionAction], list[str]]:
+        # A place or modify refused a moment ago waits (not a new intent and venue read every loop).
+        due = [a for a in actions if a.step is ProtectionStep.CANCEL
+               or now >= self._mem.retry_at_ms.get((a.symbol, a.kind), now)]  # fmt: skip
+        return due, held
 
     def _do(self, action: ProtectionAction, report: ProtectionReport) -> bool:
         """Run one step; False when a place or modify was refused or failed."""
@@ -299,7 +305,8 @@ class ProtectionKeeper:
 
     def _cancel(self, action: ProtectionAction) -> int:
         order = action.existing
-        assert order is not None and order.oid is not None
+        if order is None or order.oid is None:  # the planner never asks for it; nothing to name
+            return 0
         now = self._clock_ms()
         if self._post is None or not self._gate_verdict().may_send:
             return 0

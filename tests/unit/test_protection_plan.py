@@ -314,3 +314,7 @@ def test_desired_for_buffer_rests_the_orders_beyond_the_software_levels():
     short_stop, short_tp = desired_for(_pos(PositionSide.SHORT, trailing_sl=101.0), params, sz_decimals=2)
     assert (long_stop.trigger_px, long_tp.trigger_px) == (95.0, 109.0)
     assert (short_stop.trigger_px, short_tp.trigger_px) == (102.0, 91.0)  # trailing 101 + 0.5 x 2
+
+
+def test_plan_resting_order_without_oid_is_not_cancelled_blindly():
+    assert plan([], [_live(oid=None)]) == []
