@@ -21,8 +21,8 @@ passes the pre-send check).
 Once trading is enabled, each iteration (and right after every order or exit-state change of
 the broker) the protection keeper (engine/execution/protection_keeper.py) keeps a reduce-only
 stop (and take-profit) trigger order on the venue for every position, and the heartbeat beats
-the venue's dead man's switch (engine/execution/dead_man.py: scheduleCancel armed while no
-protective order rests, cleared while one does, a refusal alerted once).
+the venue's dead man's switch (engine/execution/dead_man.py: scheduleCancel armed while the
+account holds no position and no stop, cleared while it does, a refusal alerted once).
 
 The secret key is only ever a `SigningKey` (engine/daemon/config.py); nothing here logs or stores it.
 """
@@ -216,13 +216,12 @@ class LiveStack:
     def _protect(self, failures: list[str]) -> None:
         """The dead man's switch's beat (cleared before any stop is placed: it would cancel it),
         then the protective orders in step with the positions."""
-        if self.keeper is None:
-            return
         if self.switch is not None:
             with _guard("dead_man", failures):
-                self.switch.beat(protected=self.keeper.guarding())
-        with _guard("protect", failures):
-            self.keeper.sync()
+                self.switch.beat(protected=self.keeper is not None and self.keeper.guarding())
+        if self.keeper is not None:
+            with _guard("protect", failures):
+                self.keeper.sync()
 
     def on_broker_change(self, symbol: str) -> None:
         """The broker sent an order or moved an exit state: protect that symbol now (not a loop later)."""
