@@ -246,6 +246,7 @@ class ExchangeActionType(StrEnum):
     CANCEL_BY_CLOID = "cancelByCloid"
     UPDATE_LEVERAGE = "updateLeverage"
     SCHEDULE_CANCEL = "scheduleCancel"
+    BATCH_MODIFY = "batchModify"
 
 
 class ExchangeOutcomeKind(StrEnum):
@@ -351,6 +352,23 @@ class ForcedExitReason(StrEnum):
     """Reason codes of exits the protections force (not the strategy's ExitReason)."""
 
     DRAWDOWN_CLOSE_ALL = "drawdown_close_all"
+
+
+class ProtectionKind(StrEnum):
+    """A venue-side protective trigger order of a live position (engine/execution/protection.py);
+    the value is the OMS intent's `reason` and the trades row's reason when it fills."""
+
+    STOP_LOSS = "protective_stop"
+    TAKE_PROFIT = "protective_take_profit"
+
+
+class ProtectionStep(StrEnum):
+    """What the protection planner asks for: place a missing order, modify one that is out of step
+    (size, trigger price or side), cancel one no position needs."""
+
+    PLACE = "place"
+    MODIFY = "modify"
+    CANCEL = "cancel"
 
 
 class HealthKey(StrEnum):

@@ -18,6 +18,12 @@ drawdown). A position mismatch puts risk into REDUCING and alerts. Each step fai
 one failing never skips the others, and none of them can open a position (every send still
 passes the pre-send check).
 
+Once trading is enabled, each iteration (and right after every order or exit-state change of
+the broker) the protection keeper (engine/execution/protection_keeper.py) keeps a reduce-only
+stop (and take-profit) trigger order on the venue for every position, and the heartbeat beats
+the venue's dead man's switch (engine/execution/dead_man.py: scheduleCancel armed while the
+account holds no position and no stop, cleared while it does, a refusal alerted once).
+
 The secret key is only ever a `SigningKey` (engine/daemon/config.py); nothing here logs or stores it.
 """
 
@@ -35,9 +41,12 @@ from engine.daemon.stack import BrokerContext, close_in_order
 from engine.daemon.stop import StopFlag
 from engine.daemon.venue_rules import VenueRules
 from engine.enums import AlertKind, LedgerKind, LiquidationPolicy, Mode, OrderSide, TradingStateEvent
+from engine.execution.dead_man import DeadManSwitch, SwitchConfig
 from engine.execution.gates import live_gate
 from engine.execution.live_broker import VenueBrokerParts, build_venue_broker
 from engine.execution.oms_trades import classify, export_funding, export_trades
+from engine.execution.protection import params_from_config
+from engine.execution.protection_keeper import ProtectionConfig, ProtectionKeeper, RiskPort
 from engine.execution.trade_store import TradeStore
 from engine.oms.funding import FundingLedger, FundingSync
 from engine.oms.ledger import LiveOms
@@ -100,6 +109,8 @@ class LiveStack:
     funding: FundingLedger | None = None  # the venue's userFunding payments (engine.oms.funding)
     protections: Protections | None = None  # fed the fill path's health each iteration
     rules: VenueRules | None = None  # account check, address budget, liquidation (engine.daemon.venue_rules)
+    keeper: ProtectionKeeper | None = None  # venue-side stops of every position
+    switch: DeadManSwitch | None = None  # the venue's scheduleCancel
 
     @property
     def broker(self) -> Any:
@@ -132,6 +143,8 @@ class LiveStack:
         except _Stopped:
             report = self.reconciler.last_report or ReconcileReport(verdict=ReconcileVerdict.UNKNOWN)
         self.ready = report.clean and not stop
+        if self.ready:
+            self._protect([])  # missing protection re-placed, stale cancelled, before the first tick
         log.info(
             "start-up reconcile verdict=%s fills=%d settled=%d in_flight=%d mismatches=%s failures=%s",
             report.verdict.value, report.fills_inserted, report.settled, report.in_flight,
@@ -162,6 +175,8 @@ class LiveStack:
                 log.info("reconcile clean: trading enabled")
         if self.rules is not None:
             self.rules.sync(lambda step: _guard(step, failures))
+        if self.ready:
+            self._protect(failures)
         with _guard("risk_fills", failures):
             self.feed_risk_fills()
         if self.protections is not None:
@@ -190,7 +205,9 @@ class LiveStack:
         failures: list[str] = []
         with _guard("drain", failures):
             self._drain()
-        with _guard("reconcile", failures):
+        if self.ready:
+            self._protect(failures)  # the positions the daemon leaves behind stay protected
+        with _guard("reconcile", failures):  # after it, so its cancels are settled too
             report = self.reconciler.run()
             log.info(
                 "shutdown reconcile verdict=%s fills=%d mismatches=%s",
@@ -202,6 +219,23 @@ class LiveStack:
             account = self.broker.account({}, wall_ms())
             export_trades(self.oms, self.store, account_value_usd=account.equity_usd)
             self._export_funding(account.equity_usd)
+
+    def _protect(self, failures: list[str]) -> None:
+        """The dead man's switch's beat (cleared before any stop is placed: it would cancel it),
+        then the protective orders in step with the positions."""
+        if self.switch is not None:
+            with _guard("dead_man", failures):
+                self.switch.beat(protected=self.keeper is not None and self.keeper.guarding())
+        if self.keeper is not None:
+            with _guard("protect", failures):
+                self.keeper.sync()
+
+    def on_broker_change(self, symbol: str) -> None:
+        """The broker sent an order or moved an exit state: protect that symbol now (not a loop later)."""
+        if self.keeper is not None and self.ready:
+            if self.switch is not None:  # a new position clears the switch before its stop is placed
+                self.switch.beat(protected=self.keeper.guarding())
+            self.keeper.sync([symbol])
 
     def _export_funding(self, equity_usd: float) -> None:
         if self.funding is not None:
@@ -285,11 +319,38 @@ def live_stack(ctx: BrokerContext) -> LiveStack:
         oms.close()
         funding.close()
         raise
-    return LiveStack(
+    stack = LiveStack(
         mode, env, live.user, oms, risk, parts, reconciler, pump, ctx.store, ctx.alerter,
         live.startup_reconcile_secs, funding=funding, protections=ctx.protections,
         rules=venue_rules(parts, oms, reconciler, risk, ctx.alerter, live.liquidation_policy),
+        keeper=_keeper(ctx, parts, oms), switch=_switch(ctx, parts),
     )  # fmt: skip
+    parts.broker.on_change = stack.on_broker_change
+    return stack
+
+
+def _keeper(ctx: BrokerContext, parts: VenueBrokerParts, oms: LiveOms) -> ProtectionKeeper | None:
+    config = ProtectionConfig.from_env(ctx.config.env)
+    if not config.enabled:
+        return None
+    broker, risk, mode, env = parts.broker, ctx.risk, ctx.config.mode, ctx.config.env
+    transport = parts.transport
+    return ProtectionKeeper(
+        oms=oms, info=parts.info, signer=broker.signer, positions=broker.positions, refresh=broker.refresh,
+        params_for=lambda symbol: params_from_config(ctx.strategy.config(symbol), config.buffer_atr),
+        risk=RiskPort(check_protective=risk.check_protective, check_cancel=risk.check_cancel,
+                      note_cancel_sent=risk.note_cancel_sent),
+        gate=lambda: live_gate(mode, env), user=broker.config.user, alerter=ctx.alerter, config=config,
+        post=None if transport is None else (
+            lambda signed: transport.post(signed, budget_wait_secs=broker.config.budget_wait_secs)),
+    )  # fmt: skip
+
+
+def _switch(ctx: BrokerContext, parts: VenueBrokerParts) -> DeadManSwitch:
+    schedule_cancel = getattr(parts.broker, "schedule_cancel", None)  # live only: dry_live cannot send
+    return DeadManSwitch(
+        schedule_cancel=schedule_cancel, alerter=ctx.alerter, config=SwitchConfig.from_env(ctx.config.env)
+    )
 
 
 def venue_rules(

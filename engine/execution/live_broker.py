@@ -156,6 +156,8 @@ class _VenueBroker:
         self.equity = equity or AccountEquityReader(info, config.user, clock_ms=clock_ms)
         self._venue = _Venue()
         self._lock = threading.RLock()
+        # told the symbol after an order went out or the exit state moved (venue-side protection)
+        self.on_change: Callable[[str], None] | None = None
 
     @property
     def mode(self) -> Mode:
@@ -248,6 +250,14 @@ class _VenueBroker:
         if symbol not in self.positions():
             raise KeyError(f"no open {self.mode} position for {symbol}")
         self.oms.set_exit_state(symbol, state.trailing_sl, state.tp1_taken)
+        self._changed(symbol)
+
+    def _changed(self, symbol: str) -> None:
+        if self.on_change is not None:
+            try:
+                self.on_change(symbol)
+            except Exception:  # protection's own failure must never fail the order that triggered it
+                log.exception("on_change hook failed symbol=%s", symbol)
 
     def accrue_funding(
         self, rates: Mapping[str, float], marks: Mapping[str, float], now_ms: int
@@ -260,7 +270,7 @@ class _VenueBroker:
         """Run the steps in the module docstring; never raises for a refusal."""
         with self._lock:
             try:
-                return self._execute(intent)
+                result = self._execute(intent)
             except _Refused as refused:
                 return OrderResult(
                     intent=intent,
@@ -269,6 +279,8 @@ class _VenueBroker:
                     detail=refused.detail,
                     deny=refused.deny,
                 )
+        self._changed(intent.symbol)
+        return result
 
     def _build(self, intent: OrderIntent) -> _Order:
         asset = self._asset(intent.symbol)
@@ -321,6 +333,8 @@ class _VenueBroker:
         ids = {"intent_id": record.intent_id, "cloid": record.cloid}
         if created.duplicate:
             raise _Refused(BrokerReject.DUPLICATE_INTENT, {**ids, "state": str(created.state)})
+        if intent.action is TradeAction.OPEN:
+            self.oms.clear_exit_state(intent.symbol)  # a new position: no trailing stop of an old one
         verdict = self._pre_send(intent)
         if isinstance(verdict, Deny):
             self.oms.apply(record.intent_id, OmsEvent.DENY, reason=verdict.reason, detail=verdict.details)

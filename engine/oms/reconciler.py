@@ -9,8 +9,15 @@ One `run()` does, in order:
 2. Fetch fills since the cursor (`userFillsByTime`, from cursor - overlap; paged when the venue
    caps the answer), ingest them (idempotent), re-link orphans, and only then advance the cursor
    to the newest fill time seen (the venue's clock, never ours).
-3. Open orders vs intents: cancel our own orders older than the stale TTL (by oid, at most
-   `max_cancels_per_run`, never cancel-all); foreign orders are only recorded.
+3. Open orders vs intents, from `frontendOpenOrders` (it lists trigger orders too): cancel our
+   own orders older than the stale TTL (by oid, at most `max_cancels_per_run`, never cancel-all);
+   foreign orders are only recorded. Our protective trigger orders (engine/execution/protection.py,
+   intent reason a `ProtectionKind`) are meant to rest: never stale-cancelled (only our own cancel
+   of one that did not land is retried, like any other); one the ledger still has in flight or
+   gave up on (NEW, UNKNOWN, ABANDONED) is matched to its intent and becomes ACCEPTED under its
+   oid. Protection that is missing or no longer needed is the protection keeper's business,
+   right after a reconcile; a stop the venue fired while the
+   daemon was down comes back as a fill in step 2 (linked by cloid), so ledger == venue.
 4. Positions: `clearinghouseState` vs the net of the ledger's fills. A position the ledger does not
    explain is a MISMATCH: `on_mismatch` is called (the owner puts risk into REDUCING and alerts).
 5. Funding (when a `FundingSync` is given): the venue's `userFunding` into the funding ledger
@@ -35,6 +42,7 @@ from enum import StrEnum
 from typing import Any
 
 from engine.config.env import env_bool, env_float, env_int
+from engine.enums import ProtectionKind
 from engine.oms.funding import FundingSync, FundingSyncResult
 from engine.oms.ledger import FillSource, LiveOms
 from engine.oms.states import IN_FLIGHT, LIVE_ON_VENUE, InvalidTransition, OmsEvent, OrderState
@@ -46,6 +54,9 @@ log = logging.getLogger(__name__)
 
 FILLS_CURSOR = "rest_user_fills"
 VENUE_FILLS_CAP = 2000
+
+_PROTECTIVE_REASONS = frozenset(k.value for k in ProtectionKind)
+_SETTLE_WHEN_OPEN = frozenset({OrderState.NEW, OrderState.UNKNOWN, OrderState.ABANDONED})
 
 Canceller = Callable[[str, int], ExchangeOutcome]
 """(symbol, oid) -> outcome of a targeted cancel."""
@@ -66,6 +77,7 @@ class ReconcileEventKind(StrEnum):
     MALFORMED_ACCOUNT_EVENT = "malformed_account_event"
     RECONNECT = "reconnect"  # the sidecar's user stream reconnected: reconciled for the gap
     FUNDING_CHANGED = "funding_changed"  # the venue re-reported a recorded payment with another amount
+    PROTECTIVE_FOUND = "protective_found"  # a protective order the ledger had in flight or gave up rests
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -108,6 +120,7 @@ class ReconcileReport:
     cursor_ms: int | None = None
     funding_inserted: int = 0
     funding_failure: str | None = None
+    protective_open: int = 0  # our protective trigger orders resting on the venue
 
     @property
     def clean(self) -> bool:
@@ -177,7 +190,7 @@ class OmsReconciler:
         inserted, cursor = self._sync_fills(failures)
         funding = self._sync_funding()
         settled += self._settle_orders(failures)  # fills may have moved states; look again
-        cancels = self._open_orders(failures)
+        cancels, protective = self._open_orders(failures)
         mismatches = self._positions(failures)
         self.oms.checkpoint()  # keep the WAL short, off the order path
         in_flight = sum(1 for o in self.oms.unsettled() if o.state in IN_FLIGHT)
@@ -191,7 +204,7 @@ class OmsReconciler:
             verdict=verdict, settled=settled, in_flight=in_flight, fills_inserted=inserted, cancels=cancels,
             mismatches=mismatches, failures=tuple(failures), cursor_ms=cursor,
             funding_inserted=0 if funding is None else funding.inserted,
-            funding_failure=None if funding is None else funding.failure,
+            funding_failure=None if funding is None else funding.failure, protective_open=protective,
         )  # fmt: skip
         if mismatches and self._on_mismatch is not None:
             self._on_mismatch(report)
@@ -254,22 +267,30 @@ class OmsReconciler:
             self.oms.record_reconcile_event(ReconcileEventKind.FUNDING_CHANGED, detail, symbol=coin)
         return result
 
-    def _open_orders(self, failures: list[str]) -> int:
+    def _open_orders(self, failures: list[str]) -> tuple[int, int]:
+        """Return (stale cancels sent, protective orders resting)."""
         try:
-            open_orders = self.info.open_orders(self.config.user)
+            open_orders = self.info.frontend_open_orders(self.config.user)
         except hl.VenueError as exc:
             failures.append(f"open_orders:{type(exc).__name__}")
-            return 0
+            return 0, 0
         now = self._clock_ms()
-        cancels = 0
+        cancels = protective = 0
         for venue_order in open_orders:
             intent = self.oms.intent_by_cloid(venue_order.cloid) if venue_order.cloid else None
             if intent is None:
+                detail = {"oid": venue_order.oid, "trigger": venue_order.is_trigger}
                 self.oms.record_reconcile_event(
-                    ReconcileEventKind.FOREIGN_OPEN_ORDER, {"oid": venue_order.oid}, symbol=venue_order.coin
+                    ReconcileEventKind.FOREIGN_OPEN_ORDER, detail, symbol=venue_order.coin
                 )
                 continue
             order = self.oms.order(intent.intent_id)
+            cancelling = order is not None and order.state is OrderState.PENDING_CANCEL
+            if intent.reason in _PROTECTIVE_REASONS and not cancelling:
+                protective += 1
+                if order is not None:
+                    self._protective_open(intent.intent_id, order.state, venue_order)
+                continue  # meant to rest; only a cancel of ours that did not land is retried below
             if order is None or self._cancel is None or cancels >= self.config.max_cancels_per_run:
                 continue
             if order.state is OrderState.PENDING_CANCEL:
@@ -279,7 +300,21 @@ class OmsReconciler:
             if due:
                 cancels += 1
                 self._cancel_one(intent.intent_id, order.state, venue_order)
-        return cancels
+        return cancels, protective
+
+    def _protective_open(self, intent_id: str, state: OrderState, venue_order: Any) -> None:
+        """The venue shows our protective order resting: the ledger learns it (in flight or abandoned
+        -> ACCEPTED with its oid); a live one is left as it is, never stale-cancelled."""
+        if state not in _SETTLE_WHEN_OPEN:
+            return
+        self.oms.apply(
+            intent_id, OmsEvent.VENUE_OPEN, oid=venue_order.oid,
+            detail={"source": "frontend_open_orders", "trigger_px": venue_order.trigger_px},
+        )  # fmt: skip
+        self.oms.record_reconcile_event(
+            ReconcileEventKind.PROTECTIVE_FOUND, {"oid": venue_order.oid, "was": str(state)},
+            symbol=venue_order.coin, intent_id=intent_id,
+        )  # fmt: skip
 
     def _cancel_one(self, intent_id: str, state: OrderState, venue_order: hl.OpenOrder) -> None:
         assert self._cancel is not None

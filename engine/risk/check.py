@@ -13,9 +13,12 @@ it, and never writes anything. Order of checks:
    exposure caps (max open positions, per-order, per-symbol and gross notional, leverage).
 
 Cancels go through `check_cancel`: only the cancel rate limit applies, in every trading state
-(a cancel can only lower exposure). The live gates (engine/execution/gates.py) decide separately
-whether anything may be POSTed at all. Why its own module: the check and its arithmetic
-(drawdown, slippage, UTC day) are pure and tested on their own; `RiskManager`
+(a cancel can only lower exposure). Venue-side protective orders (reduce-only stop/take-profit
+triggers, engine/execution/protection.py) go through `check_protective`: only the hard kill and
+HALTED stop them; no entry cap, breaker, REDUCING, account read or exit rate ever does (they can
+only close, and a missing stop is the larger risk). The live gates (engine/execution/gates.py)
+decide separately whether anything may be POSTed at all. Why its own module: the check and its
+arithmetic (drawdown, slippage, UTC day) are pure and tested on their own; `RiskManager`
 (engine/risk/manager.py) is the stateful shell that feeds them.
 """
 
@@ -109,6 +112,16 @@ def check_cancel(limits: RiskLimits, state: RiskSnapshot, now_ms: int) -> RiskVe
     """Decide whether a cancel may be sent: only the cancel rate applies, in every trading state."""
     denied = _rate_deny(RiskReason.CANCEL_RATE, state.cancels_sent_ms, limits.max_cancels_per_min, now_ms)
     return ALLOW if denied is None else denied
+
+
+def check_protective(state: RiskSnapshot, action: str) -> RiskVerdict:
+    """Decide whether a protective order may be placed or modified: denied only by the hard kill
+    and by HALTED (the operator stopped every order; what rests on the venue stays)."""
+    if state.hard_kill:
+        return Deny(RiskReason.HARD_KILL, {"action": action})
+    if state.trading_state is TradingState.HALTED:
+        return Deny(RiskReason.TRADING_HALTED, {"action": action})
+    return ALLOW
 
 
 def _account_deny(

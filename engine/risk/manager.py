@@ -33,6 +33,7 @@ from engine.risk.check import (
     RiskSnapshot,
     check,
     check_cancel,
+    check_protective,
     drawdown_pct,
     is_entry,
     slippage_bps,
@@ -165,6 +166,10 @@ class RiskManager:
     def check_cancel(self, now_ms: int) -> RiskVerdict:
         """Run the cancel check (cancel rate only)."""
         return check_cancel(self._limits, self.snapshot(now_ms), now_ms)
+
+    def check_protective(self, now_ms: int, action: str = "protect") -> RiskVerdict:
+        """Run the protective-order check (hard kill and HALTED only; see engine/risk/check.py)."""
+        return check_protective(self.snapshot(now_ms), action)
 
     def note_order_sent(self, intent: OrderIntent, now_ms: int) -> None:
         """Count an order that was sent or whose outcome is unknown (call after the send attempt)."""

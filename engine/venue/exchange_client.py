@@ -1,8 +1,9 @@
 """Signing and sending Hyperliquid `/exchange` actions, split so that building can never send.
 
-* `ActionSigner` BUILDS and SIGNS actions (order batches with cloids, cancel, cancelByCloid,
-  updateLeverage, scheduleCancel) through the official SDK's signing functions and returns the
-  exact JSON body that would be POSTed. It holds no transport: dry_live uses it alone.
+* `ActionSigner` BUILDS and SIGNS actions (order batches with cloids, trigger orders, batchModify,
+  cancel, cancelByCloid, updateLeverage, scheduleCancel) through the official SDK's signing
+  functions and returns the exact JSON body that would be POSTed. It holds no transport:
+  dry_live uses it alone.
 * `ExchangeTransport` POSTs signed bodies to `{base_url}/exchange` under the shared weight
   budget and classifies the outcome: accepted (with per-item statuses), rejected, AMBIGUOUS
   (timeout, reset, lost or unreadable answer — keep the intent in flight and reconcile; never a
@@ -219,8 +220,25 @@ class NonceSource:
 
 
 @dataclass(frozen=True, slots=True)
+class TriggerSpec:
+    """The trigger of a stop-loss ("sl") or take-profit ("tp") order; `trigger_px` on the tick."""
+
+    trigger_px: float
+    tpsl: str
+    is_market: bool = True
+
+    def __post_init__(self) -> None:
+        if self.tpsl not in ("sl", "tp"):
+            raise ValueError(f"tpsl must be 'sl' or 'tp', got {self.tpsl!r}")
+        px = self.trigger_px
+        if isinstance(px, bool) or not isinstance(px, int | float) or not math.isfinite(px) or px <= 0:
+            raise ValueError(f"trigger_px must be a finite positive number, got {px!r}")
+
+
+@dataclass(frozen=True, slots=True)
 class OrderSpec:
-    """One limit order, already rounded to the venue's tick and lot (see round_price/round_size)."""
+    """One limit order (or, with `trigger`, a trigger order), already rounded to the venue's tick
+    and lot (see round_price/round_size)."""
 
     asset: int
     is_buy: bool
@@ -229,6 +247,7 @@ class OrderSpec:
     reduce_only: bool = False
     tif: Tif = Tif.GTC
     cloid: str | None = None
+    trigger: TriggerSpec | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.asset, bool) or not isinstance(self.asset, int) or self.asset < 0:
@@ -299,26 +318,18 @@ class ActionSigner:
             raise ValueError("an order batch needs at least one order")
         if grouping not in _GROUPINGS:
             raise ValueError(f"grouping must be one of {sorted(_GROUPINGS)}, got {grouping!r}")
-        wires = []
-        for spec in orders:
-            request: dict[str, Any] = {
-                "coin": "",
-                "is_buy": bool(spec.is_buy),
-                "sz": float(spec.sz),
-                "limit_px": float(spec.limit_px),
-                "order_type": {"limit": {"tif": str(Tif(spec.tif))}},
-                "reduce_only": bool(spec.reduce_only),
-            }
-            if spec.cloid is not None:
-                request["cloid"] = Cloid(spec.cloid)
-            try:
-                wires.append(signing.order_request_to_order_wire(request, spec.asset))  # type: ignore[arg-type]
-            except ValueError as exc:
-                raise ValueError(
-                    f"order for asset {spec.asset} not representable on the wire: {exc}"
-                ) from exc
+        wires = [_order_wire(spec) for spec in orders]
         action = signing.order_wires_to_order_action(wires, None, grouping)  # type: ignore[arg-type]
         return self._sign(ExchangeActionType.ORDER, action, tuple(o.cloid for o in orders))
+
+    def sign_batch_modify(self, modifies: Sequence[tuple[int, OrderSpec]]) -> SignedAction:
+        """Sign `batchModify`: replace each open order (by oid) with its new spec; the venue
+        cancels the old order and places the new one (new oid, the spec's cloid) in one action."""
+        if not modifies:
+            raise ValueError("a modify batch needs at least one item")
+        items = [{"oid": _nonneg_int(oid, "oid"), "order": _order_wire(spec)} for oid, spec in modifies]
+        action = {"type": "batchModify", "modifies": items}
+        return self._sign(ExchangeActionType.BATCH_MODIFY, action, tuple(s.cloid for _o, s in modifies))
 
     def sign_cancels(self, cancels: Sequence[tuple[int, int]]) -> SignedAction:
         """Sign a `cancel` action for (asset, oid) pairs."""
@@ -379,6 +390,28 @@ class ActionSigner:
             signer_address=self._key.address,
             body=json.dumps(body, separators=(",", ":")).encode(),
         )
+
+
+def _order_wire(spec: OrderSpec) -> Any:
+    order_type: dict[str, Any] = {"limit": {"tif": str(Tif(spec.tif))}}
+    if spec.trigger is not None:
+        trigger = spec.trigger
+        order_type = {"trigger": {"triggerPx": float(trigger.trigger_px), "isMarket": bool(trigger.is_market),
+                                  "tpsl": trigger.tpsl}}  # fmt: skip
+    request: dict[str, Any] = {
+        "coin": "",
+        "is_buy": bool(spec.is_buy),
+        "sz": float(spec.sz),
+        "limit_px": float(spec.limit_px),
+        "order_type": order_type,
+        "reduce_only": bool(spec.reduce_only),
+    }
+    if spec.cloid is not None:
+        request["cloid"] = Cloid(spec.cloid)
+    try:
+        return signing.order_request_to_order_wire(request, spec.asset)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ValueError(f"order for asset {spec.asset} not representable on the wire: {exc}") from exc
 
 
 def _nonneg_int(value: object, what: str) -> int:
