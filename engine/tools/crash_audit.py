@@ -6,7 +6,13 @@ could not (the venue refuses a reused cloid, so a second send of one intent can 
 two orders with one cloid). What a crash could really do wrong is decide the same thing twice
 under two cloids, or lose track of what it sent, so the checks are:
 
-* one intent per decision (symbol, decision candle `event_ms`, action), for every action;
+* one intent per decision (symbol, decision candle `event_ms`, action), for every action. The only
+  second intent allowed is a retry: every earlier attempt had settled at the venue before the
+  retry was committed (a terminal state, recorded earlier) and, except for CLOSE (which sizes from
+  the venue position read afresh), filled nothing - an IOC exit the book could not match must be
+  retried within its candle, not starved for one. OPEN allows no second intent at all (the
+  ledger's dedupe key); a retry after an attempt still in flight or a second ADD after a fill is a
+  double action a restart could cause, and a violation;
 * at most one order the venue *accepted* per decision (the venue's own order list, matched to
   intents by cloid; rejected orders are counted, not forbidden);
 * no venue order without an intent (a cloid the ledger never committed);
@@ -22,6 +28,7 @@ counted apart and left out of the per-decision checks.
 
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +37,7 @@ from typing import Any, Protocol
 from engine.oms.ledger import LiveOms, OmsConfig
 from engine.oms.records import IntentRecord, LedgerFill, OrderRow
 from engine.oms.states import OrderState
+from strategies.enums import TradeAction
 
 UNSENT = frozenset({OrderState.NOT_SENT, OrderState.DENIED, OrderState.ABANDONED, OrderState.WOULD_SEND})
 ACKNOWLEDGED = frozenset({
@@ -37,6 +45,10 @@ ACKNOWLEDGED = frozenset({
     OrderState.PENDING_CANCEL,
 })  # fmt: skip
 IN_FLIGHT = frozenset({OrderState.NEW, OrderState.UNKNOWN})
+TERMINAL = frozenset({
+    OrderState.FILLED, OrderState.CANCELLED, OrderState.REJECTED, OrderState.NOT_SENT, OrderState.DENIED,
+    OrderState.ABANDONED, OrderState.WOULD_SEND,
+})  # fmt: skip
 POSITION_EPS = 1e-9
 
 
@@ -94,6 +106,7 @@ class CrashAudit:
     ledger_fills: int = 0
     accepted_per_decision: dict[str, int] = field(default_factory=dict)  # histogram: "0", "1", "2+"
     never_reached_venue: dict[str, int] = field(default_factory=dict)  # ledger state -> intents
+    decision_retries: list[str] = field(default_factory=list)  # allowed: see the module docstring
     duplicate_intent_decisions: list[str] = field(default_factory=list)
     multi_accepted_decisions: list[str] = field(default_factory=list)
     untracked_venue_orders: list[int] = field(default_factory=list)
@@ -153,8 +166,10 @@ def audit(
     venue_orders: list[VenueOrder],
     venue_fills: list[VenueFill],
     venue_positions: dict[str, float],
+    settled_ms: dict[str, int],
 ) -> CrashAudit:
-    """Apply every check of the module docstring to one ledger and one venue account (pure)."""
+    """Apply every check of the module docstring to one ledger and one venue account (pure).
+    `settled_ms`: intent id -> when its order first reached a terminal state (ledger time)."""
     plain = [o for o in venue_orders if not o.is_trigger]
     result = CrashAudit(
         intents=len(intents), venue_orders=len(plain), trigger_orders=len(venue_orders) - len(plain),
@@ -163,13 +178,40 @@ def audit(
         positions_venue={c: s for c, s in venue_positions.items() if abs(s) > POSITION_EPS},
         positions_ledger={c: s for c, s in ledger_positions.items() if abs(s) > POSITION_EPS},
     )  # fmt: skip
-    by_decision = Counter(decision_key(i) for i in intents)
-    result.decisions = len(by_decision)
-    result.duplicate_intent_decisions = sorted(k for k, n in by_decision.items() if n > 1)
+    _check_decisions(result, intents, orders, settled_ms)
     _check_orders_per_decision(result, intents, plain)
     _check_states(result, intents, orders, plain)
     _check_fills(result, ledger_fills, venue_fills)
     return result
+
+
+def _check_decisions(
+    result: CrashAudit, intents: list[IntentRecord], orders: list[OrderRow], settled_ms: dict[str, int]
+) -> None:
+    filled = {o.intent_id: o.filled_sz for o in orders}
+    groups: dict[str, list[IntentRecord]] = {}
+    for intent in sorted(intents, key=lambda i: (i.created_ms, i.intent_id)):
+        groups.setdefault(decision_key(intent), []).append(intent)
+    result.decisions = len(groups)
+    for key, attempts in sorted(groups.items()):
+        if len(attempts) == 1:
+            continue
+        retry_ok = attempts[0].action != str(TradeAction.OPEN) and all(
+            _settled_before(earlier, later, filled, settled_ms)
+            for n, later in enumerate(attempts)
+            for earlier in attempts[:n]
+        )
+        (result.decision_retries if retry_ok else result.duplicate_intent_decisions).append(key)
+
+
+def _settled_before(
+    earlier: IntentRecord, later: IntentRecord, filled: dict[str, float], settled_ms: dict[str, int]
+) -> bool:
+    """The earlier attempt was over (and, but for CLOSE, unfilled) when the later was committed."""
+    done = settled_ms.get(earlier.intent_id)
+    if done is None or done > later.created_ms:
+        return False
+    return earlier.action == str(TradeAction.CLOSE) or filled.get(earlier.intent_id, 0.0) <= 0.0
 
 
 def _check_orders_per_decision(
@@ -233,15 +275,28 @@ def read_venue(venue: VenueView, user: str) -> tuple[list[VenueOrder], list[Venu
     return orders, fills, positions
 
 
+def settled_times(db: Path) -> dict[str, int]:
+    """Intent id -> the ledger time its order first reached a terminal state (from order_events)."""
+    states = ", ".join(f"'{s.value}'" for s in TERMINAL)
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        sql = f"SELECT intent_id, MIN(recorded_ms) FROM order_events WHERE to_state IN ({states}) GROUP BY 1"
+        rows = conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+    return {str(intent_id): int(ms) for intent_id, ms in rows}
+
+
 def audit_ledger(db: Path, venue: VenueView, user: str) -> CrashAudit:
     """Open the ledger read-mostly (no fsync needed), read the venue, and audit."""
     orders, fills, positions = read_venue(venue, user)
+    settled = settled_times(db)
     oms = LiveOms(db, mode="live", config=OmsConfig(synchronous_full=False))
     try:
         return audit(
             intents=oms.intents(), orders=oms.orders(), ledger_fills=oms.fills(),
             ledger_positions=oms.ledger_positions(), venue_orders=orders, venue_fills=fills,
-            venue_positions=positions,
+            venue_positions=positions, settled_ms=settled,
         )  # fmt: skip
     finally:
         oms.close()
