@@ -7,12 +7,13 @@ two orders with one cloid). What a crash could really do wrong is decide the sam
 under two cloids, or lose track of what it sent, so the checks are:
 
 * one intent per decision (symbol, decision candle `event_ms`, action), for every action. The only
-  second intent allowed is a retry: every earlier attempt had settled at the venue before the
-  retry was committed (a terminal state, recorded earlier) and, except for CLOSE (which sizes from
-  the venue position read afresh), filled nothing - an IOC exit the book could not match must be
-  retried within its candle, not starved for one. OPEN allows no second intent at all (the
-  ledger's dedupe key); a retry after an attempt still in flight or a second ADD after a fill is a
-  double action a restart could cause, and a violation;
+  second intent allowed is a retry: every earlier attempt had settled before the retry was
+  committed (a terminal state, recorded earlier) and filled nothing - an IOC exit the book could
+  not match must be retried within its candle, not starved for one. A CLOSE (sized from the venue
+  position read afresh) may also follow a partly filled CLOSE, or a filled one when an entry of the
+  symbol was committed in between. OPEN allows no second intent at all (the ledger's dedupe key).
+  A retry while an attempt is in flight, a second ADD after a fill, a CLOSE of a position already
+  closed: double actions a restart or a stale position could cause, and violations;
 * at most one order the venue *accepted* per decision (the venue's own order list, matched to
   intents by cloid; rejected orders are counted, not forbidden);
 * no venue order without an intent (a cloid the ledger never committed);
@@ -188,30 +189,43 @@ def audit(
 def _check_decisions(
     result: CrashAudit, intents: list[IntentRecord], orders: list[OrderRow], settled_ms: dict[str, int]
 ) -> None:
-    filled = {o.intent_id: o.filled_sz for o in orders}
+    rows = {o.intent_id: o for o in orders}
+    ordered = sorted(intents, key=lambda i: (i.created_ms, i.intent_id))
+    entries = [i for i in ordered if i.action in (TradeAction.OPEN, TradeAction.ADD)]
     groups: dict[str, list[IntentRecord]] = {}
-    for intent in sorted(intents, key=lambda i: (i.created_ms, i.intent_id)):
+    for intent in ordered:
         groups.setdefault(decision_key(intent), []).append(intent)
     result.decisions = len(groups)
     for key, attempts in sorted(groups.items()):
         if len(attempts) == 1:
             continue
-        retry_ok = attempts[0].action != str(TradeAction.OPEN) and all(
-            _settled_before(earlier, later, filled, settled_ms)
+        retry_ok = attempts[0].action != TradeAction.OPEN and all(
+            _retry_allowed(earlier, later, rows.get(earlier.intent_id), settled_ms, entries)
             for n, later in enumerate(attempts)
             for earlier in attempts[:n]
         )
         (result.decision_retries if retry_ok else result.duplicate_intent_decisions).append(key)
 
 
-def _settled_before(
-    earlier: IntentRecord, later: IntentRecord, filled: dict[str, float], settled_ms: dict[str, int]
+def _retry_allowed(
+    earlier: IntentRecord,
+    later: IntentRecord,
+    row: OrderRow | None,
+    settled_ms: dict[str, int],
+    entries: list[IntentRecord],
 ) -> bool:
-    """The earlier attempt was over (and, but for CLOSE, unfilled) when the later was committed."""
+    """`later` may act on the decision `earlier` acted on: see the module docstring."""
     done = settled_ms.get(earlier.intent_id)
-    if done is None or done > later.created_ms:
+    if row is None or done is None or done > later.created_ms:
+        return False  # the earlier attempt was still in flight (or unknown) when the retry was committed
+    if row.filled_sz <= 0.0:
+        return True
+    if earlier.action != TradeAction.CLOSE:
         return False
-    return earlier.action == str(TradeAction.CLOSE) or filled.get(earlier.intent_id, 0.0) <= 0.0
+    reopened = any(
+        e.symbol == earlier.symbol and earlier.created_ms <= e.created_ms <= later.created_ms for e in entries
+    )
+    return row.state is not OrderState.FILLED or reopened
 
 
 def _check_orders_per_decision(

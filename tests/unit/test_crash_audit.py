@@ -93,6 +93,18 @@ def test_close_retried_after_its_unmatched_ioc_settled_is_a_retry_not_a_duplicat
     assert early.duplicate_intent_decisions == [f"ETH:{CANDLE}:CLOSE"] and not early.ok
 
 
+def test_close_after_a_filled_close_fails_unless_the_symbol_was_entered_again() -> None:
+    a, b = intent(1, "CLOSE"), intent(3, "CLOSE")
+    orders = [row(a, OrderState.FILLED, 11, 0.01), row(b, OrderState.REJECTED, 12)]
+    venue_orders = [venue(a, 11), venue(b, 12, "reduceOnlyRejected")]
+    stale = run([a, b], orders, venue_orders, fills=[fill(a, 11, 1)])
+    assert stale.duplicate_intent_decisions == [f"ETH:{CANDLE}:CLOSE"]  # closed a closed position
+    reentry = intent(2, event_ms=CANDLE + 1)
+    orders.append(row(reentry, OrderState.FILLED, 13, 0.01))
+    reopened = run([a, reentry, b], orders, [*venue_orders, venue(reentry, 13)], fills=[fill(a, 11, 1)])
+    assert reopened.duplicate_intent_decisions == [] and reopened.decision_retries == [f"ETH:{CANDLE}:CLOSE"]
+
+
 def test_venue_order_without_an_intent_and_state_disagreements_fail() -> None:
     a, b, c = intent(1), intent(2, "CLOSE", event_ms=CANDLE + 300_000), intent(3, event_ms=CANDLE + 600_000)
     stranger = VenueOrder(oid=99, cloid="0x" + "f" * 32, coin="ETH", status="filled", is_trigger=False)
