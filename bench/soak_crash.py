@@ -25,7 +25,8 @@ positions equal) and reports the intents that never reached the venue. The no-ki
 the same steps, one daemon on a fresh simulator with the same seed trading until the venue has
 accepted as many orders as in the soak (or `--baseline-max-secs`), and is audited the same way.
 `--max-secs` stops starting new cycles after that much wall time (the JSON says how many ran).
-Prints one JSON object; exits 1 when a run has a violation.
+Prints one JSON object; exits 1 when a run has a violation, or a daemon died by itself before its
+kill point (its last log line is reported), or a kill point never came, or orphans were left.
 """
 
 from __future__ import annotations
@@ -213,11 +214,17 @@ class SoakStats:
     reconcile_kills_landed: int = 0
     timeouts: int = 0
     exited_early: int = 0
+    early_exit_reasons: Counter[str] = field(default_factory=Counter)  # the daemon's last log line
     orphans_killed: int = 0
     startup_verdicts: Counter[str] = field(default_factory=Counter)
     reconcile_secs: list[float] = field(default_factory=list)
     slow_reconcile_secs: list[float] = field(default_factory=list)  # with the REST delay on
     ray_attached: int = 0
+
+    @property
+    def healthy(self) -> bool:
+        """No daemon died by itself, every kill point came, nothing was left running."""
+        return not (self.exited_early or self.timeouts or self.orphans_killed)
 
 
 class Soak:
@@ -230,11 +237,18 @@ class Soak:
         self.db = workdir / "state" / "trading_live.db"
         self.stats = SoakStats()
         self.lost_acks = 0
-        self._runs = 0
+        self._runs: list[DaemonRun] = []
 
     def start(self, name: str) -> DaemonRun:
-        self._runs += 1
-        return DaemonRun(self.env, self.workdir / f"daemon-{self._runs:03d}-{name}.log")
+        run = DaemonRun(self.env, self.workdir / f"daemon-{len(self._runs) + 1:03d}-{name}.log")
+        self._runs.append(run)
+        return run
+
+    def close(self) -> None:
+        """Never leave a daemon behind, whatever went wrong (an error between start and kill)."""
+        for run in self._runs:
+            if run.alive():
+                run.kill9()
 
     def cycle(self) -> None:
         phase = Phase(self.rng.choices(list(PHASE_WEIGHTS), weights=list(PHASE_WEIGHTS.values()))[0])
@@ -248,6 +262,8 @@ class Soak:
             self.stats.timeouts += 1
         else:
             self.stats.exited_early += 1
+            last = (daemon.text().strip().splitlines() or ["(no output)"])[-1]
+            self.stats.early_exit_reasons[f"exit {daemon.proc.returncode}: {last[-160:]}"] += 1
         self.stats.kills[str(phase)] += daemon.alive()
         self.stats.orphans_killed += daemon.kill9()
         self.lost_acks = int(self.sim.state().get("lost_acks", 0))
@@ -305,18 +321,27 @@ def final_ok(final: dict[str, Any]) -> bool:
     )
 
 
-def run_soak(workdir: Path, *, cycles: int, executor: str, seed: int, max_secs: float) -> dict[str, Any]:
+def _open(workdir: Path, executor: str, seed: int) -> tuple[SimulatorProcess, Soak]:
     sim = start_simulator([*SIM_ARGS, "--seed", str(seed)], workdir / "sim")
+    try:
+        return sim, Soak(sim, workdir, executor, random.Random(seed))
+    except BaseException:
+        sim.stop()
+        raise
+
+
+def run_soak(workdir: Path, *, cycles: int, executor: str, seed: int, max_secs: float) -> dict[str, Any]:
     started = time.monotonic()
     done = 0
+    sim, soak = _open(workdir, executor, seed)
     try:
-        soak = Soak(sim, workdir, executor, random.Random(seed))
         while done < cycles and time.monotonic() - started < max_secs:
             soak.cycle()
             done += 1
         final = soak.finish()
         result = audit_ledger(soak.db, sim, soak.user)
     finally:
+        soak.close()
         sim.stop()
     elapsed = time.monotonic() - started
     stats = soak.stats
@@ -324,12 +349,14 @@ def run_soak(workdir: Path, *, cycles: int, executor: str, seed: int, max_secs: 
         "cycles": done, "cycles_asked": cycles, "executor": executor, "seed": seed,
         "kills_by_phase": dict(sorted(stats.kills.items())), "kills": sum(stats.kills.values()),
         "reconcile_kills_landed": stats.reconcile_kills_landed, "kill_point_timeouts": stats.timeouts,
-        "exited_before_kill": stats.exited_early, "orphans_killed": stats.orphans_killed,
+        "exited_before_kill": stats.exited_early, "early_exit_reasons": dict(stats.early_exit_reasons),
+        "orphans_killed": stats.orphans_killed,
         "ray_attached_runs": stats.ray_attached, "lost_acks": soak.lost_acks,
         "startup_verdicts": dict(sorted(stats.startup_verdicts.items())),
         "startup_reconcile_secs_median": _median(stats.reconcile_secs),
         "slow_startup_reconcile_secs_median": _median(stats.slow_reconcile_secs),
-        "final": final, "audit": result.as_dict(), "ok": result.ok and final_ok(final),
+        "final": final, "audit": result.as_dict(),
+        "ok": result.ok and final_ok(final) and stats.healthy,
         "wall_secs": round(elapsed, 1), "secs_per_cycle": round(elapsed / max(done, 1), 2),
     }  # fmt: skip
 
@@ -340,10 +367,9 @@ def _median(values: list[float]) -> float | None:
 
 def run_baseline(workdir: Path, *, steps: int, executor: str, seed: int, max_secs: float) -> dict[str, Any]:
     """The same steps without kills: one daemon until the venue accepted `steps` orders."""
-    sim = start_simulator([*SIM_ARGS, "--seed", str(seed)], workdir / "sim")
     started = time.monotonic()
+    sim, soak = _open(workdir, executor, seed)
     try:
-        soak = Soak(sim, workdir, executor, random.Random(seed))
         daemon = soak.start("baseline")
         daemon.wait_until(lambda: accepted_orders(sim, soak.user) >= steps, max_secs, 0.2)
         code = daemon.terminate() if daemon.alive() else daemon.proc.returncode
@@ -351,6 +377,7 @@ def run_baseline(workdir: Path, *, steps: int, executor: str, seed: int, max_sec
         reached = accepted_orders(sim, soak.user)
         result: CrashAudit = audit_ledger(soak.db, sim, soak.user)
     finally:
+        soak.close()
         sim.stop()
     startup = STARTUP_VERDICT.search(text)
     final = {
