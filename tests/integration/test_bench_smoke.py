@@ -62,7 +62,8 @@ def bench_runs() -> Iterator[dict[str, Future[subprocess.CompletedProcess[str]]]
 
 def _output(bench_runs: dict[str, Future[subprocess.CompletedProcess[str]]], name: str) -> dict[str, Any]:
     done = bench_runs[name].result(timeout=2 * RUN_TIMEOUT_SECS)
-    assert done.returncode == 0, f"bench.{name} exited {done.returncode}: {done.stderr[-3000:]}"
+    tails = f"{done.stderr[-3000:]}\n{done.stdout[-3000:]}"
+    assert done.returncode == 0, f"bench.{name} exited {done.returncode}: {tails}"
     try:
         return json.loads(done.stdout)
     except json.JSONDecodeError as e:
