@@ -136,6 +136,7 @@ class LiveStack:
 
     def start_up(self, stop: StopFlag, timeout_secs: float) -> ReconcileReport:
         """The start-up reconcile trading waits for; `ready` only when it is clean."""
+        log.info("start-up reconcile: reconciling with the venue")  # the crash soak kills after this line
         with _guard("drain", []):
             self._drain()
         try:

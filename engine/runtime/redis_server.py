@@ -138,8 +138,11 @@ class EmbeddedRedis:
                         f"see {self.state_dir / 'redis.log'}"
                     )
                 try:
-                    # Check the answering server is ours, not another one already on the port.
-                    if int(client.info("server")["process_id"]) == self._proc.pid:
+                    # Check the answering server is ours, not another one already on the port, and
+                    # done loading its AOF: INFO is answered while it loads, every command we send
+                    # after start() would fail with BusyLoadingError (seen after kill -9 restarts).
+                    info = client.info("everything")
+                    if int(info["process_id"]) == self._proc.pid and not int(info.get("loading", 1)):
                         return
                 except redis.RedisError:
                     pass

@@ -1,11 +1,17 @@
 """kill -9 the real live daemon (`AI_QUANT_MODE=live python -m engine.daemon`) at random points
 while it trades against the simulator, restart it on the same state dir each time, with lost
-acks injected in some cycles (issue 6 acceptance 3).
+acks injected in some cycles (issue 6 acceptance 3), one kill inside the start-up reconcile that
+is settling a lost-ack order, and the Ray executor in the first and the last daemon (issue 13).
 
-After the last restart and a clean SIGTERM: no intent reached the venue as two orders, every
-venue fill is in the ledger exactly once, nothing is left in flight, and ledger positions equal
-the venue's `clearinghouseState`. The kill points are drawn from a seeded RNG (printed) so a
-failure can be replayed.
+Kill points come from the venue's own counters: its accepted-order count for the wallet (the
+simulator's loopback `/admin/orders`), its lost acks, the daemon's "reconciling" log line. After
+the last restart and a clean SIGTERM, `engine.tools.crash_audit` compares the ledger with the
+venue's order list: one intent per (symbol, decision candle, action) for every action, at most
+one *accepted* venue order per decision, no venue order without an intent, the ledger's states
+agree with the venue's (nothing unsent that the venue knows, nothing acknowledged it does not,
+nothing in flight), every venue fill in the ledger exactly once, positions equal; the intents
+that never reached the venue are printed by ledger state. The kill points are drawn from a seeded
+RNG (printed) so a failure can be replayed.
 """
 
 from __future__ import annotations
@@ -18,9 +24,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
+
+from bench.soak_crash import CRASH_YAML, RECONCILING, STARTUP_VERDICT, accepted_orders
 from engine.execution.gates import ENV_LIVE_CONFIRM, ENV_LIVE_ENABLE, LIVE_CONFIRM_PHRASE
-from engine.oms.ledger import LiveOms, OmsConfig
-from engine.oms.states import OrderState
+from engine.tools.crash_audit import audit_ledger
 from tests.e2e import test_daemon_live as live_e2e
 from tests.e2e.test_daemon_live import assert_ledger_equals_venue, assert_secret_nowhere, start_daemon
 from tests.e2e.test_daemon_paper import Daemon
@@ -31,89 +39,56 @@ sim = live_e2e.sim
 wallet = live_e2e.wallet
 daemons = live_e2e.daemons
 
-# Entries as frequent as the strategy allows: low confidence, no cooldowns, filters off.
-CRASH_YAML = """
-global:
-  engine: {interval: 5m}
-  trade:
-    entry_min_confidence: low
-    entry_cooldown_s: 0
-    exit_cooldown_s: 0
-    reentry_cooldown_minutes: 0
-    enable_ssf_filter: false
-    enable_reef_filter: false
-  filters:
-    enable_ranging_filter: false
-    enable_anomaly_filter: false
-    enable_extension_filter: false
-    require_adx_rising: false
-    use_stoch_rsi_filter: false
-    require_btc_alignment: false
-  thresholds:
-    entry: {min_adx: 5}
-"""
-CYCLES = 5
+CYCLES = 6
 LOST_ACK_CYCLES = {1, 3}
+RECONCILE_CYCLE = 4  # right after a lost-ack kill: the reconcile has an in-flight order to settle
+RAY_CYCLES = {0, CYCLES}  # the first killed daemon and the final one run the Ray executor
 GATES = {ENV_LIVE_ENABLE: "1", ENV_LIVE_CONFIRM: LIVE_CONFIRM_PHRASE}
-SETTLED = {
-    OrderState.FILLED, OrderState.CANCELLED, OrderState.REJECTED, OrderState.NOT_SENT,
-    OrderState.DENIED, OrderState.ABANDONED,
-}  # fmt: skip
+SLOW_VENUE_SECS = 0.1  # every REST answer this late in the reconcile cycle: a window to kill in
 
 
-def _start(started: list[Daemon], tmp: Path, venue: SimulatorProcess, secrets: Path, name: str) -> Daemon:
+def _start(
+    started: list[Daemon], tmp: Path, venue: SimulatorProcess, secrets: Path, name: str, executor: str
+) -> Daemon:
     yaml_path = tmp / "crash-strategy.yaml"
     yaml_path.write_text(CRASH_YAML)
     return start_daemon(
         started, tmp, venue, secrets, "live", name=name, AI_QUANT_STRATEGY_YAML=str(yaml_path),
-        AI_QUANT_OMS_NOT_FOUND_GRACE_MS="1000", AI_QUANT_OMS_RECONCILE_SECS="30", **GATES,
+        AI_QUANT_OMS_NOT_FOUND_GRACE_MS="1000", AI_QUANT_OMS_RECONCILE_SECS="30", AI_QUANT_EXECUTOR=executor,
+        **GATES,
     )  # fmt: skip
 
 
 def _kill9_after(daemon: Daemon, ready: Callable[[], bool], delay_secs: float, label: str) -> None:
     """Poll `ready` tightly, wait `delay_secs` more (the random kill point), then SIGKILL the
-    daemon's whole session at once, as a host crash would."""
-    deadline = time.monotonic() + 40
+    daemon's whole session at once, as a host crash would; wait until everything it started is
+    gone (Ray's agents through the daemon's orphan reaper)."""
+    deadline = time.monotonic() + 90
     while not ready():
         if daemon.proc.poll() is not None or time.monotonic() > deadline:
             raise AssertionError(f"daemon exited or timed out waiting for {label}:\n{daemon.tail()}")
-        time.sleep(0.02)
+        time.sleep(0.002)
     time.sleep(delay_secs)
+    family = daemon.descendants()
     try:
         os.killpg(daemon.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
     daemon.proc.wait(timeout=10)
+    _gone, alive = psutil.wait_procs(family, timeout=60)
+    assert not alive, f"{label}: orphans after kill -9: {[(p.pid, p.name()) for p in alive]}"
 
 
-def _assert_one_venue_order_per_intent(db: Path, venue: SimulatorProcess, user: str) -> None:
-    fills = venue.info({"type": "userFills", "user": user}).json()
-    oids_by_cloid: dict[str, set[int]] = {}
-    for fill in fills:
-        assert fill.get("cloid"), fill  # every venue fill belongs to one of the daemon's signed orders
-        oids_by_cloid.setdefault(fill["cloid"].lower(), set()).add(fill["oid"])
-    assert all(len(oids) == 1 for oids in oids_by_cloid.values()), oids_by_cloid
-    oms = LiveOms(db, mode="live", config=OmsConfig(synchronous_full=False))
-    try:
-        orders = oms.orders()
-    finally:
-        oms.close()
-    by_cloid = {o.cloid.lower(): o for o in orders}
-    assert len(by_cloid) == len(orders)  # one cloid per intent
-    assert set(oids_by_cloid) <= set(by_cloid)
-    for cloid, (oid,) in oids_by_cloid.items():
-        assert by_cloid[cloid].oid == oid, (cloid, by_cloid[cloid], oid)
-    # Nothing left in flight, and the ledger agrees with the venue's status of every cloid: an
-    # order the venue filled is FILLED under the venue's oid; one the venue knows (e.g. an IOC it
-    # could not match) was never recorded as unsent, denied or abandoned.
-    assert {o.state for o in orders} <= SETTLED, sorted({o.state for o in orders})
-    for order in orders:
-        status = venue.info({"type": "orderStatus", "user": user, "oid": order.cloid}).json()
-        if status.get("status") != "order":
-            continue
-        assert order.state not in (OrderState.NOT_SENT, OrderState.ABANDONED, OrderState.DENIED), order
-        if status["order"]["status"] == "filled":
-            assert (order.state, order.oid) == (OrderState.FILLED, status["order"]["order"]["oid"]), order
+def _kill_point(cycle: int, venue: SimulatorProcess, user: str, rng: random.Random) -> tuple[Callable, float]:
+    """(ready, delay) for one cycle, from the venue's counters or the daemon's reconcile line."""
+    if cycle in LOST_ACK_CYCLES:
+        # Every order is executed but its answer dropped; kill while it is still in flight.
+        venue.set_faults(lost_ack_rate=1.0)
+        lost = venue.state()["lost_acks"]
+        return lambda: venue.state()["lost_acks"] > lost, rng.choice([0.0, rng.uniform(0.0, 0.3)])
+    # Kill after the venue accepted 1..2 more orders of the wallet (or once it is reconciling).
+    target = accepted_orders(venue, user) + rng.randint(1, 2)
+    return lambda: accepted_orders(venue, user) >= target, rng.choice([0.0, rng.uniform(0.0, 0.3)])
 
 
 def test_kill9_at_random_points_with_lost_acks_leaves_no_duplicates_and_ledger_equals_venue(
@@ -127,31 +102,40 @@ def test_kill9_at_random_points_with_lost_acks_leaves_no_duplicates_and_ledger_e
     restarts: list[Daemon] = []
     for cycle in range(CYCLES):
         sim.set_faults(reset=True)
-        before = sim.state()
-        if cycle in LOST_ACK_CYCLES:
-            # Every order is executed but its answer dropped; kill while it is still in flight.
-            sim.set_faults(lost_ack_rate=1.0)
-            ready = lambda n=before["lost_acks"]: sim.state()["lost_acks"] > n  # noqa: E731
+        executor = "ray" if cycle in RAY_CYCLES else "inprocess"
+        if cycle == RECONCILE_CYCLE:
+            sim.set_faults(rest_delay_rate=1.0, rest_delay_secs=SLOW_VENUE_SECS)
+            daemon = _start(daemons, tmp_path, sim, secrets, f"crash{cycle}", executor)
+            reconciling = lambda d=daemon: RECONCILING in d.text()  # noqa: E731
+            _kill9_after(daemon, reconciling, rng.uniform(0.0, 0.08), "reconciling")
         else:
-            # Kill anywhere after the 1st..3rd /exchange POST (leverage or order) of this run.
-            target = before["exchange_posts"] + rng.randint(1, 3)
-            ready = lambda t=target: sim.state()["exchange_posts"] >= t  # noqa: E731
-        daemon = _start(daemons, tmp_path, sim, secrets, f"crash{cycle}")
+            ready, delay = _kill_point(cycle, sim, user, rng)
+            daemon = _start(daemons, tmp_path, sim, secrets, f"crash{cycle}", executor)
+            _kill9_after(daemon, ready, delay, f"cycle {cycle} kill point")
         restarts.append(daemon)
-        _kill9_after(daemon, ready, rng.choice([0.0, rng.uniform(0.0, 0.3)]), f"cycle {cycle} kill point")
     sim.set_faults(reset=True)
+    assert "started embedded Ray" in restarts[0].text()
+    # The reconcile kill landed inside the reconcile: it began and never reached its verdict.
+    assert RECONCILING in restarts[RECONCILE_CYCLE].text()
+    assert not STARTUP_VERDICT.search(restarts[RECONCILE_CYCLE].text()), restarts[RECONCILE_CYCLE].tail()
 
-    final = _start(daemons, tmp_path, sim, secrets, "final")
+    final = _start(daemons, tmp_path, sim, secrets, "final", "ray")
     restarts.append(final)
-    final.wait_log(r"start-up reconcile verdict=clean ", timeout=40)
-    final.wait_log(r"tick=2 ", timeout=30)
+    final.wait_log(r"start-up reconcile verdict=clean ", timeout=60)
+    final.wait_log(r"engine started mode=live .* executor=ray", timeout=120)
+    final.wait_log(r"tick=2 ", timeout=60)
     assert final.terminate() == 0
     assert "shutdown reconcile verdict=clean" in final.text()
     venue_fills, _positions = assert_ledger_equals_venue(db, sim, user)
     assert venue_fills  # the crashes interrupted real trading, not an idle daemon
-    _assert_one_venue_order_per_intent(db, sim, user)
+
+    result = audit_ledger(db, sim, user)
+    print(f"audit: accepted per decision={result.accepted_per_decision} never reached the venue="
+          f"{result.never_reached_venue} rejected={result.venue_rejected}")  # fmt: skip
+    assert result.violations == [], result.as_dict()
+    assert result.venue_accepted > 0 and result.accepted_per_decision.get("1", 0) > 0
     # The lost-ack cycles really sent orders whose answer never came back; the venue executed
-    # each of them once and the checks above found them settled once in the ledger.
+    # each of them once and the audit found them settled once in the ledger.
     ambiguous = [
         cloid
         for cycle in LOST_ACK_CYCLES

@@ -49,6 +49,26 @@ def test_embedded_redis_restart_keeps_data_via_aof(tmp_path: Path) -> None:
         client.close()
 
 
+def test_start_returns_only_after_the_aof_is_loaded(tmp_path: Path) -> None:
+    """A restart on a big append-only file: INFO answers while Redis loads it, other commands fail
+    with BusyLoadingError; start() must not return before the load is over (a daemon restarted
+    after kill -9 died on its first command, found by bench.soak_crash)."""
+    with EmbeddedRedis(tmp_path, appendonly=True) as server:
+        client = redis.Redis.from_url(server.url)
+        for chunk in range(40):
+            pipe = client.pipeline(transaction=False)
+            for n in range(5_000):
+                pipe.rpush(f"candles:{chunk % 8}", f"{chunk}:{n}:" + "x" * 40)
+            pipe.execute()
+        client.close()
+        server.stop()
+        server.start()
+        client = redis.Redis.from_url(server.url)
+        assert client.xgroup_create("account", "pump", id="0", mkstream=True)  # not BusyLoadingError
+        assert sum(client.llen(f"candles:{k}") for k in range(8)) == 200_000
+        client.close()
+
+
 def test_find_redis_server_returns_an_executable() -> None:
     path = find_redis_server()
     assert os.access(path, os.X_OK)
