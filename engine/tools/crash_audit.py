@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from engine.execution.protection import PROTECT_ACTION
 from engine.oms.ledger import LiveOms, OmsConfig
 from engine.oms.records import IntentRecord, LedgerFill, OrderRow
 from engine.oms.states import OrderState
@@ -172,6 +173,9 @@ def audit(
     """Apply every check of the module docstring to one ledger and one venue account (pure).
     `settled_ms`: intent id -> when its order first reached a terminal state (ledger time)."""
     plain = [o for o in venue_orders if not o.is_trigger]
+    # Protective stops (engine.execution.protection) are not decisions: they are placed, moved and
+    # re-placed with the position, so they join only the checks of what the venue knows.
+    decided = [i for i in intents if i.action != PROTECT_ACTION]
     result = CrashAudit(
         intents=len(intents), venue_orders=len(plain), trigger_orders=len(venue_orders) - len(plain),
         venue_accepted=sum(o.accepted for o in plain), venue_rejected=sum(not o.accepted for o in plain),
@@ -179,9 +183,9 @@ def audit(
         positions_venue={c: s for c, s in venue_positions.items() if abs(s) > POSITION_EPS},
         positions_ledger={c: s for c, s in ledger_positions.items() if abs(s) > POSITION_EPS},
     )  # fmt: skip
-    _check_decisions(result, intents, orders, settled_ms)
-    _check_orders_per_decision(result, intents, plain)
-    _check_states(result, intents, orders, plain)
+    _check_decisions(result, decided, orders, settled_ms)
+    _check_orders_per_decision(result, decided, plain)
+    _check_states(result, intents, orders, venue_orders)
     _check_fills(result, ledger_fills, venue_fills)
     return result
 
@@ -245,9 +249,9 @@ def _check_orders_per_decision(
 
 
 def _check_states(
-    result: CrashAudit, intents: list[IntentRecord], orders: list[OrderRow], plain: list[VenueOrder]
+    result: CrashAudit, intents: list[IntentRecord], orders: list[OrderRow], venue_orders: list[VenueOrder]
 ) -> None:
-    venue_by_cloid = {o.cloid: o for o in plain if o.cloid is not None}
+    venue_by_cloid = {o.cloid: o for o in venue_orders if o.cloid is not None}
     state_of = {o.intent_id: o for o in orders}
     never: Counter[str] = Counter()
     for intent in intents:

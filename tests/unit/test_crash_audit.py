@@ -153,3 +153,18 @@ def test_fills_and_positions_must_match_the_venue() -> None:
     assert any(v.startswith("positions") for v in twice.violations)
     same = ({"ETH": 0.01}, {"ETH": 0.01})
     assert run([a], orders, venue_orders, fills=[(ledger, venue_fill)], positions=same).ok
+
+
+def test_protective_stops_are_no_decisions_but_the_venue_must_know_the_ones_the_ledger_acked() -> None:
+    a = intent(1)
+    stop, moved = intent(2, "PROTECT"), intent(3, "PROTECT")  # placed, then cancelled and re-placed
+    rows = [row(a, OrderState.FILLED, 11, 0.01), row(stop, OrderState.CANCELLED, 21),
+            row(moved, OrderState.ACCEPTED, 22)]
+    trigger = [
+        VenueOrder(oid=21, cloid=stop.cloid, coin="ETH", status="canceled", is_trigger=True),
+        VenueOrder(oid=22, cloid=moved.cloid, coin="ETH", status="open", is_trigger=True),
+    ]
+    result = run([a, stop, moved], rows, [venue(a, 11), *trigger], fills=[fill(a, 11, 1)])
+    assert result.violations == [] and result.decisions == 1 and result.trigger_orders == 2
+    lost = run([a, stop, moved], rows, [venue(a, 11), trigger[0]], fills=[fill(a, 11, 1)])
+    assert lost.acknowledged_but_venue_unknown == [f"ETH:{CANDLE}:PROTECT:{OrderState.ACCEPTED}"]
