@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.config.env import env_float
+from engine.config.perp_dexes import PerpDexSelection
 from engine.enums import BrokerReject, ExecutionStatus, GateReason, Mode, NotSentReason, RoundDirection, Tif
 from engine.execution.broker import (
     AccountSnapshot,
@@ -513,13 +514,16 @@ def build_venue_broker(
     clock_ms: Callable[[], int] = wall_ms,
     gate: Callable[[], GateVerdict] | None = None,
     on_sent: Callable[[OrderIntent, int], None] | None = None,
+    perp_dexes: PerpDexSelection | None = None,
 ) -> VenueBrokerParts:
     """Wire a live or dry_live broker: one RateBudget shared by the info client and (live only) the
     transport; testnet signatures for any non-mainnet URL. dry_live gets no transport at all.
     `gate` defaults to `live_gates.live_gate(Mode.LIVE)` read from the environment before every
     POST; `on_sent(intent, now_ms)` is told about every order that was (or may have been) sent."""
     budget = budget or RateBudget()
-    info = HyperliquidInfoClient(base_url, timeout_secs=timeout_secs, budget=budget, retry=retry)
+    info = HyperliquidInfoClient(
+        base_url, timeout_secs=timeout_secs, budget=budget, retry=retry, perp_dexes=perp_dexes
+    )  # perp_dexes: meta, state and open orders span AI_QUANT_PERP_DEXES
     signer = ActionSigner.for_base_url(key, base_url)
     common: dict[str, Any] = {
         "oms": oms, "info": info, "signer": signer, "config": config, "pre_send_check": pre_send_check,
