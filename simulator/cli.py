@@ -43,6 +43,12 @@ match wall-clock time; at other speeds they run ahead of it. When the data runs 
 continues as a seeded random walk. Same --seed, data and --start-ms with --speed 0 give
 byte-identical answers and streams.
 
+HIP-3 builder dexes: --builder-dexes N adds N builder-deployed perp dexes (xyz, flx, vntl, ...: each with
+its own meta, collateral token and deployer fee scale) of --markets-per-dex synthetic markets named
+dex:COIN. perpDexs lists them; meta, metaAndAssetCtxs, allMids (REST and WS), clearinghouseState,
+openOrders and frontendOpenOrders take a "dex" parameter; asset ids are 110000 + i*10000 + index, as
+the SDK computes them. One collateral pool per account serves every dex (see simulator/dexes.py).
+
 Accounts: like the real venue, only funded accounts trade. Fund them with --fund ADDRESS=USD
 (repeatable) or POST /admin/fund; an agent wallet trades for its master once the master approved it
 (approveAgent). --fund-any USD funds every address on first sight (the old behaviour, for quick
