@@ -13,15 +13,20 @@ test box; the suite runs 2 x 10 and the report quotes one full-size run made by 
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
+from cluster.redis_layout import RedisLayout
 from engine.config.fill_params import FeeSchedule
 from engine.config.perp_dexes import dex_of
 from engine.execution.gates import ENV_LIVE_CONFIRM, ENV_LIVE_ENABLE, LIVE_CONFIRM_PHRASE
+from engine.venue.info_client import HyperliquidInfoClient
+from engine.venue.rate_budget import RateBudget
 from tests.e2e.test_daemon_live import (
     assert_ledger_equals_venue,
     start_daemon,
@@ -37,6 +42,7 @@ XYZ = [f"xyz:{c}" for c in ("TSLA", "kBONK", "AAPL", "GOLD", "NVDA", "SILVER", "
 FLX = [c.replace("xyz:", "flx:") for c in XYZ]
 BASE_TAKER = FeeSchedule().taker_rate
 YAML = "global:\n  engine: {interval: 5m}\n  trade: {entry_min_confidence: low}\n"
+IV_5M = 300_000
 FEE_MULTIPLIER = {"": 1.0, "xyz": 2.0, "flx": 1.5}  # the simulator's catalogue: 1 + deployerFeeScale
 
 
@@ -92,6 +98,66 @@ def test_paper_trades_across_builder_dexes_with_their_fees(tmp_path, sim, daemon
         assert symbol in {"ETH", "LTC", *XYZ, *FLX}  # dex:COIN spelled as the venue does, kBONK too
         assert rate == pytest.approx(BASE_TAKER * FEE_MULTIPLIER[dex_of(symbol)])
         assert fee == pytest.approx(notional * rate)
+
+
+def redis_equals_venue(client: redis.Redis, layout: RedisLayout, rest: HyperliquidInfoClient,
+                       symbols: list[str]) -> list[str]:
+    """Symbols whose closed 5m candles in Redis are not exactly the venue's (gap, duplicate, value)."""
+    bad = []
+    for sym in symbols:
+        candles = layout.read_candles(client, sym, "5m")
+        opens = [c.t for c in candles]
+        if not candles or opens != list(range(opens[0], opens[-1] + IV_5M, IV_5M)):
+            bad.append(sym)
+            continue
+        venue = [c for c in rest.candle_snapshot(sym, "5m", opens[0], opens[-1]) if c.t <= opens[-1]]
+        if venue != candles:
+            bad.append(sym)
+    return bad
+
+
+def test_paper_keeps_redis_equal_to_the_venue_on_every_dex(tmp_path, daemons, redis_server, redis_client):
+    """One 5m candle a wall second (--speed 300): the sidecar's REST cross-check keeps up on 2 cores."""
+    slow = [*SIM_ARGS]
+    slow[slow.index("1200")] = "300"
+    sim = start_simulator(slow, tmp_path / "sim-slow")
+    try:
+        _redis_equal_run(tmp_path, sim, daemons, redis_server, redis_client)
+    finally:
+        sim.stop()
+
+
+def _redis_equal_run(tmp_path: Path, sim: SimulatorProcess, daemons: list[Daemon], redis_server: object,
+                     redis_client: redis.Redis) -> None:
+    daemon = paper_daemon(daemons, tmp_path, sim, AI_QUANT_REDIS_URL=redis_server.url,
+                          AI_QUANT_REDIS_PREFIX="hip3")
+    db = tmp_path / "state" / "trading_paper.db"
+    daemon.wait_for(lambda: len(dexes_traded(db)) >= 2, timeout=240, label="entries on two perp dexes")
+    symbols = ["ETH", "LTC", *XYZ, *FLX]
+    layout = RedisLayout("hip3")
+    with HyperliquidInfoClient(sim.base_url, timeout_secs=10, budget=RateBudget(100_000_000)) as rest:
+        last: list[list[str]] = []
+
+        def equal() -> bool:
+            last[:] = [redis_equals_venue(redis_client, layout, rest, symbols)]
+            return not last[0]
+
+        try:
+            daemon.wait_for(equal, timeout=60, label="Redis equal to candleSnapshot for every market")
+        except AssertionError as exc:
+            raise AssertionError(f"{last}: {_diff(redis_client, layout, rest, last[0][0])}") from exc
+        assert daemon.terminate() == 0
+        assert redis_equals_venue(redis_client, layout, rest, symbols) == []
+
+
+def _diff(client: redis.Redis, layout: RedisLayout, rest: HyperliquidInfoClient, sym: str) -> tuple:
+    """Counts, gaps and the first differing candles of one symbol (for the failure message)."""
+    candles = layout.read_candles(client, sym, "5m")
+    opens = [c.t for c in candles]
+    venue = [c for c in rest.candle_snapshot(sym, "5m", opens[0], opens[-1]) if c.t <= opens[-1]]
+    gaps = [b - a for a, b in itertools.pairwise(opens) if b - a != IV_5M]
+    diffs = [(a, b) for a, b in zip(candles, venue, strict=False) if a != b][:3]
+    return len(candles), len(venue), gaps[:5], diffs
 
 
 def test_paper_refuses_a_dex_the_venue_does_not_list(tmp_path, sim, daemons):
