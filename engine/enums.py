@@ -236,6 +236,7 @@ class InfoType(StrEnum):
     ORDER_STATUS = "orderStatus"
     FUNDING_HISTORY = "fundingHistory"
     USER_FUNDING = "userFunding"
+    PERP_DEXS = "perpDexs"
 
 
 class ExchangeActionType(StrEnum):
@@ -321,6 +322,8 @@ class RiskReason(StrEnum):
     ORDER_NOTIONAL = "order_notional"
     SYMBOL_NOTIONAL = "symbol_notional"
     GROSS_NOTIONAL = "gross_notional"
+    DEX_NOTIONAL = "dex_notional"  # one perp dex's gross notional above risk.max_dex_notional_usd
+    COLLATERAL_NOTIONAL = "collateral_notional"  # one collateral token's, above max_collateral_notional_usd
     LEVERAGE = "leverage"
     CHECK_FAILED = "check_failed"  # the check raised or answered no verdict: denied (fail closed)
     ADDRESS_BUDGET = "address_budget"  # the per-address request budget is low: entries shed, exits kept

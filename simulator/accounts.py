@@ -8,10 +8,11 @@ Builds the clearinghouseState body in the venue's shape. Holds no clock and does
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from simulator import venue_vocab as vt
+from simulator.dexes import DexTable, dex_of
 from simulator.matching import wire
 
 DEFAULT_LEVERAGE = 20
@@ -22,7 +23,11 @@ PX_DECIMALS = 8
 class MarketPort(Protocol):
     """The part of SIM-A's MarketView the exchange core reads (same method names and meanings)."""
 
+    dexes: DexTable  # which perp dex each coin is on, its asset id, fee multiplier and collateral
+
     def coins(self) -> list[str]: ...
+    def asset_of(self, coin: str) -> int: ...
+    def coin_of(self, asset: int) -> str | None: ...
     def sz_decimals(self, coin: str) -> int: ...
     def max_leverage(self, coin: str) -> int: ...
     def now_ms(self) -> int: ...
@@ -217,9 +222,14 @@ def _position_body(
     }
 
 
-def clearinghouse_state(account: Account, market: MarketPort, now_ms: int) -> dict[str, Any]:
-    """Build the clearinghouseState response body for the account (venue key names and string numbers)."""
+def clearinghouse_state(account: Account, market: MarketPort, now_ms: int, dex: str = "") -> dict[str, Any]:
+    """Build the clearinghouseState response body for the account on perp dex `dex` (venue key names
+    and string numbers): that dex's positions and margin; accountValue and withdrawable are the whole
+    account's (one collateral pool shared by the dexes, see simulator.dexes)."""
     summary = margin_summary(account, market)
+    mine = {c: p for c, p in account.positions.items() if dex_of(c) == dex}
+    part = summary if len(mine) == len(account.positions) else margin_summary(
+        replace(account, positions=mine), market)
     # In unified mode the collateral is the spot USDC balance (spot_usdc_balance), so the perp side
     # carries no cash: accountValue is only the positions' unrealised PnL (0 when flat) and nothing is
     # withdrawable from it. [sim] The venue's exact perp numbers for a unified account with open
@@ -228,17 +238,17 @@ def clearinghouse_state(account: Account, market: MarketPort, now_ms: int) -> di
     perp_value = summary.account_value - account.cash + cash
     totals = {
         "accountValue": wire(perp_value, USD_DECIMALS),
-        "totalNtlPos": wire(summary.total_ntl_pos, USD_DECIMALS),
-        "totalRawUsd": wire(summary.total_raw_usd - account.cash + cash, USD_DECIMALS),
-        "totalMarginUsed": wire(summary.total_margin_used, USD_DECIMALS),
+        "totalNtlPos": wire(part.total_ntl_pos, USD_DECIMALS),
+        "totalRawUsd": wire(part.total_raw_usd - account.cash + cash, USD_DECIMALS),
+        "totalMarginUsed": wire(part.total_margin_used, USD_DECIMALS),
     }
     withdrawable = 0.0 if account.unified else max(0.0, summary.free_collateral)
     order = {c: i for i, c in enumerate(market.coins())}
-    positions = sorted(account.positions.values(), key=lambda p: order.get(p.coin, len(order)))
+    positions = sorted(mine.values(), key=lambda p: order.get(p.coin, len(order)))
     return {
         "marginSummary": totals,
         "crossMarginSummary": dict(totals),
-        "crossMaintenanceMarginUsed": wire(summary.maintenance_margin_used, USD_DECIMALS),
+        "crossMaintenanceMarginUsed": wire(part.maintenance_margin_used, USD_DECIMALS),
         "withdrawable": wire(withdrawable, USD_DECIMALS),
         "assetPositions": [
             {"type": "oneWay", "position": _position_body(account, p, summary, market)} for p in positions

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from simulator.address_limit import INITIAL_REQUESTS, SCHEDULE_CANCEL_MIN_VOLUME_USD
+from simulator.dexes import MAX_BUILDER_DEXES, BuilderDex, make_builder_dexes
 from simulator.faults import Faults, FaultSettings
 from simulator.feed import WsLimits
 from simulator.identity import ADDRESS_RE
@@ -42,6 +43,12 @@ match wall-clock time; at other speeds they run ahead of it. When the data runs 
 continues as a seeded random walk. Same --seed, data and --start-ms with --speed 0 give
 byte-identical answers and streams.
 
+HIP-3 builder dexes: --builder-dexes N adds N builder-deployed perp dexes (xyz, flx, vntl, ...: each with
+its own meta, collateral token and deployer fee scale) of --markets-per-dex synthetic markets named
+dex:COIN. perpDexs lists them; meta, metaAndAssetCtxs, allMids (REST and WS), clearinghouseState,
+openOrders and frontendOpenOrders take a "dex" parameter; asset ids are 110000 + i*10000 + index, as
+the SDK computes them. One collateral pool per account serves every dex (see simulator/dexes.py).
+
 Accounts: like the real venue, only funded accounts trade. Fund them with --fund ADDRESS=USD
 (repeatable) or POST /admin/fund; an agent wallet trades for its master once the master approved it
 (approveAgent). --fund-any USD funds every address on first sight (the old behaviour, for quick
@@ -63,6 +70,8 @@ class VenueOptions:
     server: ServerConfig
     data_dir: Path | None
     synthetic: int
+    builder_dexes: int
+    markets_per_dex: int
     interval: str
     speed: float
     seed: int
@@ -88,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=0, help="listen port; 0 picks a free one (default 0)")
     p.add_argument("--data", type=Path, default=None, help="directory of SYMBOL-interval.csv files")
     p.add_argument("--synthetic", type=int, default=0, help="number of random-walk symbols (<= 10000)")
+    p.add_argument("--builder-dexes", type=int, default=0, metavar="N",
+                   help=f"add N HIP-3 builder-deployed perp dexes (0..{MAX_BUILDER_DEXES}; names, collateral "
+                        "and fee scale from a fixed catalogue); their coins are named dex:COIN (default 0)")
+    p.add_argument("--markets-per-dex", type=int, default=20, metavar="M",
+                   help="synthetic markets on each builder dex (default 20)")
     p.add_argument("--interval", default="5m", choices=sorted(INTERVAL_MS, key=INTERVAL_MS.__getitem__),
                    help="base candle interval of the data (default 5m)")
     p.add_argument("--speed", type=float, default=1.0,
@@ -178,6 +192,10 @@ def parse_options(argv: list[str] | None = None) -> VenueOptions:
         parser.error("--ws-max-connections must be >= 1, the per-minute WS caps >= 0")
     if a.speed < 0 or a.history_bars < 0 or a.tick_ms <= 0 or a.synthetic < 0:
         parser.error("--speed, --history-bars, --synthetic must be >= 0 and --tick-ms > 0")
+    try:
+        make_builder_dexes(a.builder_dexes, a.markets_per_dex)
+    except ValueError as e:
+        parser.error(str(e))
     faults = FaultSettings(
         ws_drop_every_secs=a.ws_drop_every_secs, rest_error_rate=a.rest_error_rate,
         rest_error_status=a.rest_error_status, rest_delay_rate=a.rest_delay_rate,
@@ -189,7 +207,8 @@ def parse_options(argv: list[str] | None = None) -> VenueOptions:
                             ws_limits=WsLimits(max_connections=a.ws_max_connections,
                                                max_new_per_min=a.ws_max_new_connections_per_min,
                                                max_messages_per_min=a.ws_max_messages_per_min)),
-        data_dir=a.data, synthetic=a.synthetic, interval=a.interval, speed=a.speed, seed=a.seed,
+        data_dir=a.data, synthetic=a.synthetic, builder_dexes=a.builder_dexes,
+        markets_per_dex=a.markets_per_dex, interval=a.interval, speed=a.speed, seed=a.seed,
         start_ms=a.start_ms, history_bars=a.history_bars, fund_any_usd=a.fund_any, funded=tuple(a.fund),
         unified=tuple(a.unified),
         address_request_buffer=a.address_request_buffer,
@@ -198,8 +217,9 @@ def parse_options(argv: list[str] | None = None) -> VenueOptions:
         rate_limit_per_min=a.rate_limit_per_min, faults=faults, log_level=a.log_level)
 
 
-def build_series(opts: VenueOptions) -> Series | MultiSeries:
-    """The base candles: --data and/or --synthetic, else the shipped data."""
+def build_series(opts: VenueOptions, builders: tuple[BuilderDex, ...] = ()) -> Series | MultiSeries:
+    """The base candles: --data and/or --synthetic, else the shipped data; then each builder dex's
+    synthetic markets (their own random stream, so adding a dex never changes another's prices)."""
     iv_ms = INTERVAL_MS[opts.interval]
     parts = []
     if opts.data_dir is not None or opts.synthetic == 0:
@@ -207,6 +227,8 @@ def build_series(opts: VenueOptions) -> Series | MultiSeries:
                                   seed=opts.seed))
     if opts.synthetic:
         parts.append(synthetic_series(opts.synthetic, seed=opts.seed))
+    for i, dex in enumerate(builders):
+        parts.append(synthetic_series(len(dex.coins), seed=opts.seed, names=dex.coins, stream=100 + i))
     return merge(parts)
 
 
@@ -214,8 +236,9 @@ def build_venue(opts: VenueOptions) -> Venue:
     """Market, faults, rate limit, WS hub and (if importable) the exchange core, wired together."""
     start_ms = opts.start_ms if opts.start_ms is not None else int(time.time() * 1000)
     clock = MarketClock(start_ms=start_ms, speed=opts.speed)
-    market = Market(build_series(opts), clock, interval_ms=INTERVAL_MS[opts.interval], seed=opts.seed,
-                    history_bars=opts.history_bars)
+    builders = make_builder_dexes(opts.builder_dexes, opts.markets_per_dex)
+    market = Market(build_series(opts, builders), clock, interval_ms=INTERVAL_MS[opts.interval],
+                    seed=opts.seed, history_bars=opts.history_bars, builders=builders)
     market.mids_at(market.now_ms())  # grow the series now, not on the first request
     faults = Faults(opts.faults, seed=opts.seed)
     venue = Venue(market, limiter=RateLimiter(opts.rate_limit_per_min), faults=faults, config=opts.server)

@@ -40,7 +40,9 @@ from simulator.address_limit import (
     AddressLimits,
     action_requests,
 )
+from simulator.dexes import dex_of
 from simulator.identity import ADDRESS_RE, Identities
+from simulator.market_info import DESERIALIZE_ERROR, InfoRequestError
 from simulator.matching import wire
 from simulator.signing import (
     APPROVE_AGENT_PRIMARY,
@@ -60,6 +62,7 @@ L1_ACTIONS = frozenset({"order", "cancel", "cancelByCloid", "updateLeverage", "s
                         "batchModify", "reserveRequestWeight", "noop"})
 USER_INFO_TYPES = UserLedger.INFO_TYPES | {"userRateLimit", "userFees", "activeAssetData",
                                            "userNonFundingLedgerUpdates", "userAbstraction", "userRole"}
+DEX_ORDER_QUERIES = frozenset({"openOrders", "frontendOpenOrders"})  # answered per perp dex (`dex`)
 SCHEDULE_CANCEL_MIN_LEAD_MS = 5_000
 SCHEDULE_CANCEL_MAX_PER_DAY = 10              # triggers per UTC day (SDK docstring: reset at 00:00 UTC)
 DAY_MS = 86_400_000
@@ -305,12 +308,11 @@ class ExchangeCore:
 
     def _update_leverage(self, action: dict, user: str) -> tuple[int, Any]:
         asset, is_cross, leverage = action["asset"], action["isCross"], action["leverage"]
-        coins = self._market.coins()
         if not isinstance(asset, int) or not isinstance(is_cross, bool) or not isinstance(leverage, int):
             raise ValueError("updateLeverage fields have the wrong types")
-        if not 0 <= asset < len(coins):
+        coin = self._market.coin_of(asset)
+        if coin is None:
             return _err(vt.order_error(vt.RejectKind.UNKNOWN_ASSET, asset))
-        coin = coins[asset]
         if not 1 <= leverage <= self._market.max_leverage(coin):
             return _err(vt.INVALID_LEVERAGE)
         account = self._accounts[user]
@@ -430,12 +432,21 @@ class ExchangeCore:
         with self._lock:
             return self._user_info(kind, user, body, now_ms)
 
+    def _dex_param(self, body: dict) -> str:
+        dex = body.get("dex") or ""
+        if not isinstance(dex, str) or not self._market.dexes.has_dex(dex):
+            raise InfoRequestError(f"{DESERIALIZE_ERROR}: unknown perp dex `{dex}`")
+        return dex
+
     def _user_info(self, kind: str, user: str, body: dict, now_ms: int) -> Any | None:
         if kind == "userRole":  # before for_query: an agent wallet must not be funded on sight
             return self._ids.role(user)
         account = self._ids.for_query(user)
         if kind == "clearinghouseState":
-            return clearinghouse_state(account, self._market, now_ms)
+            return clearinghouse_state(account, self._market, now_ms, self._dex_param(body))
+        if kind in DEX_ORDER_QUERIES:
+            dex = self._dex_param(body)
+            return [o for o in self._ledger.info(kind, user, body) if dex_of(o["coin"]) == dex]
         if kind == "spotClearinghouseState":
             used = margin_summary(account, self._market).total_margin_used
             hold = used + self._trading.resting_margin(account)

@@ -285,9 +285,10 @@ class WsHub:
             raise SubscriptionError("missing type")
         kind = sub["type"]
         if kind == "allMids":
-            if sub.get("dex", "") not in ("", None):
+            dex = sub.get("dex") or ""
+            if not isinstance(dex, str) or not self.market.dexes.has_dex(dex):
                 raise SubscriptionError("unknown dex")
-            return ("allMids",)
+            return ("allMids", dex) if dex else ("allMids",)
         if kind in ("candle", "bbo", "l2Book", "trades"):
             return self._coin_sub_key(kind, sub)
         if kind in USER_CHANNELS:
@@ -333,7 +334,11 @@ class WsHub:
     def _market_message(self, key: SubKey, now: int) -> dict[str, Any] | None:
         kind = key[0]
         if kind == "allMids":
-            return {"channel": "allMids", "data": {"mids": all_mids_json(self.market, now)}}
+            dex = key[1] if len(key) > 1 else ""
+            data: dict[str, Any] = {"mids": all_mids_json(self.market, now, dex)}
+            if dex:
+                data["dex"] = dex
+            return {"channel": "allMids", "data": data}
         if kind == "bbo":
             return {"channel": "bbo", "data": bbo_json(self.market, key[1], now)}
         if kind == "l2Book":

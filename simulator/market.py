@@ -23,6 +23,7 @@ from typing import Protocol
 
 import numpy as np
 
+from simulator.dexes import BuilderDex, DexTable
 from simulator.series import CoinInfo, MultiSeries, Series, px_decimals, round_px
 
 INTERVAL_MS: dict[str, int] = {
@@ -134,7 +135,7 @@ class Market:
     """Implements MarketView plus the market-data reads the server and feeds need."""
 
     def __init__(self, series: Series | MultiSeries, clock: MarketClock, *, interval_ms: int, seed: int,
-                 history_bars: int) -> None:
+                 history_bars: int, builders: tuple[BuilderDex, ...] = ()) -> None:
         if history_bars < 0:
             raise ValueError("history_bars must be >= 0")
         self.series = series
@@ -145,6 +146,7 @@ class Market:
         self.t0_ms = (clock.start_ms // interval_ms) * interval_ms - history_bars * interval_ms
         self._info: list[CoinInfo] = series.coins
         self._index = {c.name: i for i, c in enumerate(series.coins)}
+        self.dexes = DexTable([c.name for c in series.coins], builders)
         self._szd = np.array([c.sz_decimals for c in series.coins], dtype=np.int64)
         self._all = np.arange(len(series.coins), dtype=np.uint64)
         # per-coin hash keys from the name, so listing another coin never changes a coin's path
@@ -179,8 +181,16 @@ class Market:
         return coin in self._index
 
     def index_of(self, coin: str) -> int:
-        """Asset index of ``coin``; raises KeyError for an unlisted coin."""
+        """Row of ``coin`` in the market's arrays; raises KeyError for an unlisted coin."""
         return self._index[coin]
+
+    def asset_of(self, coin: str) -> int:
+        """The venue's asset id of ``coin`` (its dex's meta index, offset for a builder dex)."""
+        return self.dexes.asset_of(coin)
+
+    def coin_of(self, asset: int) -> str | None:
+        """The coin with venue asset id ``asset``, or None."""
+        return self.dexes.coin_of(asset)
 
     def coin_info(self) -> list[CoinInfo]:
         return list(self._info)

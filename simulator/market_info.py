@@ -38,13 +38,37 @@ class InfoRequestError(ValueError):
 
 
 def _meta(market: Market, body: dict[str, Any], _now_ms: int) -> Any:
-    _check_dex(body)
-    return meta_json(market)
+    return meta_json(market, _dex(market, body))
 
 
 def _all_mids(market: Market, body: dict[str, Any], now_ms: int) -> Any:
-    _check_dex(body)
-    return all_mids_json(market, now_ms)
+    return all_mids_json(market, now_ms, _dex(market, body))
+
+
+def _meta_and_ctxs(market: Market, body: dict[str, Any], now_ms: int) -> Any:
+    dex = _dex(market, body)
+    return [meta_json(market, dex), asset_ctxs_json(market, now_ms, dex)]
+
+
+def perp_dexs_json(market: Market) -> list[Any]:
+    """``perpDexs``: null for the original dex (index 0), then each builder dex in asset-id order."""
+    out: list[Any] = [None]
+    for d in market.dexes.builders:
+        out.append({"name": d.name, "fullName": d.full_name, "deployer": d.deployer,
+                    "oracleUpdater": None, "feeRecipient": d.deployer, "assetToStreamingOiCap": [],
+                    "deployerFeeScale": fmt_num(d.fee_scale)})
+    return out
+
+
+def spot_meta_json(market: Market) -> dict[str, Any]:
+    """``spotMeta``: no spot pairs; the tokens list names the perp dexes' collateral tokens (only when
+    builder dexes exist, so the original venue's answer is unchanged)."""
+    if not market.dexes.builders:
+        return dict(EMPTY_SPOT_META)
+    tokens = {0: "USDC"} | {d.collateral_token: d.collateral for d in market.dexes.builders}
+    return {"universe": [], "tokens": [
+        {"name": name, "szDecimals": 2, "weiDecimals": 8, "index": index, "tokenId": f"0x{index:032x}",
+         "isCanonical": True} for index, name in sorted(tokens.items())]}
 
 
 def _l2_book(market: Market, body: dict[str, Any], now_ms: int) -> Any:
@@ -55,11 +79,11 @@ def _l2_book(market: Market, body: dict[str, Any], now_ms: int) -> Any:
 
 _ANSWERS: dict[str, Any] = {
     "meta": _meta,
-    "spotMeta": lambda _m, _b, _t: dict(EMPTY_SPOT_META),
-    "spotMetaAndAssetCtxs": lambda _m, _b, _t: [dict(EMPTY_SPOT_META), []],
-    "perpDexs": lambda _m, _b, _t: [None],  # only the main dex (index 0 is always null on the venue)
+    "spotMeta": lambda m, _b, _t: spot_meta_json(m),
+    "spotMetaAndAssetCtxs": lambda m, _b, _t: [spot_meta_json(m), []],
+    "perpDexs": lambda m, _b, _t: perp_dexs_json(m),
     "predictedFundings": lambda m, _b, t: predicted_fundings_json(m, t),
-    "metaAndAssetCtxs": lambda m, _b, t: [meta_json(m), asset_ctxs_json(m, t)],
+    "metaAndAssetCtxs": _meta_and_ctxs,
     "allMids": _all_mids,
     "candleSnapshot": lambda m, b, t: _candle_snapshot(m, b, t),
     "l2Book": _l2_book,
@@ -76,10 +100,17 @@ def answer_market_info(market: Market, body: dict[str, Any], now_ms: int) -> Any
     return answer(market, body, now_ms)
 
 
-def _check_dex(body: dict[str, Any]) -> None:
-    dex = body.get("dex", "")
-    if dex not in ("", None):
+def _dex(market: Market, body: dict[str, Any]) -> str:
+    """The request's perp dex ("" or absent = the original dex); 422 for one the venue does not list."""
+    dex = body.get("dex") or ""
+    if not isinstance(dex, str) or not market.dexes.has_dex(dex):
         raise InfoRequestError(f"{DESERIALIZE_ERROR}: unknown perp dex `{dex}`")
+    return dex
+
+
+def _rows(market: Market, dex: str) -> list[int]:
+    """Rows of the dex's coins in the market's arrays, in its meta (asset index) order."""
+    return [market.index_of(c) for c in market.dexes.coins_of(dex)]
 
 
 def _req_str(body: dict[str, Any], key: str) -> str:
@@ -98,18 +129,23 @@ def _req_int(body: dict[str, Any], key: str, default: int | None = None) -> int:
     return value
 
 
-def meta_json(market: Market) -> dict[str, Any]:
-    """``meta``: the perp universe (asset index = position) and its margin tables."""
+def meta_json(market: Market, dex: str = "") -> dict[str, Any]:
+    """``meta`` of perp dex `dex`: its universe (asset index = position) and margin tables; a builder
+    dex also names its collateral token (index into spotMeta tokens)."""
     universe = []
     tables: dict[int, dict[str, Any]] = {}
-    for info in market.coin_info():
+    infos = market.coin_info()
+    for info in (infos[i] for i in _rows(market, dex)):
         universe.append({"szDecimals": info.sz_decimals, "name": info.name,
                          "maxLeverage": info.max_leverage, "marginTableId": info.max_leverage})
         tables[info.max_leverage] = {
             "description": "",
             "marginTiers": [{"lowerBound": "0.0", "maxLeverage": info.max_leverage}],
         }
-    return {"universe": universe, "marginTables": [[k, v] for k, v in sorted(tables.items())]}
+    out: dict[str, Any] = {"universe": universe, "marginTables": [[k, v] for k, v in sorted(tables.items())]}
+    if dex:
+        out["collateralToken"] = market.dexes.collateral_index(dex)
+    return out
 
 
 def predicted_fundings_json(market: Market, now_ms: int) -> list[Any]:
@@ -122,21 +158,23 @@ def predicted_fundings_json(market: Market, now_ms: int) -> list[Any]:
             for info, rate in zip(market.coin_info(), rates, strict=True)]
 
 
-def all_mids_json(market: Market, now_ms: int) -> dict[str, str]:
-    """``allMids``: coin → mid string."""
-    mids = market.mids_at(now_ms)
-    return {name: fmt_num(px) for name, px in zip(market.coins(), mids.tolist(), strict=True)}
+def all_mids_json(market: Market, now_ms: int, dex: str = "") -> dict[str, str]:
+    """``allMids`` of perp dex `dex`: coin → mid string."""
+    mids = market.mids_at(now_ms).tolist()
+    return {name: fmt_num(mids[market.index_of(name)]) for name in market.dexes.coins_of(dex)}
 
 
-def asset_ctxs_json(market: Market, now_ms: int) -> list[dict[str, Any]]:
-    """Per-asset contexts, index i ↔ meta universe i."""
+def asset_ctxs_json(market: Market, now_ms: int, dex: str = "") -> list[dict[str, Any]]:
+    """Per-asset contexts of perp dex `dex`, index i ↔ its meta universe i."""
     mids = market.mids_at(now_ms).tolist()
     day = market.day_stats(now_ms)
     marks = market.marks_at(now_ms).tolist()
     funding = market.funding_rates_at(now_ms).tolist()
     bids, asks = (a.tolist() for a in market.best_bid_ask_at(now_ms))
     out = []
-    for i, info in enumerate(market.coin_info()):
+    infos = market.coin_info()
+    for i in _rows(market, dex):
+        info = infos[i]
         base = float(day["base"][i])
         out.append({
             "funding": fmt_num(funding[i]),

@@ -7,6 +7,7 @@ take-profit, {"trigger": {"isMarket", "triggerPx", "tpsl"}}.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -191,7 +192,9 @@ def _price(text: Any, asset: int, szd: int) -> float:
     return float(px)
 
 
-def parse_order_wire(raw: Any, coins: list[str], sz_decimals_of: dict[str, int]) -> OrderRequest:
+def parse_order_wire(
+    raw: Any, coin_of: Callable[[int], str | None], sz_decimals_of: dict[str, int]
+) -> OrderRequest:
     """Validate one order wire; raises OrderRejected (precision, type, asset) or ValueError (shape)."""
     if not isinstance(raw, dict):
         raise ValueError("order wire is not an object")
@@ -200,7 +203,8 @@ def parse_order_wire(raw: Any, coins: list[str], sz_decimals_of: dict[str, int])
         raise ValueError("order wire field 'a' must be an integer")
     if not isinstance(is_buy, bool) or not isinstance(reduce_only, bool):
         raise ValueError("order wire fields 'b' and 'r' must be booleans")
-    if not 0 <= asset < len(coins):
+    coin = coin_of(asset)
+    if coin is None:
         raise OrderRejected(vt.RejectKind.UNKNOWN_ASSET, asset)
     kind = _order_type(raw.get("t"))
     if kind is None:
@@ -209,7 +213,6 @@ def parse_order_wire(raw: Any, coins: list[str], sz_decimals_of: dict[str, int])
     cloid = raw.get("c")
     if cloid is not None and (not isinstance(cloid, str) or not CLOID_RE.match(cloid)):
         raise ValueError("order wire field 'c' must be 0x + 32 hex characters")
-    coin = coins[asset]
     szd = sz_decimals_of[coin]
     px = _price(raw.get("p"), asset, szd)
     trigger = None

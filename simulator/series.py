@@ -10,6 +10,7 @@ they enter the series, so every candle price is a valid order price.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,21 +158,26 @@ def _empty(n: int) -> np.ndarray:
     return np.zeros((0, n), dtype=np.float64)
 
 
-def synthetic_series(count: int, *, seed: int, start_index: int = 0) -> Series:
-    """``count`` seeded random-walk coins named SYN0001…; start prices spread over 1…1000."""
+def synthetic_series(count: int, *, seed: int, start_index: int = 0, names: Sequence[str] | None = None,
+                     stream: int = 0) -> Series:
+    """``count`` seeded random-walk coins named SYN0001… (or `names`); start prices spread over
+    1…1000. `stream` separates universes sharing a seed (a builder dex's coins use their own)."""
     if not 1 <= count <= SYNTHETIC_MAX:
         raise SeriesError(f"--synthetic must be in 1..{SYNTHETIC_MAX}, got {count}")
-    rng = np.random.default_rng([seed, 0x51])
+    if names is not None and len(names) != count:
+        raise SeriesError(f"{len(names)} names for {count} synthetic coins")
+    rng = np.random.default_rng([seed, 0x51, stream] if stream else [seed, 0x51])
     p0 = np.power(10.0, rng.uniform(0.0, 3.0, size=count))
     coins = []
     for i in range(count):
         szd = sz_decimals_for(float(p0[i]))
-        coins.append(CoinInfo(name=f"SYN{start_index + i + 1:04d}", sz_decimals=szd, max_leverage=10,
+        name = names[i] if names is not None else f"SYN{start_index + i + 1:04d}"
+        coins.append(CoinInfo(name=name, sz_decimals=szd, max_leverage=10,
                               price_scale=1.0))
     szd_arr = np.array([c.sz_decimals for c in coins], dtype=np.int64)
     bars = {k: _empty(count) for k in "ohlcv"}
     return Series(coins, bars, seed=seed, sigma=np.full(count, SYNTHETIC_SIGMA_PER_BAR),
-                  last_close=round_px(p0, szd_arr), base_volume=np.round(50_000.0 / p0, 4), stream=2)
+                  last_close=round_px(p0, szd_arr), base_volume=np.round(50_000.0 / p0, 4), stream=2 + stream)
 
 
 def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:

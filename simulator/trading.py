@@ -93,7 +93,7 @@ class Trading:
         parsed: list[OrderRequest | OrderRejected] = []
         for raw in wires:
             try:
-                parsed.append(parse_order_wire(raw, coins, szd))
+                parsed.append(parse_order_wire(raw, self._market.coin_of, szd))
             except OrderRejected as e:
                 parsed.append(e)
         return parsed
@@ -292,7 +292,8 @@ class Trading:
     ) -> None:
         """Book one execution of `sz` at `px` on `order`, record the fill and emit the WS events."""
         account = self._accounts[order.user]
-        fee = px * sz * (self._taker_fee if crossed else self._maker_fee)
+        rate = self._taker_fee if crossed else self._maker_fee
+        fee = px * sz * rate * self._market.dexes.fee_multiplier(order.coin)
         effect = apply_fill(account, order.coin, order.is_buy, px, sz, fee, order.sz_decimals)
         account.volume_usd += px * sz
         tid = self._next_tid
@@ -312,7 +313,7 @@ class Trading:
             "crossed": crossed,
             "fee": wire(fee, 6),
             "tid": tid,
-            "feeToken": "USDC",
+            "feeToken": self._market.dexes.collateral_of(order.coin),
         }
         if order.cloid is not None:
             fill["cloid"] = order.cloid
@@ -525,7 +526,7 @@ class Trading:
     def _close_for_liquidation(self, user: str, coin: str, now_ms: int, *, backstop: bool) -> None:
         szi = self._accounts[user].positions[coin].szi
         mid = self._market.mid(coin)
-        order = Order(oid=self._next_oid, user=user, coin=coin, asset=self._market.coins().index(coin),
+        order = Order(oid=self._next_oid, user=user, coin=coin, asset=self._market.asset_of(coin),
                       is_buy=szi < 0, limit_px=mid, orig_sz=abs(szi), sz=abs(szi), tif=vt.Tif.IOC,
                       reduce_only=True, cloid=None, timestamp=now_ms,
                       sz_decimals=self._market.sz_decimals(coin), status_ts=now_ms)

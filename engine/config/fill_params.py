@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from engine.config.perp_dexes import dex_of
 from engine.enums import FeeMode
 
 
@@ -48,8 +49,13 @@ class FillModelParams:
     use_bbo: bool = True
     bbo_max_age_ms: int = 15_000
     mid_max_age_ms: int = 10_000
+    # (perp dex, fee multiplier) of HIP-3 builder dexes: their deployer charges base x (1 + scale)
+    dex_fee_multipliers: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
+        for dex, multiplier in self.dex_fee_multipliers:
+            if not math.isfinite(multiplier) or multiplier < 1.0:
+                raise ValueError(f"FillModelParams: fee multiplier of dex {dex!r} is {multiplier}, below 1")
         if not math.isfinite(self.slippage_bps) or self.slippage_bps < 0:
             raise ValueError(
                 f"FillModelParams.slippage_bps must be finite and >= 0, got {self.slippage_bps!r}"
@@ -57,4 +63,13 @@ class FillModelParams:
 
     @property
     def fee_rate(self) -> float:
+        """The original dex's fee rate."""
         return self.fees.rate(self.fee_mode)
+
+    def fee_rate_for(self, symbol: str) -> float:
+        """The fee rate of a fill on `symbol`'s perp dex: the base rate times the dex's multiplier
+        (1 on the original dex; referral and builder-code parts scale alike, a simplification)."""
+        dex = dex_of(symbol)
+        if not dex:
+            return self.fee_rate
+        return self.fee_rate * dict(self.dex_fee_multipliers).get(dex, 1.0)

@@ -28,12 +28,14 @@ from engine.config.env import (
     env_str,
 )
 from engine.config.fill_params import FeeSchedule, FillModelParams
+from engine.config.perp_dexes import PerpDexSelection, normalise_symbol
 from engine.config.shared import (
     env_candle_close_grace_ms,
     env_instance_tag,
     env_interval,
     env_lookback_bars,
     env_mode,
+    env_perp_dexes,
     env_signal_on_candle_close,
     env_state_dir,
     env_strategy_yaml,
@@ -90,6 +92,7 @@ class DaemonSettings:
     strategy_yaml: Path = Path("config/strategy_overrides.yaml")
     strategy_mode: StrategyMode | None = None
     symbols: tuple[str, ...] = ()
+    perp_dexes: PerpDexSelection = field(default_factory=PerpDexSelection)
     top_n: int = 50
     instance_tag: str | None = None
     run_id: str | None = None
@@ -127,7 +130,8 @@ class DaemonSettings:
             lock_path=Path(env_str("AI_QUANT_LOCK_PATH", str(state_dir / lock_file_name(mode)), env)),
             strategy_yaml=env_strategy_yaml(env)[0],
             strategy_mode=_strategy_mode(env),
-            symbols=tuple(dict.fromkeys(s.upper() for s in env_symbols(env))),
+            symbols=tuple(dict.fromkeys(normalise_symbol(s) for s in env_symbols(env))),
+            perp_dexes=env_perp_dexes(env),
             top_n=env_top_n(env),
             instance_tag=env_instance_tag(env),
             run_id=env_opt_str("AI_QUANT_RUN_ID", env),

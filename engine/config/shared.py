@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from engine.config.env import ConfigError, env_bool, env_enum, env_int, env_list, env_opt_str, env_str
+from engine.config.perp_dexes import PerpDexSelection, parse_perp_dex_selection
 from engine.enums import Mode
 from strategies.candle import interval_ms
 
@@ -83,3 +84,15 @@ def env_candle_close_grace_ms(env: Mapping[str, str] | None = None) -> int:
     """AI_QUANT_CANDLE_CLOSE_GRACE_MS: how long after its end a candle counts as closed."""
     return env_int("AI_QUANT_CANDLE_CLOSE_GRACE_MS", 2_000, env, lo=0, hi=600_000)
 
+
+
+def env_perp_dexes(env: Mapping[str, str] | None = None) -> PerpDexSelection:
+    """AI_QUANT_PERP_DEXES: the perp dexes the watchlist spans. Unset or empty = the original dex only;
+    `all` = every dex the venue lists (HIP-3 builder dexes too); or a comma list of dex names, `main`
+    being the original dex (e.g. `main,xyz,flx`). A malformed name is a ConfigError naming it; a name
+    the venue does not list is refused at start-up."""
+    raw = env_str("AI_QUANT_PERP_DEXES", "", env)
+    try:
+        return parse_perp_dex_selection(raw)
+    except ValueError as exc:
+        raise ConfigError(f"AI_QUANT_PERP_DEXES={raw!r}: {exc}") from exc

@@ -303,6 +303,7 @@ def live_stack(ctx: BrokerContext) -> LiveStack:
             pre_send_check=risk.check, budget=ctx.budget,
             gate=lambda: live_gate(mode, env), on_sent=risk.note_order_sent,
             address_budget=live.address_budget, alert=ctx.alerter.send,
+            perp_dexes=config.settings.perp_dexes,
         )  # fmt: skip
         funding_sync = FundingSync(
             ledger=funding, info=parts.info, user=live.user, overlap_ms=live.reconciler.fills_overlap_ms,

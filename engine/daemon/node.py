@@ -28,6 +28,7 @@ from typing import Any
 from cluster.records import ShardAlert
 from engine.alerts.alerting import Alerter, build_alerter
 from engine.daemon.config import DriverConfig
+from engine.daemon.dexes import load_perp_dex_facts
 from engine.daemon.live import live_stack
 from engine.daemon.loop import CandleCloseWaiter, FreshClockMarket, resolve_watchlist, run_loop
 from engine.daemon.paper import build_paper_stack
@@ -63,8 +64,9 @@ def paper_stack(ctx: BrokerContext) -> BrokerStack:
     """The node's broker factory for paper: the paper broker behind the node's risk manager."""
     paper = ctx.config.settings.paper
     # BBO use is per symbol (trade.use_bbo_for_fills): the engine attaches the BBO to a quote or not
+    params = dataclasses.replace(paper.fill_params(), dex_fee_multipliers=ctx.dex_fee_multipliers)
     return build_paper_stack(
-        ctx.store, ctx.risk, paper.fill_params(),
+        ctx.store, ctx.risk, params,
         paper.seed_balance_usd, clock_ms=ctx.venue_clock_ms, funding_enabled=paper.funding_enabled,
     )  # fmt: skip
 
@@ -124,7 +126,11 @@ class Node:
         redis_rt = self.services.start_redis(config.redis)
         venue_url = self.services.start_venue(interval, settings.lookback_bars, config.venue_url)
         budget = RateBudget()  # one budget for every REST call of this process
-        self.info = info = HyperliquidInfoClient(venue_url, timeout_secs=10.0, budget=budget)
+        self.info = info = HyperliquidInfoClient(
+            venue_url, timeout_secs=10.0, budget=budget, perp_dexes=settings.perp_dexes
+        )
+        dexes = load_perp_dex_facts(info, self.stop)  # exit 2 for a dex the venue does not list
+        risk.set_dex_collateral(dict(dexes.collateral))
         watchlist = resolve_watchlist(settings, info, self.stop)
         if self.stop:
             return False
@@ -143,6 +149,7 @@ class Node:
         self.stack = stack = self.broker_factory(BrokerContext(
             config=config, store=store, risk=risk, strategy=strategy, venue_url=venue_url, budget=budget,
             redis=redis_rt, alerter=alerter, venue_clock_ms=market.venue_now_ms, protections=protections,
+            dex_fee_multipliers=dexes.fee_multipliers,
         ))  # fmt: skip
         stack.start(self.stop)
         if self.stop:

@@ -39,6 +39,7 @@ class BrokerContext:
     alerter: Alerter
     venue_clock_ms: Callable[[], int]  # the clock the engine ticks on (the venue's)
     protections: Protections | None = None  # health guard and drawdown close-all (engine.tick.protections)
+    dex_fee_multipliers: tuple[tuple[str, float], ...] = ()  # HIP-3 builder dexes' fee multipliers
 
 
 class BrokerStack(Protocol):

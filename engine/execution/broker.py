@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from engine.config.perp_dexes import normalise_symbol
 from engine.enums import (
     BrokerReject,
     ExecutionStatus,
@@ -56,8 +57,11 @@ class OrderIntent:
     decision_id: str | None = None
 
     def __post_init__(self) -> None:
-        if not self.symbol or self.symbol != self.symbol.upper():
-            raise ValueError(f"OrderIntent.symbol must be a non-empty upper-case name, got {self.symbol!r}")
+        if not self.symbol or self.symbol != normalise_symbol(self.symbol):
+            raise ValueError(
+                f"OrderIntent.symbol must be a non-empty upper-case name or an exact dex:COIN, "
+                f"got {self.symbol!r}"
+            )
         if not math.isfinite(self.reference_price) or self.reference_price < 0:
             raise ValueError(
                 f"OrderIntent.reference_price must be finite and >= 0, got {self.reference_price!r}"

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.config.env import env_float
+from engine.config.perp_dexes import PerpDexSelection
 from engine.enums import BrokerReject, ExecutionStatus, GateReason, Mode, NotSentReason, RoundDirection, Tif
 from engine.execution.address_budget import (
     AddressBudget,
@@ -544,6 +545,7 @@ def build_venue_broker(
     on_sent: Callable[[OrderIntent, int], None] | None = None,
     address_budget: AddressBudgetConfig | None = None,
     alert: Alert | None = None,
+    perp_dexes: PerpDexSelection | None = None,
 ) -> VenueBrokerParts:
     """Wire a live or dry_live broker: one RateBudget shared by the info client and (live only) the
     transport; testnet signatures for any non-mainnet URL. dry_live gets no transport at all.
@@ -552,7 +554,9 @@ def build_venue_broker(
     With `address_budget` set, the per-address request budget counts every post and sheds entries
     before it runs out (`alert` is told when shedding starts and ends)."""
     budget = budget or RateBudget()
-    info = HyperliquidInfoClient(base_url, timeout_secs=timeout_secs, budget=budget, retry=retry)
+    info = HyperliquidInfoClient(
+        base_url, timeout_secs=timeout_secs, budget=budget, retry=retry, perp_dexes=perp_dexes
+    )  # perp_dexes: meta, state and open orders span AI_QUANT_PERP_DEXES
     addresses = None
     if address_budget is not None:
         addresses = AddressBudget(

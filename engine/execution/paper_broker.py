@@ -171,7 +171,7 @@ class PaperBroker:
         self, intent: OrderIntent, position: Position | None, priced: PricedFill, now_ms: int
     ) -> OrderResult:
         size = float(intent.size_coins or 0.0)
-        fee = fill_model.fee_usd(size, priced.price, self._params.fee_rate)
+        fee = fill_model.fee_usd(size, priced.price, self._params.fee_rate_for(intent.symbol))
         if fee > self._cash:
             return OrderResult(
                 intent=intent,
@@ -209,7 +209,7 @@ class PaperBroker:
         full = remaining <= position.size_coins * _FULL_CLOSE_REL
         if full:
             size, remaining = position.size_coins, 0.0
-        fee = fill_model.fee_usd(size, priced.price, self._params.fee_rate)
+        fee = fill_model.fee_usd(size, priced.price, self._params.fee_rate_for(intent.symbol))
         realised = fill_model.realised_pnl_usd(position.side, position.entry_price, priced.price, size)
         new_position: Position | None = None
         if not full:
@@ -332,7 +332,7 @@ class PaperBroker:
             unrealised += fill_model.unrealised_pnl_usd(
                 position.side, position.entry_price, mark, position.size_coins
             )
-            close_fees += fill_model.fee_usd(position.size_coins, mark, self._params.fee_rate)
+            close_fees += fill_model.fee_usd(position.size_coins, mark, self._params.fee_rate_for(symbol))
             margin += position.margin_used_usd
         return AccountSnapshot(
             mode=Mode.PAPER,
@@ -380,7 +380,7 @@ class PaperBroker:
             price=price,
             notional_usd=size * price,
             fee_usd=fee,
-            fee_rate=self._params.fee_rate if trading else 0.0,
+            fee_rate=self._params.fee_rate_for(symbol) if trading else 0.0,
             liquidity=self._params.fee_mode if trading else None,
             realised_pnl_usd=realised,
             funding_usd=funding,

@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from engine.config.perp_dexes import DEFAULT_COLLATERAL, dex_of
 from engine.enums import OrderSide, RiskReason, TradingState
 from engine.execution.broker import AccountSnapshot, OrderIntent, Position
 from engine.execution.verdicts import ALLOW, Deny, RiskVerdict
@@ -62,6 +63,7 @@ class RiskSnapshot:
     peak_equity_usd: float | None = None
     daily_net_pnl_usd: float = 0.0
     slippage_bps: tuple[float, ...] = ()
+    dex_collateral: Mapping[str, str] = field(default_factory=dict)  # perp dex -> its collateral token
 
 
 def is_entry(intent: OrderIntent) -> bool:
@@ -101,7 +103,7 @@ def check(
         return ALLOW if denied is None else denied
     if state.trading_state is TradingState.REDUCING:
         return Deny(RiskReason.TRADING_REDUCING, {"action": intent.action.value})
-    for step in (_account_deny, _breaker_deny, _entry_rate_deny, _exposure_deny):
+    for step in (_account_deny, _breaker_deny, _entry_rate_deny, _exposure_deny, _dex_caps_deny):
         denied = step(intent, account, positions, limits, state, now_ms)
         if denied is not None:
             return denied
@@ -222,6 +224,7 @@ def _any_notional_cap(limits: RiskLimits) -> bool:
         for cap in (
             limits.max_order_notional_usd, limits.max_symbol_notional_usd,
             limits.max_gross_notional_usd, limits.max_gross_leverage,
+            limits.max_dex_notional_usd, limits.max_collateral_notional_usd,
         )
     )  # fmt: skip
 
@@ -253,6 +256,37 @@ def _notional_caps_deny(
         return Deny(
             RiskReason.LEVERAGE, {"gross_leverage": gross_leverage, "limit": limits.max_gross_leverage}
         )
+    return None
+
+
+def _dex_caps_deny(
+    intent: OrderIntent, account: AccountSnapshot, positions: Mapping[str, Position],
+    limits: RiskLimits, state: RiskSnapshot, now_ms: int,
+) -> Deny | None:  # fmt: skip
+    """Per perp dex and per collateral token gross notional caps. A symbol whose dex's collateral
+    is unknown is denied while the collateral cap is on (fail closed)."""
+    if limits.max_dex_notional_usd <= 0 and limits.max_collateral_notional_usd <= 0:
+        return None
+    notional = float(intent.size_coins or 0.0) * intent.reference_price  # finite > 0: checked before
+    dex = dex_of(intent.symbol)
+    if limits.max_dex_notional_usd > 0:
+        total = notional + sum(_position_notional(p) for s, p in positions.items() if dex_of(s) == dex)
+        if total > limits.max_dex_notional_usd:
+            return Deny(RiskReason.DEX_NOTIONAL,
+                        {"dex": dex, "notional_usd": total, "limit_usd": limits.max_dex_notional_usd})
+    if limits.max_collateral_notional_usd <= 0:
+        return None
+    token = state.dex_collateral.get(dex, DEFAULT_COLLATERAL if dex == "" else None)
+    if token is None:
+        return Deny(RiskReason.COLLATERAL_NOTIONAL, {"dex": dex, "collateral": None})
+    total = notional + sum(
+        _position_notional(p) for s, p in positions.items()
+        if state.dex_collateral.get(dex_of(s), DEFAULT_COLLATERAL) == token
+    )  # fmt: skip
+    if total > limits.max_collateral_notional_usd:
+        limit = limits.max_collateral_notional_usd
+        detail = {"collateral": token, "notional_usd": total, "limit_usd": limit}
+        return Deny(RiskReason.COLLATERAL_NOTIONAL, detail)
     return None
 
 

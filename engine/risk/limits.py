@@ -48,6 +48,10 @@ class RiskLimits:
     max_gross_notional_usd: float = 0.0
     max_leverage: float = 0.0  # the intent's own leverage
     max_gross_leverage: float = 0.0  # (gross notional incl. this order) / equity
+    # Per perp dex (HIP-3 builder dexes and the original) and per collateral token: gross notional
+    # of the positions on each dex / settled in each token, including this order.
+    max_dex_notional_usd: float = 0.0
+    max_collateral_notional_usd: float = 0.0
 
     @classmethod
     def from_sources(
@@ -102,6 +106,8 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("max_gross_notional_usd", "max_gross_notional_usd", 0, _INF),
     _Spec("max_leverage", "max_leverage", 0, 100),
     _Spec("max_gross_leverage", "max_gross_leverage", 0, 100),
+    _Spec("max_dex_notional_usd", "max_dex_notional_usd", 0, _INF),
+    _Spec("max_collateral_notional_usd", "max_collateral_notional_usd", 0, _INF),
 )
 
 assert {spec.field for spec in _SPECS} == {f.name for f in fields(RiskLimits)}

@@ -79,6 +79,7 @@ class RiskManager:
         self._exits: deque[int] = deque()
         self._cancels: deque[int] = deque()
         self._listeners: list[Callable[[StateChange], None]] = []
+        self._dex_collateral: dict[str, str] = {}
 
     @classmethod
     def from_config(
@@ -127,6 +128,11 @@ class RiskManager:
         """Swap in a whole new limits object (hot reload at a tick boundary)."""
         self._limits = limits
 
+    def set_dex_collateral(self, collateral: Mapping[str, str]) -> None:
+        """Tell the per-collateral cap which token each traded perp dex settles in (read from the
+        venue at start-up); a dex missing here is denied entries while that cap is on."""
+        self._dex_collateral = dict(collateral)
+
     def snapshot(self, now_ms: int) -> RiskSnapshot:
         """Return the pure check's view of the state now (hard kill re-read from the environment)."""
         self._prune(now_ms)
@@ -144,6 +150,7 @@ class RiskManager:
             peak_equity_usd=self._counters.peak_equity_usd,
             daily_net_pnl_usd=self._daily_net(now_ms),
             slippage_bps=self._counters.slippage_bps,
+            dex_collateral=dict(self._dex_collateral),
         )
 
     def check(

@@ -522,7 +522,8 @@ def build_rest(settings: SidecarSettings) -> tuple[Any, Any]:
 
     budget = RateBudget(settings.rest_weight_per_minute)
     client = HyperliquidInfoClient(
-        settings.info_base_url, timeout_secs=settings.rest_timeout_secs, budget=budget
+        settings.info_base_url, timeout_secs=settings.rest_timeout_secs, budget=budget,
+        perp_dexes=settings.perp_dexes,
     )
     return client, budget
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.config.env import (
@@ -20,11 +20,13 @@ from engine.config.env import (
     env_opt_str,
     env_str,
 )
+from engine.config.perp_dexes import PerpDexSelection
 from engine.config.shared import (
     env_candle_close_grace_ms,
     env_interval,
     env_lookback_bars,
     env_mode,
+    env_perp_dexes,
     env_symbols,
     env_top_n,
 )
@@ -60,6 +62,7 @@ class SidecarSettings:
     mode: Mode = Mode.PAPER
     interval: str = "1h"
     symbols: tuple[str, ...] = ()
+    perp_dexes: PerpDexSelection = field(default_factory=PerpDexSelection)  # AI_QUANT_PERP_DEXES
     top_n: int = 50
     lookback_bars: int = 200
     enable_bbo: bool = True
@@ -126,6 +129,7 @@ class SidecarSettings:
             mode=mode,
             interval=interval,
             symbols=env_symbols(env),
+            perp_dexes=env_perp_dexes(env),
             top_n=env_top_n(env),
             lookback_bars=env_lookback_bars(env),
             enable_bbo=env_bool("AI_QUANT_WS_ENABLE_BBO", True, env),

@@ -75,6 +75,8 @@ class UserState:
     positions: tuple[Position, ...]
     cross_maintenance_margin_used_usd: float | None = None
     time_ms: int | None = None
+    # per perp dex states when this one spans several (engine.venue.dexes.merge_user_states), by dex name
+    dex_states: tuple[tuple[str, UserState], ...] = ()
 
     def position(self, coin: str) -> Position | None:
         """Return the open position in `coin`, or None when flat."""

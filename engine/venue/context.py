@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
+from engine.config.perp_dexes import normalise_symbol
 from engine.venue import types as hl
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,8 @@ class VenueContext:
         if self._fetched_ms is not None and now - self._fetched_ms < self._ttl_ms:
             return
         answer = self._info.meta_and_asset_ctxs()  # raises hl.VenueError / ParseError
-        self._decimals = {asset.name.upper(): asset.sz_decimals for asset in answer.meta.universe}
-        self._rates = {ctx.coin.upper(): ctx.funding for ctx in answer.ctxs}
+        self._decimals = {normalise_symbol(asset.name): asset.sz_decimals for asset in answer.meta.universe}
+        self._rates = {normalise_symbol(ctx.coin): ctx.funding for ctx in answer.ctxs}
         self._fetched_ms = now
 
     def funding_rates(self) -> Mapping[str, float]:
@@ -60,4 +61,4 @@ class VenueContext:
             self._refresh()
         except Exception as exc:  # sizes do not change: the cached answer (if any) stays valid
             log.warning("venue meta refresh failed symbol=%s error=%s", symbol, type(exc).__name__)
-        return self._decimals.get(symbol.upper())
+        return self._decimals.get(normalise_symbol(symbol))

@@ -24,8 +24,21 @@ import requests
 from hyperliquid.utils.constants import MAINNET_API_URL
 
 from engine.config.env import ConfigError, env_str
+from engine.config.perp_dexes import ORIGINAL_DEX, PerpDexSelection
 from engine.enums import InfoType
 from engine.venue import types as hl
+from engine.venue.dexes import (
+    ORIGINAL,
+    PerpDex,
+    collateral_token_of,
+    merge_meta_and_ctxs,
+    merge_metas,
+    merge_user_states,
+    offset_meta,
+    parse_perp_dexs,
+    parse_token_names,
+    resolve_selection,
+)
 from engine.venue.rate_budget import RateBudget, info_extra_weight, info_weight
 from strategies.candle import Candle, interval_ms
 
@@ -104,7 +117,11 @@ class HyperliquidInfoClient:
         rng: random.Random | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        perp_dexes: PerpDexSelection | None = None,
     ) -> None:
+        """`perp_dexes` (AI_QUANT_PERP_DEXES) makes meta, metaAndAssetCtxs, allMids,
+        clearinghouseState, openOrders and frontendOpenOrders span those dexes (default: the
+        original dex only, the requests exactly as before); resolved against `perpDexs` on first use."""
         if timeout_secs <= 0:
             raise ValueError(f"timeout_secs must be positive, got {timeout_secs}")
         self.base_url = base_url.rstrip("/")
@@ -116,6 +133,10 @@ class HyperliquidInfoClient:
         self._rng = rng or random.Random()
         self._sleep = sleep
         self._clock = clock
+        self.selection = perp_dexes or PerpDexSelection()
+        self._listed: tuple[PerpDex, ...] | None = None
+        self._traded: tuple[PerpDex, ...] | None = None
+        self._collateral_index: dict[str, int | None] = {}
 
     def close(self) -> None:
         if self._owns_session:
@@ -192,17 +213,76 @@ class HyperliquidInfoClient:
 
     # --- typed reads ----------------------------------------------------------------------------
 
-    def meta(self) -> hl.Meta:
-        """Return the perp universe (asset ids are the indexes)."""
-        return self._get(InfoType.META, {}, hl.parse_meta)
+    def perp_dexs(self) -> tuple[PerpDex, ...]:
+        """Every perp dex the venue lists (the original first), with asset offsets and fee scales."""
+        self._listed = self._get(InfoType.PERP_DEXS, {}, parse_perp_dexs)
+        return self._listed
 
-    def meta_and_asset_ctxs(self) -> hl.MetaAndAssetCtxs:
+    def traded_dexes(self) -> tuple[PerpDex, ...]:
+        """The dexes this client spans (AI_QUANT_PERP_DEXES resolved against `perpDexs`, once);
+        ValueError naming a selected dex the venue does not list."""
+        if self.selection.original_only:
+            return (ORIGINAL,)
+        if self._traded is None:
+            self._traded = resolve_selection(self.selection, self.perp_dexs())
+        return self._traded
+
+    def _dex_payload(self, dex: str) -> dict[str, Any]:
+        return {"dex": dex} if dex else {}
+
+    def _offset(self, dex: str) -> int:
+        if not dex:
+            return 0
+        listed = self._listed if self._listed is not None else self.perp_dexs()
+        for d in listed:
+            if d.name == dex:
+                return d.asset_offset
+        raise ValueError(f"perp dex {dex!r} is not listed by the venue")
+
+    def _spans(self, dex: str | None) -> bool:
+        return dex is None and not self.selection.original_only
+
+    def meta(self, dex: str | None = None) -> hl.Meta:
+        """Return the perp universe with the venue's asset ids (a builder dex's are offset);
+        `dex=None` spans the traded dexes, a name reads that dex only ("" = the original)."""
+        if self._spans(dex):
+            return merge_metas(self.meta(d.name) for d in self.traded_dexes())
+        name = dex or ORIGINAL_DEX
+        body = self.post_raw(InfoType.META, {"type": str(InfoType.META), **self._dex_payload(name)})
+        self._collateral_index[name] = collateral_token_of(body, str(InfoType.META))
+        return offset_meta(hl.parse_meta(body, str(InfoType.META)), self._offset(name))
+
+    def meta_and_asset_ctxs(self, dex: str | None = None) -> hl.MetaAndAssetCtxs:
         """Return the universe with each asset's funding, mark/oracle/mid prices, OI and volume."""
-        return self._get(InfoType.META_AND_ASSET_CTXS, {}, hl.parse_meta_and_asset_ctxs)
+        if self._spans(dex):
+            return merge_meta_and_ctxs(self.meta_and_asset_ctxs(d.name) for d in self.traded_dexes())
+        name = dex or ORIGINAL_DEX
+        answer = self._get(
+            InfoType.META_AND_ASSET_CTXS, self._dex_payload(name), hl.parse_meta_and_asset_ctxs
+        )
+        return hl.MetaAndAssetCtxs(meta=offset_meta(answer.meta, self._offset(name)), ctxs=answer.ctxs)
 
-    def all_mids(self) -> dict[str, float]:
+    def all_mids(self, dex: str | None = None) -> dict[str, float]:
         """Return `{coin: mid price}`."""
-        return self._get(InfoType.ALL_MIDS, {}, hl.parse_all_mids)
+        if self._spans(dex):
+            return {k: v for d in self.traded_dexes() for k, v in self.all_mids(d.name).items()}
+        return self._get(InfoType.ALL_MIDS, self._dex_payload(dex or ORIGINAL_DEX), hl.parse_all_mids)
+
+    def dex_collateral(self) -> dict[str, str]:
+        """{dex: collateral token name} of the traded dexes (the original dex settles in USDC)."""
+        names: dict[int, str] | None = None
+        out: dict[str, str] = {}
+        for d in self.traded_dexes():
+            if d.name not in self._collateral_index:
+                self.meta(d.name)
+            index = self._collateral_index.get(d.name)
+            if index is None:
+                out[d.name] = "USDC"
+                continue
+            if names is None:
+                names = self._get(InfoType.SPOT_META, {}, parse_token_names)
+            out[d.name] = names.get(index, f"token{index}")
+        return out
 
     def candle_snapshot(self, coin: str, interval: str, start_ms: int, end_ms: int) -> tuple[Candle, ...]:
         """Return candles of `coin` opened in [start_ms, end_ms] (the venue keeps the last 5,000)."""
@@ -216,17 +296,26 @@ class HyperliquidInfoClient:
     def l2_book(self, coin: str) -> hl.L2Book:
         return self._get(InfoType.L2_BOOK, {"coin": coin}, hl.parse_l2_book)
 
-    def clearinghouse_state(self, user: str) -> hl.UserState:
-        """Return margin summary, withdrawable and positions of `user` (the main account address)."""
-        return self._get(InfoType.CLEARINGHOUSE_STATE, {"user": normalise_address(user)}, hl.parse_user_state)
+    def clearinghouse_state(self, user: str, dex: str | None = None) -> hl.UserState:
+        """Return margin summary, withdrawable and positions of `user` (the main account address);
+        over several dexes, the merged account with each dex's own state kept (engine.venue.dexes)."""
+        if self._spans(dex):
+            dexes = self.traded_dexes()
+            return merge_user_states({d.name: self.clearinghouse_state(user, d.name) for d in dexes})
+        payload = {"user": normalise_address(user), **self._dex_payload(dex or ORIGINAL_DEX)}
+        return self._get(InfoType.CLEARINGHOUSE_STATE, payload, hl.parse_user_state)
 
-    def open_orders(self, user: str) -> tuple[hl.OpenOrder, ...]:
-        return self._get(InfoType.OPEN_ORDERS, {"user": normalise_address(user)}, hl.parse_open_orders)
+    def open_orders(self, user: str, dex: str | None = None) -> tuple[hl.OpenOrder, ...]:
+        if self._spans(dex):
+            return tuple(o for d in self.traded_dexes() for o in self.open_orders(user, d.name))
+        payload = {"user": normalise_address(user), **self._dex_payload(dex or ORIGINAL_DEX)}
+        return self._get(InfoType.OPEN_ORDERS, payload, hl.parse_open_orders)
 
-    def frontend_open_orders(self, user: str) -> tuple[hl.FrontendOpenOrder, ...]:
-        return self._get(
-            InfoType.FRONTEND_OPEN_ORDERS, {"user": normalise_address(user)}, hl.parse_frontend_open_orders
-        )
+    def frontend_open_orders(self, user: str, dex: str | None = None) -> tuple[hl.FrontendOpenOrder, ...]:
+        if self._spans(dex):
+            return tuple(o for d in self.traded_dexes() for o in self.frontend_open_orders(user, d.name))
+        payload = {"user": normalise_address(user), **self._dex_payload(dex or ORIGINAL_DEX)}
+        return self._get(InfoType.FRONTEND_OPEN_ORDERS, payload, hl.parse_frontend_open_orders)
 
     def user_fills(self, user: str) -> tuple[hl.Fill, ...]:
         """Return the most recent fills of `user` (the venue caps the count)."""

@@ -101,9 +101,12 @@ def start_daemon(
     return daemon
 
 
-def venue_positions(sim: SimulatorProcess, user: str) -> dict[str, float]:
-    state = sim.info({"type": "clearinghouseState", "user": user}).json()
-    sizes = {p["position"]["coin"]: float(p["position"]["szi"]) for p in state["assetPositions"]}
+def venue_positions(sim: SimulatorProcess, user: str, dexes: tuple[str, ...] = ("",)) -> dict[str, float]:
+    """The venue's open positions of `user` on each perp dex in `dexes` ("" = the original dex)."""
+    sizes: dict[str, float] = {}
+    for dex in dexes:
+        state = sim.info({"type": "clearinghouseState", "user": user, "dex": dex}).json()
+        sizes.update({p["position"]["coin"]: float(p["position"]["szi"]) for p in state["assetPositions"]})
     return {coin: szi for coin, szi in sizes.items() if szi != 0}
 
 
@@ -154,11 +157,13 @@ def test_dry_live_signs_and_records_would_send_but_never_posts(tmp_path, sim, wa
     assert assert_secret_nowhere(daemon, tmp_path / "state", key_hex) > 0
 
 
-def assert_ledger_equals_venue(db: Path, sim: SimulatorProcess, user: str) -> tuple[list[dict], dict]:
+def assert_ledger_equals_venue(
+    db: Path, sim: SimulatorProcess, user: str, dexes: tuple[str, ...] = ("",)
+) -> tuple[list[dict], dict]:
     """The OMS ledger and the trades table hold exactly the venue's fills for `user` and net to the
-    venue's positions; return (venue fills, venue positions)."""
+    venue's positions (on every perp dex in `dexes`); return (venue fills, venue positions)."""
     venue_fills = sim.info({"type": "userFills", "user": user}).json()
-    positions = venue_positions(sim, user)
+    positions = venue_positions(sim, user, dexes)
     oms = LiveOms(db, mode="live", config=OmsConfig(synchronous_full=False))
     try:
         ledger = oms.ledger_positions()

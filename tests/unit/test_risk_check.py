@@ -118,6 +118,8 @@ CASES: dict[RiskReason, Case] = {
         _intent(TradeAction.ADD, symbol="ETH"), limits=RiskLimits(max_symbol_notional_usd=150.0)
     ),
     RiskReason.GROSS_NOTIONAL: Case(ENTRY, limits=RiskLimits(max_gross_notional_usd=150.0)),
+    RiskReason.DEX_NOTIONAL: Case(ENTRY, limits=RiskLimits(max_dex_notional_usd=150.0)),
+    RiskReason.COLLATERAL_NOTIONAL: Case(ENTRY, limits=RiskLimits(max_collateral_notional_usd=150.0)),
     RiskReason.LEVERAGE: Case(_intent(leverage=5.0), limits=RiskLimits(max_leverage=3.0)),
 }
 

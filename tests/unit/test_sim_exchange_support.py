@@ -11,6 +11,7 @@ import eth_account
 from hyperliquid.utils import signing as sdk
 from hyperliquid.utils.types import Cloid
 
+from simulator.dexes import DexTable
 from simulator.exchange import ExchangeCore
 
 T0_MS = 1_764_000_000_000  # 2025-11-24T16:00:00Z, an hour boundary
@@ -29,9 +30,16 @@ class FakeMarket:
         self.funding = {"BTC": 0.0001, "ETH": -0.00005, "DOGE": 0.0}
         self.level_usd = 50_000.0
         self.clock_ms = T0_MS
+        self.dexes = DexTable(self._coins)
 
     def coins(self) -> list[str]:
         return list(self._coins)
+
+    def asset_of(self, coin: str) -> int:
+        return self.dexes.asset_of(coin)
+
+    def coin_of(self, asset: int) -> str | None:
+        return self.dexes.coin_of(asset)
 
     def sz_decimals(self, coin: str) -> int:
         return self._szd[coin]
