@@ -156,9 +156,13 @@ def members_to_bars(raws: Sequence[Any], where: str) -> np.ndarray:
 
 
 def split_bars_reply(symbols: list[str], keys: list[str], reply: Any) -> dict[str, tuple[bool, np.ndarray]]:
-    """Cut the layout's read-script reply (per-key int32 triples found/members/malformed, then one
-    blob of records) into {symbol: (found, records)}; raise LayoutError naming the bad key."""
-    meta_raw, blob = reply
+    """Cut the layout's read-script reply (per-key int32 triples found/members/malformed, then
+    one blob of records per key) into {symbol: (found, records)}; raise LayoutError naming the
+    bad key. All records end up in one buffer, validated at once; each symbol gets a view."""
+    meta_raw, *blobs = reply
+    if len(blobs) != len(keys):
+        raise LayoutError(f"candle read answered {len(blobs)} keys for {len(keys)} requested")
+    blob = b"".join(blobs)
     meta = np.frombuffer(meta_raw, dtype="<i4").reshape(-1, 3)
     if len(meta) != len(keys):
         raise LayoutError(f"candle read answered {len(meta)} keys for {len(keys)} requested")

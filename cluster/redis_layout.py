@@ -112,12 +112,13 @@ DEFAULT_KEEP_BARS = 1000
 # The read of many symbols in one call. Requests are "key\nresume\n..." in ARGV[1] (one argument:
 # redis-py packs each argument in Python, ~1 us each), or KEYS/ARGV pairs when a key holds a
 # newline. resume "-" = cold (every stored member, found = 1); otherwise members with score >
-# resume and found = 1 if the resume candle itself is stored (the continuity proof). The reply is
-# two bulk strings, so the client parses two RESP elements whatever the symbol count: per key a
-# little-endian int32 triple (found, members, members that are not one record), and all members
-# concatenated (fixed-width records need no separator).
+# resume and found = 1 if the resume candle itself is stored (the continuity proof). The reply
+# is a meta string, per key a little-endian int32 triple (found, members, members that are not
+# one record), then one bulk string per key: its members concatenated (fixed-width records need
+# no separator). One string per key rather than one for all: the final concatenation of a
+# rehydrate's megabytes cost Redis more than the client's 1 + N bulk replies.
 _READ_BARS_LUA = """
-local meta, blobs = {}, {}
+local out, meta = {''}, {}
 local function read(key, resume)
   local rows, found
   if resume == '-' then
@@ -131,14 +132,15 @@ local function read(key, resume)
     if #member ~= RECORD_BYTES then bad = bad + 1 end
   end
   meta[#meta + 1] = struct.pack('<iii', found, #rows, bad)
-  blobs[#blobs + 1] = table.concat(rows)
+  out[#out + 1] = table.concat(rows)
 end
 if #KEYS > 0 then
   for i, key in ipairs(KEYS) do read(key, ARGV[i]) end
 else
   for key, resume in string.gmatch(ARGV[1], '([^\\n]+)\\n([^\\n]+)') do read(key, resume) end
 end
-return {table.concat(meta), table.concat(blobs)}
+out[1] = table.concat(meta)
+return out
 """.replace("RECORD_BYTES", str(RECORD_BYTES))
 
 class AccountEventKind(StrEnum):
@@ -380,7 +382,7 @@ class RedisLayout:
     ) -> dict[str, tuple[bool, np.ndarray]]:
         """For each symbol: (is the resume candle still stored, records with t > resume ascending).
 
-        ONE script call for all symbols, whatever their count (the reply is two bulk strings).
+        ONE script call for all symbols, whatever their count (1 + N bulk-string replies).
         `resume[symbol]` None reads every stored candle (and says True). The proof is what a
         reader needs to trust an incremental state; False means history was trimmed or lost
         past it: rebuild. Arrays are read-only CANDLE_DTYPE views, validated like `Candle`;

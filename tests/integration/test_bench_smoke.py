@@ -33,8 +33,10 @@ BENCH_ARGS: dict[str, list[str]] = {
     "oms": ["--writes", "60"],
     "universe": ["--symbols", "3", "--bars", "40"],
     "shadow": ["--variants", "4", "--ticks", "20", "--warm-bars", "60", "--json"],
+    "candle_codec": ["--symbols", "20", "--rounds", "2", "--cold-bars", "10"],
 }
-LANES = (("scale",), ("tick",), ("soak_crash", "indicators", "ingest", "oms", "universe", "shadow"))
+LANES = (("scale",), ("tick",),
+         ("soak_crash", "indicators", "ingest", "oms", "universe", "shadow", "candle_codec"))
 
 
 def _run(name: str) -> subprocess.CompletedProcess[str]:
@@ -160,3 +162,15 @@ def test_bench_shadow(bench_runs: dict[str, Future[subprocess.CompletedProcess[s
     for key in ("base_tick_ms", "shadow_tick_ms", "variant_eval_ms", "fleet_ms"):
         stats = out[key]
         assert 0 < stats["p50"] <= stats["p90"] <= stats["max"], key
+
+
+def test_bench_candle_codec(bench_runs: dict[str, Future[subprocess.CompletedProcess[str]]]) -> None:
+    out = _output(bench_runs, "candle_codec")
+    assert out["bench"] == "candle_codec" and (out["symbols"], out["rounds"], out["cold_bars"]) == (20, 2, 10)
+    assert out["bytes_per_candle"]["binary"] == 64 and out["bytes_per_candle"]["json"] > 64
+    paths = {f"{path}.{fmt}" for path in ("decode_only", "warm_tick") for fmt in ("json", "binary_arrays",
+                                                                               "binary_candles")}
+    assert set(out["ms"]) == paths | {"cold_read.json", "cold_read.binary_arrays"}
+    for name, stats in out["ms"].items():
+        assert 0 < stats["p50_ms"] <= stats["p90_ms"], name
+    assert all(ratio > 0 for ratio in out["ratio_json_vs_binary"].values())
