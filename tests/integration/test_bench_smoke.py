@@ -24,7 +24,7 @@ from bench.support import REPO_ROOT
 RUN_TIMEOUT_SECS = 240  # generous: the machine is shared; nothing here asserts a duration
 BENCH_ARGS: dict[str, list[str]] = {
     "scale": ["--symbols", "4", "--shards", "2", "--ticks", "1", "--warm-bars", "60", "--rounds", "1",
-              "--layouts", "2_nodes", "--json"],
+              "--pinned", "--json"],
     "tick": ["--symbols", "4", "--shards", "1", "--ticks", "2", "--warm-bars", "60", "--baseline-sample", "2",
              "--baseline-ticks", "1", "--parity-sample", "2", "--json"],
     "soak_crash": ["--cycles", "2", "--steps", "12", "--seed", "3"],
@@ -141,16 +141,28 @@ def test_bench_tick(bench_runs: dict[str, Future[subprocess.CompletedProcess[str
 
 
 def test_bench_scale(bench_runs: dict[str, Future[subprocess.CompletedProcess[str]]]) -> None:
+    """The --pinned run: both layouts, shards proven on 1 vs 2 distinct nodes, each on its node's core."""
     out = _output(bench_runs, "scale")
     assert out["bench"] == "scale" and out["symbols"] == 4 and out["shards"] == 2
-    (result,) = out["results"]
-    assert result["layout"] == "2_nodes" and result["worker_cpus"] == [1, 1] and result["non_ok_records"] == 0
-    assert len(result["tick_ms"]) == 1
-    shards = result["dashboard_shards"]
-    assert shards["healthy"] and shards["healthy_after_ticks"] and shards["on_head"] == []
-    assert sorted(shards["alive"]) == ["aiq-shard-0", "aiq-shard-1"] and shards["distinct_nodes"] == 2
+    one, two = out["results"]
+    assert (one["layout"], one["worker_cpus"]) == ("1_node_1_core", [2])
+    assert (two["layout"], two["worker_cpus"]) == ("2_nodes_2_cores", [1, 1])
+    for result, nodes in ((one, 1), (two, 2)):
+        assert result["non_ok_records"] == 0 and len(result["tick_ms"]) == 1
+        shards = result["dashboard_shards"]
+        assert shards["healthy"] and shards["healthy_after_ticks"] and shards["on_head"] == []
+        assert sorted(shards["alive"]) == ["aiq-shard-0", "aiq-shard-1"] and shards["distinct_nodes"] == nodes
+        pinning = result["pinning"]
+        assert pinning["distinct_nodes"] == nodes
+        assert all(s["affinity"] == s["node_pin"] and len(s["affinity"]) == 1 for s in pinning["shards"].values())
+    cores = {tuple(s["affinity"]) for s in two["pinning"]["shards"].values()}
+    assert len(cores) == 2  # two nodes, two different cores
     assert out["dashboard_all_shards_alive_every_run"] is True
-    assert set(out["summary"]) == {"2_nodes"} and out["ratio_2_nodes_vs_1_node"] is None
+    assert set(out["summary"]) == {"1_node_1_core", "2_nodes_2_cores"}
+    pinned = out["pinned"]
+    assert pinned["all_runs_pinned_and_on_distinct_nodes"] is True and pinned["goal"] == 1.7
+    assert pinned["throughput_ratio"] == out["ratio_2_nodes_vs_1_node"]["symbols_per_sec"] > 0
+    assert set(pinned["where_the_tick_goes_ms_p50"]) == {"1_node_1_core", "2_nodes_2_cores"}
 
 
 def test_bench_shadow(bench_runs: dict[str, Future[subprocess.CompletedProcess[str]]]) -> None:
