@@ -149,6 +149,35 @@ def _health(cluster: Any, namespace: str, n_shards: int) -> ShardHealth:
         time.sleep(0.2)
 
 
+def _cpu_ms(pid: int | None) -> float:
+    """CPU time (user + system) a process used so far, ms; 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) * 1000.0 / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy_ms() -> float:
+    """CPU time all cores spent busy so far (every process on the box, other users' too), ms."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (
+        int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9])
+    return (user + nice + system + irq + softirq + steal) * 1000.0 / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_sample(shard_pids: list[int], redis_pid: int | None) -> dict[str, Any]:
+    return {"shards": [_cpu_ms(p) for p in shard_pids], "redis": _cpu_ms(redis_pid),
+            "driver": _cpu_ms(os.getpid()), "machine": _machine_busy_ms()}
+
+
+def _cpu_per_tick(before: dict[str, Any], after: dict[str, Any], ticks: int) -> dict[str, Any]:
+    """CPU ms per tick by who spent it: shards, Redis, this driver, everything else on the box."""
+    shards = [round((b - a) / ticks, 2) for a, b in zip(before["shards"], after["shards"], strict=True)]
+    own = {k: round((after[k] - before[k]) / ticks, 2) for k in ("redis", "driver", "machine")}
+    own["other_processes"] = round(own["machine"] - sum(shards) - own["redis"] - own["driver"], 2)
+    return {"shards": shards, **own}
+
+
 def check_pinning(cluster: Any, namespace: str, n_shards: int, want_nodes: int) -> dict[str, Any]:
     """Prove where the shards ran: distinct node ids, and each process's affinity = its node's pin.
 
@@ -202,6 +231,9 @@ def run_layout(label: str, worker_cpus: list[int], args: argparse.Namespace, red
             latencies: list[float] = []
             driver_ms: list[float] = []
             not_ok = 0
+            shard_pids = [int(st["pid"]) for st in pool.stats()]
+            redis_pid = int(client.info("server")["process_id"])
+            cpu_before = _cpu_sample(shard_pids, redis_pid)
             for bar in range(first_bar + SETTLE_TICKS, first_bar + SETTLE_TICKS + args.ticks):
                 _write_bar(client, layout, hist, bar)
                 t0 = time.perf_counter()
@@ -215,6 +247,7 @@ def run_layout(label: str, worker_cpus: list[int], args: argparse.Namespace, red
                 latencies.append((t3 - t0) * 1000.0)
                 driver_ms.append((t1 - t0 + t3 - t2) * 1000.0)
                 not_ok += sum(1 for r in result.decisions.values() if r.status.value != "ok")
+            cpu = _cpu_per_tick(cpu_before, _cpu_sample(shard_pids, redis_pid), args.ticks)
             health_after = _health(cluster, namespace, args.shards)
             inside = [statistics.median(s["evaluate_ms_recent"][-args.ticks:]) for s in pool.stats()]
         finally:
@@ -233,7 +266,7 @@ def run_layout(label: str, worker_cpus: list[int], args: argparse.Namespace, red
         "tick_ms_max": round(max(latencies), 2),
         "symbols_per_sec": round(len(symbols) * len(latencies) / total_secs),
         "inside_shard_evaluate_ms_p50": [round(x, 2) for x in inside],
-        "non_ok_records": not_ok, "tick_breakdown": breakdown, "pinning": pinning,
+        "non_ok_records": not_ok, "tick_breakdown": breakdown, "pinning": pinning, "cpu_ms_per_tick": cpu,
         "setup_secs": {"pool_create": round(create_secs, 1), "catch_up": round(catch_up_secs, 1)},
         "dashboard_shards": {
             "alive": list(health.alive), "healthy": health.healthy, "on_head": list(health.on_head),
@@ -256,9 +289,13 @@ def _summary(results: list[dict[str, Any]], labels: list[str], symbols: int) -> 
 def _pinned_report(results: list[dict[str, Any]], ratio: dict[str, float] | None) -> dict[str, Any]:
     """The fair scale-out verdict: throughput ratio against the goal, and where the ticks went."""
     where: dict[str, dict[str, float]] = {}
+    cpu: dict[str, dict[str, Any]] = {}
     for label in PINNED_LAYOUTS:
         rows = [r["tick_breakdown"] for r in results if r["layout"] == label]
         where[label] = {k: round(statistics.median(row[k] for row in rows), 2) for k in rows[0]}
+        cpus = [r["cpu_ms_per_tick"] for r in results if r["layout"] == label]
+        cpu[label] = {k: round(statistics.median(c[k] for c in cpus), 2) for k in cpus[0] if k != "shards"}
+        cpu[label]["shards_total"] = round(statistics.median(sum(c["shards"]) for c in cpus), 2)
     throughput = None if ratio is None else ratio["symbols_per_sec"]
     one, two = where["1_node_1_core"], where["2_nodes_2_cores"]
     return {
@@ -266,6 +303,7 @@ def _pinned_report(results: list[dict[str, Any]], ratio: dict[str, float] | None
         "meets_goal": throughput is not None and throughput >= PINNED_GOAL_RATIO,
         "all_runs_pinned_and_on_distinct_nodes": all(r["pinning"] is not None for r in results),
         "where_the_tick_goes_ms_p50": where,
+        "cpu_ms_per_tick_p50": cpu,
         # of the 2-node tick, the part that does not shrink with a second core: driver + Ray calls
         "serial_share_of_2_node_tick": round((two["driver_ms"] + two["ray_and_scheduling_ms"])
                                              / max(two["tick_ms_p50"], 1e-9), 3),
