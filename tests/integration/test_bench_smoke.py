@@ -34,9 +34,11 @@ BENCH_ARGS: dict[str, list[str]] = {
     "universe": ["--symbols", "3", "--bars", "40"],
     "shadow": ["--variants", "4", "--ticks", "20", "--warm-bars", "60", "--json"],
     "candle_codec": ["--symbols", "20", "--rounds", "2", "--cold-bars", "10"],
+    "startup": ["--symbols", "6", "--daemon-runs", "1", "--warm-bars", "60", "--ticks-before", "2",
+                "--parity-sample", "2", "--timeout", "150"],
 }
 LANES = (("scale",), ("tick",),
-         ("soak_crash", "indicators", "ingest", "oms", "universe", "shadow", "candle_codec"))
+         ("soak_crash", "indicators", "ingest", "oms", "universe", "shadow", "candle_codec", "startup"))
 
 
 def _run(name: str) -> subprocess.CompletedProcess[str]:
@@ -187,3 +189,18 @@ def test_bench_candle_codec(bench_runs: dict[str, Future[subprocess.CompletedPro
     for name, stats in out["ms"].items():
         assert 0 < stats["p50_ms"] <= stats["p90_ms"], name
     assert all(ratio > 0 for ratio in out["ratio_json_vs_binary"].values())
+
+
+def test_bench_startup(bench_runs: dict[str, Future[subprocess.CompletedProcess[str]]]) -> None:
+    out = _output(bench_runs, "startup")
+    daemon, kill = out["daemon"], out["shard_kill"]
+    assert daemon["symbols"] == 6 and daemon["sidecars"] == 2 and daemon["first_run_exit"] == 0
+    (ready,) = daemon["warm_start_to_engine_started_secs"]
+    (decided,) = daemon["warm_start_to_first_decision_secs"]
+    assert 0 < ready <= decided and daemon["goal_secs"] == 15.0
+    assert kill["symbols"] == 6 and 0 < kill["victim_symbols"] < 6
+    assert kill["kill_to_deciding_secs"] is not None and kill["restarted_pid_differs"] is True
+    assert kill["others_decided_every_tick"] is True  # the live shard never lost a tick to the dead one
+    assert kill["parity_after_recovery"]["checked"] > 0 and kill["parity_after_recovery"]["mismatches"] == 0
+    *outage, back = kill["outage_ticks"]
+    assert back["victim_statuses"] == ["ok"] and all(t["victim_statuses"] != ["ok"] for t in outage)
