@@ -11,12 +11,14 @@ sent by the venue (case kept: ``kPEPE`` is not ``KPEPE``). Times are UTC epoch m
 
 Keys
 ----
-``{p}:candles:{iv}:{sym}``   sorted set, closed candles of one symbol, score = open time ``t``,
+``{p}:candles.v2:{iv}:{sym}`` sorted set, closed candles of one symbol, score = open time ``t``,
                              member = candle payload (below). At most one member per ``t``
                              (a rewrite removes the old member in the same MULTI/EXEC), bounded
                              to the newest ``keep_bars`` members.
-``{p}:forming:{iv}``         hash, field ``sym`` -> candle payload of the newest, still-forming
+``{p}:forming.v2:{iv}``      hash, field ``sym`` -> candle payload of the newest, still-forming
                              candle (its values change until it closes).
+``{p}:layout:{iv}``          string, the layout version of this interval's candle keys (``2``),
+                             set by `migrate_legacy` once version-1 keys are converted.
 ``{p}:ckey:close:{iv}``      hash, field ``sym`` -> close time ``T`` of the last *closed* candle
                              (decimal). The key of ``AI_QUANT_SIGNAL_ON_CANDLE_CLOSE=1``.
 ``{p}:ckey:open:{iv}``       hash, field ``sym`` -> open time ``t`` of the newest candle, forming
@@ -41,17 +43,25 @@ Channel
                              one write. A wake-up only: readers then read the candle keys, so a
                              missed message costs latency, never data.
 
-Candle payload
---------------
-JSON array ``[t, T, o, h, l, c, v, n]`` (ints for ``t``, ``T``, ``n``; floats otherwise), parsed
-back into `strategies.candle.Candle` (which rejects non-finite values and high < low).
+Candle payload (version 2)
+--------------------------
+One 64-byte little-endian record ``t, T`` int64, ``o, h, l, c, v`` float64, ``n`` int64
+(`cluster.candle_codec`, re-exported here). Readers fetch many members as one concatenated blob
+and decode it with one `numpy.frombuffer`, checked in bulk against the `Candle` invariants.
+
+Version 1 stored a JSON array ``[t, T, o, h, l, c, v, n]`` per candle under
+``{p}:candles:{iv}:{sym}`` and ``{p}:forming:{iv}``. The sidecar calls `migrate_legacy` at start:
+it converts those keys into version-2 keys (a member that does not parse is dropped and counted:
+the sidecar's SQLite reconcile and REST backfill restore it), deletes them and sets the version
+key. Nothing reads the version-1 keys otherwise.
 
 API (writers queue on a pipeline; readers make one round trip)
 --------------------------------------------------------------
 Writers (sidecar only): write_closed_candles / write_closed_many (publish=False for corrections),
-write_forming, write_mids, write_bbo, write_heartbeat, append_account_event; shards:
-write_checkpoint. Readers: read_candle_keys, read_candles, read_candles_many, read_candles_since
-(with the continuity proof), read_forming, read_mids, read_bbo, read_heartbeat, read_checkpoints,
+write_forming, write_mids, write_bbo, write_heartbeat, append_account_event, migrate_legacy;
+shards: write_checkpoint. Readers: read_candle_keys, read_candles, read_candles_many,
+read_bars_since / read_candles_since (one round trip for any number of symbols, with the
+continuity proof), read_forming, read_mids, read_bbo, read_heartbeat, read_checkpoints,
 parse_closed_notification; driver: ensure_account_group, read_account_events,
 ack_account_events.
 
@@ -66,32 +76,72 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
+import numpy as np
+
+from cluster.candle_codec import (
+    CANDLE_DTYPE,
+    EMPTY_BARS,
+    LAYOUT_VERSION,
+    RECORD_BYTES,
+    LayoutError,
+    bars_to_candles,
+    decode_bars,
+    decode_candle,
+    encode_candle,
+    encode_candles,
+    members_to_bars,
+    split_bars_reply,
+)
 from strategies.candle import Candle
+
+__all__ = [
+    "CANDLE_DTYPE", "EMPTY_BARS", "LAYOUT_VERSION", "RECORD_BYTES", "AccountEvent", "AccountEventKind", "Bbo",
+    "CandleKeys", "Heartbeat", "LayoutError", "Mid", "RedisLayout", "bars_to_candles", "decode_bars",
+    "decode_candle", "encode_candle", "encode_candles",
+]
 
 DEFAULT_PREFIX = "aiq"
 DEFAULT_KEEP_BARS = 1000
 
 
-# Per key: [1 if the resume candle is stored else 0, members with score > resume...].
-_READ_SINCE_LUA = """
-local out = {}
-for i, key in ipairs(KEYS) do
-  local rows = redis.call('ZRANGEBYSCORE', key, '(' .. ARGV[i], '+inf')
-  table.insert(rows, 1, redis.call('ZCOUNT', key, ARGV[i], ARGV[i]) > 0 and 1 or 0)
-  out[i] = rows
+# The read of many symbols in one call. Requests are "key\nresume\n..." in ARGV[1] (one argument:
+# redis-py packs each argument in Python, ~1 us each), or KEYS/ARGV pairs when a key holds a
+# newline. resume "-" = cold (every stored member, found = 1); otherwise members with score >
+# resume and found = 1 if the resume candle itself is stored (the continuity proof). The reply
+# is a meta string, per key a little-endian int32 triple (found, members, members that are not
+# one record), then one bulk string per key: its members concatenated (fixed-width records need
+# no separator). One string per key rather than one for all: the final concatenation of a
+# rehydrate's megabytes cost Redis more than the client's 1 + N bulk replies.
+_READ_BARS_LUA = """
+local out, meta = {''}, {}
+local function read(key, resume)
+  local rows, found
+  if resume == '-' then
+    rows, found = redis.call('ZRANGE', key, 0, -1), 1
+  else
+    rows = redis.call('ZRANGEBYSCORE', key, '(' .. resume, '+inf')
+    found = redis.call('ZCOUNT', key, resume, resume) > 0 and 1 or 0
+  end
+  local bad = 0
+  for _, member in ipairs(rows) do
+    if #member ~= RECORD_BYTES then bad = bad + 1 end
+  end
+  meta[#meta + 1] = struct.pack('<iii', found, #rows, bad)
+  out[#out + 1] = table.concat(rows)
 end
+if #KEYS > 0 then
+  for i, key in ipairs(KEYS) do read(key, ARGV[i]) end
+else
+  for key, resume in string.gmatch(ARGV[1], '([^\\n]+)\\n([^\\n]+)') do read(key, resume) end
+end
+out[1] = table.concat(meta)
 return out
-"""
-
-
-class LayoutError(ValueError):
-    """A payload read from Redis does not have the documented format (names the key)."""
-
+""".replace("RECORD_BYTES", str(RECORD_BYTES))
 
 class AccountEventKind(StrEnum):
     """Venue channels forwarded to the driver through the account-events stream, and the
@@ -176,23 +226,6 @@ def _finite(value: Any, what: str) -> float:
     return number
 
 
-def encode_candle(candle: Candle) -> str:
-    """Return the candle payload: JSON ``[t, T, o, h, l, c, v, n]``."""
-    return json.dumps(
-        [candle.t, candle.close_ms, candle.o, candle.h, candle.l, candle.c, candle.v, candle.n],
-        separators=(",", ":"),
-    )
-
-
-def decode_candle(raw: Any, where: str = "candle") -> Candle:
-    """Parse a candle payload; raise LayoutError naming `where` when it is malformed."""
-    try:
-        t, close_ms, o, h, low, c, v, n = json.loads(_text(raw))
-        return Candle(int(t), int(close_ms), float(o), float(h), float(low), float(c), float(v), int(n))
-    except (ValueError, TypeError) as exc:
-        raise LayoutError(f"{where}: malformed candle payload {raw!r}: {exc}") from exc
-
-
 class RedisLayout:
     """Key builders and readers/writers of the market-data cache under one prefix.
 
@@ -211,9 +244,19 @@ class RedisLayout:
 
     # ----------------------------------------------------------------- key builders
     def candles_key(self, symbol: str, interval: str) -> str:
-        return f"{self.prefix}:candles:{interval}:{symbol}"
+        return f"{self.prefix}:candles.v2:{interval}:{symbol}"
 
     def forming_key(self, interval: str) -> str:
+        return f"{self.prefix}:forming.v2:{interval}"
+
+    def layout_version_key(self, interval: str) -> str:
+        return f"{self.prefix}:layout:{interval}"
+
+    def legacy_candles_key(self, symbol: str, interval: str) -> str:
+        """Version-1 (JSON) closed-candle key; only `migrate_legacy` and its tests use it."""
+        return f"{self.prefix}:candles:{interval}:{symbol}"
+
+    def legacy_forming_key(self, interval: str) -> str:
         return f"{self.prefix}:forming:{interval}"
 
     def close_key_hash(self, interval: str) -> str:
@@ -241,7 +284,8 @@ class RedisLayout:
         return f"{self.prefix}:acct:{user.lower()}"
 
     # ----------------------------------------------------------------- candle writers
-    def _queue_candles(self, pipe: Any, symbol: str, interval: str, candles: Sequence[Candle]) -> None:
+    def queue_candles(self, pipe: Any, symbol: str, interval: str, candles: Sequence[Candle]) -> None:
+        """Queue closed candles (ascending, one member per open time) and the keep_bars trim only."""
         key = self.candles_key(symbol, interval)
         for candle in candles:
             pipe.zremrangebyscore(key, candle.t, candle.t)
@@ -268,7 +312,7 @@ class RedisLayout:
         closed: list[list[Any]] = []
         for symbol, candles in batch.items():
             if candles:
-                self._queue_candles(pipe, symbol, interval, candles)
+                self.queue_candles(pipe, symbol, interval, candles)
                 closed.append([symbol, candles[-1].close_ms])
         if not publish or not closed:
             return
@@ -308,19 +352,11 @@ class RedisLayout:
         else:
             pipe.zrevrangebyscore(key, "+inf", low, start=0, num=limit)
 
-    def _decode_many(self, raws: Iterable[Any], symbol: str, interval: str, reverse: bool) -> list[Candle]:
-        where = self.candles_key(symbol, interval)
-        candles = [decode_candle(raw, where) for raw in raws]
-        return candles[::-1] if reverse else candles
-
     def read_candles(
         self, client: Any, symbol: str, interval: str, after_t: int | None = None, limit: int | None = None
     ) -> list[Candle]:
         """Return closed candles with open time > after_t, ascending; with limit, the newest `limit`."""
-        pipe = client.pipeline(transaction=False)
-        self._queue_read(pipe, symbol, interval, after_t, limit)
-        (raws,) = pipe.execute()
-        return self._decode_many(raws, symbol, interval, limit is not None)
+        return self.read_candles_many(client, {symbol: after_t}, interval, limit)[symbol]
 
     def read_candles_many(
         self, client: Any, after: Mapping[str, int | None], interval: str, limit: int | None = None
@@ -331,33 +367,45 @@ class RedisLayout:
         pipe = client.pipeline(transaction=False)
         for symbol, after_t in after.items():
             self._queue_read(pipe, symbol, interval, after_t, limit)
-        results = pipe.execute()
-        return {
-            symbol: self._decode_many(raws, symbol, interval, limit is not None)
-            for symbol, raws in zip(after, results, strict=True)
-        }
+        out: dict[str, list[Candle]] = {}
+        for symbol, raws in zip(after, pipe.execute(), strict=True):
+            where = self.candles_key(symbol, interval)
+            out[symbol] = bars_to_candles(members_to_bars(raws[::-1] if limit is not None else raws, where))
+        return out
+
+    def bars_script(self, client: Any) -> Any:
+        """Return the registered read script for `read_bars_since` (build once per client, reuse)."""
+        return client.register_script(_READ_BARS_LUA)
+
+    def read_bars_since(
+        self, client: Any, resume: Mapping[str, int | None], interval: str, *, script: Any = None
+    ) -> dict[str, tuple[bool, np.ndarray]]:
+        """For each symbol: (is the resume candle still stored, records with t > resume ascending).
+
+        ONE script call for all symbols, whatever their count (1 + N bulk-string replies).
+        `resume[symbol]` None reads every stored candle (and says True). The proof is what a
+        reader needs to trust an incremental state; False means history was trimmed or lost
+        past it: rebuild. Arrays are read-only CANDLE_DTYPE views, validated like `Candle`;
+        raises LayoutError naming the key of a malformed or invalid member.
+        """
+        if not resume:
+            return {}
+        keys = [self.candles_key(s, interval) for s in resume]
+        args = ["-" if t is None else str(int(t)) for t in resume.values()]
+        run = script if script is not None else self.bars_script(client)
+        if any("\n" in key for key in keys):
+            reply = run(keys=keys, args=args, client=client)
+        else:
+            reply = run(keys=[], args=["\n".join(f"{k}\n{a}" for k, a in zip(keys, args, strict=True))],
+                        client=client)
+        return split_bars_reply(list(resume), keys, reply)
 
     def read_candles_since(
         self, client: Any, resume: Mapping[str, int | None], interval: str
     ) -> dict[str, tuple[bool, list[Candle]]]:
-        """For each symbol: (is the resume candle still stored, candles with t > resume ascending).
-
-        One server-side script call for all symbols with a resume time (the continuity proof a
-        reader needs to trust an incremental state; False means history was trimmed or lost
-        past it: rebuild); symbols with resume None get every stored candle and True.
-        """
-        out: dict[str, tuple[bool, list[Candle]]] = {}
-        warm = [(s, t) for s, t in resume.items() if t is not None]
-        if warm:
-            keys = [self.candles_key(s, interval) for s, _ in warm]
-            replies = client.eval(_READ_SINCE_LUA, len(keys), *keys, *[str(t) for _, t in warm])
-            for (sym, _), key, reply in zip(warm, keys, replies, strict=True):
-                out[sym] = (int(reply[0]) == 1, [decode_candle(m, key) for m in reply[1:]])
-        cold = [s for s, t in resume.items() if t is None]
-        if cold:
-            for sym, candles in self.read_candles_many(client, dict.fromkeys(cold), interval).items():
-                out[sym] = (True, candles)
-        return out
+        """`read_bars_since` with `Candle` lists instead of arrays."""
+        return {sym: (found, bars_to_candles(bars))
+                for sym, (found, bars) in self.read_bars_since(client, resume, interval).items()}
 
     def read_forming(self, client: Any, symbols: Sequence[str], interval: str) -> dict[str, Candle]:
         """Return the forming candle of each symbol that has one."""
@@ -365,7 +413,17 @@ class RedisLayout:
             return {}
         raws = client.hmget(self.forming_key(interval), list(symbols))
         where = self.forming_key(interval)
-        return {s: decode_candle(r, where) for s, r in zip(symbols, raws, strict=True) if r is not None}
+        return {s: decode_candle(r, f"{where}[{s}]")
+                for s, r in zip(symbols, raws, strict=True) if r is not None}
+
+    def migrate_legacy(self, client: Any, interval: str) -> int:
+        """Convert version-1 (JSON) candle keys of `interval` to version 2; return candles moved.
+
+        See `cluster.layout_migration.migrate_legacy` (sidecar start only).
+        """
+        from cluster.layout_migration import migrate_legacy
+
+        return migrate_legacy(self, client, interval)
 
     # ----------------------------------------------------------------- mids, BBO, heartbeat
     def write_mids(self, pipe: Any, mids: Mapping[str, float], venue_ms: int, wall_ms: int) -> None:

@@ -5,7 +5,9 @@ the Ray actor, against Redis in the in-process executor, and against `MemoryShar
 tests and offline replays. Every method is one round trip for the whole batch.
 
 Redis keys come from `cluster.redis_layout.RedisLayout` only (closed candles as written by the
-sidecar, checkpoints under `{p}:ckpt:{iv}:{sym}`).
+sidecar, checkpoints under `{p}:ckpt:{iv}:{sym}`). Candles arrive as fixed-width binary records,
+every symbol of a read in one script call (`RedisLayout.read_bars_since`); `CandleRead.bars` is
+the columnar view of them and `CandleRead.candles` the object view.
 
 Checkpoint bytes are ``b"M1"`` + `marshal` of the plain dict (dicts, lists, floats, ints, str,
 None only): ~10x faster to write than JSON, which matters because a shard writes hundreds per
@@ -16,15 +18,14 @@ Redis and, if history was trimmed, flagged as a gap).
 
 from __future__ import annotations
 
-import json
 import logging
 import marshal
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
-from cluster.redis_layout import LayoutError, RedisLayout, decode_candle
+import numpy as np
+
+from cluster.redis_layout import CANDLE_DTYPE, EMPTY_BARS, RedisLayout, bars_to_candles
 from strategies.candle import Candle
 
 log = logging.getLogger(__name__)
@@ -48,17 +49,55 @@ def decode_checkpoint(data: bytes) -> dict[str, Any] | None:
     return state if isinstance(state, dict) else None
 
 
-@dataclass(frozen=True, slots=True)
 class CandleRead:
     """Closed candles after a resume point, and whether the resume candle itself is still stored.
 
     `resume_found` is the continuity proof: the candle at the resume open time (the last one
-    applied to state) is still in the store, so nothing between it and `candles` was trimmed.
+    applied to state) is still in the store, so nothing between it and the candles was trimmed.
     Always True when there was no resume point.
+
+    The candles are held as `bars`, a read-only `CANDLE_DTYPE` array (t, close_ms, o, h, l, c,
+    v, n columns) for columnar consumers; `candles` builds `Candle` objects from it on first
+    use. Either form can be given; equality compares the candles and the proof.
     """
 
-    resume_found: bool
-    candles: list[Candle]
+    __slots__ = ("_bars", "_candles", "resume_found")
+
+    def __init__(self, resume_found: bool, candles: Sequence[Candle] | None = None, *,
+                 bars: np.ndarray | None = None) -> None:
+        if candles is not None and bars is not None:
+            raise ValueError("CandleRead takes candles or bars, not both")
+        self.resume_found = resume_found
+        self._candles = None if candles is None else list(candles)
+        self._bars = bars if bars is not None else (EMPTY_BARS if candles is None else None)
+
+    @property
+    def candles(self) -> list[Candle]:
+        """The candles as `Candle` objects (built from `bars` once, on first use)."""
+        if self._candles is None:
+            self._candles = bars_to_candles(self._bars)
+        return self._candles
+
+    @property
+    def bars(self) -> np.ndarray:
+        """The candles as a `CANDLE_DTYPE` array (read-only when it came from Redis)."""
+        if self._bars is None:
+            self._bars = np.array([(c.t, c.close_ms, c.o, c.h, c.l, c.c, c.v, c.n) for c in self.candles],
+                                  dtype=CANDLE_DTYPE)
+        return self._bars
+
+    def __len__(self) -> int:
+        return len(self._bars) if self._bars is not None else len(self.candles)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CandleRead):
+            return NotImplemented
+        return self.resume_found == other.resume_found and self.candles == other.candles
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"CandleRead(resume_found={self.resume_found}, candles={len(self)})"
 
 
 class ShardStore(Protocol):
@@ -81,87 +120,6 @@ class ShardStore(Protocol):
         ...
 
 
-# Reads every symbol's closed candles after its resume time in ONE server-side call, and says
-# per symbol whether the resume candle itself is still stored (the continuity proof), so the
-# resume candle is neither transferred nor parsed. Used for warm symbols only: their ranges are
-# a candle or two, so the script never blocks Redis long. Single Redis instance (not Cluster).
-#
-# _READ_SINCE_LUA replies per key: [found (1/0), member, ...]. redis-py's pure-Python RESP
-# parser costs ~3 calls per element, which at thousands of symbols was the largest part of the
-# read, so the hot path uses _READ_SINCE_JSON_LUA: the same data as ONE bulk string, a JSON
-# array of [found, candle, ...] per key (members are already JSON ``[t, T, o, h, l, c, v, n]``),
-# parsed by one C-level json.loads. A reply that does not parse (a malformed member) is re-read
-# through _READ_SINCE_LUA and decode_candle so the error names the bad payload as before.
-_READ_SINCE_LUA = """
-local out = {}
-for i, key in ipairs(KEYS) do
-  local resume = ARGV[i]
-  local rows = redis.call('ZRANGEBYSCORE', key, '(' .. resume, '+inf')
-  local found = redis.call('ZCOUNT', key, resume, resume)
-  table.insert(rows, 1, found > 0 and 1 or 0)
-  out[i] = rows
-end
-return out
-"""
-
-# The keys and resume times travel as ONE argument, "key\nresume\nkey\nresume...", because
-# redis-py packs each argument in Python (~1 us each, 2 per symbol). Undeclared keys are fine
-# on the single Redis instance this layout targets; a key containing a newline (never built by
-# RedisLayout) makes the caller use _READ_SINCE_LUA instead.
-_READ_SINCE_JSON_LUA = """
-local out = {}
-local i = 0
-for key, resume in string.gmatch(ARGV[1], '([^\\n]+)\\n([^\\n]+)') do
-  i = i + 1
-  local rows = redis.call('ZRANGEBYSCORE', key, '(' .. resume, '+inf')
-  local found = redis.call('ZCOUNT', key, resume, resume) > 0 and '1' or '0'
-  if #rows > 0 then
-    out[i] = '[' .. found .. ',' .. table.concat(rows, ',') .. ']'
-  else
-    out[i] = '[' .. found .. ']'
-  end
-end
-return '[' .. table.concat(out, ',') .. ']'
-"""
-
-
-# Candle's slot setters: its frozen __init__ + __post_init__ cost ~2 us a candle, which the shard
-# pays per symbol per tick. _candle checks the same invariants first and lets the real
-# constructor raise its own ValueError for a candle that fails them.
-_CANDLE_FIELDS = tuple(f.name for f in fields(Candle))
-if _CANDLE_FIELDS != ("t", "close_ms", "o", "h", "l", "c", "v", "n"):
-    raise RuntimeError(f"_candle is out of date with Candle's fields {_CANDLE_FIELDS}")
-_CANDLE_SETTERS = tuple(getattr(Candle, name).__set__ for name in _CANDLE_FIELDS)
-
-
-def _candle(t: int, close_ms: int, o: float, h: float, low: float, c: float, v: float, n: int) -> Candle:
-    """Return `Candle(t, close_ms, o, h, low, c, v, n)` (same validation, same errors), cheaper."""
-    isfinite = math.isfinite
-    if not (isfinite(o) and isfinite(h) and isfinite(low) and isfinite(c) and isfinite(v)
-            and v >= 0 and h >= low and close_ms >= t):
-        return Candle(t, close_ms, o, h, low, c, v, n)  # raises exactly what Candle raises
-    obj = object.__new__(Candle)
-    set_t, set_close, set_o, set_h, set_l, set_c, set_v, set_n = _CANDLE_SETTERS
-    set_t(obj, t)
-    set_close(obj, close_ms)
-    set_o(obj, o)
-    set_h(obj, h)
-    set_l(obj, low)
-    set_c(obj, c)
-    set_v(obj, v)
-    set_n(obj, n)
-    return obj
-
-
-def _candles_from_json(reply: list[Any], where: str) -> list[Candle]:
-    """Build candles from parsed ``[t, T, o, h, l, c, v, n]`` lists exactly like decode_candle."""
-    try:
-        return [_candle(int(t), int(close_ms), float(o), float(h), float(low), float(c), float(v), int(n))
-                for t, close_ms, o, h, low, c, v, n in reply]
-    except (ValueError, TypeError) as exc:
-        raise LayoutError(f"{where}: malformed candle payload in {reply!r}: {exc}") from exc
-
-
 class RedisShardStore:
     """`ShardStore` over the Redis market-data cache (keys and payloads from RedisLayout)."""
 
@@ -169,43 +127,17 @@ class RedisShardStore:
         self._client = client
         self._layout = layout
         self._interval = interval
-        self._read_since_script = client.register_script(_READ_SINCE_LUA)
-        self._read_since_json = client.register_script(_READ_SINCE_JSON_LUA)
+        self._read_script = layout.bars_script(client)
 
     def read_since(self, resume: Mapping[str, int | None]) -> dict[str, CandleRead]:
-        """Warm symbols: one script call; cold ones (no resume): one pipelined full read.
+        """Every symbol, warm (resume time) or cold (None), in ONE round trip; no per-candle parsing.
 
-        Goes through RedisLayout's key builder and `decode_candle` rather than
-        `read_candles_many`, which has no resume-inclusive form to prove continuity with.
+        The layout's read script returns all records concatenated; each symbol's `CandleRead`
+        holds a read-only slice of that one buffer (`bars`) and builds `Candle` objects only if
+        asked. Raises LayoutError naming the key of a malformed or invalid member.
         """
-        out: dict[str, CandleRead] = {}
-        warm = [(s, t) for s, t in resume.items() if t is not None]
-        cold = [s for s, t in resume.items() if t is None]
-        if warm:
-            keys = [self._layout.candles_key(s, self._interval) for s, _ in warm]
-            args = [str(t) for _, t in warm]
-            replies = None
-            if not any("\n" in key for key in keys):
-                joined = "\n".join(f"{key}\n{arg}" for key, arg in zip(keys, args, strict=True))
-                try:
-                    replies = json.loads(self._read_since_json(keys=[], args=[joined]))
-                except ValueError:  # a member is not JSON: the per-member path names it (LayoutError)
-                    replies = None
-            if replies is None or len(replies) != len(keys):
-                for (symbol, _), key, reply in zip(warm, keys, self._read_since_script(keys=keys, args=args),
-                                                   strict=True):
-                    out[symbol] = CandleRead(int(reply[0]) == 1, [decode_candle(m, key) for m in reply[1:]])
-            else:
-                for (symbol, _), key, reply in zip(warm, keys, replies, strict=True):
-                    out[symbol] = CandleRead(reply[0] == 1, _candles_from_json(reply[1:], key))
-        if cold:
-            pipe = self._client.pipeline(transaction=False)
-            keys = [self._layout.candles_key(s, self._interval) for s in cold]
-            for key in keys:
-                pipe.zrangebyscore(key, "-inf", "+inf")
-            for symbol, key, rows in zip(cold, keys, pipe.execute(), strict=True):
-                out[symbol] = CandleRead(True, [decode_candle(m, key) for m in rows])
-        return out
+        got = self._layout.read_bars_since(self._client, resume, self._interval, script=self._read_script)
+        return {symbol: CandleRead(found, bars=bars) for symbol, (found, bars) in got.items()}
 
     def load_checkpoints(self, names: Sequence[str]) -> dict[str, dict[str, Any]]:
         raws = self._layout.read_checkpoints(self._client, list(names), self._interval)

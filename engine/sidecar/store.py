@@ -3,8 +3,9 @@
 Runs in one worker thread, so batches land in order. SQLite is written first: when Redis is
 down, closed candles are still durable and the MarketDataHub's SQLite fallback has them; when
 Redis comes back (possibly empty after a restart), `reconcile` rewrites from SQLite every candle
-Redis is missing and republishes the keys. Account events have no SQLite copy, so a batch that
-failed on Redis hands them back to be retried first.
+Redis is missing and republishes the keys. Candle payloads are the layout's binary records
+(`cluster.redis_layout`); keys of an older layout version are migrated at start. Account events
+have no SQLite copy, so a batch that failed on Redis hands them back to be retried first.
 """
 
 from __future__ import annotations
@@ -108,10 +109,13 @@ class SidecarStore:
     def last_closed(self, symbols: Sequence[str]) -> dict[str, int | None]:
         """Open time of the newest stored closed candle per symbol (the later of Redis and SQLite).
 
-        Marks Redis for reconciliation when it is down or behind SQLite.
+        First converts candle keys of an older layout version (`RedisLayout.migrate_legacy`), so
+        a Redis kept from an older engine is read, not re-downloaded. Marks Redis for
+        reconciliation when it is down or behind SQLite.
         """
         remote: dict[str, int | None] | None = None
         try:
+            self._layout.migrate_legacy(self._client, self._interval)  # once: version-1 JSON keys
             tails = self._layout.read_candles_many(
                 self._client, dict.fromkeys(symbols), self._interval, limit=1
             )

@@ -24,7 +24,7 @@ from bench.support import REPO_ROOT
 RUN_TIMEOUT_SECS = 240  # generous: the machine is shared; nothing here asserts a duration
 BENCH_ARGS: dict[str, list[str]] = {
     "scale": ["--symbols", "4", "--shards", "2", "--ticks", "1", "--warm-bars", "60", "--rounds", "1",
-              "--layouts", "2_nodes", "--json"],
+              "--pinned", "--json"],
     "tick": ["--symbols", "4", "--shards", "1", "--ticks", "2", "--warm-bars", "60", "--baseline-sample", "2",
              "--baseline-ticks", "1", "--parity-sample", "2", "--json"],
     "soak_crash": ["--cycles", "2", "--executor", "inprocess", "--seed", "3", "--baseline-max-secs", "90"],
@@ -33,8 +33,12 @@ BENCH_ARGS: dict[str, list[str]] = {
     "oms": ["--writes", "60"],
     "universe": ["--symbols", "3", "--bars", "40"],
     "shadow": ["--variants", "4", "--ticks", "20", "--warm-bars", "60", "--json"],
+    "candle_codec": ["--symbols", "20", "--rounds", "2", "--cold-bars", "10"],
+    "startup": ["--symbols", "6", "--daemon-runs", "1", "--warm-bars", "60", "--ticks-before", "2",
+                "--parity-sample", "2", "--timeout", "150"],
 }
-LANES = (("scale",), ("tick",), ("soak_crash", "indicators", "ingest", "oms", "universe", "shadow"))
+LANES = (("scale",), ("tick",),
+         ("soak_crash", "indicators", "ingest", "oms", "universe", "shadow", "candle_codec", "startup"))
 
 
 def _run(name: str) -> subprocess.CompletedProcess[str]:
@@ -143,16 +147,29 @@ def test_bench_tick(bench_runs: dict[str, Future[subprocess.CompletedProcess[str
 
 
 def test_bench_scale(bench_runs: dict[str, Future[subprocess.CompletedProcess[str]]]) -> None:
+    """The --pinned run: both layouts, shards proven on 1 vs 2 distinct nodes, each on its node's core."""
     out = _output(bench_runs, "scale")
     assert out["bench"] == "scale" and out["symbols"] == 4 and out["shards"] == 2
-    (result,) = out["results"]
-    assert result["layout"] == "2_nodes" and result["worker_cpus"] == [1, 1] and result["non_ok_records"] == 0
-    assert len(result["tick_ms"]) == 1
-    shards = result["dashboard_shards"]
-    assert shards["healthy"] and shards["healthy_after_ticks"] and shards["on_head"] == []
-    assert sorted(shards["alive"]) == ["aiq-shard-0", "aiq-shard-1"] and shards["distinct_nodes"] == 2
+    one, two = out["results"]
+    assert (one["layout"], one["worker_cpus"]) == ("1_node_1_core", [2])
+    assert (two["layout"], two["worker_cpus"]) == ("2_nodes_2_cores", [1, 1])
+    for result, nodes in ((one, 1), (two, 2)):
+        assert result["non_ok_records"] == 0 and len(result["tick_ms"]) == 1
+        shards = result["dashboard_shards"]
+        assert shards["healthy"] and shards["healthy_after_ticks"] and shards["on_head"] == []
+        assert sorted(shards["alive"]) == ["aiq-shard-0", "aiq-shard-1"] and shards["distinct_nodes"] == nodes
+        pinning = result["pinning"]
+        assert pinning["distinct_nodes"] == nodes
+        for shard in pinning["shards"].values():
+            assert shard["affinity"] == shard["node_pin"] and len(shard["affinity"]) == 1
+    cores = {tuple(s["affinity"]) for s in two["pinning"]["shards"].values()}
+    assert len(cores) == 2  # two nodes, two different cores
     assert out["dashboard_all_shards_alive_every_run"] is True
-    assert set(out["summary"]) == {"2_nodes"} and out["ratio_2_nodes_vs_1_node"] is None
+    assert set(out["summary"]) == {"1_node_1_core", "2_nodes_2_cores"}
+    pinned = out["pinned"]
+    assert pinned["all_runs_pinned_and_on_distinct_nodes"] is True and pinned["goal"] == 1.7
+    assert pinned["throughput_ratio"] == out["ratio_2_nodes_vs_1_node"]["symbols_per_sec"] > 0
+    assert set(pinned["where_the_tick_goes_ms_p50"]) == {"1_node_1_core", "2_nodes_2_cores"}
 
 
 def test_bench_shadow(bench_runs: dict[str, Future[subprocess.CompletedProcess[str]]]) -> None:
@@ -164,3 +181,30 @@ def test_bench_shadow(bench_runs: dict[str, Future[subprocess.CompletedProcess[s
     for key in ("base_tick_ms", "shadow_tick_ms", "variant_eval_ms", "fleet_ms"):
         stats = out[key]
         assert 0 < stats["p50"] <= stats["p90"] <= stats["max"], key
+
+
+def test_bench_candle_codec(bench_runs: dict[str, Future[subprocess.CompletedProcess[str]]]) -> None:
+    out = _output(bench_runs, "candle_codec")
+    assert out["bench"] == "candle_codec" and (out["symbols"], out["rounds"], out["cold_bars"]) == (20, 2, 10)
+    assert out["bytes_per_candle"]["binary"] == 64 and out["bytes_per_candle"]["json"] > 64
+    paths = {f"{path}.{fmt}" for path in ("decode_only", "warm_tick") for fmt in ("json", "binary_arrays",
+                                                                               "binary_candles")}
+    assert set(out["ms"]) == paths | {"cold_read.json", "cold_read.binary_arrays"}
+    for name, stats in out["ms"].items():
+        assert 0 < stats["p50_ms"] <= stats["p90_ms"], name
+    assert all(ratio > 0 for ratio in out["ratio_json_vs_binary"].values())
+
+
+def test_bench_startup(bench_runs: dict[str, Future[subprocess.CompletedProcess[str]]]) -> None:
+    out = _output(bench_runs, "startup")
+    daemon, kill = out["daemon"], out["shard_kill"]
+    assert daemon["symbols"] == 6 and daemon["sidecars"] == 2 and daemon["first_run_exit"] == 0
+    (ready,) = daemon["warm_start_to_engine_started_secs"]
+    (decided,) = daemon["warm_start_to_first_decision_secs"]
+    assert 0 < ready <= decided and daemon["goal_secs"] == 15.0
+    assert kill["symbols"] == 6 and 0 < kill["victim_symbols"] < 6
+    assert kill["kill_to_deciding_secs"] is not None and kill["restarted_pid_differs"] is True
+    assert kill["others_decided_every_tick"] is True  # the live shard never lost a tick to the dead one
+    assert kill["parity_after_recovery"]["checked"] > 0 and kill["parity_after_recovery"]["mismatches"] == 0
+    *outage, back = kill["outage_ticks"]
+    assert back["victim_statuses"] == ["ok"] and all(t["victim_statuses"] != ["ok"] for t in outage)

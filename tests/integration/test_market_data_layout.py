@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import redis
 
-from cluster.redis_layout import AccountEvent, AccountEventKind, Bbo, Heartbeat, RedisLayout
+from cluster.redis_layout import LAYOUT_VERSION, AccountEvent, AccountEventKind, Bbo, Heartbeat, RedisLayout
+from cluster.shard_store import CandleRead, RedisShardStore
+from engine.sidecar.store import SidecarStore
 from strategies.candle import Candle
 
 IV = 60_000
@@ -139,3 +142,44 @@ def test_read_candles_since_proves_continuity(redis_client: redis.Redis) -> None
     assert got["SOL"] == (False, []) and got["NEW"] == (True, [])
     trimmed = layout.read_candles_since(redis_client, {"BTC": 2 * IV}, "1m")  # trimmed to the newest 5
     assert trimmed["BTC"][0] is False and [c.t // IV for c in trimmed["BTC"][1]] == [5, 6, 7, 8, 9]
+
+
+def _legacy_json(candle: Candle) -> str:
+    """A version-1 payload exactly as the JSON layout wrote it."""
+    return json.dumps([candle.t, candle.close_ms, candle.o, candle.h, candle.l, candle.c, candle.v, candle.n],
+                      separators=(",", ":"))
+
+
+def test_redis_with_version1_json_keys_is_read_after_sidecar_start(
+    redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    layout = RedisLayout("mig", keep_bars=50)
+    btc = [_candle(i, close=100.0 + i) for i in range(1, 21)]
+    eth = [_candle(i, close=10.0 + i) for i in range(1, 6)]
+    for sym, candles in {"BTC": btc, "ETH": eth}.items():
+        redis_client.zadd(layout.legacy_candles_key(sym, "1m"), {_legacy_json(c): c.t for c in candles})
+    redis_client.zadd(layout.legacy_candles_key("ETH", "1m"), {"not json": 99 * IV})  # dropped, counted
+    redis_client.hset(layout.legacy_forming_key("1m"), "BTC", _legacy_json(_candle(21, close=121.0)))
+    redis_client.hset(layout.close_key_hash("1m"), mapping={"BTC": btc[-1].close_ms, "ETH": eth[-1].close_ms})
+    # a version-2 writer already stored a newer ETH candle 5 (it must win over the old copy)
+    _write(redis_client, layout, {"ETH": [_candle(5, close=55.0)]}, publish=False)
+    store = SidecarStore(
+        client=redis_client, layout=layout, interval="1m", db_path=tmp_path / "c.db", interval_ms=IV
+    )
+    try:
+        assert store.last_closed(["BTC", "ETH", "SOL"]) == {"BTC": 20 * IV, "ETH": 5 * IV, "SOL": None}
+    finally:
+        store.close()
+    assert not redis_client.keys("mig:candles:1m:*")
+    assert not redis_client.exists(layout.legacy_forming_key("1m"))
+    assert redis_client.get(layout.layout_version_key("1m")) == str(LAYOUT_VERSION).encode()
+    assert layout.read_candles(redis_client, "BTC", "1m") == btc
+    assert layout.read_candles(redis_client, "ETH", "1m") == [*eth[:4], _candle(5, close=55.0)]
+    assert layout.read_forming(redis_client, ["BTC"], "1m") == {"BTC": _candle(21, close=121.0)}
+    shard = RedisShardStore(redis_client, layout, "1m").read_since({"BTC": 18 * IV, "ETH": None})
+    assert shard["BTC"] == CandleRead(True, btc[-2:])
+    assert shard["ETH"].bars["c"].tolist() == [11, 12, 13, 14, 55]
+    # done once: an old-format key written later (an old sidecar still running) is not read again
+    redis_client.zadd(layout.legacy_candles_key("SOL", "1m"), {_legacy_json(_candle(1)): IV})
+    assert layout.migrate_legacy(redis_client, "1m") == 0
+    assert layout.read_candles(redis_client, "SOL", "1m") == []

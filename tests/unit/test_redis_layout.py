@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cluster.redis_layout import CandleKeys, LayoutError, RedisLayout, decode_candle, encode_candle
+from cluster.candle_codec import decode_legacy_candle
+from cluster.redis_layout import (
+    CANDLE_DTYPE,
+    RECORD_BYTES,
+    CandleKeys,
+    LayoutError,
+    RedisLayout,
+    bars_to_candles,
+    decode_bars,
+    decode_candle,
+    encode_candle,
+)
 from strategies.candle import Candle
 
 finite = st.floats(min_value=1e-9, max_value=1e9, allow_nan=False, allow_infinity=False)
@@ -20,36 +32,55 @@ def test_candle_payload_roundtrip_is_exact(
 ) -> None:
     hi, lo = max(h, low), min(h, low)
     candle = Candle(t, t + 59_999, o, hi, lo, c, v, n)
-    assert decode_candle(encode_candle(candle)) == candle
-    assert decode_candle(encode_candle(candle).encode()) == candle
+    payload = encode_candle(candle)
+    assert len(payload) == RECORD_BYTES == 64
+    assert decode_candle(payload) == candle
+    assert bars_to_candles(decode_bars(payload * 3)) == [candle] * 3
+
+
+def _record(**change: float) -> bytes:
+    row = np.array([(60_000, 119_999, 1.0, 2.0, 0.5, 1.5, 3.0, 4)], dtype=CANDLE_DTYPE)
+    for name, value in change.items():
+        row[name] = value
+    return row.tobytes()
 
 
 @pytest.mark.parametrize(
-    "raw",
+    ("raw", "error"),
     [
-        b"",
-        b"not json",
-        b"[1,2,3]",
-        b'{"t":1}',
-        b"[1,2,1,1,1,1,1,NaN]",
-        b'[1,60000,1,"x",1,1,1,1]',
-        b"[1,60000,1,1,2,1,1,1]",
-        b"[1,60000,1,2,1,1,-1,1]",
-        b"[1,60000,1,2,1,Infinity,1,1]",
-        b"null",
+        (b"", "expected one candle record"),
+        (b"[1,60000,1,1,1,1,1,1]", "not a whole number"),
+        (_record()[:63], "not a whole number"),
+        (_record(o=float("nan")), "field o is not finite"),
+        (_record(c=float("inf")), "field c is not finite"),
+        (_record(h=0.1), "below low"),
+        (_record(v=-1.0), "negative volume"),
+        (_record(close_ms=0), "close time"),
+        (_record() * 2, "expected one candle record"),
     ],
 )
-def test_decode_candle_malformed_payload_raises_layout_error(raw: bytes) -> None:
-    with pytest.raises(LayoutError):
+def test_decode_candle_malformed_payload_raises_layout_error(raw: bytes, error: str) -> None:
+    with pytest.raises(LayoutError, match=error) as caught:
         decode_candle(raw, "where")
+    assert "where" in str(caught.value)
 
 
-@given(st.binary(max_size=64))
-def test_decode_candle_fuzzed_bytes_raise_only_layout_error(raw: bytes) -> None:
+@given(st.binary(max_size=200))
+def test_decode_bars_fuzzed_bytes_raise_only_layout_error(raw: bytes) -> None:
     try:
-        decode_candle(raw)
+        bars = decode_bars(raw, "fuzz")
     except LayoutError:
-        pass
+        return
+    assert all(isinstance(c, Candle) for c in bars_to_candles(bars))  # whatever decodes is a valid Candle
+
+
+def test_legacy_json_payload_still_parses_for_migration_only() -> None:
+    legacy = b"[60000,119999,1,2,0.5,1.5,3,4]"
+    assert decode_legacy_candle(legacy) == Candle(60_000, 119_999, 1, 2, 0.5, 1.5, 3, 4)
+    with pytest.raises(LayoutError):
+        decode_candle(b"[60000,119999,1,2,0.5,1.5,3,4]")
+    with pytest.raises(LayoutError):
+        decode_legacy_candle(_record())
 
 
 def test_keys_carry_prefix_interval_and_symbol_case() -> None:
@@ -66,6 +97,8 @@ def test_keys_carry_prefix_interval_and_symbol_case() -> None:
         layout.checkpoint_key("BTC", "1h"),
         layout.account_stream_key("0xAB"),
     ]
+    keys += [layout.legacy_candles_key("kPEPE", "1m"), layout.legacy_forming_key("1m"),
+             layout.layout_version_key("1m")]
     assert all(k.startswith("eng2:") for k in keys)
     assert len(set(keys)) == len(keys)
     assert layout.candles_key("kPEPE", "1m").endswith(":1m:kPEPE")
