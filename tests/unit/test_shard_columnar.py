@@ -88,7 +88,7 @@ def test_a_columnar_row_that_refuses_a_candle_fails_its_symbol_only() -> None:
     run_ticks(ex, u, WARM, WARM + 1)
     core = next(c for c in ex.cores if c.symbols())
     victim = core.symbols()[0]
-    state = core._states[victim]  # noqa: SLF001 - provoke a refused candle: rewind the row's clock
+    state = core._states[victim]  # provoke a refused candle: rewind the clock
     assert state.sdk is not None
     for cset, row in state.sdk.slots():
         cset.last_t[row] = 2**62
