@@ -147,7 +147,7 @@ def _source(args: argparse.Namespace) -> Any:
         sets = 4 if v % 4 == 0 else 2 if v % 2 == 0 else 1
         channels = [10, 20, 40, 55][:sets]
         steps = v // sets
-        thresholds = [round(0.05 * i, 4) for i in range(steps)]
+        thresholds = [round(0.9 * i / steps, 4) for i in range(steps)]  # < high_confidence_atr (1.0)
         text += (f"  shadows:\n    - name: v\n      strategy: donchian_breakout\n"
                  f"      grid: {{channel_bars: {channels}, min_breakout_atr: {thresholds}}}\n")
     return ConfigSource(overrides=load_yaml_text(text))

@@ -18,15 +18,22 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from cluster.records import VariantDecision
-from strategies.enums import PositionSide
+from strategies.enums import PositionSide, Signal
 from strategies.sdk.columnar import ColumnarSet
 from strategies.sdk.indicator_set import IndicatorSet
-from strategies.sdk.strategy import DecisionContext, Strategy, evaluate_columns
+from strategies.sdk.strategy import (
+    CONFIDENCE_CODES,
+    SIGNAL_CODES,
+    DecisionContext,
+    Strategy,
+    evaluate_columns,
+)
 
 if TYPE_CHECKING:
     from strategies.candle import Candle
@@ -41,6 +48,8 @@ class ColumnBook:
         self._sets: dict[tuple[Any, ...], ColumnarSet] = {}
         self._staged: dict[int, list[tuple[int, Sequence[Candle]]]] = defaultdict(list)
         self._by_id: dict[int, ColumnarSet] = {}
+        self._memo: dict[int, tuple[Strategy[Any], int | None]] = {}  # id(strategy) -> its group key
+        self._keys: dict[Any, int] = {}
 
     def slot(self, indicator_set: IndicatorSet, keep: int) -> Slot:
         """A fresh row in the set of these declarations (created on first use)."""
@@ -83,23 +92,31 @@ class ColumnBook:
     def decide(self, requests: Sequence[tuple[str, Any, Slot, bool | None]],
                run_row: Any) -> dict[tuple[str, str], VariantDecision]:
         """Decide `requests` = (symbol, strategy row, slot, btc_bullish); key (symbol, row name)."""
-        groups: dict[tuple[Any, ...], list[tuple[str, Any, Slot, bool | None]]] = defaultdict(list)
+        groups: dict[tuple[int, int], list[tuple[str, Any, Slot, bool | None]]] = defaultdict(list)
         out: dict[tuple[str, str], VariantDecision] = {}
+        memo = self._memo
         for req in requests:
             strategy = req[1].strategy
-            if type(strategy).decide_columns is Strategy.decide_columns:
-                out[(req[0], req[1].name)] = _per_row(req, run_row)  # no array form
-                continue
-            try:
-                key = (strategy.column_key(), id(req[2][0]))
-                hash(key)
-            except Exception:  # an unhashable key: no grouping for this strategy
+            known = memo.get(id(strategy))
+            if known is None or known[0] is not strategy:
+                known = memo[id(strategy)] = (strategy, self._group_of(strategy))
+            if known[1] is None:
                 out[(req[0], req[1].name)] = _per_row(req, run_row)
-                continue
-            groups[key].append(req)
+            else:
+                groups[(known[1], id(req[2][0]))].append(req)
         for members in groups.values():
             out.update(_decide_group(members, run_row))
         return out
+
+    def _group_of(self, strategy: Strategy[Any]) -> int | None:
+        """A small int per distinct `column_key()` (None: no array form or an unhashable key: per row)."""
+        if type(strategy).decide_columns is Strategy.decide_columns:
+            return None
+        try:
+            key = strategy.column_key()
+            return self._keys.setdefault(key, len(self._keys))
+        except Exception:  # an unhashable or failing key: no grouping for this strategy
+            return None
 
 
 def _per_row(req: tuple[str, Any, Slot, bool | None], run_row: Any) -> VariantDecision:
@@ -131,12 +148,42 @@ def _decide_group(members: list[tuple[str, Any, Slot, bool | None]], run_row: An
         atr = np.where(np.isfinite(atr) & (atr > 0), atr, math.nan)
     out = {}
     need_reason = dec.reason is None
-    for i, m in enumerate(members):
-        signal, confidence, score = dec.at(i)
-        if need_reason and dec.signal[i] != 0:
-            out[(m[0], m[1].name)] = _per_row(m, run_row)
+    signals = [_SIGNALS[x] for x in dec.signal.tolist()]
+    confidences = [_CONFIDENCES[x] for x in dec.confidence.tolist()]
+    table = {-2: "warmup", -1: "", **dict(enumerate(dec.reasons))}
+    reasons = [""] * len(members) if need_reason else [table[x] for x in dec.reason.tolist()]
+    columns = zip(members, signals, confidences, dec.score.tolist(), close.tolist(), atr.tolist(),
+                  exit_long.tolist(), exit_short.tolist(), reasons, strict=True)
+    for m, signal, confidence, score, c, a, el, es, reason in columns:
+        row = m[1]
+        if need_reason and signal is not Signal.NEUTRAL:
+            out[(m[0], row.name)] = _per_row(m, run_row)
             continue
-        out[(m[0], m[1].name)] = VariantDecision(
-            m[1].name, m[1].ref, signal, confidence, score, float(close[i]), float(atr[i]),
-            bool(exit_long[i]), bool(exit_short[i]), None, dec.reason_at(i) if not need_reason else "")
+        out[(m[0], row.name)] = _record(row.name, row.ref, signal, confidence, score, c, a, el, es, None,
+                                        reason)
     return out
+
+
+_SIGNALS = {code: signal for signal, code in SIGNAL_CODES.items()}
+_CONFIDENCES = {code: conf for conf, code in CONFIDENCE_CODES.items()}
+_S = tuple(getattr(VariantDecision, f.name).__set__ for f in fields(VariantDecision))
+if len(_S) != 11:
+    raise RuntimeError("_record is out of date with VariantDecision's fields")
+
+
+def _record(variant: str, ref: str, signal: Signal, confidence: Any, score: float, close: float, atr: float,
+            exit_long: bool, exit_short: bool, fault: str | None, detail: str) -> VariantDecision:
+    """`VariantDecision(...)` with every field, in order, without the frozen __init__'s cost."""
+    obj = object.__new__(VariantDecision)
+    _S[0](obj, variant)
+    _S[1](obj, ref)
+    _S[2](obj, signal)
+    _S[3](obj, confidence)
+    _S[4](obj, score)
+    _S[5](obj, close)
+    _S[6](obj, atr)
+    _S[7](obj, exit_long)
+    _S[8](obj, exit_short)
+    _S[9](obj, fault)
+    _S[10](obj, detail)
+    return obj

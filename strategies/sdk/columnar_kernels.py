@@ -91,7 +91,7 @@ class Ring:
         """Row r's values, oldest first (what the per-row deque holds)."""
         n, p = int(a["cnt"][r]), int(a["pos"][r])
         start = (p - n) % width
-        return [float(a["buf"][r, (start + j) % width]) for j in range(n)]
+        return a["buf"][r, (start + np.arange(n)) % width].tolist()
 
     @staticmethod
     def load(a: dict[str, np.ndarray], r: int, values: Any, width: int) -> None:
