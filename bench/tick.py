@@ -20,6 +20,16 @@ For each universe size N (synthetic symbols from the shipped candles, see bench.
    the 200-bar-window baseline disagrees with it (why the shards keep whole-history state);
 6. memory: actor RSS growth per symbol after catch-up, and the traced size of one symbol's
    in-memory state (tracemalloc over an in-process ShardCore).
+
+`--variants V` adds V shadow variants of donchian_breakout per symbol (a grid over the channel
+length, i.e. several indicator declaration sets, and the breakout threshold), so a tick evaluates
+symbols x (1 + V) rows; `--primary REF` makes an SDK strategy the primary instead of mei_alpha_v1
+(mei keeps its legacy per-symbol path; SDK rows run columnar inside the shards, see
+cluster/columnar_book.py; `--per-row` turns that off for comparison). Per size the JSON adds
+`rows`, `us_per_row_inside_shard_p50` and memory per row, and `parity_variants`: the shards'
+variant (and SDK primary) records of every timed tick against the strategy's batch decision over
+the full history. The baseline stays the reference engine's mei_alpha_v1 per symbol (it has no
+variants): its signal comparison is reported only for a mei primary.
 Prints one JSON document (or a short table without --json). No timing is asserted anywhere.
 """
 
@@ -124,7 +134,61 @@ def _parity(hist: dict[str, list[Candle]], symbols: list[str], first_bar: int,
     return checked, mismatches
 
 
-def _state_bytes_per_symbol(warm_bars: int, n: int = 200) -> float:
+def _source(args: argparse.Namespace) -> Any:
+    """The ConfigSource of the run: the primary and `--variants` donchian_breakout shadows per symbol."""
+    from cluster.shard_core import ConfigSource
+    from strategies.config import load_yaml_text
+
+    if args.primary == "mei_alpha_v1" and args.variants == 0:
+        return ConfigSource()
+    text = f"strategies:\n  primary: {args.primary}\n"
+    v = args.variants
+    if v:
+        sets = 4 if v % 4 == 0 else 2 if v % 2 == 0 else 1
+        channels = [10, 20, 40, 55][:sets]
+        steps = v // sets
+        thresholds = [round(0.9 * i / steps, 4) for i in range(steps)]  # < high_confidence_atr (1.0)
+        text += (f"  shadows:\n    - name: v\n      strategy: donchian_breakout\n"
+                 f"      grid: {{channel_bars: {channels}, min_breakout_atr: {thresholds}}}\n")
+    return ConfigSource(overrides=load_yaml_text(text))
+
+
+def _variant_parity(source: Any, hist: dict[str, list[Candle]], symbols: list[str], first_bar: int,
+                    shard_records: list[dict[str, Any]]) -> dict[str, Any]:
+    """SDK records (primary and variants) of the timed ticks vs the strategy's batch decisions."""
+    import pandas as pd
+
+    from strategies.sdk.strategy import DecisionContext, StrategyDecision, evaluate
+
+    plan = source.plan
+    checked = mismatches = signals = 0
+    for sym in symbols:
+        candles = hist[sym][: first_bar + len(shard_records)]
+        frame = pd.DataFrame({"timestamp": [c.t for c in candles], "Open": [c.o for c in candles],
+                              "High": [c.h for c in candles], "Low": [c.l for c in candles],
+                              "Close": [c.c for c in candles], "Volume": [c.v for c in candles]})
+        strategies = [(spec.name, plan.build_shadow(spec, sym)) for spec in plan.shadows_for(sym)]
+        primary = plan.build_primary(sym)
+        if primary is not None:
+            strategies.append((None, primary))
+        for name, strategy in strategies:
+            rows = strategy.indicator_set.batch(frame).to_dict("records")
+            k = strategy.LOOKBACK_ROWS
+            for tick, records in enumerate(shard_records):
+                i = first_bar + tick
+                ctx = DecisionContext(symbol=sym, bars=i + 1)
+                want = evaluate(strategy, rows[max(0, i + 1 - k): i + 1], ctx)
+                rec = records[sym]
+                got = rec.primary if name is None else next(v for v in rec.variants if v.variant == name)
+                checked += 1
+                same = isinstance(want, StrategyDecision) and got is not None and (
+                    got.signal, got.confidence, got.score) == (want.signal, want.confidence, want.score)
+                mismatches += not same
+                signals += same and want.side is not None
+    return {"decisions_checked": checked, "mismatches": mismatches, "signals": signals}
+
+
+def _state_bytes_per_symbol(warm_bars: int, n: int = 200, source: Any = None, columnar: bool = True) -> float:
     """Traced Python memory of n symbols' ShardCore state, per symbol (bytes)."""
     from cluster.shard_core import ConfigSource, ShardCore, ShardSettings
     from cluster.shard_store import MemoryShardStore
@@ -138,8 +202,9 @@ def _state_bytes_per_symbol(warm_bars: int, n: int = 200) -> float:
     gc.collect()
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
-    no_checkpoints = ShardSettings(interval=INTERVAL, checkpoint_every=10**9)  # measure state, not the store
-    core = ShardCore(0, store, no_checkpoints, ConfigSource(), symbols=syms)
+    no_checkpoints = ShardSettings(interval=INTERVAL, checkpoint_every=10**9,  # measure state, not the store
+                                   columnar=columnar)
+    core = ShardCore(0, store, no_checkpoints, source or ConfigSource(), symbols=syms)
     core.evaluate(batch)
     del batch
     gc.collect()
@@ -151,7 +216,7 @@ def _state_bytes_per_symbol(warm_bars: int, n: int = 200) -> float:
 
 def run_size(n: int, args: argparse.Namespace, redis_url: str, client: Any) -> dict[str, Any]:
     from cluster.pool import PoolSettings, ShardPool
-    from cluster.shard_core import ConfigSource, ShardSettings
+    from cluster.shard_core import ShardSettings
 
     client.flushdb()
     total_bars = args.warm_bars + args.ticks + 2
@@ -163,9 +228,12 @@ def run_size(n: int, args: argparse.Namespace, redis_url: str, client: Any) -> d
     _write_history(client, layout, hist, args.warm_bars)
     load_secs = time.perf_counter() - t_load
 
-    settings = ShardSettings(interval=INTERVAL, checkpoint_every=args.checkpoint_every)
+    settings = ShardSettings(interval=INTERVAL, checkpoint_every=args.checkpoint_every,
+                             columnar=not args.per_row)
+    source = _source(args)
+    rows = n * (1 + args.variants)
     t_start = time.perf_counter()
-    pool = ShardPool(redis_url=redis_url, redis_prefix=f"bench{n}", settings=settings, configs=ConfigSource(),
+    pool = ShardPool(redis_url=redis_url, redis_prefix=f"bench{n}", settings=settings, configs=source,
                      pool=PoolSettings(n_shards=args.shards, namespace=f"aiq-bench-{n}", deadline_ms=600_000),
                      symbols=symbols)
     create_secs = time.perf_counter() - t_start
@@ -231,8 +299,12 @@ def run_size(n: int, args: argparse.Namespace, redis_url: str, client: Any) -> d
         overhead = [e - max(x[k] for x in per_tick_inside) for k, e in enumerate(eval_ms)]
         rss_growth = sum(s["rss_bytes"] - rss0[s["shard"]] for s in stats)
         parity_syms = symbols[:: max(1, n // args.parity_sample)][: args.parity_sample]
-        checked, mismatches = _parity(hist, parity_syms, first_timed, [{s: r[s] for s in parity_syms}
-                                                                       for r in records])
+        sampled = [{s: r[s] for s in parity_syms} for r in records]
+        mei = args.primary == "mei_alpha_v1"
+        checked, mismatches = _parity(hist, parity_syms, first_timed, sampled) if mei else (0, 0)
+        variant_parity = _variant_parity(source, hist, parity_syms, first_timed, sampled)
+        rows_per_shard = [s["symbols"] * (1 + args.variants) for s in stats]
+        us_per_row = [1000.0 * ms / r for ms, r in zip(shard_ms, rows_per_shard, strict=True) if r]
     finally:
         pool.close()
         gc.unfreeze()
@@ -254,9 +326,14 @@ def run_size(n: int, args: argparse.Namespace, redis_url: str, client: Any) -> d
         "baseline_symbols_timed_per_tick": len(sample),
         "baseline_extrapolated": len(sample) < n,
         "speedup_vs_baseline": round(base_p50 / p50, 1),
-        "baseline_window200_signal_differs_pct": round(100.0 * base_diff / max(1, base_checked), 2),
+        "baseline_window200_signal_differs_pct": (round(100.0 * base_diff / max(1, base_checked), 2)
+                                                  if mei else None),
         "parity_full_history": {"decisions_checked": checked, "mismatches": mismatches,
                                 "signals_equal": mismatches == 0},
+        "primary": args.primary, "variants": args.variants, "rows": rows, "columnar": not args.per_row,
+        "us_per_row_inside_shard_p50": round(statistics.mean(us_per_row), 3) if us_per_row else None,
+        "parity_variants": variant_parity,
+        "actor_rss_growth_bytes_per_row": round(rss_growth / rows),
         "actor_rss_growth_bytes_per_symbol": round(rss_growth / n),
         "actor_rss_bytes": [s["rss_bytes"] for s in stats],
         "setup_secs": {"redis_load": round(load_secs, 1), "pool_create": round(create_secs, 1),
@@ -277,8 +354,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-from", choices=("keys", "notification"), default="keys",
                         help="driver builds the batch from one HMGET of all close keys, or from the "
                              "notification payload itself")
+    parser.add_argument("--variants", type=int, default=0,
+                        help="donchian_breakout shadow variants per symbol")
+    parser.add_argument("--primary", default="mei_alpha_v1", help="primary strategy ref of every symbol")
+    parser.add_argument("--per-row", action="store_true",
+                        help="per-row SDK states (columnar off), to compare")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    if args.variants < 0:
+        parser.error("--variants must be >= 0")
 
     from engine.runtime.ray_runtime import connect_ray, prepare_ray_environment, shutdown_ray
     from engine.runtime.redis_server import EmbeddedRedis
@@ -288,7 +372,9 @@ def main(argv: list[str] | None = None) -> int:
 
     out: dict[str, Any] = {"bench": "tick", "cpus": os.cpu_count(), "python": sys.version.split()[0],
                            "interval": INTERVAL, "interval_ms": INTERVAL_MS, "results": []}
-    out["state_bytes_per_symbol_traced"] = round(_state_bytes_per_symbol(args.warm_bars))
+    per_symbol = _state_bytes_per_symbol(args.warm_bars, source=_source(args), columnar=not args.per_row)
+    out["state_bytes_per_symbol_traced"] = round(per_symbol)
+    out["state_bytes_per_row_traced"] = round(per_symbol / (1 + args.variants))
     with tempfile.TemporaryDirectory(prefix="aiq-bench-") as tmp:
         server = EmbeddedRedis(Path(tmp), appendonly=False)
         server.start()

@@ -41,20 +41,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cluster.anchor import AnchorTrend
+from cluster.columnar_book import ColumnBook
 from cluster.metrics import ShardMetrics
-from cluster.records import ShardDecision, ShardStatus, make_decision, no_signal
-from cluster.shard_sdk import SdkRows
+from cluster.records import ShardDecision, ShardStatus, VariantDecision, make_decision, no_signal
+from cluster.shard_sdk import SdkRows, run_row
+from cluster.shard_state import _SymbolState
 from cluster.shard_store import CandleRead, ShardStore
 from strategies.candle import Candle
 from strategies.config import LiveDefaults, StrategyConfig, StrategyOverrides
 from strategies.enums import EntryKind
-from strategies.incremental import IncrementalIndicators
 from strategies.sdk.plan import StrategyPlan
 from strategies.signals import decide_lean
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_VERSION = 1
 RECENT_ROWS = 4  # rows the decision needs (current bar + 3 previous MACD histograms)
 
 
@@ -90,16 +90,13 @@ class ShardSettings:
     anchor_symbol: str = "BTC"
     checkpoint_every: int = 16  # candles per symbol between checkpoints (>= 1); replay <= 2x this
     cold_chunk: int = 256  # symbols per store read while catching up from no state (bounds memory)
+    columnar: bool = True  # SDK indicator states as numpy columns across the shard (cluster.columnar_book)
 
     def __post_init__(self) -> None:
         if self.checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
         if self.cold_chunk < 1:
             raise ValueError(f"cold_chunk must be >= 1, got {self.cold_chunk}")
-
-
-def _params_fingerprint(params: Any) -> str:
-    return hashlib.blake2b(repr(params).encode(), digest_size=8).hexdigest()
 
 
 def _stagger(symbol: str, every: int) -> int:
@@ -138,86 +135,6 @@ def _chunks(reads: Mapping[str, int | None], cold_chunk: int) -> list[dict[str, 
     return chunks
 
 
-class _SymbolState:
-    """Incremental indicators of one symbol plus what idempotency and checkpoints need.
-
-    `ind` holds mei_alpha_v1's indicators (None when an SDK primary trades the symbol); `sdk` the
-    symbol's SDK primary and shadow variants with their states (None when there are none).
-    """
-
-    __slots__ = ("cfg", "ckpt_bars", "fingerprint", "history_gap", "ind", "last_close_ms", "last_t", "phase",
-                 "sdk")
-
-    def __init__(self, cfg: StrategyConfig, phase: int, sdk: SdkRows | None = None) -> None:
-        self.cfg = cfg
-        params = cfg.indicator_params()
-        self.sdk = sdk
-        self.ind = IncrementalIndicators(params) if sdk is None or not sdk.has_primary else None
-        mei = _params_fingerprint(params) if self.ind is not None else "-"
-        self.fingerprint = mei if sdk is None else f"{mei}+{sdk.fingerprint}"
-        self.last_t: int | None = None
-        self.last_close_ms: int | None = None
-        self.history_gap = False
-        self.phase = phase  # spreads checkpoints of one-candle-per-tick symbols evenly over ticks
-        self.ckpt_bars = 0  # bars covered by the newest checkpoint in the store
-
-    @property
-    def bars(self) -> int:
-        return self.ind.bars if self.ind is not None else self.sdk.bars if self.sdk is not None else 0
-
-    def apply(self, candle: Candle) -> None:
-        if self.ind is not None:
-            self.ind.advance(candle.t, candle.o, candle.h, candle.l, candle.c, candle.v)
-        if self.sdk is not None:
-            self.sdk.update(candle.t, candle.o, candle.h, candle.l, candle.c, candle.v)
-        self.last_t, self.last_close_ms = candle.t, candle.close_ms
-
-    def checkpoint_due(self, every: int) -> bool:
-        """True every `every` bars (offset by the symbol's phase), or when 2x`every` behind."""
-        bars = self.bars
-        behind = bars - self.ckpt_bars
-        return behind >= 2 * every or (behind > 0 and (bars + self.phase) % every == 0)
-
-    def to_state(self) -> dict[str, Any]:
-        out = {
-            "v": CHECKPOINT_VERSION, "fp": self.fingerprint,
-            "ind": None if self.ind is None else self.ind.to_state(),
-            "last_t": self.last_t, "last_close_ms": self.last_close_ms, "gap": self.history_gap,
-        }
-        if self.sdk is not None:  # one entry per (symbol, declaration set) of its SDK strategies
-            out["sdk"] = self.sdk.to_state()
-        return out
-
-    def peek(self) -> _SymbolState:
-        """A copy with its own indicator states (same config and strategies), for the open-mode bar."""
-        twin = object.__new__(_SymbolState)
-        for slot in _SymbolState.__slots__:
-            setattr(twin, slot, getattr(self, slot))
-        if self.ind is not None:
-            twin.ind = IncrementalIndicators.from_state(self.ind.to_state(), self.cfg.indicator_params())
-        if self.sdk is not None:
-            twin.sdk = self.sdk.copy()
-        return twin
-
-    @classmethod
-    def restore(cls, cfg: StrategyConfig, state: Mapping[str, Any], sdk: SdkRows | None = None,
-                ) -> _SymbolState | None:
-        """Return the restored state, or None if the checkpoint is for another version/params/strategies."""
-        sym = cls(cfg, 0, sdk)
-        if state.get("v") != CHECKPOINT_VERSION or state.get("fp") != sym.fingerprint:
-            return None
-        try:
-            if sym.ind is not None:
-                sym.ind = IncrementalIndicators.from_state(state["ind"], cfg.indicator_params())
-            if sdk is not None and not sdk.restore(state.get("sdk")):
-                return None
-            sym.last_t, sym.last_close_ms = state["last_t"], state["last_close_ms"]
-            sym.history_gap = bool(state["gap"])
-        except (KeyError, TypeError, ValueError):  # another indicator version or a damaged state
-            return None
-        return sym
-
-
 class ShardCore:
     """The per-shard engine: holds state for the symbols it is asked about, decides per tick."""
 
@@ -245,6 +162,7 @@ class ShardCore:
         self.candles_applied = 0
         self.evaluate_ms: deque[float] = deque(maxlen=256)  # recent evaluate durations, for health/bench
         self._forming: dict[str, Candle] = {}  # open mode: forming bars read by the current evaluate
+        self._book = ColumnBook() if settings.columnar else None
         self._restore([*dict.fromkeys(symbols)], with_anchor=True)
 
     # ------------------------------------------------------------------ checkpoints
@@ -290,13 +208,31 @@ class ShardCore:
         if restored is not None:
             self.rehydrated["checkpoint"] += 1
             restored.phase, restored.ckpt_bars = phase, restored.bars
-            self._states[symbol] = restored
+            self._hold(symbol, restored)
             return
         if state is not None:
             self.rehydrated["stale_checkpoint"] += 1
             if sdk is not None:  # a partly restored SDK state is never reused
                 sdk = SdkRows.build(self._plan, symbol, cfg)
-        self._states[symbol] = _SymbolState(cfg, phase, sdk)
+        self._hold(symbol, _SymbolState(cfg, phase, sdk))
+
+    def _hold(self, symbol: str, state: _SymbolState) -> _SymbolState:
+        """Keep `state` for `symbol` (its SDK states moved into the book's columns), replacing any old one."""
+        old = self._states.get(symbol)
+        if old is not None and old is not state:
+            old.release()
+        if state.sdk is not None and self._book is not None:
+            state.sdk.attach(self._book)
+        self._states[symbol] = state
+        return state
+
+    def _forget(self, symbol: str) -> None:
+        state = self._states.pop(symbol, None)
+        if state is not None:
+            try:
+                state.release()
+            except Exception:  # a broken row: its columns are abandoned, never reused
+                log.exception("shard %d symbol %s: releasing columnar rows failed", self.index, symbol)
 
     def checkpoint(self, symbols: Iterable[str] | None = None) -> int:
         """Write the checkpoints of `symbols` (default: all) and the anchor now; return how many.
@@ -380,10 +316,65 @@ class ShardCore:
                 anchor = self._settings.anchor_symbol
                 view = resume_view(got[anchor], request[anchor], self._anchor.last_t)
                 self._advance_anchor(view, self._through(max(batch.values())))
+            views = {}
             for symbol, resume in chunk.items():
                 view = resume_view(got[symbol], request[symbol], resume)
-                results[symbol] = self._evaluate_symbol(symbol, batch[symbol], view, symbol in want_snapshot)
+                failed = self._advance(symbol, batch[symbol], view)
+                if failed is not None:
+                    results[symbol] = failed
+                else:
+                    views[symbol] = view
+            views = self._flush(views, batch, results)
+            ready = self._decide_columns(views, batch)
+            for symbol, view in views.items():
+                results[symbol] = self._evaluate_symbol(symbol, batch[symbol], view, symbol in want_snapshot,
+                                                        ready, advanced=True)
         return results
+
+    def _flush(self, views: dict[str, Any], batch: Mapping[str, int], results: dict[str, ShardDecision],
+               ) -> dict[str, Any]:
+        """Apply the staged columnar candles; symbols whose rows refused one fail (STRATEGY_ERROR)."""
+        if self._book is None:
+            return views
+        try:
+            failed = self._book.flush()
+        except Exception:  # a bug in the columns: every staged symbol rebuilds from the store
+            log.exception("shard %d: columnar flush failed; %d symbols dropped for rehydrate",
+                          self.index, len(views))
+            failed = None
+        kept = {}
+        for symbol, view in views.items():
+            state = self._states.get(symbol)
+            slots = state.sdk.slots() if state is not None and state.sdk is not None else []
+            if (failed is None and slots) or any(slot in failed for slot in slots):
+                self._forget(symbol)
+                results[symbol] = no_signal(symbol, batch[symbol], ShardStatus.STRATEGY_ERROR, self.index)
+            else:
+                kept[symbol] = view
+        return kept
+
+    def _decide_columns(self, views: Mapping[str, Any], batch: Mapping[str, int],
+                        ) -> dict[tuple[str, str], VariantDecision]:
+        """The book's vectorised decisions of every columnar SDK row about to decide (close mode)."""
+        if self._book is None or not self._settings.signal_on_candle_close:
+            return {}
+        requests = []
+        for symbol in views:
+            state = self._states.get(symbol)
+            if state is None or state.sdk is None or state.last_t is None or state.last_close_ms is None:
+                continue
+            key = batch[symbol]
+            if state.last_close_ms < key or state.last_t > key:
+                continue  # _decide names the reason; nothing to decide
+            btc = self._anchor.bullish_at(state.last_t)
+            requests += [(symbol, row, slot, btc) for row, slot in state.sdk.slot_rows()]
+        if not requests:
+            return {}
+        try:
+            return self._book.decide(requests, run_row)
+        except Exception:  # per row below (each row fenced on its own)
+            log.exception("shard %d: columnar decisions failed; deciding per row", self.index)
+            return {}
 
     def _anchor_request(self, request: dict[str, int | None], batch: Mapping[str, int]) -> object:
         """Add the anchor to `request` if it is behind the batch; return its resume or _NO_READ."""
@@ -421,33 +412,43 @@ class ShardCore:
                         self.index, symbol, state.last_t, fresh[0].t)
             state = _SymbolState(state.cfg, state.phase, SdkRows.build(self._plan, symbol, state.cfg))
             state.history_gap = True
-            self._states[symbol] = state
+            self._hold(symbol, state)
             self.rehydrated["gap"] += 1
             self._metrics.rehydrates(self.index, "gap", 1)
-        applied = 0
-        try:
-            for candle in fresh:
-                if candle.t > key:
-                    break
-                state.apply(candle)
-                applied += 1
-        finally:
-            self.candles_applied += applied
+        upto = len(fresh)
+        if upto and fresh[-1].t > key:
+            upto = next(i for i, c in enumerate(fresh) if c.t > key)
+        state.apply_many(fresh[:upto] if upto < len(fresh) else fresh)
+        self.candles_applied += upto
         return state
 
+    def _advance(self, symbol: str, key: int, view: tuple[list[Candle], bool]) -> ShardDecision | None:
+        """Catch the symbol up to its key (columnar rows staged); None, or the STRATEGY_ERROR record."""
+        try:
+            self._catch_up(symbol, view, self._through(key))
+            return None
+        except Exception:  # one bad symbol must not cost the others their decisions
+            log.exception("shard %d symbol %s: catch-up failed at key %d; state dropped for rehydrate",
+                          self.index, symbol, key)
+            self._forget(symbol)
+            return no_signal(symbol, key, ShardStatus.STRATEGY_ERROR, self.index)
+
     def _evaluate_symbol(
-        self, symbol: str, key: int, view: tuple[list[Candle], bool] | None, with_snapshot: bool
+        self, symbol: str, key: int, view: tuple[list[Candle], bool] | None, with_snapshot: bool,
+        ready: Mapping[tuple[str, str], VariantDecision] | None = None, *, advanced: bool = False,
     ) -> ShardDecision:
         try:
             through = self._through(key)
-            state = self._states[symbol] if view is None else self._catch_up(symbol, view, through)
+            state = self._states[symbol]
+            if view is not None and not advanced:
+                state = self._catch_up(symbol, view, through)
             if through != key:
                 state = self._with_forming(symbol, key, state, view)
-            return self._decide(symbol, key, state, with_snapshot)
+            return self._decide(symbol, key, state, with_snapshot, ready)
         except Exception:  # one bad symbol must not cost the others their decisions
             log.exception("shard %d symbol %s: evaluate failed at key %d; state dropped for rehydrate",
                           self.index, symbol, key)
-            self._states.pop(symbol, None)
+            self._forget(symbol)
             return no_signal(symbol, key, ShardStatus.STRATEGY_ERROR, self.index)
 
     # ------------------------------------------------------------------ open mode (module docstring)
@@ -485,7 +486,8 @@ class ShardCore:
         peek.apply(bar)
         return peek
 
-    def _decide(self, symbol: str, key: int, state: _SymbolState, with_snapshot: bool) -> ShardDecision:
+    def _decide(self, symbol: str, key: int, state: _SymbolState, with_snapshot: bool,
+                ready: Mapping[tuple[str, str], VariantDecision] | None = None) -> ShardDecision:
         last_t, last_close_ms = state.last_t, state.last_close_ms
         status = None
         if last_t is None or last_close_ms is None:
@@ -498,7 +500,8 @@ class ShardCore:
             return ShardDecision(symbol=symbol, candle_key=key, status=status, t=last_t, shard=self.index,
                                  history_gap=state.history_gap)
         btc_bullish = self._anchor.bullish_at(last_t)
-        primary, variants = state.sdk.decide(symbol, btc_bullish) if state.sdk is not None else (None, ())
+        sdk = state.sdk
+        primary, variants = sdk.decide(symbol, btc_bullish, ready) if sdk is not None else (None, ())
         ind = state.ind
         if ind is None:  # an SDK primary trades the symbol; a fault is NEUTRAL with the fault on record
             assert primary is not None
@@ -529,13 +532,15 @@ class ShardCore:
                 sdk = SdkRows.build(self._plan, symbol, cfg)
             except Exception:  # the symbol fails closed (STRATEGY_ERROR) until its config resolves
                 log.exception("shard %d symbol %s: reloaded config does not resolve", self.index, symbol)
-                del self._states[symbol]
+                self._forget(symbol)
                 continue
             fresh = _SymbolState(cfg, state.phase, sdk)
             if fresh.fingerprint == state.fingerprint and (sdk is None or sdk.restore(state.sdk.to_state())):
+                state.release()
                 state.cfg, state.sdk = cfg, sdk  # same declarations: keep the indicator states
+                self._hold(symbol, state)
                 continue
-            self._states[symbol] = fresh
+            self._hold(symbol, fresh)
             rebuilt += 1
         self.rehydrated["rebuild"] += rebuilt
         self._metrics.rehydrates(self.index, "rebuild", rebuilt)
@@ -553,11 +558,12 @@ class ShardCore:
     def drop(self, symbols: Iterable[str]) -> None:
         """Forget symbols that moved to another shard (after a final checkpoint by the caller)."""
         for symbol in symbols:
-            self._states.pop(symbol, None)
+            self._forget(symbol)
         self._metrics.symbols(self.index, len(self._states))
 
     def stats(self) -> dict[str, Any]:
         """Return counters for health checks and the benchmark (plain values)."""
         return {"shard": self.index, "symbols": len(self._states), "candles_applied": self.candles_applied,
                 "rehydrated": dict(self.rehydrated), "anchor_t": self._anchor.last_t,
+                "columnar_rows": self._book.rows() if self._book is not None else 0,
                 "evaluate_ms_recent": list(self.evaluate_ms)}

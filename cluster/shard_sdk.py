@@ -12,17 +12,25 @@ every other symbol go on.
 
 Checkpoints: `to_state()` is a list of the states' own JSON checkpoints (bit-exact),
 `restore(states)` puts them back or returns False (other declarations: rebuild from the store).
+
+Columnar (issue 12): `attach(book)` moves every state whose declarations have columnar twins into
+a row of the shard's `cluster.columnar_book.ColumnBook` (the per-row state is loaded there
+exactly); from then on `stage` queues candles for the book's vectorised flush and `slots()` names
+the rows the book decides. Checkpoints export the rows back to the same per-row format; `copy()`
+(the open-mode peek) is a detached per-row copy. `detach()` gives the rows back.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from cluster.columnar_book import ColumnBook, Slot
 from cluster.records import VariantDecision
 from strategies.enums import Confidence, ExitReason, PositionSide, Signal
+from strategies.sdk.columnar import supports_columnar
 from strategies.sdk.enums import FaultKind
 from strategies.sdk.exits import entry_atr
 from strategies.sdk.indicator_set import IndicatorSet, IndicatorState
@@ -80,7 +88,7 @@ def run_row(row: _Row, rows: Sequence[Row], ctx: DecisionContext) -> VariantDeci
 class SdkRows:
     """The SDK strategies of one symbol and their (shared) indicator states."""
 
-    __slots__ = ("_primary", "_sets", "_shadows", "_states", "fingerprint")
+    __slots__ = ("_book", "_primary", "_sets", "_shadows", "_slots", "_states", "fingerprint")
 
     def __init__(self, primary: tuple[str, Strategy[Any]] | None,
                  shadows: Sequence[tuple[str, str, Strategy[Any]]]) -> None:
@@ -104,6 +112,8 @@ class SdkRows:
         self._shadows = tuple(_Row(name, ref, s, group_of(s)) for name, ref, s in shadows)
         self._sets = tuple(zip(sets, keep, strict=True))
         self._states: list[IndicatorState] = [s.incremental(k) for s, k in self._sets]
+        self._book: ColumnBook | None = None
+        self._slots: list[Slot | None] = [None] * len(self._sets)
         described = repr([(s.specs, k) for s, k in self._sets])
         self.fingerprint = hashlib.blake2b(described.encode(), digest_size=8).hexdigest()
 
@@ -127,15 +137,64 @@ class SdkRows:
 
     @property
     def bars(self) -> int:
-        return self._states[0].bars if self._states else 0
+        if not self._sets:
+            return 0
+        slot = self._slots[0]
+        return int(slot[0].bars[slot[1]]) if slot is not None else self._states[0].bars
+
+    def attach(self, book: ColumnBook) -> None:
+        """Move the states with columnar twins into rows of `book` (exact; see the module docstring)."""
+        self.detach()
+        self._book = book
+        for g, (iset, keep) in enumerate(self._sets):
+            if supports_columnar(iset):
+                slot = book.slot(iset, keep)
+                try:
+                    slot[0].load(slot[1], self._states[g])
+                except ValueError:  # stays per row (a state the columns cannot hold)
+                    book.release(slot)
+                    continue
+                self._slots[g] = slot
+
+    def detach(self) -> None:
+        """Export the book's rows back to per-row states and give the rows back."""
+        for g, slot in enumerate(self._slots):
+            if slot is not None:
+                self._states[g] = slot[0].export(slot[1])
+                ColumnBook.release(slot)
+                self._slots[g] = None
+        self._book = None
+
+    def stage(self, candles: Sequence[Any]) -> None:
+        """Apply closed candles: queued in the book for columnar rows, at once for per-row states."""
+        for g, slot in enumerate(self._slots):
+            if slot is not None and self._book is not None:
+                self._book.stage(slot, candles)
+            else:
+                state = self._states[g]
+                for c in candles:
+                    state.update(c.t, c.o, c.h, c.l, c.c, c.v)
+
+    def slots(self) -> list[Slot]:
+        """The columnar rows this symbol holds in the book."""
+        return [slot for slot in self._slots if slot is not None]
+
+    def slot_rows(self) -> list[tuple[_Row, Slot]]:
+        """(strategy row, its columnar slot) for every row the book decides (primary first)."""
+        rows = ([self._primary] if self._primary is not None else []) + list(self._shadows)
+        return [(row, slot) for row in rows if (slot := self._slots[row.group]) is not None]
 
     def update(self, t: int, o: float, h: float, low: float, c: float, v: float) -> None:
-        """Apply one closed candle to every state."""
+        """Apply one closed candle to every state (detached per-row states only: the open-mode peek)."""
         for state in self._states:
             state.update(t, o, h, low, c, v)
 
+    def _state(self, g: int) -> IndicatorState:
+        slot = self._slots[g]
+        return slot[0].export(slot[1]) if slot is not None else self._states[g]
+
     def to_state(self) -> list[dict[str, Any]]:
-        return [state.to_state() for state in self._states]
+        return [self._state(g).to_state() for g in range(len(self._sets))]
 
     def restore(self, states: Any) -> bool:
         """Put checkpointed states back; False (nothing changed) when they do not fit these declarations."""
@@ -145,7 +204,11 @@ class SdkRows:
             restored = [s.restore(st, k) for (s, k), st in zip(self._sets, states, strict=True)]
         except (KeyError, TypeError, ValueError):
             return False
+        book = self._book
+        self.detach()
         self._states = restored
+        if book is not None:
+            self.attach(book)
         return True
 
     def copy(self) -> SdkRows:
@@ -153,14 +216,27 @@ class SdkRows:
         twin = object.__new__(SdkRows)
         twin._primary, twin._shadows, twin._sets, twin.fingerprint = (
             self._primary, self._shadows, self._sets, self.fingerprint)
-        pairs = zip(self._sets, self._states, strict=True)
-        twin._states = [s.restore(st.to_state(), k) for (s, k), st in pairs]
+        twin._book, twin._slots = None, [None] * len(self._sets)
+        twin._states = [s.restore(self._state(g).to_state(), k) for g, (s, k) in enumerate(self._sets)]
         return twin
 
     def decide(self, symbol: str, btc_bullish: bool | None,
+               ready: Mapping[tuple[str, str], VariantDecision] | None = None,
                ) -> tuple[VariantDecision | None, tuple[VariantDecision, ...]]:
-        """Return (the primary's record or None, one record per shadow) on the newest candle."""
-        rows = [state.rows() for state in self._states]
+        """Return (the primary's record or None, one record per shadow) on the newest candle.
+
+        `ready` holds records the book already decided for this tick, keyed (symbol, row name).
+        """
+        ready = ready or {}
         ctx = DecisionContext(symbol=symbol, bars=self.bars, btc_bullish=btc_bullish)
-        primary = None if self._primary is None else run_row(self._primary, rows[self._primary.group], ctx)
-        return primary, tuple(run_row(row, rows[row.group], ctx) for row in self._shadows)
+
+        def one(row: _Row) -> VariantDecision:
+            done = ready.get((symbol, row.name))
+            if done is not None:
+                return done
+            slot = self._slots[row.group]
+            rows = slot[0].rows(slot[1]) if slot is not None else self._states[row.group].rows()
+            return run_row(row, rows, ctx)
+
+        primary = None if self._primary is None else one(self._primary)
+        return primary, tuple(one(row) for row in self._shadows)

@@ -24,8 +24,8 @@ group, or `package.module:ClassName`; failures are `StrategyConfigError`s (exit 
 `python -m strategies list --json` prints the registered names. Pure: no I/O (importing a user
 module is the registry's only side effect).
 
-How it plugs in (steps 1, 2, 4, 5, 6, 7 are wired; 3 is issue 12)
--------------------------------------------------------------------------------
+How it plugs in (steps 1 to 7 are wired)
+----------------------------------------
 Where each step lives: 1 `strategies.sdk.plan` (parsed by `strategies.config`, exposed as
 `StrategyOverrides.plan` / `ConfigSource.plan`; the engine reads exits through
 `StrategyPlan.primary_rules(symbol)` and, for shadow variants, `StrategyPlan.rules_for(variant)`);
@@ -52,13 +52,15 @@ same engine and shards as the daemon) and `strategies.check_parity --strategy`; 
    with `state.to_state()` / `strategy.indicator_set.restore(state, K)` (JSON types, bit-exact;
    a ValueError, e.g. other declarations after a param change, means: rebuild from the Redis
    candle history, >= `strategy.warmup` bars).
-3. Columnar shards (issue 12). Declarations are hashable values: a shard groups its rows by
-   `indicator_set.specs`, keeps one numpy array per kernel state field across the group, and
-   updates each declaration for all changed rows at once, using the same IEEE operation order as
-   the kernels (the library's batch twin stays the oracle). Decisions: build a `ColumnWindow`
-   (n rows x K) from those arrays and call `evaluate_columns`; `None` (no array form) or a
-   `StrategyOutputError` falls back to `evaluate` per row, which isolates the faulty row. Both
-   built-ins have an array form proven equal to their per-row form.
+3. Columnar shards (issue 12; `strategies.sdk.columnar`, `cluster.columnar_book`). Declarations
+   are hashable values: a shard groups its rows by `indicator_set.specs`, keeps one numpy array
+   per kernel state field across the group (`strategies.sdk.columnar_library`), and updates each
+   declaration for all changed rows at once, using the same IEEE operation order as the kernels
+   (the library's batch twin stays the oracle; tests/unit/test_sdk_library.py checks all three).
+   Decisions: build a `ColumnWindow` (n rows x K) from those arrays and call
+   `evaluate_columns`; `None` (no array form) or a `StrategyOutputError` falls back to
+   `evaluate` per row, which isolates the faulty row. Both built-ins have an array form (and
+   array indicator exits) proven equal to their per-row form.
 4. Exits (engine exit step). For an SDK primary, a new position stores
    `entry_atr(strategy.rules, row)`; each tick calls `evaluate_exit(strategy, position, price,
    rows, symbol)` and applies the `ExitDecision` with `strategies.exits.with_exit_applied`, the

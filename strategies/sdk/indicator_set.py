@@ -173,6 +173,17 @@ class IndicatorState:
         self._last_t = int(t_open_ms)
         return row
 
+    def kernels(self) -> tuple[Kernel, ...]:
+        """The per-declaration kernels, in declaration order (a columnar row exports into these)."""
+        return tuple(kernel for kernel, _ in self._steps)
+
+    def adopt(self, rows: Sequence[dict[str, Any]], bars: int, last_t: int | None) -> None:
+        """Set the kept rows and progress after `kernels()` were filled in from another representation."""
+        self._rows.clear()
+        self._rows.extend(rows)
+        self._bars = int(bars)
+        self._last_t = None if last_t is None else int(last_t)
+
     def to_state(self) -> dict[str, Any]:
         """Return the whole state (kernels and kept rows) as plain JSON types; restoring is exact.
 

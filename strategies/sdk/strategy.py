@@ -13,6 +13,7 @@ A strategy is a pure object bound to its validated parameters:
         def exit_rules(self): ...              # -> ExitRules (stop, take-profit, trailing in ATR)
         def indicator_exit(self, side, rows): ...   # optional: close on an indicator condition
         def decide_columns(self, window): ...  # optional: the same decision for n rows at once
+        def indicator_exit_columns(self, side, window): ...  # optional: indicator_exit for n rows
 
 Callers never call `decide` directly: `evaluate` applies the warm-up, fences the strategy's code
 (an exception or an unusable output becomes a `StrategyFault` record for that strategy on that
@@ -195,9 +196,20 @@ class Strategy(ABC, Generic[P]):
     def decide_columns(self, window: ColumnWindow) -> ColumnDecisions | None:
         """Decide for n rows at once (array form); None when the strategy has no array form.
 
-        Must equal `decide` row by row for signal, confidence and score (tested per strategy).
+        Must equal `decide` row by row for signal, confidence and score, and for the reason code
+        when it sets `reason`/`reasons` (tested per strategy). A shard groups rows by
+        `column_key()` and calls this once per group, so the decision may depend only on what
+        `column_key()` names and on the window.
         """
         return None
+
+    def indicator_exit_columns(self, side: PositionSide, window: ColumnWindow) -> np.ndarray | None:
+        """`indicator_exit(side, rows) is not None` for n rows at once (bool array); None = no array form."""
+        return None
+
+    def column_key(self) -> tuple[Any, ...]:
+        """What the array forms depend on besides the window (rows with equal keys decide together)."""
+        return (type(self), self.params)
 
 
 def _check_details(details: object, name: str, symbol: str) -> None:
@@ -287,11 +299,24 @@ class ColumnWindow:
 
 @dataclass(frozen=True, slots=True)
 class ColumnDecisions:
-    """n decisions as arrays: signal (+1 BUY, -1 SELL, 0 NEUTRAL), confidence (0..2), score."""
+    """n decisions as arrays: signal (+1 BUY, -1 SELL, 0 NEUTRAL), confidence (0..2), score.
+
+    Optional reason codes: `reason[i]` indexes `reasons` (the per-row decision's `reason`); after
+    `evaluate_columns`, -1 is a NEUTRAL's "" and -2 the warm-up's "warmup".
+    """
 
     signal: np.ndarray
     confidence: np.ndarray
     score: np.ndarray
+    reason: np.ndarray | None = None
+    reasons: tuple[str, ...] = ()
+
+    def reason_at(self, i: int) -> str:
+        """Row i's reason code ("" when the array form gives none)."""
+        if self.reason is None:
+            return ""
+        code = int(self.reason[i])
+        return "warmup" if code == -2 else "" if code == -1 else self.reasons[code]
 
     def at(self, i: int) -> tuple[Signal, Confidence, float]:
         """Row i's decision as (signal, confidence, score)."""
@@ -310,7 +335,8 @@ def evaluate_columns(strategy: Strategy[Any], window: ColumnWindow) -> ColumnDec
         return None
     n = len(window.bars)
     if not isinstance(out, ColumnDecisions) or any(
-            np.shape(a) != (n,) for a in (out.signal, out.confidence, out.score)):
+            np.shape(a) != (n,) for a in (out.signal, out.confidence, out.score)) or (
+            out.reason is not None and np.shape(out.reason) != (n,)):
         raise StrategyOutputError(strategy.NAME, "*",
                                   f"decide_columns must return ColumnDecisions of {n} rows")
     warm = window.bars >= strategy.warmup
@@ -320,4 +346,7 @@ def evaluate_columns(strategy: Strategy[Any], window: ColumnWindow) -> ColumnDec
     score = np.where(active, out.score, 0.0).astype(np.float64)
     if not np.isfinite(score).all():
         raise StrategyOutputError(strategy.NAME, "*", "decide_columns gave a non-finite score")
-    return ColumnDecisions(signal, confidence, score)
+    reason = None
+    if out.reason is not None:
+        reason = np.where(warm, np.where(active, out.reason, -1), -2).astype(np.int16)
+    return ColumnDecisions(signal, confidence, score, reason, tuple(out.reasons))

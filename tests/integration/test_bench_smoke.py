@@ -26,7 +26,7 @@ BENCH_ARGS: dict[str, list[str]] = {
     "scale": ["--symbols", "4", "--shards", "2", "--ticks", "1", "--warm-bars", "60", "--rounds", "1",
               "--pinned", "--json"],
     "tick": ["--symbols", "4", "--shards", "1", "--ticks", "2", "--warm-bars", "60", "--baseline-sample", "2",
-             "--baseline-ticks", "1", "--parity-sample", "2", "--json"],
+             "--baseline-ticks", "1", "--parity-sample", "2", "--variants", "2", "--json"],
     "soak_crash": ["--cycles", "2", "--executor", "inprocess", "--seed", "3", "--baseline-max-secs", "90"],
     "indicators": ["--updates", "200", "--baseline-runs", "3", "--repeats", "1"],
     "ingest": ["--symbols", "20", "--rounds", "2", "--baseline-rounds", "1"],
@@ -144,6 +144,11 @@ def test_bench_tick(bench_runs: dict[str, Future[subprocess.CompletedProcess[str
     parity = result["parity_full_history"]
     assert parity["decisions_checked"] == 2 * 2 and parity["mismatches"] == 0 and parity["signals_equal"]
     assert len(result["inside_shard_evaluate_ms_p50"]) == 1 and len(result["actor_rss_bytes"]) == 1
+    # --variants 2: two donchian_breakout shadows per symbol, run columnar, equal to the batch strategy
+    assert (result["variants"], result["rows"], result["columnar"]) == (2, 4 * 3, True)
+    variants = result["parity_variants"]
+    assert variants["decisions_checked"] == 2 * 2 * 2 and variants["mismatches"] == 0
+    assert result["us_per_row_inside_shard_p50"] > 0 and out["state_bytes_per_row_traced"] > 0
 
 
 def test_bench_scale(bench_runs: dict[str, Future[subprocess.CompletedProcess[str]]]) -> None:

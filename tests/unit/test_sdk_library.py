@@ -1,7 +1,10 @@
-"""Every library indicator: incremental == batch, bit for bit, on the shipped real candles.
+"""Every library indicator: incremental == batch == columnar, bit for bit, on the shipped real candles.
 
 Parametrized from `strategies.sdk.library.LIBRARY` and each entry's `examples()`, so an indicator
-added to the library without an exact incremental/batch pair fails here.
+added to the library without an exact incremental/batch pair, or without an exact columnar twin
+(`strategies.sdk.columnar_library`, what the shards run for many rows at once), fails here. The
+columnar twin runs every vendored file of tests/data/ohlcv as one row, with staggered starts so
+each step moves a different subset of rows, and its rows export/load the per-row checkpoint.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import inspect
 import json
 import sys
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,9 +20,13 @@ import pytest
 import ta
 
 from strategies.sdk import library
+from strategies.sdk.columnar import ColumnarSet
+from strategies.sdk.columnar_library import columnar, has_columnar
 from strategies.sdk.errors import IndicatorDeclarationError
 from strategies.sdk.indicator_set import IndicatorSet
 from strategies.sdk.library import LIBRARY, Bollinger, Donchian, Indicator, Sma, Stochastic
+from tests.fixtures.data_files import ohlcv_files
+from tests.unit.columnar_data import Rows, vendored_rows
 from tests.unit.sdk_data import CANDLE_FILES, bit_mismatches, candle_tuples, load_candles
 
 CASES = [spec for cls in LIBRARY.values() for spec in cls.examples()]
@@ -126,3 +134,66 @@ def test_library_checkpoint_restores_bit_exact_at_any_bar(spec: Indicator) -> No
             bad = bit_mismatches(np.array([r[col] for r in expected[cut:]]),
                                  np.array([r[col] for r in resumed]))
             assert not bad, f"{col} after a checkpoint at bar {cut}: first difference at bar {cut + bad[0]}"
+
+
+# --- the columnar twins (issue 12): every library indicator for many rows at once, bit for bit ---------
+
+
+@pytest.fixture(scope="module")
+def vendored() -> Rows:
+    return vendored_rows()
+
+
+def _columnar_outputs(spec: Indicator, rows: Rows, twin: Any = None) -> list[list[np.ndarray]]:
+    """Run the columnar twin over every vendored file at once (one row each, staggered starts)."""
+    twin = twin if twin is not None else columnar(spec, len(rows.names))
+    out = [[np.full(len(c["Close"]), np.nan) for _ in spec.outputs] for c in rows.cols]
+    for idx, bars, (_, o, h, lo, c, v) in rows.walk():
+        results = twin.push(idx, dict(zip(library.PRICE_COLUMNS, (o, h, lo, c, v), strict=True)))
+        for j, values in enumerate(results):
+            for r, b, x in zip(idx.tolist(), bars.tolist(), values.tolist(), strict=True):
+                out[r][j][b] = x
+    return out
+
+
+@pytest.mark.parametrize("spec", CASES, ids=[repr(s) for s in CASES])
+def test_library_columnar_is_bit_identical_to_batch(spec: Indicator, vendored: Rows) -> None:
+    outputs = _columnar_outputs(spec, vendored)
+    for r, (name, cols) in enumerate(zip(vendored.names, vendored.cols, strict=True)):
+        batch = spec.batch(cols)
+        for j, col in enumerate(spec.outputs):
+            bad = bit_mismatches(np.asarray(batch[j], dtype=float), outputs[r][j])
+            assert not bad, f"{name} {col}: {len(bad)} bars differ, first at bar {bad[0]}"
+
+
+def test_every_library_indicator_has_a_columnar_twin() -> None:
+    assert all(has_columnar(spec) for spec in CASES)
+
+
+def test_columnar_parity_test_catches_a_drifting_twin(vendored: Rows) -> None:
+    spec = Sma(name="sma", window=20)
+    twin = columnar(spec, len(vendored.names))
+    push = twin.impl.push
+    twin.impl.push = lambda idx, val: push(idx, val) * (1.0 + 2.0**-52)  # one ulp: still caught
+    outputs = _columnar_outputs(spec, vendored, twin)
+    assert bit_mismatches(spec.batch(vendored.cols[0])[0], outputs[0][0])
+
+
+@pytest.mark.parametrize("spec", CASES, ids=[repr(s) for s in CASES])
+def test_library_columnar_rows_export_and_load_exactly(spec: Indicator) -> None:
+    """A columnar row exports the per-row checkpoint bit for bit, and a per-row state loads into a row."""
+    candles = candle_tuples(load_candles(ohlcv_files()[5]))[:400]
+    iset = IndicatorSet([spec])
+    straight = iset.incremental(keep_rows=2)
+    cset = ColumnarSet(iset, 2, capacity=1)
+    row = np.array([cset.alloc()])
+    cuts = {0, 1, 2, 13, 27, 29, 250}
+    for i, (t, o, h, lo, c, v) in enumerate(candles):
+        if i in cuts:
+            assert cset.export(0).to_state() == straight.to_state(), f"export at bar {i}"
+            other = ColumnarSet(iset, 2, capacity=1)
+            other.load(other.alloc(), iset.restore(straight.to_state(), 2))
+            cset = other  # continue on the loaded copy: loading must be exact too
+        straight.update(t, o, h, lo, c, v)
+        cset.update(row, *(np.array([x]) for x in (t, o, h, lo, c, v)))
+    assert cset.export(0).to_state() == straight.to_state()

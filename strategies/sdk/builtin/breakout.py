@@ -145,4 +145,13 @@ class DonchianBreakout(Strategy[BreakoutParams]):
         strength = np.where(buy, up, np.where(sell, down, 0.0))
         high = p.high_confidence_atr
         confidence = np.where(strength >= high, 2, np.where(strength >= high / 2, 1, 0))
-        return ColumnDecisions(buy.astype(np.int8) - sell.astype(np.int8), confidence, strength)
+        reason = np.where(buy, 0, np.where(sell, 1, -1))
+        return ColumnDecisions(buy.astype(np.int8) - sell.astype(np.int8), confidence, strength, reason,
+                               ("breakout_up", "breakout_down"))
+
+    def indicator_exit_columns(self, side: PositionSide, window: ColumnWindow) -> np.ndarray | None:
+        close = window.col("Close")
+        with np.errstate(invalid="ignore"):
+            if side is PositionSide.LONG:
+                return close < window.col("dc_exit_low", 1)
+            return close > window.col("dc_exit_high", 1)

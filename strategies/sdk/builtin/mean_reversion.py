@@ -125,4 +125,14 @@ class RsiBollingerReversion(Strategy[ReversionParams]):
         margin = p.high_confidence_rsi_margin
         high = np.where(buy, rsi <= p.rsi_oversold - margin, rsi >= p.rsi_overbought + margin)
         depth = np.where(buy, below, np.where(sell, above, 0.0))
-        return ColumnDecisions(buy.astype(np.int8) - sell.astype(np.int8), np.where(high, 2, 1), depth)
+        reason = np.where(buy, 0, np.where(sell, 1, -1))
+        signal = buy.astype(np.int8) - sell.astype(np.int8)
+        return ColumnDecisions(signal, np.where(high, 2, 1), depth, reason,
+                               ("oversold_below_band", "overbought_above_band"))
+
+    def indicator_exit_columns(self, side: PositionSide, window: ColumnWindow) -> np.ndarray | None:
+        close, mid = window.col("Close"), window.col("bb_mid")
+        if not self.params.exit_at_mid:
+            return np.zeros(len(close), dtype=bool)
+        with np.errstate(invalid="ignore"):
+            return close >= mid if side is PositionSide.LONG else close <= mid

@@ -1,0 +1,114 @@
+"""One symbol's state inside a shard (`cluster.shard_core`): mei_alpha_v1's incremental indicators
+and/or its SDK rows, plus what idempotency and checkpoints need. Split out of shard_core to keep
+that module readable; no behaviour of its own beyond what ShardCore drives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from cluster.shard_sdk import SdkRows
+from strategies.candle import Candle
+from strategies.config import StrategyConfig
+from strategies.incremental import IncrementalIndicators
+
+CHECKPOINT_VERSION = 1
+
+
+def _params_fingerprint(params: Any) -> str:
+    return hashlib.blake2b(repr(params).encode(), digest_size=8).hexdigest()
+
+
+class _SymbolState:
+    """Incremental indicators of one symbol plus what idempotency and checkpoints need.
+
+    `ind` holds mei_alpha_v1's indicators (None when an SDK primary trades the symbol); `sdk` the
+    symbol's SDK primary and shadow variants with their states (None when there are none).
+    """
+
+    __slots__ = ("cfg", "ckpt_bars", "fingerprint", "history_gap", "ind", "last_close_ms", "last_t", "phase",
+                 "sdk")
+
+    def __init__(self, cfg: StrategyConfig, phase: int, sdk: SdkRows | None = None) -> None:
+        self.cfg = cfg
+        params = cfg.indicator_params()
+        self.sdk = sdk
+        self.ind = IncrementalIndicators(params) if sdk is None or not sdk.has_primary else None
+        mei = _params_fingerprint(params) if self.ind is not None else "-"
+        self.fingerprint = mei if sdk is None else f"{mei}+{sdk.fingerprint}"
+        self.last_t: int | None = None
+        self.last_close_ms: int | None = None
+        self.history_gap = False
+        self.phase = phase  # spreads checkpoints of one-candle-per-tick symbols evenly over ticks
+        self.ckpt_bars = 0  # bars covered by the newest checkpoint in the store
+
+    @property
+    def bars(self) -> int:
+        return self.ind.bars if self.ind is not None else self.sdk.bars if self.sdk is not None else 0
+
+    def apply(self, candle: Candle) -> None:
+        self.apply_many([candle])
+
+    def apply_many(self, candles: list[Candle]) -> None:
+        """Apply closed candles (ascending); columnar SDK rows are only staged (the book flushes them)."""
+        if not candles:
+            return
+        if self.ind is not None:
+            advance = self.ind.advance
+            for c in candles:
+                advance(c.t, c.o, c.h, c.l, c.c, c.v)
+        if self.sdk is not None:
+            self.sdk.stage(candles)
+        self.last_t, self.last_close_ms = candles[-1].t, candles[-1].close_ms
+
+    def release(self) -> None:
+        """Give the symbol's columnar rows back to the book (the state is being replaced or dropped)."""
+        if self.sdk is not None:
+            self.sdk.detach()
+
+    def checkpoint_due(self, every: int) -> bool:
+        """True every `every` bars (offset by the symbol's phase), or when 2x`every` behind."""
+        bars = self.bars
+        behind = bars - self.ckpt_bars
+        return behind >= 2 * every or (behind > 0 and (bars + self.phase) % every == 0)
+
+    def to_state(self) -> dict[str, Any]:
+        out = {
+            "v": CHECKPOINT_VERSION, "fp": self.fingerprint,
+            "ind": None if self.ind is None else self.ind.to_state(),
+            "last_t": self.last_t, "last_close_ms": self.last_close_ms, "gap": self.history_gap,
+        }
+        if self.sdk is not None:  # one entry per (symbol, declaration set) of its SDK strategies
+            out["sdk"] = self.sdk.to_state()
+        return out
+
+    def peek(self) -> _SymbolState:
+        """A copy with its own indicator states (same config and strategies), for the open-mode bar."""
+        twin = object.__new__(_SymbolState)
+        for slot in _SymbolState.__slots__:
+            setattr(twin, slot, getattr(self, slot))
+        if self.ind is not None:
+            twin.ind = IncrementalIndicators.from_state(self.ind.to_state(), self.cfg.indicator_params())
+        if self.sdk is not None:
+            twin.sdk = self.sdk.copy()
+        return twin
+
+    @classmethod
+    def restore(cls, cfg: StrategyConfig, state: Mapping[str, Any], sdk: SdkRows | None = None,
+                ) -> _SymbolState | None:
+        """Return the restored state, or None if the checkpoint is for another version/params/strategies."""
+        sym = cls(cfg, 0, sdk)
+        if state.get("v") != CHECKPOINT_VERSION or state.get("fp") != sym.fingerprint:
+            return None
+        try:
+            if sym.ind is not None:
+                sym.ind = IncrementalIndicators.from_state(state["ind"], cfg.indicator_params())
+            if sdk is not None and not sdk.restore(state.get("sdk")):
+                return None
+            sym.last_t, sym.last_close_ms = state["last_t"], state["last_close_ms"]
+            sym.history_gap = bool(state["gap"])
+        except (KeyError, TypeError, ValueError):  # another indicator version or a damaged state
+            return None
+        return sym
