@@ -17,12 +17,8 @@ Semantics (issue 4):
   saw (RedisLayout's close key). Candles with open time <= key are applied, each at most once
   (state keeps the last open time). The decision is made when the newest applied candle
   contains the key (t <= key <= close_ms); otherwise the record says why not.
-- Corrected candles: the sidecar rewrites a closed candle it already published when REST says
-  the venue's final bar differs (a WS final update that came after the close, e.g. on a loaded
-  host). Every read starts RECHECK_BARS applied candles back and compares them with what was
-  applied; if one was rewritten, the symbol is rebuilt from the store (counted in
-  rehydrated["corrected"]), so the state equals a replay over the corrected candles instead
-  of keeping the stale bar in its indicators forever.
+- Corrected candles (`cluster.applied_tail`): reads start a few applied candles back; if the
+  sidecar rewrote one, the symbol is rebuilt from the store (rehydrated["corrected"]).
 - Open mode (`ShardSettings.signal_on_candle_close=False`, AI_QUANT_SIGNAL_ON_CANDLE_CLOSE=0):
   key = open time t of the newest (forming) candle (RedisLayout's open key), as the reference
   engine decides on the un-trimmed frame whose last row is still forming. Closed candles with
@@ -47,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cluster.anchor import AnchorTrend
+from cluster.applied_tail import AppliedTail
 from cluster.metrics import ShardMetrics
 from cluster.records import ShardDecision, ShardStatus, make_decision, no_signal
 from cluster.shard_sdk import SdkRows
@@ -62,9 +59,6 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_VERSION = 1
 RECENT_ROWS = 4  # rows the decision needs (current bar + 3 previous MACD histograms)
-# Applied candles re-read and compared on every read: the sidecar's REST cross-check corrects the
-# last TAIL_BARS (4) published candles (engine.sidecar.candles), which this window covers.
-RECHECK_BARS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,8 +163,7 @@ class _SymbolState:
         self.history_gap = False
         self.phase = phase  # spreads checkpoints of one-candle-per-tick symbols evenly over ticks
         self.ckpt_bars = 0  # bars covered by the newest checkpoint in the store
-        # The last applied candles (+1: a read starts after the oldest), to spot corrected ones.
-        self.recent: deque[Candle] = deque(maxlen=RECHECK_BARS + 1)
+        self.recent = AppliedTail()
 
     @property
     def bars(self) -> int:
@@ -183,20 +176,6 @@ class _SymbolState:
             self.sdk.update(candle.t, candle.o, candle.h, candle.l, candle.c, candle.v)
         self.last_t, self.last_close_ms = candle.t, candle.close_ms
         self.recent.append(candle)
-
-    def read_from(self) -> int | None:
-        """Where this symbol's next read starts: RECHECK_BARS applied candles back (see `rewritten`)."""
-        return self.recent[0].t if len(self.recent) > 1 else self.last_t
-
-    def rewritten(self, candles: Iterable[Candle]) -> Candle | None:
-        """The first stored candle (of a read from `read_from`) that differs from the one applied."""
-        applied = {c.t: c for c in self.recent}
-        for candle in candles:
-            if self.last_t is None or candle.t > self.last_t:
-                break
-            if applied.get(candle.t, candle) != candle:
-                return candle
-        return None
 
     def checkpoint_due(self, every: int) -> bool:
         """True every `every` bars (offset by the symbol's phase), or when 2x`every` behind."""
@@ -219,7 +198,7 @@ class _SymbolState:
         twin = object.__new__(_SymbolState)
         for slot in _SymbolState.__slots__:
             setattr(twin, slot, getattr(self, slot))
-        twin.recent = deque(self.recent, maxlen=self.recent.maxlen)
+        twin.recent = self.recent.copy()
         if self.ind is not None:
             twin.ind = IncrementalIndicators.from_state(self.ind.to_state(), self.cfg.indicator_params())
         if self.sdk is not None:
@@ -268,8 +247,7 @@ class ShardCore:
         self._states: dict[str, _SymbolState] = {}
         self._anchor = AnchorTrend()
         self._anchor_restored = False
-        self.rehydrated: dict[str, int] = {"checkpoint": 0, "stale_checkpoint": 0, "gap": 0, "rebuild": 0,
-                                           "corrected": 0}
+        self.rehydrated = {"checkpoint": 0, "stale_checkpoint": 0, "gap": 0, "rebuild": 0, "corrected": 0}
         self.candles_applied = 0
         self.evaluate_ms: deque[float] = deque(maxlen=256)  # recent evaluate durations, for health/bench
         self._forming: dict[str, Candle] = {}  # open mode: forming bars read by the current evaluate
@@ -390,7 +368,7 @@ class ShardCore:
             state = self._states.get(symbol)
             through = self._through(key)
             if state is not None and (state.last_close_ms is None or state.last_close_ms < through):
-                reads[symbol] = state.read_from()
+                reads[symbol] = state.recent.read_from(state.last_t)
         results: dict[str, ShardDecision] = {}
         for index, chunk in enumerate(_chunks(reads, self._settings.cold_chunk)):
             if unavailable.intersection(chunk):  # an earlier read failed: don't hammer the store
@@ -417,17 +395,17 @@ class ShardCore:
         return results
 
     def _view(self, symbol: str, read: CandleRead, requested: int | None) -> tuple[list[Candle], bool] | None:
-        """The candles `symbol` has not applied yet; all of them after a rebuild when the store
-        rewrote one it applied (module docstring); None if that rebuild's read fails."""
+        """The candles `symbol` has not applied; all stored ones (state rebuilt) if the store rewrote
+        one it applied; None if that rebuild's read fails (no decision; the next read retries)."""
         state = self._states[symbol]
-        changed = state.rewritten(read.candles)
+        changed = state.recent.rewritten(read.candles, state.last_t)
         if changed is None:
             return resume_view(read, requested, state.last_t)
-        log.warning("shard %d symbol %s: applied candle t=%d was corrected in the store (now %s); "
-                    "rebuilding from the stored history", self.index, symbol, changed.t, changed)
+        log.warning("shard %d symbol %s: applied candle corrected in the store (now %s); rebuilding",
+                    self.index, symbol, changed)
         try:
             everything = self._store.read_since({symbol: None})[symbol]
-        except Exception as exc:  # store down: no decision this tick; the next read sees it again
+        except Exception as exc:
             log.warning("shard %d symbol %s: rebuild read failed (%s)", self.index, symbol, exc)
             return None
         fresh = _SymbolState(state.cfg, state.phase, SdkRows.build(self._plan, symbol, state.cfg))

@@ -14,8 +14,8 @@ import dataclasses
 
 import pytest
 
+from cluster.applied_tail import RECHECK_BARS
 from cluster.inprocess import InProcessExecutor
-from cluster.shard_core import RECHECK_BARS
 from strategies.candle import Candle
 from tests.unit.test_shard_core import WARM, Universe, assert_matches, make_executor, oracle
 
