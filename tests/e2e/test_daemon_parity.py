@@ -94,9 +94,12 @@ def test_paper_run_equals_replay_trade_for_trade(tmp_path, daemons):
     client, layout = redis.Redis.from_url(redis_url), RedisLayout()
 
     def bar_done(boundary_ms: int, advanced_wall_ms: int) -> bool:
+        # The new bar's forming candle too: the venue sends it after the closed bar's final update,
+        # so a close the sidecar's clock made before that update is corrected by then (grace 0).
         keys = layout.read_candle_keys(client, list(SYMBOLS), "5m")
         mids = layout.read_mids(client, list(SYMBOLS))
-        return all(k.closed_close_ms == boundary_ms - 1 for k in keys.values()) and all(
+        return all(k.closed_close_ms == boundary_ms - 1 and k.latest_open_ms == boundary_ms
+                   for k in keys.values()) and all(
             s in mids and mids[s].wall_ms >= advanced_wall_ms for s in SYMBOLS
         )
 
