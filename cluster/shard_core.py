@@ -17,6 +17,8 @@ Semantics (issue 4):
   saw (RedisLayout's close key). Candles with open time <= key are applied, each at most once
   (state keeps the last open time). The decision is made when the newest applied candle
   contains the key (t <= key <= close_ms); otherwise the record says why not.
+- Corrected candles (`cluster.applied_tail`): reads start a few applied candles back; if the
+  sidecar rewrote one, the symbol is rebuilt from the store (rehydrated["corrected"]).
 - Open mode (`ShardSettings.signal_on_candle_close=False`, AI_QUANT_SIGNAL_ON_CANDLE_CLOSE=0):
   key = open time t of the newest (forming) candle (RedisLayout's open key), as the reference
   engine decides on the un-trimmed frame whose last row is still forming. Closed candles with
@@ -44,6 +46,7 @@ from cluster.anchor import AnchorTrend
 from cluster.columnar_book import ColumnBook
 from cluster.metrics import ShardMetrics
 from cluster.records import ShardDecision, ShardStatus, VariantDecision, make_decision, no_signal
+from cluster.shard_reads import chunk_reads, resume_view
 from cluster.shard_sdk import SdkRows, run_row
 from cluster.shard_state import _SymbolState
 from cluster.shard_store import CandleRead, ShardStore
@@ -103,36 +106,7 @@ def _stagger(symbol: str, every: int) -> int:
     return int.from_bytes(hashlib.blake2b(symbol.encode(), digest_size=4).digest(), "big") % every
 
 
-def resume_view(read: CandleRead, requested: int | None, own: int | None) -> tuple[list[Candle], bool]:
-    """Return (candles after `own`, continuity lost) from a read made from `requested` <= `own`.
-
-    `requested` differs from `own` only when the anchor is also a traded symbol of the shard and
-    one wider read served both. Lost continuity means the store trimmed candles the state never
-    saw; an empty read is not a loss (nothing to rebuild from yet).
-    """
-    if own is None:
-        return list(read.candles), False
-    if requested == own:
-        return list(read.candles), bool(read.candles) and not read.resume_found
-    for index, candle in enumerate(read.candles):
-        if candle.t == own:
-            return list(read.candles[index + 1:]), False
-        if candle.t > own:
-            break
-    fresh = [c for c in read.candles if c.t > own]
-    return fresh, bool(fresh)
-
-
 _NO_READ = object()
-
-
-def _chunks(reads: Mapping[str, int | None], cold_chunk: int) -> list[dict[str, int | None]]:
-    """Split reads: every warm symbol in the first chunk, cold ones (no state) cold_chunk at a time."""
-    warm = {s: r for s, r in reads.items() if r is not None}
-    cold = [s for s, r in reads.items() if r is None]
-    chunks = [warm]
-    chunks += [dict.fromkeys(cold[i: i + cold_chunk]) for i in range(0, len(cold), cold_chunk)]
-    return chunks
 
 
 class ShardCore:
@@ -158,7 +132,7 @@ class ShardCore:
         self._states: dict[str, _SymbolState] = {}
         self._anchor = AnchorTrend()
         self._anchor_restored = False
-        self.rehydrated: dict[str, int] = {"checkpoint": 0, "stale_checkpoint": 0, "gap": 0, "rebuild": 0}
+        self.rehydrated = {"checkpoint": 0, "stale_checkpoint": 0, "gap": 0, "rebuild": 0, "corrected": 0}
         self.candles_applied = 0
         self.evaluate_ms: deque[float] = deque(maxlen=256)  # recent evaluate durations, for health/bench
         self._forming: dict[str, Candle] = {}  # open mode: forming bars read by the current evaluate
@@ -298,9 +272,9 @@ class ShardCore:
             state = self._states.get(symbol)
             through = self._through(key)
             if state is not None and (state.last_close_ms is None or state.last_close_ms < through):
-                reads[symbol] = state.last_t
+                reads[symbol] = state.recent.read_from(state.last_t)
         results: dict[str, ShardDecision] = {}
-        for index, chunk in enumerate(_chunks(reads, self._settings.cold_chunk)):
+        for index, chunk in enumerate(chunk_reads(reads, self._settings.cold_chunk)):
             if unavailable.intersection(chunk):  # an earlier read failed: don't hammer the store
                 continue
             request = dict(chunk)
@@ -316,20 +290,49 @@ class ShardCore:
                 anchor = self._settings.anchor_symbol
                 view = resume_view(got[anchor], request[anchor], self._anchor.last_t)
                 self._advance_anchor(view, self._through(max(batch.values())))
-            views = {}
-            for symbol, resume in chunk.items():
-                view = resume_view(got[symbol], request[symbol], resume)
-                failed = self._advance(symbol, batch[symbol], view)
-                if failed is not None:
-                    results[symbol] = failed
-                else:
-                    views[symbol] = view
-            views = self._flush(views, batch, results)
+            views = self._flush(self._advance_chunk(chunk, got, request, batch, results, unavailable), batch,
+                                results)
             ready = self._decide_columns(views, batch)
             for symbol, view in views.items():
                 results[symbol] = self._evaluate_symbol(symbol, batch[symbol], view, symbol in want_snapshot,
                                                         ready, advanced=True)
         return results
+
+    def _advance_chunk(self, chunk: Mapping[str, int | None], got: Mapping[str, CandleRead],
+                       request: Mapping[str, int | None], batch: Mapping[str, int],
+                       results: dict[str, ShardDecision], unavailable: set[str]) -> dict[str, Any]:
+        """Apply each read symbol's new candles; return their views (failures go to `results`)."""
+        views = {}
+        for symbol in chunk:
+            view = self._view(symbol, got[symbol], request[symbol])
+            if view is None:
+                unavailable.add(symbol)
+            elif (failed := self._advance(symbol, batch[symbol], view)) is not None:
+                results[symbol] = failed
+            else:
+                views[symbol] = view
+        return views
+
+    def _view(self, symbol: str, read: CandleRead, requested: int | None) -> tuple[list[Candle], bool] | None:
+        """The candles `symbol` has not applied; all stored ones (state rebuilt) if the store rewrote
+        one it applied; None if that rebuild's read fails (no decision; the next read retries)."""
+        state = self._states[symbol]
+        changed = state.recent.rewritten(read.candles, state.last_t)
+        if changed is None:
+            return resume_view(read, requested, state.last_t)
+        log.warning("shard %d symbol %s: applied candle corrected in the store (now %s); rebuilding",
+                    self.index, symbol, changed)
+        try:
+            everything = self._store.read_since({symbol: None})[symbol]
+        except Exception as exc:
+            log.warning("shard %d symbol %s: rebuild read failed (%s)", self.index, symbol, exc)
+            return None
+        fresh = _SymbolState(state.cfg, state.phase, SdkRows.build(self._plan, symbol, state.cfg))
+        fresh.history_gap = state.history_gap
+        self._hold(symbol, fresh)
+        self.rehydrated["corrected"] += 1
+        self._metrics.rehydrates(self.index, "corrected", 1)
+        return list(everything.candles), False
 
     def _flush(self, views: dict[str, Any], batch: Mapping[str, int], results: dict[str, ShardDecision],
                ) -> dict[str, Any]:

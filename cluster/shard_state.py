@@ -9,6 +9,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+from cluster.applied_tail import RECHECK_BARS, AppliedTail
 from cluster.shard_sdk import SdkRows
 from strategies.candle import Candle
 from strategies.config import StrategyConfig
@@ -29,7 +30,7 @@ class _SymbolState:
     """
 
     __slots__ = ("cfg", "ckpt_bars", "fingerprint", "history_gap", "ind", "last_close_ms", "last_t", "phase",
-                 "sdk")
+                 "recent", "sdk")
 
     def __init__(self, cfg: StrategyConfig, phase: int, sdk: SdkRows | None = None) -> None:
         self.cfg = cfg
@@ -43,6 +44,7 @@ class _SymbolState:
         self.history_gap = False
         self.phase = phase  # spreads checkpoints of one-candle-per-tick symbols evenly over ticks
         self.ckpt_bars = 0  # bars covered by the newest checkpoint in the store
+        self.recent = AppliedTail()  # the last applied candles, to spot ones the store rewrote
 
     @property
     def bars(self) -> int:
@@ -62,6 +64,8 @@ class _SymbolState:
         if self.sdk is not None:
             self.sdk.stage(candles)
         self.last_t, self.last_close_ms = candles[-1].t, candles[-1].close_ms
+        for c in candles[-RECHECK_BARS - 1:]:
+            self.recent.append(c)
 
     def release(self) -> None:
         """Give the symbol's columnar rows back to the book (the state is being replaced or dropped)."""
@@ -89,6 +93,7 @@ class _SymbolState:
         twin = object.__new__(_SymbolState)
         for slot in _SymbolState.__slots__:
             setattr(twin, slot, getattr(self, slot))
+        twin.recent = self.recent.copy()
         if self.ind is not None:
             twin.ind = IncrementalIndicators.from_state(self.ind.to_state(), self.cfg.indicator_params())
         if self.sdk is not None:

@@ -13,6 +13,8 @@ candle, and whether a REST sync is in flight. Rules:
   start-up backfill and the post-reconnect gap fill). With nothing published yet, the sync
   fetches the lookback.
 - After a reconnect the forming candle is forgotten (the next message carries the whole bar).
+- A message for a bar already published (its final update came after the clock closed it) is a
+  correction when it is a later state of that bar (`_late_update`).
 
 No I/O: callers pass the venue time in (`VenueClock`, with an injected wall clock, estimates it).
 Output is plain data the sidecar writes.
@@ -120,7 +122,7 @@ class CandleTracker:
         out = TrackerOutput()
         state = self._state(symbol)
         if state.last_closed_t is not None and candle.t <= state.last_closed_t:
-            return out  # a late update of a bar already closed
+            return self._late_update(symbol, state, candle, out)
         forming = state.forming
         if forming is not None and candle.t < forming.t:
             return out  # out of order
@@ -204,6 +206,23 @@ class CandleTracker:
         return corrections
 
     # ------------------------------------------------------------------ rules
+    @staticmethod
+    def _late_update(symbol: str, state: _SymbolState, candle: Candle, out: TrackerOutput) -> TrackerOutput:
+        """An update of a bar already closed: a correction if it is a later state of a published bar.
+
+        The clock closes a bar whose final update has not arrived yet (a loaded host, a small
+        grace); that update then carries the venue's final bar. Correcting at once (not at the
+        next REST cross-check) keeps the window in which shards decide on the stale bar short.
+        Volume and trade count only grow within a bar, so an older state is never taken.
+        """
+        for index, published in enumerate(state.tail):
+            if published.t == candle.t:
+                if candle != published and candle.v >= published.v and candle.n >= published.n:
+                    state.tail[index] = candle
+                    out.corrections.setdefault(symbol, []).append(candle)
+                break
+        return out
+
     def _start_forming(self, symbol: str, state: _SymbolState, candle: Candle, out: TrackerOutput) -> None:
         if state.syncing:
             return

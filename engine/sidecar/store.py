@@ -141,8 +141,8 @@ class SidecarStore:
         sqlite_ok = True
         if batch.has_candles():
             try:
+                upsert_candles_many(self._db, self._interval, batch.publish)  # then corrections: newer
                 upsert_candles_many(self._db, self._interval, batch.corrections)
-                upsert_candles_many(self._db, self._interval, batch.publish)
                 self._maybe_prune(batch)
             except sqlite3.Error as exc:
                 sqlite_ok = False
@@ -180,8 +180,9 @@ class SidecarStore:
     def _write_redis(self, batch: WriteBatch) -> None:
         pipe = self._client.pipeline(transaction=True)
         layout, iv = self._layout, self._interval
-        layout.write_closed_many(pipe, iv, batch.corrections, publish=False)
         layout.write_closed_many(pipe, iv, batch.publish)
+        # after the publish: a correction of a bar published in the same batch is the newer bar
+        layout.write_closed_many(pipe, iv, batch.corrections, publish=False)
         layout.write_forming(pipe, iv, batch.forming)
         layout.write_mids(pipe, batch.mids, batch.mids_venue_ms, batch.mids_wall_ms)
         layout.write_bbo(pipe, batch.bbo)

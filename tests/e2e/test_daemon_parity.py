@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,8 @@ STEPS = 60
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00Z, a bar boundary
 BAR_MS = 300_000
 SYMBOLS = ("ETH", "LTC", "XMR", "DASH")
+TICK_LINE = re.compile(r"^(\S+Z) \S+ \[\w+\] engine\.daemon[.\w]*: tick=(\d+) ", re.M)
+STOP_WINDOW_SECS = 0.05  # < the 0.1 s the loop waits after a tick when nothing wakes it
 
 
 def _last_tick(text: str) -> int:
@@ -56,6 +59,28 @@ def _evaluated_after(text: str, tick: int) -> int:
     """How many symbol decisions the ticks after `tick` made (a slow shard may split a bar's across ticks)."""
     found = re.findall(r"engine\.daemon[.\w]*: tick=(\d+) symbols=\d+ evaluated=(\d+) ", text)
     return sum(int(n) for t, n in found if int(t) > tick)
+
+
+def _stop_between_ticks(daemon) -> int:  # type: ignore[no-untyped-def]
+    """SIGSTOP the daemon while it waits for its next tick; return the last tick it finished.
+
+    A stop inside a tick let that tick resume after the advance with the old candle keys but the
+    new mids: an exit on a price the replay only sees with the next bar's signals (a stop_loss
+    where the replay closes on trend_breakdown). With the market frozen nothing wakes the loop
+    early, so after a tick's line the daemon waits 0.1 s: a stop within STOP_WINDOW_SECS of the
+    newest line lands in that wait; otherwise it is undone and tried again after the next tick.
+    """
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        last = _last_tick(daemon.text())
+        daemon.wait_for(lambda t=last: _last_tick(daemon.text()) > t, timeout=30, label="a tick")
+        os.kill(daemon.pid, signal.SIGSTOP)
+        stopped = time.time()
+        stamp, tick = TICK_LINE.findall(daemon.text())[-1]
+        if stopped - datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() <= STOP_WINDOW_SECS:
+            return int(tick)
+        os.kill(daemon.pid, signal.SIGCONT)
+    raise AssertionError("could not stop the daemon between two ticks within 60 s")
 
 
 def _export_candles(base_url: str, out_dir: Path, end_ms: int) -> None:
@@ -94,9 +119,12 @@ def test_paper_run_equals_replay_trade_for_trade(tmp_path, daemons):
     client, layout = redis.Redis.from_url(redis_url), RedisLayout()
 
     def bar_done(boundary_ms: int, advanced_wall_ms: int) -> bool:
+        # The new bar's forming candle too: the venue sends it after the closed bar's final update,
+        # so a close the sidecar's clock made before that update is corrected by then (grace 0).
         keys = layout.read_candle_keys(client, list(SYMBOLS), "5m")
         mids = layout.read_mids(client, list(SYMBOLS))
-        return all(k.closed_close_ms == boundary_ms - 1 for k in keys.values()) and all(
+        return all(k.closed_close_ms == boundary_ms - 1 and k.latest_open_ms == boundary_ms
+                   for k in keys.values()) and all(
             s in mids and mids[s].wall_ms >= advanced_wall_ms for s in SYMBOLS
         )
 
@@ -107,8 +135,7 @@ def test_paper_run_equals_replay_trade_for_trade(tmp_path, daemons):
         # candles (exits run on every tick; a replay checks them once per bar).
         seen = 0
         if step:
-            os.kill(daemon.pid, signal.SIGSTOP)
-            seen = _last_tick(daemon.text())  # a tick cut short by the stop read the old keys
+            seen = _stop_between_ticks(daemon)
             try:
                 advanced = time.time_ns() // 1_000_000
                 session.post(f"{url}/admin/advance", json={"bars": 1}, timeout=10).raise_for_status()

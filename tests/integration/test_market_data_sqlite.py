@@ -103,3 +103,18 @@ def test_sidecar_store_keeps_sqlite_bounded(redis_client: redis.Redis, tmp_path:
     assert len(RedisLayout("st").read_candles(redis_client, "BTC", "1m")) == 6
     reader.close()
     store.close()
+
+
+def test_correction_of_a_bar_published_in_the_same_batch_wins(redis_client: redis.Redis, tmp_path: Path,
+                                                               ) -> None:
+    """The stale close and its correction can be flushed together; the stores keep the correction."""
+    store = SidecarStore(client=redis_client, layout=RedisLayout("cw"), interval="1m",
+                         db_path=tmp_path / "c.db", interval_ms=IV)
+    both = WriteBatch(publish={"BTC": [bar(1)]}, corrections={"BTC": [bar(1, c=11.0)]})
+    result = store.write(both, ["BTC"])
+    assert result.redis_ok and result.sqlite_ok
+    assert RedisLayout("cw").read_candles(redis_client, "BTC", "1m") == [bar(1, c=11.0)]
+    reader = open_db(tmp_path / "c.db", read_only=True)
+    assert read_candles(reader, "BTC", "1m") == [bar(1, c=11.0)]
+    reader.close()
+    store.close()

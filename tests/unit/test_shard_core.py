@@ -205,7 +205,7 @@ def test_checkpoint_with_other_indicator_windows_is_ignored_and_rebuilt() -> Non
     ex.checkpoint_all()
     other = ConfigSource(parse_overrides({"global": {"indicators": {"ema_fast_window": 15}}}))
     core = ShardCore(0, u.store, SETTINGS, other, symbols=u.symbols)
-    assert core.rehydrated == {"checkpoint": 0, "stale_checkpoint": 1, "gap": 0, "rebuild": 0}
+    assert core.rehydrated == {"checkpoint": 0, "stale_checkpoint": 1, "gap": 0, "rebuild": 0, "corrected": 0}
     record = core.evaluate(batch)[0]
     assert record.status is ShardStatus.OK and core._states[u.symbols[0]].ind.bars == WARM
 

@@ -158,3 +158,18 @@ def test_venue_clock_on_wall_time_never_reads_behind_the_wall_clock() -> None:
     replay = VenueClock(lambda: wall[0], live_tolerance_ms=120_000)
     replay.observe(wall[0] - 3_600_000)  # a replay an hour behind keeps its own time
     assert not replay.live and replay.now() == wall[0] - 3_600_000
+
+
+def test_final_update_after_the_clock_closed_the_bar_is_a_correction() -> None:
+    """A loaded host: the clock closed the bar in its opening state before its final update came."""
+    tr = tracker()
+    tr.seed("DASH", 99 * IV)
+    opening = Candle(100 * IV, 101 * IV - 1, 10.0, 10.0, 10.0, 10.0, 0.0, 0)
+    tr.on_candle("DASH", opening)
+    assert tr.due_closes(101 * IV + 2000).publish == {"DASH": [opening]}
+    final = bar(100, c=11)
+    out = tr.on_candle("DASH", final)
+    assert out.publish == {} and out.corrections == {"DASH": [final]}
+    assert tr.on_candle("DASH", final).corrections == {}  # reported once
+    assert tr.on_candle("DASH", opening).corrections == {}  # an older state of the bar is never taken
+    assert tr.cross_check("DASH", [final], 102 * IV + 5000) == []  # REST agrees: nothing more

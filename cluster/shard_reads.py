@@ -1,0 +1,37 @@
+"""Which candles a shard reads for its symbols, and which of a read it has not applied yet (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from cluster.shard_store import CandleRead
+from strategies.candle import Candle
+
+
+def resume_view(read: CandleRead, requested: int | None, own: int | None) -> tuple[list[Candle], bool]:
+    """Return (candles after `own`, continuity lost) from a read made from `requested` <= `own`.
+
+    `requested` differs from `own` only when the anchor is also a traded symbol of the shard and
+    one wider read served both. Lost continuity means the store trimmed candles the state never
+    saw; an empty read is not a loss (nothing to rebuild from yet).
+    """
+    if own is None:
+        return list(read.candles), False
+    if requested == own:
+        return list(read.candles), bool(read.candles) and not read.resume_found
+    for index, candle in enumerate(read.candles):
+        if candle.t == own:
+            return list(read.candles[index + 1:]), False
+        if candle.t > own:
+            break
+    fresh = [c for c in read.candles if c.t > own]
+    return fresh, bool(fresh)
+
+
+def chunk_reads(reads: Mapping[str, int | None], cold_chunk: int) -> list[dict[str, int | None]]:
+    """Split reads: every warm symbol in the first chunk, cold ones (no state) cold_chunk at a time."""
+    warm = {s: r for s, r in reads.items() if r is not None}
+    cold = [s for s, r in reads.items() if r is None]
+    chunks = [warm]
+    chunks += [dict.fromkeys(cold[i: i + cold_chunk]) for i in range(0, len(cold), cold_chunk)]
+    return chunks
