@@ -110,10 +110,18 @@ class CandleTracker:
             state = self._states[symbol] = _SymbolState()
         return state
 
-    def on_reconnect(self) -> None:
-        """Forget forming candles: the next message per symbol restarts them (and fills gaps)."""
-        for state in self._states.values():
+    def on_reconnect(self, symbols: Iterable[str] | None = None) -> None:
+        """Forget forming candles (of `symbols`, default all: the ones on the connection that
+        restarted): the next message per symbol restarts them (and fills gaps)."""
+        states = self._states.values() if symbols is None else (
+            self._states[s] for s in symbols if s in self._states
+        )
+        for state in states:
             state.forming = None
+
+    def forget(self, symbol: str) -> None:
+        """Stop tracking `symbol` (another sidecar carries it now)."""
+        self._states.pop(symbol, None)
 
     def on_candle(self, symbol: str, candle: Candle) -> TrackerOutput:
         """Handle one WS candle message (the bar so far)."""
