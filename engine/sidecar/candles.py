@@ -132,6 +132,8 @@ class CandleTracker:
         forming = state.forming
         if forming is not None and candle.t < forming.t:
             return out  # out of order
+        if forming is not None and candle.t == forming.t and (candle.n < forming.n or candle.v < forming.v):
+            return out  # an older state of the bar (a second stream of it, while connections re-plan)
         if forming is not None and candle.t > forming.t:
             state.forming = None
             self._close(symbol, state, forming, out)

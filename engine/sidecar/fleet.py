@@ -123,7 +123,6 @@ class FleetMember:
         self.member = member
         self.ttl_ms = ttl_ms
         self.interval = interval
-        self._written: dict[str, str] = {}
 
     def beat(self, info: MemberInfo) -> dict[str, Capacity]:
         """Announce this member (TTL'd) and return every live member's capacity (this one included)."""
@@ -144,10 +143,17 @@ class FleetMember:
             entries.update({m: encode_source(MarketSource.WS, self.member) for m in mine.ws})
             entries.update({m: encode_source(MarketSource.REST, self.member) for m in mine.rest})
         entries.update({m: encode_source(MarketSource.NONE, "") for m in assignment.uncovered})
-        changed = {m: v for m, v in entries.items() if self._written.get(m) != v}
+        if not entries:
+            return 0
+        names = list(entries)
+        current = self._client.hmget(self.keys.sources(self.interval), names)  # others write here too
+        changed = {
+            m: entries[m]
+            for m, raw in zip(names, current, strict=True)
+            if (raw.decode() if isinstance(raw, bytes) else raw) != entries[m]
+        }
         if changed:
             self._client.hset(self.keys.sources(self.interval), mapping=changed)
-            self._written.update(changed)
         return len(changed)
 
     def retire(self) -> None:

@@ -108,6 +108,9 @@ class FleetShare:
             self._verify.pop(sym, None)
         for sym in arrived:
             self.tracker.seed(sym, seeds.get(sym))
+        # a market leaving this sidecar's WebSockets for its REST polling: its forming bar will get
+        # no final update, so it must not be closed as it stands (the poll fetches the bar instead)
+        self.tracker.on_reconnect([s for s in self.share.ws if s in share.rest])
         self.share = share
         self.symbols = share.markets
         self._watch = frozenset(share.markets)

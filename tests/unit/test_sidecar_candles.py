@@ -158,3 +158,29 @@ def test_venue_clock_on_wall_time_never_reads_behind_the_wall_clock() -> None:
     replay = VenueClock(lambda: wall[0], live_tolerance_ms=120_000)
     replay.observe(wall[0] - 3_600_000)  # a replay an hour behind keeps its own time
     assert not replay.live and replay.now() == wall[0] - 3_600_000
+
+
+def test_an_older_state_of_the_forming_bar_never_replaces_a_newer_one() -> None:
+    """Two streams of one market (connections re-planning, or two sidecars for a moment): the bar
+    closes with its latest state, whatever order the streams' updates interleave in."""
+    from dataclasses import replace
+
+    tr = tracker()
+    tr.seed("BTC", 99 * IV)
+    early, late = replace(bar(100), v=1.0, n=2), replace(bar(100, c=12.0), v=9.0, n=19)
+    tr.on_candle("BTC", early)
+    tr.on_candle("BTC", late)
+    assert tr.on_candle("BTC", early).forming == {}  # the other stream, behind: ignored
+    assert tr.forming("BTC") == late
+    assert tr.on_candle("BTC", bar(101)).publish == {"BTC": [late]}
+
+
+def test_reconnect_of_some_symbols_and_forget() -> None:
+    tr = tracker()
+    for sym in ("A", "B"):
+        tr.seed(sym, 99 * IV)
+        tr.on_candle(sym, bar(100))
+    tr.on_reconnect(["A", "unknown"])
+    assert tr.forming("A") is None and tr.forming("B") == bar(100)
+    tr.forget("B")
+    assert tr.symbols() == ["A"] and tr.due_closes(200 * IV).publish == {}
