@@ -6,6 +6,9 @@ Keys (under the market-data prefix; this module owns them):
 ``{p}:fleet:member:{id}``           JSON `MemberInfo`, written every heartbeat with a TTL of
                                     AI_QUANT_SIDECAR_MEMBER_TTL_MS: a member whose key expired is dead
 ``{p}:fleet:source:{interval}``     hash market → "ws <member>" | "rest <member>" | "none"
+``{p}:fleet:watchlist:{interval}``  JSON list: the watchlist every member assigns, in priority order,
+                                    written by the live member with the lowest id (members resolve
+                                    their own lists at different times; the assignment must not differ)
 
 Every member beats, reads the live members and their capacities, and computes the same
 assignment (`engine.sidecar.plan.assign`); a member that dies stops beating, its key expires,
@@ -62,6 +65,9 @@ class FleetKeys:
     def sources(self, interval: str) -> str:
         return f"{self.prefix}:fleet:source:{interval}"
 
+    def watchlist(self, interval: str) -> str:
+        return f"{self.prefix}:fleet:watchlist:{interval}"
+
 
 def _parse_member(raw: Any) -> MemberInfo | None:
     try:
@@ -89,6 +95,18 @@ def read_members(client: Any, keys: FleetKeys) -> dict[str, MemberInfo]:
     if dead:
         client.srem(keys.members(), *dead)
     return live
+
+
+def _parse_watchlist(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, list) or not all(isinstance(m, str) for m in data):
+        return None
+    return tuple(data)
 
 
 def encode_source(source: MarketSource, member: str) -> str:
@@ -124,8 +142,11 @@ class FleetMember:
         self.ttl_ms = ttl_ms
         self.interval = interval
 
-    def beat(self, info: MemberInfo) -> dict[str, Capacity]:
-        """Announce this member (TTL'd) and return every live member's capacity (this one included)."""
+    def beat(
+        self, info: MemberInfo, watchlist: Sequence[str]
+    ) -> tuple[dict[str, Capacity], tuple[str, ...]]:
+        """Announce this member (TTL'd); return every live member's capacity (this one included)
+        and the fleet's watchlist (the lowest live id's; this member's own when it is that one)."""
         pipe = self._client.pipeline(transaction=False)
         pipe.sadd(self.keys.members(), self.member)
         body = json.dumps(asdict(info), separators=(",", ":"))
@@ -133,7 +154,16 @@ class FleetMember:
         pipe.execute()
         live = read_members(self._client, self.keys)
         live[self.member] = info
-        return {m: i.capacity for m, i in live.items()}
+        key = self.keys.watchlist(self.interval)
+        mine = json.dumps(list(watchlist), separators=(",", ":"))
+        raw = self._client.get(key)
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        agreed = _parse_watchlist(text)
+        if min(live) == self.member or agreed is None:
+            if text != mine:
+                self._client.set(key, mine)
+            agreed = tuple(watchlist)
+        return {m: i.capacity for m, i in live.items()}, agreed
 
     def publish_sources(self, assignment: Assignment) -> int:
         """Write the source of this member's markets and of the uncovered ones (changes only)."""

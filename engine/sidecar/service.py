@@ -332,12 +332,17 @@ class Sidecar(FleetShare):
         return out
 
     async def _run_sync(self, req: SyncRequest) -> None:
+        # a REST-polled market also gets the bar after the range: its forming bar (and open key)
+        polled = req.symbol in self.share.rest
+        end = req.end_t + (self.settings.interval_ms if polled else 0)
         try:
-            candles = await self._fetch(req.symbol, req.start_t, req.end_t)
+            candles = await self._fetch(req.symbol, req.start_t, end)
             if req.symbol not in self._watch:
                 return  # another sidecar carries it now
             if candles:
                 self.venue.observe(candles[-1].t)  # REST-only markets move the venue clock too
+            if polled and candles and candles[-1].t >= req.end_t:
+                self._pending.forming[req.symbol] = candles.pop()
         except (hl.VenueError, ValueError) as exc:
             failures = self._sync_failures.get(req.symbol, 0) + 1
             self._sync_failures[req.symbol] = failures

@@ -76,8 +76,8 @@ class FleetShare:
     def _beat_and_assign(self, info: MemberInfo) -> Share | None:
         """Beat, read the live members, assign (in the writer's thread); None if Redis is down."""
         try:
-            members = self.fleet.beat(info)
-            assignment = assign(self.watchlist, members)
+            members, watchlist = self.fleet.beat(info, self.watchlist)
+            assignment = assign(watchlist, members)
             self.fleet.publish_sources(assignment)
         except (redis.RedisError, LayoutError) as exc:
             self._log_limited("fleet", logging.WARNING, "fleet beat failed", error=type(exc).__name__)
