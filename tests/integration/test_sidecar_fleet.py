@@ -117,3 +117,30 @@ def test_two_sidecars_on_two_ips_carry_what_one_cannot_and_a_kill_loses_no_candl
         assert_redis_equals_sim(redis_client, layout, rest, symbols)  # contiguous, nothing lost
     assert _fleet(redis_client) == {}  # a clean stop leaves the fleet at once
     assert _sources(hub, symbols) == {MarketSource.NONE: N}
+
+
+def test_membership_expiry_agreed_watchlist_and_sources_in_real_redis(redis_client: redis.Redis) -> None:
+    """The fleet's Redis side alone: a member that stops beating disappears when its TTL runs out,
+    everyone assigns the lowest live id's watchlist, and a dead member's sources read as none."""
+    from engine.sidecar.fleet import FleetMember, read_sources
+    from engine.sidecar.plan import assign
+
+    a = FleetMember(redis_client, "fm", member="a", ttl_ms=300, interval="1m")
+    b = FleetMember(redis_client, "fm", member="b", ttl_ms=300, interval="1m")
+    info_a, info_b = MemberInfo("a", 2, 1), MemberInfo("b", 2, 1)
+    caps, agreed = a.beat(info_a, ["X", "Y", "Z", "W"])
+    assert agreed == ("X", "Y", "Z", "W")
+    caps, agreed = b.beat(info_b, ["W", "Z", "Y", "X", "V"])  # resolved later, in another order
+    assert set(caps) == {"a", "b"} and agreed == ("X", "Y", "Z", "W")  # a (lowest id) decides
+    assignment = assign(agreed, caps)
+    assert a.publish_sources(assignment) > 0 and b.publish_sources(assignment) > 0
+    keys = FleetKeys("fm")
+    assert set(read_sources(redis_client, keys, "1m", list(agreed)).values()) == {MarketSource.WS}
+    on_b = assignment.shares["b"].markets
+    assert on_b
+    # b stops beating: once its key expires it is dead for everyone, and so are its sources
+    wait_for(lambda: set(a.beat(info_a, agreed)[0]) == {"a"}, 10, "b to expire")
+    assert all(read_sources(redis_client, keys, "1m", list(on_b))[m] is MarketSource.NONE for m in on_b)
+    assert set(read_members(redis_client, keys)) == {"a"}  # pruned from the member set too
+    a.retire()
+    assert read_members(redis_client, keys) == {}
