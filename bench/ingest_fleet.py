@@ -98,8 +98,9 @@ class SimClock:
 
 
 def _sidecar_env(
-    sim: SimulatorProcess, redis_url: str, state: Path, index: int, markets: int
+    sim: SimulatorProcess, redis_url: str, state: Path, index: int, symbols: Sequence[str]
 ) -> dict[str, str]:
+    """The watchlist is explicit: AI_QUANT_TOP_N stops at 200."""
     return dict(
         os.environ,
         AI_QUANT_HL_BASE_URL=sim.base_url,
@@ -107,7 +108,7 @@ def _sidecar_env(
         AI_QUANT_REDIS_PREFIX=PREFIX,
         AI_QUANT_STATE_DIR=str(state / f"sidecar{index}"),
         AI_QUANT_INTERVAL="1m",
-        AI_QUANT_TOP_N=str(markets),
+        AI_QUANT_SYMBOLS=",".join(symbols),
         AI_QUANT_ANCHOR_SYMBOL="NONE",
         AI_QUANT_LOOKBACK_BARS="50",
         AI_QUANT_WS_ENABLE_BBO="0",
@@ -124,15 +125,26 @@ def _sidecar_env(
     )
 
 
-def _wait(cond: Any, timeout: float, what: str, procs: Sequence[subprocess.Popen[bytes]]) -> None:
+def _wait(
+    cond: Any, timeout: float, what: str, procs: Sequence[subprocess.Popen[bytes]], state: Path
+) -> None:
+    """Poll `cond` (returns (done, progress text)); progress goes to stderr every 10 s."""
     deadline = time.monotonic() + timeout
+    shown = time.monotonic()
+    progress = ""
     while time.monotonic() < deadline:
-        if cond():
+        done, progress = cond()
+        if done:
             return
-        if any(p.poll() is not None for p in procs):
-            raise RuntimeError(f"a sidecar exited while waiting for {what} (see its log)")
+        if time.monotonic() - shown >= 10:
+            print(f"waiting for {what}: {progress}", file=sys.stderr, flush=True)
+            shown = time.monotonic()
+        for i, proc in enumerate(procs):
+            if proc.poll() is not None:
+                tail = (state / f"sidecar{i}.log").read_text(errors="replace")[-1500:]
+                raise RuntimeError(f"sidecar {i} exited ({proc.returncode}) waiting for {what}: {tail}")
         time.sleep(0.2)
-    raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
+    raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what} ({progress})")
 
 
 def _missing(
@@ -163,18 +175,25 @@ def run(args: argparse.Namespace, state: Path) -> dict[str, Any]:
             for i in range(args.sidecars):
                 log = (state / f"sidecar{i}.log").open("ab")
                 procs.append(subprocess.Popen([sys.executable, "-m", "engine.sidecar"], cwd=REPO_ROOT,
-                                              env=_sidecar_env(sim, server.url, state, i, args.markets),
+                                              env=_sidecar_env(sim, server.url, state, i, symbols),
                                               stdout=log, stderr=log))  # fmt: skip
             started = time.monotonic()
             keys = lambda: layout.read_candle_keys(client, symbols, "1m")  # noqa: E731
-            _wait(lambda: all(k.closed_close_ms for k in keys().values()), args.timeout, "all keys", procs)
+            def everyone() -> tuple[bool, str]:
+                have = sum(1 for k in keys().values() if k.closed_close_ms)
+                return have == len(symbols), f"{have}/{len(symbols)} markets have keys"
+
+            _wait(everyone, args.timeout, "all keys", procs, state)
             warm_secs = time.monotonic() - started
             clock = SimClock(sim, args.speed)
             now = clock.sample()
             first_t = (now // IV + 1) * IV  # the first bar that opens after warm-up
             last_t = first_t + (args.bars - 1) * IV
-            _wait(lambda: all((k.closed_close_ms or 0) >= last_t + IV - 1 for k in keys().values()),
-                  args.timeout + args.bars * 60 / args.speed, "the measured bars", procs)  # fmt: skip
+            def measured() -> tuple[bool, str]:
+                behind = sum(1 for k in keys().values() if (k.closed_close_ms or 0) < last_t + IV - 1)
+                return behind == 0, f"{behind} markets behind"
+
+            _wait(measured, args.timeout + args.bars * 60 / args.speed, "the measured bars", procs, state)
             clock.sample()
             time.sleep(0.5)  # late notifications of the last bar
             sources = read_sources(client, FleetKeys(PREFIX), "1m", symbols)
