@@ -30,6 +30,35 @@ from engine.sidecar.settings import SidecarSettings
 log = logging.getLogger(__name__)
 
 _CALM_SESSION_SECS = 30  # a session that lasted this long resets the backoff
+RESUBSCRIBE_SECS = 10.0  # a subscription not acknowledged this long after it was sent is sent again
+_ACKED = ("subscriptionResponse", "Already subscribed")
+
+
+def sub_key(sub: Any) -> tuple[str, str, str, str]:
+    """What identifies a subscription in the venue's answers (type, coin, interval, user)."""
+    if not isinstance(sub, dict):
+        return ("", "", "", "")
+    return (str(sub.get("type", "")), str(sub.get("coin") or ""), str(sub.get("interval") or ""),
+            str(sub.get("user") or "").lower())  # fmt: skip
+
+
+def acked_subscription(raw: str | bytes) -> tuple[str, str, str, str] | None:
+    """The subscription a frame acknowledges (a subscriptionResponse, or "Already subscribed")."""
+    text = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+    if not any(marker in text for marker in _ACKED):
+        return None
+    try:
+        msg = json.loads(text)
+    except ValueError:
+        return None
+    data = msg.get("data") if isinstance(msg, dict) else None
+    if msg.get("channel") == "subscriptionResponse" and isinstance(data, dict):
+        return sub_key(data.get("subscription")) if data.get("method") == "subscribe" else None
+    if msg.get("channel") == "error" and isinstance(data, str) and data.startswith("Already subscribed"):
+        start = data.find("{")
+        with contextlib.suppress(ValueError):
+            return sub_key(json.loads(data[start:])) if start >= 0 else None
+    return None
 
 
 class WsStats(Protocol):
@@ -95,14 +124,19 @@ class VenueSocket:
         """Subscribe, then read until the connection fails or `stop` is set.
 
         Checks `stop` itself: on Python 3.11 a task cancel racing a completed recv can be lost.
+        A subscription the venue has not acknowledged after RESUBSCRIBE_SECS is sent again (a
+        refusal, e.g. the IP's message or subscription cap while connections re-plan, must not
+        leave a market silently unsubscribed).
         """
         self._on_session_start()
-        for sub in self._subscriptions():
+        pending = {sub_key(sub): sub for sub in self._subscriptions()}
+        for sub in list(pending.values()):
             if stop.is_set() or self._restart.is_set():
                 return
             await self._send(ws, json.dumps({"method": "subscribe", "subscription": sub}))
             if self.settings.sub_send_ms:
                 await asyncio.sleep(self.settings.sub_send_ms / 1000)
+        sent_at = time.monotonic()
         self.connected = True
         ping_every = self.settings.ping_secs
         last_ping = time.monotonic()
@@ -113,12 +147,25 @@ class VenueSocket:
             if now - last_ping >= ping_every:
                 await self._send(ws, '{"method":"ping"}')
                 last_ping = now
+            if pending and now - sent_at >= RESUBSCRIBE_SECS:
+                await self._resend(ws, pending)
+                sent_at = time.monotonic()
             if raw is None:
                 if now - silent_since > 2 * ping_every:  # not even a pong for a whole ping period
                     raise TimeoutError(f"no frame for {2 * ping_every:.0f}s")
                 continue
             silent_since = now
+            if pending and (key := acked_subscription(raw)) is not None:
+                pending.pop(key, None)
             self._on_frame(raw)
+
+    async def _resend(self, ws: ClientConnection, pending: dict[Any, dict[str, Any]]) -> None:
+        self._log_limited(
+            f"resub-{self.name}", logging.WARNING, "subscriptions not acknowledged; sending again",
+            socket=self.name, count=len(pending),
+        )  # fmt: skip
+        for sub in list(pending.values()):
+            await self._send(ws, json.dumps({"method": "subscribe", "subscription": sub}))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Connect, subscribe, read; on any failure back off (exponential, full jitter) and retry."""

@@ -142,3 +142,27 @@ def test_sliding_window_take_blocks_until_room() -> None:
         return window.used()
 
     assert asyncio.run(scenario()) <= 2
+
+
+def test_subscription_acknowledgements_are_recognised() -> None:
+    """The socket resends what the venue did not acknowledge; these frames count as an ack."""
+    import json as _json
+
+    from engine.sidecar.ws import acked_subscription, sub_key
+
+    sub = {"type": "candle", "coin": "BTC", "interval": "1m"}
+    def response(method: str) -> str:
+        data = {"method": method, "subscription": sub}
+        return _json.dumps({"channel": "subscriptionResponse", "data": data})
+
+    ok = response("subscribe")
+    assert acked_subscription(ok) == sub_key(sub) == ("candle", "BTC", "1m", "")
+    already = _json.dumps({"channel": "error", "data": f"Already subscribed: {_json.dumps(sub)}"})
+    assert acked_subscription(already.encode()) == sub_key(sub)
+    text = f"Cannot track more than 2 total subscriptions: {_json.dumps(sub)}"
+    refused = _json.dumps({"channel": "error", "data": text})
+    assert acked_subscription(refused) is None
+    unsub = response("unsubscribe")
+    assert acked_subscription(unsub) is None
+    assert acked_subscription('{"channel":"candle","data":{}}') is None
+    assert sub_key({"type": "userFills", "user": "0xAB"}) == ("userFills", "", "", "0xab")
