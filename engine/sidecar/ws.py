@@ -30,7 +30,7 @@ from engine.sidecar.settings import SidecarSettings
 log = logging.getLogger(__name__)
 
 _CALM_SESSION_SECS = 30  # a session that lasted this long resets the backoff
-RESUBSCRIBE_SECS = 10.0  # a subscription not acknowledged this long after it was sent is sent again
+RESUBSCRIBE_SECS = 30.0  # a subscription not acknowledged this long after it was sent is sent again
 _ACKED = ("subscriptionResponse", "Already subscribed")
 
 
