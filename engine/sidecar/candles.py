@@ -21,7 +21,7 @@ Output is plain data the sidecar writes.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
 from strategies.candle import Candle
@@ -143,12 +143,15 @@ class CandleTracker:
         out.forming[symbol] = candle
         return out
 
-    def due_closes(self, venue_now_ms: int) -> TrackerOutput:
-        """Close every forming candle whose close time + grace is behind the venue clock."""
+    def due_closes(self, venue_now_ms: int, streaming: Collection[str] = ()) -> TrackerOutput:
+        """Close every forming candle whose close time + grace is behind the venue clock, except
+        those of `streaming` symbols (updated a moment ago: their next message closes them with
+        the bar's final state, which may still be on its way behind other markets' frames)."""
         out = TrackerOutput()
         for symbol, state in self._states.items():
             forming = state.forming
-            if forming is not None and venue_now_ms >= forming.close_ms + self.grace_ms:
+            if forming is not None and venue_now_ms >= forming.close_ms + self.grace_ms \
+                    and symbol not in streaming:
                 state.forming = None
                 self._close(symbol, state, forming, out)
         return out

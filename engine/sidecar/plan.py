@@ -147,6 +147,9 @@ def connection_plan(
 
     A market's channels (`per_market` kinds: "candle", "bbo") stay on one connection, so a dropped
     connection concerns a known set of markets. Markets are spread evenly in sorted order.
+    Subscriptions are grouped by kind, candles first: the venue pushes in subscription order, and
+    a bbo (which carries the venue's current time) ahead of another market's final candle update
+    would move the sidecar's venue clock past that candle's close before its final state arrives.
     """
     kinds = list(per_market)
     total = len(fixed) + len(markets) * len(kinds)
@@ -158,8 +161,8 @@ def connection_plan(
     for i in range(n):
         chunk = tuple(ordered[i * len(ordered) // n : (i + 1) * len(ordered) // n])
         subs = [dict(s) for s in fixed] if i == 0 else []
-        for market in chunk:
-            for kind in kinds:
+        for kind in kinds:  # grouped by kind: every candle, then every bbo (see below)
+            for market in chunk:
                 sub: dict[str, Any] = {"type": kind, "coin": market}
                 if kind == "candle":
                     sub["interval"] = interval

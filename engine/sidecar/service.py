@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 REST_CHUNK_BARS = 5000
 MAX_PENDING_ACCOUNT_EVENTS = 100_000
 _LOG_EVERY_SECS = 10.0
+STREAMING_SECS = 1.0  # a market with a WS candle message this recent is closed by its stream, not the clock
 
 
 class RestBudget(Protocol):
@@ -155,6 +156,7 @@ class Sidecar(FleetShare):
         self._last_rest_start = 0.0
         self._last_hb_ms = 0
         self._backfill_total = 0
+        self._last_msg: dict[str, float] = {}  # symbol → monotonic time of its last WS candle message
 
     # ------------------------------------------------------------------ logging helpers
     def _log_limited(self, key: str, level: int, msg: str, **extra: Any) -> None:
@@ -272,6 +274,7 @@ class Sidecar(FleetShare):
         if event.interval != self.settings.interval or event.symbol not in self._watch:
             return
         self.venue.observe(event.candle.t)
+        self._last_msg[event.symbol] = time.monotonic()
         self._apply(self.tracker.on_candle(event.symbol, event.candle), from_ws=True)
 
     def _on_session_start(self, markets: tuple[str, ...], primary: bool) -> None:
@@ -339,8 +342,6 @@ class Sidecar(FleetShare):
             candles = await self._fetch(req.symbol, req.start_t, end)
             if req.symbol not in self._watch:
                 return  # another sidecar carries it now
-            if candles:
-                self.venue.observe(candles[-1].t)  # REST-only markets move the venue clock too
             if polled and candles and candles[-1].t >= req.end_t:
                 self._pending.forming[req.symbol] = candles.pop()
         except (hl.VenueError, ValueError) as exc:
@@ -456,7 +457,9 @@ class Sidecar(FleetShare):
     def _take_batch(self) -> WriteBatch:
         venue_now = self.venue.now()
         if venue_now is not None:
-            self._apply(self.tracker.due_closes(venue_now), from_ws=True)
+            cutoff = time.monotonic() - STREAMING_SECS
+            streaming = {s for s, at in self._last_msg.items() if at > cutoff}
+            self._apply(self.tracker.due_closes(venue_now, streaming), from_ws=True)
         batch, self._pending = self._pending, WriteBatch()
         now = self._clock_ms()
         if now - self._last_hb_ms >= self.settings.heartbeat_ms:
