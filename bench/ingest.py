@@ -1,14 +1,20 @@
 """Ingest benchmark: candles/s written to Redis and close → key-visible delay, pipelined vs not.
 
     .venv/bin/python -m bench.ingest [--symbols 1000,5000] [--rounds 10] [--baseline-rounds 3]
+    .venv/bin/python -m bench.ingest --fleet [--markets 3000] [--sidecars 4] [--bars 20]
 
 Each round is a bar boundary where every symbol's candle closes at once (the worst case). The
 sidecar's way (`RedisLayout.write_closed_many` in one MULTI/EXEC pipeline: candles, then keys,
-then ONE notification) is measured against a baseline in the same run that sends the same
-logical writes one command at a time (per candle: ZREMRANGEBYSCORE, ZADD, ZREMRANGEBYRANK, HSET
-key, PUBLISH). The delay is from the start of the round (the close) until an independent client,
-woken by the notification, sees every symbol's new close key. Runs against a private
-redis-server with the sidecar's settings (AOF, everysec). Prints one JSON object.
+then ONE notification) is measured against two baselines in the same run that send the same
+logical writes: the honest middle one, the same commands in one non-transactional pipeline per
+round with one notification (what MULTI/EXEC costs over plain pipelining), and the naive one,
+one command at a time (per candle: ZREMRANGEBYSCORE, ZADD, ZREMRANGEBYRANK, HSET key, PUBLISH).
+The delay is from the start of the round (the close) until an independent client, woken by the
+notification, sees every symbol's new close key. Runs against a private redis-server with the
+sidecar's settings (AOF, everysec). Prints one JSON object.
+
+`--fleet` measures the whole path instead (`bench.ingest_fleet`): the simulator over real WS,
+several sidecars each on its own loopback IP and the venue's per-IP budget, one Redis.
 """
 
 from __future__ import annotations
@@ -88,6 +94,13 @@ def _write_pipelined(client: redis.Redis, layout: RedisLayout, batch: dict[str, 
     pipe.execute()
 
 
+def _write_plain_pipeline(client: redis.Redis, layout: RedisLayout, batch: dict[str, list[Candle]]) -> None:
+    """The middle baseline: the same commands and ONE notification, pipelined without MULTI/EXEC."""
+    pipe = client.pipeline(transaction=False)
+    layout.write_closed_many(pipe, INTERVAL, batch)
+    pipe.execute()
+
+
 def _write_unpipelined(client: redis.Redis, layout: RedisLayout, batch: dict[str, list[Candle]]) -> None:
     for sym, candles in batch.items():
         key = layout.candles_key(sym, INTERVAL)
@@ -99,12 +112,16 @@ def _write_unpipelined(client: redis.Redis, layout: RedisLayout, batch: dict[str
             client.publish(layout.closed_channel(INTERVAL), json.dumps([[sym, c.close_ms]]))
 
 
-def _measure(url: str, prefix: str, symbols: Sequence[str], rounds: int, pipelined: bool) -> dict[str, Any]:
+WRITERS = {"multi_exec": _write_pipelined, "plain_pipeline": _write_plain_pipeline,
+           "one_at_a_time": _write_unpipelined}  # fmt: skip
+
+
+def _measure(url: str, prefix: str, symbols: Sequence[str], rounds: int, how: str) -> dict[str, Any]:
     layout = RedisLayout(prefix, keep_bars=250)
     client = redis.Redis.from_url(url)
     watcher = KeyWatcher(url, layout, symbols)
     watcher.start()
-    write = _write_pipelined if pipelined else _write_unpipelined
+    write = WRITERS[how]
     write_secs: list[float] = []
     delays_ms: list[float] = []
     for r in range(rounds):
@@ -134,12 +151,23 @@ def _measure(url: str, prefix: str, symbols: Sequence[str], rounds: int, pipelin
     }
 
 
+def _ratio(a: float, b: float, digits: int = 1) -> float | None:
+    return round(a / b, digits) if b > 0 else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--symbols", default="1000,5000")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--baseline-rounds", type=int, default=3)
-    args = parser.parse_args(argv)
+    parser.add_argument("--fleet", action="store_true", help="simulator + sidecars (bench.ingest_fleet)")
+    args, rest = parser.parse_known_args(argv)
+    if args.fleet:
+        from bench.ingest_fleet import main as fleet_main
+
+        return fleet_main(rest)
+    if rest:
+        parser.error(f"unrecognised arguments: {' '.join(rest)}")
     sizes = [int(x) for x in args.symbols.split(",") if x.strip()]
     results = []
     with (
@@ -149,16 +177,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         info = redis.Redis.from_url(server.url).info("server")
         for n in sizes:
             symbols = [f"S{i:05d}" for i in range(n)]
-            piped = _measure(server.url, f"bp{n}", symbols, args.rounds, pipelined=True)
-            base = _measure(server.url, f"bu{n}", symbols, args.baseline_rounds, pipelined=False)
+            piped = _measure(server.url, f"bp{n}", symbols, args.rounds, "multi_exec")
+            plain = _measure(server.url, f"bn{n}", symbols, args.rounds, "plain_pipeline")
+            base = _measure(server.url, f"bu{n}", symbols, args.baseline_rounds, "one_at_a_time")
             results.append(
                 {
                     "symbols": n,
                     "pipelined_multi_exec": piped,
+                    "plain_pipeline_baseline": plain,
                     "unpipelined_baseline": base,
-                    "throughput_ratio": round(piped["candles_per_sec"] / base["candles_per_sec"], 1),
-                    "delay_ratio_p50": round(
-                        base["close_to_key_visible_ms"]["p50"] / piped["close_to_key_visible_ms"]["p50"], 1
+                    "throughput_ratio": _ratio(piped["candles_per_sec"], base["candles_per_sec"]),
+                    "delay_ratio_p50": _ratio(
+                        base["close_to_key_visible_ms"]["p50"], piped["close_to_key_visible_ms"]["p50"]
+                    ),
+                    "throughput_ratio_vs_plain_pipeline": _ratio(
+                        piped["candles_per_sec"], plain["candles_per_sec"], 2
+                    ),
+                    "delay_ratio_p50_vs_plain_pipeline": _ratio(
+                        plain["close_to_key_visible_ms"]["p50"], piped["close_to_key_visible_ms"]["p50"], 2
                     ),
                 }
             )

@@ -139,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"new WS connections per IP a minute; 0 = no cap (default {ws.max_new_per_min})")
     p.add_argument("--ws-max-messages-per-min", type=int, default=ws.max_messages_per_min, metavar="N",
                    help=f"WS messages per IP a minute; 0 = no cap (default {ws.max_messages_per_min})")
+    p.add_argument("--ws-max-subscriptions", type=int, default=ws.max_subscriptions, metavar="N",
+                   help=f"WS subscriptions per IP (default {ws.max_subscriptions}, as the venue)")
     p.add_argument("--ws-idle-timeout-secs", type=float, default=60.0,
                    help="close WS connections silent this long (default 60, like the venue)")
     f = p.add_argument_group("fault injection (also switchable at run time via POST /admin/faults)")
@@ -188,8 +190,9 @@ def parse_options(argv: list[str] | None = None) -> VenueOptions:
         parser.error("--unified ADDRESS needs --fund ADDRESS=USD too")
     if a.address_request_buffer < 0 or not a.schedule_cancel_min_volume >= 0:
         parser.error("--address-request-buffer and --schedule-cancel-min-volume must be >= 0")
-    if a.ws_max_connections < 1 or a.ws_max_new_connections_per_min < 0 or a.ws_max_messages_per_min < 0:
-        parser.error("--ws-max-connections must be >= 1, the per-minute WS caps >= 0")
+    if a.ws_max_connections < 1 or a.ws_max_new_connections_per_min < 0 or a.ws_max_messages_per_min < 0 \
+            or a.ws_max_subscriptions < 1:
+        parser.error("--ws-max-connections, --ws-max-subscriptions must be >= 1, the per-minute WS caps >= 0")
     if a.speed < 0 or a.history_bars < 0 or a.tick_ms <= 0 or a.synthetic < 0:
         parser.error("--speed, --history-bars, --synthetic must be >= 0 and --tick-ms > 0")
     try:
@@ -206,7 +209,8 @@ def parse_options(argv: list[str] | None = None) -> VenueOptions:
                             ws_idle_timeout_secs=a.ws_idle_timeout_secs,
                             ws_limits=WsLimits(max_connections=a.ws_max_connections,
                                                max_new_per_min=a.ws_max_new_connections_per_min,
-                                               max_messages_per_min=a.ws_max_messages_per_min)),
+                                               max_messages_per_min=a.ws_max_messages_per_min,
+                                               max_subscriptions=a.ws_max_subscriptions)),
         data_dir=a.data, synthetic=a.synthetic, builder_dexes=a.builder_dexes,
         markets_per_dex=a.markets_per_dex, interval=a.interval, speed=a.speed, seed=a.seed,
         start_ms=a.start_ms, history_bars=a.history_bars, fund_any_usd=a.fund_any, funded=tuple(a.fund),

@@ -67,6 +67,7 @@ class WsLimits:
     max_connections: int = 10           # simultaneous connections
     max_new_per_min: int = 30           # new connections in any 60 s
     max_messages_per_min: int = 2000    # client messages in any 60 s, across the IP's connections
+    max_subscriptions: int = MAX_SUBSCRIPTIONS_PER_IP  # across the IP's connections
 
 
 class SlidingWindow:
@@ -272,8 +273,8 @@ class WsHub:
     def _limit_refusal(self, conn: Connection, key: SubKey) -> str | None:
         """Why subscribing ``key`` would break a per-IP limit, or None."""
         peers = self._of_ip(conn.request.remote)
-        if sum(len(c.subs) for c in peers) >= MAX_SUBSCRIPTIONS_PER_IP:
-            return f"Cannot track more than {MAX_SUBSCRIPTIONS_PER_IP} total subscriptions"
+        if sum(len(c.subs) for c in peers) >= self.limits.max_subscriptions:
+            return f"Cannot track more than {self.limits.max_subscriptions} total subscriptions"
         if key[0] in USER_CHANNELS:
             users = {k[1] for c in peers for k in c.subs if k[0] in USER_CHANNELS}
             if key[1] not in users and len(users) >= MAX_USERS_PER_IP:

@@ -8,6 +8,8 @@ says which source it came from, so the engine can refuse to enter on stale or se
 Staleness is judged on the venue clock (the simulator may replay faster than wall time): the
 sidecar heartbeat carries the latest venue event time, extrapolated here at wall speed since the
 heartbeat was written. Health is the heartbeat's age on the wall clock and its connected flag.
+`market_sources` says which feed carries each market (a sidecar's WebSocket, a sidecar's REST
+polling, or none: beyond every sidecar's budget, or its sidecar died and none took it yet).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from engine.config.env import env_bool, env_float
 from engine.config.shared import env_interval, env_signal_on_candle_close
 from engine.enums import CandleSource, MarketHealthReason, PriceSource
 from engine.runtime.clock import wall_ms
+from engine.sidecar.fleet import FleetKeys, read_sources, sources_summary
+from engine.sidecar.plan import MarketSource
 from engine.storage.sqlite import open_db, read_candles
 from engine.venue import types as hl
 from strategies.candle import Candle, interval_ms
@@ -238,6 +242,20 @@ class MarketDataHub:
         if not hb.connected:
             return MarketHealth(False, MarketHealthReason.SIDECAR_DISCONNECTED, age, hb.venue_ms, False)
         return MarketHealth(True, MarketHealthReason.OK, age, hb.venue_ms, True)
+
+    def market_sources(self, symbols: Sequence[str], interval: str | None = None) -> dict[str, MarketSource]:
+        """Which feed carries each market now (ws / rest / none); all none when Redis is unreadable."""
+        try:
+            return read_sources(
+                self._redis, FleetKeys(self._layout.prefix), interval or self.settings.interval, symbols
+            )
+        except _REDIS_ERRORS as exc:
+            log.warning("market sources unreadable", extra={"error": type(exc).__name__})
+            return dict.fromkeys(symbols, MarketSource.NONE)
+
+    def market_source_summary(self, symbols: Sequence[str], interval: str | None = None) -> dict[str, int]:
+        """Markets per source, e.g. {"ws": 2990, "rest": 10, "none": 0}: one line of status."""
+        return sources_summary(self.market_sources(symbols, interval))
 
     # ------------------------------------------------------------------ SQLite
     def _sqlite(self) -> sqlite3.Connection | None:

@@ -2,6 +2,6 @@
 
 import sys
 
-from engine.sidecar.service import main
+from engine.sidecar.entry import main
 
 sys.exit(main())

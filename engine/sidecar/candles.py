@@ -23,7 +23,7 @@ Output is plain data the sidecar writes.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
 from strategies.candle import Candle
@@ -112,10 +112,18 @@ class CandleTracker:
             state = self._states[symbol] = _SymbolState()
         return state
 
-    def on_reconnect(self) -> None:
-        """Forget forming candles: the next message per symbol restarts them (and fills gaps)."""
-        for state in self._states.values():
+    def on_reconnect(self, symbols: Iterable[str] | None = None) -> None:
+        """Forget forming candles (of `symbols`, default all: the ones on the connection that
+        restarted): the next message per symbol restarts them (and fills gaps)."""
+        states = self._states.values() if symbols is None else (
+            self._states[s] for s in symbols if s in self._states
+        )
+        for state in states:
             state.forming = None
+
+    def forget(self, symbol: str) -> None:
+        """Stop tracking `symbol` (another sidecar carries it now)."""
+        self._states.pop(symbol, None)
 
     def on_candle(self, symbol: str, candle: Candle) -> TrackerOutput:
         """Handle one WS candle message (the bar so far)."""
@@ -126,6 +134,8 @@ class CandleTracker:
         forming = state.forming
         if forming is not None and candle.t < forming.t:
             return out  # out of order
+        if forming is not None and candle.t == forming.t and (candle.n < forming.n or candle.v < forming.v):
+            return out  # an older state of the bar (a second stream of it, while connections re-plan)
         if forming is not None and candle.t > forming.t:
             state.forming = None
             self._close(symbol, state, forming, out)
@@ -135,12 +145,15 @@ class CandleTracker:
         out.forming[symbol] = candle
         return out
 
-    def due_closes(self, venue_now_ms: int) -> TrackerOutput:
-        """Close every forming candle whose close time + grace is behind the venue clock."""
+    def due_closes(self, venue_now_ms: int, streaming: Collection[str] = ()) -> TrackerOutput:
+        """Close every forming candle whose close time + grace is behind the venue clock, except
+        those of `streaming` symbols (updated a moment ago: their next message closes them with
+        the bar's final state, which may still be on its way behind other markets' frames)."""
         out = TrackerOutput()
         for symbol, state in self._states.items():
             forming = state.forming
-            if forming is not None and venue_now_ms >= forming.close_ms + self.grace_ms:
+            if forming is not None and venue_now_ms >= forming.close_ms + self.grace_ms \
+                    and symbol not in streaming:
                 state.forming = None
                 self._close(symbol, state, forming, out)
         return out

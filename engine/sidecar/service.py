@@ -1,8 +1,11 @@
 """The market-data sidecar (`python -m engine.sidecar`): venue WebSocket + REST → Redis candle cache.
 
-The only writer of market-data keys. One asyncio loop holds the WebSocket (`engine.sidecar.ws`;
-candle per watchlist symbol, allMids, bbo unless disabled, and in live/dry_live the account's
-userFills and orderUpdates); `engine.sidecar.candles.CandleTracker` decides which candles are
+The only writer of market-data keys. One asyncio loop holds the WebSockets (`engine.sidecar.ws_pool`:
+the subscriptions split over connections within the IP's budget; candle per carried symbol,
+allMids, bbo unless disabled, and in live/dry_live the account's userFills and orderUpdates);
+several sidecars on distinct IPs divide the watchlist (`engine.sidecar.fleet`, re-divided when
+one dies), and the markets beyond every WebSocket budget are polled over REST.
+`engine.sidecar.candles.CandleTracker` decides which candles are
 closed and which ranges REST must fill (start-up backfill, gap fill after every reconnect, quiet
 symbols); a REST worker pool runs those fills and the cross-checks of WS-closed candles; a flusher
 hands batches to one writer thread (`engine.sidecar.store`: SQLite first, then one Redis MULTI/EXEC).
@@ -16,21 +19,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import faulthandler
 import logging
 import os
 import random
-import signal
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import redis
+
 from cluster.redis_layout import AccountEvent, AccountEventKind, Bbo, Heartbeat, RedisLayout
-from engine.config.env import ConfigError
 from engine.runtime.clock import wall_ms
 from engine.sidecar.candles import CandleTracker, SyncRequest, TrackerOutput, VenueClock
+from engine.sidecar.fleet import FleetMember
 from engine.sidecar.parse import (
     AccountUpdate,
     BboUpdate,
@@ -40,9 +42,12 @@ from engine.sidecar.parse import (
     VenueError,
     parse_frame,
 )
-from engine.sidecar.settings import SidecarSettings, build_watchlist, check_subscription_limit
+from engine.sidecar.plan import Share
+from engine.sidecar.settings import SidecarSettings, build_watchlist
+from engine.sidecar.share import FleetShare
 from engine.sidecar.store import SidecarStore, WriteBatch
-from engine.sidecar.ws import VenueSocket, sleep_or_stop
+from engine.sidecar.ws import sleep_or_stop
+from engine.sidecar.ws_pool import WsPool
 from engine.venue import types as hl
 from strategies.candle import Candle
 
@@ -51,6 +56,7 @@ log = logging.getLogger(__name__)
 REST_CHUNK_BARS = 5000
 MAX_PENDING_ACCOUNT_EVENTS = 100_000
 _LOG_EVERY_SECS = 10.0
+STREAMING_SECS = 1.0  # a market with a WS candle message this recent is closed by its stream, not the clock
 
 
 class RestBudget(Protocol):
@@ -85,7 +91,7 @@ class SidecarStats:
     rate_limited_log: dict[str, float] = field(default_factory=dict)
 
 
-class Sidecar:
+class Sidecar(FleetShare):
     """One sidecar process's state and tasks (see module docstring). Build, then `await run(stop)`."""
 
     def __init__(
@@ -121,16 +127,24 @@ class Sidecar:
             db_path=settings.candles_db_path,
         )
         self.stats = SidecarStats()
-        self.symbols: tuple[str, ...] = ()
+        self.watchlist: tuple[str, ...] = ()  # the whole fleet's
+        self.symbols: tuple[str, ...] = ()  # this sidecar's share: WS markets, then REST ones
+        self.share = Share()
         self._watch: frozenset[str] = frozenset()
-        self.ws = VenueSocket(
+        self.ws = WsPool(
             settings,
-            subscriptions=self.subscriptions,
             on_session_start=self._on_session_start,
             on_frame=self.handle_frame,
             stats=self.stats,
             log_limited=self._log_limited,
             rng=self._rng,
+        )
+        self.fleet = FleetMember(
+            redis_client,
+            self.layout.prefix,
+            member=settings.sidecar_id,
+            ttl_ms=settings.member_ttl_ms,
+            interval=settings.interval,
         )
         self.started_wall_ms = clock_ms()
         self._pending = WriteBatch()
@@ -142,6 +156,7 @@ class Sidecar:
         self._last_rest_start = 0.0
         self._last_hb_ms = 0
         self._backfill_total = 0
+        self._last_msg: dict[str, float] = {}  # symbol → monotonic time of its last WS candle message
 
     # ------------------------------------------------------------------ logging helpers
     def _log_limited(self, key: str, level: int, msg: str, **extra: Any) -> None:
@@ -179,22 +194,21 @@ class Sidecar:
         return symbols
 
     async def start(self, stop: asyncio.Event) -> bool:
-        """Resolve and check the watchlist, seed the tracker from Redis/SQLite; False if stopped first."""
+        """Resolve the watchlist, take this sidecar's share, seed it from Redis/SQLite; False if stopped."""
         symbols = await self.resolve_watchlist(stop)
         if not symbols:
             return False
-        check_subscription_limit(self.settings, symbols)
-        self.symbols = symbols
-        self._watch = frozenset(symbols)
-        seeds = await asyncio.to_thread(self.store.last_closed, symbols)
-        for sym in symbols:
-            self.tracker.seed(sym, seeds.get(sym))
+        self.watchlist = symbols
+        await self.rebalance()
         log.info(
             "sidecar watchlist",
             extra={
-                "symbols": len(symbols),
+                "watchlist": len(symbols),
+                "ws": len(self.share.ws),
+                "rest": len(self.share.rest),
+                "connections": len(self._ws_plan(self.share.ws)),
                 "interval": self.settings.interval,
-                "seeded": sum(v is not None for v in seeds.values()),
+                "member": self.settings.sidecar_id,
             },
         )
         return True
@@ -260,14 +274,16 @@ class Sidecar:
         if event.interval != self.settings.interval or event.symbol not in self._watch:
             return
         self.venue.observe(event.candle.t)
+        self._last_msg[event.symbol] = time.monotonic()
         self._apply(self.tracker.on_candle(event.symbol, event.candle), from_ws=True)
 
-    def _on_session_start(self) -> None:
-        """A WebSocket session starts: forget forming candles; tell the driver (SESSION marker,
-        queued before this session's account events) that events of the gap were not replayed."""
-        self.tracker.on_reconnect()
+    def _on_session_start(self, markets: tuple[str, ...], primary: bool) -> None:
+        """A WebSocket session starts: forget its markets' forming candles; on the connection with
+        the account channels, tell the driver (SESSION marker, queued before this session's
+        account events) that events of the gap were not replayed."""
+        self.tracker.on_reconnect(markets)
         user = self.settings.account_address
-        if self.settings.wants_account_events and user:
+        if primary and self.settings.wants_account_events and user:
             data = {"reconnects": self.stats.reconnects}
             marker = AccountEvent(AccountEventKind.SESSION, data, False, self._clock_ms())
             self._pending.account.append((user, marker))
@@ -288,21 +304,9 @@ class Sidecar:
         self._wake.set()
 
     # ------------------------------------------------------------------ WebSocket
-    def subscriptions(self) -> list[dict[str, Any]]:
-        subs: list[dict[str, Any]] = [{"type": "allMids"}]
-        subs += [{"type": "candle", "coin": s, "interval": self.settings.interval} for s in self.symbols]
-        if self.settings.enable_bbo:
-            subs += [{"type": "bbo", "coin": s} for s in self.symbols]
-        if self.settings.wants_account_events and self.settings.account_address:
-            subs += [
-                {"type": kind, "user": self.settings.account_address}
-                for kind in ("userFills", "orderUpdates")
-            ]
-        return subs
-
     @property
     def connected(self) -> bool:
-        """True while a WebSocket session is subscribed and reading."""
+        """True while every WebSocket session is subscribed and reading."""
         return self.ws.connected
 
     # ------------------------------------------------------------------ REST: fills and cross-checks
@@ -331,8 +335,15 @@ class Sidecar:
         return out
 
     async def _run_sync(self, req: SyncRequest) -> None:
+        # a REST-polled market also gets the bar after the range: its forming bar (and open key)
+        polled = req.symbol in self.share.rest
+        end = req.end_t + (self.settings.interval_ms if polled else 0)
         try:
-            candles = await self._fetch(req.symbol, req.start_t, req.end_t)
+            candles = await self._fetch(req.symbol, req.start_t, end)
+            if req.symbol not in self._watch:
+                return  # another sidecar carries it now
+            if polled and candles and candles[-1].t >= req.end_t:
+                self._pending.forming[req.symbol] = candles.pop()
         except (hl.VenueError, ValueError) as exc:
             failures = self._sync_failures.get(req.symbol, 0) + 1
             self._sync_failures[req.symbol] = failures
@@ -399,7 +410,9 @@ class Sidecar:
     def _next_job(self) -> tuple[str, Any] | None:
         now = time.monotonic()
         for sym in list(self._syncs):
-            if self._sync_retry_at.get(sym, 0.0) <= now:
+            if sym not in self._watch:
+                del self._syncs[sym]
+            elif self._sync_retry_at.get(sym, 0.0) <= now:
                 return "sync", self._syncs.pop(sym)
         if self._verify and self._spare_budget():
             sym = next(iter(self._verify))
@@ -444,7 +457,9 @@ class Sidecar:
     def _take_batch(self) -> WriteBatch:
         venue_now = self.venue.now()
         if venue_now is not None:
-            self._apply(self.tracker.due_closes(venue_now), from_ws=True)
+            cutoff = time.monotonic() - STREAMING_SECS
+            streaming = {s for s, at in self._last_msg.items() if at > cutoff}
+            self._apply(self.tracker.due_closes(venue_now, streaming), from_ws=True)
         batch, self._pending = self._pending, WriteBatch()
         now = self._clock_ms()
         if now - self._last_hb_ms >= self.settings.heartbeat_ms:
@@ -483,6 +498,7 @@ class Sidecar:
             asyncio.create_task(self.ws.run(stop), name="ws"),
             asyncio.create_task(self.flush_loop(stop), name="flush"),
             asyncio.create_task(self.verify_loop(stop), name="verify"),
+            asyncio.create_task(self.fleet_loop(stop), name="fleet"),
         ]
         tasks += [
             asyncio.create_task(self.rest_worker(stop), name=f"rest{i}")
@@ -497,6 +513,8 @@ class Sidecar:
         self._wake.set()
         tasks[0].cancel()
         await asyncio.gather(stopper, *tasks, return_exceptions=True)
+        with contextlib.suppress(redis.RedisError):
+            await asyncio.to_thread(self.fleet.retire)  # the others take over at once
         self.store.close()
         log.info(
             "sidecar stopped",
@@ -513,64 +531,3 @@ def _ended_cleanly(task: asyncio.Task[Any]) -> bool:
 
 def vars_of(stats: SidecarStats) -> dict[str, Any]:
     return {name: getattr(stats, name) for name in stats.__slots__}  # type: ignore[attr-defined]
-
-
-def build_rest(settings: SidecarSettings) -> tuple[Any, Any]:
-    """The REST client and its weight budget."""
-    from engine.venue.info_client import HyperliquidInfoClient
-    from engine.venue.rate_budget import RateBudget
-
-    budget = RateBudget(settings.rest_weight_per_minute)
-    client = HyperliquidInfoClient(
-        settings.info_base_url, timeout_secs=settings.rest_timeout_secs, budget=budget,
-        perp_dexes=settings.perp_dexes,
-    )
-    return client, budget
-
-
-async def amain(settings: SidecarSettings) -> None:
-    from engine.runtime.redis_runtime import RedisRuntime
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    with RedisRuntime(settings.redis) as runtime:
-        client = runtime.client()
-        rest, budget = build_rest(settings)
-        try:
-            await Sidecar(settings, redis_client=client, rest=rest, rest_budget=budget).run(stop)
-        finally:
-            rest.close()
-            client.close()
-
-
-_STD_RECORD_KEYS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
-
-
-class _ContextFormatter(logging.Formatter):
-    """Plain log lines with the record's context fields appended as key=value."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
-        extra = {k: v for k, v in vars(record).items() if k not in _STD_RECORD_KEYS}
-        return line + "".join(f" {k}={v}" for k, v in extra.items())
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: exit 2 on a configuration error (with the reason), 0 on SIGTERM."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(_ContextFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    logging.basicConfig(level=os.environ.get("AI_QUANT_LOG_LEVEL", "INFO"), handlers=[handler])
-    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` dumps every thread's stack
-    try:
-        settings = SidecarSettings.from_env()
-        asyncio.run(amain(settings))
-    except ConfigError as exc:
-        print(f"sidecar: configuration error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,13 +1,17 @@
 """Sidecar settings (`AI_QUANT_*`, `HL_WS_*`) and the watchlist: parsed once at start-up.
 
 Names keep the reference sidecar's where one exists (Part 2.2 of the sidecar notes); our
-additions are marked in `.env.example`. A watchlist that would need more than the venue's
-1,000 WebSocket subscriptions is refused here, before anything connects.
+additions are marked in `.env.example`. The per-IP WebSocket budget defaults to the venue's
+documented limits (10 connections, 30 new connections a minute, 1,000 subscriptions, 2,000
+messages a minute); markets beyond it go to REST polling (`engine.sidecar.plan`), and several
+sidecars on distinct IPs share a watchlist as a fleet (`engine.sidecar.fleet`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,10 +36,9 @@ from engine.config.shared import (
 )
 from engine.enums import Mode
 from engine.runtime.redis_runtime import RedisSettings
+from engine.sidecar.plan import WsBudget, rest_market_capacity, ws_market_capacity
 from engine.venue.info_client import hl_base_url, normalise_address
 from strategies.candle import interval_ms
-
-MAX_SUBSCRIPTIONS = 1000
 
 
 def default_ws_url(base_url: str) -> str:
@@ -83,6 +86,12 @@ class SidecarSettings:
     candles_db_dir: Path = Path("state/candles_dbs")
     sqlite_keep_bars: int = 5_000
     anchor_symbol: str = "BTC"
+    ws_budget: WsBudget = field(default_factory=WsBudget)
+    local_addr: str | None = None
+    sidecar_id: str = "sidecar"
+    member_ttl_ms: int = 5_000
+    rest_poll: bool = True
+    rest_poll_share: float = 0.5
     redis: RedisSettings
 
     @property
@@ -106,6 +115,21 @@ class SidecarSettings:
         """allMids + candle per symbol (+ bbo per symbol) (+ userFills and orderUpdates)."""
         return 1 + n_symbols * (2 if self.enable_bbo else 1) + (2 if self.wants_account_events else 0)
 
+    @property
+    def ws_market_capacity(self) -> int:
+        """Markets this sidecar's IP can carry on WebSocket (see engine.sidecar.plan)."""
+        per_market = 2 if self.enable_bbo else 1
+        return ws_market_capacity(
+            self.ws_budget, fixed_subs=self.subscription_count(0), subs_per_market=per_market
+        )
+
+    @property
+    def rest_market_capacity(self) -> int:
+        """Markets this sidecar can keep current by REST polling (0 when polling is off)."""
+        if not self.rest_poll:
+            return 0
+        return rest_market_capacity(self.rest_weight_per_minute, self.rest_poll_share, self.interval_ms)
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SidecarSettings:
         """Build from the environment; raise ConfigError naming the first bad variable."""
@@ -123,6 +147,15 @@ class SidecarSettings:
                 f"AI_QUANT_ACCOUNT_ADDRESS is required in {mode.value} (fills reach the driver)"
             )
         redis = RedisSettings.from_env(env)
+        local_addr = _local_addr(env)
+        heartbeat_ms = env_int("AI_QUANT_SIDECAR_HEARTBEAT_MS", 1_000, env, lo=10, hi=60_000)
+        member_ttl_ms = env_int("AI_QUANT_SIDECAR_MEMBER_TTL_MS", 5_000, env, lo=100, hi=600_000)
+        if member_ttl_ms < 2 * heartbeat_ms:
+            raise ConfigError(
+                f"AI_QUANT_SIDECAR_MEMBER_TTL_MS={member_ttl_ms} must be at least twice "
+                f"AI_QUANT_SIDECAR_HEARTBEAT_MS={heartbeat_ms} (a live sidecar must never look dead)"
+            )
+        default_id = f"{socket.gethostname()}/{local_addr or 'default'}"
         return cls(
             info_base_url=base,
             ws_url=env_str("HL_WS_URL", default_ws_url(base), env),
@@ -146,28 +179,49 @@ class SidecarSettings:
             verify_secs=env_float("AI_QUANT_CANDLE_VERIFY_SECS", 10.0, env, lo=0.05, hi=3_600.0),
             cross_check=env_bool("AI_QUANT_CANDLE_CROSS_CHECK", True, env),
             flush_ms=env_int("AI_QUANT_SIDECAR_FLUSH_MS", 50, env, lo=1, hi=10_000),
-            heartbeat_ms=env_int("AI_QUANT_SIDECAR_HEARTBEAT_MS", 1_000, env, lo=10, hi=60_000),
+            heartbeat_ms=heartbeat_ms,
             candles_db_dir=Path(
                 env_str("AI_QUANT_CANDLES_DB_DIR", str(redis.state_dir / "candles_dbs"), env)
             ),
             anchor_symbol=env_str("AI_QUANT_ANCHOR_SYMBOL", "BTC", env),
             sqlite_keep_bars=env_int("AI_QUANT_CANDLE_SQLITE_KEEP_BARS", 5_000, env, lo=0),
+            ws_budget=_ws_budget(env),
+            local_addr=local_addr,
+            sidecar_id=env_str("AI_QUANT_SIDECAR_ID", default_id, env),
+            member_ttl_ms=member_ttl_ms,
+            rest_poll=env_bool("AI_QUANT_CANDLE_REST_POLL", True, env),
+            rest_poll_share=env_float("AI_QUANT_CANDLE_REST_POLL_SHARE", 0.5, env, lo=0.0, hi=1.0),
             redis=redis,
         )
 
 
-def check_subscription_limit(settings: SidecarSettings, symbols: Sequence[str]) -> None:
-    """Raise ConfigError when the watchlist needs more than the venue's 1,000 subscriptions."""
-    needed = settings.subscription_count(len(symbols))
-    if needed > MAX_SUBSCRIPTIONS:
-        per = 2 if settings.enable_bbo else 1
-        account = " + 2 account channels" if settings.wants_account_events else ""
-        raise ConfigError(
-            f"watchlist of {len(symbols)} symbols needs {needed} WebSocket subscriptions "
-            f"(allMids + {per} per symbol{account}); "
-            f"the venue allows {MAX_SUBSCRIPTIONS}. Shorten AI_QUANT_SYMBOLS / AI_QUANT_TOP_N"
-            f"{' or set AI_QUANT_WS_ENABLE_BBO=0' if settings.enable_bbo else ''}"
-        )
+def _ws_budget(env: Mapping[str, str] | None) -> WsBudget:
+    """The per-IP WebSocket budget; defaults are the venue's documented limits."""
+    d = WsBudget()
+    return WsBudget(
+        max_connections=env_int("HL_WS_MAX_CONNECTIONS", d.max_connections, env, lo=1, hi=1_000),
+        max_new_connections_per_min=env_int(
+            "HL_WS_MAX_NEW_CONNECTIONS_PER_MIN", d.max_new_connections_per_min, env, lo=1, hi=10_000
+        ),
+        max_subscriptions=env_int("HL_WS_MAX_SUBSCRIPTIONS", d.max_subscriptions, env, lo=1, hi=1_000_000),
+        subs_per_connection=env_int(
+            "HL_WS_SUBS_PER_CONNECTION", d.subs_per_connection, env, lo=1, hi=1_000_000
+        ),
+        max_messages_per_min=env_int(
+            "HL_WS_MAX_MESSAGES_PER_MIN", d.max_messages_per_min, env, lo=10, hi=10_000_000
+        ),
+    )
+
+
+def _local_addr(env: Mapping[str, str] | None) -> str | None:
+    """AI_QUANT_SIDECAR_LOCAL_ADDR: the source IP of the sidecar's venue connections, or None."""
+    value = env_opt_str("AI_QUANT_SIDECAR_LOCAL_ADDR", env)
+    if value is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError as exc:
+        raise ConfigError(f"AI_QUANT_SIDECAR_LOCAL_ADDR={value!r} is not an IP address") from exc
 
 
 def top_symbols_by_volume(coins_and_volumes: Sequence[tuple[str, float]], n: int) -> tuple[str, ...]:

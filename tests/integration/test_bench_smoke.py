@@ -30,6 +30,7 @@ BENCH_ARGS: dict[str, list[str]] = {
     "soak_crash": ["--cycles", "2", "--executor", "inprocess", "--seed", "3", "--baseline-max-secs", "90"],
     "indicators": ["--updates", "200", "--baseline-runs", "3", "--repeats", "1"],
     "ingest": ["--symbols", "20", "--rounds", "2", "--baseline-rounds", "1"],
+    "ingest_fleet": ["--markets", "30", "--sidecars", "2", "--bars", "2"],
     "oms": ["--writes", "60"],
     "universe": ["--symbols", "3", "--bars", "40"],
     "shadow": ["--variants", "4", "--ticks", "20", "--warm-bars", "60", "--json"],
@@ -37,8 +38,8 @@ BENCH_ARGS: dict[str, list[str]] = {
     "startup": ["--symbols", "6", "--daemon-runs", "1", "--warm-bars", "60", "--ticks-before", "2",
                 "--parity-sample", "2", "--timeout", "150"],
 }
-LANES = (("scale",), ("tick",),
-         ("soak_crash", "indicators", "ingest", "oms", "universe", "shadow", "candle_codec", "startup"))
+LANES = (("scale", "candle_codec", "startup"), ("tick", "ingest_fleet", "shadow"),
+         ("soak_crash", "indicators", "ingest", "oms", "universe"))
 
 
 def _run(name: str) -> subprocess.CompletedProcess[str]:
@@ -94,11 +95,24 @@ def test_bench_ingest(bench_runs: dict[str, Future[subprocess.CompletedProcess[s
     assert out["benchmark"] == "ingest" and out["redis_version"]
     (result,) = out["results"]
     assert result["symbols"] == 20
-    piped, base = result["pipelined_multi_exec"], result["unpipelined_baseline"]
-    assert (piped["rounds"], base["rounds"]) == (2, 1)
-    for run in (piped, base):
+    piped, plain, base = (result["pipelined_multi_exec"], result["plain_pipeline_baseline"],
+                          result["unpipelined_baseline"])  # fmt: skip
+    assert (piped["rounds"], plain["rounds"], base["rounds"]) == (2, 2, 1)
+    for run in (piped, plain, base):
         delay = run["close_to_key_visible_ms"]
         assert run["candles_per_sec"] > 0 and 0 <= delay["p50"] <= delay["p90"] <= delay["max"]
+
+
+def test_bench_ingest_fleet(bench_runs: dict[str, Future[subprocess.CompletedProcess[str]]]) -> None:
+    out = _output(bench_runs, "ingest_fleet")
+    assert (out["benchmark"], out["markets"], out["sidecars"], out["bars"]) == ("ingest_fleet", 30, 2, 2)
+    assert out["missing_candles"] == 0 and out["sources"] == {"ws": 30, "rest": 0, "none": 0}
+    assert set(out["per_sidecar"]) == {"s0", "s1"}
+    assert {s["ip"] for s in out["per_sidecar"].values()} == {"127.0.0.2", "127.0.0.3"}
+    assert sum(s["ws"] for s in out["per_sidecar"].values()) == 30
+    assert out["candles_measured"] == 60 and out["candles_per_sec"] > 0
+    delay = out["close_to_key_visible_ms"]
+    assert delay["p50"] <= delay["p99"] <= delay["max"]
 
 
 def test_bench_oms(bench_runs: dict[str, Future[subprocess.CompletedProcess[str]]]) -> None:

@@ -19,12 +19,11 @@ import redis
 from websockets.asyncio.server import ServerConnection, serve
 
 from cluster.redis_layout import RedisLayout
-from engine.config.env import ConfigError
 from engine.runtime.redis_runtime import RedisSettings
 from engine.runtime.redis_server import EmbeddedRedis
 from engine.sidecar.parse import FrameError, parse_frame
 from engine.sidecar.service import Sidecar
-from engine.sidecar.settings import MAX_SUBSCRIPTIONS, SidecarSettings, check_subscription_limit
+from engine.sidecar.settings import SidecarSettings
 from engine.venue import types as hl
 from strategies.candle import Candle
 
@@ -184,21 +183,6 @@ def test_sidecar_survives_fuzzed_frames_and_rest_bodies(
     for sym in SYMBOLS:
         assert got[sym] == [bar(sym, i) for i in range(BASE - 5, BASE + bars - 1)], sym
     assert layout.read_mids(redis_client, ["AAA"])["AAA"].price == 10.5
-
-
-@pytest.mark.parametrize("bbo", [True, False])
-def test_watchlist_over_subscription_limit_is_refused(bbo: bool, tmp_path: Path) -> None:
-    settings = SidecarSettings(
-        info_base_url="http://x",
-        ws_url="ws://x",
-        enable_bbo=bbo,
-        redis=RedisSettings(url=None, state_dir=tmp_path),
-    )
-    per = 2 if bbo else 1
-    fits = (MAX_SUBSCRIPTIONS - 1) // per
-    check_subscription_limit(settings, [f"C{i}" for i in range(fits)])
-    with pytest.raises(ConfigError, match="1000"):
-        check_subscription_limit(settings, [f"C{i}" for i in range(fits + 1)])
 
 
 class BrokenRest(FuzzyRest):

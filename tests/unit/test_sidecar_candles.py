@@ -173,3 +173,29 @@ def test_final_update_after_the_clock_closed_the_bar_is_a_correction() -> None:
     assert tr.on_candle("DASH", final).corrections == {}  # reported once
     assert tr.on_candle("DASH", opening).corrections == {}  # an older state of the bar is never taken
     assert tr.cross_check("DASH", [final], 102 * IV + 5000) == []  # REST agrees: nothing more
+
+
+def test_an_older_state_of_the_forming_bar_never_replaces_a_newer_one() -> None:
+    """Two streams of one market (connections re-planning, or two sidecars for a moment): the bar
+    closes with its latest state, whatever order the streams' updates interleave in."""
+    from dataclasses import replace
+
+    tr = tracker()
+    tr.seed("BTC", 99 * IV)
+    early, late = replace(bar(100), v=1.0, n=2), replace(bar(100, c=12.0), v=9.0, n=19)
+    tr.on_candle("BTC", early)
+    tr.on_candle("BTC", late)
+    assert tr.on_candle("BTC", early).forming == {}  # the other stream, behind: ignored
+    assert tr.forming("BTC") == late
+    assert tr.on_candle("BTC", bar(101)).publish == {"BTC": [late]}
+
+
+def test_reconnect_of_some_symbols_and_forget() -> None:
+    tr = tracker()
+    for sym in ("A", "B"):
+        tr.seed(sym, 99 * IV)
+        tr.on_candle(sym, bar(100))
+    tr.on_reconnect(["A", "unknown"])
+    assert tr.forming("A") is None and tr.forming("B") == bar(100)
+    tr.forget("B")
+    assert tr.symbols() == ["A"] and tr.due_closes(200 * IV).publish == {}

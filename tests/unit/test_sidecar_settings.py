@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -57,11 +61,47 @@ def test_live_modes_require_account_address_and_subscribe_account_channels(mode:
         ("AI_QUANT_ACCOUNT_ADDRESS", "0x12"),
         ("HL_WS_PING_SECS", "90"),
         ("AI_QUANT_REDIS_URL", "http://x"),
+        ("HL_WS_MAX_CONNECTIONS", "0"),
+        ("HL_WS_MAX_SUBSCRIPTIONS", "lots"),
+        ("HL_WS_MAX_MESSAGES_PER_MIN", "5"),
+        ("HL_WS_MAX_NEW_CONNECTIONS_PER_MIN", "-1"),
+        ("HL_WS_SUBS_PER_CONNECTION", "0"),
+        ("AI_QUANT_SIDECAR_LOCAL_ADDR", "127.0.0.300"),
+        ("AI_QUANT_SIDECAR_MEMBER_TTL_MS", "1500"),  # under twice the 1 s heartbeat
+        ("AI_QUANT_CANDLE_REST_POLL", "maybe"),
+        ("AI_QUANT_CANDLE_REST_POLL_SHARE", "1.5"),
     ],
 )
 def test_bad_values_are_config_errors(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         SidecarSettings.from_env({name: value})
+
+
+def test_ws_budget_defaults_are_the_venue_limits_and_capacities_follow() -> None:
+    s = SidecarSettings.from_env({})
+    b = s.ws_budget
+    limits = (b.max_connections, b.max_new_connections_per_min, b.max_subscriptions, b.max_messages_per_min)
+    assert limits == (10, 30, 1000, 2000)
+    assert s.ws_market_capacity == 499  # allMids + candle and bbo per market within 1,000
+    assert s.rest_poll and s.rest_market_capacity == 1714  # 1h bars, half of 1,200 weight a minute
+    assert s.local_addr is None and s.sidecar_id.endswith("/default") and s.member_ttl_ms == 5000
+    env = {
+        "AI_QUANT_WS_ENABLE_BBO": "0",
+        "HL_WS_MAX_SUBSCRIPTIONS": "31",
+        "AI_QUANT_SIDECAR_LOCAL_ADDR": "127.0.0.2",
+        "AI_QUANT_SIDECAR_ID": "node-a",
+        "AI_QUANT_CANDLE_REST_POLL": "0",
+    }
+    t = SidecarSettings.from_env(env)
+    assert t.ws_market_capacity == 30 and t.rest_market_capacity == 0
+    assert t.local_addr == "127.0.0.2" and t.sidecar_id == "node-a"
+
+
+def test_sidecar_exits_2_on_a_bad_budget_value(tmp_path: Path) -> None:
+    env = dict(os.environ, HL_WS_MAX_CONNECTIONS="zero", AI_QUANT_STATE_DIR=str(tmp_path))
+    done = subprocess.run([sys.executable, "-m", "engine.sidecar"], env=env, capture_output=True, text=True,
+                          timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 2 and "HL_WS_MAX_CONNECTIONS" in done.stderr
 
 
 def test_helpers() -> None:
