@@ -74,7 +74,10 @@ def test_small_account_out_of_address_budget_keeps_exits_and_alerts_once(
 ) -> None:  # fmt: skip
     user, key_hex, secrets = wallet
     sim = simulator_factory(*STRICT, "--fund", f"{user}=1000", "--address-request-buffer", "40")
-    budget = {"AI_QUANT_ADDRESS_BUDGET_RESERVE": "20", "AI_QUANT_ADDRESS_BUDGET_POLL_SECS": "1"}
+    # No venue-side stop (engine.execution.protection): the exit under test is the daemon's own, sent
+    # while the budget is spent; a resting trigger would close the position on the venue instead.
+    budget = {"AI_QUANT_ADDRESS_BUDGET_RESERVE": "20", "AI_QUANT_ADDRESS_BUDGET_POLL_SECS": "1",
+              "AI_QUANT_PROTECT": "0"}
     daemon = start_daemon(daemons, tmp_path, sim, secrets, "live", **GATES, **budget)
     db = tmp_path / "state" / "trading_live.db"
     held = daemon.wait_for(lambda: venue_positions(sim, user), timeout=90, label="an open venue position")
@@ -111,7 +114,8 @@ def test_liquidation_leaves_ledger_equal_to_venue_and_risk_state_as_configured(
 ) -> None:  # fmt: skip
     user, key_hex, secrets = wallet
     sim = simulator_factory(*STRICT, "--fund", f"{user}=12")  # a $15 position on $12 of equity
-    configured = {"AI_QUANT_LIQUIDATION_RISK_STATE": policy}
+    # An unprotected position (AI_QUANT_PROTECT=0): a venue stop would close it before the liquidation.
+    configured = {"AI_QUANT_LIQUIDATION_RISK_STATE": policy, "AI_QUANT_PROTECT": "0"}
     daemon = start_daemon(daemons, tmp_path, sim, secrets, "live", **GATES, **configured)
     db = tmp_path / "state" / "trading_live.db"
     held = daemon.wait_for(lambda: venue_positions(sim, user), timeout=90, label="an open venue position")
