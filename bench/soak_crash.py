@@ -120,6 +120,10 @@ def daemon_env(workdir: Path, sim: SimulatorProcess, secrets: Path, executor: st
         AI_QUANT_EXECUTOR=executor, AI_QUANT_SHARDS="1", AI_QUANT_ALERT_TARGETS="discord:#alerts",
         AI_QUANT_ALERT_DRY_RUN="1", AI_QUANT_OMS_NOT_FOUND_GRACE_MS="1000", AI_QUANT_OMS_RECONCILE_SECS="30",
         PYTHONUNBUFFERED="1", **{ENV_LIVE_ENABLE: "1", ENV_LIVE_CONFIRM: LIVE_CONFIRM_PHRASE},
+        # No venue-side stops: the simulator's market keeps moving after the last daemon stops, and a
+        # resting stop that fires then is a venue fill no ledger can have seen when the audit reads
+        # both (tests/e2e/test_daemon_live_protect.py covers kill -9 with protected positions).
+        AI_QUANT_PROTECT="0",
     )  # fmt: skip
     return env
 

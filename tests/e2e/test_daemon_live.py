@@ -217,10 +217,10 @@ def assert_funding_equals_venue(db: Path, sim: SimulatorProcess, user: str, venu
 
 def test_live_gates_open_fills_entries_and_exits_and_ledger_equals_venue(tmp_path, sim, wallet, daemons):
     user, key_hex, secrets = wallet
-    # The venue's protective stops rest 10 ATR beyond the software's (AI_QUANT_PROTECT_BUFFER_ATR):
-    # placed, moved and cancelled as usual, but none fires on its own after a SIGTERM, between the
-    # shutdown reconcile and the comparisons below.
-    gates = {ENV_LIVE_ENABLE: "1", ENV_LIVE_CONFIRM: LIVE_CONFIRM_PHRASE, "AI_QUANT_PROTECT_BUFFER_ATR": "10"}
+    # No venue-side stops (AI_QUANT_PROTECT=0): at --speed 1200 even one resting 10 ATR away fired
+    # after the SIGTERM, between the shutdown reconcile and the comparisons below (CI). Protective
+    # orders have their own e2e (test_daemon_live_protect).
+    gates = {ENV_LIVE_ENABLE: "1", ENV_LIVE_CONFIRM: LIVE_CONFIRM_PHRASE, "AI_QUANT_PROTECT": "0"}
     daemon = start_daemon(daemons, tmp_path, sim, secrets, "live", **gates)
     db = tmp_path / "state" / "trading_live.db"
     daemon.wait_log(r"venue broker ready mode=live .* gate=open may_send=True", timeout=30)

@@ -43,7 +43,9 @@ CYCLES = 6
 LOST_ACK_CYCLES = {1, 3}
 RECONCILE_CYCLE = 4  # right after a lost-ack kill: the reconcile has an in-flight order to settle
 RAY_CYCLES = {0, CYCLES}  # the first killed daemon and the final one run the Ray executor
-GATES = {ENV_LIVE_ENABLE: "1", ENV_LIVE_CONFIRM: LIVE_CONFIRM_PHRASE}
+# AI_QUANT_PROTECT=0: a venue stop resting after the last daemon stops can fire before the audit
+# reads the venue (its market keeps moving); test_daemon_live_protect covers kill -9 with stops.
+GATES = {ENV_LIVE_ENABLE: "1", ENV_LIVE_CONFIRM: LIVE_CONFIRM_PHRASE, "AI_QUANT_PROTECT": "0"}
 SLOW_VENUE_SECS = 0.1  # every REST answer this late in the reconcile cycle: a window to kill in
 
 

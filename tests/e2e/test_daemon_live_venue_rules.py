@@ -158,7 +158,8 @@ def test_unified_account_sizes_and_books_from_its_spot_balance(
     table's balance is the equity at export)."""
     user, key_hex, secrets = wallet
     sim = simulator_factory(*STRICT, "--fund", f"{user}=1000", "--unified", user)
-    daemon = start_daemon(daemons, tmp_path, sim, secrets, "live", **GATES)
+    # No venue stops: one firing after the SIGTERM would be a fill the ledger cannot have seen.
+    daemon = start_daemon(daemons, tmp_path, sim, secrets, "live", **GATES, AI_QUANT_PROTECT="0")
     db = tmp_path / "state" / "trading_live.db"
     daemon.wait_for(lambda: db_rows(db, "SELECT 1 FROM trades WHERE mode='live' AND kind='OPEN'"), timeout=90,
                     label="an entry filled")  # fmt: skip

@@ -168,7 +168,8 @@ def test_paper_refuses_a_dex_the_venue_does_not_list(tmp_path, sim, daemons):
 
 def test_live_enters_and_exits_builder_dex_assets_and_ledger_equals_venue(tmp_path, sim, wallet, daemons):  # noqa: F811
     user, _key_hex, secrets = wallet
-    gates = {ENV_LIVE_ENABLE: "1", ENV_LIVE_CONFIRM: LIVE_CONFIRM_PHRASE}
+    # No venue stops: one firing after the SIGTERM would be a fill the ledger cannot have seen.
+    gates = {ENV_LIVE_ENABLE: "1", ENV_LIVE_CONFIRM: LIVE_CONFIRM_PHRASE, "AI_QUANT_PROTECT": "0"}
     daemon = start_daemon(daemons, tmp_path, sim, secrets, "live", AI_QUANT_PERP_DEXES="xyz,flx",
                           AI_QUANT_SYMBOLS=",".join(XYZ + FLX), **gates)
     db = tmp_path / "state" / "trading_live.db"
