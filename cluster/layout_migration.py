@@ -1,7 +1,7 @@
 """The one-time conversion of version-1 (JSON) candle keys into the version-2 binary layout.
 
 Part of the Redis layout contract (`cluster.redis_layout` documents both versions and calls this
-through `RedisLayout.migrate_legacy`); the sidecar, the only writer of candle keys, runs it at
+directly); the sidecar, the only writer of candle keys, runs it at
 start before it reads or writes any candle. Nothing else ever reads version-1 keys.
 """
 

@@ -58,7 +58,8 @@ key. Nothing reads the version-1 keys otherwise.
 API (writers queue on a pipeline; readers make one round trip)
 --------------------------------------------------------------
 Writers (sidecar only): write_closed_candles / write_closed_many (publish=False for corrections),
-write_forming, write_mids, write_bbo, write_heartbeat, append_account_event, migrate_legacy;
+write_forming, write_mids, write_bbo, write_heartbeat, append_account_event (the sidecar's
+start-up conversion of old keys: `cluster.layout_migration.migrate_legacy`);
 shards: write_checkpoint. Readers: read_candle_keys, read_candles, read_candles_many,
 read_bars_since / read_candles_since (one round trip for any number of symbols, with the
 continuity proof), read_forming, read_mids, read_bbo, read_heartbeat, read_checkpoints,
@@ -415,15 +416,6 @@ class RedisLayout:
         where = self.forming_key(interval)
         return {s: decode_candle(r, f"{where}[{s}]")
                 for s, r in zip(symbols, raws, strict=True) if r is not None}
-
-    def migrate_legacy(self, client: Any, interval: str) -> int:
-        """Convert version-1 (JSON) candle keys of `interval` to version 2; return candles moved.
-
-        See `cluster.layout_migration.migrate_legacy` (sidecar start only).
-        """
-        from cluster.layout_migration import migrate_legacy
-
-        return migrate_legacy(self, client, interval)
 
     # ----------------------------------------------------------------- mids, BBO, heartbeat
     def write_mids(self, pipe: Any, mids: Mapping[str, float], venue_ms: int, wall_ms: int) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import redis
 
+from cluster.layout_migration import migrate_legacy
 from cluster.redis_layout import AccountEvent, Bbo, Heartbeat, LayoutError, RedisLayout
 from engine.storage.sqlite import (
     ensure_candles_table,
@@ -109,13 +110,13 @@ class SidecarStore:
     def last_closed(self, symbols: Sequence[str]) -> dict[str, int | None]:
         """Open time of the newest stored closed candle per symbol (the later of Redis and SQLite).
 
-        First converts candle keys of an older layout version (`RedisLayout.migrate_legacy`), so
+        First converts candle keys of an older layout version (`layout_migration.migrate_legacy`), so
         a Redis kept from an older engine is read, not re-downloaded. Marks Redis for
         reconciliation when it is down or behind SQLite.
         """
         remote: dict[str, int | None] | None = None
         try:
-            self._layout.migrate_legacy(self._client, self._interval)  # once: version-1 JSON keys
+            migrate_legacy(self._layout, self._client, self._interval)  # once: version-1 JSON keys
             tails = self._layout.read_candles_many(
                 self._client, dict.fromkeys(symbols), self._interval, limit=1
             )

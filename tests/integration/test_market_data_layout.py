@@ -7,6 +7,7 @@ from pathlib import Path
 
 import redis
 
+from cluster.layout_migration import migrate_legacy
 from cluster.redis_layout import LAYOUT_VERSION, AccountEvent, AccountEventKind, Bbo, Heartbeat, RedisLayout
 from cluster.shard_store import CandleRead, RedisShardStore
 from engine.sidecar.store import SidecarStore
@@ -181,5 +182,5 @@ def test_redis_with_version1_json_keys_is_read_after_sidecar_start(
     assert shard["ETH"].bars["c"].tolist() == [11, 12, 13, 14, 55]
     # done once: an old-format key written later (an old sidecar still running) is not read again
     redis_client.zadd(layout.legacy_candles_key("SOL", "1m"), {_legacy_json(_candle(1)): IV})
-    assert layout.migrate_legacy(redis_client, "1m") == 0
+    assert migrate_legacy(layout, redis_client, "1m") == 0
     assert layout.read_candles(redis_client, "SOL", "1m") == []
