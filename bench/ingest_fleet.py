@@ -50,7 +50,12 @@ PREFIX = "bf"
 
 
 class CloseWatcher(threading.Thread):
-    """Records the wall time each (market, close) notification arrives (the first one)."""
+    """Records the wall time each (market, close) notification arrives (the first one).
+
+    A notification names only the newest close of a market in its write: when a flush carries two
+    bars of one market (the sidecar fell behind, or a sync filled a gap), the older bar has no
+    notification of its own and became visible with the newer one (see `visible_at`).
+    """
 
     def __init__(self, url: str, layout: RedisLayout) -> None:
         super().__init__(daemon=True)
@@ -69,6 +74,14 @@ class CloseWatcher(threading.Thread):
             now = time.time()
             for sym, close in self.layout.parse_closed_notification(message["data"]):
                 self.seen.setdefault((sym, close), now)
+
+    def newest(self, symbol: str) -> int:
+        return max((c for (s, c) in list(self.seen) if s == symbol), default=0)
+
+    def visible_at(self, symbol: str, close: int) -> float | None:
+        """Wall time the bar closing at `close` became visible: the first notification at or after it."""
+        times = [w for (s, c), w in list(self.seen.items()) if s == symbol and c >= close]
+        return min(times) if times else None
 
     def close(self) -> None:
         self.stop.set()
@@ -195,7 +208,11 @@ def run(args: argparse.Namespace, state: Path) -> dict[str, Any]:
 
             _wait(measured, args.timeout + args.bars * 60 / args.speed, "the measured bars", procs, state)
             clock.sample()
-            time.sleep(0.5)  # late notifications of the last bar
+            def notified() -> tuple[bool, str]:  # the watcher thread may lag on a loaded machine
+                behind = sum(1 for sym in symbols if watcher.newest(sym) < last_t + IV - 1)
+                return behind == 0, f"{behind} markets without the last bar's notification"
+
+            _wait(notified, 30.0, "the last notifications", procs, state)
             sources = read_sources(client, FleetKeys(PREFIX), "1m", symbols)
             members = read_members(client, FleetKeys(PREFIX))
             missing = _missing(client, layout, symbols, first_t, last_t)
@@ -213,10 +230,12 @@ def run(args: argparse.Namespace, state: Path) -> dict[str, Any]:
             client.close()
     delays: list[float] = []
     arrivals: list[float] = []
-    for (_sym, close), wall in watcher.seen.items():
-        if first_t + IV - 1 <= close <= last_t + IV - 1:
-            delays.append((wall - clock.wall_of(close + 1)) * 1000)
-            arrivals.append(wall)
+    for sym in symbols:
+        for bar_t in range(first_t, last_t + 1, IV):
+            wall = watcher.visible_at(sym, bar_t + IV - 1)
+            if wall is not None:
+                delays.append((wall - clock.wall_of(bar_t + IV)) * 1000)
+                arrivals.append(wall)
     span = max(arrivals) - clock.wall_of(first_t) if arrivals else 0.0  # first bar's open → last key
     return {
         "benchmark": "ingest_fleet",
