@@ -171,6 +171,21 @@ def _missing(
     return sum(expected - int(n) for n in pipe.execute())
 
 
+def _visibility(
+    watcher: CloseWatcher, clock: SimClock, symbols: Sequence[str], first_t: int, last_t: int
+) -> tuple[list[float], float]:
+    """Close → visible delay (ms) of every measured bar, and the span first bar's open → last key (s)."""
+    delays: list[float] = []
+    arrivals: list[float] = []
+    for sym in symbols:
+        for bar_t in range(first_t, last_t + 1, IV):
+            wall = watcher.visible_at(sym, bar_t + IV - 1)
+            if wall is not None:
+                delays.append((wall - clock.wall_of(bar_t + IV)) * 1000)
+                arrivals.append(wall)
+    return delays, max(arrivals) - clock.wall_of(first_t) if arrivals else 0.0
+
+
 def run(args: argparse.Namespace, state: Path) -> dict[str, Any]:
     layout = RedisLayout(PREFIX)
     sim_args = ["--synthetic", str(args.markets), "--interval", "1m", "--speed", str(args.speed),
@@ -228,15 +243,7 @@ def run(args: argparse.Namespace, state: Path) -> dict[str, Any]:
                     proc.wait()
             sim.stop()
             client.close()
-    delays: list[float] = []
-    arrivals: list[float] = []
-    for sym in symbols:
-        for bar_t in range(first_t, last_t + 1, IV):
-            wall = watcher.visible_at(sym, bar_t + IV - 1)
-            if wall is not None:
-                delays.append((wall - clock.wall_of(bar_t + IV)) * 1000)
-                arrivals.append(wall)
-    span = max(arrivals) - clock.wall_of(first_t) if arrivals else 0.0  # first bar's open → last key
+    delays, span = _visibility(watcher, clock, symbols, first_t, last_t)
     return {
         "benchmark": "ingest_fleet",
         "markets": args.markets,
