@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ from strategies.sdk.columnar import ColumnarSet
 from strategies.sdk.strategy import (
     CONFIDENCE_CODES,
     SIGNAL_CODES,
+    ColumnWindow,
     DecisionContext,
     Row,
     Strategy,
@@ -43,6 +44,7 @@ Handle = tuple[tuple[Any, ...], int]  # (group key, member token): what `unenrol
 PRIMARY = -1  # the position of a symbol's primary row (shadows are 0.. in configured order)
 _NO_ROWS = np.empty(0, dtype=np.int64)
 _SIDES = (PositionSide.LONG, PositionSide.SHORT)
+_ALL = np.empty(0, dtype=np.int64)  # marker: every member of the group per row
 
 
 class _Group:
@@ -144,27 +146,64 @@ class BookDecisions:
         live = np.zeros(len(self.symbols.names), dtype=bool)
         ids = self.symbols.ids
         live[[ids[s] for s in btc if s in ids]] = True
-        texts: dict[str, int] = {"": 0}
-        chunks, positions = [], []
+        chosen = []
         for group in self._groups.values():
-            sym, pos, slot, name, ref, objs = group.columns()
-            sel = np.flatnonzero(live[sym])
-            if not len(sel):
-                continue
-            out = np.zeros(len(sel), dtype=ROW_DTYPE)
+            columns = group.columns()
+            sel = np.flatnonzero(live[columns[0]])
+            if len(sel):
+                chosen.append((group, columns, sel))
+        rows = np.zeros(sum(len(sel) for _g, _c, sel in chosen), dtype=ROW_DTYPE)
+        positions = np.empty(len(rows), dtype=np.int64)
+        texts: dict[str, int] = {"": 0}
+        windows: dict[tuple[int, bytes], ColumnWindow] = {}  # groups over the same rows of a set share one
+        at = 0
+        for group, (sym, pos, slot, name, ref, objs), sel in chosen:
+            out = rows[at: at + len(sel)]  # a view: the writes below land in `rows`
+            positions[at: at + len(sel)] = pos[sel]
+            at += len(sel)
             out["symbol"], out["variant"], out["strategy"] = sym[sel], name[sel], ref[sel]
             out["fault"] = NO_FAULT
             slots = slot[sel]
-            per_row = np.arange(len(sel)) if group.strategy is None else _fill(group, slots, out, texts)
-            for k in per_row.tolist():
-                symbol = self.symbols.names[int(out["symbol"][k])]
+            window = None if group.strategy is None else _window(windows, group.cset, slots)
+            per_row = _ALL if window is None else _fill(group, window, out, texts)
+            for k in (range(len(sel)) if per_row is _ALL else per_row.tolist()):
+                symbol = self.symbols.names[int(sym[sel[k]])]
                 record = _run(run_row, objs[sel[k]], group.cset, int(slots[k]), symbol, btc[symbol])
                 _put(out, k, record, texts)
-            chunks.append(out)
-            positions.append(pos[sel])
-        if not chunks:
-            return Decided(np.empty(0, dtype=ROW_DTYPE), _NO_ROWS, tuple(texts))
-        return Decided(np.concatenate(chunks), np.concatenate(positions), tuple(texts))
+        return Decided(rows, positions, tuple(texts))
+
+
+class _Gathered(Mapping[str, np.ndarray]):
+    """A set's kept columns for rows `idx`, gathered on first read (read-only: groups share them)."""
+
+    __slots__ = ("_cache", "_idx", "_kept")
+
+    def __init__(self, kept: Mapping[str, np.ndarray], idx: np.ndarray) -> None:
+        self._kept, self._idx = kept, idx
+        self._cache: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        got = self._cache.get(name)
+        if got is None:
+            got = self._cache[name] = self._kept[name][self._idx]
+            got.flags.writeable = False
+        return got
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._kept)
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+
+def _window(cache: dict[tuple[int, bytes], ColumnWindow], cset: ColumnarSet, idx: np.ndarray) -> ColumnWindow:
+    key = (id(cset), idx.tobytes())
+    window = cache.get(key)
+    if window is None:
+        bars = cset.bars[idx]
+        bars.flags.writeable = False
+        window = cache[key] = ColumnWindow(_Gathered(cset.kept, idx), bars)
+    return window
 
 
 def _run(run_row: RunRow, row: Any, cset: ColumnarSet, r: int, symbol: str,
@@ -182,25 +221,26 @@ def _put(out: np.ndarray, k: int, rec: VariantDecision, texts: dict[str, int]) -
               rec.exit_long, rec.exit_short)
 
 
-def _codes_ok(values: Any, allowed: tuple[int, ...]) -> bool:
-    return bool(np.isin(np.asarray(values), allowed).all())
+def _codes_ok(values: Any, low: int, high: int) -> bool:
+    values = np.asarray(values)
+    return not len(values) or (values.min() >= low and values.max() <= high)
 
 
-def _fill(group: _Group, idx: np.ndarray, out: np.ndarray, texts: dict[str, int]) -> np.ndarray:
-    """The array form over rows `idx` into `out`; return the positions to decide per row instead."""
+def _fill(group: _Group, window: ColumnWindow, out: np.ndarray, texts: dict[str, int]) -> np.ndarray:
+    """The array form over `window` into `out`; return the positions to decide per row instead."""
     strategy = group.strategy
     assert strategy is not None
-    window = group.cset.window(idx)
+    n = len(out)
     try:
         dec = evaluate_columns(strategy, window)
         warm = window.bars >= strategy.warmup
         exits = [strategy.indicator_exit_columns(side, window) for side in _SIDES]
-        if dec is None or any(e is None or np.shape(e) != (len(idx),) for e in exits):
+        if dec is None or any(e is None or np.shape(e) != (n,) for e in exits):
             raise ValueError("no complete array form")
-        if not (_codes_ok(dec.signal, (-1, 0, 1)) and _codes_ok(dec.confidence, (0, 1, 2))):
+        if not (_codes_ok(dec.signal, -1, 1) and _codes_ok(dec.confidence, 0, 2)):
             raise ValueError("signal or confidence code out of range")
     except Exception:  # the fence: the per-row path isolates (and records) whatever failed
-        return np.arange(len(idx))
+        return np.arange(n)
     out["signal"], out["confidence"], out["score"] = dec.signal, dec.confidence, dec.score
     out["close"] = window.col("Close")
     atr = window.col(strategy.rules.atr_column)
