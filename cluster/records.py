@@ -201,6 +201,22 @@ class VariantColumns:
         row = self.rows[i]
         return self.variants[row["variant"]], self.symbols[row["symbol"]]
 
+    def index_of(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """{(variant, symbol): row} for those of `keys` that have a row (vectorised over the rows)."""
+        var_id = {name: i for i, name in enumerate(self.variants)}
+        sym_id = {name: i for i, name in enumerate(self.symbols)}
+        width = len(self.variants)
+        wanted = [sym_id[s] * width + var_id[v] for v, s in keys if v in var_id and s in sym_id]
+        if not wanted:
+            return {}
+        codes = self.rows["symbol"].astype(np.int64) * width + self.rows["variant"]
+        return {self.key(i): i for i in np.flatnonzero(np.isin(codes, wanted)).tolist()}
+
+    def signal_symbols(self) -> set[str]:
+        """The symbols with at least one BUY or SELL row."""
+        rows = self.rows
+        return {self.symbols[i] for i in np.unique(rows["symbol"][rows["signal"] != 0]).tolist()}
+
     def take(self, index: np.ndarray | slice) -> VariantColumns:
         """The rows at `index` (same tables)."""
         return _columns(self.symbols, self.variants, self.strategies, self.texts, self.rows[index])
