@@ -4,13 +4,13 @@
 `ColumnarSet` of its declarations (`slot`). During a tick the shard `stage`s each symbol's new
 closed candles, then `flush` applies them all: step k applies every row's k-th staged candle in
 one vectorised update per set (`strategies.sdk.columnar`, bit-identical to the per-row
-`IndicatorState`). `decide` then evaluates every staged strategy row: rows whose strategies share
-`column_key()` and a set decide together through `evaluate_columns` and the array exits; a
-strategy without an array form, or one whose array form fails, is evaluated per row through the
-same fenced `run_row` as before (`cluster.shard_sdk`), so the records are the per-row records.
+`IndicatorState`).
 
-Reason codes: an array form that gives none costs exactness only in the record's `detail` of a
-NEUTRAL row; its BUY/SELL rows are re-evaluated per row for their reason. Pure (no I/O).
+Decisions live in `decisions` (`cluster.book_decide.BookDecisions`): a symbol whose every SDK
+strategy sits in the book enrols its strategy rows once; they are kept grouped by (array form,
+set) as index arrays, so a tick decides them in a few array operations per group, per row only
+where the per-row path is the reference (no array form, a failing one, or a BUY/SELL reason the
+array form does not give). The rows come back columnar (`cluster.records.ROW_DTYPE`). Pure (no I/O).
 """
 
 from __future__ import annotations
