@@ -162,6 +162,8 @@ def _variant_parity(source: Any, hist: dict[str, list[Candle]], symbols: list[st
 
     plan = source.plan
     checked = mismatches = signals = 0
+    # each tick's variant records of a symbol by name, built once (a columnar record is built on access)
+    by_name = [{s: {v.variant: v for v in r[s].variants} for s in symbols} for r in shard_records]
     for sym in symbols:
         candles = hist[sym][: first_bar + len(shard_records)]
         frame = pd.DataFrame({"timestamp": [c.t for c in candles], "Open": [c.o for c in candles],
@@ -179,7 +181,7 @@ def _variant_parity(source: Any, hist: dict[str, list[Candle]], symbols: list[st
                 ctx = DecisionContext(symbol=sym, bars=i + 1)
                 want = evaluate(strategy, rows[max(0, i + 1 - k): i + 1], ctx)
                 rec = records[sym]
-                got = rec.primary if name is None else next(v for v in rec.variants if v.variant == name)
+                got = rec.primary if name is None else by_name[tick][sym].get(name)
                 checked += 1
                 same = isinstance(want, StrategyDecision) and got is not None and (
                     got.signal, got.confidence, got.score) == (want.signal, want.confidence, want.score)

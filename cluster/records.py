@@ -1,20 +1,34 @@
 """What shards return to the driver and what the pool reports about shards. Small and picklable.
 
 A `ShardDecision` crosses the Ray boundary once per symbol per tick, so it holds plain values
-and small frozen records only (no frames, no numpy, no dicts read back by key). The status says
-whether the signal is a real decision for the expected candle or a fail-closed "no signal"; the
-pool fills in the shard-level statuses.
+and small frozen records only (no frames, no dicts read back by key). The status says whether
+the signal is a real decision for the expected candle or a fail-closed "no signal"; the pool
+fills in the shard-level statuses.
+
+Shadow variants are columnar (issue 12): a shard's tick returns ALL its (symbol, variant) rows as
+one `VariantColumns` (one numpy structured array plus small string tables; Ray ships the array
+zero-copy), and each `ShardDecision.variants` is a `VariantRows` view of its symbol's span there.
+A `VariantDecision` object is built only when someone reads one row (`VariantRows[i]`, the rows
+that open or close a shadow position); the shadow fleet filters the rest with array operations.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from operator import attrgetter
+from typing import Any
+
+import numpy as np
 
 from strategies.enums import Confidence, EntryKind, Signal
+from strategies.sdk.strategy import CONFIDENCE_CODES, SIGNAL_CODES
 from strategies.signals import SignalFeatures
+
+__all__ = ["ROW_DTYPE", "PackedTick", "ShardDecision", "ShardStatus", "TickResult", "VariantColumns",
+           "VariantDecision", "VariantRows", "make_decision", "no_signal", "pack_decisions",
+           "unpack_decisions"]
 
 
 class ShardStatus(StrEnum):
@@ -92,13 +106,251 @@ class ShardDecision:
     shard: int = -1
     entry_kind: EntryKind = EntryKind.NONE
     features: SignalFeatures | None = None
-    variants: tuple[VariantDecision, ...] = ()  # one per shadow variant configured for the symbol
+    variants: Sequence[VariantDecision] = ()  # one per shadow variant (a VariantRows from a shard)
     primary: VariantDecision | None = None  # the SDK primary's record; None when mei_alpha_v1 decides
 
     @property
     def actionable(self) -> bool:
         """True when this is a real BUY/SELL decision on the requested candle."""
         return self.status is ShardStatus.OK and self.signal is not Signal.NEUTRAL
+
+
+# ---------------------------------------------------------------------------------------------
+# Columnar variant rows (issue 12): see the module docstring.
+
+ROW_DTYPE = np.dtype([("symbol", "<i4"), ("variant", "<i4"), ("strategy", "<i4"), ("fault", "<i4"),
+                      ("detail", "<i4"), ("score", "<f8"), ("close", "<f8"), ("entry_atr", "<f8"),
+                      ("signal", "i1"), ("confidence", "i1"), ("exit_long", "?"), ("exit_short", "?")])
+NO_FAULT = -1  # the `fault` index of a row that decided cleanly
+_SIGNAL_OF_CODE = {code: signal for signal, code in SIGNAL_CODES.items()}
+_CONFIDENCE_OF_CODE = {code: conf for conf, code in CONFIDENCE_CODES.items()}
+_TABLES = ("symbols", "variants", "strategies", "texts")
+_INDEX_OF = (("symbol", "symbols", 0), ("variant", "variants", 0), ("strategy", "strategies", 0),
+             ("fault", "texts", NO_FAULT), ("detail", "texts", 0))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class VariantColumns:
+    """Many `VariantDecision`s (each with its symbol) as one structured array plus string tables.
+
+    `rows` has dtype `ROW_DTYPE`: symbol / variant / strategy index into `symbols` / `variants` /
+    `strategies`; signal code (+1 BUY, -1 SELL, 0 NEUTRAL) and confidence code (0 LOW, 1 MEDIUM,
+    2 HIGH) as in `strategies.sdk.strategy`; score, close, entry_atr, exit_long, exit_short as in
+    `VariantDecision`; fault (index into `texts`, NO_FAULT when clean) and detail (index into
+    `texts`). Construction validates every code and index (`validate`), so a malformed block fails
+    at the seam instead of trading the wrong variant. Treat `rows` as read-only: after a Ray hop it
+    is a view of the object store.
+    """
+
+    symbols: tuple[str, ...]
+    variants: tuple[str, ...]
+    strategies: tuple[str, ...]
+    texts: tuple[str, ...]
+    rows: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError unless `rows` is a 1-D ROW_DTYPE array whose codes and indices are in range."""
+        rows = self.rows
+        if not isinstance(rows, np.ndarray) or rows.dtype != ROW_DTYPE or rows.ndim != 1:
+            raise ValueError(f"VariantColumns.rows must be a 1-D ROW_DTYPE array, got {rows!r:.80}")
+        if not all(isinstance(getattr(self, t), tuple) for t in _TABLES):
+            raise ValueError("VariantColumns string tables must be tuples")
+        if not len(rows):
+            return
+        for column, table, low in _INDEX_OF:
+            values = rows[column]
+            if values.min() < low or values.max() >= len(getattr(self, table)):
+                raise ValueError(f"VariantColumns: a {column} index is outside its table ({table})")
+        for column, low, high in (("signal", -1, 1), ("confidence", 0, 2)):
+            values = rows[column]
+            if values.min() < low or values.max() > high:
+                raise ValueError(f"VariantColumns: a {column} code is outside {low}..{high}")
+
+    @classmethod
+    def empty(cls) -> VariantColumns:
+        return _columns((), (), (), ("",), np.empty(0, dtype=ROW_DTYPE))
+
+    @classmethod
+    def from_records(cls, items: Iterable[tuple[str, VariantDecision]]) -> VariantColumns:
+        """Columns of (symbol, record) pairs, in order (the per-row path and tests; one loop per row)."""
+        tables: tuple[dict[str, int], ...] = ({}, {}, {}, {"": 0})
+        values = []
+        for symbol, v in items:
+            sym, var, ref, text = (t.setdefault(x, len(t)) for t, x in zip(
+                tables, (symbol, v.variant, v.strategy, v.detail), strict=True))
+            fault = NO_FAULT if v.fault is None else tables[3].setdefault(v.fault, len(tables[3]))
+            values.append((sym, var, ref, fault, text, v.score, v.close, v.entry_atr, SIGNAL_CODES[v.signal],
+                           CONFIDENCE_CODES[v.confidence], v.exit_long, v.exit_short))
+        return cls(*(tuple(t) for t in tables), np.array(values, dtype=ROW_DTYPE))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def decision(self, i: int) -> VariantDecision:
+        """Row i as a `VariantDecision` (one object: for the rows that act)."""
+        _s, var, ref, fault, detail, score, close, atr, signal, conf, long_, short = self.rows[i].item()
+        return VariantDecision(self.variants[var], self.strategies[ref], _SIGNAL_OF_CODE[signal],
+                               _CONFIDENCE_OF_CODE[conf], score, close, atr, long_, short,
+                               None if fault < 0 else self.texts[fault], self.texts[detail])
+
+    def key(self, i: int) -> tuple[str, str]:
+        """(variant name, symbol) of row i: the shadow book's key."""
+        row = self.rows[i]
+        return self.variants[row["variant"]], self.symbols[row["symbol"]]
+
+    def index_of(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """{(variant, symbol): row} for those of `keys` that have a row (vectorised over the rows)."""
+        var_id = {name: i for i, name in enumerate(self.variants)}
+        sym_id = {name: i for i, name in enumerate(self.symbols)}
+        width = len(self.variants)
+        wanted = [sym_id[s] * width + var_id[v] for v, s in keys if v in var_id and s in sym_id]
+        if not wanted:
+            return {}
+        codes = self.rows["symbol"].astype(np.int64) * width + self.rows["variant"]
+        return {self.key(i): i for i in np.flatnonzero(np.isin(codes, wanted)).tolist()}
+
+    def signal_symbols(self) -> set[str]:
+        """The symbols with at least one BUY or SELL row."""
+        rows = self.rows
+        return {self.symbols[i] for i in np.unique(rows["symbol"][rows["signal"] != 0]).tolist()}
+
+    def take(self, index: np.ndarray | slice) -> VariantColumns:
+        """The rows at `index` (same tables)."""
+        return _columns(self.symbols, self.variants, self.strategies, self.texts, self.rows[index])
+
+    @staticmethod
+    def concat(parts: Sequence[VariantColumns]) -> VariantColumns:
+        """One block of `parts`' rows in order, tables merged (indices remapped, vectorised per part)."""
+        if not parts:
+            return VariantColumns.empty()
+        if len(parts) == 1:
+            return parts[0]
+        merged: tuple[dict[str, int], ...] = ({}, {}, {}, {"": 0})
+        remaps: dict[tuple[int, int], np.ndarray] = {}  # old index -> new index, per (table, merged table)
+
+        def remap(table: tuple[str, ...], into: dict[str, int]) -> np.ndarray:
+            got = remaps.get((id(table), id(into)))  # slices of one block share their tables: once each
+            if got is None:
+                new = [into.setdefault(x, len(into)) for x in table]
+                got = remaps[(id(table), id(into))] = np.array([*new, NO_FAULT], dtype=np.int32)
+            return got
+
+        chunks = []
+        for part in parts:
+            rows = part.rows.copy()
+            for (column, table, _low), into in zip(_INDEX_OF, (*merged, merged[3]), strict=True):
+                rows[column] = remap(getattr(part, table), into)[rows[column]]  # -1 maps to the NO_FAULT tail
+            chunks.append(rows)
+        return _columns(*(tuple(t) for t in merged), np.concatenate(chunks))
+
+
+def _columns(symbols: tuple[str, ...], variants: tuple[str, ...], strategies: tuple[str, ...],
+             texts: tuple[str, ...], rows: np.ndarray) -> VariantColumns:
+    """A VariantColumns derived from validated ones (take, concat): no second validation pass."""
+    obj = object.__new__(VariantColumns)
+    for name, value in zip((*_TABLES, "rows"), (symbols, variants, strategies, texts, rows), strict=True):
+        object.__setattr__(obj, name, value)
+    return obj
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class VariantRows(Sequence[VariantDecision]):
+    """One symbol's shadow variants: rows [start, stop) of a tick's `VariantColumns`.
+
+    A Sequence of `VariantDecision` built on access, so code that iterates keeps working; the
+    shadow fleet reads the block's arrays instead. Equal to any sequence of the same records.
+    """
+
+    block: VariantColumns
+    start: int
+    stop: int
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, i: int | slice) -> Any:
+        if isinstance(i, slice):
+            return tuple(self[j] for j in range(*i.indices(len(self))))
+        n = self.stop - self.start
+        if not -n <= i < n:
+            raise IndexError(f"variant row {i} out of range ({n} rows)")
+        return self.block.decision(self.start + (i if i >= 0 else n + i))
+
+    def __iter__(self) -> Iterator[VariantDecision]:
+        return map(self.block.decision, range(self.start, self.stop))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            return tuple(self) == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
+
+
+def collect_rows(seqs: Iterable[Sequence[VariantDecision]], symbols: Iterable[str],
+                 ) -> tuple[VariantColumns, list[tuple[int, int]]]:
+    """One block with every sequence's rows in order, and each sequence's (start, stop) in it.
+
+    Contiguous `VariantRows` of one block (what a shard produces) are kept as they are, without a
+    copy; other sequences are turned into columns (one loop per row: the per-row paths only).
+    """
+    parts: list[VariantColumns] = []
+    spans: list[tuple[int, int]] = []
+    run: list[Any] = []  # [block, start, stop] of the current contiguous run
+    pos = 0
+
+    def close_run() -> None:
+        if run:
+            block, start, stop = run
+            parts.append(block if (start, stop) == (0, len(block)) else block.take(slice(start, stop)))
+            run.clear()
+
+    for seq, symbol in zip(seqs, symbols, strict=True):
+        n = len(seq)
+        spans.append((pos, pos + n))
+        pos += n
+        if not n:
+            continue
+        if isinstance(seq, VariantRows):
+            if run and run[0] is seq.block and run[2] == seq.start:
+                run[2] = seq.stop
+                continue
+            close_run()
+            run.extend((seq.block, seq.start, seq.stop))
+        else:
+            close_run()
+            parts.append(VariantColumns.from_records((symbol, v) for v in seq))
+    close_run()
+    return VariantColumns.concat(parts), spans
+
+
+def gather_rows(decisions: Iterable[ShardDecision]) -> VariantColumns:
+    """Every decision's variant rows in one block, grouped by the block they came in (order not kept).
+
+    The shadow fleet's tick-wide view: one boolean mask per shard block, no per-row objects.
+    """
+    masks: dict[int, tuple[VariantColumns, np.ndarray]] = {}
+    loose: list[ShardDecision] = []
+    for d in decisions:
+        v = d.variants
+        if isinstance(v, VariantRows):
+            entry = masks.get(id(v.block))
+            if entry is None:
+                entry = masks[id(v.block)] = (v.block, np.zeros(len(v.block), dtype=bool))
+            entry[1][v.start:v.stop] = True
+        elif v:
+            loose.append(d)
+    parts = [block if mask.all() else block.take(mask) for block, mask in masks.values()]
+    if loose:
+        parts.append(VariantColumns.from_records((d.symbol, v) for d in loose for v in d.variants))
+    return VariantColumns.concat(parts)
 
 
 PackedDecision = tuple  # (symbol, key, status, signal, confidence, score, t, btc, gap, shard, kind, features,
@@ -139,31 +391,47 @@ def _unpack_variant(values: tuple[object, ...] | None) -> VariantDecision | None
     return VariantDecision(name, ref, _SIGNAL[signal], _CONFIDENCE[confidence], *rest)  # type: ignore[arg-type]
 
 
-def pack_decisions(records: Iterable[ShardDecision]) -> list[PackedDecision]:
-    """Return records as tuples of plain values: ~3x cheaper to pickle across the Ray boundary.
+PackedTick = tuple  # (list of PackedDecision, VariantColumns of every record's variant rows)
+
+
+def pack_decisions(records: Sequence[ShardDecision]) -> PackedTick:
+    """Return a tick's records as tuples of plain values plus ONE block of all their variant rows.
 
     Pickling 5,000 dataclass records costs ~17 ms each way (enum members and dataclass state are
     pickled per object); tuples of str/float/int cost ~5 ms to pack+pickle, ~10 ms to unpack.
+    Variant rows travel as `VariantColumns` (a numpy structured array Ray ships zero-copy); each
+    packed record holds its (start, stop) there.
     """
     # Enum.value is slow: map through plain dicts
     status, signal, confidence, kind = _STATUS_VALUE, _SIGNAL_VALUE, _CONFIDENCE_VALUE, _KIND_VALUE
-    return [
+    block, spans = collect_rows([r.variants for r in records], [r.symbol for r in records])
+    packed = [
         (r.symbol, r.candle_key, status[r.status], signal[r.signal], confidence[r.confidence], r.score, r.t,
          r.btc_bullish, r.history_gap, r.shard, kind[r.entry_kind], _pack_features(r.features),
-         tuple(map(_pack_variant, r.variants)), _pack_variant(r.primary))
-        for r in records
+         span, _pack_variant(r.primary))
+        for r, span in zip(records, spans, strict=True)
     ]
+    return packed, block
 
 
-def unpack_decisions(rows: Iterable[PackedDecision]) -> list[ShardDecision]:
-    """Inverse of pack_decisions; raises KeyError on an unknown status/signal/confidence/kind value."""
-    return [
-        make_decision(symbol, key, _STATUS[status], _SIGNAL[signal], _CONFIDENCE[confidence], score, t,
-                      btc, gap, shard, _KIND[kind], _unpack_features(features),
-                      tuple(map(_unpack_variant, variants)), _unpack_variant(primary))
-        for (symbol, key, status, signal, confidence, score, t, btc, gap, shard, kind, features, variants,
-             primary) in rows
-    ]
+def unpack_decisions(packed: PackedTick) -> list[ShardDecision]:
+    """Inverse of pack_decisions; raises KeyError on an unknown status/signal/confidence/kind value and
+    ValueError on a malformed variant block or span."""
+    rows, block = packed
+    if not isinstance(block, VariantColumns):
+        raise ValueError(f"packed tick without a VariantColumns block: {type(block).__name__}")
+    block.validate()  # unpickling skips __post_init__: the seam checks the block here
+    size = len(block)
+    out = []
+    for (symbol, key, status, signal, confidence, score, t, btc, gap, shard, kind, features, (start, stop),
+         primary) in rows:
+        if not 0 <= start <= stop <= size:
+            raise ValueError(f"variant span {start}:{stop} of {symbol} outside the block of {size} rows")
+        out.append(make_decision(symbol, key, _STATUS[status], _SIGNAL[signal], _CONFIDENCE[confidence],
+                                 score, t, btc, gap, shard, _KIND[kind], _unpack_features(features),
+                                 VariantRows(block, start, stop) if stop > start else (),
+                                 _unpack_variant(primary)))
+    return out
 
 
 # ShardDecision's field setters in declaration order. A frozen dataclass's __init__ assigns each
@@ -192,7 +460,7 @@ def make_decision(
     shard: int,
     entry_kind: EntryKind,
     features: SignalFeatures | None,
-    variants: tuple[VariantDecision, ...] = (),
+    variants: Sequence[VariantDecision] = (),
     primary: VariantDecision | None = None,
 ) -> ShardDecision:
     """Return `ShardDecision(...)` with every field given, ~3x cheaper than its frozen __init__."""

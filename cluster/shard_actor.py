@@ -13,7 +13,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from cluster.metrics import shard_metrics
-from cluster.records import PackedDecision, pack_decisions
+from cluster.records import PackedTick, pack_decisions
 from cluster.redis_layout import RedisLayout
 from cluster.shard_core import ConfigSource, ShardCore, ShardSettings
 from cluster.shard_store import RedisShardStore
@@ -50,8 +50,8 @@ class SignalShard:
         batch: Mapping[str, int],
         want_snapshot: Collection[str] = (),
         configs: tuple[int, ConfigSource] | None = None,
-    ) -> list[PackedDecision]:
-        """Delegate to `ShardCore.evaluate`: {symbol: candle key} -> one packed record per symbol.
+    ) -> PackedTick:
+        """Delegate to `ShardCore.evaluate`: {symbol: candle key} -> packed records + one variant block.
 
         `configs` = (version, configs) of the driver's current strategy config. It rides along
         with every call because a Ray restart re-runs __init__ with the ORIGINAL arguments: the

@@ -38,11 +38,12 @@ import hashlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from cluster.anchor import AnchorTrend
+from cluster.book_decide import split_by_symbol
 from cluster.columnar_book import ColumnBook
 from cluster.metrics import ShardMetrics
 from cluster.records import ShardDecision, ShardStatus, VariantDecision, make_decision, no_signal
@@ -58,6 +59,7 @@ from strategies.signals import decide_lean
 
 log = logging.getLogger(__name__)
 
+Ready = Mapping[str, tuple[VariantDecision | None, Sequence[VariantDecision]]]  # the book's, by symbol
 RECENT_ROWS = 4  # rows the decision needs (current bar + 3 previous MACD histograms)
 
 
@@ -196,7 +198,7 @@ class ShardCore:
         if old is not None and old is not state:
             old.release()
         if state.sdk is not None and self._book is not None:
-            state.sdk.attach(self._book)
+            state.sdk.attach(self._book, symbol)
         self._states[symbol] = state
         return state
 
@@ -356,25 +358,24 @@ class ShardCore:
                 kept[symbol] = view
         return kept
 
-    def _decide_columns(self, views: Mapping[str, Any], batch: Mapping[str, int],
-                        ) -> dict[tuple[str, str], VariantDecision]:
-        """The book's vectorised decisions of every columnar SDK row about to decide (close mode)."""
+    def _decide_columns(self, views: Mapping[str, Any], batch: Mapping[str, int]) -> Ready:
+        """The book's array decisions of every enrolled symbol about to decide (close mode), by symbol."""
         if self._book is None or not self._settings.signal_on_candle_close:
             return {}
-        requests = []
+        btc: dict[str, bool | None] = {}
         for symbol in views:
             state = self._states.get(symbol)
-            if state is None or state.sdk is None or state.last_t is None or state.last_close_ms is None:
+            if state is None or state.sdk is None or not state.sdk.enrolled or state.last_t is None:
                 continue
             key = batch[symbol]
-            if state.last_close_ms < key or state.last_t > key:
+            if state.last_close_ms is None or state.last_close_ms < key or state.last_t > key:
                 continue  # _decide names the reason; nothing to decide
-            btc = self._anchor.bullish_at(state.last_t)
-            requests += [(symbol, row, slot, btc) for row, slot in state.sdk.slot_rows()]
-        if not requests:
+            btc[symbol] = self._anchor.bullish_at(state.last_t)
+        if not btc:
             return {}
+        book = self._book.decisions
         try:
-            return self._book.decide(requests, run_row)
+            return split_by_symbol(book.decide(btc, run_row), book, list(btc))
         except Exception:  # per row below (each row fenced on its own)
             log.exception("shard %d: columnar decisions failed; deciding per row", self.index)
             return {}
@@ -438,7 +439,7 @@ class ShardCore:
 
     def _evaluate_symbol(
         self, symbol: str, key: int, view: tuple[list[Candle], bool] | None, with_snapshot: bool,
-        ready: Mapping[tuple[str, str], VariantDecision] | None = None, *, advanced: bool = False,
+        ready: Ready | None = None, *, advanced: bool = False,
     ) -> ShardDecision:
         try:
             through = self._through(key)
@@ -490,7 +491,7 @@ class ShardCore:
         return peek
 
     def _decide(self, symbol: str, key: int, state: _SymbolState, with_snapshot: bool,
-                ready: Mapping[tuple[str, str], VariantDecision] | None = None) -> ShardDecision:
+                ready: Ready | None = None) -> ShardDecision:
         last_t, last_close_ms = state.last_t, state.last_close_ms
         status = None
         if last_t is None or last_close_ms is None:
@@ -504,7 +505,8 @@ class ShardCore:
                                  history_gap=state.history_gap)
         btc_bullish = self._anchor.bullish_at(last_t)
         sdk = state.sdk
-        primary, variants = sdk.decide(symbol, btc_bullish, ready) if sdk is not None else (None, ())
+        book = None if ready is None else ready.get(symbol)
+        primary, variants = sdk.decide(symbol, btc_bullish, book) if sdk is not None else (None, ())
         ind = state.ind
         if ind is None:  # an SDK primary trades the symbol; a fault is NEUTRAL with the fault on record
             assert primary is not None

@@ -13,20 +13,23 @@ every other symbol go on.
 Checkpoints: `to_state()` is a list of the states' own JSON checkpoints (bit-exact),
 `restore(states)` puts them back or returns False (other declarations: rebuild from the store).
 
-Columnar (issue 12): `attach(book)` moves every state whose declarations have columnar twins into
-a row of the shard's `cluster.columnar_book.ColumnBook` (the per-row state is loaded there
-exactly); from then on `stage` queues candles for the book's vectorised flush and `slots()` names
-the rows the book decides. Checkpoints export the rows back to the same per-row format; `copy()`
-(the open-mode peek) is a detached per-row copy. `detach()` gives the rows back.
+Columnar (issue 12): `attach(book, symbol)` moves every state whose declarations have columnar
+twins into a row of the shard's `cluster.columnar_book.ColumnBook` (the per-row state is loaded
+there exactly); from then on `stage` queues candles for the book's vectorised flush. When every
+state made it into the book, the symbol's strategy rows are enrolled in the book's decisions
+(`cluster.book_decide`, `enrolled`), which decide them in arrays; `decide` then takes the book's
+result as it is. Checkpoints export the rows back to the same per-row format; `copy()` (the
+open-mode peek) is a detached per-row copy. `detach()` gives the rows back.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from cluster.book_decide import PRIMARY, Handle
 from cluster.columnar_book import ColumnBook, Slot
 from cluster.records import VariantDecision
 from strategies.enums import Confidence, ExitReason, PositionSide, Signal
@@ -88,7 +91,8 @@ def run_row(row: _Row, rows: Sequence[Row], ctx: DecisionContext) -> VariantDeci
 class SdkRows:
     """The SDK strategies of one symbol and their (shared) indicator states."""
 
-    __slots__ = ("_book", "_primary", "_sets", "_shadows", "_slots", "_states", "fingerprint")
+    __slots__ = ("_book", "_handles", "_primary", "_sets", "_shadows", "_slots", "_states", "_symbol",
+                 "fingerprint")
 
     def __init__(self, primary: tuple[str, Strategy[Any]] | None,
                  shadows: Sequence[tuple[str, str, Strategy[Any]]]) -> None:
@@ -113,6 +117,8 @@ class SdkRows:
         self._sets = tuple(zip(sets, keep, strict=True))
         self._states: list[IndicatorState] = [s.incremental(k) for s, k in self._sets]
         self._book: ColumnBook | None = None
+        self._symbol = ""
+        self._handles: list[Handle] = []  # the book's enrolment of these rows (empty: decided per row)
         self._slots: list[Slot | None] = [None] * len(self._sets)
         described = repr([(s.specs, k) for s, k in self._sets])
         self.fingerprint = hashlib.blake2b(described.encode(), digest_size=8).hexdigest()
@@ -142,10 +148,15 @@ class SdkRows:
         slot = self._slots[0]
         return int(slot[0].bars[slot[1]]) if slot is not None else self._states[0].bars
 
-    def attach(self, book: ColumnBook) -> None:
+    @property
+    def enrolled(self) -> bool:
+        """True when the book decides every row of this symbol (`ColumnBook.decisions`)."""
+        return bool(self._handles)
+
+    def attach(self, book: ColumnBook, symbol: str) -> None:
         """Move the states with columnar twins into rows of `book` (exact; see the module docstring)."""
         self.detach()
-        self._book = book
+        self._book, self._symbol = book, symbol
         for g, (iset, keep) in enumerate(self._sets):
             if supports_columnar(iset):
                 slot = book.slot(iset, keep)
@@ -155,9 +166,17 @@ class SdkRows:
                     book.release(slot)
                     continue
                 self._slots[g] = slot
+        if all(slot is not None for slot in self._slots):
+            rows = [] if self._primary is None else [(PRIMARY, self._primary)]
+            rows += list(enumerate(self._shadows))
+            members = [(pos, row, self._slots[row.group]) for pos, row in rows]
+            self._handles = book.decisions.enrol(symbol, members)  # type: ignore[arg-type]
 
     def detach(self) -> None:
         """Export the book's rows back to per-row states and give the rows back."""
+        if self._book is not None and self._handles:
+            self._book.decisions.unenrol(self._handles)
+        self._handles = []
         for g, slot in enumerate(self._slots):
             if slot is not None:
                 self._states[g] = slot[0].export(slot[1])
@@ -178,11 +197,6 @@ class SdkRows:
     def slots(self) -> list[Slot]:
         """The columnar rows this symbol holds in the book."""
         return [slot for slot in self._slots if slot is not None]
-
-    def slot_rows(self) -> list[tuple[_Row, Slot]]:
-        """(strategy row, its columnar slot) for every row the book decides (primary first)."""
-        rows = ([self._primary] if self._primary is not None else []) + list(self._shadows)
-        return [(row, slot) for row in rows if (slot := self._slots[row.group]) is not None]
 
     def update(self, t: int, o: float, h: float, low: float, c: float, v: float) -> None:
         """Apply one closed candle to every state (detached per-row states only: the open-mode peek)."""
@@ -208,7 +222,7 @@ class SdkRows:
         self.detach()
         self._states = restored
         if book is not None:
-            self.attach(book)
+            self.attach(book, self._symbol)
         return True
 
     def copy(self) -> SdkRows:
@@ -217,23 +231,23 @@ class SdkRows:
         twin._primary, twin._shadows, twin._sets, twin.fingerprint = (
             self._primary, self._shadows, self._sets, self.fingerprint)
         twin._book, twin._slots = None, [None] * len(self._sets)
+        twin._symbol, twin._handles = self._symbol, []
         twin._states = [s.restore(self._state(g).to_state(), k) for g, (s, k) in enumerate(self._sets)]
         return twin
 
     def decide(self, symbol: str, btc_bullish: bool | None,
-               ready: Mapping[tuple[str, str], VariantDecision] | None = None,
-               ) -> tuple[VariantDecision | None, tuple[VariantDecision, ...]]:
+               ready: tuple[VariantDecision | None, Sequence[VariantDecision]] | None = None,
+               ) -> tuple[VariantDecision | None, Sequence[VariantDecision]]:
         """Return (the primary's record or None, one record per shadow) on the newest candle.
 
-        `ready` holds records the book already decided for this tick, keyed (symbol, row name).
+        `ready` is what the book already decided for this symbol this tick (`cluster.book_decide`);
+        without it every row is evaluated here, per row.
         """
-        ready = ready or {}
+        if ready is not None:
+            return ready
         ctx = DecisionContext(symbol=symbol, bars=self.bars, btc_bullish=btc_bullish)
 
         def one(row: _Row) -> VariantDecision:
-            done = ready.get((symbol, row.name))
-            if done is not None:
-                return done
             slot = self._slots[row.group]
             rows = slot[0].rows(slot[1]) if slot is not None else self._states[row.group].rows()
             return run_row(row, rows, ctx)

@@ -1,8 +1,10 @@
 """The live shadow fleet: every shadow variant trades its own paper book, never the venue.
 
 Each tick the engine hands the fleet the shards' decisions (each `ShardDecision.variants` holds
-one `VariantDecision` per shadow variant of that symbol) and the mids it already fetched. For
-every (variant, symbol), at most one action per tick:
+one `VariantDecision` per shadow variant of that symbol, columnar: `cluster.records.VariantRows`)
+and the mids it already fetched. The fleet reads all rows of the tick as one `VariantColumns` and
+filters them with array operations: a record object is built only for a row that opens, closes
+or faults. For every (variant, symbol), at most one action per tick:
 
 1. open position: close it when the variant's `ExitRules` say so at the mid
    (`strategies.sdk.exits.check_rules_exit`: stop, trailing stop, take-profit; the trailing stop
@@ -36,7 +38,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from cluster.records import ShardDecision, VariantDecision
+import numpy as np
+
+from cluster.records import NO_FAULT, ShardDecision, VariantColumns, VariantDecision, gather_rows
 from engine.config.env import env_float
 from engine.enums import LedgerKind
 from engine.execution import fill_model
@@ -176,14 +180,15 @@ class ShadowFleet:
         """Exits, entries (when `entries`), funding (when rates are given and funding is on)."""
         started = time.perf_counter()
         batch = _Batch(positions=dict(self._positions), now_ms=now_ms)
-        quotes = self._quotes(decisions, quotes)
-        by_key = {(v.variant, symbol): v for symbol, d in decisions.items() for v in d.variants}
+        cols = gather_rows(decisions.values())  # every variant row of the tick, columnar (no objects)
+        quotes = self._quotes(cols, quotes)
+        index = cols.index_of(self._positions.keys() | self._faulted)  # the rows that need a lookup
         for key in sorted(self._positions):
-            self._guarded(batch, key, self._exit_one, batch, key, by_key.get(key), quotes, now_ms)
+            row = index.get(key)
+            decision = None if row is None else cols.decision(row)
+            self._guarded(batch, key, self._exit_one, batch, key, decision, quotes, now_ms)
         if entries:
-            for key in sorted(by_key):
-                if key not in batch.touched:
-                    self._guarded(batch, key, self._entry_one, batch, key, by_key[key], quotes, now_ms)
+            self._entries(batch, cols, index, quotes, now_ms)
         if funding_rates is not None and self._settings.funding_enabled:
             self._funding(batch, funding_rates, quotes)
         self._store.apply(batch.fills, list(batch.changes.values()), self._recorded_ms())
@@ -196,11 +201,38 @@ class ShadowFleet:
                                             len(self._positions), elapsed)  # fmt: skip
         return self.last_report
 
+    def _entries(self, batch: _Batch, cols: VariantColumns, index: Mapping[tuple[str, str], int],
+                 quotes: Mapping[str, PriceQuote], now_ms: int) -> None:  # fmt: skip
+        """`_entry_one` for the rows that can change something (a signal, a fault, a variant without
+        exit rules), in key order; a quiet clean row only clears its key's logged fault."""
+        rows = cols.rows
+        clean = rows["fault"] == NO_FAULT
+        ruled = self._ruled(batch, cols)[rows["variant"]]
+        quiet = rows["signal"] == 0
+        for key in sorted(self._faulted):
+            i = index.get(key)
+            if i is not None and key not in batch.touched and clean[i] and ruled[i] and quiet[i]:
+                self._clear_fault(key)
+        acting = np.flatnonzero(~(clean & ruled & quiet)).tolist()
+        for key, i in sorted((cols.key(i), i) for i in acting):
+            if key not in batch.touched:
+                self._guarded(batch, key, self._entry_one, batch, key, cols.decision(i), quotes, now_ms)
+
+    def _ruled(self, batch: _Batch, cols: VariantColumns) -> np.ndarray:
+        """Per entry of `cols.variants`: True when the variant's exit rules are found (asked once)."""
+        out = np.zeros(len(cols.variants), dtype=bool)
+        for v in np.unique(cols.rows["variant"]).tolist():
+            try:
+                self._rules(batch, cols.variants[v])
+                out[v] = True
+            except Exception:  # _entry_one asks again and records the fault for each of its rows
+                continue
+        return out
+
     # ------------------------------------------------------------------ helpers
-    def _quotes(self, decisions: Mapping[str, ShardDecision],
-                quotes: Mapping[str, PriceQuote]) -> Mapping[str, PriceQuote]:  # fmt: skip
+    def _quotes(self, cols: VariantColumns, quotes: Mapping[str, PriceQuote]) -> Mapping[str, PriceQuote]:
         wanted = {symbol for _variant, symbol in self._positions}
-        wanted |= {s for s, d in decisions.items() if any(v.signal in _SIDE for v in d.variants)}
+        wanted |= cols.signal_symbols()
         missing = sorted(wanted - quotes.keys())
         if not missing or self._mids is None:
             return quotes
