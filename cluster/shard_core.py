@@ -44,6 +44,7 @@ from typing import Any
 
 from cluster.anchor import AnchorTrend
 from cluster.columnar_book import ColumnBook
+from cluster.mei_rows import MEI_PRIMARY, mei_ready
 from cluster.metrics import ShardMetrics
 from cluster.records import ShardDecision, ShardStatus, VariantDecision, make_decision, no_signal
 from cluster.shard_reads import chunk_reads, resume_view
@@ -54,7 +55,7 @@ from strategies.candle import Candle
 from strategies.config import LiveDefaults, StrategyConfig, StrategyOverrides
 from strategies.enums import EntryKind
 from strategies.sdk.plan import StrategyPlan
-from strategies.signals import decide_lean
+from strategies.signals import Decision, decide_lean
 
 log = logging.getLogger(__name__)
 
@@ -195,8 +196,8 @@ class ShardCore:
         old = self._states.get(symbol)
         if old is not None and old is not state:
             old.release()
-        if state.sdk is not None and self._book is not None:
-            state.sdk.attach(self._book)
+        if self._book is not None:
+            state.attach(self._book)
         self._states[symbol] = state
         return state
 
@@ -292,7 +293,7 @@ class ShardCore:
                 self._advance_anchor(view, self._through(max(batch.values())))
             views = self._flush(self._advance_chunk(chunk, got, request, batch, results, unavailable), batch,
                                 results)
-            ready = self._decide_columns(views, batch)
+            ready = self._decide_columns(views, batch, want_snapshot)
             for symbol, view in views.items():
                 results[symbol] = self._evaluate_symbol(symbol, batch[symbol], view, symbol in want_snapshot,
                                                         ready, advanced=True)
@@ -348,7 +349,7 @@ class ShardCore:
         kept = {}
         for symbol, view in views.items():
             state = self._states.get(symbol)
-            slots = state.sdk.slots() if state is not None and state.sdk is not None else []
+            slots = state.slots() if state is not None else []
             if (failed is None and slots) or any(slot in failed for slot in slots):
                 self._forget(symbol)
                 results[symbol] = no_signal(symbol, batch[symbol], ShardStatus.STRATEGY_ERROR, self.index)
@@ -356,11 +357,16 @@ class ShardCore:
                 kept[symbol] = view
         return kept
 
-    def _decide_columns(self, views: Mapping[str, Any], batch: Mapping[str, int],
-                        ) -> dict[tuple[str, str], VariantDecision]:
-        """The book's vectorised decisions of every columnar SDK row about to decide (close mode)."""
+    def _decide_columns(self, views: Mapping[str, Any], batch: Mapping[str, int], want: Collection[str],
+                        ) -> dict[tuple[str, str], VariantDecision | Decision]:
+        """The book's vectorised decisions of every columnar row about to decide (close mode)."""
         if self._book is None or not self._settings.signal_on_candle_close:
             return {}
+        ready: dict[tuple[str, str], VariantDecision | Decision] = {}
+        try:
+            ready.update(mei_ready(self._book, self._states, views, batch, self._anchor, want))
+        except Exception:  # per symbol below (decide_lean), exactly as without columns
+            log.exception("shard %d: columnar mei_alpha_v1 decisions failed; deciding per symbol", self.index)
         requests = []
         for symbol in views:
             state = self._states.get(symbol)
@@ -371,13 +377,11 @@ class ShardCore:
                 continue  # _decide names the reason; nothing to decide
             btc = self._anchor.bullish_at(state.last_t)
             requests += [(symbol, row, slot, btc) for row, slot in state.sdk.slot_rows()]
-        if not requests:
-            return {}
         try:
-            return self._book.decide(requests, run_row)
+            ready.update(self._book.decide(requests, run_row) if requests else {})
         except Exception:  # per row below (each row fenced on its own)
             log.exception("shard %d: columnar decisions failed; deciding per row", self.index)
-            return {}
+        return ready
 
     def _anchor_request(self, request: dict[str, int | None], batch: Mapping[str, int]) -> object:
         """Add the anchor to `request` if it is behind the batch; return its resume or _NO_READ."""
@@ -438,7 +442,7 @@ class ShardCore:
 
     def _evaluate_symbol(
         self, symbol: str, key: int, view: tuple[list[Candle], bool] | None, with_snapshot: bool,
-        ready: Mapping[tuple[str, str], VariantDecision] | None = None, *, advanced: bool = False,
+        ready: Mapping[tuple[str, str], VariantDecision | Decision] | None = None, *, advanced: bool = False,
     ) -> ShardDecision:
         try:
             through = self._through(key)
@@ -490,7 +494,7 @@ class ShardCore:
         return peek
 
     def _decide(self, symbol: str, key: int, state: _SymbolState, with_snapshot: bool,
-                ready: Mapping[tuple[str, str], VariantDecision] | None = None) -> ShardDecision:
+                ready: Mapping[tuple[str, str], VariantDecision | Decision] | None = None) -> ShardDecision:
         last_t, last_close_ms = state.last_t, state.last_close_ms
         status = None
         if last_t is None or last_close_ms is None:
@@ -511,9 +515,11 @@ class ShardCore:
             return make_decision(symbol, key, ShardStatus.OK, primary.signal, primary.confidence,
                                  primary.score, last_t, btc_bullish, state.history_gap, self.index,
                                  EntryKind.NONE, None, variants, primary)
-        # rows_view: no copies (decide only reads); a NEUTRAL decision builds no features unless asked.
-        decision = decide_lean(ind.rows_view(), ind.bars, state.cfg, btc_bullish, symbol=symbol,
-                               with_features=with_snapshot)
+        # the columns' NEUTRAL (cluster.mei_rows), else per row: rows_view is read-only
+        decision = ready.get((symbol, MEI_PRIMARY)) if ready else None
+        if not isinstance(decision, Decision):
+            decision = decide_lean(ind.rows_view(), ind.bars, state.cfg, btc_bullish, symbol=symbol,
+                                   with_features=with_snapshot)
         return make_decision(symbol, key, ShardStatus.OK, decision.signal, decision.confidence,
                              float(decision.score), last_t, btc_bullish, state.history_gap, self.index,
                              decision.entry_kind, decision.features, variants)
