@@ -47,7 +47,7 @@ _BTC = {True: BTC_BULLISH, False: BTC_BEARISH, None: BTC_UNKNOWN}
 class MeiRow:
     """One symbol's mei_alpha_v1 indicators as a row of the book (see the module docstring)."""
 
-    __slots__ = ("book", "cols", "r")
+    __slots__ = ("bars", "book", "cols", "r")
 
     def __init__(self, book: ColumnBook, ind: IncrementalIndicators) -> None:
         """Load `ind` into a fresh row; raises ValueError (row given back) when it does not fit."""
@@ -58,6 +58,7 @@ class MeiRow:
         except ValueError:
             self.cols.release(self.r)
             raise
+        self.bars = ind.bars  # bars applied or staged (a refused candle fails and drops the symbol)
 
     @property
     def params(self) -> Any:
@@ -68,12 +69,8 @@ class MeiRow:
         return self.cols, self.r
 
     @property
-    def bars(self) -> int:
-        return int(self.cols.bars[self.r])
-
-    @property
     def last_t(self) -> int | None:
-        return None if self.bars == 0 else int(self.cols.last_t[self.r])
+        return None if self.cols.bars[self.r] == 0 else int(self.cols.last_t[self.r])
 
     def rows_view(self) -> tuple[dict[str, Any], ...]:
         """The kept rows as `IncrementalIndicators.rows_view()` gives them (fresh dicts)."""
@@ -82,6 +79,7 @@ class MeiRow:
     def stage(self, candles: Sequence[Candle]) -> None:
         """Queue closed candles (ascending) for the book's next flush."""
         self.book.stage(self.slot, candles)
+        self.bars += len(candles)
 
     def to_state(self) -> dict[str, Any]:
         """The per-row checkpoint (`IncrementalIndicators.to_state()`), bit-exact."""

@@ -262,12 +262,13 @@ class MeiColumns:
     def rows(self, r: int) -> tuple[dict[str, Any], ...]:
         """Row r's kept rows as `IncrementalIndicators.rows_view()` gives them (oldest first)."""
         n = int(min(self.bars[r], self.keep))
-        out = []
-        for j in range(self.keep - n, self.keep):
-            row: dict[str, Any] = {"timestamp": int(self.kept_t[r, j])}
-            row.update((name, float(arr[r, j])) for name, arr in self.kept.items())
-            out.append(row)
-        return tuple(out)
+        if n == 0:
+            return ()
+        first = self.keep - n
+        values = np.stack([arr[r, first:] for arr in self.kept.values()], axis=1).tolist()  # one per row
+        stamps = self.kept_t[r, first:].tolist()
+        return tuple({"timestamp": t, **dict(zip(FLOAT_KEYS, row, strict=True))}
+                     for t, row in zip(stamps, values, strict=True))
 
     # ------------------------------------------------------------------ per-row states in and out
     def export(self, r: int) -> IncrementalIndicators:
