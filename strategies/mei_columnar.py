@@ -141,7 +141,7 @@ class MeiColumns:
         self.directional = _Directional2(p.atr_window, p.adx_window, cap)
         self.bars = np.zeros(cap, dtype=np.int64)
         self.last_t = np.full(cap, NO_T, dtype=np.int64)
-        self.kept: dict[str, np.ndarray] = {k: np.full((cap, self.keep), NAN) for k in FLOAT_KEYS}
+        self.kept = np.full((cap, len(FLOAT_KEYS), self.keep), NAN)  # [row, column (FLOAT_KEYS), bar]
         self.kept_t = np.zeros((cap, self.keep), dtype=np.int64)
         self._free: list[int] = list(range(cap - 1, -1, -1))
         self.used = 0
@@ -164,8 +164,7 @@ class MeiColumns:
         for kernel in self._kernels():
             kernel.reset(rows)
         self.bars[r], self.last_t[r] = 0, NO_T
-        for arr in self.kept.values():
-            arr[r] = NAN
+        self.kept[r] = NAN
         self.kept_t[r] = 0
         self._free.append(r)
         self.used -= 1
@@ -176,8 +175,7 @@ class MeiColumns:
         extra = cap - self._cap
         self.bars = np.concatenate([self.bars, np.zeros(extra, dtype=np.int64)])
         self.last_t = np.concatenate([self.last_t, np.full(extra, NO_T, dtype=np.int64)])
-        for name, arr in self.kept.items():
-            self.kept[name] = np.concatenate([arr, np.full((extra, self.keep), NAN)])
+        self.kept = np.concatenate([self.kept, np.full((extra, *self.kept.shape[1:]), NAN)])
         self.kept_t = np.concatenate([self.kept_t, np.zeros((extra, self.keep), dtype=np.int64)])
         self._free.extend(range(cap - 1, self._cap - 1, -1))
         self._cap = cap
@@ -243,11 +241,10 @@ class MeiColumns:
         return np.where(lag <= i, earlier, NAN)
 
     def _keep(self, idx: np.ndarray, t: np.ndarray, row: dict[str, np.ndarray]) -> None:
-        for name, arr in self.kept.items():
-            sub = arr[idx]
-            sub[:, :-1] = sub[:, 1:]
-            sub[:, -1] = row[name]
-            arr[idx] = sub
+        sub = self.kept[idx]
+        sub[:, :, :-1] = sub[:, :, 1:]
+        sub[:, :, -1] = np.stack([row[name] for name in FLOAT_KEYS], axis=1)
+        self.kept[idx] = sub
         sub_t = self.kept_t[idx]
         sub_t[:, :-1] = sub_t[:, 1:]
         sub_t[:, -1] = t
@@ -257,7 +254,8 @@ class MeiColumns:
 
     def window(self, idx: np.ndarray) -> ColumnWindow:
         """The kept rows of `idx` (n x 4 per column, NaN-padded in front) for the array decision."""
-        return ColumnWindow({name: arr[idx] for name, arr in self.kept.items()}, self.bars[idx])
+        sub = self.kept[idx]
+        return ColumnWindow({name: sub[:, i, :] for i, name in enumerate(FLOAT_KEYS)}, self.bars[idx])
 
     def rows(self, r: int) -> tuple[dict[str, Any], ...]:
         """Row r's kept rows as `IncrementalIndicators.rows_view()` gives them (oldest first)."""
@@ -265,7 +263,7 @@ class MeiColumns:
         if n == 0:
             return ()
         first = self.keep - n
-        values = np.stack([arr[r, first:] for arr in self.kept.values()], axis=1).tolist()  # one per row
+        values = self.kept[r, :, first:].T.tolist()  # one list of FLOAT_KEYS values per kept row
         stamps = self.kept_t[r, first:].tolist()
         return tuple({"timestamp": t, **dict(zip(FLOAT_KEYS, row, strict=True))}
                      for t, row in zip(stamps, values, strict=True))
@@ -306,13 +304,11 @@ class MeiColumns:
             raise ValueError(f"indicator state does not fit the columns: {e!r}") from e
 
     def _load_rows(self, r: int, rows: tuple[dict[str, Any], ...]) -> None:
-        for arr in self.kept.values():
-            arr[r] = NAN
+        self.kept[r] = NAN
         self.kept_t[r] = 0
         for j, row in enumerate(rows, start=self.keep - len(rows)):
             self.kept_t[r, j] = row["timestamp"]
-            for name, arr in self.kept.items():
-                arr[r, j] = row[name]
+            self.kept[r, :, j] = [row[name] for name in FLOAT_KEYS]
 
     def _reset_row(self, r: int) -> None:
         rows = np.array([r])
