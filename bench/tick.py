@@ -25,7 +25,8 @@ For each universe size N (synthetic symbols from the shipped candles, see bench.
 length, i.e. several indicator declaration sets, and the breakout threshold), so a tick evaluates
 symbols x (1 + V) rows; `--primary REF` makes an SDK strategy the primary instead of mei_alpha_v1
 (a mei_alpha_v1 primary and the SDK rows both run columnar inside the shards, see
-cluster/columnar_book.py and cluster/mei_rows.py; `--per-row` turns that off for comparison). Per size the JSON adds
+cluster/columnar_book.py and cluster/mei_rows.py; `--per-row` turns that off for comparison).
+Per size the JSON adds
 `rows`, `us_per_row_inside_shard_p50` and memory per row, and `parity_variants`: the shards'
 variant (and SDK primary) records of every timed tick against the strategy's batch decision over
 the full history. The baseline stays the reference engine's mei_alpha_v1 per symbol (it has no
