@@ -24,8 +24,9 @@ For each universe size N (synthetic symbols from the shipped candles, see bench.
 `--variants V` adds V shadow variants of donchian_breakout per symbol (a grid over the channel
 length, i.e. several indicator declaration sets, and the breakout threshold), so a tick evaluates
 symbols x (1 + V) rows; `--primary REF` makes an SDK strategy the primary instead of mei_alpha_v1
-(mei keeps its legacy per-symbol path; SDK rows run columnar inside the shards, see
-cluster/columnar_book.py; `--per-row` turns that off for comparison). Per size the JSON adds
+(a mei_alpha_v1 primary and the SDK rows both run columnar inside the shards, see
+cluster/columnar_book.py and cluster/mei_rows.py; `--per-row` turns that off for comparison).
+Per size the JSON adds
 `rows`, `us_per_row_inside_shard_p50` and memory per row, and `parity_variants`: the shards'
 variant (and SDK primary) records of every timed tick against the strategy's batch decision over
 the full history. The baseline stays the reference engine's mei_alpha_v1 per symbol (it has no

@@ -10,7 +10,12 @@ Decisions live in `decisions` (`cluster.book_decide.BookDecisions`): a symbol wh
 strategy sits in the book enrols its strategy rows once; they are kept grouped by (array form,
 set) as index arrays, so a tick decides them in a few array operations per group, per row only
 where the per-row path is the reference (no array form, a failing one, or a BUY/SELL reason the
-array form does not give). The rows come back columnar (`cluster.records.ROW_DTYPE`). Pure (no I/O).
+array form does not give). The rows come back columnar (`cluster.records.ROW_DTYPE`).
+
+A mei_alpha_v1 primary's indicators live here too (`mei_slot`: a row of the
+`strategies.mei_columnar.MeiColumns` of its windows, flushed with the rest); its decisions are
+made by `cluster.mei_rows`, grouped by `mei_group` (the config sections the decision reads).
+Pure (no I/O).
 """
 
 from __future__ import annotations
@@ -22,11 +27,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cluster.book_decide import BookDecisions, Slot
+from strategies.indicator_params import IndicatorParams
+from strategies.mei_columnar import MeiColumns
 from strategies.sdk.columnar import ColumnarSet
 from strategies.sdk.indicator_set import IndicatorSet
 
 if TYPE_CHECKING:
     from strategies.candle import Candle
+    from strategies.config import StrategyConfig
 
 __all__ = ["ColumnBook", "Slot"]
 
@@ -35,10 +43,12 @@ class ColumnBook:
     """See the module docstring."""
 
     def __init__(self) -> None:
-        self._sets: dict[tuple[Any, ...], ColumnarSet] = {}
+        self._sets: dict[tuple[Any, ...], ColumnarSet | MeiColumns] = {}
         self._staged: dict[int, list[tuple[int, Sequence[Candle]]]] = defaultdict(list)
-        self._by_id: dict[int, ColumnarSet] = {}
+        self._by_id: dict[int, ColumnarSet | MeiColumns] = {}
         self.decisions = BookDecisions()  # the enrolled strategy rows, grouped for `decide`
+        self._mei_groups: dict[int, tuple[StrategyConfig, int]] = {}  # id(cfg) -> (cfg, group)
+        self._mei_keys: dict[tuple[Any, ...], int] = {}
 
     def slot(self, indicator_set: IndicatorSet, keep: int) -> Slot:
         """A fresh row in the set of these declarations (created on first use)."""
@@ -49,6 +59,26 @@ class ColumnBook:
             self._by_id[id(cset)] = cset
         return cset, cset.alloc()
 
+    def mei_slot(self, params: IndicatorParams) -> tuple[MeiColumns, int]:
+        """A fresh row in the mei_alpha_v1 columns of these indicator windows (created on first use)."""
+        key = ("mei_alpha_v1", params)
+        cols = self._sets.get(key)
+        if cols is None:
+            cols = self._sets[key] = MeiColumns(params, capacity=64)
+            self._by_id[id(cols)] = cols
+        assert isinstance(cols, MeiColumns)
+        return cols, cols.alloc()
+
+    def mei_group(self, cfg: StrategyConfig) -> int:
+        """A small int per distinct decision config (trade, filters, thresholds, mode; not the symbol)."""
+        known = self._mei_groups.get(id(cfg))
+        if known is None or known[0] is not cfg:
+            if len(self._mei_groups) > 4 * max(64, self.rows()):  # forget configs of dropped symbols
+                self._mei_groups.clear()
+            key = (cfg.trade, cfg.filters, cfg.thresholds, cfg.strategy_mode)
+            known = self._mei_groups[id(cfg)] = (cfg, self._mei_keys.setdefault(key, len(self._mei_keys)))
+        return known[1]
+
     @staticmethod
     def release(slot: Slot) -> None:
         slot[0].release(slot[1])
@@ -57,7 +87,7 @@ class ColumnBook:
         """Rows held (all sets)."""
         return sum(c.used for c in self._sets.values())
 
-    def stage(self, slot: Slot, candles: Sequence[Candle]) -> None:
+    def stage(self, slot: tuple[Any, int], candles: Sequence[Candle]) -> None:
         """Queue closed candles (ascending) for a row; applied by the next `flush`."""
         if candles:
             self._staged[id(slot[0])].append((slot[1], candles))

@@ -45,6 +45,7 @@ from typing import Any
 from cluster.anchor import AnchorTrend
 from cluster.book_decide import split_by_symbol
 from cluster.columnar_book import ColumnBook
+from cluster.mei_rows import mei_ready
 from cluster.metrics import ShardMetrics
 from cluster.records import ShardDecision, ShardStatus, VariantDecision, make_decision, no_signal
 from cluster.shard_reads import chunk_reads, resume_view
@@ -55,11 +56,12 @@ from strategies.candle import Candle
 from strategies.config import LiveDefaults, StrategyConfig, StrategyOverrides
 from strategies.enums import EntryKind
 from strategies.sdk.plan import StrategyPlan
-from strategies.signals import decide_lean
+from strategies.signals import Decision, decide_lean
 
 log = logging.getLogger(__name__)
 
 Ready = Mapping[str, tuple[VariantDecision | None, Sequence[VariantDecision]]]  # the book's, by symbol
+MeiReady = Mapping[str, Decision]  # mei_alpha_v1 primaries the columns decided, by symbol
 RECENT_ROWS = 4  # rows the decision needs (current bar + 3 previous MACD histograms)
 
 
@@ -197,8 +199,8 @@ class ShardCore:
         old = self._states.get(symbol)
         if old is not None and old is not state:
             old.release()
-        if state.sdk is not None and self._book is not None:
-            state.sdk.attach(self._book, symbol)
+        if self._book is not None:
+            state.attach(self._book, symbol)
         self._states[symbol] = state
         return state
 
@@ -294,10 +296,10 @@ class ShardCore:
                 self._advance_anchor(view, self._through(max(batch.values())))
             views = self._flush(self._advance_chunk(chunk, got, request, batch, results, unavailable), batch,
                                 results)
-            ready = self._decide_columns(views, batch)
+            ready, mei = self._decide_columns(views, batch, want_snapshot)
             for symbol, view in views.items():
                 results[symbol] = self._evaluate_symbol(symbol, batch[symbol], view, symbol in want_snapshot,
-                                                        ready, advanced=True)
+                                                        ready, advanced=True, mei=mei)
         return results
 
     def _advance_chunk(self, chunk: Mapping[str, int | None], got: Mapping[str, CandleRead],
@@ -350,7 +352,7 @@ class ShardCore:
         kept = {}
         for symbol, view in views.items():
             state = self._states.get(symbol)
-            slots = state.sdk.slots() if state is not None and state.sdk is not None else []
+            slots = state.slots() if state is not None else []
             if (failed is None and slots) or any(slot in failed for slot in slots):
                 self._forget(symbol)
                 results[symbol] = no_signal(symbol, batch[symbol], ShardStatus.STRATEGY_ERROR, self.index)
@@ -358,10 +360,18 @@ class ShardCore:
                 kept[symbol] = view
         return kept
 
-    def _decide_columns(self, views: Mapping[str, Any], batch: Mapping[str, int]) -> Ready:
-        """The book's array decisions of every enrolled symbol about to decide (close mode), by symbol."""
+    def _decide_columns(self, views: Mapping[str, Any], batch: Mapping[str, int], want: Collection[str],
+                        ) -> tuple[Ready, MeiReady]:
+        """The book's array decisions of every enrolled symbol about to decide (close mode), by symbol,
+        and the mei_alpha_v1 primaries the columns decided (`cluster.mei_rows`)."""
         if self._book is None or not self._settings.signal_on_candle_close:
-            return {}
+            return {}, {}
+        mei: dict[str, Decision] = {}
+        try:
+            mei = {s: d for (s, _), d in mei_ready(self._book, self._states, views, batch, self._anchor,
+                                                   want).items()}
+        except Exception:  # per symbol below (decide_lean), exactly as without columns
+            log.exception("shard %d: columnar mei_alpha_v1 decisions failed; deciding per symbol", self.index)
         btc: dict[str, bool | None] = {}
         for symbol in views:
             state = self._states.get(symbol)
@@ -372,13 +382,13 @@ class ShardCore:
                 continue  # _decide names the reason; nothing to decide
             btc[symbol] = self._anchor.bullish_at(state.last_t)
         if not btc:
-            return {}
+            return {}, mei
         book = self._book.decisions
         try:
-            return split_by_symbol(book.decide(btc, run_row), book, list(btc))
+            return split_by_symbol(book.decide(btc, run_row), book, list(btc)), mei
         except Exception:  # per row below (each row fenced on its own)
             log.exception("shard %d: columnar decisions failed; deciding per row", self.index)
-            return {}
+        return {}, mei
 
     def _anchor_request(self, request: dict[str, int | None], batch: Mapping[str, int]) -> object:
         """Add the anchor to `request` if it is behind the batch; return its resume or _NO_READ."""
@@ -439,7 +449,7 @@ class ShardCore:
 
     def _evaluate_symbol(
         self, symbol: str, key: int, view: tuple[list[Candle], bool] | None, with_snapshot: bool,
-        ready: Ready | None = None, *, advanced: bool = False,
+        ready: Ready | None = None, *, advanced: bool = False, mei: MeiReady | None = None,
     ) -> ShardDecision:
         try:
             through = self._through(key)
@@ -448,7 +458,7 @@ class ShardCore:
                 state = self._catch_up(symbol, view, through)
             if through != key:
                 state = self._with_forming(symbol, key, state, view)
-            return self._decide(symbol, key, state, with_snapshot, ready)
+            return self._decide(symbol, key, state, with_snapshot, ready, mei)
         except Exception:  # one bad symbol must not cost the others their decisions
             log.exception("shard %d symbol %s: evaluate failed at key %d; state dropped for rehydrate",
                           self.index, symbol, key)
@@ -491,7 +501,7 @@ class ShardCore:
         return peek
 
     def _decide(self, symbol: str, key: int, state: _SymbolState, with_snapshot: bool,
-                ready: Ready | None = None) -> ShardDecision:
+                ready: Ready | None = None, mei: MeiReady | None = None) -> ShardDecision:
         last_t, last_close_ms = state.last_t, state.last_close_ms
         status = None
         if last_t is None or last_close_ms is None:
@@ -513,9 +523,11 @@ class ShardCore:
             return make_decision(symbol, key, ShardStatus.OK, primary.signal, primary.confidence,
                                  primary.score, last_t, btc_bullish, state.history_gap, self.index,
                                  EntryKind.NONE, None, variants, primary)
-        # rows_view: no copies (decide only reads); a NEUTRAL decision builds no features unless asked.
-        decision = decide_lean(ind.rows_view(), ind.bars, state.cfg, btc_bullish, symbol=symbol,
-                               with_features=with_snapshot)
+        # the columns' NEUTRAL (cluster.mei_rows), else per row: rows_view is read-only
+        decision = mei.get(symbol) if mei else None
+        if decision is None:
+            decision = decide_lean(ind.rows_view(), ind.bars, state.cfg, btc_bullish, symbol=symbol,
+                                   with_features=with_snapshot)
         return make_decision(symbol, key, ShardStatus.OK, decision.signal, decision.confidence,
                              float(decision.score), last_t, btc_bullish, state.history_gap, self.index,
                              decision.entry_kind, decision.features, variants)

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cluster.applied_tail import RECHECK_BARS, AppliedTail
+from cluster.mei_rows import MeiRow
 from cluster.shard_sdk import SdkRows
 from strategies.candle import Candle
 from strategies.config import StrategyConfig
@@ -25,7 +26,8 @@ def _params_fingerprint(params: Any) -> str:
 class _SymbolState:
     """Incremental indicators of one symbol plus what idempotency and checkpoints need.
 
-    `ind` holds mei_alpha_v1's indicators (None when an SDK primary trades the symbol); `sdk` the
+    `ind` holds mei_alpha_v1's indicators (None when an SDK primary trades the symbol): an
+    `IncrementalIndicators`, or a `MeiRow` of the shard's columns once `attach`ed; `sdk` the
     symbol's SDK primary and shadow variants with their states (None when there are none).
     """
 
@@ -36,7 +38,8 @@ class _SymbolState:
         self.cfg = cfg
         params = cfg.indicator_params()
         self.sdk = sdk
-        self.ind = IncrementalIndicators(params) if sdk is None or not sdk.has_primary else None
+        self.ind: IncrementalIndicators | MeiRow | None = (
+            IncrementalIndicators(params) if sdk is None or not sdk.has_primary else None)
         mei = _params_fingerprint(params) if self.ind is not None else "-"
         self.fingerprint = mei if sdk is None else f"{mei}+{sdk.fingerprint}"
         self.last_t: int | None = None
@@ -57,8 +60,11 @@ class _SymbolState:
         """Apply closed candles (ascending); columnar SDK rows are only staged (the book flushes them)."""
         if not candles:
             return
-        if self.ind is not None:
-            advance = self.ind.advance
+        ind = self.ind
+        if type(ind) is MeiRow:
+            ind.stage(candles)
+        elif ind is not None:
+            advance = ind.advance
             for c in candles:
                 advance(c.t, c.o, c.h, c.l, c.c, c.v)
         if self.sdk is not None:
@@ -67,10 +73,27 @@ class _SymbolState:
         for c in candles[-RECHECK_BARS - 1:]:
             self.recent.append(c)
 
+    def attach(self, book: Any, symbol: str) -> None:
+        """Move the indicator states into rows of the shard's `ColumnBook` (exact; else kept per row)."""
+        if self.sdk is not None:
+            self.sdk.attach(book, symbol)
+        if type(self.ind) is IncrementalIndicators:
+            try:
+                self.ind = MeiRow(book, self.ind)
+            except ValueError:  # stays per row
+                pass
+
+    def slots(self) -> list[Any]:
+        """The book rows this symbol holds (a flush that refuses one of them fails the symbol)."""
+        slots = self.sdk.slots() if self.sdk is not None else []
+        return [*slots, self.ind.slot] if type(self.ind) is MeiRow else slots
+
     def release(self) -> None:
         """Give the symbol's columnar rows back to the book (the state is being replaced or dropped)."""
         if self.sdk is not None:
             self.sdk.detach()
+        if type(self.ind) is MeiRow:
+            self.ind = self.ind.detach()
 
     def checkpoint_due(self, every: int) -> bool:
         """True every `every` bars (offset by the symbol's phase), or when 2x`every` behind."""

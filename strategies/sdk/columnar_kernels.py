@@ -91,7 +91,8 @@ class Ring:
         """Row r's values, oldest first (what the per-row deque holds)."""
         n, p = int(a["cnt"][r]), int(a["pos"][r])
         start = (p - n) % width
-        return a["buf"][r, (start + np.arange(n)) % width].tolist()
+        values = a["buf"][r].tolist()  # rotate as a list: a fancy index costs more than the row
+        return (values[start:] + values[:start])[:n]
 
     @staticmethod
     def load(a: dict[str, np.ndarray], r: int, values: Any, width: int) -> None:
