@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.support import REPO_ROOT, SimulatorProcess, start_simulator
+from engine.runtime.startup_timeline import parse_phases
 
 DAEMON_GOAL_SECS = 15.0
 SHARD_KILL_GOAL_SECS = 3.0
@@ -96,7 +97,8 @@ def _first_decision_secs(env: dict[str, str], log: Path,
                          timeout: float) -> tuple[float, float, subprocess.Popen[Any]]:
     """Start a daemon; return (seconds to "engine started" = shards ready, seconds to its first
     status line with evaluated > 0, the process). The engine decides on key changes, so the
-    second includes the wait for the next candle close after it started."""
+    second includes the wait for the next candle close after it started. The daemon's own
+    breakdown of the first number is its `startup phases` log line (`_phases`)."""
     start = time.monotonic()
     proc = _spawn("engine.daemon", env, log)
 
@@ -153,11 +155,14 @@ def run_daemon(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         cold_exit = _stop(proc)
         warm: list[float] = []
         ready: list[float] = []
+        phases: list[dict[str, float]] = []
         for run in range(args.daemon_runs):
-            up, secs, proc = _first_decision_secs(daemon_env, work / f"daemon-warm-{run}.log", args.timeout)
+            log = work / f"daemon-warm-{run}.log"
+            up, secs, proc = _first_decision_secs(daemon_env, log, args.timeout)
             ready.append(up)
             warm.append(secs)
             _stop(proc)
+            phases.append(_phases(log, up, secs))
     finally:
         for proc in procs:
             _stop(proc, 20.0)
@@ -169,10 +174,29 @@ def run_daemon(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "first_run_secs": round(first, 2), "first_run_exit": cold_exit,
         "warm_start_to_engine_started_secs": [round(s, 2) for s in ready],
         "warm_start_to_first_decision_secs": [round(s, 2) for s in warm],
+        "warm_phases_secs": phases,
         "candle_every_secs": args.candle_secs,
         "warm_p50_secs": round(statistics.median(warm), 2), "goal_secs": DAEMON_GOAL_SECS,
         "meets_goal": statistics.median(warm) <= DAEMON_GOAL_SECS,
     }
+
+
+# The daemon's sequential phases, in start-up order (engine.daemon.node); ray_init, shards_create,
+# shard_boot and shard_restore run in the background beside them.
+SEQUENTIAL = ("imports", "config", "redis", "venue", "sidecar_broker", "shards", "engine")
+
+
+def _phases(log: Path, ready: float, decided: float) -> dict[str, float]:
+    """The daemon's `startup phases` line as {phase: seconds}, plus `first_tick` (engine started →
+    first decision, measured here) and `spawn` (Popen → the daemon's own clock, i.e. what its
+    `total` does not see). Raises RuntimeError when the daemon logged no such line."""
+    found = parse_phases(log.read_text(errors="replace"))
+    if found is None:
+        raise RuntimeError(f"no 'startup phases' line in {log}")
+    out = {k: round(v, 3) for k, v in found.items()}
+    out["spawn"] = round(max(0.0, ready - found["total"]), 3)
+    out["first_tick"] = round(decided - ready, 3)
+    return out
 
 
 def _victim_back(result: Any, victims: list[str]) -> bool:
@@ -221,6 +245,7 @@ def run_shard_kill(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         pid = next(s["pid"] for s in pool.stats() if s["shard"] == victim)
         os.kill(pid, signal.SIGKILL)
         killed = time.monotonic()
+        killed_wall = time.time()
         outage: list[dict[str, Any]] = []
         records: list[dict[str, Any]] = []
         back_secs = None
@@ -247,6 +272,9 @@ def run_shard_kill(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                                                                              for r in records])
                                if records else (0, 0))
         new_pid = next(s["pid"] for s in pool.stats() if s["shard"] == victim)
+        import ray
+
+        restarted = ray.get(pool.handles[victim].started.remote(), timeout=60)
     finally:
         if pool is not None:
             pool.close()
@@ -259,12 +287,29 @@ def run_shard_kill(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "deadline_ms": args.deadline_ms, "tick_ms_before_p50": round(statistics.median(tick_ms), 1),
         "kill_to_deciding_secs": None if back_secs is None else round(back_secs, 2),
         "ticks_until_back": len(outage), "outage_ticks": outage, "restarted_pid_differs": new_pid != pid,
+        "phases_secs": _kill_phases(restarted, killed_wall, back_secs),
         "no_tick_stalled": max_tick <= args.deadline_ms + 250.0,
         "others_decided_every_tick": all(o["others_ok"] for o in outage),
         "parity_after_recovery": {"checked": checked, "mismatches": mismatches},
         "goal_secs": SHARD_KILL_GOAL_SECS,
         "meets_goal": back_secs is not None and back_secs <= SHARD_KILL_GOAL_SECS and mismatches == 0,
     }
+
+
+def _kill_phases(started: dict[str, Any], killed_wall: float, back_secs: float | None) -> dict[str, Any]:
+    """Kill → deciding, split with the restarted actor's own record (`SignalShard.started`):
+    `respawn` kill → Ray spawned the new worker process, `boot` → strategy stack imported,
+    `restore` the constructor (checkpoints), `catch_up_and_tick` → the first tick it decided."""
+    spawned = started.get("spawned_wall")
+    out: dict[str, Any] = {
+        "respawn": None if spawned is None else round(spawned - killed_wall, 3),
+        "boot": None if started.get("boot_secs") is None else round(started["boot_secs"], 3),
+        "restore": round(started["restore_secs"], 3),
+        "checkpoints_restored": started.get("checkpoints"),
+    }
+    ready = started["ready_wall"] - killed_wall
+    out["catch_up_and_tick"] = None if back_secs is None else round(back_secs - ready, 3)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
