@@ -181,13 +181,10 @@ def run_daemon(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     }
 
 
-# The daemon's sequential phases, in start-up order (engine.daemon.node); ray_init, shards_create,
-# shard_boot and shard_restore run in the background beside them.
-SEQUENTIAL = ("imports", "config", "redis", "venue", "sidecar_broker", "shards", "engine")
-
-
 def _phases(log: Path, ready: float, decided: float) -> dict[str, float]:
-    """The daemon's `startup phases` line as {phase: seconds}, plus `first_tick` (engine started →
+    """The daemon's `startup phases` line as {phase: seconds}: the sequential imports, config,
+    redis, venue, sidecar_broker, shards (waiting for the pool), engine; beside them, in the
+    background, ray_init, shards_create, shard_boot, shard_restore. Plus `first_tick` (engine started →
     first decision, measured here) and `spawn` (Popen → the daemon's own clock, i.e. what its
     `total` does not see). Raises RuntimeError when the daemon logged no such line."""
     found = parse_phases(log.read_text(errors="replace"))
