@@ -9,7 +9,10 @@ per IP (allMids + one candle channel per symbol and sidecar), so from one machin
 watches at most 998 symbols (reported as ``daemon.symbols``). Once every symbol has candles
 in Redis, a paper daemon (Ray executor) runs until its first decision and stops (SIGTERM: shards
 checkpoint). Then the timed run: a new daemon against the now warm Redis, from `Popen` to the
-first status line that evaluated symbols. Repeated `--daemon-runs` times.
+first status line that evaluated symbols. Repeated `--daemon-runs` times. Each run's breakdown
+is the daemon's own `startup phases` line (`warm_phases_secs`). `--late-runs N` interleaves N
+warm starts with AI_QUANT_RAY_EARLY_START=0 (Ray started after imports and config, as before)
+as a same-load baseline (`late_ray_start_runs`).
 
 ``shard_kill`` (goal <= 3 s, no missed tick): an embedded Ray, a `ShardPool` of `--shards` over
 N symbols of history in Redis, ticks running (one closed candle per symbol per tick, deadline
@@ -156,13 +159,17 @@ def run_daemon(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         warm: list[float] = []
         ready: list[float] = []
         phases: list[dict[str, float]] = []
-        for run in range(args.daemon_runs):
-            log = work / f"daemon-warm-{run}.log"
-            up, secs, proc = _first_decision_secs(daemon_env, log, args.timeout)
-            ready.append(up)
-            warm.append(secs)
-            _stop(proc)
-            phases.append(_phases(log, up, secs))
+        late: list[dict[str, Any]] = []
+        for run in range(max(args.daemon_runs, args.late_runs)):
+            if run < args.daemon_runs:
+                log = work / f"daemon-warm-{run}.log"
+                up, secs, proc = _first_decision_secs(daemon_env, log, args.timeout)
+                ready.append(up)
+                warm.append(secs)
+                _stop(proc)
+                phases.append(_phases(log, up, secs))
+            if run < args.late_runs:  # interleaved, so both see the same load
+                late.append(_late_run(daemon_env, work / f"daemon-late-{run}.log", args.timeout))
     finally:
         for proc in procs:
             _stop(proc, 20.0)
@@ -175,6 +182,7 @@ def run_daemon(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "warm_start_to_engine_started_secs": [round(s, 2) for s in ready],
         "warm_start_to_first_decision_secs": [round(s, 2) for s in warm],
         "warm_phases_secs": phases,
+        "late_ray_start_runs": late,
         "candle_every_secs": args.candle_secs,
         "warm_p50_secs": round(statistics.median(warm), 2), "goal_secs": DAEMON_GOAL_SECS,
         "meets_goal": statistics.median(warm) <= DAEMON_GOAL_SECS,
@@ -194,6 +202,15 @@ def _phases(log: Path, ready: float, decided: float) -> dict[str, float]:
     out["spawn"] = round(max(0.0, ready - found["total"]), 3)
     out["first_tick"] = round(decided - ready, 3)
     return out
+
+
+def _late_run(env: dict[str, str], log: Path, timeout: float) -> dict[str, Any]:
+    """One warm start with AI_QUANT_RAY_EARLY_START=0 (Ray starts once the watchlist is known,
+    after the daemon's imports and config, as before the early start): the same-run baseline."""
+    up, secs, proc = _first_decision_secs({**env, "AI_QUANT_RAY_EARLY_START": "0"}, log, timeout)
+    _stop(proc)
+    return {"start_to_engine_started_secs": round(up, 2), "start_to_first_decision_secs": round(secs, 2),
+            "phases_secs": _phases(log, up, secs)}
 
 
 def _victim_back(result: Any, victims: list[str]) -> bool:
@@ -315,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shards", type=int, default=2)
     parser.add_argument("--parts", default="daemon,shard_kill")
     parser.add_argument("--daemon-runs", type=int, default=2, help="timed warm starts")
+    parser.add_argument("--late-runs", type=int, default=0,
+                        help="extra warm starts with AI_QUANT_RAY_EARLY_START=0, interleaved (baseline)")
     parser.add_argument("--candle-secs", type=float, default=2.0, help="wall seconds per 5m candle")
     parser.add_argument("--timeout", type=float, default=300.0, help="per wait (s)")
     parser.add_argument("--warm-bars", type=int, default=260)
@@ -328,8 +347,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep logs and state here (default: a temporary directory, removed)")
     args = parser.parse_args(argv)
     parts = [p for p in args.parts.split(",") if p]
-    if not parts or set(parts) - {"daemon", "shard_kill"} or args.symbols < 2 or args.daemon_runs < 1:
-        print("bench.startup: --parts is a subset of daemon,shard_kill; --symbols >= 2; --daemon-runs >= 1",
+    if not parts or set(parts) - {"daemon", "shard_kill"} or args.symbols < 2 or args.daemon_runs < 1 \
+            or args.late_runs < 0:
+        print("bench.startup: --parts is a subset of daemon,shard_kill; --symbols >= 2; --daemon-runs >= 1;"
+              " --late-runs >= 0",
               file=sys.stderr)
         return 2
     from engine.runtime.ray_runtime import prepare_ray_environment

@@ -6,6 +6,13 @@ ACTIVE/REDUCING/HALTED, persisted in that DB; kill switch from AI_QUANT_KILL_SWI
 AI_QUANT_KILL_SWITCH_FILE) → Redis → venue (a spawned simulator when AI_QUANT_VENUE=simulator)
 → watchlist → sidecar → market-data hub → broker stack → shards → engine → loop.
 
+Two steps run beside that order instead of in it (issue 12, start-up time): Ray starts in a
+background thread from the first line of `engine.daemon.__main__` (engine.runtime.ray_boot), and
+the shard pool is created in the background from the moment the watchlist is known, while the
+sidecar and the broker stack start; the engine is built only once every shard has restored
+(`Services.finish_shards`), so nothing decides earlier than before. Each phase's seconds are
+logged once as `startup phases ...` (engine.runtime.startup_timeline; bench.startup reads it).
+
 The broker stack is the only thing that depends on the mode (`broker_factory_for`): paper gets
 `PaperStack` (engine/daemon/paper.py), dry_live and live `LiveStack` (engine/daemon/live.py).
 Both check every order with the same RiskManager before it is filled or sent, and poll it (kill
@@ -143,16 +150,16 @@ class Node:
         mark("venue")
         if self.stop:
             return False
-        # the shard actors import the strategy stack and restore their checkpoints meanwhile
-        self.services.begin_shards(
-            interval=interval, configs=strategy.config_source(), symbols=watchlist, alert=self._shard_alert,
-            signal_on_candle_close=settings.signal_on_candle_close,
-        )
         child_env = config.to_env(
             interval=interval, symbols=watchlist, venue_url=venue_url, redis_url=redis_rt.url,
             redis_prefix=redis_rt.settings.prefix,
         )  # fmt: skip
         sidecar_settings = SidecarSettings.from_env(child_env)  # the sidecar's variables, checked first
+        # the shard actors import the strategy stack and restore their checkpoints meanwhile
+        self.services.begin_shards(
+            interval=interval, configs=strategy.config_source(), symbols=watchlist, alert=self._shard_alert,
+            signal_on_candle_close=settings.signal_on_candle_close,
+        )
         self.services.start_sidecar(child_env)
         self.hub = MarketDataHub(
             redis_client=redis_rt.client(), layout=redis_rt.layout,

@@ -44,7 +44,7 @@ from engine.config.env import (
     env_str,
 )
 from engine.runtime.children import ChildProcess
-from engine.runtime.ray_boot import RayBoot
+from engine.runtime.ray_boot import RayBoot, start_ray_boot
 from engine.runtime.redis_runtime import RedisRuntime, RedisSettings
 from engine.runtime.startup_timeline import StartupTimeline
 from strategies.candle import interval_ms
@@ -239,6 +239,10 @@ class Services:
         `finish_shards` waits for it. Nothing ticks before finish_shards returned."""
         future: Future[Any] = Future()
         self._pending = future
+        if self.settings.executor is ExecutorKind.RAY and self.ray_boot is None:
+            # Ray must not be started by the short-lived thread below: its processes die with
+            # the thread that forked them (engine.runtime.ray_boot); a boot thread lives on.
+            self.ray_boot = start_ray_boot()
 
         def create() -> None:
             try:

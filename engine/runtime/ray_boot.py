@@ -29,15 +29,19 @@ from engine.runtime.ray_runtime import RayInfo, prepare_ray_environment
 log = logging.getLogger(__name__)
 
 EXECUTOR_VAR = "AI_QUANT_EXECUTOR"
+EARLY_VAR = "AI_QUANT_RAY_EARLY_START"
 
 
 def wants_ray(env: Mapping[str, str]) -> bool:
-    """True when the daemon will run its shards on Ray (AI_QUANT_EXECUTOR unset, empty or `ray`).
+    """True when the daemon will run its shards on Ray (AI_QUANT_EXECUTOR unset, empty or `ray`)
+    and AI_QUANT_RAY_EARLY_START is not `0` (then Ray starts once the watchlist is known, as a
+    same-run comparison for bench.startup, or an escape hatch).
 
-    Any other value (`inprocess`, or a typo that the config parser will reject with exit 2)
-    starts nothing here.
+    Any other executor value (`inprocess`, or a typo that the config parser will reject with
+    exit 2) starts nothing here.
     """
-    return env.get(EXECUTOR_VAR, "").strip().lower() in ("", "ray")
+    early = env.get(EARLY_VAR, "").strip().lower() not in ("0", "false", "no", "off")
+    return early and env.get(EXECUTOR_VAR, "").strip().lower() in ("", "ray")
 
 
 class RayBoot:
@@ -93,9 +97,9 @@ class RayBoot:
             self._release.set()
 
 
-def start_ray_boot(env: Mapping[str, str]) -> RayBoot | None:
-    """Start Ray in the background when `env` asks for the Ray executor; else None."""
-    if not wants_ray(env):
+def start_ray_boot(env: Mapping[str, str] | None = None) -> RayBoot | None:
+    """Start Ray in the background when `env` asks for the Ray executor (None: always); else None."""
+    if env is not None and not wants_ray(env):
         return None
     from engine.runtime.ray_runtime import connect_ray, shutdown_ray
 

@@ -119,3 +119,4 @@ def test_only_the_ray_executor_starts_ray_early():
     assert wants_ray({"AI_QUANT_EXECUTOR": ""})
     assert not wants_ray({"AI_QUANT_EXECUTOR": "inprocess"})
     assert not wants_ray({"AI_QUANT_EXECUTOR": "k8s"})  # the config parser exits 2 on it; start nothing
+    assert not wants_ray({"AI_QUANT_RAY_EARLY_START": "0"})  # Ray then starts with the shards
