@@ -9,7 +9,10 @@ per IP (allMids + one candle channel per symbol and sidecar), so from one machin
 watches at most 998 symbols (reported as ``daemon.symbols``). Once every symbol has candles
 in Redis, a paper daemon (Ray executor) runs until its first decision and stops (SIGTERM: shards
 checkpoint). Then the timed run: a new daemon against the now warm Redis, from `Popen` to the
-first status line that evaluated symbols. Repeated `--daemon-runs` times.
+first status line that evaluated symbols. Repeated `--daemon-runs` times. Each run's breakdown
+is the daemon's own `startup phases` line (`warm_phases_secs`). `--late-runs N` interleaves N
+warm starts with AI_QUANT_RAY_EARLY_START=0 (Ray started after imports and config, as before)
+as a same-load baseline (`late_ray_start_runs`).
 
 ``shard_kill`` (goal <= 3 s, no missed tick): an embedded Ray, a `ShardPool` of `--shards` over
 N symbols of history in Redis, ticks running (one closed candle per symbol per tick, deadline
@@ -40,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.support import REPO_ROOT, SimulatorProcess, start_simulator
+from engine.runtime.startup_timeline import parse_phases
 
 DAEMON_GOAL_SECS = 15.0
 SHARD_KILL_GOAL_SECS = 3.0
@@ -96,7 +100,8 @@ def _first_decision_secs(env: dict[str, str], log: Path,
                          timeout: float) -> tuple[float, float, subprocess.Popen[Any]]:
     """Start a daemon; return (seconds to "engine started" = shards ready, seconds to its first
     status line with evaluated > 0, the process). The engine decides on key changes, so the
-    second includes the wait for the next candle close after it started."""
+    second includes the wait for the next candle close after it started. The daemon's own
+    breakdown of the first number is its `startup phases` log line (`_phases`)."""
     start = time.monotonic()
     proc = _spawn("engine.daemon", env, log)
 
@@ -153,11 +158,18 @@ def run_daemon(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         cold_exit = _stop(proc)
         warm: list[float] = []
         ready: list[float] = []
-        for run in range(args.daemon_runs):
-            up, secs, proc = _first_decision_secs(daemon_env, work / f"daemon-warm-{run}.log", args.timeout)
-            ready.append(up)
-            warm.append(secs)
-            _stop(proc)
+        phases: list[dict[str, float]] = []
+        late: list[dict[str, Any]] = []
+        for run in range(max(args.daemon_runs, args.late_runs)):
+            if run < args.daemon_runs:
+                log = work / f"daemon-warm-{run}.log"
+                up, secs, proc = _first_decision_secs(daemon_env, log, args.timeout)
+                ready.append(up)
+                warm.append(secs)
+                _stop(proc)
+                phases.append(_phases(log, up, secs))
+            if run < args.late_runs:  # interleaved, so both see the same load
+                late.append(_late_run(daemon_env, work / f"daemon-late-{run}.log", args.timeout))
     finally:
         for proc in procs:
             _stop(proc, 20.0)
@@ -169,10 +181,36 @@ def run_daemon(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "first_run_secs": round(first, 2), "first_run_exit": cold_exit,
         "warm_start_to_engine_started_secs": [round(s, 2) for s in ready],
         "warm_start_to_first_decision_secs": [round(s, 2) for s in warm],
+        "warm_phases_secs": phases,
+        "late_ray_start_runs": late,
         "candle_every_secs": args.candle_secs,
         "warm_p50_secs": round(statistics.median(warm), 2), "goal_secs": DAEMON_GOAL_SECS,
         "meets_goal": statistics.median(warm) <= DAEMON_GOAL_SECS,
     }
+
+
+def _phases(log: Path, ready: float, decided: float) -> dict[str, float]:
+    """The daemon's `startup phases` line as {phase: seconds}: the sequential imports, config,
+    redis, venue, sidecar_broker, shards (waiting for the pool), engine; beside them, in the
+    background, ray_init, shards_create, shard_boot, shard_restore. Plus `first_tick` (engine started →
+    first decision, measured here) and `spawn` (Popen → the daemon's own clock, i.e. what its
+    `total` does not see). Raises RuntimeError when the daemon logged no such line."""
+    found = parse_phases(log.read_text(errors="replace"))
+    if found is None:
+        raise RuntimeError(f"no 'startup phases' line in {log}")
+    out = {k: round(v, 3) for k, v in found.items()}
+    out["spawn"] = round(max(0.0, ready - found["total"]), 3)
+    out["first_tick"] = round(decided - ready, 3)
+    return out
+
+
+def _late_run(env: dict[str, str], log: Path, timeout: float) -> dict[str, Any]:
+    """One warm start with AI_QUANT_RAY_EARLY_START=0 (Ray starts once the watchlist is known,
+    after the daemon's imports and config, as before the early start): the same-run baseline."""
+    up, secs, proc = _first_decision_secs({**env, "AI_QUANT_RAY_EARLY_START": "0"}, log, timeout)
+    _stop(proc)
+    return {"start_to_engine_started_secs": round(up, 2), "start_to_first_decision_secs": round(secs, 2),
+            "phases_secs": _phases(log, up, secs)}
 
 
 def _victim_back(result: Any, victims: list[str]) -> bool:
@@ -221,6 +259,7 @@ def run_shard_kill(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         pid = next(s["pid"] for s in pool.stats() if s["shard"] == victim)
         os.kill(pid, signal.SIGKILL)
         killed = time.monotonic()
+        killed_wall = time.time()
         outage: list[dict[str, Any]] = []
         records: list[dict[str, Any]] = []
         back_secs = None
@@ -247,6 +286,9 @@ def run_shard_kill(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                                                                              for r in records])
                                if records else (0, 0))
         new_pid = next(s["pid"] for s in pool.stats() if s["shard"] == victim)
+        import ray
+
+        restarted = ray.get(pool.handles[victim].started.remote(), timeout=60)
     finally:
         if pool is not None:
             pool.close()
@@ -259,6 +301,7 @@ def run_shard_kill(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "deadline_ms": args.deadline_ms, "tick_ms_before_p50": round(statistics.median(tick_ms), 1),
         "kill_to_deciding_secs": None if back_secs is None else round(back_secs, 2),
         "ticks_until_back": len(outage), "outage_ticks": outage, "restarted_pid_differs": new_pid != pid,
+        "phases_secs": _kill_phases(restarted, killed_wall, back_secs),
         "no_tick_stalled": max_tick <= args.deadline_ms + 250.0,
         "others_decided_every_tick": all(o["others_ok"] for o in outage),
         "parity_after_recovery": {"checked": checked, "mismatches": mismatches},
@@ -267,12 +310,30 @@ def run_shard_kill(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     }
 
 
+def _kill_phases(started: dict[str, Any], killed_wall: float, back_secs: float | None) -> dict[str, Any]:
+    """Kill → deciding, split with the restarted actor's own record (`SignalShard.started`):
+    `respawn` kill → Ray spawned the new worker process, `boot` → strategy stack imported,
+    `restore` the constructor (checkpoints), `catch_up_and_tick` → the first tick it decided."""
+    spawned = started.get("spawned_wall")
+    out: dict[str, Any] = {
+        "respawn": None if spawned is None else round(spawned - killed_wall, 3),
+        "boot": None if started.get("boot_secs") is None else round(started["boot_secs"], 3),
+        "restore": round(started["restore_secs"], 3),
+        "checkpoints_restored": started.get("checkpoints"),
+    }
+    ready = started["ready_wall"] - killed_wall
+    out["catch_up_and_tick"] = None if back_secs is None else round(back_secs - ready, 3)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--symbols", type=int, default=1000)
     parser.add_argument("--shards", type=int, default=2)
     parser.add_argument("--parts", default="daemon,shard_kill")
     parser.add_argument("--daemon-runs", type=int, default=2, help="timed warm starts")
+    parser.add_argument("--late-runs", type=int, default=0,
+                        help="extra warm starts with AI_QUANT_RAY_EARLY_START=0, interleaved (baseline)")
     parser.add_argument("--candle-secs", type=float, default=2.0, help="wall seconds per 5m candle")
     parser.add_argument("--timeout", type=float, default=300.0, help="per wait (s)")
     parser.add_argument("--warm-bars", type=int, default=260)
@@ -286,8 +347,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep logs and state here (default: a temporary directory, removed)")
     args = parser.parse_args(argv)
     parts = [p for p in args.parts.split(",") if p]
-    if not parts or set(parts) - {"daemon", "shard_kill"} or args.symbols < 2 or args.daemon_runs < 1:
-        print("bench.startup: --parts is a subset of daemon,shard_kill; --symbols >= 2; --daemon-runs >= 1",
+    if not parts or set(parts) - {"daemon", "shard_kill"} or args.symbols < 2 or args.daemon_runs < 1 \
+            or args.late_runs < 0:
+        print("bench.startup: --parts is a subset of daemon,shard_kill; --symbols >= 2; --daemon-runs >= 1;"
+              " --late-runs >= 0",
               file=sys.stderr)
         return 2
     from engine.runtime.ray_runtime import prepare_ray_environment

@@ -132,15 +132,27 @@ class ShardPool:
         groups = assign(symbols, pool.n_shards)
         remote_cls = ray.remote(SignalShard)
         self.handles: list[Any] = []
+        self.started: list[dict[str, Any]] = []  # each actor's `SignalShard.started` record
         try:
             for i in range(pool.n_shards):
                 args = (i, redis_url, redis_prefix, settings, configs, groups[i])
                 self.handles.append(_create_actor(remote_cls, i, pool, args))
-            ray.get([h.ping.remote() for h in self.handles], timeout=pool.start_timeout_secs)
+            refs = [h.started.remote() for h in self.handles]
+            self.started = ray.get(refs, timeout=pool.start_timeout_secs)
         except BaseException:  # never leave half-started named actors behind
             for handle in self.handles:
                 ray.kill(handle, no_restart=True)
             raise
+
+    def startup_phases(self) -> dict[str, float]:
+        """The slowest shard's start: `shard_boot` (worker process → strategy stack imported) and
+        `shard_restore` (its constructor: checkpoints restored), seconds, for the start-up log."""
+        boots = [s["boot_secs"] for s in self.started if s.get("boot_secs") is not None]
+        restores = [s["restore_secs"] for s in self.started]
+        out = {"shard_restore": max(restores, default=0.0)}
+        if boots:
+            out["shard_boot"] = max(boots)
+        return out
 
     def shard_of(self, symbol: str) -> int:
         return self._router.shard_of(symbol)

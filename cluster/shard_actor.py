@@ -9,6 +9,7 @@ replayed on the next `evaluate`. Nothing here holds keys or sends orders.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -17,6 +18,9 @@ from cluster.records import PackedTick, pack_decisions
 from cluster.redis_layout import RedisLayout
 from cluster.shard_core import ConfigSource, ShardCore, ShardSettings
 from cluster.shard_store import RedisShardStore
+
+# When this module's imports (the strategy stack: the largest part of a worker's boot) finished.
+_IMPORTED_WALL = time.time()
 
 
 class SignalShard:
@@ -34,16 +38,24 @@ class SignalShard:
         """Connect to Redis (clients are not picklable, so never passed in) and restore state."""
         import redis  # local: the module stays importable where redis-py is absent
 
+        began = time.time()
         self._client = redis.Redis.from_url(redis_url)
         store = RedisShardStore(self._client, RedisLayout(redis_prefix), settings.interval)
         self._config_version = 0
         self._core = ShardCore(
             shard_index, store, settings, configs, symbols=symbols, metrics=shard_metrics()
         )
+        self._started = _startup_record(shard_index, began, time.time(), self._core.rehydrated)
 
     def ping(self) -> int:
         """Return the shard index once the constructor (the restore) has finished."""
         return self._core.index
+
+    def started(self) -> dict[str, Any]:
+        """Like `ping` (answers once restored), with where this actor's start went (wall clock,
+        seconds): `boot_secs` process start → strategy stack imported, `restore_secs` the
+        constructor (Redis connect and checkpoint restore); `ready_wall` when it finished."""
+        return dict(self._started)
 
     def evaluate(
         self,
@@ -81,6 +93,27 @@ class SignalShard:
         out["pid"] = os.getpid()
         out["rss_bytes"] = _rss_bytes()
         return out
+
+
+def _process_started_wall() -> float | None:
+    """Wall time this process was created (/proc), or None where that cannot be read."""
+    try:
+        with open("/proc/self/stat") as fh:
+            ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as fh:
+            uptime = float(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return time.time() - (uptime - ticks / os.sysconf("SC_CLK_TCK"))
+
+
+def _startup_record(index: int, began: float, ready: float, rehydrated: Mapping[str, int]) -> dict[str, Any]:
+    spawned = _process_started_wall()
+    return {
+        "shard": index, "pid": os.getpid(), "spawned_wall": spawned, "ready_wall": ready,
+        "boot_secs": None if spawned is None else max(0.0, _IMPORTED_WALL - spawned),
+        "restore_secs": ready - began, "checkpoints": rehydrated.get("checkpoint", 0),
+    }
 
 
 def _rss_bytes() -> int:

@@ -15,6 +15,7 @@ from cluster.shard_sdk import SdkRows
 from strategies.candle import Candle
 from strategies.config import StrategyConfig
 from strategies.incremental import IncrementalIndicators
+from strategies.indicator_params import IndicatorParams
 
 CHECKPOINT_VERSION = 1
 
@@ -34,14 +35,18 @@ class _SymbolState:
     __slots__ = ("cfg", "ckpt_bars", "fingerprint", "history_gap", "ind", "last_close_ms", "last_t", "phase",
                  "recent", "sdk")
 
-    def __init__(self, cfg: StrategyConfig, phase: int, sdk: SdkRows | None = None) -> None:
+    def __init__(self, cfg: StrategyConfig, phase: int, sdk: SdkRows | None = None, *,
+                 params: IndicatorParams | None = None, fresh: bool = True) -> None:
+        """`fresh=False` (restore only) leaves `ind` None for the caller to load from a
+        checkpoint: building fresh indicators just to replace them was a quarter of a restore."""
         self.cfg = cfg
-        params = cfg.indicator_params()
+        params = cfg.indicator_params() if params is None else params
         self.sdk = sdk
+        mei = sdk is None or not sdk.has_primary
         self.ind: IncrementalIndicators | MeiRow | None = (
-            IncrementalIndicators(params) if sdk is None or not sdk.has_primary else None)
-        mei = _params_fingerprint(params) if self.ind is not None else "-"
-        self.fingerprint = mei if sdk is None else f"{mei}+{sdk.fingerprint}"
+            IncrementalIndicators(params) if mei and fresh else None)
+        mei_fp = _params_fingerprint(params) if mei else "-"
+        self.fingerprint = mei_fp if sdk is None else f"{mei_fp}+{sdk.fingerprint}"
         self.last_t: int | None = None
         self.last_close_ms: int | None = None
         self.history_gap = False
@@ -127,12 +132,13 @@ class _SymbolState:
     def restore(cls, cfg: StrategyConfig, state: Mapping[str, Any], sdk: SdkRows | None = None,
                 ) -> _SymbolState | None:
         """Return the restored state, or None if the checkpoint is for another version/params/strategies."""
-        sym = cls(cfg, 0, sdk)
+        params = cfg.indicator_params()
+        sym = cls(cfg, 0, sdk, params=params, fresh=False)
         if state.get("v") != CHECKPOINT_VERSION or state.get("fp") != sym.fingerprint:
             return None
         try:
-            if sym.ind is not None:
-                sym.ind = IncrementalIndicators.from_state(state["ind"], cfg.indicator_params())
+            if sdk is None or not sdk.has_primary:  # the mei_alpha_v1 indicators trade the symbol
+                sym.ind = IncrementalIndicators.from_state(state["ind"], params)
             if sdk is not None and not sdk.restore(state.get("sdk")):
                 return None
             sym.last_t, sym.last_close_ms = state["last_t"], state["last_close_ms"]

@@ -30,6 +30,8 @@ from engine.daemon.stop import StopFlag
 from engine.enums import Mode
 from engine.runtime.lock import DaemonLockError
 from engine.runtime.logging_setup import set_mode, setup_logging
+from engine.runtime.ray_boot import RayBoot
+from engine.runtime.startup_timeline import StartupTimeline
 from strategies.config import StrategyConfigError
 
 log = logging.getLogger("engine.daemon")
@@ -44,9 +46,21 @@ def read_mode(env: Mapping[str, str]) -> Mode:
     return env_mode(env)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the process exit code (see the module docstring)."""
+def main(argv: Sequence[str] | None = None, *, ray_boot: RayBoot | None = None,
+         timeline: StartupTimeline | None = None) -> int:
+    """Entry point; returns the process exit code (see the module docstring).
+
+    `ray_boot`: Ray already starting in the background (`engine.daemon.__main__`); stopped on
+    every exit path, the early ones (configuration error, held lock) included."""
     del argv  # configuration is the environment only
+    try:
+        return _main(ray_boot, timeline)
+    finally:
+        if ray_boot is not None:
+            ray_boot.close()  # a no-op when the node already stopped it
+
+
+def _main(ray_boot: RayBoot | None, timeline: StartupTimeline | None) -> int:
     env = dict(os.environ)  # one read of the process environment; never written back
     handler = setup_logging("-", env.get("AI_QUANT_LOG_LEVEL", "INFO"))
     stop = StopFlag()
@@ -55,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         mode = read_mode(env)
         set_mode(handler, mode.value)
         config = DriverConfig.from_env(env)  # every setting, before anything starts
-        return run(config, stop)
+        return run(config, stop, ray_boot=ray_boot, timeline=timeline)
     except (ConfigError, StrategyConfigError) as exc:
         log.error("configuration error: %s", exc)
         print(f"engine.daemon: configuration error: {exc}", file=sys.stderr)

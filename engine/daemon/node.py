@@ -6,6 +6,13 @@ ACTIVE/REDUCING/HALTED, persisted in that DB; kill switch from AI_QUANT_KILL_SWI
 AI_QUANT_KILL_SWITCH_FILE) → Redis → venue (a spawned simulator when AI_QUANT_VENUE=simulator)
 → watchlist → sidecar → market-data hub → broker stack → shards → engine → loop.
 
+Two steps run beside that order instead of in it (issue 12, start-up time): Ray starts in a
+background thread from the first line of `engine.daemon.__main__` (engine.runtime.ray_boot), and
+the shard pool is created in the background from the moment the watchlist is known, while the
+sidecar and the broker stack start; the engine is built only once every shard has restored
+(`Services.finish_shards`), so nothing decides earlier than before. Each phase's seconds are
+logged once as `startup phases ...` (engine.runtime.startup_timeline; bench.startup reads it).
+
 The broker stack is the only thing that depends on the mode (`broker_factory_for`): paper gets
 `PaperStack` (engine/daemon/paper.py), dry_live and live `LiveStack` (engine/daemon/live.py).
 Both check every order with the same RiskManager before it is filled or sent, and poll it (kill
@@ -41,7 +48,9 @@ from engine.execution.trade_store import TradeStore
 from engine.marketdata.hub import MarketDataHub
 from engine.risk.manager import RiskManager
 from engine.runtime.lock import DaemonLock
+from engine.runtime.ray_boot import RayBoot
 from engine.runtime.redis_runtime import RedisRuntime
+from engine.runtime.startup_timeline import StartupTimeline
 from engine.runtime.systemd_watchdog import SystemdWatchdog
 from engine.sidecar.settings import SidecarSettings
 from engine.tick.decision_log import EventLogger
@@ -79,12 +88,14 @@ def broker_factory_for(mode: Mode) -> BrokerFactory:
 class Node:
     """What one run started; `close()` releases all of it, newest first, and never raises."""
 
-    def __init__(self, config: DriverConfig, broker_factory: BrokerFactory, stop: StopFlag) -> None:
+    def __init__(self, config: DriverConfig, broker_factory: BrokerFactory, stop: StopFlag, *,
+                 ray_boot: RayBoot | None = None, timeline: StartupTimeline | None = None) -> None:
         self.config = config
         self.broker_factory = broker_factory
         self.stop = stop
         self.lock = DaemonLock(config.settings.lock_path)
-        self.services = Services(config.runtime, config.env)
+        self.timeline = timeline or StartupTimeline()
+        self.services = Services(config.runtime, config.env, ray_boot=ray_boot, timeline=self.timeline)
         self.watchdog = SystemdWatchdog(config.env)
         self.alerter: Alerter | None = None
         self.store: TradeStore | None = None
@@ -99,6 +110,8 @@ class Node:
     def start(self) -> bool:
         """Start everything in order; False when a stop signal arrived during start-up."""
         config, settings = self.config, self.config.settings
+        mark = self.timeline.mark
+        mark("imports")  # since the timeline began: the daemon's imports and env parse
         self.lock.acquire()
         promoted = apply_promoted_config(config.env)
         self.alerter = alerter = build_alerter(config.env, config.mode)
@@ -123,7 +136,9 @@ class Node:
         risk = RiskManager.from_config(store.connection, strategy.config().risk, config.env)
         log.info("risk ready state=%s limits=%s", risk.trading_state.value, risk.limits)
         protections = Protections.from_env(risk, alerter, config.env)
+        mark("config")
         redis_rt = self.services.start_redis(config.redis)
+        mark("redis")
         venue_url = self.services.start_venue(interval, settings.lookback_bars, config.venue_url)
         budget = RateBudget()  # one budget for every REST call of this process
         self.info = info = HyperliquidInfoClient(
@@ -132,6 +147,7 @@ class Node:
         dexes = load_perp_dex_facts(info, self.stop)  # exit 2 for a dex the venue does not list
         risk.set_dex_collateral(dict(dexes.collateral))
         watchlist = resolve_watchlist(settings, info, self.stop)
+        mark("venue")
         if self.stop:
             return False
         child_env = config.to_env(
@@ -139,6 +155,11 @@ class Node:
             redis_prefix=redis_rt.settings.prefix,
         )  # fmt: skip
         sidecar_settings = SidecarSettings.from_env(child_env)  # the sidecar's variables, checked first
+        # the shard actors import the strategy stack and restore their checkpoints meanwhile
+        self.services.begin_shards(
+            interval=interval, configs=strategy.config_source(), symbols=watchlist, alert=self._shard_alert,
+            signal_on_candle_close=settings.signal_on_candle_close,
+        )
         self.services.start_sidecar(child_env)
         self.hub = MarketDataHub(
             redis_client=redis_rt.client(), layout=redis_rt.layout,
@@ -152,12 +173,11 @@ class Node:
             dex_fee_multipliers=dexes.fee_multipliers,
         ))  # fmt: skip
         stack.start(self.stop)
+        mark("sidecar_broker")
         if self.stop:
             return False
-        executor = self.services.start_shards(
-            interval=interval, configs=strategy.config_source(), symbols=watchlist, alert=self._shard_alert,
-            signal_on_candle_close=settings.signal_on_candle_close,
-        )
+        executor = self.services.finish_shards()
+        mark("shards")
         self.stop.install()  # Ray's start-up may have replaced our handlers
         if self.stop:
             return False
@@ -181,6 +201,7 @@ class Node:
         self.waiter = CandleCloseWaiter(
             redis_rt.client(socket_timeout=None), redis_rt.layout.closed_channel(interval)
         )
+        mark("engine")
         self._started(redis_rt, interval, watchlist, venue_url)
         return True
 
@@ -193,6 +214,7 @@ class Node:
             self.config.mode.value, self.run_id, interval, candles, ",".join(watchlist), runtime.n_shards,
             runtime.executor.value, venue_url, self.config.settings.db_path,
         )  # fmt: skip
+        log.info("%s", self.timeline.line())
         assert self.alerter is not None
         self.alerter.send(
             AlertKind.RESTART, "engine started", {"run_id": self.run_id, "venue": runtime.venue.value}
@@ -238,9 +260,13 @@ class Node:
         log.info("stopped")
 
 
-def run(config: DriverConfig, stop: StopFlag, broker_factory: BrokerFactory | None = None) -> int:
-    """Start everything, run the loop until stopped, tear everything down; return 0."""
-    node = Node(config, broker_factory or broker_factory_for(config.mode), stop)
+def run(config: DriverConfig, stop: StopFlag, broker_factory: BrokerFactory | None = None, *,
+        ray_boot: RayBoot | None = None, timeline: StartupTimeline | None = None) -> int:
+    """Start everything, run the loop until stopped, tear everything down; return 0.
+
+    `ray_boot`: Ray already starting in the background (closed here with everything else)."""
+    node = Node(config, broker_factory or broker_factory_for(config.mode), stop, ray_boot=ray_boot,
+                timeline=timeline)
     try:
         if node.start():
             node.loop()

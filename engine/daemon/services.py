@@ -21,8 +21,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -42,7 +44,9 @@ from engine.config.env import (
     env_str,
 )
 from engine.runtime.children import ChildProcess
+from engine.runtime.ray_boot import RayBoot, start_ray_boot
 from engine.runtime.redis_runtime import RedisRuntime, RedisSettings
+from engine.runtime.startup_timeline import StartupTimeline
 from strategies.candle import interval_ms
 
 log = logging.getLogger(__name__)
@@ -172,14 +176,20 @@ class ConfigForwarding:
 class Services:
     """What the daemon started, in order; `stop()` undoes it in reverse."""
 
-    def __init__(self, settings: RuntimeSettings, env: Mapping[str, str]) -> None:
+    def __init__(self, settings: RuntimeSettings, env: Mapping[str, str], *, ray_boot: RayBoot | None = None,
+                 timeline: StartupTimeline | None = None) -> None:
+        """`ray_boot`: Ray already starting in the background (engine.daemon.__main__); the shards
+        wait for it instead of starting Ray themselves. `timeline` gets the shard phases."""
         self.settings = settings
         self.env = env  # read-only: the simulator child's environment
         self.redis: RedisRuntime | None = None
         self.simulator: ChildProcess | None = None
         self.sidecar: ChildProcess | None = None
+        self.ray_boot = ray_boot
+        self.timeline = timeline or StartupTimeline()
         self.ray_started = False
         self.executor: Any = None
+        self._pending: Future[Any] | None = None  # begin_shards' executor, until finish_shards
 
     # ------------------------------------------------------------------ start steps
     def start_redis(self, settings: RedisSettings) -> RedisRuntime:
@@ -223,6 +233,35 @@ class Services:
         self.sidecar.start()
         log.info("sidecar started pid=%s", self.sidecar.pid)
 
+    def begin_shards(self, **kwargs: Any) -> None:
+        """Create the shard executor (`start_shards` arguments) in a background thread, so the
+        actors import and restore while the daemon starts the sidecar and the broker stack;
+        `finish_shards` waits for it. Nothing ticks before finish_shards returned."""
+        future: Future[Any] = Future()
+        self._pending = future
+        if self.settings.executor is ExecutorKind.RAY and self.ray_boot is None:
+            # Ray must not be started by the short-lived thread below: its processes die with
+            # the thread that forked them (engine.runtime.ray_boot); a boot thread lives on.
+            self.ray_boot = start_ray_boot()
+
+        def create() -> None:
+            try:
+                future.set_result(self.start_shards(**kwargs))
+            except BaseException as exc:  # re-raised by finish_shards
+                future.set_exception(exc)
+
+        threading.Thread(target=create, name="shard-start", daemon=True).start()
+
+    def finish_shards(self) -> ShardExecutor:
+        """Wait for `begin_shards`; return the executor or raise what its creation raised."""
+        assert self._pending is not None, "finish_shards without begin_shards"
+        began = time.monotonic()
+        try:
+            return self._pending.result()
+        finally:
+            self._pending = None
+            self.timeline.add("shards_wait", time.monotonic() - began)
+
     def start_shards(
         self,
         *,
@@ -234,55 +273,93 @@ class Services:
     ) -> ShardExecutor:
         assert self.redis is not None
         shard_settings = ShardSettings(interval=interval, signal_on_candle_close=signal_on_candle_close)
-        executor: Any
+        began = time.monotonic()
         if self.settings.executor is ExecutorKind.INPROCESS:
-            from cluster.inprocess import InProcessExecutor
-            from cluster.shard_store import RedisShardStore
-
-            client = self.redis.client(socket_timeout=30.0)
-            layout = self.redis.layout
-            executor = InProcessExecutor(
-                self.settings.n_shards,
-                lambda _i: RedisShardStore(client, layout, interval),
-                shard_settings,
-                configs,
-                symbols=symbols,
-                alert=alert,
-            )
-            log.info("shards in process n=%d (AI_QUANT_EXECUTOR=inprocess)", self.settings.n_shards)
+            executor = self._inprocess(interval, shard_settings, configs, symbols, alert)
         else:
-            from cluster.pool import PoolSettings, ShardPool
+            executor = self._ray_pool(shard_settings, configs, symbols, alert)
+        self.timeline.add("shards_create", time.monotonic() - began)
+        self.executor = executor if hasattr(executor, "update_configs") else ConfigForwarding(executor)
+        return self.executor
+
+    def _inprocess(self, interval: str, shard_settings: ShardSettings, configs: ConfigSource,
+                   symbols: Sequence[str], alert: Callable[[ShardAlert], None]) -> Any:
+        from cluster.inprocess import InProcessExecutor
+        from cluster.shard_store import RedisShardStore
+
+        assert self.redis is not None
+        client = self.redis.client(socket_timeout=30.0)
+        layout = self.redis.layout
+        executor = InProcessExecutor(
+            self.settings.n_shards,
+            lambda _i: RedisShardStore(client, layout, interval),
+            shard_settings,
+            configs,
+            symbols=symbols,
+            alert=alert,
+        )
+        log.info("shards in process n=%d (AI_QUANT_EXECUTOR=inprocess)", self.settings.n_shards)
+        return executor
+
+    def _connect_ray(self) -> Any:
+        """Ray from the background boot when there is one (timed there), else started here."""
+        began = time.monotonic()
+        if self.ray_boot is not None:
+            info = self.ray_boot.result()
+            self.timeline.add("ray_init", self.ray_boot.secs or 0.0)
+            self.timeline.add("ray_wait", time.monotonic() - began)
+        else:
             from engine.runtime.ray_runtime import connect_ray
 
             info = connect_ray()
-            self.ray_started = True
-            log.info("ray %s address=%s namespace=%s", info.attachment.value, info.address, info.namespace)
-            executor = ShardPool(
-                redis_url=self.redis.url,
-                redis_prefix=self.redis.settings.prefix,
-                settings=shard_settings,
-                configs=configs,
-                pool=PoolSettings(
-                    n_shards=self.settings.n_shards,
-                    namespace=info.namespace,
-                    deadline_ms=self.settings.shard_deadline_ms,
-                    resources=self.settings.shard_resources,
-                    scheduling_strategy=self.settings.shard_scheduling,
-                ),
-                symbols=symbols,
-                alert=alert,
-            )
-            log.info("shard pool ready n=%d", self.settings.n_shards)
-        self.executor = executor if hasattr(executor, "update_configs") else ConfigForwarding(executor)
-        return self.executor
+            self.timeline.add("ray_init", time.monotonic() - began)
+        self.ray_started = True
+        log.info("ray %s address=%s namespace=%s", info.attachment.value, info.address, info.namespace)
+        return info
+
+    def _ray_pool(self, shard_settings: ShardSettings, configs: ConfigSource, symbols: Sequence[str],
+                  alert: Callable[[ShardAlert], None]) -> Any:
+        from cluster.pool import PoolSettings, ShardPool
+
+        assert self.redis is not None
+        info = self._connect_ray()
+        began = time.monotonic()
+        executor = ShardPool(
+            redis_url=self.redis.url,
+            redis_prefix=self.redis.settings.prefix,
+            settings=shard_settings,
+            configs=configs,
+            pool=PoolSettings(
+                n_shards=self.settings.n_shards,
+                namespace=info.namespace,
+                deadline_ms=self.settings.shard_deadline_ms,
+                resources=self.settings.shard_resources,
+                scheduling_strategy=self.settings.shard_scheduling,
+            ),
+            symbols=symbols,
+            alert=alert,
+        )
+        self.timeline.add("actors_ready", time.monotonic() - began)
+        for name, secs in executor.startup_phases().items():
+            self.timeline.add(name, secs)
+        log.info("shard pool ready n=%d", self.settings.n_shards)
+        return executor
 
     # ------------------------------------------------------------------ teardown
     def stop(self) -> None:
         """Stop everything started, newest first; log and continue past any failure."""
+        if self._pending is not None:  # a stop during start-up: let the creation finish, then close it
+            with _step("shard start"):
+                self._pending.result()
+            self._pending = None
         if self.executor is not None:
             with _step("shards"):
                 self.executor.close()
             self.executor = None
+        if self.ray_boot is not None:  # waits for a start still running, then shuts Ray down
+            with _step("ray"):
+                self.ray_boot.close()
+            self.ray_started = False
         if self.ray_started:
             from engine.runtime.ray_runtime import shutdown_ray
 

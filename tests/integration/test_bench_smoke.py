@@ -224,6 +224,13 @@ def test_bench_startup(bench_runs: dict[str, Future[subprocess.CompletedProcess[
     assert kill["symbols"] == 6 and 0 < kill["victim_symbols"] < 6
     assert kill["kill_to_deciding_secs"] is not None and kill["restarted_pid_differs"] is True
     assert kill["others_decided_every_tick"] is True  # the live shard never lost a tick to the dead one
+    (phases,) = daemon["warm_phases_secs"]  # the daemon's own start-up breakdown, for the README
+    assert {"total", "imports", "config", "redis", "venue", "shards", "ray_init", "shards_create",
+            "shard_boot", "shard_restore", "first_tick", "spawn"} <= set(phases)
+    assert phases["total"] <= ready + 0.5 and phases["ray_init"] > 0  # /proc start time: 10 ms ticks
+    restart = kill["phases_secs"]  # the restarted actor's own record: it restored from checkpoints
+    assert set(restart) == {"respawn", "boot", "restore", "checkpoints_restored", "catch_up_and_tick"}
+    assert 0 < restart["checkpoints_restored"] <= kill["victim_symbols"]
     assert kill["parity_after_recovery"]["checked"] > 0 and kill["parity_after_recovery"]["mismatches"] == 0
     *outage, back = kill["outage_ticks"]
     assert back["victim_statuses"] == ["ok"] and all(t["victim_statuses"] != ["ok"] for t in outage)

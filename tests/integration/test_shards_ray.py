@@ -93,6 +93,8 @@ def test_pool_decisions_equal_batch_through_a_kill_and_a_reshard(
     names = {a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
              if a["namespace"] == "aiq-t-shards-a"}
     assert names == {"aiq-shard-0", "aiq-shard-1", "aiq-shard-2"}
+    assert [r["shard"] for r in pool.started] == [0, 1, 2]  # each actor's start record, in shard order
+    assert set(pool.startup_phases()) == {"shard_boot", "shard_restore"}
     results: list[TickResult] = []
     kill_at, reshard_at = 40, 80
     victim = pool.shard_of(feed.symbols[0])
@@ -112,6 +114,8 @@ def test_pool_decisions_equal_batch_through_a_kill_and_a_reshard(
                 wait_until(lambda p=pool: pid_of(p, victim) not in (None, old_pid))
                 stats = ray.get(pool.handles[victim].stats.remote(), timeout=30)
                 assert stats["rehydrated"]["checkpoint"] > 0
+                again = ray.get(pool.handles[victim].started.remote(), timeout=30)  # the restart's record
+                assert again["pid"] == stats["pid"] != old_pid and again["checkpoints"] > 0
         progress = {}
         for handle in pool.handles:
             progress.update(ray.get(handle.progress.remote(feed.symbols), timeout=30))

@@ -1,0 +1,106 @@
+"""Start (or attach to) Ray in a background thread while the daemon does everything else.
+
+Starting an embedded Ray is the largest single start-up cost (4-6 s on a quiet 2-core box,
+20+ s under load), and it needs nothing the daemon computes: `connect_ray()` takes no argument
+from the config. So `engine.daemon.__main__` starts it first, before the daemon's own imports,
+config, DB, Redis and venue reads, and `Services.start_shards` waits for it. Nothing is
+decided earlier than before: the shards are still created only after the lock is held and the
+watchlist is known, and nothing trades before they are up.
+
+Ray's `ray.init` is safe off the main thread (it then leaves the SIGTERM handler alone; the
+daemon installs its own), with one catch: Ray starts its GCS and raylet with PR_SET_PDEATHSIG,
+which Linux ties to the *thread* that forked them. The boot thread therefore stays alive, parked,
+until `close()` has shut Ray down; if it returned, the kernel would kill Ray under the daemon (the
+driver then loses the GCS a minute later). A daemon that exits before the shards (config
+error, held lock, stop during start-up) calls `close()`, which waits for the start to finish
+and shuts Ray down, so an embedded Ray is never left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+
+from engine.runtime.ray_runtime import RayInfo, prepare_ray_environment
+
+log = logging.getLogger(__name__)
+
+EXECUTOR_VAR = "AI_QUANT_EXECUTOR"
+EARLY_VAR = "AI_QUANT_RAY_EARLY_START"
+
+
+def wants_ray(env: Mapping[str, str]) -> bool:
+    """True when the daemon will run its shards on Ray (AI_QUANT_EXECUTOR unset, empty or `ray`)
+    and AI_QUANT_RAY_EARLY_START is not `0` (then Ray starts once the watchlist is known, as a
+    same-run comparison for bench.startup, or an escape hatch).
+
+    Any other executor value (`inprocess`, or a typo that the config parser will reject with
+    exit 2) starts nothing here.
+    """
+    early = env.get(EARLY_VAR, "").strip().lower() not in ("0", "false", "no", "off")
+    return early and env.get(EXECUTOR_VAR, "").strip().lower() in ("", "ray")
+
+
+class RayBoot:
+    """One background `connect_ray()`; `result()` waits for it, `close()` undoes it."""
+
+    def __init__(self, connect: Callable[[], RayInfo], shutdown: Callable[[], None],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._connect = connect
+        self._shutdown = shutdown
+        self._clock = clock
+        self._future: Future[RayInfo] = Future()
+        self._release = threading.Event()  # set by close(): the boot thread may exit
+        self._closed = False
+        self.secs: float | None = None  # how long the start took (None until it finished)
+
+    def start(self) -> RayBoot:
+        """Begin the start in a daemon thread (a stuck Ray start never blocks interpreter exit)."""
+        prepare_ray_environment()  # on the caller's thread: the environment is not thread-safe
+        threading.Thread(target=self._run, name="ray-boot", daemon=True).start()
+        return self
+
+    def _run(self) -> None:
+        began = self._clock()
+        try:
+            info = self._connect()
+        except BaseException as exc:  # handed to whoever waits in result()
+            self.secs = self._clock() - began
+            self._future.set_exception(exc)
+            return
+        self.secs = self._clock() - began
+        self._future.set_result(info)
+        self._release.wait()  # Ray's processes die with this thread (module docstring)
+
+    def result(self, timeout: float | None = None) -> RayInfo:
+        """Wait for the start; re-raise its error. Raises RuntimeError after close()."""
+        if self._closed:
+            raise RuntimeError("Ray boot already closed")
+        return self._future.result(timeout)
+
+    def close(self, timeout: float = 600.0) -> None:
+        """Wait for a start still running, then shut Ray down if it came up; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._future.result(timeout)
+        except BaseException as exc:  # it never came up: nothing to shut down
+            log.info("ray boot ended without Ray: %s", type(exc).__name__)
+            return
+        try:
+            self._shutdown()
+        finally:
+            self._release.set()
+
+
+def start_ray_boot(env: Mapping[str, str] | None = None) -> RayBoot | None:
+    """Start Ray in the background when `env` asks for the Ray executor (None: always); else None."""
+    if env is not None and not wants_ray(env):
+        return None
+    from engine.runtime.ray_runtime import connect_ray, shutdown_ray
+
+    return RayBoot(connect_ray, shutdown_ray).start()
