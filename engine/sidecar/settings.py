@@ -66,7 +66,7 @@ class SidecarSettings:
     interval: str = "1h"
     symbols: tuple[str, ...] = ()
     perp_dexes: PerpDexSelection = field(default_factory=PerpDexSelection)  # AI_QUANT_PERP_DEXES
-    top_n: int = 50
+    top_n: int | None = 50  # None = every listed market (AI_QUANT_TOP_N=all)
     lookback_bars: int = 200
     enable_bbo: bool = True
     account_address: str | None = None
@@ -224,14 +224,15 @@ def _local_addr(env: Mapping[str, str] | None) -> str | None:
         raise ConfigError(f"AI_QUANT_SIDECAR_LOCAL_ADDR={value!r} is not an IP address") from exc
 
 
-def top_symbols_by_volume(coins_and_volumes: Sequence[tuple[str, float]], n: int) -> tuple[str, ...]:
-    """The n coins with the highest 24 h notional volume (ties by name, for a stable list)."""
+def top_symbols_by_volume(coins_and_volumes: Sequence[tuple[str, float]], n: int | None) -> tuple[str, ...]:
+    """The n coins with the highest 24 h notional volume (ties by name, for a stable list); every
+    coin, ranked, when n is None (AI_QUANT_TOP_N=all)."""
     ranked = sorted(coins_and_volumes, key=lambda cv: (-cv[1], cv[0]))
     return tuple(coin for coin, _ in ranked[:n])
 
 
 def build_watchlist(
-    explicit: Sequence[str], top_n: int, anchor: str, listed: Sequence[tuple[str, float]] | None
+    explicit: Sequence[str], top_n: int | None, anchor: str, listed: Sequence[tuple[str, float]] | None
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Return (watchlist, dropped): explicit symbols (or the top N by volume), anchor first.
 
