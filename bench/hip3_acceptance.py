@@ -273,7 +273,8 @@ def report(
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line (argparse exits 2 on a bad value)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--builder-dexes", type=int, default=3)
     parser.add_argument("--markets-per-dex", type=int, default=400)
@@ -294,6 +295,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--builder-dexes, --markets-per-dex, --original-markets, --shards, "
                      "--rest-weight-per-min >= 1, --speed > 0, --run-secs and --ws-drop-every-secs >= 0, "
                      "--extra-sidecars in [0, 8]")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
     if args.state_dir is not None:
         args.state_dir.mkdir(parents=True, exist_ok=True)
         out = run(args, args.state_dir)
