@@ -67,11 +67,14 @@ def universe(sim: SimulatorProcess) -> list[str]:
 def _base_env(args: argparse.Namespace) -> dict[str, str]:
     """Our environment without AI_QUANT_/HL_/Ray settings, plus the sidecars' REST pace: the
     simulator's REST limit is off, so start-up backfill and the gap fills after each drop are
-    paced by `--rest-weight-per-min` only (the WS budget stays the venue's)."""
+    paced by `--rest-weight-per-min` only (the WS budget stays the venue's). `--member-ttl-ms`:
+    on a loaded box a sidecar can miss beats for seconds; with the default 5 s TTL the members
+    then see each other die and move ~600 markets back and forth (resubscribe + refill)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AI_QUANT_", "HL_", "RAY_ADDRESS"))}
     env.pop("RAY_TMPDIR", None)
     env.update(AI_QUANT_REST_WEIGHT_PER_MIN=str(args.rest_weight_per_min),
-               AI_QUANT_CANDLE_REST_MIN_GAP_MS="0", AI_QUANT_CANDLE_REST_MAX_INFLIGHT="8")
+               AI_QUANT_CANDLE_REST_MIN_GAP_MS="0", AI_QUANT_CANDLE_REST_MAX_INFLIGHT="8",
+               AI_QUANT_SIDECAR_MEMBER_TTL_MS=str(args.member_ttl_ms))
     return env
 
 
@@ -208,7 +211,7 @@ def run(args: argparse.Namespace, state: Path) -> dict[str, Any]:
     sim_args = ["--interval", IV, "--speed", str(args.speed), "--seed", "7", "--history-bars", "300",
                 "--rate-limit-per-min", "0", "--synthetic", str(args.original_markets),
                 "--builder-dexes", str(args.builder_dexes), "--markets-per-dex", str(args.markets_per_dex),
-                "--ws-drop-every-secs", str(args.ws_drop_every_secs),
+                "--ws-drop-every-secs", str(args.ws_drop_every_secs), "--tick-ms", str(args.tick_ms),
                 "--ws-max-connections", "10", "--ws-max-new-connections-per-min", "30",
                 "--ws-max-messages-per-min", "2000", "--ws-max-subscriptions", "1000"]  # fmt: skip
     facts: dict[str, Any] = {}
@@ -269,6 +272,8 @@ def report(
         "ws_drops": facts["ws_drops"],
         "extra_sidecars": args.extra_sidecars,
         "rest_weight_per_min": args.rest_weight_per_min,
+        "member_ttl_ms": args.member_ttl_ms,
+        "sim_tick_ms": args.tick_ms,
         "loadavg": [round(x, 2) for x in os.getloadavg()],
     }
 
@@ -284,15 +289,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ws-drop-every-secs", type=float, default=30.0)
     parser.add_argument("--extra-sidecars", type=int, default=1, help="fleet members besides the daemon's")
     parser.add_argument("--shards", type=int, default=2)
+    parser.add_argument("--tick-ms", type=int, default=250, help="the simulator's WS push period")
+    parser.add_argument("--member-ttl-ms", type=int, default=5000, help="AI_QUANT_SIDECAR_MEMBER_TTL_MS")
     parser.add_argument("--rest-weight-per-min", type=int, default=200_000, help="a sidecar's REST budget")
     parser.add_argument("--timeout", type=float, default=900.0, help="warm-up limit (s)")
     parser.add_argument("--state-dir", type=Path, default=None, help="keep logs and DBs here (default: temp)")
     args = parser.parse_args(argv)
     sizes = (args.builder_dexes, args.markets_per_dex, args.original_markets, args.shards,
-             args.rest_weight_per_min)
+             args.rest_weight_per_min, args.tick_ms)
     if min(sizes) < 1 or args.speed <= 0 or args.run_secs < 0 or args.ws_drop_every_secs < 0 \
             or not 0 <= args.extra_sidecars <= 8:
-        parser.error("--builder-dexes, --markets-per-dex, --original-markets, --shards, "
+        parser.error("--builder-dexes, --markets-per-dex, --original-markets, --shards, --tick-ms, "
                      "--rest-weight-per-min >= 1, --speed > 0, --run-secs and --ws-drop-every-secs >= 0, "
                      "--extra-sidecars in [0, 8]")
     return args
