@@ -18,15 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from engine.config.perp_dexes import dex_of
+from engine.config.perp_dexes import ORIGINAL_DEX_WORD, dex_of
 from engine.enums import Mode
 from engine.runtime.clock import wall_ms
 from engine.sidecar.plan import MarketSource
 
 log = logging.getLogger(__name__)
-
-ORIGINAL_DEX_LABEL = "main"
-
 
 def market_sources_path(state_dir: Path, mode: Mode) -> Path:
     """Where the daemon of `mode` keeps the source counts (beside its trading DB)."""
@@ -55,7 +52,7 @@ def count_sources(sources: Mapping[str, MarketSource], now_ms: int) -> SourceCou
     total = {s.value: 0 for s in MarketSource}
     per_dex: dict[str, dict[str, int]] = {}
     for market, source in sources.items():
-        dex = dex_of(market) or ORIGINAL_DEX_LABEL
+        dex = dex_of(market) or ORIGINAL_DEX_WORD
         total[source.value] += 1
         per_dex.setdefault(dex, {s.value: 0 for s in MarketSource})[source.value] += 1
     return SourceCounts(now_ms, total, per_dex)

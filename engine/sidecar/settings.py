@@ -111,16 +111,22 @@ class SidecarSettings:
     def wants_account_events(self) -> bool:
         return self.mode in (Mode.LIVE, Mode.DRY_LIVE)
 
-    def subscription_count(self, n_symbols: int) -> int:
-        """allMids + candle per symbol (+ bbo per symbol) (+ userFills and orderUpdates)."""
-        return 1 + n_symbols * (2 if self.enable_bbo else 1) + (2 if self.wants_account_events else 0)
+    def subscription_count(self, n_symbols: int, builder_dexes: int = 0) -> int:
+        """allMids (+ one allMids per builder dex of the watchlist) + candle per symbol (+ bbo per
+        symbol) (+ userFills and orderUpdates)."""
+        account = 2 if self.wants_account_events else 0
+        return 1 + builder_dexes + n_symbols * (2 if self.enable_bbo else 1) + account
 
     @property
     def ws_market_capacity(self) -> int:
         """Markets this sidecar's IP can carry on WebSocket (see engine.sidecar.plan)."""
+        return self.ws_capacity(0)
+
+    def ws_capacity(self, builder_dexes: int) -> int:
+        """Markets on WebSocket when `builder_dexes` allMids subscriptions are fixed besides."""
         per_market = 2 if self.enable_bbo else 1
         return ws_market_capacity(
-            self.ws_budget, fixed_subs=self.subscription_count(0), subs_per_market=per_market
+            self.ws_budget, fixed_subs=self.subscription_count(0, builder_dexes), subs_per_market=per_market
         )
 
     @property
