@@ -171,6 +171,18 @@ def _missing(
     return sum(expected - int(n) for n in pipe.execute())
 
 
+def _stop(procs: Sequence[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM every sidecar, then wait; SIGKILL one that does not stop within 20 s."""
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def run(args: argparse.Namespace, state: Path) -> dict[str, Any]:
     layout = RedisLayout(PREFIX)
     sim_args = ["--synthetic", str(args.markets), "--interval", "1m", "--speed", str(args.speed),
@@ -218,14 +230,7 @@ def run(args: argparse.Namespace, state: Path) -> dict[str, Any]:
             missing = _missing(client, layout, symbols, first_t, last_t)
         finally:
             watcher.close()
-            for proc in procs:
-                proc.terminate()
-            for proc in procs:
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            _stop(procs)
             sim.stop()
             client.close()
     delays: list[float] = []
