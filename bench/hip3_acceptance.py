@@ -146,7 +146,14 @@ def compare(
     if opens != list(range(opens[0], opens[-1] + IV_MS, IV_MS)):
         return "gap", len(candles)
     venue = [c for c in rest.candle_snapshot(market, IV, opens[0], opens[-1]) if c.t <= opens[-1]]
-    return ("ok" if venue == candles else "differs"), len(candles)
+    if venue != candles:
+        pairs = [(a, b) for a, b in zip(candles, venue, strict=False) if a != b]
+        if not pairs:
+            return f"differs: redis {len(candles)} bars, venue {len(venue)}", len(candles)
+        redis_bar, venue_bar = pairs[0]
+        text = f"differs: {len(pairs)} of {len(candles)} bars; first redis={redis_bar} venue={venue_bar}"
+        return text, len(candles)
+    return "ok", len(candles)
 
 
 def settle(client: redis.Redis, layout: RedisLayout, sim: SimulatorProcess, markets: Sequence[str],
@@ -260,8 +267,8 @@ def report(
         "markets_compared": len(verdicts),
         "bars_compared": facts["bars_compared"],
         "mismatches": len(bad),
-        "mismatch_kinds": dict(Counter(bad.values())),
-        "mismatch_sample": dict(list(bad.items())[:10]),
+        "mismatch_kinds": dict(Counter(v.split(":")[0] for v in bad.values())),
+        "mismatch_sample": dict(list(bad.items())[:5]),
         "full_ticks": facts["full_ticks"],
         "daemon_exit": facts["daemon_exit"],
         "warm_secs": facts["warm_secs"],
