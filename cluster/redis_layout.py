@@ -28,7 +28,8 @@ Keys
                              wall_ms]``.
 ``{p}:hb:sidecar``           string, heartbeat JSON object (see `Heartbeat`): wall time of the
                              write, the venue clock (latest venue event time seen), connection
-                             state and counters.
+                             state and counters; ``{p}:hb:sidecar:{id}`` the same, per sidecar
+                             (`cluster.sidecar_heartbeat` owns both).
 ``{p}:ckpt:{iv}:{sym}``      string, opaque checkpoint bytes written by the shard owning ``sym``.
 ``{p}:acct:{user}``          stream of account events (``user`` = lower-cased address); fields
                              ``k`` (AccountEventKind), ``s`` (``1`` if part of a snapshot),
@@ -77,8 +78,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -97,6 +98,14 @@ from cluster.candle_codec import (
     encode_candles,
     members_to_bars,
     split_bars_reply,
+)
+from cluster.sidecar_heartbeat import (
+    Heartbeat,
+    parse_heartbeat,
+    queue_heartbeat,
+    read_sidecar_heartbeats,
+    shared_key,
+    sidecar_key,
 )
 from strategies.candle import Candle
 
@@ -188,26 +197,6 @@ class Bbo:
         return (self.bid_px + self.ask_px) / 2.0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Heartbeat:
-    """What the sidecar says about itself, written every second or so."""
-
-    wall_ms: int
-    venue_ms: int
-    connected: bool
-    interval: str
-    symbols: int
-    pid: int
-    started_wall_ms: int
-    reconnects: int = 0
-    last_error: str = ""
-    frames: int = 0
-    malformed: int = 0
-    candles_published: int = 0
-    corrections: int = 0
-    redis_failures: int = 0
-
-
 @dataclass(frozen=True, slots=True)
 class AccountEvent:
     kind: AccountEventKind
@@ -273,7 +262,10 @@ class RedisLayout:
         return f"{self.prefix}:bbo"
 
     def heartbeat_key(self) -> str:
-        return f"{self.prefix}:hb:sidecar"
+        return shared_key(self.prefix)
+
+    def sidecar_heartbeat_key(self, sidecar: str) -> str:
+        return sidecar_key(self.prefix, sidecar)
 
     def closed_channel(self, interval: str) -> str:
         return f"{self.prefix}:closed:{interval}"
@@ -477,17 +469,17 @@ class RedisLayout:
         return out
 
     def write_heartbeat(self, pipe: Any, heartbeat: Heartbeat) -> None:
-        pipe.set(self.heartbeat_key(), json.dumps(asdict(heartbeat), separators=(",", ":")))
+        """Queue the shared heartbeat and the writer's own (`cluster.sidecar_heartbeat`)."""
+        queue_heartbeat(pipe, self.prefix, heartbeat)
 
     def read_heartbeat(self, client: Any) -> Heartbeat | None:
-        """Return the sidecar heartbeat, or None if none was ever written."""
+        """Return the newest heartbeat of any sidecar, or None if none was ever written."""
         raw = client.get(self.heartbeat_key())
-        if raw is None:
-            return None
-        try:
-            return Heartbeat(**json.loads(_text(raw)))
-        except (ValueError, TypeError) as exc:
-            raise LayoutError(f"{self.heartbeat_key()}: malformed heartbeat {raw!r}") from exc
+        return None if raw is None else parse_heartbeat(self.heartbeat_key(), raw)
+
+    def read_sidecar_heartbeats(self, client: Any, sidecars: Iterable[str]) -> dict[str, Heartbeat | None]:
+        """Each named sidecar's own heartbeat (None when it never wrote one), one round trip."""
+        return read_sidecar_heartbeats(client, self.prefix, sidecars)
 
     # ----------------------------------------------------------------- notifications
     @staticmethod

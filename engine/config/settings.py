@@ -93,7 +93,7 @@ class DaemonSettings:
     strategy_mode: StrategyMode | None = None
     symbols: tuple[str, ...] = ()
     perp_dexes: PerpDexSelection = field(default_factory=PerpDexSelection)
-    top_n: int = 50
+    top_n: int | None = 50  # None = every listed market (AI_QUANT_TOP_N=all)
     instance_tag: str | None = None
     run_id: str | None = None
     paper: PaperSettings = field(default_factory=PaperSettings)

@@ -40,7 +40,10 @@ def env_lookback_bars(env: Mapping[str, str] | None = None) -> int:
 
 DEFAULT_STATE_DIR = "state"
 DEFAULT_STRATEGY_YAML = "config/strategy_overrides.yaml"
-MAX_TOP_N = 200  # the widest watchlist; each symbol costs 2-3 of the venue's 1000 WS subscriptions
+# The widest numeric watchlist. Past one IP's WS budget the sidecar splits connections, scales out
+# to a fleet and falls back to REST polling (engine.sidecar.plan), so the cap only guards typos.
+MAX_TOP_N = 10_000
+TOP_N_ALL = "all"
 
 
 def env_mode(env: Mapping[str, str] | None = None) -> Mode:
@@ -70,9 +73,16 @@ def env_instance_tag(env: Mapping[str, str] | None = None) -> str | None:
     return env_opt_str("AI_QUANT_INSTANCE_TAG", env)
 
 
-def env_top_n(env: Mapping[str, str] | None = None) -> int:
-    """AI_QUANT_TOP_N: watch the venue's top N by 24 h volume when AI_QUANT_SYMBOLS is unset."""
-    return env_int("AI_QUANT_TOP_N", 50, env, lo=1, hi=MAX_TOP_N)
+def env_top_n(env: Mapping[str, str] | None = None) -> int | None:
+    """AI_QUANT_TOP_N: watch the venue's top N by 24 h volume when AI_QUANT_SYMBOLS is unset; N in
+    [1, 10000], or `all` (None here) for every market the selected perp dexes list (AI_QUANT_PERP_DEXES)."""
+    raw = env_str("AI_QUANT_TOP_N", "", env).strip()
+    if raw.lower() == TOP_N_ALL:
+        return None
+    try:
+        return env_int("AI_QUANT_TOP_N", 50, env, lo=1, hi=MAX_TOP_N)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} (or {TOP_N_ALL!r} for every listed market)") from exc
 
 
 def env_signal_on_candle_close(env: Mapping[str, str] | None = None) -> bool:

@@ -100,10 +100,12 @@ def run_loop(
     poll_secs: float,
     before_tick: Callable[[], bool] | None = None,
     last_tick: LastTickWriter | None = None,
+    sources: Callable[[], str] | None = None,
 ) -> None:
     """Tick until stopped, waking on candle closes. `before_tick` (the broker stack's sync and risk
     poll) runs every iteration and returns whether the engine may tick now; `last_tick` keeps the
-    last tick's numbers on disk for `engine.status` and the web page."""
+    last tick's numbers on disk for `engine.status` and the web page; `sources` (the market-source
+    probe, engine.daemon.market_sources) adds `sources=ws:N,rest:N,none:N` to the status line."""
     loop_errors = 0
     metrics = tick_metrics()  # Ray-backed when the shards run on Ray, else a no-op
     while not stop:
@@ -118,6 +120,17 @@ def run_loop(
                 if last_tick is not None:
                     last_tick.write(report, engine.shard_answers)
                 line = report.status_line()
+                if sources is not None:
+                    line = f"{line} {_sources_text(sources)}"
                 log.info("%s", line)
                 watchdog.tick_done(line)
         waiter.wait(poll_secs, stop, watchdog.ping)
+
+
+def _sources_text(sources: Callable[[], str]) -> str:
+    """The probe's text; a failure to read the sources never stops the loop."""
+    try:
+        return sources()
+    except Exception as exc:  # a Redis hiccup: the line says so, the next tick retries
+        log.warning("market sources unreadable error=%s", exc)
+        return "sources=unknown"

@@ -38,6 +38,7 @@ from engine.daemon.config import DriverConfig
 from engine.daemon.dexes import load_perp_dex_facts
 from engine.daemon.live import live_stack
 from engine.daemon.loop import CandleCloseWaiter, FreshClockMarket, resolve_watchlist, run_loop
+from engine.daemon.market_sources import MarketSourcesProbe, market_sources_path
 from engine.daemon.paper import build_paper_stack
 from engine.daemon.services import Services
 from engine.daemon.stack import BrokerContext, BrokerFactory, BrokerStack, close_in_order
@@ -105,6 +106,7 @@ class Node:
         self.waiter: CandleCloseWaiter | None = None
         self.engine: UnifiedEngine | None = None
         self.surfaces: OperatorSurfaces | None = None  # the read-only web page and chat commands
+        self.sources: MarketSourcesProbe | None = None  # ws/rest/none per market, summed per dex
         self.run_id = config.settings.run_id or uuid.uuid4().hex[:12]
 
     def start(self) -> bool:
@@ -167,6 +169,9 @@ class Node:
             candles_db_path=sidecar_settings.candles_db_path, rest=info,
         )  # fmt: skip
         market = FreshClockMarket(self.hub)
+        self.sources = MarketSourcesProbe(
+            self.hub, watchlist, market_sources_path(settings.db_path.parent, config.mode)
+        )
         self.stack = stack = self.broker_factory(BrokerContext(
             config=config, store=store, risk=risk, strategy=strategy, venue_url=venue_url, budget=budget,
             redis=redis_rt, alerter=alerter, venue_clock_ms=market.venue_now_ms, protections=protections,
@@ -232,7 +237,7 @@ class Node:
         run_loop(
             self.engine, self.waiter, self.watchdog, self.stop, self.config.settings.loop_target_secs,
             self.stack.before_tick,
-            LastTickWriter(last_tick_path(self.config.settings.state_dir, self.config.mode)),
+            LastTickWriter(last_tick_path(self.config.settings.state_dir, self.config.mode)), self.sources,
         )  # fmt: skip
         log.info("shutting down signal=%s", self.stop.signal_name)
         self.stack.final_sync()

@@ -7,7 +7,9 @@ says which source it came from, so the engine can refuse to enter on stale or se
 
 Staleness is judged on the venue clock (the simulator may replay faster than wall time): the
 sidecar heartbeat carries the latest venue event time, extrapolated here at wall speed since the
-heartbeat was written. Health is the heartbeat's age on the wall clock and its connected flag.
+heartbeat was written. Health is the heartbeat's age on the wall clock and its connected flag: the
+shared heartbeat's, and every sidecar's own one that carries a market (with several sidecars the
+shared key would hide a dead one behind a live one).
 `market_sources` says which feed carries each market (a sidecar's WebSocket, a sidecar's REST
 polling, or none: beyond every sidecar's budget, or its sidecar died and none took it yet).
 """
@@ -30,7 +32,7 @@ from engine.config.env import env_bool, env_float
 from engine.config.shared import env_interval, env_signal_on_candle_close
 from engine.enums import CandleSource, MarketHealthReason, PriceSource
 from engine.runtime.clock import wall_ms
-from engine.sidecar.fleet import FleetKeys, read_sources, sources_summary
+from engine.sidecar.fleet import FleetKeys, carrying_members, read_sources, sources_summary
 from engine.sidecar.plan import MarketSource
 from engine.storage.sqlite import open_db, read_candles
 from engine.venue import types as hl
@@ -236,12 +238,36 @@ class MarketDataHub:
         if hb is None:
             return MarketHealth(False, MarketHealthReason.NO_HEARTBEAT, None, None, False)
         self._last_hb = hb
+        shared = self._judge(hb)
+        if not shared.ok:
+            return shared
+        return self._fleet_health() or shared
+
+    def _judge(self, hb: Heartbeat) -> MarketHealth:
+        """One heartbeat's verdict: stale on the wall clock, disconnected, or OK."""
         age = max(0.0, (self._clock_ms() - hb.wall_ms) / 1000.0)
         if age > self.settings.heartbeat_max_age_secs:
             return MarketHealth(False, MarketHealthReason.HEARTBEAT_STALE, age, hb.venue_ms, hb.connected)
         if not hb.connected:
             return MarketHealth(False, MarketHealthReason.SIDECAR_DISCONNECTED, age, hb.venue_ms, False)
         return MarketHealth(True, MarketHealthReason.OK, age, hb.venue_ms, True)
+
+    def _fleet_health(self) -> MarketHealth | None:
+        """Every market's source is alive: the first unhealthy verdict among the sidecars the source
+        table names (a dead one whose markets the others have not taken yet goes stale here, even
+        while another sidecar keeps the shared key fresh); None when all are healthy. A sidecar
+        without its own key (an older one) is judged by the shared key only, as before."""
+        try:
+            members = carrying_members(self._redis, FleetKeys(self._layout.prefix), self.settings.interval)
+            beats = self._layout.read_sidecar_heartbeats(self._redis, sorted(members))
+        except _REDIS_ERRORS:
+            return MarketHealth(False, MarketHealthReason.REDIS_DOWN, None, None, False)
+        for member, beat in beats.items():
+            verdict = None if beat is None else self._judge(beat)
+            if verdict is not None and not verdict.ok:
+                log.debug("sidecar unhealthy", extra={"member": member, "reason": verdict.reason.value})
+                return verdict
+        return None
 
     def market_sources(self, symbols: Sequence[str], interval: str | None = None) -> dict[str, MarketSource]:
         """Which feed carries each market now (ws / rest / none); all none when Redis is unreadable."""

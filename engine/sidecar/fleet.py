@@ -132,6 +132,23 @@ def read_sources(
     return out
 
 
+def carrying_members(client: Any, keys: FleetKeys, interval: str) -> set[str]:
+    """The members the source table names for at least one market of the fleet's watchlist (ws or
+    rest), alive or not. Entries of markets no longer watched are ignored: nobody rewrites them."""
+    raw_list = client.get(keys.watchlist(interval))
+    watchlist = _parse_watchlist(raw_list.decode() if isinstance(raw_list, bytes) else raw_list)
+    if not watchlist:
+        return set()
+    out: set[str] = set()
+    for raw in client.hmget(keys.sources(interval), list(watchlist)):
+        if raw is None:
+            continue
+        kind, _, member = (raw.decode() if isinstance(raw, bytes) else str(raw)).partition(" ")
+        if member and kind in (MarketSource.WS.value, MarketSource.REST.value):
+            out.add(member)
+    return out
+
+
 class FleetMember:
     """One sidecar's side of the fleet; call from one thread (the sidecar runs it off the loop)."""
 

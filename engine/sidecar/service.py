@@ -445,6 +445,7 @@ class Sidecar(FleetShare):
             symbols=len(self.symbols),
             pid=os.getpid(),
             started_wall_ms=self.started_wall_ms,
+            sidecar=self.settings.sidecar_id,
             reconnects=self.stats.reconnects,
             last_error=self.stats.last_error,
             frames=self.stats.frames,

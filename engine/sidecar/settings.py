@@ -66,7 +66,7 @@ class SidecarSettings:
     interval: str = "1h"
     symbols: tuple[str, ...] = ()
     perp_dexes: PerpDexSelection = field(default_factory=PerpDexSelection)  # AI_QUANT_PERP_DEXES
-    top_n: int = 50
+    top_n: int | None = 50  # None = every listed market (AI_QUANT_TOP_N=all)
     lookback_bars: int = 200
     enable_bbo: bool = True
     account_address: str | None = None
@@ -111,16 +111,22 @@ class SidecarSettings:
     def wants_account_events(self) -> bool:
         return self.mode in (Mode.LIVE, Mode.DRY_LIVE)
 
-    def subscription_count(self, n_symbols: int) -> int:
-        """allMids + candle per symbol (+ bbo per symbol) (+ userFills and orderUpdates)."""
-        return 1 + n_symbols * (2 if self.enable_bbo else 1) + (2 if self.wants_account_events else 0)
+    def subscription_count(self, n_symbols: int, builder_dexes: int = 0) -> int:
+        """allMids (+ one allMids per builder dex of the watchlist) + candle per symbol (+ bbo per
+        symbol) (+ userFills and orderUpdates)."""
+        account = 2 if self.wants_account_events else 0
+        return 1 + builder_dexes + n_symbols * (2 if self.enable_bbo else 1) + account
 
     @property
     def ws_market_capacity(self) -> int:
         """Markets this sidecar's IP can carry on WebSocket (see engine.sidecar.plan)."""
+        return self.ws_capacity(0)
+
+    def ws_capacity(self, builder_dexes: int) -> int:
+        """Markets on WebSocket when `builder_dexes` allMids subscriptions are fixed besides."""
         per_market = 2 if self.enable_bbo else 1
         return ws_market_capacity(
-            self.ws_budget, fixed_subs=self.subscription_count(0), subs_per_market=per_market
+            self.ws_budget, fixed_subs=self.subscription_count(0, builder_dexes), subs_per_market=per_market
         )
 
     @property
@@ -224,14 +230,15 @@ def _local_addr(env: Mapping[str, str] | None) -> str | None:
         raise ConfigError(f"AI_QUANT_SIDECAR_LOCAL_ADDR={value!r} is not an IP address") from exc
 
 
-def top_symbols_by_volume(coins_and_volumes: Sequence[tuple[str, float]], n: int) -> tuple[str, ...]:
-    """The n coins with the highest 24 h notional volume (ties by name, for a stable list)."""
+def top_symbols_by_volume(coins_and_volumes: Sequence[tuple[str, float]], n: int | None) -> tuple[str, ...]:
+    """The n coins with the highest 24 h notional volume (ties by name, for a stable list); every
+    coin, ranked, when n is None (AI_QUANT_TOP_N=all)."""
     ranked = sorted(coins_and_volumes, key=lambda cv: (-cv[1], cv[0]))
     return tuple(coin for coin, _ in ranked[:n])
 
 
 def build_watchlist(
-    explicit: Sequence[str], top_n: int, anchor: str, listed: Sequence[tuple[str, float]] | None
+    explicit: Sequence[str], top_n: int | None, anchor: str, listed: Sequence[tuple[str, float]] | None
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Return (watchlist, dropped): explicit symbols (or the top N by volume), anchor first.
 

@@ -20,6 +20,7 @@ from typing import Any
 import redis
 
 from cluster.redis_layout import LayoutError
+from engine.config.perp_dexes import ORIGINAL_DEX, dex_of
 from engine.sidecar.candles import CandleTracker, SyncRequest, TrackerOutput, VenueClock
 from engine.sidecar.fleet import FleetMember, MemberInfo
 from engine.sidecar.plan import Share, assign, connection_plan
@@ -62,7 +63,7 @@ class FleetShare:
     def _member_info(self) -> MemberInfo:
         return MemberInfo(
             member=self.settings.sidecar_id,
-            ws_capacity=self.settings.ws_market_capacity,
+            ws_capacity=self.settings.ws_capacity(len(self.mids_dexes)),
             rest_capacity=self.settings.rest_market_capacity,
             ws_markets=len(self.share.ws),
             rest_markets=len(self.share.rest),
@@ -135,8 +136,16 @@ class FleetShare:
             self.tracker.on_sync_failed(req)  # marks the symbol as syncing until the fill lands
         self._apply(TrackerOutput(syncs=syncs), from_ws=False)
 
+    @property
+    def mids_dexes(self) -> tuple[str, ...]:
+        """The builder dexes of the fleet's watchlist: each gets its own `allMids` subscription (the
+        venue's allMids without `dex` covers the original dex only), so builder-dex mids arrive
+        pushed like the original's, not from BBO or REST. Counted against the IP's budget."""
+        return tuple(sorted({dex_of(m) for m in self.watchlist} - {ORIGINAL_DEX}))
+
     def _ws_plan(self, markets: tuple[str, ...]) -> list[tuple[tuple[str, ...], list[dict[str, Any]]]]:
         fixed: list[dict[str, Any]] = [{"type": "allMids"}]
+        fixed += [{"type": "allMids", "dex": dex} for dex in self.mids_dexes]
         if self.settings.wants_account_events and self.settings.account_address:
             fixed += [
                 {"type": kind, "user": self.settings.account_address}

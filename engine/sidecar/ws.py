@@ -34,15 +34,16 @@ RESUBSCRIBE_SECS = 30.0  # a subscription not acknowledged this long after it wa
 _ACKED = ("subscriptionResponse", "Already subscribed")
 
 
-def sub_key(sub: Any) -> tuple[str, str, str, str]:
-    """What identifies a subscription in the venue's answers (type, coin, interval, user)."""
+def sub_key(sub: Any) -> tuple[str, str, str, str, str]:
+    """What identifies a subscription in the venue's answers (type, coin, interval, user, dex: one
+    `allMids` per perp dex)."""
     if not isinstance(sub, dict):
-        return ("", "", "", "")
+        return ("", "", "", "", "")
     return (str(sub.get("type", "")), str(sub.get("coin") or ""), str(sub.get("interval") or ""),
-            str(sub.get("user") or "").lower())  # fmt: skip
+            str(sub.get("user") or "").lower(), str(sub.get("dex") or ""))  # fmt: skip
 
 
-def acked_subscription(raw: str | bytes) -> tuple[str, str, str, str] | None:
+def acked_subscription(raw: str | bytes) -> tuple[str, str, str, str, str] | None:
     """The subscription a frame acknowledges (a subscriptionResponse, or "Already subscribed")."""
     text = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
     if not any(marker in text for marker in _ACKED):

@@ -16,6 +16,9 @@ INDEX_HTML = """<!doctype html>
  <section><h2>Account</h2><dl id="totals"></dl></section>
  <section><h2>Risk</h2><dl id="risk"></dl></section>
  <section><h2>Shard health</h2><dl id="shards"></dl></section>
+ <section><h2>Market data sources <small id="sources-age"></small></h2>
+ <table id="sources"><thead><tr><th>dex</th><th>ws</th><th>rest</th><th>none</th></tr></thead>
+ <tbody></tbody></table></section>
 </div>
 <h2>Equity <small>(cash balance after each fill, in ledger order)</small></h2>
 <canvas id="equity" width="900" height="220"></canvas>
@@ -85,6 +88,23 @@ function drawEquity(points) {
   g.stroke();
 }
 
+// Markets per feed (a sidecar's WebSocket, its REST polling, or none: the engine cannot see them),
+// per perp dex and in total; a dex with markets on `none` is marked bad.
+function renderSources(ms) {
+  if (!ms) {
+    fillTable('sources', [], () => []);
+    $('sources-age').textContent = '(not reported yet)';
+    return;
+  }
+  const rows = [...Object.entries(ms.per_dex), ['all', ms.total]];
+  fillTable('sources', rows, ([dex, c]) => [dex, String(c.ws), String(c.rest), String(c.none)],
+    ([dex]) => dex);
+  for (const tr of $('sources').tBodies[0].rows) {
+    if (tr.cells[3].textContent !== '0') tr.cells[3].className = 'bad';
+  }
+  $('sources-age').textContent = '(' + when(ms.wall_ms) + ')';
+}
+
 function render(s) {
   $('mode').textContent = '[' + s.mode + ']';
   const t = s.totals;
@@ -111,6 +131,7 @@ function render(s) {
     ['timeouts (' + sh.window_secs + 's)', String(sh.timeouts_recent), sh.timeouts_recent ? 'bad' : 'ok'],
     ['timed-out symbols', sh.timeout_symbols.join(', ')],
   ]);
+  renderSources(s.market_sources);
   fillTable('positions', s.positions, (p) => [p.symbol, p.side, num(p.size_coins), num(p.entry_price),
     money(p.notional_usd), num(p.leverage), money(p.margin_used_usd), age(p.age_secs)], (p) => p.symbol);
   fillTable('trades', s.trades, (x) => [when(x.event_ms), x.kind, x.symbol, x.side || '', num(x.size_coins),

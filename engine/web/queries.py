@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.daemon.market_sources import SourceCounts, market_sources_path, read_market_sources
 from engine.enums import Mode
 from engine.execution.gates import hard_kill_active
 from engine.risk.kill_switch import KillReading, KillSwitchSources
@@ -133,6 +134,7 @@ class Snapshot:
     equity: tuple[tuple[int, float], ...]
     risk: RiskView
     shards: ShardHealth
+    market_sources: SourceCounts | None = None  # ws/rest/none per dex, as the daemon last wrote them
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON-ready dict (dataclasses and tuples become dicts and lists)."""
@@ -265,20 +267,23 @@ class TradingDbReader:
         self.mode = mode
         self._env = dict(env)
         self._kill = KillSwitchSources.from_env(self._env)
+        self.sources_path = market_sources_path(db_path.parent, mode)  # written by the daemon's loop
 
     def snapshot(self, now_ms: int | None = None) -> Snapshot:
         """Read everything the page shows, in one read-only connection."""
         now = int(time.time() * 1000) if now_ms is None else now_ms
         mode = self.mode.value
+        sources = read_market_sources(self.sources_path)
         with open_readonly(self.db_path) as conn:
             if conn is None:
                 empty = Totals(0.0, 0.0, 0.0, 0.0, 0.0, 0, 0.0)
                 shards = ShardHealth(None, None, 0, (), SHARD_WINDOW_MS // 1000)
                 risk = _risk(None, self._kill, self._env)
-                return Snapshot(mode, now, False, empty, (), (), (), (), risk, shards)
+                return Snapshot(mode, now, False, empty, (), (), (), (), risk, shards, sources)
             return Snapshot(
                 mode=mode, now_ms=now, db_present=True, totals=_totals(conn, mode, now),
                 positions=_positions(conn, mode, now), trades=_trades(conn, mode),
                 decisions=_decisions(conn, mode), equity=_equity(conn, mode),
                 risk=_risk(conn, self._kill, self._env), shards=_shards(conn, mode, now),
+                market_sources=sources,
             )  # fmt: skip

@@ -86,6 +86,18 @@ def test_page_shows_a_new_trade_while_the_paper_daemon_runs(tmp_path, daemons, b
     row = db_rows(db, "SELECT kind, symbol FROM trades WHERE id=?", (new[0],))
     assert row and (cells[1], cells[2]) == row[0], (cells, row)
     assert page.locator("#decisions tbody tr").count() > 0
+    # Market data sources: the watchlist is on the sidecar's WebSocket, shown per dex and in total,
+    # as on the status line (sources=ws:N,rest:N,none:N).
+    page.wait_for_function(
+        "() => { const r = document.querySelector(\"#sources tbody tr[data-key='all']\");"
+        " return r && +r.cells[1].textContent > 0 && r.cells[3].textContent === '0'; }", timeout=60_000,
+    )  # fmt: skip
+    total = page.eval_on_selector("#sources tbody tr[data-key='all']",
+                                  "r => Array.from(r.cells).map(c => c.textContent)")  # fmt: skip
+    main = page.eval_on_selector("#sources tbody tr[data-key='main']",
+                                 "r => Array.from(r.cells).map(c => c.textContent)")  # fmt: skip
+    assert main[1:] == total[1:]  # one perp dex here: the original
+    assert f"sources=ws:{total[1]},rest:{total[2]},none:0" in daemon.text()
 
     assert errors == []
     refused = page.evaluate("fetch('/api/snapshot', {method: 'POST', body: '{}'}).then(r => r.status)")

@@ -31,6 +31,9 @@ BENCH_ARGS: dict[str, list[str]] = {
     "indicators": ["--updates", "200", "--baseline-runs", "3", "--repeats", "1"],
     "ingest": ["--symbols", "20", "--rounds", "2", "--baseline-rounds", "1"],
     "ingest_fleet": ["--markets", "30", "--sidecars", "2", "--bars", "2"],
+    "hip3_acceptance": ["--builder-dexes", "3", "--markets-per-dex", "2", "--original-markets", "2",
+                        "--speed", "60", "--run-secs", "3", "--ws-drop-every-secs", "3",
+                        "--extra-sidecars", "0", "--timeout", "150"],
     "oms": ["--writes", "60"],
     "universe": ["--symbols", "3", "--bars", "40"],
     "shadow": ["--variants", "4", "--ticks", "20", "--warm-bars", "60", "--json"],
@@ -38,7 +41,7 @@ BENCH_ARGS: dict[str, list[str]] = {
     "startup": ["--symbols", "6", "--daemon-runs", "1", "--warm-bars", "60", "--ticks-before", "2",
                 "--parity-sample", "2", "--timeout", "150"],
 }
-LANES = (("scale", "candle_codec", "startup"), ("tick", "ingest_fleet", "shadow"),
+LANES = (("scale", "candle_codec", "startup", "hip3_acceptance"), ("tick", "ingest_fleet", "shadow"),
          ("soak_crash", "indicators", "ingest", "oms", "universe"))
 
 
@@ -113,6 +116,14 @@ def test_bench_ingest_fleet(bench_runs: dict[str, Future[subprocess.CompletedPro
     assert out["candles_measured"] == 60 and out["candles_per_sec"] > 0
     delay = out["close_to_key_visible_ms"]
     assert delay["p50"] <= delay["p99"] <= delay["max"]
+
+
+def test_bench_hip3_acceptance(bench_runs: dict[str, Future[subprocess.CompletedProcess[str]]]) -> None:
+    out = _output(bench_runs, "hip3_acceptance")
+    assert out["markets_per_dex"] == {"main": 2, "xyz": 2, "flx": 2, "vntl": 2}
+    assert out["markets_compared"] == 8 and out["bars_compared"] > 0 and out["full_ticks"] >= 1
+    assert out["mismatches"] == 0 and out["daemon_exit"] == 0
+    assert sum(out["sources"].values()) == 8
 
 
 def test_bench_oms(bench_runs: dict[str, Future[subprocess.CompletedProcess[str]]]) -> None:

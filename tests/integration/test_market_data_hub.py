@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from engine.enums import CandleSource, MarketHealthReason, OrderSide, PriceSourc
 from engine.execution.fill_model import FillModelParams, fill_price
 from engine.marketdata.hub import DF_COLUMNS, HubSettings, MarketDataHub
 from engine.runtime.redis_server import EmbeddedRedis
+from engine.sidecar.fleet import FleetKeys
 from engine.storage.sqlite import ensure_candles_table, open_db, upsert_candles
 from engine.tick.types import market_quote
 from engine.venue import types as hl
@@ -275,3 +277,49 @@ def test_open_mode_sqlite_key_is_the_bar_after_the_last_close_like_the_redis_key
     assert (from_redis.source, from_sqlite.source) == (CandleSource.REDIS, CandleSource.SQLITE)
     assert from_sqlite.keys == from_redis.keys == {SYM: 1000 * IV}  # the forming bar's open time
     client.close()
+
+
+def _sidecar_beat(
+    client: redis.Redis, layout: RedisLayout, sidecar: str, wall_ms: int, connected: bool = True
+) -> None:
+    beat = Heartbeat(wall_ms=wall_ms, venue_ms=NOW, connected=connected, interval="1m", symbols=2, pid=1,
+                     started_wall_ms=0, sidecar=sidecar)  # fmt: skip
+    layout.write_heartbeat(client, beat)
+
+
+def test_health_judges_every_markets_sidecar_not_the_shared_key(
+    redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """Two sidecars share one Redis: s1 stops beating while s2 keeps the shared key fresh. The hub
+    is unhealthy while the source table still puts a watched market on s1, healthy again once s2
+    took it; a market s1 carried that is no longer watched does not count."""
+    layout = RedisLayout()
+    keys = FleetKeys(layout.prefix)
+    redis_client.set(keys.watchlist("1m"), json.dumps(["BTC", "ETH"]))
+    redis_client.hset(keys.sources("1m"), mapping={"BTC": "ws s2", "ETH": "ws s1", "OLD": "ws s0"})
+    _sidecar_beat(redis_client, layout, "s0", NOW - 600_000)  # long gone, its market unwatched
+    _sidecar_beat(redis_client, layout, "s1", NOW - 16_000)
+    _sidecar_beat(redis_client, layout, "s2", NOW - 500)  # the shared key is s2's: fresh
+    assert layout.read_heartbeat(redis_client).sidecar == "s2"
+    hub = _hub(redis_client, tmp_path)
+    health = hub.health()
+    assert health.reason is MarketHealthReason.HEARTBEAT_STALE and not health.ok
+    assert hub.candle_keys(["BTC", "ETH"]).health is MarketHealthReason.HEARTBEAT_STALE
+    _sidecar_beat(redis_client, layout, "s1", NOW - 500, connected=False)
+    _sidecar_beat(redis_client, layout, "s2", NOW - 400)
+    assert hub.health().reason is MarketHealthReason.SIDECAR_DISCONNECTED
+    redis_client.hset(keys.sources("1m"), "ETH", "ws s2")  # the fleet moved s1's market to s2
+    assert hub.health().ok
+
+
+def test_single_sidecar_without_its_own_key_is_judged_by_the_shared_key(
+    redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    layout = RedisLayout()
+    keys = FleetKeys(layout.prefix)
+    redis_client.set(keys.watchlist("1m"), json.dumps(["BTC"]))
+    redis_client.hset(keys.sources("1m"), mapping={"BTC": "ws old-sidecar"})
+    _heartbeat(redis_client, layout, NOW, NOW - 1_000)  # an older sidecar: shared key only
+    assert _hub(redis_client, tmp_path).health().ok
+    _heartbeat(redis_client, layout, NOW, NOW - 16_000)
+    assert _hub(redis_client, tmp_path).health().reason is MarketHealthReason.HEARTBEAT_STALE

@@ -8,6 +8,7 @@ give it back exactly.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import eth_account
 import pytest
@@ -16,10 +17,14 @@ from hyperliquid.exchange import Exchange
 
 from cluster.redis_layout import RedisLayout
 from engine.config.perp_dexes import parse_perp_dex_selection
+from engine.runtime.redis_server import EmbeddedRedis
+from engine.sidecar.fleet import FleetKeys, read_sources
+from engine.sidecar.plan import MarketSource
 from engine.venue.info_client import HyperliquidInfoClient
 from engine.venue.rate_budget import RateBudget
 from strategies.candle import Candle
 from tests.fixtures.sim_fixtures import SimulatorProcess
+from tests.integration.test_sidecar_sim import SidecarProc, sidecars, wait_for  # noqa: F401  (fixture)
 
 
 def _client(sim: SimulatorProcess, dexes: str) -> HyperliquidInfoClient:
@@ -70,3 +75,31 @@ def test_redis_candle_keys_keep_a_dex_coin_name(redis_client: redis.Redis) -> No
     assert layout.candles_key("xyz:kBONK", "5m").endswith(":5m:xyz:kBONK")
     assert layout.read_candles(redis_client, "xyz:kBONK", "5m") == [candle]
     assert layout.read_candles(redis_client, "XYZ:KBONK", "5m") == []  # another coin entirely
+
+
+def test_sidecar_subscribes_allmids_per_builder_dex_within_the_ws_budget(
+    simulator_factory: Callable[..., SimulatorProcess], redis_server: EmbeddedRedis,
+    redis_client: redis.Redis, tmp_path: Path, sidecars: list[SidecarProc],  # noqa: F811
+) -> None:
+    """BBO off, so a builder-dex mid in Redis can only come from an `allMids` subscription with that
+    dex (the venue's plain allMids covers the original dex only); the WS budget counts them: the
+    subscription cap is set so 2 allMids of builder dexes + the original's + 4 candles fit exactly."""
+    sim = simulator_factory("--speed", "60", "--interval", "1m", "--synthetic", "2", "--builder-dexes", "2",
+                            "--markets-per-dex", "3", "--rate-limit-per-min", "0",
+                            "--ws-max-subscriptions", "7")  # fmt: skip
+    watch = ["SYN0001", "xyz:TSLA", "flx:TSLA", "flx:AAPL"]
+    sidecar = SidecarProc(sim, redis_server.url, tmp_path, "mids", AI_QUANT_SYMBOLS=",".join(watch),
+                          AI_QUANT_PERP_DEXES="all", AI_QUANT_WS_ENABLE_BBO="0",
+                          AI_QUANT_ANCHOR_SYMBOL="NONE", HL_WS_MAX_SUBSCRIPTIONS="7").start()  # fmt: skip
+    sidecars.append(sidecar)
+    layout = RedisLayout("mids")
+    everyone = [*watch, "SYN0002", "xyz:AAPL", "xyz:kBONK", "flx:kBONK"]  # allMids: all of a dex
+    wait_for(lambda: set(layout.read_mids(redis_client, everyone)) == set(everyone), 60, "mids of every dex")
+    sources = read_sources(redis_client, FleetKeys("mids"), "1m", watch)
+    assert set(sources.values()) == {MarketSource.WS}  # all four candles on WS: the budget held
+    with _client(sim, "all") as client:
+        venue = client.all_mids()
+    mids = layout.read_mids(redis_client, everyone)
+    for coin in everyone:  # the pushed mid is the venue's (both move: compare loosely)
+        assert mids[coin].price == pytest.approx(venue[coin], rel=0.05)
+    assert sidecar.alive()

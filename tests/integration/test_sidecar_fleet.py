@@ -96,6 +96,9 @@ def test_two_sidecars_on_two_ips_carry_what_one_cannot_and_a_kill_loses_no_candl
              30, "the two shares")  # fmt: skip
     members = _fleet(redis_client)
     assert {m.local_addr for m in members.values()} == {"127.0.0.2", "127.0.0.3"}
+    own = lambda: layout.read_sidecar_heartbeats(redis_client, ["a", "b"])  # noqa: E731
+    beats = wait_for(lambda: all(own().values()) and own(), 30, "a heartbeat of each sidecar, by its id")
+    assert {m: hb.sidecar for m, hb in beats.items()} == {"a": "a", "b": "b"}  # type: ignore[union-attr]
     on_b = [s for s, owner in _owners(redis_client, symbols).items() if owner == "ws b"]
     assert len(on_b) == 30
     mid = max(v or 0 for v in _close_keys(redis_client, layout, symbols).values())
@@ -107,6 +110,7 @@ def test_two_sidecars_on_two_ips_carry_what_one_cannot_and_a_kill_loses_no_candl
     wait_for(lambda: all(_owners(redis_client, on_b)[s].endswith(" a") for s in on_b), 30, "b moved")
     assert _sources(hub, symbols) == alone
     wait_for(lambda: _all_advanced(redis_client, layout, symbols, killed_at + 10 * IV), 60, "after the kill")
+    assert hub.health().ok  # every market's sidecar (a) beats; b's frozen key names no market now
 
     with _rest(sim) as rest:
         try:

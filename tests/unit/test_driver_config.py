@@ -129,7 +129,8 @@ def test_each_variable_is_parsed_in_one_module():
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("AI_QUANT_TOP_N", "201"), ("AI_QUANT_CANDLE_CLOSE_GRACE_MS", "-1"), ("AI_QUANT_MODE", "x")],
+    [("AI_QUANT_TOP_N", "10001"), ("AI_QUANT_TOP_N", "every"), ("AI_QUANT_CANDLE_CLOSE_GRACE_MS", "-1"),
+     ("AI_QUANT_MODE", "x")],
 )
 def test_driver_and_sidecar_refuse_the_same_values(name, value):
     for parse in (DaemonSettings.from_env, SidecarSettings.from_env):

@@ -93,3 +93,22 @@ def test_settings_invalid_mode_lists_valid_values():
     with pytest.raises(ConfigError) as info:
         DaemonSettings.from_env({"AI_QUANT_MODE": "prod"})
     assert all(mode.value in str(info.value) for mode in Mode)
+
+
+@pytest.mark.parametrize("value", ["all", "ALL", " All "])
+def test_top_n_all_watches_every_listed_market(value):
+    """AI_QUANT_TOP_N=all: the whole universe of the selected dexes (past one IP's WS budget the
+    sidecar splits connections and falls back to REST), and the ranking keeps every coin."""
+    from engine.sidecar.settings import top_symbols_by_volume
+
+    assert DaemonSettings.from_env({"AI_QUANT_TOP_N": value}).top_n is None
+    listed = [(f"c{i}", float(i)) for i in range(1207)]
+    assert len(top_symbols_by_volume(listed, None)) == 1207
+    assert DaemonSettings.from_env({"AI_QUANT_TOP_N": "1207"}).top_n == 1207
+
+
+@pytest.mark.parametrize("value", ["0", "10001", "many", "-3"])
+def test_top_n_bad_value_names_the_variable_and_the_all_spelling(value):
+    with pytest.raises(ConfigError) as info:
+        DaemonSettings.from_env({"AI_QUANT_TOP_N": value})
+    assert "AI_QUANT_TOP_N" in str(info.value) and "'all'" in str(info.value)

@@ -156,7 +156,7 @@ def test_subscription_acknowledgements_are_recognised() -> None:
         return _json.dumps({"channel": "subscriptionResponse", "data": data})
 
     ok = response("subscribe")
-    assert acked_subscription(ok) == sub_key(sub) == ("candle", "BTC", "1m", "")
+    assert acked_subscription(ok) == sub_key(sub) == ("candle", "BTC", "1m", "", "")
     already = _json.dumps({"channel": "error", "data": f"Already subscribed: {_json.dumps(sub)}"})
     assert acked_subscription(already.encode()) == sub_key(sub)
     text = f"Cannot track more than 2 total subscriptions: {_json.dumps(sub)}"
@@ -165,4 +165,6 @@ def test_subscription_acknowledgements_are_recognised() -> None:
     unsub = response("unsubscribe")
     assert acked_subscription(unsub) is None
     assert acked_subscription('{"channel":"candle","data":{}}') is None
-    assert sub_key({"type": "userFills", "user": "0xAB"}) == ("userFills", "", "", "0xab")
+    assert sub_key({"type": "userFills", "user": "0xAB"}) == ("userFills", "", "", "0xab", "")
+    # one allMids per perp dex: distinct subscriptions, each acknowledged on its own
+    assert sub_key({"type": "allMids", "dex": "xyz"}) != sub_key({"type": "allMids"})
