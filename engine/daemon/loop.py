@@ -105,7 +105,7 @@ def run_loop(
     """Tick until stopped, waking on candle closes. `before_tick` (the broker stack's sync and risk
     poll) runs every iteration and returns whether the engine may tick now; `last_tick` keeps the
     last tick's numbers on disk for `engine.status` and the web page; `sources` (the market-source
-    probe, engine.daemon.market_sources) adds `sources=ws:N,rest:N,none:N` to the status line."""
+    probe, engine.marketdata.market_sources) adds `sources=ws:N,rest:N,none:N` to the status line."""
     loop_errors = 0
     metrics = tick_metrics()  # Ray-backed when the shards run on Ray, else a no-op
     while not stop:

@@ -38,7 +38,6 @@ from engine.daemon.config import DriverConfig
 from engine.daemon.dexes import load_perp_dex_facts
 from engine.daemon.live import live_stack
 from engine.daemon.loop import CandleCloseWaiter, FreshClockMarket, resolve_watchlist, run_loop
-from engine.daemon.market_sources import MarketSourcesProbe, market_sources_path
 from engine.daemon.paper import build_paper_stack
 from engine.daemon.services import Services
 from engine.daemon.stack import BrokerContext, BrokerFactory, BrokerStack, close_in_order
@@ -47,6 +46,7 @@ from engine.daemon.surfaces import OperatorSurfaces
 from engine.enums import AlertKind, Mode
 from engine.execution.trade_store import TradeStore
 from engine.marketdata.hub import MarketDataHub
+from engine.marketdata.market_sources import MarketSourcesProbe, market_sources_path
 from engine.risk.manager import RiskManager
 from engine.runtime.lock import DaemonLock
 from engine.runtime.ray_boot import RayBoot

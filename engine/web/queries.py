@@ -20,9 +20,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.daemon.market_sources import SourceCounts, market_sources_path, read_market_sources
 from engine.enums import Mode
 from engine.execution.gates import hard_kill_active
+from engine.marketdata.market_sources import SourceCounts, market_sources_path, read_market_sources
 from engine.risk.kill_switch import KillReading, KillSwitchSources
 
 CURVE_POINTS = 500  # equity points sent to the page at most (evenly thinned)

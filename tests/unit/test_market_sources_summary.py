@@ -8,14 +8,14 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine.daemon.market_sources import (
+from engine.enums import Mode
+from engine.execution.trade_store import TradeStore
+from engine.marketdata.market_sources import (
     MarketSourcesProbe,
     count_sources,
     market_sources_path,
     read_market_sources,
 )
-from engine.enums import Mode
-from engine.execution.trade_store import TradeStore
 from engine.sidecar.plan import MarketSource
 from engine.web.queries import TradingDbReader
 from engine.web.server import WebPage
