@@ -170,6 +170,7 @@ def test_bench_scale(bench_runs: dict[str, Future[subprocess.CompletedProcess[st
     out = _output(bench_runs, "scale")
     assert out["bench"] == "scale" and out["symbols"] == 4 and out["shards"] == 2
     one, two = out["results"]
+    parts = ("driver_ms", "ray_overhead_ms", "busiest_shard_ms")
     assert (one["layout"], one["worker_cpus"]) == ("1_node_1_core", [2])
     assert (two["layout"], two["worker_cpus"]) == ("2_nodes_2_cores", [1, 1])
     for result, nodes in ((one, 1), (two, 2)):
@@ -178,17 +179,33 @@ def test_bench_scale(bench_runs: dict[str, Future[subprocess.CompletedProcess[st
         assert shards["healthy"] and shards["healthy_after_ticks"] and shards["on_head"] == []
         assert sorted(shards["alive"]) == ["aiq-shard-0", "aiq-shard-1"] and shards["distinct_nodes"] == nodes
         pinning = result["pinning"]
+        node_names = {f"node_{i}" for i in range(nodes)}
         assert pinning["distinct_nodes"] == nodes
-        for shard in pinning["shards"].values():
-            assert shard["affinity"] == shard["node_pin"] and len(shard["affinity"]) == 1
+        assert {s["node"] for s in pinning["shards"].values()} == node_names
+        for shard in pinning["shards"].values():  # each shard on its node's one core, every thread
+            assert shard["affinity"] == pinning["pinned_to"][shard["node"]] and len(shard["affinity"]) == 1
+        # --head-cores layout (the default): head, driver and Redis confined to the layout's cores
+        layout_cores = sorted({c for n in node_names for c in pinning["pinned_to"][n]})
+        assert len(layout_cores) == nodes
+        for group in ("head", "driver", "redis"):
+            assert pinning["pinned_to"][group] == layout_cores
+        assert pinning["observed_affinity"] == pinning["pinned_to"]  # observed on every thread, from /proc
+        assert all(pinning["processes_per_group"][n] >= 2 for n in node_names)  # raylet + shard workers
+        cpu = result["cpu_ms_per_tick"]
+        assert set(cpu) == node_names | {"head", "driver", "redis", "machine_busy", "other_processes"}
+        assert all(cpu[k] >= 0 for k in (*node_names, "head", "driver", "redis", "machine_busy"))
+        assert set(result["tick_breakdown"]["mean_ms"]) == set(parts)
     cores = {tuple(s["affinity"]) for s in two["pinning"]["shards"].values()}
     assert len(cores) == 2  # two nodes, two different cores
     assert out["dashboard_all_shards_alive_every_run"] is True
     assert set(out["summary"]) == {"1_node_1_core", "2_nodes_2_cores"}
     pinned = out["pinned"]
     assert pinned["all_runs_pinned_and_on_distinct_nodes"] is True and pinned["goal"] == 1.7
-    assert pinned["throughput_ratio"] == out["ratio_2_nodes_vs_1_node"]["symbols_per_sec"] > 0
-    assert set(pinned["where_the_tick_goes_ms_p50"]) == {"1_node_1_core", "2_nodes_2_cores"}
+    assert pinned["throughput_ratio"] == out["ratio_2_nodes_vs_1_node"]["row_candles_per_sec"] > 0
+    assert set(pinned["where_the_tick_goes_mean_ms"]) == {"1_node_1_core", "2_nodes_2_cores"}
+    assert set(pinned["worker_core_busy_share"]["2_nodes_2_cores"]) == {"node_0", "node_1"}
+    loss = pinned["loss_vs_perfect_2x_ms_per_tick"]
+    assert abs(loss["total_ms"] - sum(loss[p] for p in parts)) < 0.05  # the parts add up (rounding)
 
 
 def test_bench_shadow(bench_runs: dict[str, Future[subprocess.CompletedProcess[str]]]) -> None:
