@@ -312,14 +312,14 @@ def _timed_ticks(pool: Any, client: Any, layout: RedisLayout, hist: dict[str, An
         t0 = time.perf_counter()
         keys = layout.read_candle_keys(client, symbols, INTERVAL)
         batch = {s: k.closed_close_ms for s, k in keys.items() if k.closed_close_ms is not None}
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.thread_time()
         result = pool.evaluate(batch)
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.thread_time()
         result.ranked()
         t3 = time.perf_counter()
         cpu.stop()
         ticks.append({"wall_ms": (t3 - t0) * 1000.0, "eval_ms": (t2 - t1) * 1000.0,
-                      "driver_ms": (t1 - t0 + t3 - t2) * 1000.0})
+                      "driver_ms": (t1 - t0 + t3 - t2) * 1000.0, "eval_driver_cpu_ms": (c2 - c1) * 1000.0})
         not_ok += sum(1 for r in result.decisions.values() if r.status.value != "ok")
     inside = [s["evaluate_ms_recent"][-len(ticks):] for s in pool.stats()]
     for i, tick in enumerate(ticks):
@@ -333,6 +333,9 @@ def _summarise_ticks(ticks: list[dict[str, Any]]) -> dict[str, Any]:
     return {"mean_ms": {p: round(statistics.fmean(x[p] for x in parts), 2) for p in TICK_PARTS},
             "median_ms": {p: round(statistics.median(x[p] for x in parts), 2) for p in TICK_PARTS},
             "inside_shard_ms_mean": [round(statistics.fmean(s), 2) for s in inside],
+            # of ray_overhead_ms, the driver thread's own CPU (submitting, unpacking the records)
+            "driver_cpu_in_evaluate_ms_mean": round(statistics.fmean(t["eval_driver_cpu_ms"]
+                                                                     for t in ticks), 2),
             "shard_imbalance_ms_mean": round(statistics.fmean(max(t["inside_ms"]) - min(t["inside_ms"])
                                                               for t in ticks), 2)}
 
