@@ -23,7 +23,8 @@ Without --pinned all nodes share this machine's cores, so two nodes cannot be fa
 that ratio shows what the extra raylet and the cross-node transfers cost, not a speed-up.
 
 ``--pinned`` is the scale-out test: each worker node's processes (raylet, its workers and their
-children) are pinned by CPU affinity, inherited from the driver thread that starts the raylet.
+children, every thread) are pinned by CPU affinity once the node is up (workers forked later
+inherit the raylet's mask; the tree is pinned again once the shards exist).
 "1_node_1_core": one node on core 0 holding both shards; "2_nodes_2_cores": two nodes on a core
 each, shards placed with SPREAD. `--head-cores layout` (default) confines the head's processes,
 this driver and Redis to the cores of the layout too, so the 1-core layout is a whole 1-core
@@ -90,32 +91,36 @@ def _set_all_threads(cores: set[int], pid: int | None = None) -> dict[int, set[i
     return before
 
 
-@contextlib.contextmanager
-def _affinity(cores: set[int] | None) -> Iterator[None]:
-    """Run the block with this thread pinned to `cores` (processes it starts inherit the mask)."""
-    if cores is None:
-        yield
-        return
-    before = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, cores)
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, before)
+def node_roots(node: Any) -> list[int]:
+    """The pids of the processes a Ray node started itself (raylet, GCS, agents...)."""
+    return [p.process.pid for infos in node.all_processes.values() for p in infos if p.process is not None]
+
+
+def pin_tree(roots: list[int], cores: set[int]) -> int:
+    """Pin every thread of `roots` and of every process below them to `cores`; return how many
+    processes. Processes and threads they start later inherit the mask."""
+    tree = descendants(proc_table(), roots)
+    for pid in tree:
+        _set_all_threads(cores, pid)
+    return len(tree)
+
+
+def pin_workers(cluster: Any) -> None:
+    """(Re-)pin each worker node's process tree to its cores. Run once the nodes are up and again
+    once the shards are: a worker forked while the tree was walked would otherwise escape."""
+    for node, pin in cluster.aiq_nodes:
+        if pin is not None:
+            pin_tree(node_roots(node), pin)
 
 
 def pin_head(cluster: Any, cores: set[int], redis_pid: int, stack: contextlib.ExitStack) -> None:
     """Confine the head node's process tree, every thread of this driver and Redis to `cores`.
 
-    Done once the cluster is up (a head started on one loaded core can miss Ray's start-up
-    deadline); threads and processes they start later inherit the mask. The driver's and
-    Redis's old masks come back when `stack` closes (the head's processes die with the cluster).
+    Done once the cluster is up (a node started on one core of a loaded box can miss Ray's fixed
+    30 s start-up deadline); threads and processes they start later inherit the mask. The
+    driver's and Redis's old masks come back when `stack` closes (the head dies with the cluster).
     """
-    table = proc_table()
-    head = descendants(table, [p.process.pid for infos in cluster.head_node.all_processes.values()
-                               for p in infos if p.process is not None])
-    for pid in head:
-        _set_all_threads(cores, pid)
+    pin_tree(node_roots(cluster.head_node), cores)
     for pid in (os.getpid(), redis_pid):
         for tid, mask in _set_all_threads(cores, pid).items():
             stack.callback(_restore_mask, tid, mask)
@@ -131,8 +136,9 @@ def loopback_cluster(worker_cpus: list[int], *, dashboard: bool = True, namespac
                      pins: list[set[int]] | None = None) -> Iterator[Any]:
     """Start head (0 CPUs) + one worker node per entry of `worker_cpus`, attach this driver.
 
-    With `pins`, worker node i's raylet is started with CPU affinity `pins[i]`, so it and every
-    worker it forks run only there. `cluster.aiq_nodes` lists (node, pin) in `worker_cpus` order.
+    With `pins`, worker node i's process tree (raylet, agents, workers) is pinned to `pins[i]` once
+    the nodes are up; workers the raylet forks later inherit it. `cluster.aiq_nodes` lists
+    (node, pin) in `worker_cpus` order.
 
     The driver attaches through engine.runtime.ray_runtime.connect_ray with RAY_ADDRESS (the same path
     the daemon takes), so this process must not be connected to Ray already. Everything is shut
@@ -154,10 +160,9 @@ def loopback_cluster(worker_cpus: list[int], *, dashboard: bool = True, namespac
     try:
         cluster.aiq_nodes = []
         for i, cpus in enumerate(worker_cpus):
-            pin = None if pins is None else pins[i]
-            with _affinity(pin):
-                cluster.aiq_nodes.append((cluster.add_node(num_cpus=cpus), pin))
+            cluster.aiq_nodes.append((cluster.add_node(num_cpus=cpus), None if pins is None else pins[i]))
         cluster.wait_for_nodes()
+        pin_workers(cluster)
         os.environ["RAY_ADDRESS"] = cluster.address
         info = connect_ray(namespace=namespace)
         if info.attachment is not RayAttachment.ATTACHED:
@@ -201,8 +206,7 @@ def process_groups(cluster: Any, redis_pid: int) -> dict[str, list[int]]:
     table = proc_table()
 
     def tree(node: Any) -> list[int]:
-        return sorted(descendants(table, [p.process.pid for infos in node.all_processes.values()
-                                          for p in infos if p.process is not None]))
+        return sorted(descendants(table, node_roots(node)))
     groups = {"head": tree(cluster.head_node)}
     groups.update((f"node_{i}", tree(node)) for i, (node, _pin) in enumerate(cluster.aiq_nodes))
     groups.update(driver=[os.getpid()], redis=[redis_pid])
@@ -224,7 +228,8 @@ class CpuWindows:
 
     def stop(self) -> None:
         after, busy = proc_table(self._pids), _machine_busy_ms()
-        assert self._open is not None, "stop() without start()"
+        if self._open is None:
+            raise RuntimeError("CpuWindows.stop() without start()")
         before, busy_before = self._open
         for name, pids in self.groups.items():
             self.used[name] += cpu_ms_used(before, after, pids)
@@ -376,6 +381,7 @@ def run_layout(label: str, worker_cpus: list[int], args: argparse.Namespace, red
                 bar += per_call
                 pool.evaluate({s: hist[s][bar - 1].close_ms for s in symbols})
             health = _health(cluster, namespace, args.shards)
+            pin_workers(cluster)
             groups = process_groups(cluster, redis_pid)
             pinning = check_pinning(cluster, namespace, args.shards, groups, head_pin) if pins else None
             cpu = CpuWindows(groups)
