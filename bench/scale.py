@@ -44,6 +44,7 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -52,7 +53,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from bench.support import cpu_ms_used, descendants, percentile, proc_table, thread_affinity
+from bench.support import cpu_ms_used, descendants, machine_busy_ms, percentile, proc_table, thread_affinity
 from bench.tick import _source, _write_bar, _write_history
 from bench.universe import INTERVAL, series, symbol_names
 from cluster.cluster_health import DashboardClient, ShardHealth, auth_token, shard_health
@@ -89,6 +90,28 @@ def _set_all_threads(cores: set[int], pid: int | None = None) -> dict[int, set[i
             before[tid] = os.sched_getaffinity(tid)
             os.sched_setaffinity(tid, cores)
     return before
+
+
+RAY_START_TIMEOUT = "timed out during startup"  # Ray waits a fixed 30 s for a node to register
+START_ATTEMPTS = 3
+
+
+def start_node(start: Callable[[], Any], attempts: int = START_ATTEMPTS) -> Any:
+    """Run `start` (a Ray node start); on Ray's start-up timeout, which a box at load 20 can hit,
+    kill the processes the failed start left behind (this process's new descendants) and retry."""
+    for attempt in range(1, attempts + 1):
+        before = descendants(proc_table(), [os.getpid()])
+        try:
+            return start()
+        except Exception as exc:
+            if RAY_START_TIMEOUT not in str(exc) or attempt == attempts:
+                raise
+            for pid in descendants(proc_table(), [os.getpid()]) - before:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            print(f"bench.scale: Ray node start timed out (attempt {attempt}/{attempts}); retrying",
+                  file=sys.stderr)
+    raise AssertionError("unreachable")
 
 
 def node_roots(node: Any) -> list[int]:
@@ -155,12 +178,13 @@ def loopback_cluster(worker_cpus: list[int], *, dashboard: bool = True, namespac
     head_args: dict[str, Any] = {"num_cpus": 0, "include_dashboard": dashboard}
     if dashboard:
         head_args.update(dashboard_host="127.0.0.1", dashboard_port=free_port())
-    cluster = Cluster(initialize_head=True, head_node_args=head_args)
+    cluster = start_node(lambda: Cluster(initialize_head=True, head_node_args=head_args))
     previous = os.environ.get("RAY_ADDRESS")
     try:
         cluster.aiq_nodes = []
         for i, cpus in enumerate(worker_cpus):
-            cluster.aiq_nodes.append((cluster.add_node(num_cpus=cpus), None if pins is None else pins[i]))
+            node = start_node(lambda cpus=cpus: cluster.add_node(num_cpus=cpus))
+            cluster.aiq_nodes.append((node, None if pins is None else pins[i]))
         cluster.wait_for_nodes()
         pin_workers(cluster)
         os.environ["RAY_ADDRESS"] = cluster.address
@@ -193,13 +217,6 @@ def _health(cluster: Any, namespace: str, n_shards: int) -> ShardHealth:
         time.sleep(0.2)
 
 
-def _machine_busy_ms() -> float:
-    """CPU time all cores spent busy so far (every process on the box, other users' too), ms."""
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (
-        int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9])
-    return (user + nice + system + irq + softirq + steal) * 1000.0 / os.sysconf("SC_CLK_TCK")
-
-
 def process_groups(cluster: Any, redis_pid: int) -> dict[str, list[int]]:
     """Our processes by owner: the head node's tree, each worker node's tree (raylet, its workers
     and their children), this driver alone, Redis. Resolved once the shards are up."""
@@ -224,10 +241,10 @@ class CpuWindows:
         self._open: tuple[dict[int, tuple[int, float]], float] | None = None
 
     def start(self) -> None:
-        self._open = (proc_table(self._pids), _machine_busy_ms())
+        self._open = (proc_table(self._pids), machine_busy_ms())
 
     def stop(self) -> None:
-        after, busy = proc_table(self._pids), _machine_busy_ms()
+        after, busy = proc_table(self._pids), machine_busy_ms()
         if self._open is None:
             raise RuntimeError("CpuWindows.stop() without start()")
         before, busy_before = self._open

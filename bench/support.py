@@ -16,8 +16,9 @@ per-minute caps) instead of the venue's (10 connections, 30 new a minute, 2,000 
 `/proc` readers for the benches that account CPU per process (bench.scale): `parse_proc_stat`
 (pure: ppid and user+system CPU ms of one /proc/<pid>/stat text), `proc_table` (every process
 now), `descendants` (a process tree from that table), `cpu_ms_used` (what a set of processes
-used between two tables) and `thread_affinity` (the union of the CPU masks of all threads of a
-process: a thread started before a pin keeps its old mask, so the process mask alone can lie).
+used between two tables), `machine_busy_ms` (all cores) and `thread_affinity` (the union of
+the CPU masks of all threads of a process: a thread started before a pin keeps its old mask, so
+the process mask alone can lie).
 """
 
 from __future__ import annotations
@@ -96,6 +97,13 @@ def cpu_ms_used(before: Mapping[int, tuple[int, float]], after: Mapping[int, tup
         if pid in after:
             total += after[pid][1] - (before[pid][1] if pid in before else 0.0)
     return total
+
+
+def machine_busy_ms() -> float:
+    """CPU time all cores spent busy so far (every process on the box, other users' too), ms."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (
+        int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9])
+    return (user + nice + system + irq + softirq + steal) * 1000.0 / os.sysconf("SC_CLK_TCK")
 
 
 def thread_affinity(pid: int) -> list[int] | None:

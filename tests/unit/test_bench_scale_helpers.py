@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
 import pytest
 
-from bench.scale import TICK_PARTS, scaling_loss, tick_parts
+from bench.scale import TICK_PARTS, scaling_loss, start_node, tick_parts
 from bench.support import cpu_ms_used, descendants, parse_proc_stat, proc_table, thread_affinity
 
 # A real /proc/<pid>/stat line whose command name holds a space and a ')' (Ray names its workers
@@ -81,3 +82,29 @@ def test_scaling_loss_is_zero_for_perfect_scaling() -> None:
     two = {k: v / 2 for k, v in one.items()}
     loss = scaling_loss(one, two)
     assert all(loss[p] == 0.0 for p in TICK_PARTS) and loss["total_ms"] == 0.0
+
+
+def test_start_node_retries_a_ray_start_timeout_and_kills_what_the_failed_start_left() -> None:
+    """A start that timed out leaves its processes behind: they are killed, and the next try wins."""
+    leftovers: list[subprocess.Popen[bytes]] = []
+
+    def start() -> str:
+        if not leftovers:
+            leftovers.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"]))
+            raise RuntimeError("The current node timed out during startup. This could happen ...")
+        return "node"
+
+    assert start_node(start) == "node"
+    assert leftovers[0].wait(timeout=60) == -signal.SIGKILL
+
+
+def test_start_node_does_not_retry_other_errors() -> None:
+    calls: list[int] = []
+
+    def start() -> str:
+        calls.append(1)
+        raise RuntimeError("port already in use")
+
+    with pytest.raises(RuntimeError, match="port already in use"):
+        start_node(start)
+    assert len(calls) == 1
