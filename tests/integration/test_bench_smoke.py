@@ -169,6 +169,7 @@ def test_bench_tick(bench_runs: dict[str, Future[subprocess.CompletedProcess[str
     assert result["us_per_row_inside_shard_p50"] > 0 and out["state_bytes_per_row_traced"] > 0
 
 
+@pytest.mark.timeout(2 * SLOW_BENCH_TIMEOUT_SECS["scale"])  # waits on the bench's own (generous) timeout
 def test_bench_scale(bench_runs: dict[str, Future[subprocess.CompletedProcess[str]]]) -> None:
     """The --pinned run: both layouts, shards proven on 1 vs 2 distinct nodes, each on its node's core."""
     out = _output(bench_runs, "scale")
