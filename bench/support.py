@@ -12,15 +12,24 @@ configure funding (`--fund ...` / `--fund-any ...`), this helper passes `--fund-
 $10,000 and may arm scheduleCancel). Pass `--fund ADDRESS=USD` to test the strict venue. Unless
 `args` set a `--ws-max-*` cap, it also passes the old WS caps (100 connections per IP, no
 per-minute caps) instead of the venue's (10 connections, 30 new a minute, 2,000 messages a minute).
+
+`/proc` readers for the benches that account CPU per process (bench.scale): `parse_proc_stat`
+(pure: ppid and user+system CPU ms of one /proc/<pid>/stat text), `proc_table` (every process
+now), `descendants` (a process tree from that table), `cpu_ms_used` (what a set of processes
+used between two tables), `machine_busy_ms` (all cores) and `thread_affinity` (the union of
+the CPU masks of all threads of a process: a thread started before a pin keeps its old mask, so
+the process mask alone can lie).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +46,76 @@ def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (q in [0, 1]) of a non-empty sample."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def parse_proc_stat(text: str, clk_tck: int) -> tuple[int, float]:
+    """(ppid, user + system CPU ms) from the text of a /proc/<pid>/stat file.
+
+    The command name (field 2) may contain spaces and ')', so the fields are counted from the
+    last ')': after it come state, ppid, ..., utime (14th field overall), stime (15th).
+    """
+    fields = text.rsplit(")", 1)[1].split()
+    if len(fields) < 13:
+        raise ValueError(f"not a /proc/<pid>/stat line: {text[:80]!r}")
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) * 1000.0 / clk_tck
+
+
+def proc_table(pids: Iterable[int] | None = None) -> dict[int, tuple[int, float]]:
+    """pid -> (ppid, CPU ms so far) of every process now (or of `pids`); vanished ones are skipped."""
+    clk = os.sysconf("SC_CLK_TCK")
+    wanted = pids if pids is not None else (int(p) for p in os.listdir("/proc") if p.isdigit())
+    table: dict[int, tuple[int, float]] = {}
+    for pid in wanted:
+        try:
+            table[pid] = parse_proc_stat(Path(f"/proc/{pid}/stat").read_text(), clk)
+        except (OSError, ValueError):
+            continue  # exited between listdir and read
+    return table
+
+
+def descendants(table: Mapping[int, tuple[int, float]], roots: Iterable[int]) -> set[int]:
+    """`roots` (those present in `table`) and every process below them in the tree."""
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _cpu) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    found: set[int] = set()
+    todo = [r for r in roots if r in table]
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.add(pid)
+            todo.extend(children.get(pid, ()))
+    return found
+
+
+def cpu_ms_used(before: Mapping[int, tuple[int, float]], after: Mapping[int, tuple[int, float]],
+                pids: Iterable[int]) -> float:
+    """CPU ms `pids` used from `before` to `after`. A pid born in between counts from 0; a pid
+    gone by `after` counts nothing (its last share is lost: keep the window short)."""
+    total = 0.0
+    for pid in pids:
+        if pid in after:
+            total += after[pid][1] - (before[pid][1] if pid in before else 0.0)
+    return total
+
+
+def machine_busy_ms() -> float:
+    """CPU time all cores spent busy so far (every process on the box, other users' too), ms."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (
+        int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9])
+    return (user + nice + system + irq + softirq + steal) * 1000.0 / os.sysconf("SC_CLK_TCK")
+
+
+def thread_affinity(pid: int) -> list[int] | None:
+    """The union of the CPU masks of every thread of `pid`, sorted; None once it is gone."""
+    cores: set[int] = set()
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError):  # a thread may end while we look
+                cores |= os.sched_getaffinity(int(tid))
+    except OSError:
+        return None
+    return sorted(cores) or None
 
 
 class SimulatorStartError(RuntimeError):
