@@ -19,8 +19,7 @@ trip, sends one evaluate per shard and ranks the decisions. `--variants V` adds 
 donchian_breakout shadow rows per symbol (as bench.tick), so a call evaluates symbols x (1 + V)
 rows. The dashboard state API (cluster.cluster_health) must list every shard ALIVE off the head.
 
-Without --pinned all nodes share this machine's cores, so two nodes cannot be faster than one:
-that ratio shows what the extra raylet and the cross-node transfers cost, not a speed-up.
+Without --pinned all nodes share the cores: the ratio shows the extra raylet's cost, not a speed-up.
 
 ``--pinned`` is the scale-out test: each worker node's processes (raylet, its workers and their
 children, every thread) are pinned by CPU affinity once the node is up (workers forked later
