@@ -126,9 +126,7 @@ def run_loop(
                 metrics.record(report.metrics())
                 if last_tick is not None:
                     last_tick.write(report, engine.shard_answers)
-                line = report.status_line()
-                if sources is not None:
-                    line = f"{line} {_sources_text(sources)}"
+                line = report.status_line("" if sources is None else _sources_text(sources))
                 log.info("%s", line)
                 watchdog.tick_done(line)
         waiter.wait(poll_secs, stop, watchdog.ping)

@@ -102,14 +102,17 @@ class TickReport:
     market: str = "ok"  # engine.tick.blind: `ok` or `blind:<reason>`
     heartbeat: str | None = None  # the `engine ok ...` line when one was due this tick
 
-    def status_line(self) -> str:
+    def status_line(self, sources: str = "") -> str:
+        """One line per tick; `sources` (`sources=ws:N,...`) sits with the market state, so the
+        line still ends with the total (operators' and tests' parsers read it there)."""
         t = self.timing
+        market = f"market={self.market} {sources} " if sources else f"market={self.market} "
         return (
             f"tick={self.tick_id} symbols={self.symbols} evaluated={self.evaluated} "
             f"open_pos={self.open_positions} opened={self.opened} added={self.added} "
             f"reduced={self.reduced} closed={self.closed} blocked={self.blocked} errors={self.errors} "
             f"cash={self.cash_usd:.2f} equity={self.equity_usd:.2f} config={self.reload.value} "
-            f"market={self.market} keys={t.keys_ms:.1f}ms shards={t.shards_ms:.1f}ms "
+            f"{market}keys={t.keys_ms:.1f}ms shards={t.shards_ms:.1f}ms "
             f"exits={t.exits_ms:.1f}ms entries={t.entries_ms:.1f}ms funding={t.funding_ms:.1f}ms "
             f"total={t.total_ms:.1f}ms"
         )

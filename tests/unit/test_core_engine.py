@@ -232,6 +232,9 @@ def test_core_ranks_by_score_and_enforces_max_open_positions(rig):
     assert blocked.gates[-1].details == {"open": 2, "limit": 2}
     _trade_events_linked(rig.store, rig.events)
     assert "tick=1" in report.status_line() and "open_pos=2" in report.status_line()
+    with_sources = report.status_line("sources=ws:3,rest:0,none:0")  # beside the market state, total last
+    assert " market=ok sources=ws:3,rest:0,none:0 keys=" in with_sources
+    assert with_sources.rsplit(" ", 1)[1].startswith("total=")
     metrics = report.metrics()
     assert metrics["opened"] == 2.0 and metrics["blocked"] == 1.0 and metrics["tick_total_ms"] >= 0.0
 
