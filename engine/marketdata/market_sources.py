@@ -11,8 +11,6 @@ atomically (temp file + rename), like the last-tick file.
 from __future__ import annotations
 
 import json
-import logging
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +19,9 @@ from typing import Any, Protocol
 from engine.config.perp_dexes import ORIGINAL_DEX_WORD, dex_of
 from engine.enums import Mode
 from engine.runtime.clock import wall_ms
+from engine.runtime.json_file import StatusFile
 from engine.sidecar.plan import MarketSource
 
-log = logging.getLogger(__name__)
 
 def market_sources_path(state_dir: Path, mode: Mode) -> Path:
     """Where the daemon of `mode` keeps the source counts (beside its trading DB)."""
@@ -85,23 +83,10 @@ class MarketSourcesProbe:
     def __init__(self, hub: SourcesReader, watchlist: Sequence[str], path: Path | None) -> None:
         self._hub = hub
         self._watchlist = tuple(watchlist)
-        self._path = path
-        self._failed = False
+        self._file = None if path is None else StatusFile(path, "market sources")
 
     def __call__(self) -> str:
         counts = count_sources(self._hub.market_sources(self._watchlist), wall_ms())
-        if self._path is not None:
-            self._write(counts)
+        if self._file is not None:
+            self._file.write(counts.to_json())
         return f"sources={counts.status_text()}"
-
-    def _write(self, counts: SourceCounts) -> None:
-        assert self._path is not None
-        tmp = self._path.with_suffix(".json.tmp")
-        try:
-            tmp.write_text(json.dumps(counts.to_json(), sort_keys=True))
-            os.replace(tmp, self._path)
-            self._failed = False
-        except OSError as exc:
-            if not self._failed:
-                log.warning("market sources file not written path=%s error=%s", self._path, exc)
-            self._failed = True

@@ -10,8 +10,6 @@ record, and a reader must never contend with the ledger's writer. The write is a
 from __future__ import annotations
 
 import json
-import logging
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +17,8 @@ from typing import Any
 
 from engine.enums import Mode
 from engine.runtime.clock import wall_ms
+from engine.runtime.json_file import StatusFile
 from engine.tick.types import TickReport
-
-log = logging.getLogger(__name__)
 
 
 def last_tick_path(state_dir: Path, mode: Mode) -> Path:
@@ -53,23 +50,14 @@ class LastTickWriter:
     """Overwrites the file after every tick; a failed write is logged once and never stops the loop."""
 
     def __init__(self, path: Path) -> None:
-        self._path = path
-        self._failed = False
+        self._file = StatusFile(path, "last tick")
 
     def write(self, report: TickReport, shard_answers: Mapping[str, int]) -> None:
         record = LastTick(
             wall_ms=wall_ms(), tick=report.tick_id, market=report.market,
             status_line=report.status_line(), metrics=report.metrics(), shard_answers=shard_answers,
         )  # fmt: skip
-        tmp = self._path.with_suffix(".json.tmp")
-        try:
-            tmp.write_text(json.dumps(record.to_json(), sort_keys=True))
-            os.replace(tmp, self._path)
-            self._failed = False
-        except OSError as exc:
-            if not self._failed:
-                log.warning("last tick file not written path=%s error=%s", self._path, exc)
-            self._failed = True
+        self._file.write(record.to_json())
 
 
 def read_last_tick(path: Path) -> LastTick | None:
