@@ -45,10 +45,11 @@ from typing import Any
 from cluster.anchor import AnchorTrend
 from cluster.book_decide import split_by_symbol
 from cluster.columnar_book import ColumnBook
-from cluster.mei_rows import mei_ready
+from cluster.mei_rows import MeiRow, mei_ready, row_states
 from cluster.metrics import ShardMetrics
 from cluster.records import ShardDecision, ShardStatus, VariantDecision, make_decision, no_signal
-from cluster.shard_reads import chunk_reads, resume_view
+from cluster.shard_fast import advance_fast
+from cluster.shard_reads import BatchReads, chunk_reads, resume_view
 from cluster.shard_sdk import SdkRows, run_row
 from cluster.shard_state import _SymbolState
 from cluster.shard_store import CandleRead, ShardStore
@@ -111,6 +112,7 @@ def _stagger(symbol: str, every: int) -> int:
 
 
 _NO_READ = object()
+_FAST_VIEW: tuple[list[Candle], bool] = ([], False)  # fast-path symbols: close mode reads no candle list
 
 
 class ShardCore:
@@ -217,8 +219,11 @@ class ShardCore:
 
         Raises whatever the store raises; nothing is marked saved then, so it is retried.
         """
-        chosen = self._states.keys() if symbols is None else [s for s in symbols if s in self._states]
-        states = {s: self._states[s].to_state() for s in chosen if self._states[s].last_t is not None}
+        chosen = [s for s in (self._states if symbols is None else symbols)
+                  if s in self._states and self._states[s].last_t is not None]
+        rows = [s for s in chosen if type(self._states[s].ind) is MeiRow]  # packed in bulk
+        inds = dict(zip(rows, row_states([self._states[s].ind for s in rows]), strict=True))
+        states = {s: self._states[s].to_state(inds.get(s)) for s in chosen}
         if self._anchor_restored:  # never overwrite a checkpoint we could not read
             states[self.anchor_name] = self._anchor.to_state()
         self._store.save_checkpoints(states)
@@ -284,25 +289,53 @@ class ShardCore:
             request = dict(chunk)
             anchor_resume = self._anchor_request(request, batch) if index == 0 else _NO_READ
             try:
-                got = self._store.read_since(request) if request else {}
+                got = self._read(request)
             except Exception as exc:  # store down: these symbols fail closed this tick, retry next
                 log.warning("shard %d: candle read failed (%s); %d symbols without a decision",
                             self.index, exc, len(reads))
                 unavailable.update(reads)
                 continue
+            fast = self._advance_fast(got, request, batch, results)
             if anchor_resume is not _NO_READ:
                 anchor = self._settings.anchor_symbol
                 view = resume_view(got[anchor], request[anchor], self._anchor.last_t)
                 self._advance_anchor(view, self._through(max(batch.values())))
-            views = self._flush(self._advance_chunk(chunk, got, request, batch, results, unavailable), batch,
+            rest = [s for s in chunk if s not in fast and s not in results]
+            views = self._flush(self._advance_chunk(rest, got, request, batch, results, unavailable), batch,
                                 results)
+            views.update(fast)
             ready, mei = self._decide_columns(views, batch, want_snapshot)
             for symbol, view in views.items():
                 results[symbol] = self._evaluate_symbol(symbol, batch[symbol], view, symbol in want_snapshot,
                                                         ready, advanced=True, mei=mei)
         return results
 
-    def _advance_chunk(self, chunk: Mapping[str, int | None], got: Mapping[str, CandleRead],
+    def _read(self, request: Mapping[str, int | None]) -> Mapping[str, CandleRead]:
+        """One store read; as a `BatchReads` (all records in one array) when the store can."""
+        if not request:
+            return {}
+        bulk = getattr(self._store, "read_batch", None)
+        return BatchReads(bulk(request)) if bulk is not None else self._store.read_since(request)
+
+    def _advance_fast(self, got: Mapping[str, CandleRead], request: Mapping[str, int | None],
+                      batch: Mapping[str, int], results: dict[str, ShardDecision]) -> dict[str, Any]:
+        """Apply the steady-state symbols' one new candle in bulk (`cluster.shard_fast`); their views.
+
+        Close mode only (open mode reads the views' candles); the rest take the general path."""
+        if not self._settings.signal_on_candle_close or not isinstance(got, BatchReads):
+            return {}
+        try:
+            done = advance_fast(self._states, got.batch, request, lambda s: self._through(batch[s]))
+        except Exception:  # nothing was applied: every symbol takes the general path
+            log.exception("shard %d: fast path failed; reading every symbol the general way", self.index)
+            return {}
+        for symbol in done.refused:
+            self._forget(symbol)
+            results[symbol] = no_signal(symbol, batch[symbol], ShardStatus.STRATEGY_ERROR, self.index)
+        self.candles_applied += len(done.applied)
+        return dict.fromkeys(done.applied, _FAST_VIEW)
+
+    def _advance_chunk(self, chunk: Iterable[str], got: Mapping[str, CandleRead],
                        request: Mapping[str, int | None], batch: Mapping[str, int],
                        results: dict[str, ShardDecision], unavailable: set[str]) -> dict[str, Any]:
         """Apply each read symbol's new candles; return their views (failures go to `results`)."""

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
+from cluster.candle_codec import BarsBatch
 from cluster.shard_store import CandleRead
 from strategies.candle import Candle
 
@@ -35,3 +36,22 @@ def chunk_reads(reads: Mapping[str, int | None], cold_chunk: int) -> list[dict[s
     chunks = [warm]
     chunks += [dict.fromkeys(cold[i: i + cold_chunk]) for i in range(0, len(cold), cold_chunk)]
     return chunks
+
+
+class BatchReads(Mapping[str, CandleRead]):
+    """A `BarsBatch` seen as {symbol: CandleRead} (built on access: the fast path never asks)."""
+
+    __slots__ = ("batch",)
+
+    def __init__(self, batch: BarsBatch) -> None:
+        self.batch = batch
+
+    def __getitem__(self, symbol: str) -> CandleRead:
+        found, bars = self.batch.get(self.batch.index[symbol])
+        return CandleRead(found, bars=bars)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.batch.symbols)
+
+    def __len__(self) -> int:
+        return len(self.batch)
