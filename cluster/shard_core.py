@@ -140,6 +140,7 @@ class ShardCore:
         self._anchor_restored = False
         self.rehydrated = {"checkpoint": 0, "stale_checkpoint": 0, "gap": 0, "rebuild": 0, "corrected": 0}
         self.candles_applied = 0
+        self.fast_applied = 0  # of candles_applied, by the steady-state fast path (cluster.shard_fast)
         self.evaluate_ms: deque[float] = deque(maxlen=256)  # recent evaluate durations, for health/bench
         self._forming: dict[str, Candle] = {}  # open mode: forming bars read by the current evaluate
         self._book = ColumnBook() if settings.columnar else None
@@ -333,6 +334,7 @@ class ShardCore:
             self._forget(symbol)
             results[symbol] = no_signal(symbol, batch[symbol], ShardStatus.STRATEGY_ERROR, self.index)
         self.candles_applied += len(done.applied)
+        self.fast_applied += len(done.applied)
         return dict.fromkeys(done.applied, _FAST_VIEW)
 
     def _advance_chunk(self, chunk: Iterable[str], got: Mapping[str, CandleRead],
@@ -614,6 +616,7 @@ class ShardCore:
     def stats(self) -> dict[str, Any]:
         """Return counters for health checks and the benchmark (plain values)."""
         return {"shard": self.index, "symbols": len(self._states), "candles_applied": self.candles_applied,
+                "fast_applied": self.fast_applied,
                 "rehydrated": dict(self.rehydrated), "anchor_t": self._anchor.last_t,
                 "columnar_rows": self._book.rows() if self._book is not None else 0,
                 "evaluate_ms_recent": list(self.evaluate_ms)}

@@ -88,16 +88,31 @@ def _ordered(kernel: Any, idx: np.ndarray) -> np.ndarray:
     return kernel.a["buf"][idx[:, None], at]
 
 
-def _ewm(kernel: Any, idx: np.ndarray, ints: list[np.ndarray], floats: list[np.ndarray]) -> None:
+def _ewm(kernel: Any, idx: np.ndarray, ints: list[Any], floats: list[np.ndarray]) -> None:
     a = kernel.a
     ints += [a["nobs"][idx], a["started"][idx]]
     floats += [a["weighted"][idx], a["old_wt"][idx]]
 
 
-def _roll_mean(kernel: Any, idx: np.ndarray, ints: list[np.ndarray], floats: list[np.ndarray]) -> None:
-    a, n = kernel.a, len(idx)
-    ints += [np.full(n, _width(kernel)), a["nobs"][idx], a["neg_ct"][idx], a["same"][idx]]
+def _roll_mean(kernel: Any, idx: np.ndarray, ints: list[Any], floats: list[np.ndarray]) -> None:
+    a = kernel.a
+    ints += [_width(kernel), a["nobs"][idx], a["neg_ct"][idx], a["same"][idx]]
     floats += [_ordered(kernel, idx), a["sum_x"][idx], a["comp_add"][idx], a["comp_rem"][idx], a["prev"][idx]]
+
+
+def _matrix(blocks: list[Any], n: int, dtype: Any) -> np.ndarray:
+    """The blocks side by side (a scalar or 1-D block is one column), n rows of `dtype`."""
+    width = sum(b.shape[1] if isinstance(b, np.ndarray) and b.ndim == 2 else 1 for b in blocks)
+    out = np.empty((n, width), dtype=dtype)
+    at = 0
+    for block in blocks:
+        if isinstance(block, np.ndarray) and block.ndim == 2:
+            out[:, at: at + block.shape[1]] = block
+            at += block.shape[1]
+        else:
+            out[:, at] = block
+            at += 1
+    return out
 
 
 def pack_states(cols: MeiColumns, idx: np.ndarray) -> list[dict[str, Any]]:
@@ -105,7 +120,7 @@ def pack_states(cols: MeiColumns, idx: np.ndarray) -> list[dict[str, Any]]:
     if not packable(cols, idx).all():
         raise ValueError("pack_states: a row is still in its warm-up (export it per row)")
     n = len(idx)
-    ints: list[np.ndarray] = [np.full(n, _width(cols.slope)), np.full(n, cols.keep), cols.kept_t[idx]]
+    ints: list[Any] = [_width(cols.slope), cols.keep, cols.kept_t[idx]]
     floats: list[np.ndarray] = [_ordered(cols.slope, idx),
                                 cols.kept[idx].transpose(0, 2, 1).reshape(n, -1)]  # rows, oldest first
     for kernel in (cols.ema_fast, cols.ema_slow, cols.ema_macro, cols.macd_fast, cols.macd_slow,
@@ -117,13 +132,13 @@ def pack_states(cols: MeiColumns, idx: np.ndarray) -> list[dict[str, Any]]:
             _ewm(rsi.down, idx, ints, floats)
             floats.append(rsi.a["prev_close"][idx])
     minmax = cols.stoch_range
-    ints += [np.full(n, _width(minmax)), minmax.a["nan_ct"][idx]]
+    ints += [_width(minmax), minmax.a["nan_ct"][idx]]
     floats.append(_ordered(minmax, idx))
     _roll_mean(cols.stoch_k, idx, ints, floats)
     _roll_mean(cols.stoch_d, idx, ints, floats)
     _roll_mean(cols.bb_mean, idx, ints, floats)
     var = cols.bb_var.a
-    ints += [np.full(n, _width(cols.bb_var)), var["unstable"][idx], var["started"][idx]]
+    ints += [_width(cols.bb_var), var["unstable"][idx], var["started"][idx]]
     floats += [_ordered(cols.bb_var, idx), *(var[k][idx] for k in ("nobs", "mean_x", "ssqdm", "comp_add",
                                                                     "comp_rem"))]
     for kernel in (cols.bb_width_avg, cols.atr_avg, cols.vol_sma, cols.vol_trend):
@@ -132,8 +147,8 @@ def pack_states(cols: MeiColumns, idx: np.ndarray) -> list[dict[str, Any]]:
     floats += [d[k][idx] for k in ("prev_high", "prev_low", "prev_close", "atr", "tr_sum", "dm_pos", "dm_neg",
                                    "adx")]
     ints.append(np.zeros((n, 5), dtype=np.int64))  # the five warm-up seeds, all empty
-    int_rows = np.column_stack([x.astype(np.int64, copy=False) for x in ints]).tolist()
-    float_rows = np.column_stack([x.astype("<f8", copy=False) for x in floats])
+    int_rows = _matrix(ints, n, np.int64).tolist()
+    float_rows = _matrix(floats, n, np.dtype("<f8"))
     params = _params_dict(cols.params)
     encode = base64.b64encode
     bars, last_t = cols.bars[idx].tolist(), cols.last_t[idx].tolist()

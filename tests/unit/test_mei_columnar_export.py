@@ -28,7 +28,8 @@ CUSTOM = IndicatorParams(ema_fast_window=9, ema_slow_window=21, ema_macro_window
 SAME_RSI = IndicatorParams(rsi_window=14, stoch_rsi_window=14, bb_window=1, vol_trend_window=1)
 
 
-@pytest.mark.parametrize("params", [IndicatorParams(), CUSTOM, SAME_RSI], ids=["default", "custom", "same_rsi"])
+@pytest.mark.parametrize("params", [IndicatorParams(), CUSTOM, SAME_RSI],
+                         ids=["default", "custom", "same_rsi"])
 def test_bulk_export_equals_the_per_row_checkpoint_on_every_sampled_bar(params: IndicatorParams) -> None:
     rows = vendored_rows()
     cols = MeiColumns(params, capacity=1)
