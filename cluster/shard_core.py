@@ -49,7 +49,7 @@ from cluster.mei_rows import MeiRow, mei_ready, row_states
 from cluster.metrics import ShardMetrics
 from cluster.records import ShardDecision, ShardStatus, VariantDecision, make_decision, no_signal
 from cluster.shard_fast import advance_fast
-from cluster.shard_reads import BatchReads, chunk_reads, resume_view
+from cluster.shard_reads import BatchReads, add_anchor, advance_anchor, chunk_reads, read_store, resume_view
 from cluster.shard_sdk import SdkRows, run_row
 from cluster.shard_state import _SymbolState
 from cluster.shard_store import CandleRead, ShardStore
@@ -111,7 +111,6 @@ def _stagger(symbol: str, every: int) -> int:
     return int.from_bytes(hashlib.blake2b(symbol.encode(), digest_size=4).digest(), "big") % every
 
 
-_NO_READ = object()
 _FAST_VIEW: tuple[list[Candle], bool] = ([], False)  # fast-path symbols: close mode reads no candle list
 
 
@@ -284,23 +283,27 @@ class ShardCore:
             if state is not None and (state.last_close_ms is None or state.last_close_ms < through):
                 reads[symbol] = state.recent.read_from(state.last_t)
         results: dict[str, ShardDecision] = {}
+        anchor, newest = self._settings.anchor_symbol, self._through(max(batch.values())) if batch else None
         for index, chunk in enumerate(chunk_reads(reads, self._settings.cold_chunk)):
             if unavailable.intersection(chunk):  # an earlier read failed: don't hammer the store
                 continue
             request = dict(chunk)
-            anchor_resume = self._anchor_request(request, batch) if index == 0 else _NO_READ
+            with_anchor = not index and newest is not None and add_anchor(self._anchor, anchor, request,
+                                                                          newest)
             try:
-                got = self._read(request)
+                got = read_store(self._store, request)
             except Exception as exc:  # store down: these symbols fail closed this tick, retry next
                 log.warning("shard %d: candle read failed (%s); %d symbols without a decision",
                             self.index, exc, len(reads))
                 unavailable.update(reads)
                 continue
             fast = self._advance_fast(got, request, batch, results)
-            if anchor_resume is not _NO_READ:
-                anchor = self._settings.anchor_symbol
+            if with_anchor and newest is not None:
                 view = resume_view(got[anchor], request[anchor], self._anchor.last_t)
-                self._advance_anchor(view, self._through(max(batch.values())))
+                if view[1]:
+                    log.warning("shard %d: anchor %s history gap; rebuilding from available candles",
+                                self.index, anchor)
+                self._anchor = advance_anchor(self._anchor, view, newest)
             rest = [s for s in chunk if s not in fast and s not in results]
             views = self._flush(self._advance_chunk(rest, got, request, batch, results, unavailable), batch,
                                 results)
@@ -311,18 +314,10 @@ class ShardCore:
                                                         ready, advanced=True, mei=mei)
         return results
 
-    def _read(self, request: Mapping[str, int | None]) -> Mapping[str, CandleRead]:
-        """One store read; as a `BatchReads` (all records in one array) when the store can."""
-        if not request:
-            return {}
-        bulk = getattr(self._store, "read_batch", None)
-        return BatchReads(bulk(request)) if bulk is not None else self._store.read_since(request)
-
     def _advance_fast(self, got: Mapping[str, CandleRead], request: Mapping[str, int | None],
                       batch: Mapping[str, int], results: dict[str, ShardDecision]) -> dict[str, Any]:
-        """Apply the steady-state symbols' one new candle in bulk (`cluster.shard_fast`); their views.
-
-        Close mode only (open mode reads the views' candles); the rest take the general path."""
+        """Apply the steady-state symbols' new candle in bulk (`cluster.shard_fast`; close mode only:
+        open mode reads the views' candles); their views. The rest take the general path."""
         if not self._settings.signal_on_candle_close or not isinstance(got, BatchReads):
             return {}
         try:
@@ -424,33 +419,6 @@ class ShardCore:
         except Exception:  # per row below (each row fenced on its own)
             log.exception("shard %d: columnar decisions failed; deciding per row", self.index)
         return {}, mei
-
-    def _anchor_request(self, request: dict[str, int | None], batch: Mapping[str, int]) -> object:
-        """Add the anchor to `request` if it is behind the batch; return its resume or _NO_READ."""
-        if not batch:
-            return _NO_READ
-        last_close = self._anchor.last_close_ms
-        if last_close is not None and last_close >= self._through(max(batch.values())):
-            return _NO_READ
-        anchor = self._settings.anchor_symbol
-        resume = self._anchor.last_t
-        if anchor in request:  # the anchor is also a traded symbol here: read the wider range
-            other = request[anchor]
-            resume = None if resume is None or other is None else min(resume, other)
-        request[anchor] = resume
-        return resume
-
-    def _advance_anchor(self, view: tuple[list[Candle], bool], key: int) -> None:
-        fresh, gap = view
-        if gap:
-            log.warning("shard %d: anchor %s history gap; rebuilding from available candles",
-                        self.index, self._settings.anchor_symbol)
-            self._anchor = AnchorTrend()
-            self._anchor.history_gap = True
-        for candle in fresh:
-            if candle.t > key:
-                break
-            self._anchor.update(candle.t, candle.close_ms, candle.c)
 
     def _catch_up(self, symbol: str, view: tuple[list[Candle], bool], key: int) -> _SymbolState:
         state = self._states[symbol]
