@@ -31,12 +31,12 @@ from typing import Any
 import numpy as np
 
 from cluster.applied_tail import RECHECK_BARS, TAIL_BARS, TAIL_BYTES
-from cluster.candle_codec import RECORD_BYTES, BarsBatch
+from cluster.candle_codec import CANDLE_DTYPE, RECORD_BYTES, BarsBatch
 from cluster.mei_rows import MeiRow
 
 log = logging.getLogger(__name__)
 
-_WORDS = RECORD_BYTES // 8  # a record as int64 words: compared bit for bit
+_WORDS = RECORD_BYTES // 8  # a record as 64-bit words: compared bit for bit
 
 
 @dataclass(slots=True)
@@ -109,13 +109,14 @@ def _checked(states: Mapping[str, Any], read: BarsBatch, picked: list[str], idx:
     if not len(read.bars):
         return np.zeros(len(picked), dtype=bool), rows
     rows = np.minimum(rows, len(read.bars) - 1)
-    words = read.bars.view(np.int64).reshape(-1, _WORDS)[rows]  # n x TAIL_BARS x words
-    tails = np.frombuffer(b"".join(states[s].recent.raw for s in picked), dtype=np.int64)
-    tails = tails.reshape(len(picked), TAIL_BARS, _WORDS)
+    raw = b"".join(states[s].recent.raw for s in picked)
+    words = read.bars.view(np.uint64).reshape(-1, _WORDS)[rows]  # n x TAIL_BARS x words, bit patterns
+    tails = np.frombuffer(raw, dtype=np.uint64).reshape(len(picked), TAIL_BARS, _WORDS)
     ok &= (words[:, :RECHECK_BARS] == tails[:, 1:]).all(axis=(1, 2))
-    new_t = words[:, -1, 0]
+    new_t = read.bars["t"][rows[:, -1]]
+    last_t = np.frombuffer(raw, dtype=CANDLE_DTYPE)["t"][TAIL_BARS - 1:: TAIL_BARS]
     limit = np.fromiter((through(s) for s in picked), dtype=np.int64, count=len(picked))
-    ok &= (new_t > tails[:, -1, 0]) & (new_t <= limit)
+    ok &= (new_t > last_t) & (new_t <= limit)
     return ok, rows
 
 
