@@ -168,3 +168,16 @@ def test_warm_only_read_comes_joined_and_equals_the_per_member_read(redis_client
     redis_client.zadd(layout.candles_key("S3", INTERVAL), {b"short": hist["S3"][-1].t + 1})
     with pytest.raises(LayoutError, match=layout.candles_key("S3", INTERVAL)):
         store.read_batch(resume)
+
+
+@pytest.mark.parametrize("warm", [True, False], ids=["warm_joined", "cold_per_key"])
+def test_a_key_holding_a_newline_is_read_through_keys_and_args(redis_client: Any, warm: bool) -> None:
+    layout = RedisLayout(PREFIX, keep_bars=30)
+    store = RedisShardStore(redis_client, layout, INTERVAL)
+    odd = series(1, 12)
+    _write(redis_client, layout, "A\nB", odd)
+    _write(redis_client, layout, "C", series(2, 12))
+    resume = {"A\nB": odd[8].t if warm else None, "C": odd[10].t}
+    got = store.read_since(resume)
+    assert got == _slow_read(redis_client, layout, resume)
+    assert got["A\nB"] == CandleRead(True, odd[9:] if warm else odd)
