@@ -40,7 +40,7 @@ def export_states(cols: MeiColumns, rows: Sequence[int]) -> list[dict[str, Any]]
     out: list[dict[str, Any] | None] = [None] * len(idx)
     steady = np.flatnonzero(packable(cols, idx))
     if len(steady) and _verified(cols, int(idx[steady[0]])):
-        for j, state in zip(steady.tolist(), pack_states(cols, idx[steady]), strict=True):
+        for j, state in zip(steady.tolist(), _pack(cols, idx[steady]), strict=True):
             out[j] = state
     return [state if state is not None else cols.export(int(r)).to_state() for r, state in zip(idx, out,
                                                                                                 strict=True)]
@@ -119,6 +119,10 @@ def pack_states(cols: MeiColumns, idx: np.ndarray) -> list[dict[str, Any]]:
     """The checkpoints of `packable` rows, packed from the columns; raises ValueError for another row."""
     if not packable(cols, idx).all():
         raise ValueError("pack_states: a row is still in its warm-up (export it per row)")
+    return _pack(cols, idx)
+
+
+def _pack(cols: MeiColumns, idx: np.ndarray) -> list[dict[str, Any]]:
     n = len(idx)
     ints: list[Any] = [_width(cols.slope), cols.keep, cols.kept_t[idx]]
     floats: list[np.ndarray] = [_ordered(cols.slope, idx),
