@@ -17,7 +17,7 @@ Version 1 (before this module) stored each candle as a JSON array ``[t, T, o, h,
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -155,14 +155,72 @@ def members_to_bars(raws: Sequence[Any], where: str) -> np.ndarray:
     return decode_bars(b"".join(raws), where) if raws else EMPTY_BARS
 
 
+FOUND_BY_FIRST = 2  # meta "found" code: the read included the resume candle; its first record proves it
+
+
+class BarsBatch:
+    """One read of many symbols: every record in one read-only `CANDLE_DTYPE` array, each symbol's
+    slice of it (`starts`/`ends`) and continuity proof (`found`), all as arrays.
+
+    Why arrays and not a dict of slices: a shard's steady-state tick checks and applies hundreds of
+    symbols' new candles with a few vectorised operations over `bars`; per-symbol objects (slices,
+    tuples, `Candle`s) were most of its cost. `get(i)`/`as_dict()` give the per-symbol form.
+    """
+
+    __slots__ = ("bars", "ends", "found", "index", "starts", "symbols")
+
+    def __init__(self, symbols: Sequence[str], bars: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+                 found: np.ndarray) -> None:
+        if not len(symbols) == len(starts) == len(ends) == len(found):
+            raise ValueError("BarsBatch: symbols, starts, ends and found differ in length")
+        self.symbols = list(symbols)
+        self.index = {s: i for i, s in enumerate(self.symbols)}
+        self.bars, self.starts, self.ends, self.found = bars, starts, ends, found
+
+    def __len__(self) -> int:
+        return len(self.symbols)
+
+    def get(self, i: int) -> tuple[bool, np.ndarray]:
+        """(continuity proof, records) of the i-th symbol."""
+        return bool(self.found[i]), self.bars[int(self.starts[i]): int(self.ends[i])]
+
+    def as_dict(self) -> dict[str, tuple[bool, np.ndarray]]:
+        """{symbol: (found, records)}, records a read-only view of `bars`."""
+        bars = self.bars
+        return {sym: (found, bars[start:end]) for sym, found, start, end in
+                zip(self.symbols, self.found.tolist(), self.starts.tolist(), self.ends.tolist(), strict=True)}
+
+    @classmethod
+    def from_arrays(cls, per_symbol: Mapping[str, tuple[bool, np.ndarray]]) -> BarsBatch:
+        """Concatenate per-symbol (found, records) into one batch (stores without a bulk read)."""
+        counts = np.fromiter((len(b) for _, b in per_symbol.values()), dtype=np.int64, count=len(per_symbol))
+        ends = np.cumsum(counts, dtype=np.int64)
+        arrays = [b for _, b in per_symbol.values() if len(b)]
+        bars = np.concatenate(arrays) if arrays else EMPTY_BARS
+        bars.flags.writeable = False
+        found = np.fromiter((bool(f) for f, _ in per_symbol.values()), dtype=bool, count=len(per_symbol))
+        return cls(list(per_symbol), bars, ends - counts, ends, found)
+
+
 def split_bars_reply(symbols: list[str], keys: list[str], reply: Any) -> dict[str, tuple[bool, np.ndarray]]:
-    """Cut the layout's read-script reply (per-key int32 triples found/members/malformed, then
-    one blob of records per key) into {symbol: (found, records)}; raise LayoutError naming the
-    bad key. All records end up in one buffer, validated at once; each symbol gets a view."""
+    """`bars_batch_from_reply` as {symbol: (found, records)} (per-key blobs, explicit proofs)."""
+    return bars_batch_from_reply(symbols, keys, reply).as_dict()
+
+
+def bars_batch_from_reply(symbols: list[str], keys: list[str], reply: Any,
+                          resumes: Sequence[int | None] | None = None, *, joined: bool = False) -> BarsBatch:
+    """Cut the layout's read-script reply into a `BarsBatch`; raise LayoutError naming the bad key.
+
+    The reply is a meta string (per key a little-endian int32 triple found/members/malformed),
+    then one blob of records per key, or (`joined`) one blob for all keys. All records end up in
+    one buffer, validated at once. A found code of FOUND_BY_FIRST means the read included the
+    resume candle (`resumes[i]`): the key is continuous iff its first record opens at the resume
+    time, and that record is then left out (the caller asked for the candles after it).
+    """
     meta_raw, *blobs = reply
-    if len(blobs) != len(keys):
-        raise LayoutError(f"candle read answered {len(blobs)} keys for {len(keys)} requested")
-    blob = b"".join(blobs)
+    if len(blobs) != (1 if joined else len(keys)):
+        raise LayoutError(f"candle read answered {len(blobs)} blobs for {len(keys)} keys (joined={joined})")
+    blob = blobs[0] if joined else b"".join(blobs)
     meta = np.frombuffer(meta_raw, dtype="<i4").reshape(-1, 3)
     if len(meta) != len(keys):
         raise LayoutError(f"candle read answered {len(meta)} keys for {len(keys)} requested")
@@ -170,15 +228,25 @@ def split_bars_reply(symbols: list[str], keys: list[str], reply: Any) -> dict[st
     if len(bad):
         raise LayoutError(f"{keys[bad[0]]}: {int(meta[bad[0], 2])} member(s) not one {RECORD_BYTES}-byte "
                           "candle record")
-    ends = np.cumsum(meta[:, 1], dtype=np.int64)
+    counts = meta[:, 1].astype(np.int64)
+    ends = np.cumsum(counts, dtype=np.int64)
     total = int(ends[-1]) if len(ends) else 0
     if len(blob) != RECORD_BYTES * total:
         raise LayoutError(f"candle read returned {len(blob)} bytes for {total} records")
-    bars = np.frombuffer(blob, dtype=CANDLE_DTYPE)
+    bars = np.frombuffer(_as_bytes(blob), dtype=CANDLE_DTYPE)
     invalid = first_invalid_row(bars)
     if invalid is not None:
         check_bars(bars[invalid: invalid + 1], keys[int(np.searchsorted(ends, invalid, side="right"))])
-    starts = ends - meta[:, 1]
-    return {sym: (found == 1, bars[start:end])
-            for sym, found, start, end in zip(symbols, meta[:, 0].tolist(), starts.tolist(), ends.tolist(),
-                                              strict=True)}
+    starts = ends - counts
+    code = meta[:, 0]
+    found = code == 1
+    by_first = code == FOUND_BY_FIRST
+    if by_first.any():
+        if resumes is None or len(resumes) != len(keys):
+            raise LayoutError("candle read proves continuity by the first record, but no resume times given")
+        want = np.fromiter((-1 if r is None else r for r in resumes), dtype=np.int64, count=len(keys))
+        first_t = bars["t"][np.minimum(starts, max(total - 1, 0))] if total else np.zeros(len(keys), np.int64)
+        hit = by_first & (counts > 0) & (first_t == want)
+        found |= hit
+        starts = starts + hit
+    return BarsBatch(symbols, bars, starts, ends, found)

@@ -9,8 +9,9 @@ row of `strategies.mei_columnar.MeiColumns` (one per indicator-window set, insid
 in a few numpy operations.
 
 * `MeiRow` stands in for the symbol's `IncrementalIndicators` (`bars`, `last_t`, `rows_view()`,
-  `to_state()` = the unchanged per-row checkpoint); `stage(candles)` queues candles for the
-  book's flush; `detach()` gives the row back as an `IncrementalIndicators`.
+  `to_state()` = the unchanged per-row checkpoint; `row_states` many at once, packed straight
+  from the columns); `stage(candles)` queues candles for the book's flush; `detach()` gives the
+  row back as an `IncrementalIndicators`.
 * `mei_ready(...)` returns, keyed `(symbol, MEI_PRIMARY)`, a `Decision` for every symbol whose
   array decision is NEUTRAL and whose features nobody asked for; a BUY/SELL (features needed)
   or a symbol with an open position is left out, so `ShardCore._decide` runs `decide_lean` on
@@ -30,6 +31,7 @@ import numpy as np
 from strategies.enums import Confidence, Signal
 from strategies.incremental import IncrementalIndicators
 from strategies.mei_columnar import MeiColumns
+from strategies.mei_columnar_export import export_states
 from strategies.signals import Decision
 from strategies.signals_columns import BTC_BEARISH, BTC_BULLISH, BTC_UNKNOWN, KIND_CODES, decide_columns
 
@@ -83,13 +85,26 @@ class MeiRow:
 
     def to_state(self) -> dict[str, Any]:
         """The per-row checkpoint (`IncrementalIndicators.to_state()`), bit-exact."""
-        return self.cols.export(self.r).to_state()
+        return export_states(self.cols, [self.r])[0]
 
     def detach(self) -> IncrementalIndicators:
         """Give the row back; return its state as a per-row `IncrementalIndicators`."""
         ind = self.cols.export(self.r)
         self.cols.release(self.r)
         return ind
+
+
+def row_states(rows: Sequence[MeiRow]) -> list[dict[str, Any]]:
+    """`[row.to_state() for row in rows]`, one bulk export per column set (strategies.mei_columnar_export)."""
+    groups: dict[int, list[int]] = defaultdict(list)
+    for j, row in enumerate(rows):
+        groups[id(row.cols)].append(j)
+    out: list[dict[str, Any]] = [{}] * len(rows)
+    for members in groups.values():
+        cols = rows[members[0]].cols
+        for j, state in zip(members, export_states(cols, [rows[j].r for j in members]), strict=True):
+            out[j] = state
+    return out
 
 
 def mei_ready(book: ColumnBook, states: Mapping[str, Any], symbols: Collection[str], batch: Mapping[str, int],

@@ -62,7 +62,7 @@ Writers (sidecar only): write_closed_candles / write_closed_many (publish=False 
 write_forming, write_mids, write_bbo, write_heartbeat, append_account_event (the sidecar's
 start-up conversion of old keys: `cluster.layout_migration.migrate_legacy`);
 shards: write_checkpoint. Readers: read_candle_keys, read_candles, read_candles_many,
-read_bars_since / read_candles_since (one round trip for any number of symbols, with the
+read_bars_since / read_bars_batch / read_candles_since (one round trip for any number of symbols, with the
 continuity proof), read_forming, read_mids, read_bbo, read_heartbeat, read_checkpoints,
 parse_closed_notification; driver: ensure_account_group, read_account_events,
 ack_account_events.
@@ -90,14 +90,15 @@ from cluster.candle_codec import (
     EMPTY_BARS,
     LAYOUT_VERSION,
     RECORD_BYTES,
+    BarsBatch,
     LayoutError,
+    bars_batch_from_reply,
     bars_to_candles,
     decode_bars,
     decode_candle,
     encode_candle,
     encode_candles,
     members_to_bars,
-    split_bars_reply,
 )
 from cluster.sidecar_heartbeat import (
     Heartbeat,
@@ -110,7 +111,8 @@ from cluster.sidecar_heartbeat import (
 from strategies.candle import Candle
 
 __all__ = [
-    "CANDLE_DTYPE", "EMPTY_BARS", "LAYOUT_VERSION", "RECORD_BYTES", "AccountEvent", "AccountEventKind", "Bbo",
+    "CANDLE_DTYPE", "EMPTY_BARS", "LAYOUT_VERSION", "RECORD_BYTES", "AccountEvent", "AccountEventKind",
+    "BarsBatch", "Bbo",
     "CandleKeys", "Heartbeat", "LayoutError", "Mid", "RedisLayout", "bars_to_candles", "decode_bars",
     "decode_candle", "encode_candle", "encode_candles",
 ]
@@ -120,13 +122,16 @@ DEFAULT_KEEP_BARS = 1000
 
 
 # The read of many symbols in one call. Requests are "key\nresume\n..." in ARGV[1] (one argument:
-# redis-py packs each argument in Python, ~1 us each), or KEYS/ARGV pairs when a key holds a
-# newline. resume "-" = cold (every stored member, found = 1); otherwise members with score >
-# resume and found = 1 if the resume candle itself is stored (the continuity proof). The reply
-# is a meta string, per key a little-endian int32 triple (found, members, members that are not
-# one record), then one bulk string per key: its members concatenated (fixed-width records need
-# no separator). One string per key rather than one for all: the final concatenation of a
-# rehydrate's megabytes cost Redis more than the client's 1 + N bulk replies.
+# redis-py packs each argument in Python, ~1 us each) and the join flag in ARGV[2], or KEYS/ARGV
+# pairs (flag after the resumes) when a key holds a newline. resume "-" = cold (every stored
+# member, found = 1); otherwise the members with score >= resume, the resume candle included, and
+# found = 2: the client proves continuity from the first record (it opens at the resume time) and
+# drops it, which costs Redis less than a ZCOUNT per key. The reply is a meta string, per key a
+# little-endian int32 triple (found, members, members that are not one record), then the members
+# concatenated (fixed-width records need no separator): one bulk string per key, or with the join
+# flag one for all keys. Joined suits the steady tick (a few records per key: the client parses
+# two replies instead of 1 + N); per key suits a rehydrate, whose megabytes Redis would otherwise
+# copy once more into one string.
 _READ_BARS_LUA = """
 local out, meta = {''}, {}
 local function read(key, resume)
@@ -134,8 +139,7 @@ local function read(key, resume)
   if resume == '-' then
     rows, found = redis.call('ZRANGE', key, 0, -1), 1
   else
-    rows = redis.call('ZRANGEBYSCORE', key, '(' .. resume, '+inf')
-    found = redis.call('ZCOUNT', key, resume, resume) > 0 and 1 or 0
+    rows, found = redis.call('ZRANGEBYSCORE', key, resume, '+inf'), 2
   end
   local bad = 0
   for _, member in ipairs(rows) do
@@ -144,12 +148,16 @@ local function read(key, resume)
   meta[#meta + 1] = struct.pack('<iii', found, #rows, bad)
   out[#out + 1] = table.concat(rows)
 end
+local joined
 if #KEYS > 0 then
   for i, key in ipairs(KEYS) do read(key, ARGV[i]) end
+  joined = ARGV[#KEYS + 1]
 else
   for key, resume in string.gmatch(ARGV[1], '([^\\n]+)\\n([^\\n]+)') do read(key, resume) end
+  joined = ARGV[2]
 end
 out[1] = table.concat(meta)
+if joined == '1' then return {out[1], table.concat(out, '', 2)} end
 return out
 """.replace("RECORD_BYTES", str(RECORD_BYTES))
 
@@ -375,23 +383,39 @@ class RedisLayout:
     ) -> dict[str, tuple[bool, np.ndarray]]:
         """For each symbol: (is the resume candle still stored, records with t > resume ascending).
 
-        ONE script call for all symbols, whatever their count (1 + N bulk-string replies).
-        `resume[symbol]` None reads every stored candle (and says True). The proof is what a
-        reader needs to trust an incremental state; False means history was trimmed or lost
-        past it: rebuild. Arrays are read-only CANDLE_DTYPE views, validated like `Candle`;
-        raises LayoutError naming the key of a malformed or invalid member.
+        ONE script call for all symbols, whatever their count. `resume[symbol]` None reads every
+        stored candle (and says True). The proof is what a reader needs to trust an incremental
+        state; False means history was trimmed or lost past it: rebuild. Arrays are read-only
+        CANDLE_DTYPE views, validated like `Candle`; raises LayoutError naming the key of a
+        malformed or invalid member.
+        """
+        return self.read_bars_batch(client, resume, interval, script=script).as_dict()
+
+    def read_bars_batch(
+        self, client: Any, resume: Mapping[str, int | None], interval: str, *, script: Any = None,
+        keys: Sequence[str] | None = None,
+    ) -> BarsBatch:
+        """`read_bars_since` as one `BarsBatch` (all records in one array; the shards' bulk form).
+
+        `keys` (optional) are the candle keys of `resume`'s symbols in order, for callers that
+        cache them. A read of warm symbols only comes back as one joined blob, a read with cold
+        ones as one blob per key (see `_READ_BARS_LUA`).
         """
         if not resume:
-            return {}
-        keys = [self.candles_key(s, interval) for s in resume]
-        args = ["-" if t is None else str(int(t)) for t in resume.values()]
+            return BarsBatch([], EMPTY_BARS, *(np.zeros(0, dtype=np.int64) for _ in range(2)),
+                             np.zeros(0, dtype=bool))
+        keys = [self.candles_key(s, interval) for s in resume] if keys is None else list(keys)
+        resumes = list(resume.values())
+        joined = None not in resumes
+        args = ["-" if t is None else str(int(t)) for t in resumes]
+        flag = "1" if joined else "0"
         run = script if script is not None else self.bars_script(client)
         if any("\n" in key for key in keys):
-            reply = run(keys=keys, args=args, client=client)
+            reply = run(keys=keys, args=[*args, flag], client=client)
         else:
-            reply = run(keys=[], args=["\n".join(f"{k}\n{a}" for k, a in zip(keys, args, strict=True))],
+            reply = run(keys=[], args=["\n".join(f"{k}\n{a}" for k, a in zip(keys, args, strict=True)), flag],
                         client=client)
-        return split_bars_reply(list(resume), keys, reply)
+        return bars_batch_from_reply(list(resume), keys, reply, resumes, joined=joined)
 
     def read_candles_since(
         self, client: Any, resume: Mapping[str, int | None], interval: str

@@ -19,6 +19,9 @@ Semantics (issue 4):
   contains the key (t <= key <= close_ms); otherwise the record says why not.
 - Corrected candles (`cluster.applied_tail`): reads start a few applied candles back; if the
   sidecar rewrote one, the symbol is rebuilt from the store (rehydrated["corrected"]).
+- Steady ticks (`cluster.shard_fast`, close mode, stores with `read_batch`): symbols whose read
+  holds exactly their unchanged tail plus one new candle within the key are checked and applied
+  in bulk, without `Candle` objects; every other symbol takes the general path described here.
 - Open mode (`ShardSettings.signal_on_candle_close=False`, AI_QUANT_SIGNAL_ON_CANDLE_CLOSE=0):
   key = open time t of the newest (forming) candle (RedisLayout's open key), as the reference
   engine decides on the un-trimmed frame whose last row is still forming. Closed candles with
@@ -45,10 +48,11 @@ from typing import Any
 from cluster.anchor import AnchorTrend
 from cluster.book_decide import split_by_symbol
 from cluster.columnar_book import ColumnBook
-from cluster.mei_rows import mei_ready
+from cluster.mei_rows import MeiRow, mei_ready, row_states
 from cluster.metrics import ShardMetrics
 from cluster.records import ShardDecision, ShardStatus, VariantDecision, make_decision, no_signal
-from cluster.shard_reads import chunk_reads, resume_view
+from cluster.shard_fast import advance_fast
+from cluster.shard_reads import BatchReads, add_anchor, advance_anchor, chunk_reads, read_store, resume_view
 from cluster.shard_sdk import SdkRows, run_row
 from cluster.shard_state import _SymbolState
 from cluster.shard_store import CandleRead, ShardStore
@@ -110,7 +114,7 @@ def _stagger(symbol: str, every: int) -> int:
     return int.from_bytes(hashlib.blake2b(symbol.encode(), digest_size=4).digest(), "big") % every
 
 
-_NO_READ = object()
+_FAST_VIEW: tuple[list[Candle], bool] = ([], False)  # fast-path symbols: close mode reads no candle list
 
 
 class ShardCore:
@@ -138,6 +142,7 @@ class ShardCore:
         self._anchor_restored = False
         self.rehydrated = {"checkpoint": 0, "stale_checkpoint": 0, "gap": 0, "rebuild": 0, "corrected": 0}
         self.candles_applied = 0
+        self.fast_applied = 0  # of candles_applied, by the steady-state fast path (cluster.shard_fast)
         self.evaluate_ms: deque[float] = deque(maxlen=256)  # recent evaluate durations, for health/bench
         self._forming: dict[str, Candle] = {}  # open mode: forming bars read by the current evaluate
         self._book = ColumnBook() if settings.columnar else None
@@ -217,8 +222,11 @@ class ShardCore:
 
         Raises whatever the store raises; nothing is marked saved then, so it is retried.
         """
-        chosen = self._states.keys() if symbols is None else [s for s in symbols if s in self._states]
-        states = {s: self._states[s].to_state() for s in chosen if self._states[s].last_t is not None}
+        chosen = [s for s in (self._states if symbols is None else symbols)
+                  if s in self._states and self._states[s].last_t is not None]
+        rows = [s for s in chosen if type(self._states[s].ind) is MeiRow]  # packed in bulk
+        inds = dict(zip(rows, row_states([self._states[s].ind for s in rows]), strict=True))
+        states = {s: self._states[s].to_state(inds.get(s)) for s in chosen}
         if self._anchor_restored:  # never overwrite a checkpoint we could not read
             states[self.anchor_name] = self._anchor.to_state()
         self._store.save_checkpoints(states)
@@ -278,31 +286,56 @@ class ShardCore:
             if state is not None and (state.last_close_ms is None or state.last_close_ms < through):
                 reads[symbol] = state.recent.read_from(state.last_t)
         results: dict[str, ShardDecision] = {}
+        anchor, newest = self._settings.anchor_symbol, self._through(max(batch.values())) if batch else None
         for index, chunk in enumerate(chunk_reads(reads, self._settings.cold_chunk)):
             if unavailable.intersection(chunk):  # an earlier read failed: don't hammer the store
                 continue
             request = dict(chunk)
-            anchor_resume = self._anchor_request(request, batch) if index == 0 else _NO_READ
+            with_anchor = not index and newest is not None and add_anchor(self._anchor, anchor, request,
+                                                                          newest)
             try:
-                got = self._store.read_since(request) if request else {}
+                got = read_store(self._store, request)
             except Exception as exc:  # store down: these symbols fail closed this tick, retry next
                 log.warning("shard %d: candle read failed (%s); %d symbols without a decision",
                             self.index, exc, len(reads))
                 unavailable.update(reads)
                 continue
-            if anchor_resume is not _NO_READ:
-                anchor = self._settings.anchor_symbol
+            fast = self._advance_fast(got, request, batch, results)
+            if with_anchor and newest is not None:
                 view = resume_view(got[anchor], request[anchor], self._anchor.last_t)
-                self._advance_anchor(view, self._through(max(batch.values())))
-            views = self._flush(self._advance_chunk(chunk, got, request, batch, results, unavailable), batch,
+                if view[1]:
+                    log.warning("shard %d: anchor %s history gap; rebuilding from available candles",
+                                self.index, anchor)
+                self._anchor = advance_anchor(self._anchor, view, newest)
+            rest = [s for s in chunk if s not in fast and s not in results]
+            views = self._flush(self._advance_chunk(rest, got, request, batch, results, unavailable), batch,
                                 results)
+            views.update(fast)
             ready, mei = self._decide_columns(views, batch, want_snapshot)
             for symbol, view in views.items():
                 results[symbol] = self._evaluate_symbol(symbol, batch[symbol], view, symbol in want_snapshot,
                                                         ready, advanced=True, mei=mei)
         return results
 
-    def _advance_chunk(self, chunk: Mapping[str, int | None], got: Mapping[str, CandleRead],
+    def _advance_fast(self, got: Mapping[str, CandleRead], request: Mapping[str, int | None],
+                      batch: Mapping[str, int], results: dict[str, ShardDecision]) -> dict[str, Any]:
+        """Apply the steady-state symbols' new candle in bulk (`cluster.shard_fast`; close mode only:
+        open mode reads the views' candles); their views. The rest take the general path."""
+        if not self._settings.signal_on_candle_close or not isinstance(got, BatchReads):
+            return {}
+        try:
+            done = advance_fast(self._states, got.batch, request, lambda s: self._through(batch[s]))
+        except Exception:  # nothing was applied: every symbol takes the general path
+            log.exception("shard %d: fast path failed; reading every symbol the general way", self.index)
+            return {}
+        for symbol in done.refused:
+            self._forget(symbol)
+            results[symbol] = no_signal(symbol, batch[symbol], ShardStatus.STRATEGY_ERROR, self.index)
+        self.candles_applied += len(done.applied)
+        self.fast_applied += len(done.applied)
+        return dict.fromkeys(done.applied, _FAST_VIEW)
+
+    def _advance_chunk(self, chunk: Iterable[str], got: Mapping[str, CandleRead],
                        request: Mapping[str, int | None], batch: Mapping[str, int],
                        results: dict[str, ShardDecision], unavailable: set[str]) -> dict[str, Any]:
         """Apply each read symbol's new candles; return their views (failures go to `results`)."""
@@ -389,33 +422,6 @@ class ShardCore:
         except Exception:  # per row below (each row fenced on its own)
             log.exception("shard %d: columnar decisions failed; deciding per row", self.index)
         return {}, mei
-
-    def _anchor_request(self, request: dict[str, int | None], batch: Mapping[str, int]) -> object:
-        """Add the anchor to `request` if it is behind the batch; return its resume or _NO_READ."""
-        if not batch:
-            return _NO_READ
-        last_close = self._anchor.last_close_ms
-        if last_close is not None and last_close >= self._through(max(batch.values())):
-            return _NO_READ
-        anchor = self._settings.anchor_symbol
-        resume = self._anchor.last_t
-        if anchor in request:  # the anchor is also a traded symbol here: read the wider range
-            other = request[anchor]
-            resume = None if resume is None or other is None else min(resume, other)
-        request[anchor] = resume
-        return resume
-
-    def _advance_anchor(self, view: tuple[list[Candle], bool], key: int) -> None:
-        fresh, gap = view
-        if gap:
-            log.warning("shard %d: anchor %s history gap; rebuilding from available candles",
-                        self.index, self._settings.anchor_symbol)
-            self._anchor = AnchorTrend()
-            self._anchor.history_gap = True
-        for candle in fresh:
-            if candle.t > key:
-                break
-            self._anchor.update(candle.t, candle.close_ms, candle.c)
 
     def _catch_up(self, symbol: str, view: tuple[list[Candle], bool], key: int) -> _SymbolState:
         state = self._states[symbol]
@@ -581,6 +587,7 @@ class ShardCore:
     def stats(self) -> dict[str, Any]:
         """Return counters for health checks and the benchmark (plain values)."""
         return {"shard": self.index, "symbols": len(self._states), "candles_applied": self.candles_applied,
+                "fast_applied": self.fast_applied,
                 "rehydrated": dict(self.rehydrated), "anchor_t": self._anchor.last_t,
                 "columnar_rows": self._book.rows() if self._book is not None else 0,
                 "evaluate_ms_recent": list(self.evaluate_ms)}

@@ -9,7 +9,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from cluster.applied_tail import RECHECK_BARS, AppliedTail
+from cluster.applied_tail import TAIL_BARS, AppliedTail
 from cluster.mei_rows import MeiRow
 from cluster.shard_sdk import SdkRows
 from strategies.candle import Candle
@@ -75,8 +75,7 @@ class _SymbolState:
         if self.sdk is not None:
             self.sdk.stage(candles)
         self.last_t, self.last_close_ms = candles[-1].t, candles[-1].close_ms
-        for c in candles[-RECHECK_BARS - 1:]:
-            self.recent.append(c)
+        self.recent.extend(candles[-TAIL_BARS:])
 
     def attach(self, book: Any, symbol: str) -> None:
         """Move the indicator states into rows of the shard's `ColumnBook` (exact; else kept per row)."""
@@ -106,10 +105,11 @@ class _SymbolState:
         behind = bars - self.ckpt_bars
         return behind >= 2 * every or (behind > 0 and (bars + self.phase) % every == 0)
 
-    def to_state(self) -> dict[str, Any]:
+    def to_state(self, ind: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The checkpoint; `ind` is `self.ind.to_state()` when the caller made it already (in bulk)."""
         out = {
             "v": CHECKPOINT_VERSION, "fp": self.fingerprint,
-            "ind": None if self.ind is None else self.ind.to_state(),
+            "ind": ind if ind is not None else None if self.ind is None else self.ind.to_state(),
             "last_t": self.last_t, "last_close_ms": self.last_close_ms, "gap": self.history_gap,
         }
         if self.sdk is not None:  # one entry per (symbol, declaration set) of its SDK strategies

@@ -25,7 +25,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from cluster.redis_layout import CANDLE_DTYPE, EMPTY_BARS, RedisLayout, bars_to_candles
+from cluster.redis_layout import (
+    CANDLE_DTYPE,
+    EMPTY_BARS,
+    BarsBatch,
+    RedisLayout,
+    bars_to_candles,
+    encode_candles,
+)
 from strategies.candle import Candle
 
 log = logging.getLogger(__name__)
@@ -107,6 +114,9 @@ class ShardStore(Protocol):
         """Return {symbol: candles with open time > resume[symbol] (None: all), ascending}."""
         ...
 
+    # Optional: `read_batch(resume) -> BarsBatch`, the same read as one array (`ShardCore` uses
+    # it for its steady-state fast path when the store has it, `read_since` otherwise).
+
     def load_checkpoints(self, names: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Return the checkpoint of each name that has one."""
         ...
@@ -128,6 +138,7 @@ class RedisShardStore:
         self._layout = layout
         self._interval = interval
         self._read_script = layout.bars_script(client)
+        self._keys: dict[str, str] = {}  # symbol -> candle key (formatting them was ~1 us a symbol a tick)
 
     def read_since(self, resume: Mapping[str, int | None]) -> dict[str, CandleRead]:
         """Every symbol, warm (resume time) or cold (None), in ONE round trip; no per-candle parsing.
@@ -136,8 +147,17 @@ class RedisShardStore:
         holds a read-only slice of that one buffer (`bars`) and builds `Candle` objects only if
         asked. Raises LayoutError naming the key of a malformed or invalid member.
         """
-        got = self._layout.read_bars_since(self._client, resume, self._interval, script=self._read_script)
+        got = self.read_batch(resume).as_dict()
         return {symbol: CandleRead(found, bars=bars) for symbol, (found, bars) in got.items()}
+
+    def read_batch(self, resume: Mapping[str, int | None]) -> BarsBatch:
+        """`read_since` as one `BarsBatch` (one array for all symbols); raises like `read_since`."""
+        keys = self._keys
+        if len(keys) > 100_000:  # bounded: symbols come and go over a long run
+            keys.clear()
+        layout, interval = self._layout, self._interval
+        names = [keys.get(s) or keys.setdefault(s, layout.candles_key(s, interval)) for s in resume]
+        return layout.read_bars_batch(self._client, resume, interval, script=self._read_script, keys=names)
 
     def load_checkpoints(self, names: Sequence[str]) -> dict[str, dict[str, Any]]:
         raws = self._layout.read_checkpoints(self._client, list(names), self._interval)
@@ -197,6 +217,12 @@ class MemoryShardStore:
             out[symbol] = CandleRead(found, [book[t] for t in sorted(book) if t > low])
         return out
 
+    def read_batch(self, resume: Mapping[str, int | None]) -> BarsBatch:
+        """`read_since` as one `BarsBatch`, like `RedisShardStore.read_batch` (records encoded and
+        decoded through the layout's codec, so the fast path sees what Redis would give)."""
+        got = self.read_since(resume)
+        return BarsBatch.from_arrays({s: (r.resume_found, _records(r.candles)) for s, r in got.items()})
+
     def load_checkpoints(self, names: Sequence[str]) -> dict[str, dict[str, Any]]:
         return _decode_all({n: self._checkpoints[n] for n in names if n in self._checkpoints})
 
@@ -206,6 +232,10 @@ class MemoryShardStore:
 
     def checkpoint_names(self) -> list[str]:
         return sorted(self._checkpoints)
+
+
+def _records(candles: Sequence[Candle]) -> np.ndarray:
+    return np.frombuffer(encode_candles(candles), dtype=CANDLE_DTYPE) if candles else EMPTY_BARS
 
 
 def _decode_all(raws: Mapping[str, bytes]) -> dict[str, dict[str, Any]]:

@@ -41,11 +41,12 @@ BENCH_ARGS: dict[str, list[str]] = {
     "universe": ["--symbols", "3", "--bars", "40"],
     "shadow": ["--variants", "4", "--ticks", "20", "--warm-bars", "60", "--json"],
     "candle_codec": ["--symbols", "20", "--rounds", "2", "--cold-bars", "10"],
+    "shard_cpu": ["--symbols", "8", "--ticks", "3", "--warm-bars", "80", "--json"],
     "startup": ["--symbols", "6", "--daemon-runs", "1", "--warm-bars", "60", "--ticks-before", "2",
                 "--parity-sample", "2", "--timeout", "150"],
 }
 LANES = (("scale", "candle_codec", "startup", "hip3_acceptance"), ("tick", "ingest_fleet", "shadow"),
-         ("soak_crash", "indicators", "ingest", "oms", "universe"))
+         ("soak_crash", "indicators", "ingest", "oms", "universe", "shard_cpu"))
 
 
 def _run(name: str) -> subprocess.CompletedProcess[str]:
@@ -245,6 +246,15 @@ def test_bench_candle_codec(bench_runs: dict[str, Future[subprocess.CompletedPro
     for name, stats in out["ms"].items():
         assert 0 < stats["p50_ms"] <= stats["p90_ms"], name
     assert all(ratio > 0 for ratio in out["ratio_json_vs_binary"].values())
+
+
+def test_bench_shard_cpu(bench_runs: dict[str, Future[subprocess.CompletedProcess[str]]]) -> None:
+    out = _output(bench_runs, "shard_cpu")
+    assert out["bench"] == "shard_cpu" and (out["symbols"], out["ticks"]) == (8, 3)
+    assert out["mismatches"] == 0 and out["records_not_ok"] == 0  # fast and general path decide alike
+    assert out["timed_candles_fast"] == 3 * 8  # every timed tick's candles went the fast way
+    assert set(out["paths"]) == {"fast", "general"}
+    assert all(row["cpu_us_per_symbol_p50"] > 0 for row in out["paths"].values())
 
 
 def test_bench_startup(bench_runs: dict[str, Future[subprocess.CompletedProcess[str]]]) -> None:

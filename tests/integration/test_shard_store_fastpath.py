@@ -140,3 +140,44 @@ def test_checkpoints_written_in_one_mset_read_back_bit_exact(redis_client: Any) 
     loaded = store.load_checkpoints([*states, "NONE"])
     assert sorted(loaded) == sorted(states)
     assert repr(loaded["S4"]) == repr(states["S4"])  # NaN and -0.0 survive
+
+
+def test_warm_only_read_comes_joined_and_equals_the_per_member_read(redis_client: Any) -> None:
+    """A steady tick (every symbol warm) is answered as one blob; the resume candle, read along to
+    prove continuity, is never handed out; a trimmed resume, an empty key and a malformed member
+    behave as in the per-key form."""
+    layout = RedisLayout(PREFIX, keep_bars=30)
+    store = RedisShardStore(redis_client, layout, INTERVAL)
+    hist = {f"S{i}": series(i, 50) for i in range(20)}
+    for symbol, candles in hist.items():
+        _write(redis_client, layout, symbol, candles)
+    resume = {s: c[-1 - (i % 6)].t for i, (s, c) in enumerate(hist.items())}
+    resume["S7"] = hist["S7"][5].t  # trimmed away: not found, everything stored after it returned
+    resume["S8"] = hist["S8"][-1].t + 1  # between candles: not found, nothing after it
+    resume["MISSING"] = hist["S0"][-2].t
+    script = layout.bars_script(redis_client)
+    keys = [layout.candles_key(s, INTERVAL) for s in resume]
+    arg = "\n".join(f"{k}\n{t}" for k, t in zip(keys, resume.values(), strict=True))
+    assert len(script(keys=[], args=[arg, "1"])) == 2  # the meta string and ONE blob
+    batch = store.read_batch(resume)
+    assert batch.as_dict().keys() == resume.keys()
+    got = {s: CandleRead(found, bars=bars) for s, (found, bars) in batch.as_dict().items()}
+    assert got == _slow_read(redis_client, layout, resume) == store.read_since(resume)
+    assert got["S7"] == CandleRead(False, hist["S7"][-30:]) and got["S8"] == CandleRead(False, [])
+    assert got["S5"] == CandleRead(True, hist["S5"][-5:])
+    redis_client.zadd(layout.candles_key("S3", INTERVAL), {b"short": hist["S3"][-1].t + 1})
+    with pytest.raises(LayoutError, match=layout.candles_key("S3", INTERVAL)):
+        store.read_batch(resume)
+
+
+@pytest.mark.parametrize("warm", [True, False], ids=["warm_joined", "cold_per_key"])
+def test_a_key_holding_a_newline_is_read_through_keys_and_args(redis_client: Any, warm: bool) -> None:
+    layout = RedisLayout(PREFIX, keep_bars=30)
+    store = RedisShardStore(redis_client, layout, INTERVAL)
+    odd = series(1, 12)
+    _write(redis_client, layout, "A\nB", odd)
+    _write(redis_client, layout, "C", series(2, 12))
+    resume = {"A\nB": odd[8].t if warm else None, "C": odd[10].t}
+    got = store.read_since(resume)
+    assert got == _slow_read(redis_client, layout, resume)
+    assert got["A\nB"] == CandleRead(True, odd[9:] if warm else odd)

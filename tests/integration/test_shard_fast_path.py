@@ -1,0 +1,171 @@
+"""The shard's steady-state fast path (cluster.shard_fast) decides exactly like the general path.
+
+Two `ShardCore`s read the same candles from one real redis-server, each under its own key prefix:
+the shard as it runs (`RedisShardStore`, bulk read, fast path) and a twin whose store hides
+`read_batch`, so every symbol takes the general path (`ShardCore._view` / `_catch_up`). Between
+steady ticks the run interleaves what the fast path must hand over to the general one: a symbol
+skipping a tick then catching up two candles, a stale candle rewritten after it was applied (the
+sidecar's correction), candles stored beyond the key (early, or after a bar the venue never had),
+retention trimming a symbol's history past its state (history gap), the anchor traded as a
+symbol, and a restart from checkpoints written by the fast path. Every tick both shards' records
+must be identical, field for field, and equal the batch strategy over the true history
+(tests.unit.test_shard_core.oracle) wherever that history is intact, and their whole indicator
+states (checkpoints, packed doubles) bit for bit the same; the fast path must actually have
+carried most candles.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import redis
+
+from bench.universe import INTERVAL
+from cluster.records import ShardStatus
+from cluster.redis_layout import RedisLayout
+from cluster.shard_core import ConfigSource, ShardCore, ShardSettings
+from cluster.shard_store import RedisShardStore
+from strategies.candle import Candle
+from tests.unit.test_shard_core import WARM, Universe, assert_matches, oracle
+
+TICKS = 40
+SETTINGS = ShardSettings(interval=INTERVAL, checkpoint_every=5)
+SKIP_AT, RESTART_AT, STALE_AT, CORRECT_AT, AHEAD_AT, HOLE_AT, TRIM_AT = 4, 6, 14, 16, 20, 24, 30
+
+
+class GeneralOnly:
+    """The same Redis store without `read_batch`: the core reads every symbol the general way."""
+
+    def __init__(self, inner: RedisShardStore) -> None:
+        self._inner = inner
+
+    def read_since(self, resume: Any) -> Any:
+        return self._inner.read_since(resume)
+
+    def load_checkpoints(self, names: Any) -> Any:
+        return self._inner.load_checkpoints(names)
+
+    def save_checkpoints(self, states: Any) -> None:
+        self._inner.save_checkpoints(states)
+
+    def read_forming(self, symbols: Any) -> Any:
+        return self._inner.read_forming(symbols)
+
+
+class Twins:
+    """The candles written once per prefix (as the sidecar writes them) and the two shards."""
+
+    def __init__(self, client: redis.Redis, u: Universe) -> None:
+        self.client, self.u = client, u
+        self.layouts = [RedisLayout(p, keep_bars=WARM + TICKS + 10) for p in ("t-fast", "t-general")]
+        self.stores = [RedisShardStore(client, self.layouts[0], INTERVAL),
+                       GeneralOnly(RedisShardStore(client, self.layouts[1], INTERVAL))]
+        self.cores: list[ShardCore] = []
+
+    def start(self) -> None:
+        self.cores = [ShardCore(0, store, SETTINGS, ConfigSource(), symbols=self.u.symbols)
+                      for store in self.stores]
+
+    def write(self, candles: dict[str, list[Candle]], *, publish: bool = True) -> None:
+        pipe = self.client.pipeline(transaction=True)
+        for layout in self.layouts:
+            layout.write_closed_many(pipe, INTERVAL, candles, publish=publish)
+        pipe.execute()
+
+    def trim(self, symbol: str, keep: int) -> None:
+        for layout in self.layouts:
+            self.client.zremrangebyrank(layout.candles_key(symbol, INTERVAL), 0, -(keep + 1))
+
+    def evaluate(self, batch: dict[str, int]) -> list[list[Any]]:
+        return [core.evaluate(batch, want_snapshot=self.u.symbols[:2]) for core in self.cores]
+
+
+def _states(core: ShardCore) -> dict[str, Any]:
+    """Every symbol's checkpoint (indicator state as packed doubles: bit for bit) and applied tail."""
+    return {s: (state.to_state(), state.recent.raw) for s, state in core._states.items()}
+
+
+def _stale(candle: Candle, prev: Candle) -> Candle:
+    return dataclasses.replace(candle, o=prev.c, h=prev.c, l=prev.c, c=prev.c, v=0.0, n=0)
+
+
+def _fresh(u: Universe, k: int, bar: int) -> dict[str, list[Candle]]:
+    """The candles the sidecar publishes at tick k: bar `bar` of every series, irregular at some ticks."""
+    skipped, stale = u.symbols[1], u.symbols[2]
+    fresh = {s: c[bar: bar + 1] for s, c in u.hist.items()}
+    if k == SKIP_AT:
+        del fresh[skipped]  # no candle for it this tick: its key stays where it was
+    if k == SKIP_AT + 1:
+        fresh[skipped] = u.hist[skipped][bar - 1: bar + 1]  # two at once
+    if k == STALE_AT:
+        fresh[stale] = [_stale(u.hist[stale][bar], u.hist[stale][bar - 1])]
+    if k == AHEAD_AT + 1:
+        fresh.pop(u.symbols[3])  # stored a tick early (below)
+    return fresh
+
+
+def _tick(t: Twins, k: int, keys: dict[str, int]) -> None:
+    """Write bar WARM + k of every series, with this tick's irregularity; move `keys` along."""
+    u, bar = t.u, WARM + k
+    stale, ahead, holed = u.symbols[2], u.symbols[3], u.symbols[5]
+    missing = u.hist[holed].pop(bar) if k == HOLE_AT else None  # a bar the venue never had
+    fresh = _fresh(u, k, bar)
+    t.write(fresh)
+    if k == CORRECT_AT:
+        t.write({stale: [u.hist[stale][WARM + STALE_AT]]}, publish=False)  # the sidecar's correction
+    if k == AHEAD_AT:
+        t.write({ahead: u.hist[ahead][bar + 1: bar + 2]}, publish=False)  # stored beyond its key
+    keys.update({s: c[-1].close_ms for s, c in fresh.items() if s in keys})
+    keys[ahead] = u.hist[ahead][bar].close_ms
+    if missing is not None:  # the next candle is stored, the key is the missing one's
+        keys[holed] = missing.close_ms
+
+
+def _oracle_applies(u: Universe, symbol: str, k: int) -> bool:
+    """False where a stale input, a lost history or another history leaves the oracle nothing to say."""
+    stale, trimmed, holed = u.symbols[2], u.symbols[4], u.symbols[5]
+    return not ((symbol == stale and STALE_AT <= k < CORRECT_AT) or (symbol == trimmed and k >= TRIM_AT)
+                or (symbol == holed and k >= HOLE_AT))
+
+
+def test_fast_path_decides_like_the_general_path_through_irregular_ticks(redis_client: redis.Redis) -> None:
+    u = Universe(6, WARM + TICKS + 2, trade_btc=True)
+    t = Twins(redis_client, u)
+    t.write({s: c[:WARM] for s, c in u.hist.items()})
+    t.start()
+    keys = {s: u.hist[s][WARM - 1].close_ms for s in u.symbols}
+    t.evaluate(keys)
+    expected = {s: oracle(s, u.hist[s], u.hist["BTC"]) for s in u.symbols}
+    trimmed = u.symbols[4]
+    checked = 0
+    for k in range(TICKS):
+        if k == RESTART_AT:
+            t.start()  # both restored from the checkpoints they wrote (the fast one's packed in bulk)
+            assert all(core.rehydrated["checkpoint"] == len(u.symbols) for core in t.cores)
+        if k == TRIM_AT:
+            t.trim(trimmed, 0)  # retention took every candle the state knows (its last one included)
+        _tick(t, k, keys)
+        fast, general = t.evaluate(keys)
+        assert [repr(r) for r in fast] == [repr(r) for r in general], k
+        assert _states(t.cores[0]) == _states(t.cores[1]), k  # the whole indicator state, bit for bit
+        for record in fast:
+            s = record.symbol
+            if not _oracle_applies(u, s, k):
+                continue  # the shards agree (above), the oracle cannot say
+            assert record.candle_key == keys[s]
+            bar = next(i for i, c in enumerate(u.hist[s]) if c.close_ms == keys[s])
+            assert_matches(record, expected[s][bar])
+            checked += 1
+        if k >= TRIM_AT:
+            assert next(r for r in fast if r.symbol == trimmed).history_gap
+        if k == HOLE_AT:  # the stored candle opens after the key: not applied, no decision
+            assert next(r for r in fast if r.symbol == u.symbols[5]).status is ShardStatus.MISSING_CANDLE
+    fast_core, general_core = t.cores
+    assert checked > 200
+    assert fast_core.rehydrated == general_core.rehydrated
+    assert fast_core.rehydrated["corrected"] == 1 and fast_core.rehydrated["gap"] == 1
+    assert general_core.fast_applied == 0
+    # most ticks' candles since the restart went the fast way; the irregular ones and rebuilds did not
+    assert fast_core.fast_applied > 0.6 * (TICKS - RESTART_AT) * len(u.symbols)
+    assert fast_core.fast_applied < (TICKS - RESTART_AT) * len(u.symbols) < fast_core.candles_applied
