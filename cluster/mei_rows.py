@@ -21,6 +21,7 @@ Pure (no I/O).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -114,7 +115,7 @@ def mei_neutral(book: ColumnBook, states: Mapping[str, Any], symbols: Collection
 
     One pass in Python per symbol (group it), then arrays per group; the anchor trend is looked up
     once per distinct open time (most symbols of a tick share it)."""
-    groups: dict[tuple[int, int], tuple[list[str], list[Any]]] = {}
+    groups: defaultdict[tuple[int, int], tuple[list[str], list[Any]]] = defaultdict(lambda: ([], []))
     by_cfg: dict[tuple[int, int], tuple[list[str], list[Any]]] = {}  # (id(cols), id(cfg)) -> its group
     get, mei_row = states.get, MeiRow
     for symbol in symbols:
@@ -127,10 +128,7 @@ def mei_neutral(book: ColumnBook, states: Mapping[str, Any], symbols: Collection
         cfg = state.cfg
         members = by_cfg.get((id(ind.cols), id(cfg)))
         if members is None:  # a config object not seen this tick: its decision group, once
-            group = (id(ind.cols), book.mei_group(cfg))
-            members = groups.get(group)
-            if members is None:
-                members = groups[group] = ([], [])
+            members = groups[(id(ind.cols), book.mei_group(cfg))]
             by_cfg[(id(ind.cols), id(cfg))] = members
         members[0].append(symbol)
         members[1].append(state)

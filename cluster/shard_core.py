@@ -297,7 +297,8 @@ class ShardCore:
                 self._advance_anchor(view, self._through(max(batch.values())))
             views = self._flush(self._advance_chunk(chunk, got, request, batch, results, unavailable), batch,
                                 results)
-            self._decide_views(views, batch, want_snapshot, results)
+            ready, mei = self._decide_columns(views, batch, want_snapshot)
+            self._decide_views(views, batch, want_snapshot, results, ready, mei)
         return results
 
     def _advance_chunk(self, chunk: Mapping[str, int | None], got: Mapping[str, CandleRead],
@@ -359,10 +360,9 @@ class ShardCore:
         return kept
 
     def _decide_views(self, views: Mapping[str, Any], batch: Mapping[str, int], want: Collection[str],
-                      results: dict[str, ShardDecision]) -> None:
+                      results: dict[str, ShardDecision], ready: Ready, neutral: list[MeiNeutral]) -> None:
         """Decide the caught-up `views`: the columns' NEUTRAL mei_alpha_v1 rows to `self._neutral` (no
         per-symbol record: `_block` writes them as arrays), the rest to `results` per symbol."""
-        ready, neutral = self._decide_columns(views, batch, want)
         fast, mei = with_shadows(neutral, ready)
         self._neutral.extend(fast)
         done = {s for group, _ in fast for s in group.symbols}
