@@ -283,6 +283,7 @@ def assemble(batch: Mapping[str, int], neutral: Sequence[Neutral],
     rows = np.zeros(n, dtype=DEC_DTYPE)
     seqs: list[Sequence[VariantDecision]] = [()] * n
     fast: set[str] = set()
+    shadows = False  # any shadow row at all (else no per-symbol span pass)
     if neutral:
         pos = {s: i for i, s in enumerate(symbols)}
         for group, variants in neutral:
@@ -294,15 +295,18 @@ def assemble(batch: Mapping[str, int], neutral: Sequence[Neutral],
             part["gap"] = np.fromiter((st.history_gap for st in group.states), dtype=bool, count=len(names))
             part["status"], part["shard"] = OK_CODE, shard
             rows[at] = part
-            for i, v in zip(at.tolist(), variants, strict=True):
-                seqs[i] = v
+            if any(variants):
+                shadows = True
+                for i, v in zip(at.tolist(), variants, strict=True):
+                    seqs[i] = v
             fast.update(names)
     slow = {i: record(s, k) for i, (s, k) in enumerate(batch.items()) if s not in fast}
     if slow:
         rows[list(slow)] = np.array([row_of(r, (0, 0)) for r in slow.values()], dtype=DEC_DTYPE)
         for i, r in slow.items():
-            seqs[i] = r.variants
-    variants, spans = collect_rows(seqs, symbols)
+            if r.variants:
+                seqs[i], shadows = r.variants, True
+    variants, spans = collect_rows(seqs, symbols) if shadows else (VariantColumns.empty(), [])
     if len(variants):
         bounds = np.array(spans, dtype=np.int32).reshape(n, 2)
         rows["vstart"], rows["vstop"] = bounds[:, 0], bounds[:, 1]

@@ -116,8 +116,7 @@ def mei_neutral(book: ColumnBook, states: Mapping[str, Any], symbols: Collection
     One pass in Python per symbol (group it), then arrays per group; the anchor trend is looked up
     once per distinct open time (most symbols of a tick share it)."""
     groups: defaultdict[tuple[int, int], tuple[list[str], list[Any]]] = defaultdict(lambda: ([], []))
-    by_cfg: dict[tuple[int, int], tuple[list[str], list[Any]]] = {}  # (id(cols), id(cfg)) -> its group
-    get, mei_row = states.get, MeiRow
+    get, mei_row, mei_group = states.get, MeiRow, book.mei_group
     for symbol in symbols:
         state = get(symbol)
         if state is None or type(ind := state.ind) is not mei_row or symbol in want_snapshot:
@@ -125,11 +124,7 @@ def mei_neutral(book: ColumnBook, states: Mapping[str, Any], symbols: Collection
         key, last_t, last_close = batch[symbol], state.last_t, state.last_close_ms
         if last_t is None or last_close is None or last_close < key or last_t > key:
             continue  # ShardCore._decide names the reason
-        cfg = state.cfg
-        members = by_cfg.get((id(ind.cols), id(cfg)))
-        if members is None:  # a config object not seen this tick: its decision group, once
-            members = groups[(id(ind.cols), book.mei_group(cfg))]
-            by_cfg[(id(ind.cols), id(cfg))] = members
+        members = groups[(id(ind.cols), mei_group(state.cfg))]
         members[0].append(symbol)
         members[1].append(state)
     return [_decide_group(names, held, anchor) for names, held in groups.values()]
