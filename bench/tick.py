@@ -40,6 +40,7 @@ import argparse
 import gc
 import json
 import os
+import pickle
 import statistics
 import sys
 import tempfile
@@ -263,6 +264,7 @@ def run_size(n: int, args: argparse.Namespace, redis_url: str, client: Any) -> d
         eval_ms: list[float] = []
         keys_ms: list[float] = []
         baseline_ms: list[float] = []
+        reply_bytes: list[int] = []  # the shards' replies of a tick, pickled (what Ray ships)
         records: list[dict[str, Any]] = []
         not_ok = base_diff = base_checked = 0
         sample = symbols[:: max(1, n // args.baseline_sample)][: args.baseline_sample]
@@ -273,8 +275,8 @@ def run_size(n: int, args: argparse.Namespace, redis_url: str, client: Any) -> d
             note = _wait_notification(pubsub)
             t1 = time.perf_counter()
             if args.batch_from == "keys":
-                keys = layout.read_candle_keys(client, symbols, INTERVAL)
-                fresh = {s: ck.closed_close_ms for s, ck in keys.items() if ck.closed_close_ms is not None}
+                picked = layout.read_picked_keys(client, symbols, INTERVAL, True)  # as the daemon reads them
+                fresh = {s: key for s, key in picked.items() if key is not None}
             else:
                 fresh = {s: key for s, key in layout.parse_closed_notification(note) if s in universe}
             changed = {s: key for s, key in fresh.items() if key != seen.get(s)}
@@ -286,7 +288,9 @@ def run_size(n: int, args: argparse.Namespace, redis_url: str, client: Any) -> d
             latencies.append((t3 - t0) * 1000.0)
             keys_ms.append((t2 - t1) * 1000.0)
             eval_ms.append((t3 - t2) * 1000.0)
-            not_ok += sum(1 for r in result.decisions.values() if r.status.value != "ok")
+            counts = result.decisions.status_counts()  # on the arrays: the driver reads no other record
+            not_ok += sum(n for status, n in counts.items() if status.value != "ok")
+            reply_bytes.append(sum(len(pickle.dumps(b, protocol=5)) for b in result.decisions.blocks))
             records.append(result.decisions)
             del ranked
             if k < args.baseline_ticks:
@@ -322,6 +326,7 @@ def run_size(n: int, args: argparse.Namespace, redis_url: str, client: Any) -> d
         "pool_evaluate_ms_p50": round(statistics.median(eval_ms), 2),
         "inside_shard_evaluate_ms_p50": [round(x, 2) for x in shard_ms],
         "ray_overhead_ms_p50": round(statistics.median(overhead), 2),
+        "reply_bytes_per_symbol": round(statistics.median(reply_bytes) / n, 1),
         "batch_from": args.batch_from,
         "non_ok_records": not_ok,
         "baseline_tick_ms_p50": round(base_p50, 1),

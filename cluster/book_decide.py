@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -285,3 +285,19 @@ def split_by_symbol(decided: Decided, book: BookDecisions, order: Sequence[str],
         for k, r in enumerate(prim["symbol"].tolist()):
             out[order[r]] = (prim_block.decision(k), out[order[r]][1])
     return out
+
+
+def enrolled_at_key(states: Mapping[str, Any], symbols: Iterable[str], batch: Mapping[str, int],
+                    anchor: Any) -> dict[str, bool | None]:
+    """{symbol: anchor trend at its newest bar} of the symbols whose SDK rows are enrolled in the book
+    and whose state sits exactly on its key (the others: `ShardCore._decide` names the reason)."""
+    btc: dict[str, bool | None] = {}
+    for symbol in symbols:
+        state = states.get(symbol)
+        if state is None or state.sdk is None or not state.sdk.enrolled or state.last_t is None:
+            continue
+        key = batch[symbol]
+        if state.last_close_ms is None or state.last_close_ms < key or state.last_t > key:
+            continue
+        btc[symbol] = anchor.bullish_at(state.last_t)
+    return btc

@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from cluster.metrics import PoolMetrics
-from cluster.records import ShardAlert, ShardDecision, ShardFault, ShardStatus, TickResult, no_signal
+from cluster.records import ShardAlert, ShardDecision, ShardFault, TickResult
 from cluster.sharding import shard_for
 
 if TYPE_CHECKING:
@@ -94,14 +94,6 @@ class ShardRouter:
         return groups
 
 
-def complete(batch: Mapping[str, int], decisions: Mapping[str, ShardDecision]) -> dict[str, ShardDecision]:
-    """Return a record for every symbol of `batch`, in batch order; a missing one fails closed."""
-    return {
-        s: decisions[s] if s in decisions else no_signal(s, key, ShardStatus.STRATEGY_ERROR)
-        for s, key in batch.items()
-    }
-
-
 class FaultBook:
     """Turns shard faults and new history gaps into alerts and metrics, isolating the sink."""
 
@@ -123,7 +115,11 @@ class FaultBook:
             log.exception("alert sink failed for shard %d fault %s", shard, fault.value)
 
     def note_gaps(self, shard: int, records: Iterable[ShardDecision]) -> None:
-        fresh = [r.symbol for r in records if r.history_gap and r.symbol not in self._gap_seen]
+        self.note_gap_symbols(shard, (r.symbol for r in records if r.history_gap))
+
+    def note_gap_symbols(self, shard: int, symbols: Iterable[str]) -> None:
+        """Alert once per symbol whose state was rebuilt over a history gap (`ShardDecision.history_gap`)."""
+        fresh = [s for s in symbols if s not in self._gap_seen]
         if fresh:
             self._gap_seen.update(fresh)
             self.raise_fault(shard, ShardFault.HISTORY_GAP, len(fresh), ",".join(sorted(fresh)[:20]))

@@ -11,9 +11,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 
-from cluster.executor import AlertSink, FaultBook, ShardRouter, complete
+from cluster.decision_block import DecisionBlock, TickDecisions
+from cluster.executor import AlertSink, FaultBook, ShardRouter
 from cluster.metrics import PoolMetrics
-from cluster.records import ShardDecision, TickResult
+from cluster.records import TickResult
 from cluster.shard_core import ConfigSource, ShardCore, ShardSettings
 from cluster.shard_store import ShardStore
 from cluster.sharding import assign
@@ -61,13 +62,13 @@ class InProcessExecutor:
         """Evaluate every shard's part of the batch in turn (deadline unused: nothing can hang)."""
         started = time.perf_counter()
         wanted = set(want_snapshot)
-        decisions: dict[str, ShardDecision] = {}
+        blocks: list[DecisionBlock] = []
         for shard, symbols in self._router.group(batch).items():
-            records = self.cores[shard].evaluate({s: batch[s] for s in symbols}, wanted & set(symbols))
-            self._faults.note_gaps(shard, records)
-            decisions.update((r.symbol, r) for r in records)
+            block = self.cores[shard].evaluate_block({s: batch[s] for s in symbols}, wanted & set(symbols))
+            self._faults.note_gap_symbols(shard, block.gap_symbols())
+            blocks.append(block)
         elapsed = (time.perf_counter() - started) * 1000.0
-        return TickResult(decisions=complete(batch, decisions), alerts=self._faults.take(),
+        return TickResult(decisions=TickDecisions(batch, blocks), alerts=self._faults.take(),
                           elapsed_ms=elapsed)
 
     def restart_shard(self, index: int) -> ShardCore:

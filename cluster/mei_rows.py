@@ -12,11 +12,11 @@ in a few numpy operations.
   `to_state()` = the unchanged per-row checkpoint; `row_states` many at once, packed straight
   from the columns); `stage(candles)` queues candles for the book's flush; `detach()` gives the
   row back as an `IncrementalIndicators`.
-* `mei_ready(...)` returns, keyed `(symbol, MEI_PRIMARY)`, a `Decision` for every symbol whose
-  array decision is NEUTRAL and whose features nobody asked for; a BUY/SELL (features needed)
-  or a symbol with an open position is left out, so `ShardCore._decide` runs `decide_lean` on
-  its rows exactly as before. NEUTRAL decisions are shared constants (read-only: records copy
-  their fields; `gates` is not carried, no record reads it).
+* `mei_neutral(...)` returns, per group, every symbol whose array decision is NEUTRAL and whose
+  features nobody asked for (`MeiNeutral`: arrays the shard writes into its record columns,
+  `cluster.decision_block`); a BUY/SELL (features needed) or a symbol with an open position is
+  left out, so `ShardCore._decide` runs `decide_lean` on its rows exactly as before. Their
+  `Decision`s are shared constants (read-only; `gates` is not carried, no record reads it).
 Pure (no I/O).
 """
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
     from cluster.columnar_book import ColumnBook
     from strategies.candle import Candle
 
-MEI_PRIMARY = "\x00mei_alpha_v1"  # the `ready` key's row name (no YAML variant name holds a NUL)
 _NEUTRAL = {code: Decision(Signal.NEUTRAL, Confidence.LOW, 0.0, entry_kind=kind)
             for kind, code in KIND_CODES.items()}
 _BTC = {True: BTC_BULLISH, False: BTC_BEARISH, None: BTC_UNKNOWN}
@@ -107,35 +107,90 @@ def row_states(rows: Sequence[MeiRow]) -> list[dict[str, Any]]:
     return out
 
 
-def mei_ready(book: ColumnBook, states: Mapping[str, Any], symbols: Collection[str], batch: Mapping[str, int],
-              anchor: AnchorTrend, want_snapshot: Collection[str]) -> dict[tuple[str, str], Decision]:
-    """The NEUTRAL mei_alpha_v1 decisions of `symbols` this tick (see the module docstring)."""
-    groups: dict[tuple[int, int], list[tuple[str, Any]]] = defaultdict(list)
+@dataclass(frozen=True, slots=True)
+class MeiNeutral:
+    """The symbols of one (window set, config) group whose mei_alpha_v1 primary decided NEUTRAL in the
+    columns, with what their records hold: newest applied open time, anchor trend code, entry kind."""
+
+    symbols: list[str]
+    states: list[Any]
+    t: np.ndarray  # int64: each symbol's newest applied open time (the record's `t`)
+    btc: np.ndarray  # int8: BTC_BULLISH / BTC_BEARISH / BTC_UNKNOWN of the anchor at t
+    kind: np.ndarray  # int8: KIND_CODES of the decision's entry kind
+
+    def decision(self, i: int) -> Decision:
+        """Row i as the `Decision` `decide_lean` gives (shared constant: read-only)."""
+        return _NEUTRAL[int(self.kind[i])]
+
+
+def mei_neutral(book: ColumnBook, states: Mapping[str, Any], symbols: Collection[str],
+                batch: Mapping[str, int], anchor: AnchorTrend, want_snapshot: Collection[str],
+                ) -> list[MeiNeutral]:
+    """The NEUTRAL mei_alpha_v1 decisions of `symbols` this tick, per group (see the module docstring).
+
+    One pass in Python per symbol (group it), then arrays per group; the anchor trend is looked up
+    once per distinct open time (most symbols of a tick share it)."""
+    groups: defaultdict[tuple[int, int], tuple[list[str], list[Any]]] = defaultdict(lambda: ([], []))
+    get, mei_row, mei_group = states.get, MeiRow, book.mei_group
     for symbol in symbols:
-        state = states.get(symbol)
-        ind = state.ind if state is not None else None
-        if type(ind) is not MeiRow or symbol in want_snapshot:
+        state = get(symbol)
+        if state is None or type(ind := state.ind) is not mei_row or symbol in want_snapshot:
             continue
         key, last_t, last_close = batch[symbol], state.last_t, state.last_close_ms
         if last_t is None or last_close is None or last_close < key or last_t > key:
             continue  # ShardCore._decide names the reason
-        groups[(id(ind.cols), book.mei_group(state.cfg))].append((symbol, state))
-    out: dict[tuple[str, str], Decision] = {}
-    for members in groups.values():
-        out.update(_decide_group(members, anchor))
-    return out
+        members = groups[(id(ind.cols), mei_group(state.cfg))]
+        members[0].append(symbol)
+        members[1].append(state)
+    return [_decide_group(names, held, anchor) for names, held in groups.values()]
 
 
-def _decide_group(members: list[tuple[str, Any]], anchor: AnchorTrend) -> dict[tuple[str, str], Decision]:
-    cols, cfg = members[0][1].ind.cols, members[0][1].cfg
-    n = len(members)
-    idx = np.fromiter((st.ind.r for _, st in members), dtype=np.int64, count=n)
-    trend: dict[int, int] = {}  # most symbols of a tick share their newest open time
-    btc = np.fromiter((trend[st.last_t] if st.last_t in trend else
-                       trend.setdefault(st.last_t, _BTC[anchor.bullish_at(st.last_t)]) for _, st in members),
-                      dtype=np.int8, count=n)
-    is_btc = np.fromiter((s.upper() == "BTC" for s, _ in members), dtype=bool, count=n)
+def _decide_group(symbols: list[str], states: list[Any], anchor: AnchorTrend) -> MeiNeutral:
+    cols, cfg = states[0].ind.cols, states[0].cfg
+    n = len(states)
+    rt = np.array([(st.ind.r, st.last_t) for st in states], dtype=np.int64).reshape(n, 2)
+    idx, t = rt[:, 0], np.ascontiguousarray(rt[:, 1])
+    if n and t.min() == t.max():  # the usual tick: every symbol on the same bar
+        btc = np.full(n, _BTC[anchor.bullish_at(int(t[0]))], dtype=np.int8)
+    else:
+        distinct, where = np.unique(t, return_inverse=True)
+        trend = [_BTC[anchor.bullish_at(u)] for u in distinct.tolist()]
+        btc = np.array(trend, dtype=np.int8)[where.reshape(n)]
+    is_btc = np.zeros(n, dtype=bool)
+    is_btc[[i for i, s in enumerate(symbols) if len(s) == 3 and s.upper() == "BTC"]] = True
     out = decide_columns(cols.window(idx), cfg, btc, is_btc)
-    neutral = _NEUTRAL
-    return {(s, MEI_PRIMARY): neutral[kind] for (s, _), sig, kind in
-            zip(members, out.signal.tolist(), out.kind.tolist(), strict=True) if sig == 0}
+    keep = np.flatnonzero(out.signal == 0)
+    if len(keep) == n:
+        return MeiNeutral(symbols, states, t, btc, out.kind.astype(np.int8))
+    rows = keep.tolist()
+    return MeiNeutral([symbols[i] for i in rows], [states[i] for i in rows], t[keep], btc[keep],
+                      out.kind[keep].astype(np.int8))
+
+
+Neutral = tuple[MeiNeutral, list[Sequence[Any]]]  # a group and each symbol's shadow rows
+
+
+def with_shadows(groups: Sequence[MeiNeutral], ready: Mapping[str, tuple[Any, Sequence[Any]]],
+                 ) -> tuple[list[Neutral], dict[str, Decision]]:
+    """Each group with its symbols' shadow rows from the book's `ready` (none without SDK rows), and
+    the NEUTRAL `Decision` of the symbols whose SDK rows the book did not decide (they go the
+    per-symbol way, `ShardCore._decide`, which evaluates those rows one by one)."""
+    out: list[Neutral] = []
+    slow: dict[str, Decision] = {}
+    for group in groups:
+        variants: list[Sequence[Any]] = []
+        keep: list[int] = []
+        for i, (symbol, state) in enumerate(zip(group.symbols, group.states, strict=True)):
+            book = ready.get(symbol) if state.sdk is not None else None
+            if state.sdk is not None and book is None:
+                slow[symbol] = group.decision(i)
+                continue
+            keep.append(i)
+            variants.append(() if book is None else book[1])
+        if len(keep) < len(group.symbols):
+            at = np.array(keep, dtype=np.int64)
+            group = MeiNeutral([group.symbols[i] for i in keep], [group.states[i] for i in keep], group.t[at],
+                               group.btc[at], group.kind[at])
+        if keep:
+            out.append((group, variants))
+    return out, slow

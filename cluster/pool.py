@@ -26,9 +26,10 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cluster.executor import AlertSink, FaultBook, ShardRouter, complete
+from cluster.decision_block import DecisionBlock, TickDecisions
+from cluster.executor import AlertSink, FaultBook, ShardRouter
 from cluster.metrics import PoolMetrics, pool_metrics
-from cluster.records import ShardDecision, ShardFault, ShardStatus, TickResult, no_signal, unpack_decisions
+from cluster.records import ShardDecision, ShardFault, ShardStatus, TickResult, no_signal
 from cluster.shard_actor import SignalShard
 from cluster.shard_core import ConfigSource, ShardSettings
 from cluster.sharding import assign
@@ -98,6 +99,15 @@ def _create_actor(remote_cls: Any, index: int, pool: PoolSettings, args: tuple[A
             if time.monotonic() >= deadline:
                 raise
             time.sleep(0.2)
+
+
+def check_reply(block: object, symbols: Sequence[str]) -> None:
+    """Raise ValueError unless `block` is a valid `DecisionBlock` of exactly `symbols`, in order."""
+    if not isinstance(block, DecisionBlock):
+        raise ValueError(f"shard reply is a {type(block).__name__}, not a DecisionBlock")
+    block.validate()  # codes, spans and extras: a malformed block fails here, never trades
+    if block.symbols != tuple(symbols):
+        raise ValueError("shard reply's symbols differ from the ones it was asked about")
 
 
 class ShardPool:
@@ -174,7 +184,8 @@ class ShardPool:
         started = time.perf_counter()
         deadline_secs = (deadline_ms if deadline_ms is not None else self._pool.deadline_ms) / 1000.0
         wanted = set(want_snapshot)
-        decisions: dict[str, ShardDecision] = {}
+        decisions: dict[str, ShardDecision] = {}  # the driver's fail-closed records
+        blocks: list[DecisionBlock] = []  # the shards' replies
         refs: dict[Any, tuple[int, list[str]]] = {}
         for shard, symbols in self._router.group(batch).items():
             if self._still_busy(shard):
@@ -188,30 +199,32 @@ class ShardPool:
         sent = time.monotonic()
         ready, late = ray.wait(list(refs), num_returns=len(refs), timeout=deadline_secs) if refs else ([], [])
         for ref in ready:  # each is already complete: these gets do not block
-            self._collect(ref, refs[ref], batch, decisions)
+            self._collect(ref, refs[ref], batch, decisions, blocks)
         for ref in late:
             shard, symbols = refs[ref]
             self._pending[shard] = (ref, sent)
             self._fail(shard, symbols, batch, decisions, ShardFault.LATE, ShardStatus.SHARD_LATE)
         elapsed = (time.perf_counter() - started) * 1000.0
         self._metrics.round_ms(elapsed)
-        return TickResult(decisions=complete(batch, decisions), alerts=self._faults.take(),
+        return TickResult(decisions=TickDecisions(batch, blocks, decisions), alerts=self._faults.take(),
                           elapsed_ms=elapsed)
 
     def _collect(self, ref: Any, owner: tuple[int, list[str]], batch: Mapping[str, int],
-                 decisions: dict[str, ShardDecision]) -> None:
+                 decisions: dict[str, ShardDecision], blocks: list[DecisionBlock]) -> None:
+        """Take one shard's reply; a failed call or a malformed block fails its symbols closed."""
         import ray
 
         shard, symbols = owner
         try:
-            records = unpack_decisions(ray.get(ref))
-        except ray.exceptions.RayError as exc:  # actor died mid-call, or evaluate itself raised
+            block = ray.get(ref)
+            check_reply(block, symbols)
+        except (ray.exceptions.RayError, ValueError) as exc:  # actor died, evaluate raised, or a bad reply
             log.warning("shard %d failed this tick (%d symbols): %s", shard, len(symbols), type(exc).__name__)
             self._fail(shard, symbols, batch, decisions, ShardFault.DEAD, ShardStatus.SHARD_DEAD,
                        type(exc).__name__)
             return
-        self._faults.note_gaps(shard, records)
-        decisions.update((r.symbol, r) for r in records)
+        self._faults.note_gap_symbols(shard, block.gap_symbols())
+        blocks.append(block)
 
     def _still_busy(self, shard: int) -> bool:
         """True while the shard's late call runs; kills the actor once that call is hung."""

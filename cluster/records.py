@@ -1,7 +1,9 @@
 """What shards return to the driver and what the pool reports about shards. Small and picklable.
 
-A `ShardDecision` crosses the Ray boundary once per symbol per tick, so it holds plain values
-and small frozen records only (no frames, no dicts read back by key). The status says whether
+A `ShardDecision` is one symbol's result of one tick; it holds plain values and small frozen
+records only (no frames, no dicts read back by key). Across the Ray boundary a shard's records
+travel as one `cluster.decision_block.DecisionBlock` (columns), and the driver builds a
+`ShardDecision` only for the rows it reads. The status says whether
 the signal is a real decision for the expected candle or a fail-closed "no signal"; the pool
 fills in the shard-level statuses.
 
@@ -26,9 +28,8 @@ from strategies.enums import Confidence, EntryKind, Signal
 from strategies.sdk.strategy import CONFIDENCE_CODES, SIGNAL_CODES
 from strategies.signals import SignalFeatures
 
-__all__ = ["ROW_DTYPE", "PackedTick", "ShardDecision", "ShardStatus", "TickResult", "VariantColumns",
-           "VariantDecision", "VariantRows", "make_decision", "no_signal", "pack_decisions",
-           "unpack_decisions"]
+__all__ = ["ROW_DTYPE", "ShardDecision", "ShardStatus", "TickResult", "VariantColumns", "VariantDecision",
+           "VariantRows", "make_decision", "no_signal", "pack_variant", "unpack_variant"]
 
 
 class ShardStatus(StrEnum):
@@ -353,85 +354,27 @@ def gather_rows(decisions: Iterable[ShardDecision]) -> VariantColumns:
     return VariantColumns.concat(parts)
 
 
-PackedDecision = tuple  # (symbol, key, status, signal, confidence, score, t, btc, gap, shard, kind, features,
-#                          variants, primary)
-_STATUS = {m.value: m for m in ShardStatus}
 _SIGNAL = {m.value: m for m in Signal}
 _CONFIDENCE = {m.value: m for m in Confidence}
-_KIND = {m.value: m for m in EntryKind}
-_STATUS_VALUE = {m: m.value for m in ShardStatus}
 _SIGNAL_VALUE = {m: m.value for m in Signal}
 _CONFIDENCE_VALUE = {m: m.value for m in Confidence}
-_KIND_VALUE = {m: m.value for m in EntryKind}
-_FEATURE_VALUES = attrgetter(*(f.name for f in fields(SignalFeatures)))  # features -> tuple, field order
-
-
-def _pack_features(features: SignalFeatures | None) -> tuple[float | bool, ...] | None:
-    return None if features is None else _FEATURE_VALUES(features)
-
-
-def _unpack_features(values: tuple[float | bool, ...] | None) -> SignalFeatures | None:
-    return None if values is None else SignalFeatures(*values)
-
-
 _VARIANT_VALUES = attrgetter(*(f.name for f in fields(VariantDecision)))
 
 
-def _pack_variant(v: VariantDecision | None) -> tuple[object, ...] | None:
+def pack_variant(v: VariantDecision | None) -> tuple[object, ...] | None:
+    """A VariantDecision as plain values (an SDK primary's record inside a `DecisionBlock`)."""
     if v is None:
         return None
     values = _VARIANT_VALUES(v)
     return (*values[:2], _SIGNAL_VALUE[v.signal], _CONFIDENCE_VALUE[v.confidence], *values[4:])
 
 
-def _unpack_variant(values: tuple[object, ...] | None) -> VariantDecision | None:
+def unpack_variant(values: tuple[object, ...] | None) -> VariantDecision | None:
+    """Inverse of pack_variant; raises KeyError on an unknown signal/confidence value."""
     if values is None:
         return None
     name, ref, signal, confidence, *rest = values
     return VariantDecision(name, ref, _SIGNAL[signal], _CONFIDENCE[confidence], *rest)  # type: ignore[arg-type]
-
-
-PackedTick = tuple  # (list of PackedDecision, VariantColumns of every record's variant rows)
-
-
-def pack_decisions(records: Sequence[ShardDecision]) -> PackedTick:
-    """Return a tick's records as tuples of plain values plus ONE block of all their variant rows.
-
-    Pickling 5,000 dataclass records costs ~17 ms each way (enum members and dataclass state are
-    pickled per object); tuples of str/float/int cost ~5 ms to pack+pickle, ~10 ms to unpack.
-    Variant rows travel as `VariantColumns` (a numpy structured array Ray ships zero-copy); each
-    packed record holds its (start, stop) there.
-    """
-    # Enum.value is slow: map through plain dicts
-    status, signal, confidence, kind = _STATUS_VALUE, _SIGNAL_VALUE, _CONFIDENCE_VALUE, _KIND_VALUE
-    block, spans = collect_rows([r.variants for r in records], [r.symbol for r in records])
-    packed = [
-        (r.symbol, r.candle_key, status[r.status], signal[r.signal], confidence[r.confidence], r.score, r.t,
-         r.btc_bullish, r.history_gap, r.shard, kind[r.entry_kind], _pack_features(r.features),
-         span, _pack_variant(r.primary))
-        for r, span in zip(records, spans, strict=True)
-    ]
-    return packed, block
-
-
-def unpack_decisions(packed: PackedTick) -> list[ShardDecision]:
-    """Inverse of pack_decisions; raises KeyError on an unknown status/signal/confidence/kind value and
-    ValueError on a malformed variant block or span."""
-    rows, block = packed
-    if not isinstance(block, VariantColumns):
-        raise ValueError(f"packed tick without a VariantColumns block: {type(block).__name__}")
-    block.validate()  # unpickling skips __post_init__: the seam checks the block here
-    size = len(block)
-    out = []
-    for (symbol, key, status, signal, confidence, score, t, btc, gap, shard, kind, features, (start, stop),
-         primary) in rows:
-        if not 0 <= start <= stop <= size:
-            raise ValueError(f"variant span {start}:{stop} of {symbol} outside the block of {size} rows")
-        out.append(make_decision(symbol, key, _STATUS[status], _SIGNAL[signal], _CONFIDENCE[confidence],
-                                 score, t, btc, gap, shard, _KIND[kind], _unpack_features(features),
-                                 VariantRows(block, start, stop) if stop > start else (),
-                                 _unpack_variant(primary)))
-    return out
 
 
 # ShardDecision's field setters in declaration order. A frozen dataclass's __init__ assigns each
@@ -506,8 +449,12 @@ class TickResult:
     elapsed_ms: float
 
     def ranked(self) -> list[ShardDecision]:
-        """Return the actionable decisions, best score first (ties by symbol for determinism)."""
-        return rank_decisions(self.decisions.values())
+        """Return the actionable decisions, best score first (ties by symbol for determinism).
+
+        The executors' `cluster.decision_block.TickDecisions` ranks on its arrays (building only the
+        actionable records); any other mapping is ranked record by record."""
+        ranked = getattr(self.decisions, "ranked", None)
+        return ranked() if callable(ranked) else rank_decisions(self.decisions.values())
 
 
 def rank_decisions(decisions: Iterable[ShardDecision]) -> list[ShardDecision]:

@@ -343,6 +343,19 @@ class RedisLayout:
             for sym, close, opened in zip(symbols, closes, opens, strict=True)
         }
 
+    def read_picked_keys(
+        self, client: Any, symbols: Sequence[str], interval: str, signal_on_close: bool
+    ) -> dict[str, int | None]:
+        """The key the engine polls of every symbol (`CandleKeys.pick`): ONE hash read, not both.
+
+        Why: the driver reads it for every symbol every tick; reading only the hash it uses halves
+        that round trip's parsing (~2.5 ms per 1,000 symbols with redis-py's Python parser)."""
+        if not symbols:
+            return {}
+        key = self.close_key_hash(interval) if signal_on_close else self.open_key_hash(interval)
+        values = client.hmget(key, list(symbols))
+        return {sym: None if v is None else int(v) for sym, v in zip(symbols, values, strict=True)}
+
     def _queue_read(
         self, pipe: Any, symbol: str, interval: str, after_t: int | None, limit: int | None
     ) -> None:

@@ -13,8 +13,8 @@ import time
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+from cluster.decision_block import DecisionBlock
 from cluster.metrics import shard_metrics
-from cluster.records import PackedTick, pack_decisions
 from cluster.redis_layout import RedisLayout
 from cluster.shard_core import ConfigSource, ShardCore, ShardSettings
 from cluster.shard_store import RedisShardStore
@@ -62,8 +62,9 @@ class SignalShard:
         batch: Mapping[str, int],
         want_snapshot: Collection[str] = (),
         configs: tuple[int, ConfigSource] | None = None,
-    ) -> PackedTick:
-        """Delegate to `ShardCore.evaluate`: {symbol: candle key} -> packed records + one variant block.
+    ) -> DecisionBlock:
+        """Delegate to `ShardCore.evaluate_block`: {symbol: candle key} -> the records as one columnar block
+        (a few arrays to pickle; the driver builds a record only where it reads one).
 
         `configs` = (version, configs) of the driver's current strategy config. It rides along
         with every call because a Ray restart re-runs __init__ with the ORIGINAL arguments: the
@@ -72,7 +73,7 @@ class SignalShard:
         if configs is not None and configs[0] != self._config_version:
             self._core.set_configs(configs[1])
             self._config_version = configs[0]
-        return pack_decisions(self._core.evaluate(batch, want_snapshot))
+        return self._core.evaluate_block(batch, want_snapshot)
 
     def checkpoint(self) -> int:
         """Write every symbol's checkpoint now (before a planned stop or a re-shard)."""

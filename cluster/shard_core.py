@@ -46,9 +46,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cluster.anchor import AnchorTrend
-from cluster.book_decide import split_by_symbol
+from cluster.book_decide import enrolled_at_key, split_by_symbol
 from cluster.columnar_book import ColumnBook
-from cluster.mei_rows import MeiRow, mei_ready, row_states
+from cluster.decision_block import DecisionBlock, assemble
+from cluster.mei_rows import MeiNeutral, MeiRow, Neutral, mei_neutral, row_states, with_shadows
 from cluster.metrics import ShardMetrics
 from cluster.records import ShardDecision, ShardStatus, VariantDecision, make_decision, no_signal
 from cluster.shard_fast import advance_fast
@@ -66,7 +67,6 @@ log = logging.getLogger(__name__)
 
 Ready = Mapping[str, tuple[VariantDecision | None, Sequence[VariantDecision]]]  # the book's, by symbol
 MeiReady = Mapping[str, Decision]  # mei_alpha_v1 primaries the columns decided, by symbol
-RECENT_ROWS = 4  # rows the decision needs (current bar + 3 previous MACD histograms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +146,7 @@ class ShardCore:
         self.evaluate_ms: deque[float] = deque(maxlen=256)  # recent evaluate durations, for health/bench
         self._forming: dict[str, Candle] = {}  # open mode: forming bars read by the current evaluate
         self._book = ColumnBook() if settings.columnar else None
+        self._neutral: list[Neutral] = []  # this evaluate's columnar NEUTRAL rows (`_block`)
         self._restore([*dict.fromkeys(symbols)], with_anchor=True)
 
     # ------------------------------------------------------------------ checkpoints
@@ -237,7 +238,11 @@ class ShardCore:
 
     # ------------------------------------------------------------------ evaluate
     def evaluate(self, batch: Mapping[str, int], want_snapshot: Collection[str] = ()) -> list[ShardDecision]:
-        """Bring each symbol to its candle key, decide, checkpoint what is due.
+        """`evaluate_block` as one `ShardDecision` per symbol of `batch`, in order (tests, replays)."""
+        return self.evaluate_block(batch, want_snapshot).records()
+
+    def evaluate_block(self, batch: Mapping[str, int], want_snapshot: Collection[str] = ()) -> DecisionBlock:
+        """Bring each symbol to its candle key, decide, checkpoint what is due; the records as columns.
 
         One pipelined store read per call in steady state; symbols with no state yet (first
         tick, new symbols, rebuilds) are read `cold_chunk` at a time so a catch-up over long
@@ -248,19 +253,15 @@ class ShardCore:
         started = time.perf_counter()
         applied_before = self.candles_applied
         if not self._anchor_restored and not self._restore([], with_anchor=True):
-            return [no_signal(s, k, ShardStatus.STORE_UNAVAILABLE, self.index) for s, k in batch.items()]
+            return DecisionBlock.failed(batch, ShardStatus.STORE_UNAVAILABLE, self.index)
+        self._neutral = []
         unavailable: set[str] = set()
         new = [s for s in batch if s not in self._states]
         if new and not self._restore(new, with_anchor=False):
             unavailable.update(new)
         self._forming = self._read_forming(batch)
         results = self._read_and_decide(batch, want_snapshot, unavailable)
-        records = []
-        for symbol, key in batch.items():
-            record = results.get(symbol)
-            if record is None and symbol in unavailable:
-                record = no_signal(symbol, key, ShardStatus.STORE_UNAVAILABLE, self.index)
-            records.append(record or self._evaluate_symbol(symbol, key, None, symbol in want_snapshot))
+        block = self._block(batch, results, want_snapshot, unavailable)
         every = self._settings.checkpoint_every
         states = self._states
         due = [s for s in batch if (st := states.get(s)) is not None and st.checkpoint_due(every)]
@@ -273,7 +274,7 @@ class ShardCore:
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         self.evaluate_ms.append(elapsed_ms)
         self._metrics.evaluate_ms(self.index, elapsed_ms)
-        return records
+        return block
 
     def _read_and_decide(
         self, batch: Mapping[str, int], want_snapshot: Collection[str], unavailable: set[str]
@@ -312,9 +313,7 @@ class ShardCore:
                                 results)
             views.update(fast)
             ready, mei = self._decide_columns(views, batch, want_snapshot)
-            for symbol, view in views.items():
-                results[symbol] = self._evaluate_symbol(symbol, batch[symbol], view, symbol in want_snapshot,
-                                                        ready, advanced=True, mei=mei)
+            self._decide_views(views, batch, want_snapshot, results, ready, mei)
         return results
 
     def _advance_fast(self, got: Mapping[str, CandleRead], request: Mapping[str, int | None],
@@ -393,35 +392,51 @@ class ShardCore:
                 kept[symbol] = view
         return kept
 
+    def _decide_views(self, views: Mapping[str, Any], batch: Mapping[str, int], want: Collection[str],
+                      results: dict[str, ShardDecision], ready: Ready, neutral: list[MeiNeutral]) -> None:
+        """Decide the caught-up `views`: the columns' NEUTRAL mei_alpha_v1 rows to `self._neutral` (no
+        per-symbol record: `_block` writes them as arrays), the rest to `results` per symbol."""
+        fast, mei = with_shadows(neutral, ready)
+        self._neutral.extend(fast)
+        done = {s for group, _ in fast for s in group.symbols}
+        for symbol, view in views.items():
+            if symbol not in done:
+                results[symbol] = self._evaluate_symbol(symbol, batch[symbol], view, symbol in want, ready,
+                                                        advanced=True, mei=mei)
+
     def _decide_columns(self, views: Mapping[str, Any], batch: Mapping[str, int], want: Collection[str],
-                        ) -> tuple[Ready, MeiReady]:
+                        ) -> tuple[Ready, list[MeiNeutral]]:
         """The book's array decisions of every enrolled symbol about to decide (close mode), by symbol,
-        and the mei_alpha_v1 primaries the columns decided (`cluster.mei_rows`)."""
+        and the mei_alpha_v1 primaries the columns decided NEUTRAL (`cluster.mei_rows`)."""
         if self._book is None or not self._settings.signal_on_candle_close:
-            return {}, {}
-        mei: dict[str, Decision] = {}
-        try:
-            mei = {s: d for (s, _), d in mei_ready(self._book, self._states, views, batch, self._anchor,
-                                                   want).items()}
+            return {}, []
+        neutral: list[MeiNeutral] = []
+        try:  # the columns' NEUTRAL mei_alpha_v1 primaries
+            neutral = mei_neutral(self._book, self._states, views, batch, self._anchor, want)
         except Exception:  # per symbol below (decide_lean), exactly as without columns
             log.exception("shard %d: columnar mei_alpha_v1 decisions failed; deciding per symbol", self.index)
-        btc: dict[str, bool | None] = {}
-        for symbol in views:
-            state = self._states.get(symbol)
-            if state is None or state.sdk is None or not state.sdk.enrolled or state.last_t is None:
-                continue
-            key = batch[symbol]
-            if state.last_close_ms is None or state.last_close_ms < key or state.last_t > key:
-                continue  # _decide names the reason; nothing to decide
-            btc[symbol] = self._anchor.bullish_at(state.last_t)
+        btc = enrolled_at_key(self._states, views, batch, self._anchor)
         if not btc:
-            return {}, mei
+            return {}, neutral
         book = self._book.decisions
         try:
-            return split_by_symbol(book.decide(btc, run_row), book, list(btc)), mei
+            return split_by_symbol(book.decide(btc, run_row), book, list(btc)), neutral
         except Exception:  # per row below (each row fenced on its own)
             log.exception("shard %d: columnar decisions failed; deciding per row", self.index)
-        return {}, mei
+        return {}, neutral
+
+    def _block(self, batch: Mapping[str, int], results: Mapping[str, ShardDecision], want: Collection[str],
+               unavailable: set[str]) -> DecisionBlock:
+        """The tick's records as one `DecisionBlock` in batch order (`cluster.decision_block.assemble`)."""
+        neutral, self._neutral = self._neutral, []
+
+        def record(symbol: str, key: int) -> ShardDecision:
+            got = results.get(symbol)
+            if got is None and symbol in unavailable:
+                return no_signal(symbol, key, ShardStatus.STORE_UNAVAILABLE, self.index)
+            return got or self._evaluate_symbol(symbol, key, None, symbol in want)
+
+        return assemble(batch, neutral, record, self.index)
 
     def _catch_up(self, symbol: str, view: tuple[list[Candle], bool], key: int) -> _SymbolState:
         state = self._states[symbol]

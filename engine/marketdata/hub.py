@@ -304,11 +304,10 @@ class MarketDataHub:
         iv = interval or self.settings.interval
         on_close = self.settings.signal_on_candle_close
         try:
-            keys = self.read_candle_keys(symbols, iv)
+            picked = self._layout.read_picked_keys(self._redis, symbols, iv, on_close)  # the hash it polls
             if self._keys_fallback:
                 self._keys_fallback = False
                 log.warning("candle keys from redis again")
-            picked = {s: k.pick(on_close) for s, k in keys.items()}
             return KeysSnapshot(picked, CandleSource.REDIS, self.health().reason)  # a frozen feed shows here
         except _REDIS_ERRORS as exc:
             # once per outage: the engine's blind watch (engine.tick.blind) reports it loudly

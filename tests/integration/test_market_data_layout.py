@@ -64,6 +64,10 @@ def test_candle_keys_close_and_open_in_one_read(redis_client: redis.Redis) -> No
     assert keys["ETH"].closed_close_ms == 3 * IV - 1 and keys["ETH"].latest_open_ms is None
     assert keys["DOGE"].closed_close_ms is None
     assert layout.read_forming(redis_client, ["BTC", "ETH"], "1m") == {"BTC": _candle(2)}
+    # the driver's one-hash read gives the key `CandleKeys.pick` gives, in either mode
+    for on_close in (True, False):
+        picked = layout.read_picked_keys(redis_client, ["BTC", "ETH", "DOGE"], "1m", on_close)
+        assert picked == {s: k.pick(on_close) for s, k in keys.items()}
 
 
 def test_correction_without_publish_keeps_key(redis_client: redis.Redis) -> None:

@@ -389,10 +389,10 @@ def test_retire_checkpoints_then_forgets_and_a_return_restores() -> None:
     assert ex.cores[0].progress([gone]) == {gone: (u.hist[gone][WARM].t, WARM + 1)}
 
 
-def test_pack_unpack_decisions_round_trip_every_status() -> None:
+def test_decision_block_round_trip_every_status() -> None:
     import pickle
 
-    from cluster.records import pack_decisions, unpack_decisions
+    from cluster.decision_block import DecisionBlock
     from strategies.enums import Confidence, Signal
 
     features = SignalFeatures(*(float(i) for i in range(16)), True)
@@ -409,7 +409,9 @@ def test_pack_unpack_decisions_round_trip_every_status() -> None:
                               False, False, "exception", "ZeroDivisionError: boom")
     records.append(ShardDecision(symbol="V", candle_key=10, status=ShardStatus.OK, signal=Signal.BUY,
                                  variants=(shadow, faulted), primary=shadow))
-    assert unpack_decisions(pickle.loads(pickle.dumps(pack_decisions(records)))) == records
+    back = pickle.loads(pickle.dumps(DecisionBlock.from_records(records), protocol=5))
+    back.validate()
+    assert back.records() == records
 
 
 # --------------------------------------------------------------------------- open mode (issue 16.1)

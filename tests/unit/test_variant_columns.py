@@ -1,7 +1,7 @@
 """Columnar variant records (`cluster.records.VariantColumns` / `VariantRows`): what a shard's tick
 returns for its (symbol, variant) rows must come back as the same `VariantDecision`s, field for field,
-through pack/unpack and pickle protocol 5 with out-of-band buffers (what Ray does); a malformed
-block fails at the seam; tables of different shards merge without mixing names up."""
+through the shard's `DecisionBlock` and pickle protocol 5 with out-of-band buffers (what Ray does); a
+malformed block fails at the seam; tables of different shards merge without mixing names up."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pickle
 import numpy as np
 import pytest
 
+from cluster.decision_block import DecisionBlock
 from cluster.records import (
     NO_FAULT,
     ROW_DTYPE,
@@ -20,8 +21,6 @@ from cluster.records import (
     VariantDecision,
     VariantRows,
     gather_rows,
-    pack_decisions,
-    unpack_decisions,
 )
 from strategies.enums import Confidence, Signal
 
@@ -44,6 +43,12 @@ def _records() -> list[ShardDecision]:
             ShardDecision("SOL", 7, ShardStatus.OK, variants=SOL)]
 
 
+def _unpack(block: DecisionBlock) -> list[ShardDecision]:
+    """What the driver does with a shard's reply: check it at the seam, then read its records."""
+    block.validate()
+    return block.records()
+
+
 def _same(got: tuple[VariantDecision, ...], want: tuple[VariantDecision, ...]) -> bool:
     """Equal field for field, NaN equal to NaN (an ATR may be missing)."""
     def norm(v: VariantDecision) -> tuple[object, ...]:
@@ -55,9 +60,9 @@ def _same(got: tuple[VariantDecision, ...], want: tuple[VariantDecision, ...]) -
 
 def test_pack_unpack_through_out_of_band_pickle_gives_the_same_records_as_views() -> None:
     buffers: list[pickle.PickleBuffer] = []
-    blob = pickle.dumps(pack_decisions(_records()), protocol=5, buffer_callback=buffers.append)
-    assert buffers  # the rows travelled out of band (no copy into the pickle stream)
-    back = unpack_decisions(pickle.loads(blob, buffers=[b.raw() for b in buffers]))
+    blob = pickle.dumps(DecisionBlock.from_records(_records()), protocol=5, buffer_callback=buffers.append)
+    assert len(buffers) == 2  # record rows and variant rows travelled out of band (no copy into the stream)
+    back = _unpack(pickle.loads(blob, buffers=[b.raw() for b in buffers]))
     assert [r.symbol for r in back] == ["ETH", "BTC", "SOL"]
     eth, btc, sol = back
     assert isinstance(eth.variants, VariantRows) and eth.variants.block is sol.variants.block
@@ -69,7 +74,8 @@ def test_pack_unpack_through_out_of_band_pickle_gives_the_same_records_as_views(
 
 
 def test_a_malformed_block_fails_at_the_seam() -> None:
-    packed, block = pack_decisions(_records())
+    reply = DecisionBlock.from_records(_records())
+    block = reply.variants
     rows = block.rows.copy()
     rows["variant"][0] = len(block.variants)  # names a variant the table does not have
     bad = object.__new__(VariantColumns)
@@ -77,13 +83,15 @@ def test_a_malformed_block_fails_at_the_seam() -> None:
         object.__setattr__(bad, name, getattr(block, name))
     object.__setattr__(bad, "rows", rows)
     with pytest.raises(ValueError, match="variant index"):
-        unpack_decisions((packed, bad))
+        _unpack(DecisionBlock(reply.symbols, reply.rows, bad))
     codes = block.rows.copy()
     codes["signal"][0] = 3
     with pytest.raises(ValueError, match="signal code"):
         VariantColumns(block.symbols, block.variants, block.strategies, block.texts, codes)
-    with pytest.raises(ValueError, match="outside the block"):
-        unpack_decisions(([(*packed[0][:12], (0, len(block) + 1), None)], block))
+    spans = reply.rows.copy()
+    spans["vstop"][0] = len(block) + 1
+    with pytest.raises(ValueError, match="variant span"):
+        _unpack(DecisionBlock(reply.symbols, spans, block))
 
 
 def test_concat_and_gather_merge_tables_of_different_shards() -> None:
@@ -112,4 +120,4 @@ def test_rows_are_one_structured_array_no_object_per_row() -> None:
     assert block.rows.dtype == ROW_DTYPE and block.rows.dtype.hasobject is False
     assert block.rows["fault"].tolist() == [NO_FAULT] * 3
     assert np.asarray(block.rows["signal"]).tolist() == [0, 1, 0]
-    assert len(VariantColumns.empty()) == 0 and unpack_decisions(pack_decisions([])) == []
+    assert len(VariantColumns.empty()) == 0 and _unpack(DecisionBlock.from_records([])) == []
