@@ -5,7 +5,8 @@ connection; this pool keeps one socket running per slot and, when the plan chang
 moved markets), restarts only the sockets whose subscriptions changed, starts new slots and
 stops slots that are gone. All sockets share the IP's message and new-connection windows.
 A session start on one socket concerns only its markets (their forming candles are forgotten
-and their gaps filled); the account channels ride on slot 0.
+and their gaps filled), and so does its end (the markets the session carried, whatever the plan
+says by then: their clock-closed bars get repaired); the account channels ride on slot 0.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class WsPool:
         settings: SidecarSettings,
         *,
         on_session_start: Callable[[tuple[str, ...], bool], None],
+        on_session_end: Callable[[tuple[str, ...]], None],
         on_frame: Callable[[str | bytes], None],
         stats: WsStats,
         log_limited: Callable[..., None],
@@ -45,6 +47,7 @@ class WsPool:
     ) -> None:
         self.settings = settings
         self._on_session_start = on_session_start
+        self._on_session_end = on_session_end
         self._on_frame = on_frame
         self._stats = stats
         self._log_limited = log_limited
@@ -70,14 +73,22 @@ class WsPool:
         def subscriptions() -> list[dict[str, Any]]:
             return list(self._plan[index][1]) if index < len(self._plan) else []
 
+        carried: list[tuple[str, ...]] = [()]  # the markets of the session running now
+
         def session_start() -> None:
             markets = self._plan[index][0] if index < len(self._plan) else ()
+            carried[0] = markets
             self._on_session_start(markets, index == 0)
+
+        def session_end() -> None:
+            markets, carried[0] = carried[0], ()
+            self._on_session_end(markets)
 
         return VenueSocket(
             self.settings,
             subscriptions=subscriptions,
             on_session_start=session_start,
+            on_session_end=session_end,
             on_frame=self._on_frame,
             stats=self._stats,
             log_limited=self._log_limited,

@@ -19,6 +19,14 @@ def tracker(lookback: int = 5) -> CandleTracker:
     return CandleTracker(IV, grace_ms=2000, lookback_bars=lookback)
 
 
+def seed_settled(tr: CandleTracker, symbol: str, last_closed_t: int) -> None:
+    """Seed, and answer the re-read of the seeded bars (suspect until then) with what the cache has."""
+    tr.seed(symbol, last_closed_t)
+    request = tr.repair_request(symbol)
+    assert request is not None and request.end_t == last_closed_t + IV
+    tr.on_repair_result(request, [])
+
+
 def test_first_message_requests_lookback_backfill_and_sync_publishes_it() -> None:
     tr = tracker(lookback=5)
     out = tr.on_candle("BTC", bar(100))
@@ -44,7 +52,7 @@ def test_next_bar_closes_forming_and_timer_closes_quiet_symbol() -> None:
 
 def test_gap_buffers_close_until_sync_fills_it() -> None:
     tr = tracker()
-    tr.seed("BTC", 99 * IV)
+    seed_settled(tr, "BTC", 99 * IV)
     tr.on_candle("BTC", bar(100))
     tr.on_candle("BTC", bar(101))
     out = tr.on_candle("BTC", bar(104))  # 102, 103 never seen on WS
@@ -58,7 +66,7 @@ def test_gap_buffers_close_until_sync_fills_it() -> None:
 
 def test_reconnect_forgets_forming_and_fills_missed_bars() -> None:
     tr = tracker()
-    tr.seed("BTC", 99 * IV)
+    seed_settled(tr, "BTC", 99 * IV)
     tr.on_candle("BTC", bar(100, c=10.5))
     tr.on_reconnect()
     out = tr.on_candle("BTC", bar(103))
@@ -79,7 +87,7 @@ def test_rest_confirms_empty_gap_so_close_is_not_refetched_forever() -> None:
 
 def test_quiet_symbol_is_synced_when_its_bars_should_have_closed() -> None:
     tr = tracker()
-    tr.seed("QUIET", 99 * IV)
+    seed_settled(tr, "QUIET", 99 * IV)
     assert tr.lagging_syncs(100 * IV + 1000).syncs == []  # bar 99 is the last one; 100 still open
     out = tr.lagging_syncs(103 * IV + 2500)
     assert out.syncs == [SyncRequest("QUIET", 100 * IV, 103 * IV)]
