@@ -129,7 +129,7 @@ class CandleTracker:
 
         Whoever wrote those last bars (this sidecar before a restart, or a fleet member that died)
         may have closed them by the clock without their final update: they are suspect, and the
-        symbol's first REST fill reaches back over them (or, with no gap to fill, a repair does).
+        symbol's first REST fill reaches back over them (with no gap to fill, a fill of just them).
         """
         state = self._states[symbol] = _SymbolState(last_closed_t=last_closed_t)
         if last_closed_t is not None:
@@ -335,8 +335,9 @@ class CandleTracker:
         if state.syncing:
             return
         if state.suspect and state.last_closed_t is not None \
-                and candle.t <= state.last_closed_t + self.interval_ms:  # no gap: no fill to ride on
-            out.repairs.append(self._repair_request(symbol, state))
+                and candle.t <= state.last_closed_t + self.interval_ms:  # no gap: a fill of just those
+            self._request_sync(symbol, state, candle.t, candle.t, out)  # (widened over the suspect bars)
+            return
         if state.last_closed_t is None:
             start = candle.t - self.lookback_bars * self.interval_ms
         else:  # fill the whole gap, but never more than the cache keeps

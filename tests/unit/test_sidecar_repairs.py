@@ -29,8 +29,8 @@ def tracker() -> CandleTracker:
 def streaming(tr: CandleTracker, sym: str, upto: int) -> None:
     """`sym` seeded at bar 99 and streamed through bar `upto` (closed by the next bar's message)."""
     tr.seed(sym, 99 * IV)
-    tr.on_candle(sym, bar(100))
-    tr.on_repair_result(SyncRequest(sym, 96 * IV, 100 * IV), [bar(i) for i in range(96, 100)])
+    out = tr.on_candle(sym, bar(100))  # the re-read of the seeded bars
+    tr.on_sync_result(out.syncs[0], [bar(i) for i in range(96, 100)])
     for i in range(101, upto + 1):
         tr.on_candle(sym, bar(i))
 
@@ -93,13 +93,15 @@ def test_seeded_bars_are_suspect_and_the_first_fill_reaches_back_over_them() -> 
     assert not tr.needs_repair("BTC")
 
 
-def test_seeded_bars_without_a_gap_get_a_repair() -> None:
+def test_seeded_bars_without_a_gap_get_a_fill_of_just_them() -> None:
     tr = tracker()
     tr.seed("BTC", 99 * IV)
     out = tr.on_candle("BTC", bar(100))
-    assert out.syncs == [] and out.repairs == [SyncRequest("BTC", 96 * IV, 100 * IV)]
-    fixed = tr.on_repair_result(out.repairs[0], [bar(99, c=13)])
-    assert fixed.corrections == {"BTC": [bar(99, c=13)]} and not tr.needs_repair("BTC")
+    assert out.syncs == [SyncRequest("BTC", 96 * IV, 100 * IV)] and out.repairs == []
+    assert tr.on_candle("BTC", bar(101)).publish == {}  # bar 100 waits behind the fill
+    fixed = tr.on_sync_result(out.syncs[0], [bar(98), bar(99, c=13)])
+    assert fixed.corrections == {"BTC": [bar(98), bar(99, c=13)]} and fixed.publish == {"BTC": [bar(100)]}
+    assert not tr.needs_repair("BTC")
 
 
 def test_bar_suspect_after_the_repair_left_is_asked_for_again() -> None:
