@@ -198,15 +198,19 @@ class CandleTracker:
         out.forming[symbol] = candle
         return out
 
-    def due_closes(self, venue_now_ms: int, streaming: Collection[str] = ()) -> TrackerOutput:
+    def due_closes(
+        self, venue_now_ms: int, streaming: Collection[str] = (),
+        held: Callable[[str, Candle], bool] | None = None,
+    ) -> TrackerOutput:  # fmt: skip
         """Close every forming candle whose close time + grace is behind the venue clock, except
         those of `streaming` symbols (updated a moment ago: their next message closes them with
-        the bar's final state, which may still be on its way behind other markets' frames)."""
+        the bar's final state, which may still be on its way behind other markets' frames) and
+        those `held` says to wait for (their socket has not yet shown the venue past the close)."""
         out = TrackerOutput()
         for symbol, state in self._states.items():
             forming = state.forming
             if forming is not None and venue_now_ms >= forming.close_ms + self.grace_ms \
-                    and symbol not in streaming:
+                    and symbol not in streaming and not (held is not None and held(symbol, forming)):
                 state.forming = None
                 if state.last_closed_t is None or forming.t > state.last_closed_t:
                     state.unconfirmed[forming.t] = forming
@@ -305,6 +309,8 @@ class CandleTracker:
             index = published.get(candle.t)
             if index is None or venue_now_ms < candle.close_ms + self.grace_ms:
                 continue
+            state.unconfirmed.pop(candle.t, None)  # the venue's final bar: nothing left to repair
+            state.suspect.pop(candle.t, None)
             if state.tail[index] != candle:
                 state.tail[index] = candle
                 corrections.append(candle)

@@ -47,6 +47,8 @@ from engine.sidecar.parse import (
     parse_frame,
 )
 from engine.sidecar.plan import Share
+from engine.sidecar.progress import SocketProgress
+from engine.sidecar.repairs import Repairs
 from engine.sidecar.settings import SidecarSettings, build_watchlist
 from engine.sidecar.share import FleetShare
 from engine.sidecar.store import SidecarStore, WriteBatch
@@ -97,7 +99,7 @@ class SidecarStats:
     rate_limited_log: dict[str, float] = field(default_factory=dict)
 
 
-class Sidecar(FleetShare):
+class Sidecar(FleetShare, Repairs):
     """One sidecar process's state and tasks (see module docstring). Build, then `await run(stop)`."""
 
     def __init__(
@@ -146,6 +148,7 @@ class Sidecar(FleetShare):
             log_limited=self._log_limited,
             rng=self._rng,
         )
+        self.progress = SocketProgress(self.ws.slot_of, grace_ms=settings.close_grace_ms)
         self.fleet = FleetMember(
             redis_client,
             self.layout.prefix,
@@ -215,17 +218,10 @@ class Sidecar(FleetShare):
             return False
         self.watchlist = symbols
         await self.rebalance()
-        log.info(
-            "sidecar watchlist",
-            extra={
-                "watchlist": len(symbols),
-                "ws": len(self.share.ws),
-                "rest": len(self.share.rest),
-                "connections": len(self._ws_plan(self.share.ws)),
-                "interval": self.settings.interval,
-                "member": self.settings.sidecar_id,
-            },
-        )
+        log.info("sidecar watchlist", extra={
+            "watchlist": len(symbols), "ws": len(self.share.ws), "rest": len(self.share.rest),
+            "connections": len(self._ws_plan(self.share.ws)), "interval": self.settings.interval,
+            "member": self.settings.sidecar_id})  # fmt: skip
         return True
 
     # ------------------------------------------------------------------ tracker output → pending
@@ -277,6 +273,7 @@ class Sidecar(FleetShare):
             self._pending.mids_wall_ms = now
         elif isinstance(event, BboUpdate):
             self.venue.observe(event.venue_ms)
+            self.progress.seen(event.symbol, event.venue_ms)
             self._pending.bbo[event.symbol] = Bbo(
                 event.bid_px, event.bid_sz, event.ask_px, event.ask_sz, event.venue_ms, self._clock_ms()
             )
@@ -290,6 +287,7 @@ class Sidecar(FleetShare):
         if event.interval != self.settings.interval or event.symbol not in self._watch:
             return
         self.venue.observe(event.candle.t)
+        self.progress.seen(event.symbol, event.candle.t)
         self._last_msg[event.symbol] = time.monotonic()
         self._apply(self.tracker.on_candle(event.symbol, event.candle), from_ws=True)
 
@@ -425,40 +423,6 @@ class Sidecar(FleetShare):
             )
             self._apply(TrackerOutput(corrections={symbol: corrections}), from_ws=False)
 
-    async def _run_repair(self, req: SyncRequest) -> None:
-        """Re-read the suspect bars of one market; retried with backoff until the venue answers."""
-        self._repairing.add(req.symbol)
-        try:
-            candles = await self._fetch(req.symbol, req.start_t, req.end_t)
-        except (hl.VenueError, ValueError) as exc:
-            failures = self._sync_failures.get(req.symbol, 0) + 1
-            self._sync_failures[req.symbol] = failures
-            self._repair_retry_at[req.symbol] = time.monotonic() + self._rng.uniform(
-                0, min(30.0, 0.5 * 2**failures)
-            )
-            self._apply(TrackerOutput(repairs=[req]), from_ws=False)
-            self._log_limited("repair", logging.WARNING, "closed-bar repair failed; will retry",
-                              symbol=req.symbol, error=str(exc)[:200], failures=failures)  # fmt: skip
-            return
-        finally:
-            self._repairing.discard(req.symbol)
-        if req.symbol not in self._watch:
-            return
-        self._sync_failures.pop(req.symbol, None)
-        self.stats.repairs_done += 1
-        out = self.tracker.on_repair_result(req, candles)
-        fixed = out.corrections.get(req.symbol, [])
-        if fixed:
-            self.stats.repair_corrections += len(fixed)
-            self.stats.corrections += len(fixed)
-            log.info("closed bar repaired from REST",
-                     extra={"symbol": req.symbol, "bars": [c.t for c in fixed]})  # fmt: skip
-        again = self.tracker.repair_request(req.symbol)
-        if again is not None:  # the venue did not return a bar yet: ask again a little later
-            self._repair_retry_at[req.symbol] = time.monotonic() + 1.0
-            out.repairs.append(again)
-        self._apply(out, from_ws=False)
-
     def _spare_budget(self) -> bool:  # cross-checks are best effort: over half the budget free
         return self._budget is None or self._budget.available() >= self._budget.capacity / 2
 
@@ -524,7 +488,8 @@ class Sidecar(FleetShare):
         if venue_now is not None:
             cutoff = time.monotonic() - STREAMING_SECS
             streaming = {s for s, at in self._last_msg.items() if at > cutoff}
-            self._apply(self.tracker.due_closes(venue_now, streaming), from_ws=True)
+            due = self.tracker.due_closes(venue_now, streaming, self.progress.held(venue_now))
+            self._apply(due, from_ws=True)
         batch, self._pending = self._pending, WriteBatch()
         now = self._clock_ms()
         if now - self._last_hb_ms >= self.settings.heartbeat_ms:
@@ -579,6 +544,8 @@ class Sidecar(FleetShare):
         self._wake.set()
         tasks[0].cancel()
         await asyncio.gather(stopper, *tasks, return_exceptions=True)
+        await self.drain_repairs()  # the sessions just ended: what they left unconfirmed
+        await self.flush_once()
         with contextlib.suppress(redis.RedisError):
             await asyncio.to_thread(self.fleet.retire)  # the others take over at once
         for pool in (self._rest_pool, self._writer_pool, self._fleet_pool):

@@ -56,6 +56,7 @@ class WsPool:
         self.messages = SlidingWindow(budget.max_messages_per_min)
         self.new_connections = SlidingWindow(budget.max_new_connections_per_min)
         self._plan: list[Slot] = []
+        self._slot_of: dict[str, int] = {}
         self._running: list[_Running] = []
         self._retired: list[_Running] = []  # dropped slots still closing (kept referenced)
         self._stop: asyncio.Event | None = None
@@ -64,6 +65,10 @@ class WsPool:
     def connected(self) -> bool:
         """True while every planned socket is subscribed and reading (no plan: nothing to read)."""
         return all(r.socket.connected for r in self._running)
+
+    def slot_of(self, market: str) -> int | None:
+        """The index of the connection that carries `market`'s candles in the current plan."""
+        return self._slot_of.get(market)
 
     @property
     def connections(self) -> int:
@@ -123,6 +128,7 @@ class WsPool:
         """Switch to a new plan: restart changed slots, start new ones, stop dropped ones."""
         old = self._plan
         self._plan = list(plan)
+        self._slot_of = {m: i for i, (markets, _) in enumerate(self._plan) for m in markets}
         if self._stop is None:
             return  # not running yet: run() starts every slot
         for index, running in enumerate(self._running[: len(self._plan)]):
