@@ -164,7 +164,7 @@ class CandleTracker:
             if state.unconfirmed:
                 state.suspect.update(state.unconfirmed)
                 state.unconfirmed.clear()
-            if state.suspect:
+            if any(c is not None for c in state.suspect.values()):  # (seeded ones ride on the first fill)
                 out.repairs.append(self._repair_request(symbol, state))
         return out
 

@@ -79,16 +79,15 @@ class Repairs:
             out.repairs.append(again)
         self._apply(out, from_ws=False)
 
-    async def drain_repairs(self, limit_secs: float = STOP_REPAIR_SECS) -> None:
-        """Run every waiting repair now (a stop); give up after `limit_secs` (the next owner's
-        first fill re-reads the last cached bars anyway)."""
+    async def drain_repairs(self, limit_secs: float = STOP_REPAIR_SECS, width: int = 8) -> None:
+        """Run every waiting repair now (a stop), `width` at a time; give up after `limit_secs`
+        (the next owner's first fill re-reads the last cached bars anyway)."""
         deadline = time.monotonic() + limit_secs
         while self._repairs and time.monotonic() < deadline:
-            symbol = next(iter(self._repairs))
-            request = self._repairs.pop(symbol)
+            batch = [self._repairs.pop(s) for s in list(self._repairs)[:width]]
             try:
                 async with asyncio.timeout(max(0.1, deadline - time.monotonic())):
-                    await self._run_repair(request)
+                    await asyncio.gather(*(self._run_repair(r) for r in batch))
             except TimeoutError:
                 break
         if self._repairs:

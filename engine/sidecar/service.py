@@ -544,7 +544,7 @@ class Sidecar(FleetShare, Repairs):
         self._wake.set()
         tasks[0].cancel()
         await asyncio.gather(stopper, *tasks, return_exceptions=True)
-        await self.drain_repairs()  # the sessions just ended: what they left unconfirmed
+        await self.drain_repairs(width=self.settings.rest_max_inflight)  # what the ended sessions left
         await self.flush_once()
         with contextlib.suppress(redis.RedisError):
             await asyncio.to_thread(self.fleet.retire)  # the others take over at once

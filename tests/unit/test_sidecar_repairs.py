@@ -85,6 +85,7 @@ def test_late_final_update_is_a_correction_and_a_repair_that_agrees_changes_noth
 def test_seeded_bars_are_suspect_and_the_first_fill_reaches_back_over_them() -> None:
     tr = tracker()
     tr.seed("BTC", 99 * IV)  # written by a sidecar that died: maybe clock-closed partials
+    assert tr.on_disconnect(["BTC"]).repairs == []  # not a repair (that would hold the heartbeat)
     out = tr.on_candle("BTC", bar(103))
     assert out.syncs == [SyncRequest("BTC", 96 * IV, 103 * IV)]
     done = tr.on_sync_result(out.syncs[0], [bar(i) for i in range(96, 103)])
