@@ -16,7 +16,9 @@ After the daemon's first tick over the whole watchlist it runs `--run-secs`, the
 Then, with the sidecars stopped, every market's closed candles in Redis are compared with the
 venue's `candleSnapshot` over the same range: a gap, a duplicate, a missing market or a value
 that differs is a mismatch. Also reported: markets and paper trades per dex, each market's source
-(ws / rest / none) just before the stop, how far Redis lags the venue per market, load.
+(ws / rest / none) just before the stop, how far Redis lags the venue per market, load, and from
+the sidecars' logs: closed bars repaired from REST after a session ended, best-effort cross-check
+corrections (partial bars the clock closed), fleet share changes (membership flaps).
 Prints one JSON object; exits 1 on any mismatch or when the daemon did not exit cleanly.
 """
 
