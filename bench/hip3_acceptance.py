@@ -16,7 +16,9 @@ After the daemon's first tick over the whole watchlist it runs `--run-secs`, the
 Then, with the sidecars stopped, every market's closed candles in Redis are compared with the
 venue's `candleSnapshot` over the same range: a gap, a duplicate, a missing market or a value
 that differs is a mismatch. Also reported: markets and paper trades per dex, each market's source
-(ws / rest / none) just before the stop, how far Redis lags the venue per market, load.
+(ws / rest / none) just before the stop, how far Redis lags the venue per market, load, and from
+the sidecars' logs: closed bars repaired from REST after a session ended, best-effort cross-check
+corrections (partial bars the clock closed), fleet share changes (membership flaps).
 Prints one JSON object; exits 1 on any mismatch or when the daemon did not exit cleanly.
 """
 
@@ -46,6 +48,8 @@ from engine.runtime.redis_server import EmbeddedRedis
 from engine.sidecar.fleet import FleetKeys, read_sources, sources_summary
 from engine.venue.info_client import HyperliquidInfoClient
 from engine.venue.rate_budget import RateBudget
+from engine.venue.types import VenueError
+from strategies.candle import Candle
 
 PREFIX = "hip3acc"
 IV = "1m"
@@ -145,7 +149,7 @@ def compare(
     opens = [c.t for c in candles]
     if opens != list(range(opens[0], opens[-1] + IV_MS, IV_MS)):
         return "gap", len(candles)
-    venue = [c for c in rest.candle_snapshot(market, IV, opens[0], opens[-1]) if c.t <= opens[-1]]
+    venue = [c for c in _snapshot(rest, market, opens[0], opens[-1]) if c.t <= opens[-1]]
     if venue != candles:
         pairs = [(a, b) for a, b in zip(candles, venue, strict=False) if a != b]
         if not pairs:
@@ -154,6 +158,28 @@ def compare(
         text = f"differs: {len(pairs)} of {len(candles)} bars; first redis={redis_bar} venue={venue_bar}"
         return text, len(candles)
     return "ok", len(candles)
+
+
+def _snapshot(rest: HyperliquidInfoClient, market: str, start: int, end: int) -> list[Candle]:
+    """candleSnapshot, asked again on a timeout or error (a loaded simulator answers late)."""
+    for attempt in range(6):
+        try:
+            return list(rest.candle_snapshot(market, IV, start, end))
+        except (VenueError, ValueError):
+            if attempt == 5:
+                raise
+            time.sleep(0.5 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def log_counts(state: Path) -> dict[str, int]:
+    """What the sidecars logged: closed bars repaired after a session ended, best-effort cross-check
+    corrections, share changes (each moves markets between members: resubscribe + refill)."""
+    text = "".join(p.read_text(errors="replace") for p in [state / "daemon.log", *state.glob("sidecar*.log")]
+                   if p.exists())  # fmt: skip
+    return {"repaired_logged": text.count("closed bar repaired from REST"),
+            "cross_check_corrections_logged": text.count("closed candle corrected from REST"),
+            "share_changes_logged": text.count("sidecar share changed")}  # fmt: skip
 
 
 def settle(client: redis.Redis, layout: RedisLayout, sim: SimulatorProcess, markets: Sequence[str],
@@ -282,6 +308,7 @@ def report(
         "member_ttl_ms": args.member_ttl_ms,
         "sim_tick_ms": args.tick_ms,
         "loadavg": [round(x, 2) for x in os.getloadavg()],
+        **log_counts(state),
     }
 
 

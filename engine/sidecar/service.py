@@ -7,7 +7,9 @@ several sidecars on distinct IPs divide the watchlist (`engine.sidecar.fleet`, r
 one dies), and the markets beyond every WebSocket budget are polled over REST.
 `engine.sidecar.candles.CandleTracker` decides which candles are
 closed and which ranges REST must fill (start-up backfill, gap fill after every reconnect, quiet
-symbols); a REST worker pool runs those fills and the cross-checks of WS-closed candles; a flusher
+symbols); a REST worker pool runs, in this order, the repairs of clock-closed bars whose final
+update may have been lost with a socket (ahead of everything: a wrong closed bar is worse than a
+late one), those fills, and the best-effort cross-checks of WS-closed candles; a flusher
 hands batches to one writer thread (`engine.sidecar.store`: SQLite first, then one Redis MULTI/EXEC).
 
 Failures are routine here: malformed frames are counted and skipped, the WebSocket reconnects
@@ -19,11 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -43,6 +47,8 @@ from engine.sidecar.parse import (
     parse_frame,
 )
 from engine.sidecar.plan import Share
+from engine.sidecar.progress import SocketProgress
+from engine.sidecar.repairs import Repairs
 from engine.sidecar.settings import SidecarSettings, build_watchlist
 from engine.sidecar.share import FleetShare
 from engine.sidecar.store import SidecarStore, WriteBatch
@@ -86,12 +92,14 @@ class SidecarStats:
     sync_failures: int = 0
     cross_checks: int = 0
     corrections: int = 0
+    repairs_done: int = 0
+    repair_corrections: int = 0
     candles_published: int = 0
     last_error: str = ""
     rate_limited_log: dict[str, float] = field(default_factory=dict)
 
 
-class Sidecar(FleetShare):
+class Sidecar(FleetShare, Repairs):
     """One sidecar process's state and tasks (see module docstring). Build, then `await run(stop)`."""
 
     def __init__(
@@ -134,11 +142,13 @@ class Sidecar(FleetShare):
         self.ws = WsPool(
             settings,
             on_session_start=self._on_session_start,
+            on_session_end=self._on_session_end,
             on_frame=self.handle_frame,
             stats=self.stats,
             log_limited=self._log_limited,
             rng=self._rng,
         )
+        self.progress = SocketProgress(self.ws.slot_of, grace_ms=settings.close_grace_ms)
         self.fleet = FleetMember(
             redis_client,
             self.layout.prefix,
@@ -153,10 +163,18 @@ class Sidecar(FleetShare):
         self._sync_retry_at: dict[str, float] = {}
         self._sync_failures: dict[str, int] = {}
         self._verify: dict[str, None] = {}
+        self._repairs: dict[str, SyncRequest] = {}  # clock-closed bars to re-read (see candles.py)
+        self._repairing: set[str] = set()
+        self._repair_retry_at: dict[str, float] = {}
         self._last_rest_start = 0.0
         self._last_hb_ms = 0
         self._backfill_total = 0
         self._last_msg: dict[str, float] = {}  # symbol → monotonic time of its last WS candle message
+        # threads per duty: slow REST calls must not queue the fleet beat (a late beat expires the
+        # member key: the others take its markets, then give them back) nor the Redis writes
+        self._rest_pool = ThreadPoolExecutor(max(1, settings.rest_max_inflight), "sidecar-rest")
+        self._writer_pool = ThreadPoolExecutor(1, "sidecar-writer")
+        self._fleet_pool = ThreadPoolExecutor(1, "sidecar-fleet")
 
     # ------------------------------------------------------------------ logging helpers
     def _log_limited(self, key: str, level: int, msg: str, **extra: Any) -> None:
@@ -200,17 +218,10 @@ class Sidecar(FleetShare):
             return False
         self.watchlist = symbols
         await self.rebalance()
-        log.info(
-            "sidecar watchlist",
-            extra={
-                "watchlist": len(symbols),
-                "ws": len(self.share.ws),
-                "rest": len(self.share.rest),
-                "connections": len(self._ws_plan(self.share.ws)),
-                "interval": self.settings.interval,
-                "member": self.settings.sidecar_id,
-            },
-        )
+        log.info("sidecar watchlist", extra={
+            "watchlist": len(symbols), "ws": len(self.share.ws), "rest": len(self.share.rest),
+            "connections": len(self._ws_plan(self.share.ws)), "interval": self.settings.interval,
+            "member": self.settings.sidecar_id})  # fmt: skip
         return True
 
     # ------------------------------------------------------------------ tracker output → pending
@@ -223,15 +234,16 @@ class Sidecar(FleetShare):
         for sym, candles in out.corrections.items():
             self._pending.corrections.setdefault(sym, []).extend(candles)
         self._pending.forming.update(out.forming)
-        for req in out.syncs:
-            current = self._syncs.get(req.symbol)
-            if current is None:
-                self._syncs[req.symbol] = req
-            else:  # widen the range already waiting
-                self._syncs[req.symbol] = SyncRequest(
-                    req.symbol, min(current.start_t, req.start_t), max(current.end_t, req.end_t)
-                )
-        if out.publish or out.syncs:
+        for queue, requests in ((self._syncs, out.syncs), (self._repairs, out.repairs)):
+            for req in requests:
+                current = queue.get(req.symbol)
+                if current is None:
+                    queue[req.symbol] = req
+                else:  # widen the range already waiting
+                    queue[req.symbol] = SyncRequest(
+                        req.symbol, min(current.start_t, req.start_t), max(current.end_t, req.end_t)
+                    )
+        if out.publish or out.syncs or out.repairs:
             self._wake.set()
 
     # ------------------------------------------------------------------ WS frames
@@ -261,6 +273,7 @@ class Sidecar(FleetShare):
             self._pending.mids_wall_ms = now
         elif isinstance(event, BboUpdate):
             self.venue.observe(event.venue_ms)
+            self.progress.seen(event.symbol, event.venue_ms)
             self._pending.bbo[event.symbol] = Bbo(
                 event.bid_px, event.bid_sz, event.ask_px, event.ask_sz, event.venue_ms, self._clock_ms()
             )
@@ -274,6 +287,7 @@ class Sidecar(FleetShare):
         if event.interval != self.settings.interval or event.symbol not in self._watch:
             return
         self.venue.observe(event.candle.t)
+        self.progress.seen(event.symbol, event.candle.t)
         self._last_msg[event.symbol] = time.monotonic()
         self._apply(self.tracker.on_candle(event.symbol, event.candle), from_ws=True)
 
@@ -303,11 +317,18 @@ class Sidecar(FleetShare):
             self._log_limited("acct_drop", logging.ERROR, "account event dropped: redis unavailable too long")
         self._wake.set()
 
+    def _on_session_end(self, markets: tuple[str, ...]) -> None:
+        """A WebSocket session ended: its markets' forming bars are dropped (the clock must not
+        close them without their final update) and clock-closed bars no later message confirmed
+        are queued for a REST repair."""
+        self._apply(self.tracker.on_disconnect(markets), from_ws=False)
+
     # ------------------------------------------------------------------ WebSocket
     @property
     def connected(self) -> bool:
-        """True while every WebSocket session is subscribed and reading."""
-        return self.ws.connected
+        """True while every WebSocket session is subscribed and reading and no closed bar waits
+        for its repair (fail closed: until then a closed bar in the cache may lack its final update)."""
+        return self.ws.connected and not self._repairs and not self._repairing
 
     # ------------------------------------------------------------------ REST: fills and cross-checks
     async def _pace(self) -> None:
@@ -327,9 +348,8 @@ class Sidecar(FleetShare):
         while cursor < end_t:
             await self._pace()
             chunk_end = min(end_t, cursor + REST_CHUNK_BARS * step) - 1
-            got = await asyncio.to_thread(
-                self.rest.candle_snapshot, symbol, self.settings.interval, cursor, chunk_end
-            )
+            call = functools.partial(self.rest.candle_snapshot, symbol, self.settings.interval, cursor)
+            got = await asyncio.get_running_loop().run_in_executor(self._rest_pool, call, chunk_end)
             out.extend(c for c in got if start_t <= c.t < end_t)
             cursor = chunk_end + 1
         return out
@@ -403,12 +423,18 @@ class Sidecar(FleetShare):
             )
             self._apply(TrackerOutput(corrections={symbol: corrections}), from_ws=False)
 
-    def _spare_budget(self) -> bool:
-        """Cross-checks are best effort: only while over half the REST budget is free (fills first)."""
+    def _spare_budget(self) -> bool:  # cross-checks are best effort: over half the budget free
         return self._budget is None or self._budget.available() >= self._budget.capacity / 2
 
     def _next_job(self) -> tuple[str, Any] | None:
+        """Repairs first (few, and a wrong closed bar is worse than a late one), then fills, then
+        cross-checks while the budget has room."""
         now = time.monotonic()
+        for sym in list(self._repairs):
+            if sym not in self._watch:
+                del self._repairs[sym]
+            elif self._repair_retry_at.get(sym, 0.0) <= now:
+                return "repair", self._repairs.pop(sym)
         for sym in list(self._syncs):
             if sym not in self._watch:
                 del self._syncs[sym]
@@ -421,7 +447,7 @@ class Sidecar(FleetShare):
         return None
 
     async def rest_worker(self, stop: asyncio.Event) -> None:
-        """One of `rest_max_inflight` workers: fills first, then cross-checks."""
+        """One of `rest_max_inflight` workers: repairs, then fills, then cross-checks."""
         while not stop.is_set():
             job = self._next_job()
             if job is None:
@@ -430,7 +456,9 @@ class Sidecar(FleetShare):
                     await asyncio.wait_for(self._wake.wait(), timeout=0.2)
                 continue
             kind, payload = job
-            if kind == "sync":
+            if kind == "repair":
+                await self._run_repair(payload)
+            elif kind == "sync":
                 await self._run_sync(payload)
             else:
                 await self._run_cross_check(payload)
@@ -460,7 +488,8 @@ class Sidecar(FleetShare):
         if venue_now is not None:
             cutoff = time.monotonic() - STREAMING_SECS
             streaming = {s for s, at in self._last_msg.items() if at > cutoff}
-            self._apply(self.tracker.due_closes(venue_now, streaming), from_ws=True)
+            due = self.tracker.due_closes(venue_now, streaming, self.progress.held(venue_now))
+            self._apply(due, from_ws=True)
         batch, self._pending = self._pending, WriteBatch()
         now = self._clock_ms()
         if now - self._last_hb_ms >= self.settings.heartbeat_ms:
@@ -472,7 +501,8 @@ class Sidecar(FleetShare):
         batch = self._take_batch()
         if batch.is_empty():
             return
-        result = await asyncio.to_thread(self.store.write, batch, self.symbols)
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(self._writer_pool, self.store.write, batch, self.symbols)
         if result.leftover is not None:
             self._pending.absorb(result.leftover)
             self._last_hb_ms = 0  # write a heartbeat as soon as Redis is back
@@ -514,8 +544,12 @@ class Sidecar(FleetShare):
         self._wake.set()
         tasks[0].cancel()
         await asyncio.gather(stopper, *tasks, return_exceptions=True)
+        await self.drain_repairs(width=self.settings.rest_max_inflight)  # what the ended sessions left
+        await self.flush_once()
         with contextlib.suppress(redis.RedisError):
             await asyncio.to_thread(self.fleet.retire)  # the others take over at once
+        for pool in (self._rest_pool, self._writer_pool, self._fleet_pool):
+            pool.shutdown(wait=False, cancel_futures=True)
         self.store.close()
         log.info(
             "sidecar stopped",

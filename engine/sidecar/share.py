@@ -15,6 +15,7 @@ import logging
 import os
 import random
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import redis
@@ -47,7 +48,9 @@ class FleetShare:
     _watch: frozenset[str]
     _syncs: dict[str, SyncRequest]
     _verify: dict[str, None]
+    _repairs: dict[str, SyncRequest]
     _clock_ms: Callable[[], int]
+    _fleet_pool: ThreadPoolExecutor
     _rng: random.Random
 
     @property
@@ -88,7 +91,8 @@ class FleetShare:
     async def rebalance(self) -> None:
         """One fleet beat; take the new share when it changed (Redis down: keep the current one,
         or, before any, carry the whole watchlist alone)."""
-        share = await asyncio.to_thread(self._beat_and_assign, self._member_info())
+        loop, info = asyncio.get_running_loop(), self._member_info()
+        share = await loop.run_in_executor(self._fleet_pool, self._beat_and_assign, info)
         if share is None:
             if self.symbols:
                 return
@@ -107,11 +111,12 @@ class FleetShare:
             self.tracker.forget(sym)
             self._syncs.pop(sym, None)
             self._verify.pop(sym, None)
+            self._repairs.pop(sym, None)
         for sym in arrived:
             self.tracker.seed(sym, seeds.get(sym))
         # a market leaving this sidecar's WebSockets for its REST polling: its forming bar will get
         # no final update, so it must not be closed as it stands (the poll fetches the bar instead)
-        self.tracker.on_reconnect([s for s in self.share.ws if s in share.rest])
+        self._apply(self.tracker.on_disconnect([s for s in self.share.ws if s in share.rest]), from_ws=False)
         self.share = share
         self.symbols = share.markets
         self._watch = frozenset(share.markets)

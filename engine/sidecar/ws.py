@@ -91,10 +91,12 @@ class VenueSocket:
         messages: SlidingWindow | None = None,
         new_connections: SlidingWindow | None = None,
         name: str = "ws",
+        on_session_end: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
         self._subscriptions = subscriptions
         self._on_session_start = on_session_start
+        self._on_session_end = on_session_end
         self._on_frame = on_frame
         self._stats = stats
         self._log_limited = log_limited
@@ -127,9 +129,17 @@ class VenueSocket:
         Checks `stop` itself: on Python 3.11 a task cancel racing a completed recv can be lost.
         A subscription the venue has not acknowledged after RESUBSCRIBE_SECS is sent again (a
         refusal, e.g. the IP's message or subscription cap while connections re-plan, must not
-        leave a market silently unsubscribed).
+        leave a market silently unsubscribed). However it ends, `on_session_end` is called
+        before the next session starts (the carried markets' bars will get no update on it).
         """
         self._on_session_start()
+        try:
+            await self._subscribed_session(ws, stop)
+        finally:
+            if self._on_session_end is not None:
+                self._on_session_end()
+
+    async def _subscribed_session(self, ws: ClientConnection, stop: asyncio.Event) -> None:
         pending = {sub_key(sub): sub for sub in self._subscriptions()}
         for sub in list(pending.values()):
             if stop.is_set() or self._restart.is_set():

@@ -5,7 +5,8 @@ connection; this pool keeps one socket running per slot and, when the plan chang
 moved markets), restarts only the sockets whose subscriptions changed, starts new slots and
 stops slots that are gone. All sockets share the IP's message and new-connection windows.
 A session start on one socket concerns only its markets (their forming candles are forgotten
-and their gaps filled); the account channels ride on slot 0.
+and their gaps filled), and so does its end (the markets the session carried, whatever the plan
+says by then: their clock-closed bars get repaired); the account channels ride on slot 0.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class WsPool:
         settings: SidecarSettings,
         *,
         on_session_start: Callable[[tuple[str, ...], bool], None],
+        on_session_end: Callable[[tuple[str, ...]], None],
         on_frame: Callable[[str | bytes], None],
         stats: WsStats,
         log_limited: Callable[..., None],
@@ -45,6 +47,7 @@ class WsPool:
     ) -> None:
         self.settings = settings
         self._on_session_start = on_session_start
+        self._on_session_end = on_session_end
         self._on_frame = on_frame
         self._stats = stats
         self._log_limited = log_limited
@@ -53,6 +56,7 @@ class WsPool:
         self.messages = SlidingWindow(budget.max_messages_per_min)
         self.new_connections = SlidingWindow(budget.max_new_connections_per_min)
         self._plan: list[Slot] = []
+        self._slot_of: dict[str, int] = {}
         self._running: list[_Running] = []
         self._retired: list[_Running] = []  # dropped slots still closing (kept referenced)
         self._stop: asyncio.Event | None = None
@@ -62,6 +66,10 @@ class WsPool:
         """True while every planned socket is subscribed and reading (no plan: nothing to read)."""
         return all(r.socket.connected for r in self._running)
 
+    def slot_of(self, market: str) -> int | None:
+        """The index of the connection that carries `market`'s candles in the current plan."""
+        return self._slot_of.get(market)
+
     @property
     def connections(self) -> int:
         return len(self._running)
@@ -70,14 +78,22 @@ class WsPool:
         def subscriptions() -> list[dict[str, Any]]:
             return list(self._plan[index][1]) if index < len(self._plan) else []
 
+        carried: list[tuple[str, ...]] = [()]  # the markets of the session running now
+
         def session_start() -> None:
             markets = self._plan[index][0] if index < len(self._plan) else ()
+            carried[0] = markets
             self._on_session_start(markets, index == 0)
+
+        def session_end() -> None:
+            markets, carried[0] = carried[0], ()
+            self._on_session_end(markets)
 
         return VenueSocket(
             self.settings,
             subscriptions=subscriptions,
             on_session_start=session_start,
+            on_session_end=session_end,
             on_frame=self._on_frame,
             stats=self._stats,
             log_limited=self._log_limited,
@@ -112,6 +128,7 @@ class WsPool:
         """Switch to a new plan: restart changed slots, start new ones, stop dropped ones."""
         old = self._plan
         self._plan = list(plan)
+        self._slot_of = {m: i for i, (markets, _) in enumerate(self._plan) for m in markets}
         if self._stop is None:
             return  # not running yet: run() starts every slot
         for index, running in enumerate(self._running[: len(self._plan)]):

@@ -129,6 +129,7 @@ def test_bench_hip3_acceptance(bench_runs: dict[str, Future[subprocess.Completed
     assert out["markets_compared"] == 8 and out["bars_compared"] > 0 and out["full_ticks"] >= 1
     assert out["mismatches"] == 0 and out["daemon_exit"] == 0
     assert sum(out["sources"].values()) == 8
+    assert out["repaired_logged"] >= 0 and out["share_changes_logged"] >= 1  # the logs were read
 
 
 def test_bench_oms(bench_runs: dict[str, Future[subprocess.CompletedProcess[str]]]) -> None:

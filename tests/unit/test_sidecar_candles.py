@@ -19,6 +19,14 @@ def tracker(lookback: int = 5) -> CandleTracker:
     return CandleTracker(IV, grace_ms=2000, lookback_bars=lookback)
 
 
+def seed_settled(tr: CandleTracker, symbol: str, last_closed_t: int) -> None:
+    """Seed, and answer the re-read of the seeded bars (suspect until then) with what the cache has."""
+    tr.seed(symbol, last_closed_t)
+    request = tr.repair_request(symbol)
+    assert request is not None and request.end_t == last_closed_t + IV
+    tr.on_repair_result(request, [])
+
+
 def test_first_message_requests_lookback_backfill_and_sync_publishes_it() -> None:
     tr = tracker(lookback=5)
     out = tr.on_candle("BTC", bar(100))
@@ -30,8 +38,8 @@ def test_first_message_requests_lookback_backfill_and_sync_publishes_it() -> Non
 
 def test_next_bar_closes_forming_and_timer_closes_quiet_symbol() -> None:
     tr = tracker()
-    tr.seed("BTC", 99 * IV)
-    tr.seed("ETH", 99 * IV)
+    seed_settled(tr, "BTC", 99 * IV)
+    seed_settled(tr, "ETH", 99 * IV)
     assert tr.on_candle("BTC", bar(100)).syncs == []
     tr.on_candle("ETH", bar(100))
     out = tr.on_candle("BTC", bar(101))
@@ -44,7 +52,7 @@ def test_next_bar_closes_forming_and_timer_closes_quiet_symbol() -> None:
 
 def test_gap_buffers_close_until_sync_fills_it() -> None:
     tr = tracker()
-    tr.seed("BTC", 99 * IV)
+    seed_settled(tr, "BTC", 99 * IV)
     tr.on_candle("BTC", bar(100))
     tr.on_candle("BTC", bar(101))
     out = tr.on_candle("BTC", bar(104))  # 102, 103 never seen on WS
@@ -58,7 +66,7 @@ def test_gap_buffers_close_until_sync_fills_it() -> None:
 
 def test_reconnect_forgets_forming_and_fills_missed_bars() -> None:
     tr = tracker()
-    tr.seed("BTC", 99 * IV)
+    seed_settled(tr, "BTC", 99 * IV)
     tr.on_candle("BTC", bar(100, c=10.5))
     tr.on_reconnect()
     out = tr.on_candle("BTC", bar(103))
@@ -69,7 +77,7 @@ def test_reconnect_forgets_forming_and_fills_missed_bars() -> None:
 
 def test_rest_confirms_empty_gap_so_close_is_not_refetched_forever() -> None:
     tr = tracker()
-    tr.seed("ILLQ", 99 * IV)
+    seed_settled(tr, "ILLQ", 99 * IV)
     out = tr.on_candle("ILLQ", bar(105))
     done = tr.on_sync_result(out.syncs[0], [])  # venue has no bars 100..104 (no trades)
     assert done.publish == {} and done.syncs == []
@@ -79,7 +87,7 @@ def test_rest_confirms_empty_gap_so_close_is_not_refetched_forever() -> None:
 
 def test_quiet_symbol_is_synced_when_its_bars_should_have_closed() -> None:
     tr = tracker()
-    tr.seed("QUIET", 99 * IV)
+    seed_settled(tr, "QUIET", 99 * IV)
     assert tr.lagging_syncs(100 * IV + 1000).syncs == []  # bar 99 is the last one; 100 still open
     out = tr.lagging_syncs(103 * IV + 2500)
     assert out.syncs == [SyncRequest("QUIET", 100 * IV, 103 * IV)]
@@ -89,7 +97,7 @@ def test_quiet_symbol_is_synced_when_its_bars_should_have_closed() -> None:
 
 def test_cross_check_reports_differing_closed_bars_once() -> None:
     tr = tracker()
-    tr.seed("BTC", 99 * IV)
+    seed_settled(tr, "BTC", 99 * IV)
     tr.on_candle("BTC", bar(100, c=10.2))
     tr.on_candle("BTC", bar(101))
     venue_now = 102 * IV
@@ -118,7 +126,7 @@ def test_any_drop_pattern_publishes_every_bar_once_in_order(
 ) -> None:
     truth = {i * IV: bar(i, c=10 + i / 100) for i in range(30) if i not in empty}
     tr = tracker(lookback=3)
-    tr.seed("X", 2 * IV)
+    seed_settled(tr, "X", 2 * IV)
     published: list[Candle] = []
     for i in range(3, 30):
         if reconnects[i]:
@@ -163,7 +171,7 @@ def test_venue_clock_on_wall_time_never_reads_behind_the_wall_clock() -> None:
 def test_final_update_after_the_clock_closed_the_bar_is_a_correction() -> None:
     """A loaded host: the clock closed the bar in its opening state before its final update came."""
     tr = tracker()
-    tr.seed("DASH", 99 * IV)
+    seed_settled(tr, "DASH", 99 * IV)
     opening = Candle(100 * IV, 101 * IV - 1, 10.0, 10.0, 10.0, 10.0, 0.0, 0)
     tr.on_candle("DASH", opening)
     assert tr.due_closes(101 * IV + 2000).publish == {"DASH": [opening]}
@@ -181,7 +189,7 @@ def test_an_older_state_of_the_forming_bar_never_replaces_a_newer_one() -> None:
     from dataclasses import replace
 
     tr = tracker()
-    tr.seed("BTC", 99 * IV)
+    seed_settled(tr, "BTC", 99 * IV)
     early, late = replace(bar(100), v=1.0, n=2), replace(bar(100, c=12.0), v=9.0, n=19)
     tr.on_candle("BTC", early)
     tr.on_candle("BTC", late)
@@ -193,7 +201,7 @@ def test_an_older_state_of_the_forming_bar_never_replaces_a_newer_one() -> None:
 def test_reconnect_of_some_symbols_and_forget() -> None:
     tr = tracker()
     for sym in ("A", "B"):
-        tr.seed(sym, 99 * IV)
+        seed_settled(tr, sym, 99 * IV)
         tr.on_candle(sym, bar(100))
     tr.on_reconnect(["A", "unknown"])
     assert tr.forming("A") is None and tr.forming("B") == bar(100)
