@@ -12,7 +12,10 @@ checkpoint). Then the timed run: a new daemon against the now warm Redis, from `
 first status line that evaluated symbols. Repeated `--daemon-runs` times. Each run's breakdown
 is the daemon's own `startup phases` line (`warm_phases_secs`). `--late-runs N` interleaves N
 warm starts with AI_QUANT_RAY_EARLY_START=0 (Ray started after imports and config, as before)
-as a same-load baseline (`late_ray_start_runs`).
+as a same-load baseline (`late_ray_start_runs`). `--ray-head-runs N` then starts a long-lived
+Ray head with its dashboard (what `ray start --head` runs; README "Single box with a long-lived
+Ray head") and times N warm starts that attach to it (`RAY_ADDRESS`; `ray_head_runs`): the
+deployment that takes Ray's own start out of a daemon restart.
 
 ``shard_kill`` (goal <= 3 s, no missed tick): an embedded Ray, a `ShardPool` of `--shards` over
 N symbols of history in Redis, ticks running (one closed candle per symbol per tick, deadline
@@ -170,6 +173,7 @@ def run_daemon(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 phases.append(_phases(log, up, secs))
             if run < args.late_runs:  # interleaved, so both see the same load
                 late.append(_late_run(daemon_env, work / f"daemon-late-{run}.log", args.timeout))
+        head_runs = _ray_head_runs(daemon_env, work, args) if args.ray_head_runs else []
     finally:
         for proc in procs:
             _stop(proc, 20.0)
@@ -183,6 +187,7 @@ def run_daemon(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "warm_start_to_first_decision_secs": [round(s, 2) for s in warm],
         "warm_phases_secs": phases,
         "late_ray_start_runs": late,
+        "ray_head_runs": head_runs,
         "candle_every_secs": args.candle_secs,
         "warm_p50_secs": round(statistics.median(warm), 2), "goal_secs": DAEMON_GOAL_SECS,
         "meets_goal": statistics.median(warm) <= DAEMON_GOAL_SECS,
@@ -211,6 +216,33 @@ def _late_run(env: dict[str, str], log: Path, timeout: float) -> dict[str, Any]:
     _stop(proc)
     return {"start_to_engine_started_secs": round(up, 2), "start_to_first_decision_secs": round(secs, 2),
             "phases_secs": _phases(log, up, secs)}
+
+
+def _ray_head_runs(env: dict[str, str], work: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Warm starts attached to a long-lived Ray head (dashboard included, on loopback) that this
+    bench starts once and stops at the end; each daemon still creates and removes its own shards."""
+    from ray.cluster_utils import Cluster
+
+    from engine.runtime.redis_server import free_port
+
+    began = time.monotonic()
+    cluster = Cluster(initialize_head=True, connect=False,
+                      head_node_args={"num_cpus": 2, "include_dashboard": True, "dashboard_host": "127.0.0.1",
+                                      "dashboard_port": free_port()})
+    head_secs = time.monotonic() - began
+    runs: list[dict[str, Any]] = []
+    try:
+        for run in range(args.ray_head_runs):
+            log = work / f"daemon-head-{run}.log"
+            up, secs, proc = _first_decision_secs({**env, "RAY_ADDRESS": cluster.address}, log, args.timeout)
+            _stop(proc)
+            runs.append({"head_start_secs": round(head_secs, 2), "start_to_engine_started_secs": round(up, 2),
+                         "start_to_first_decision_secs": round(secs, 2),
+                         "phases_secs": _phases(log, up, secs),
+                         "attached": "ray attached" in log.read_text(errors="replace")})
+    finally:
+        cluster.shutdown()
+    return runs
 
 
 def _victim_back(result: Any, victims: list[str]) -> bool:
@@ -334,6 +366,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--daemon-runs", type=int, default=2, help="timed warm starts")
     parser.add_argument("--late-runs", type=int, default=0,
                         help="extra warm starts with AI_QUANT_RAY_EARLY_START=0, interleaved (baseline)")
+    parser.add_argument("--ray-head-runs", type=int, default=0,
+                        help="then N warm starts attached to a long-lived Ray head (dashboard on)")
     parser.add_argument("--candle-secs", type=float, default=2.0, help="wall seconds per 5m candle")
     parser.add_argument("--timeout", type=float, default=300.0, help="per wait (s)")
     parser.add_argument("--warm-bars", type=int, default=260)
@@ -348,9 +382,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     parts = [p for p in args.parts.split(",") if p]
     if not parts or set(parts) - {"daemon", "shard_kill"} or args.symbols < 2 or args.daemon_runs < 1 \
-            or args.late_runs < 0:
+            or args.late_runs < 0 or args.ray_head_runs < 0:
         print("bench.startup: --parts is a subset of daemon,shard_kill; --symbols >= 2; --daemon-runs >= 1;"
-              " --late-runs >= 0",
+              " --late-runs >= 0; --ray-head-runs >= 0",
               file=sys.stderr)
         return 2
     from engine.runtime.ray_runtime import prepare_ray_environment

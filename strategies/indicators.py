@@ -25,9 +25,9 @@ other operation is the same IEEE arithmetic as `ta`/pandas. Pure: no I/O.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from strategies.indicator_params import (
     BB_WINDOW_DEV,
@@ -40,7 +40,18 @@ from strategies.indicator_params import (
     IndicatorParams,
 )
 
+if TYPE_CHECKING:  # pandas is imported inside the batch functions: a shard's start-up never needs it
+    import pandas as pd
+
 __all__ = ["INDICATOR_COLUMNS", "IndicatorParams", "compute_indicators"]
+
+
+def _series(values: np.ndarray) -> pd.Series:
+    """`pd.Series(values)`, importing pandas on first use: only batch paths need it, and a
+    shard actor that never runs one starts ~1 s sooner on 2 cores without it."""
+    import pandas as pd
+
+    return pd.Series(values)
 
 
 def _ema(values: pd.Series, window: int) -> pd.Series:
@@ -136,7 +147,7 @@ def _slope_pct(ema_slow: np.ndarray, close: np.ndarray, slope_window: int) -> np
 
 
 def _stoch_rsi(close: pd.Series, p: IndicatorParams) -> tuple[np.ndarray, np.ndarray]:
-    rsi = pd.Series(_rsi(close, p.stoch_rsi_window))
+    rsi = _series(_rsi(close, p.stoch_rsi_window))
     lowest = rsi.rolling(p.stoch_rsi_window).min()
     highest = rsi.rolling(p.stoch_rsi_window).max()
     raw = (rsi - lowest) / (highest - lowest)
@@ -155,8 +166,8 @@ def compute_indicators(df: pd.DataFrame, params: IndicatorParams | None = None) 
     high, low, close_arr, volume_arr = (
         df[c].to_numpy(dtype=float) for c in ("High", "Low", "Close", "Volume")
     )
-    close = pd.Series(close_arr)
-    volume = pd.Series(volume_arr)
+    close = _series(close_arr)
+    volume = _series(volume_arr)
     cols: dict[str, np.ndarray] = {}
 
     cols["EMA_fast"] = _ema(close, p.ema_fast_window).to_numpy()
@@ -175,11 +186,11 @@ def compute_indicators(df: pd.DataFrame, params: IndicatorParams | None = None) 
     with np.errstate(all="ignore"):
         bb_width = (bb_high - bb_low) / close_arr
     cols["bb_high"], cols["bb_low"], cols["bb_width"] = bb_high, bb_low, bb_width
-    cols["avg_bb_width"] = pd.Series(bb_width).rolling(p.bb_width_avg_window).mean().to_numpy()
+    cols["avg_bb_width"] = _series(bb_width).rolling(p.bb_width_avg_window).mean().to_numpy()
 
     atr = _atr(_true_range(high, low, close_arr), p.atr_window)
     cols["ATR"] = atr
-    cols["avg_atr"] = pd.Series(atr).rolling(p.effective_avg_atr_window).mean().to_numpy()
+    cols["avg_atr"] = _series(atr).rolling(p.effective_avg_atr_window).mean().to_numpy()
 
     cols["RSI"] = _rsi(close, p.rsi_window)
 

@@ -307,6 +307,7 @@ class Services:
         if self.ray_boot is not None:
             info = self.ray_boot.result()
             self.timeline.add("ray_init", self.ray_boot.secs or 0.0)
+            self.timeline.add("ray_import", self.ray_boot.preload_secs or 0.0)  # part of ray_init
             self.timeline.add("ray_wait", time.monotonic() - began)
         else:
             from engine.runtime.ray_runtime import connect_ray

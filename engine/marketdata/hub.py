@@ -22,9 +22,8 @@ import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import pandas as pd
 import redis
 
 from cluster.redis_layout import Bbo, CandleKeys, Heartbeat, LayoutError, Mid, RedisLayout
@@ -37,6 +36,9 @@ from engine.sidecar.plan import MarketSource
 from engine.storage.sqlite import open_db, read_candles
 from engine.venue import types as hl
 from strategies.candle import Candle, interval_ms
+
+if TYPE_CHECKING:  # imported by candles_to_df: the daemon's start-up never needs pandas
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +136,8 @@ class MarketHealth:
 
 def candles_to_df(candles: Sequence[Candle], symbol: str, interval: str) -> pd.DataFrame:
     """Return the reference candle frame: timestamp, T, s, i, Open, High, Low, Close, Volume, n."""
+    import pandas as pd
+
     return pd.DataFrame(
         {
             "timestamp": [c.t for c in candles],

@@ -14,6 +14,11 @@ until `close()` has shut Ray down; if it returned, the kernel would kill Ray und
 driver then loses the GCS a minute later). A daemon that exits before the shards (config
 error, held lock, stop during start-up) calls `close()`, which waits for the start to finish
 and shuts Ray down, so an embedded Ray is never left behind.
+
+`import ray` goes first, alone (`preload`, then `wait_preloaded()` in `__main__`): two threads
+importing at once share one GIL, so the daemon's own imports (seconds, not on the critical path:
+the daemon then waits for Ray) would stretch Ray's import (~0.7 s of CPU) and delay every Ray
+process behind it; the daemon's imports start once Ray's are done.
 """
 
 from __future__ import annotations
@@ -48,8 +53,13 @@ class RayBoot:
     """One background `connect_ray()`; `result()` waits for it, `close()` undoes it."""
 
     def __init__(self, connect: Callable[[], RayInfo], shutdown: Callable[[], None],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 preload: Callable[[], None] | None = None) -> None:
+        """`preload` runs first on the boot thread (`import ray`); `wait_preloaded` waits for it."""
         self._connect = connect
+        self._preload = preload
+        self._preloaded = threading.Event()
+        self.preload_secs: float | None = None  # how long `preload` took (None until it finished)
         self._shutdown = shutdown
         self._clock = clock
         self._future: Future[RayInfo] = Future()
@@ -66,6 +76,14 @@ class RayBoot:
     def _run(self) -> None:
         began = self._clock()
         try:
+            if self._preload is not None:
+                self._preload()  # an error here shows again in connect(), which re-imports
+        except Exception as exc:
+            log.warning("ray preload failed: %s", type(exc).__name__)
+        finally:
+            self.preload_secs = self._clock() - began
+            self._preloaded.set()
+        try:
             info = self._connect()
         except BaseException as exc:  # handed to whoever waits in result()
             self.secs = self._clock() - began
@@ -74,6 +92,10 @@ class RayBoot:
         self.secs = self._clock() - began
         self._future.set_result(info)
         self._release.wait()  # Ray's processes die with this thread (module docstring)
+
+    def wait_preloaded(self, timeout: float) -> bool:
+        """Wait until `preload` finished (or failed); False on timeout (the caller goes on)."""
+        return self._preloaded.wait(timeout)
 
     def result(self, timeout: float | None = None) -> RayInfo:
         """Wait for the start; re-raise its error. Raises RuntimeError after close()."""
@@ -103,4 +125,8 @@ def start_ray_boot(env: Mapping[str, str] | None = None) -> RayBoot | None:
         return None
     from engine.runtime.ray_runtime import connect_ray, shutdown_ray
 
-    return RayBoot(connect_ray, shutdown_ray).start()
+    return RayBoot(connect_ray, shutdown_ray, preload=_import_ray).start()
+
+
+def _import_ray() -> None:
+    import ray  # noqa: F401  (the import is the work: see the module docstring)

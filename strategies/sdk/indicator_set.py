@@ -24,15 +24,17 @@ import math
 import struct
 from collections import deque
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from strategies.kernels import _Packer, _Unpacker
 from strategies.sdk.errors import IndicatorDeclarationError
 from strategies.sdk.indicator_base import Checkpointed
 from strategies.sdk.library import PRICE_COLUMNS, Indicator, Kernel
+
+if TYPE_CHECKING:  # batch() is handed a frame: its caller imported pandas; a shard never needs it
+    import pandas as pd
 
 RESERVED_COLUMNS: tuple[str, ...] = ("timestamp", *PRICE_COLUMNS)
 STATE_VERSION = 1

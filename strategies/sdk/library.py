@@ -32,10 +32,9 @@ from types import MappingProxyType
 from typing import ClassVar
 
 import numpy as np
-import pandas as pd
 
 from strategies.indicator_params import SLOPE_WINDOW_MIN, slope_lag
-from strategies.indicators import _atr, _ema, _rsi, _slope_pct, _true_range
+from strategies.indicators import _atr, _ema, _rsi, _series, _slope_pct, _true_range
 from strategies.kernels import (
     _Directional,
     _div,
@@ -98,7 +97,7 @@ class Sma(_Sourced):
         return _OneKernel(_RollMean(self.window), self.source)
 
     def batch(self, cols: Columns) -> tuple[np.ndarray, ...]:
-        return (pd.Series(cols[self.source]).rolling(self.window).mean().to_numpy(),)
+        return (_series(cols[self.source]).rolling(self.window).mean().to_numpy(),)
 
     @classmethod
     def examples(cls) -> tuple[Indicator, ...]:
@@ -119,7 +118,7 @@ class Ema(_Sourced):
         return _OneKernel(_Ewm(_span_com(self.window), self.window), self.source)
 
     def batch(self, cols: Columns) -> tuple[np.ndarray, ...]:
-        return (_ema(pd.Series(cols[self.source]), self.window).to_numpy(),)
+        return (_ema(_series(cols[self.source]), self.window).to_numpy(),)
 
     @classmethod
     def examples(cls) -> tuple[Indicator, ...]:
@@ -139,7 +138,7 @@ class Rsi(_Sourced):
         return _OneKernel(_Rsi(self.window), self.source)
 
     def batch(self, cols: Columns) -> tuple[np.ndarray, ...]:
-        return (np.asarray(_rsi(pd.Series(cols[self.source]), self.window), dtype=float),)
+        return (np.asarray(_rsi(_series(cols[self.source]), self.window), dtype=float),)
 
     @classmethod
     def examples(cls) -> tuple[Indicator, ...]:
@@ -225,7 +224,7 @@ class SmaAbove(_Sourced):
         return _AboveKernel(self.fast, self.slow, self.source)
 
     def batch(self, cols: Columns) -> tuple[np.ndarray, ...]:
-        series = pd.Series(cols[self.source])
+        series = _series(cols[self.source])
         above = series.rolling(self.fast).mean() > series.rolling(self.slow).mean()
         return (above.to_numpy(dtype=float),)
 
@@ -327,7 +326,7 @@ class Bollinger(_Sourced):
 
     def batch(self, cols: Columns) -> tuple[np.ndarray, ...]:
         values = np.asarray(cols[self.source], dtype=float)
-        series = pd.Series(values)
+        series = _series(values)
         mavg = series.rolling(self.window).mean().to_numpy()
         mstd = series.rolling(self.window).std(ddof=0).to_numpy()
         high = mavg + self.dev * mstd
@@ -373,8 +372,8 @@ class Donchian(Indicator):
         return _DonchianKernel(self.window)
 
     def batch(self, cols: Columns) -> tuple[np.ndarray, ...]:
-        high = pd.Series(cols["High"]).rolling(self.window).max().to_numpy()
-        low = pd.Series(cols["Low"]).rolling(self.window).min().to_numpy()
+        high = _series(cols["High"]).rolling(self.window).max().to_numpy()
+        low = _series(cols["Low"]).rolling(self.window).min().to_numpy()
         return high, low
 
     @classmethod

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-import pandas as pd
 
 from strategies.indicator_params import IndicatorParams
-from strategies.indicators import _directional, _ema, _stoch_rsi, _true_range
+from strategies.indicators import _directional, _ema, _series, _stoch_rsi, _true_range
 from strategies.kernels import _Directional, _div, _Ewm, _RollMean, _RollMinMax, _Rsi, _span_com
 from strategies.sdk.indicator_base import Checkpointed, Columns, Indicator, Kernel, Row, _Sourced
 
@@ -92,7 +91,7 @@ class Macd(_Sourced):
         return _MacdKernel(self.fast, self.slow, self.signal, self.source)
 
     def batch(self, cols: Columns) -> tuple[np.ndarray, ...]:
-        series = pd.Series(cols[self.source])
+        series = _series(cols[self.source])
         macd = _ema(series, self.fast) - _ema(series, self.slow)
         signal = _ema(macd, self.signal)
         return macd.to_numpy(), signal.to_numpy(), (macd - signal).to_numpy()
@@ -141,7 +140,7 @@ class StochRsi(_Sourced):
     def batch(self, cols: Columns) -> tuple[np.ndarray, ...]:
         params = IndicatorParams(stoch_rsi_window=self.window, stoch_rsi_smooth1=self.smooth_k,
                                  stoch_rsi_smooth2=self.smooth_d)
-        return _stoch_rsi(pd.Series(cols[self.source]), params)
+        return _stoch_rsi(_series(cols[self.source]), params)
 
     @classmethod
     def examples(cls) -> tuple[Indicator, ...]:
@@ -184,9 +183,9 @@ class Stochastic(Indicator):
         return _StochasticKernel(self.window, self.smooth_d)
 
     def batch(self, cols: Columns) -> tuple[np.ndarray, ...]:
-        lowest = pd.Series(cols["Low"]).rolling(self.window).min()
-        highest = pd.Series(cols["High"]).rolling(self.window).max()
-        k = 100 * (pd.Series(cols["Close"]) - lowest) / (highest - lowest)
+        lowest = _series(cols["Low"]).rolling(self.window).min()
+        highest = _series(cols["High"]).rolling(self.window).max()
+        k = 100 * (_series(cols["Close"]) - lowest) / (highest - lowest)
         return k.to_numpy(), k.rolling(self.smooth_d).mean().to_numpy()
 
     @classmethod

@@ -43,7 +43,7 @@ BENCH_ARGS: dict[str, list[str]] = {
     "candle_codec": ["--symbols", "20", "--rounds", "2", "--cold-bars", "10"],
     "shard_cpu": ["--symbols", "8", "--ticks", "3", "--warm-bars", "80", "--json"],
     "startup": ["--symbols", "6", "--daemon-runs", "1", "--warm-bars", "60", "--ticks-before", "2",
-                "--parity-sample", "2", "--timeout", "150"],
+                "--parity-sample", "2", "--timeout", "150", "--ray-head-runs", "1"],
 }
 LANES = (("scale", "candle_codec", "startup", "hip3_acceptance"), ("tick", "ingest_fleet", "shadow"),
          ("soak_crash", "indicators", "ingest", "oms", "universe", "shard_cpu"))
@@ -272,6 +272,11 @@ def test_bench_startup(bench_runs: dict[str, Future[subprocess.CompletedProcess[
     assert {"total", "imports", "config", "redis", "venue", "shards", "ray_init", "shards_create",
             "shard_boot", "shard_restore", "first_tick", "spawn"} <= set(phases)
     assert phases["total"] <= ready + 0.5 and phases["ray_init"] > 0  # /proc start time: 10 ms ticks
+    assert 0 < phases["ray_import"] <= phases["ray_init"]  # `import ray` ran first, inside Ray's start
+    (head,) = daemon["ray_head_runs"]  # a warm start attached to a long-lived head (dashboard on)
+    assert head["attached"] is True
+    assert 0 < head["start_to_engine_started_secs"] <= head["start_to_first_decision_secs"]
+    assert head["phases_secs"]["ray_init"] > 0 and "shard_restore" in head["phases_secs"]
     restart = kill["phases_secs"]  # the restarted actor's own record: it restored from checkpoints
     assert set(restart) == {"respawn", "boot", "restore", "checkpoints_restored", "catch_up_and_tick"}
     assert 0 < restart["checkpoints_restored"] <= kill["victim_symbols"]

@@ -120,3 +120,37 @@ def test_only_the_ray_executor_starts_ray_early():
     assert not wants_ray({"AI_QUANT_EXECUTOR": "inprocess"})
     assert not wants_ray({"AI_QUANT_EXECUTOR": "k8s"})  # the config parser exits 2 on it; start nothing
     assert not wants_ray({"AI_QUANT_RAY_EARLY_START": "0"})  # Ray then starts with the shards
+
+
+def test_preload_runs_first_and_releases_the_waiter_before_the_connect_ends():
+    """`python -m engine.daemon` imports its own stack only after `import ray` (the preload): one
+    GIL, and Ray's start is the critical path. The waiter is released before Ray is up."""
+    order: list[str] = []
+    gate = threading.Event()
+
+    def connect() -> RayInfo:
+        order.append("connect")
+        gate.wait(60)
+        return INFO
+
+    boot = RayBoot(connect, lambda: None, preload=lambda: order.append("preload")).start()
+    assert boot.wait_preloaded(timeout=60)
+    assert order[0] == "preload" and boot.preload_secs is not None
+    assert boot.secs is None  # Ray itself is still starting
+    gate.set()
+    assert boot.result(timeout=60) is INFO and order == ["preload", "connect"]
+    boot.close()
+
+
+def test_a_failed_preload_still_releases_the_waiter_and_the_connect_reports_the_error():
+    def preload() -> None:
+        raise ImportError("no module named ray")
+
+    def connect() -> RayInfo:
+        raise ImportError("no module named ray")
+
+    boot = RayBoot(connect, lambda: None, preload=preload).start()
+    assert boot.wait_preloaded(timeout=60)  # the daemon goes on to its imports and config
+    with pytest.raises(ImportError, match="ray"):
+        boot.result(timeout=60)
+    boot.close()
