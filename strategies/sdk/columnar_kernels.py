@@ -133,11 +133,13 @@ class ColEwm(ColKernel):
         self.com_is_one = com == 1
         self.minp = minp
 
-    def push(self, idx: np.ndarray, cur: np.ndarray) -> np.ndarray:
+    def push(self, idx: Rows, cur: np.ndarray) -> np.ndarray:
         a = self.a
         w, nobs, old, st = a["weighted"][idx], a["nobs"][idx], a["old_wt"][idx], a["started"][idx]
         observed = cur == cur
         has_w = w == w
+        if st.all() and has_w.all() and observed.all():
+            return self._steady(idx, cur, w, nobs, old)
         ow = old * self.ofac
         new_wt = 1.0 - ow if self.com_is_one else self.alpha
         with np.errstate(all="ignore"):
@@ -149,6 +151,22 @@ class ColEwm(ColKernel):
         nobs_out = np.where(st, nobs + observed, observed.astype(I64))
         a["nobs"][idx] = nobs_out
         a["started"][idx] = True
+        return np.where(nobs_out >= self.minp, w_out, NAN)
+
+    def _steady(self, idx: Rows, cur: np.ndarray, w: np.ndarray, nobs: np.ndarray, old: np.ndarray,
+                ) -> np.ndarray:
+        """`push` where every row has started, holds a weight and observes a value: the same
+        arithmetic with the masks that are all true left out (bit for bit the general branch)."""
+        a = self.a
+        ow = old * self.ofac
+        new_wt = 1.0 - ow if self.com_is_one else self.alpha
+        with np.errstate(all="ignore"):
+            mixed = (ow * w + new_wt * cur) / (ow + new_wt)
+        w_out = np.where(w != cur, mixed, w)
+        a["weighted"][idx] = w_out
+        a["old_wt"][idx] = 1.0
+        nobs_out = nobs + 1
+        a["nobs"][idx] = nobs_out
         return np.where(nobs_out >= self.minp, w_out, NAN)
 
     def export(self, r: int, obj: Any) -> None:
