@@ -212,6 +212,8 @@ class ColRollMean(ColKernel):
             comp_add, comp_rem, prev = a["comp_add"][idx], a["comp_rem"][idx], a["prev"][idx]
             old = Ring.push(a, idx, val, self.width)
             rem = old == old
+            if rem.all() and (val == val).all():
+                return self._steady(idx, val, old, (sum_x, nobs, neg, same, comp_add, comp_rem, prev))
             y = -old - comp_rem
             t = sum_x + y
             comp_rem = np.where(rem, t - sum_x - y, comp_rem)
@@ -229,11 +231,36 @@ class ColRollMean(ColKernel):
         prev = np.where(obs, val, prev)
         a["sum_x"][idx], a["nobs"][idx], a["neg_ct"][idx], a["same"][idx] = sum_x, nobs, neg, same
         a["comp_add"][idx], a["comp_rem"][idx], a["prev"][idx] = comp_add, comp_rem, prev
+        return self._mean(sum_x, nobs, neg, same, prev)
+
+    def _steady(self, idx: Rows, val: np.ndarray, old: np.ndarray, state: tuple[np.ndarray, ...],
+                ) -> np.ndarray:
+        """`push` (window > 1) where every row evicts a value and observes one: the same Kahan
+        steps with the all-true masks left out; the count is unchanged (one out, one in)."""
+        sum_x, nobs, neg, same, comp_add, comp_rem, prev = state
+        y = -old - comp_rem
+        t = sum_x + y
+        comp_rem = t - sum_x - y
+        sum_x = t
+        neg = neg - np.signbit(old) + np.signbit(val)
+        y = val - comp_add
+        t = sum_x + y
+        comp_add = t - sum_x - y
+        sum_x = t
+        same = np.where(val == prev, same + 1, 1)
+        a = self.a
+        a["sum_x"][idx], a["neg_ct"][idx], a["same"][idx] = sum_x, neg, same
+        a["comp_add"][idx], a["comp_rem"][idx], a["prev"][idx] = comp_add, comp_rem, val
+        return self._mean(sum_x, nobs, neg, same, val)
+
+    def _mean(self, sum_x: np.ndarray, nobs: np.ndarray, neg: np.ndarray, same: np.ndarray,
+              prev: np.ndarray) -> np.ndarray:
+        """pandas' mean from the sums: the same-value shortcut and the sign clamps."""
         with np.errstate(all="ignore"):
             result = sum_x / nobs
         clamp = ((result < 0) & (neg == 0)) | ((result > 0) & (neg == nobs))
         out = np.where(same >= nobs, prev, np.where(clamp, 0.0, result))
-        return np.where((nobs < window) | (nobs <= 0), NAN, out)
+        return np.where((nobs < self.window) | (nobs <= 0), NAN, out)
 
     def export(self, r: int, obj: Any) -> None:
         a = self.a
