@@ -93,7 +93,13 @@ class Ring:
         buf, pos, cnt = a["buf"], a["pos"], a["cnt"]
         p, n = pos[idx], cnt[idx]
         rows = row_numbers(idx)
-        old = np.where(n == width, buf[rows, p], NAN)
+        full = n == width
+        if full.all():  # the steady state: every ring evicts, no count moves
+            old = buf[rows, p]
+            buf[rows, p] = val
+            pos[idx] = (p + 1) % width
+            return old
+        old = np.where(full, buf[rows, p], NAN)
         buf[rows, p] = val
         pos[idx] = (p + 1) % width
         cnt[idx] = np.minimum(n + 1, width)
