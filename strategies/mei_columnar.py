@@ -42,6 +42,8 @@ from strategies.sdk.columnar_kernels import (
     ColRollVar,
     ColRsi,
     Ring,
+    Rows,
+    row_numbers,
     true_range,
 )
 from strategies.sdk.strategy import ColumnWindow
@@ -50,6 +52,34 @@ __all__ = ["MeiColumns"]
 
 NO_T = np.iinfo(np.int64).min
 FLOAT_KEYS = ROW_KEYS[1:]  # Open..ema_slow_slope_pct
+
+
+def _shift_left(arr: np.ndarray) -> None:
+    """Drop the oldest bar of each kept column (last axis) in place; the caller fills the last bar.
+
+    On a C-contiguous array the last axis is contiguous, so one flat move by one element does
+    every column at once (the last slot of each column takes the next column's first value,
+    which the caller overwrites); a strided per-column shift costs several times more."""
+    if arr.flags.c_contiguous:
+        flat = arr.reshape(-1)
+        flat[:-1] = flat[1:]
+    else:
+        arr[..., :-1] = arr[..., 1:]
+
+
+def _as_block(idx: np.ndarray, t: np.ndarray, prices: list[np.ndarray],
+              ) -> tuple[Rows, np.ndarray, list[np.ndarray]]:
+    """The rows as a slice when they are a contiguous block in any order (candles reordered to
+    match; every row's arithmetic is its own, so the order of rows changes no bit), else `idx`."""
+    lo, hi = int(idx.min()), int(idx.max())
+    if hi - lo + 1 != len(idx):
+        return idx, t, prices
+    if idx[0] == lo and (len(idx) == 1 or bool((idx[1:] > idx[:-1]).all())):
+        return slice(lo, hi + 1), t, prices
+    order = np.argsort(idx, kind="stable")
+    if not bool((idx[order] == np.arange(lo, hi + 1)).all()):  # duplicates: not a block
+        return idx, t, prices
+    return slice(lo, hi + 1), t[order], [x[order] for x in prices]
 
 
 class _Directional2(ColDirectional):
@@ -190,11 +220,14 @@ class MeiColumns:
         ok = t > self.last_t[idx]
         if not ok.all():
             idx, t, prices = idx[ok], t[ok], [x[ok] for x in prices]
-        row = self._advance(idx, *prices)
-        self._keep(idx, t, row)
+        if len(idx) == 0:
+            return ok
+        rows, t, prices = _as_block(idx, t, prices)
+        row = self._advance(rows, *prices)
+        self._keep(rows, t, row)
         return ok
 
-    def _advance(self, idx: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray,
+    def _advance(self, idx: Rows, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray,
                  v: np.ndarray) -> dict[str, np.ndarray]:
         """`IncrementalIndicators.advance`, statement for statement, for the rows `idx`."""
         i = self.bars[idx]
@@ -214,7 +247,7 @@ class MeiColumns:
             bb_high = mavg + BB_WINDOW_DEV * std
             bb_low = mavg - BB_WINDOW_DEV * std
             bb_width = (bb_high - bb_low) / c
-        atr, adx, di_pos, di_neg = self.directional.push4(idx, i, h, lo, c)
+        atr, adx, di_pos, di_neg = self.directional.push4(row_numbers(idx), i, h, lo, c)
         self.directional.a["i"][idx] = i + 1
         vol_sma = self.vol_sma.push(idx, v)
         with np.errstate(invalid="ignore"):
@@ -232,23 +265,25 @@ class MeiColumns:
             "stoch_d": np.where(stoch_d == stoch_d, stoch_d, 0.0), "ema_slow_slope_pct": slope,
         }  # fmt: skip
 
-    def _earlier(self, idx: np.ndarray, i: np.ndarray, ema_slow: np.ndarray) -> np.ndarray:
+    def _earlier(self, idx: Rows, i: np.ndarray, ema_slow: np.ndarray) -> np.ndarray:
         """Push EMA_slow into the history ring; return the value `slope_lag` rows back (NaN if none)."""
         s = self.slope
         Ring.push(s.a, idx, ema_slow, s.width)
         lag = np.maximum(SLOPE_WINDOW_MIN, np.minimum(self.params.slow_drift_slope_window, i)) - 1
-        earlier = s.a["buf"][idx, (s.a["pos"][idx] - 1 - lag) % s.width]
+        earlier = s.a["buf"][row_numbers(idx), (s.a["pos"][idx] - 1 - lag) % s.width]
         return np.where(lag <= i, earlier, NAN)
 
-    def _keep(self, idx: np.ndarray, t: np.ndarray, row: dict[str, np.ndarray]) -> None:
-        sub = self.kept[idx]
-        sub[:, :, :-1] = sub[:, :, 1:]
-        sub[:, :, -1] = np.stack([row[name] for name in FLOAT_KEYS], axis=1)
-        self.kept[idx] = sub
+    def _keep(self, idx: Rows, t: np.ndarray, row: dict[str, np.ndarray]) -> None:
+        sub = self.kept[idx]  # a view for a block (shifted in place), a copy for an index array
+        _shift_left(sub)
+        for k, name in enumerate(FLOAT_KEYS):
+            sub[:, k, -1] = row[name]
         sub_t = self.kept_t[idx]
-        sub_t[:, :-1] = sub_t[:, 1:]
+        _shift_left(sub_t)
         sub_t[:, -1] = t
-        self.kept_t[idx] = sub_t
+        if not isinstance(idx, slice):
+            self.kept[idx] = sub
+            self.kept_t[idx] = sub_t
         self.bars[idx] += 1
         self.last_t[idx] = t
 

@@ -89,10 +89,18 @@ class Walk:
     steps: list[tuple[np.ndarray, ColumnWindow, list[tuple[dict[str, Any], ...]], list[int]]]
 
 
-def _walk(params: IndicatorParams, drift: bool = False, limit: int | None = None) -> Walk:
+def _slots(cols: MeiColumns, n: int, layout: str) -> list[int]:
+    """Row numbers for n symbols: ascending (each step a block or a sorted subset), descending
+    (a block given out of order), or every other row (never a block of more than one row)."""
+    got = [cols.alloc() for _ in range(2 * n if layout == "gapped" else n)]
+    return got[::-1] if layout == "reversed" else got[::2] if layout == "gapped" else got
+
+
+def _walk(params: IndicatorParams, drift: bool = False, limit: int | None = None,
+          layout: str = "ascending") -> Walk:
     rows = vendored_rows()
     cols = MeiColumns(params, capacity=2)  # grows while rows join
-    slots = [cols.alloc() for _ in rows.names]
+    slots = _slots(cols, len(rows.names), layout)
     if drift:
         push = cols.ema_fast.push
         cols.ema_fast.push = lambda idx, val: push(idx, val) * (1.0 + 2.0**-52)  # type: ignore[method-assign]
@@ -141,6 +149,14 @@ def test_columns_equal_incremental_indicators_on_every_bar(walk: Walk) -> None:
 
 def test_custom_windows_equal_incremental_indicators() -> None:
     bad = _indicator_mismatches(_walk(CUSTOM))
+    assert not bad, f"{len(bad)} row-bars differ, first {bad[0]}"
+
+
+@pytest.mark.parametrize("layout", ["reversed", "gapped"])
+def test_rows_out_of_order_or_apart_equal_incremental_indicators(layout: str) -> None:
+    """`update` drives a block of rows as a slice (reordering the candles) and other rows by
+    index: every row shape gives the same bits."""
+    bad = _indicator_mismatches(_walk(IndicatorParams(), limit=400, layout=layout))
     assert not bad, f"{len(bad)} row-bars differ, first {bad[0]}"
 
 
