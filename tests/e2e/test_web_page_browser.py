@@ -68,8 +68,10 @@ def test_page_shows_a_new_trade_while_the_paper_daemon_runs(tmp_path, daemons, b
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(url)
+    # A function, not a bare expression: Playwright evals a bare expression on every poll, which the
+    # page's CSP (no 'unsafe-eval') refuses once the first check has come back false.
     page.wait_for_function(
-        "document.getElementById('status').textContent.startsWith('updated')", timeout=20_000
+        "() => document.getElementById('status').textContent.startsWith('updated')", timeout=20_000
     )
     assert page.text_content("#mode") == "[paper]"
     before = set(_trade_keys(page))
