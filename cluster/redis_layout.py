@@ -100,6 +100,7 @@ from cluster.candle_codec import (
     encode_candles,
     members_to_bars,
 )
+from cluster.redis_scripts import READ_BARS_LUA
 from cluster.sidecar_heartbeat import (
     Heartbeat,
     parse_heartbeat,
@@ -121,45 +122,6 @@ DEFAULT_PREFIX = "aiq"
 DEFAULT_KEEP_BARS = 1000
 
 
-# The read of many symbols in one call. Requests are "key\nresume\n..." in ARGV[1] (one argument:
-# redis-py packs each argument in Python, ~1 us each) and the join flag in ARGV[2], or KEYS/ARGV
-# pairs (flag after the resumes) when a key holds a newline. resume "-" = cold (every stored
-# member, found = 1); otherwise the members with score >= resume, the resume candle included, and
-# found = 2: the client proves continuity from the first record (it opens at the resume time) and
-# drops it, which costs Redis less than a ZCOUNT per key. The reply is a meta string, per key a
-# little-endian int32 triple (found, members, members that are not one record), then the members
-# concatenated (fixed-width records need no separator): one bulk string per key, or with the join
-# flag one for all keys. Joined suits the steady tick (a few records per key: the client parses
-# two replies instead of 1 + N); per key suits a rehydrate, whose megabytes Redis would otherwise
-# copy once more into one string.
-_READ_BARS_LUA = """
-local out, meta = {''}, {}
-local function read(key, resume)
-  local rows, found
-  if resume == '-' then
-    rows, found = redis.call('ZRANGE', key, 0, -1), 1
-  else
-    rows, found = redis.call('ZRANGEBYSCORE', key, resume, '+inf'), 2
-  end
-  local bad = 0
-  for _, member in ipairs(rows) do
-    if #member ~= RECORD_BYTES then bad = bad + 1 end
-  end
-  meta[#meta + 1] = struct.pack('<iii', found, #rows, bad)
-  out[#out + 1] = table.concat(rows)
-end
-local joined
-if #KEYS > 0 then
-  for i, key in ipairs(KEYS) do read(key, ARGV[i]) end
-  joined = ARGV[#KEYS + 1]
-else
-  for key, resume in string.gmatch(ARGV[1], '([^\\n]+)\\n([^\\n]+)') do read(key, resume) end
-  joined = ARGV[2]
-end
-out[1] = table.concat(meta)
-if joined == '1' then return {out[1], table.concat(out, '', 2)} end
-return out
-""".replace("RECORD_BYTES", str(RECORD_BYTES))
 
 class AccountEventKind(StrEnum):
     """Venue channels forwarded to the driver through the account-events stream, and the
@@ -389,7 +351,7 @@ class RedisLayout:
 
     def bars_script(self, client: Any) -> Any:
         """Return the registered read script for `read_bars_since` (build once per client, reuse)."""
-        return client.register_script(_READ_BARS_LUA)
+        return client.register_script(READ_BARS_LUA)
 
     def read_bars_since(
         self, client: Any, resume: Mapping[str, int | None], interval: str, *, script: Any = None
@@ -412,7 +374,7 @@ class RedisLayout:
 
         `keys` (optional) are the candle keys of `resume`'s symbols in order, for callers that
         cache them. A read of warm symbols only comes back as one joined blob, a read with cold
-        ones as one blob per key (see `_READ_BARS_LUA`).
+        ones as one blob per key (see `cluster.redis_scripts`).
         """
         if not resume:
             return BarsBatch([], EMPTY_BARS, *(np.zeros(0, dtype=np.int64) for _ in range(2)),

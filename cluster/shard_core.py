@@ -42,7 +42,6 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from cluster.anchor import AnchorTrend
@@ -55,10 +54,11 @@ from cluster.records import ShardDecision, ShardStatus, VariantDecision, make_de
 from cluster.shard_fast import advance_fast
 from cluster.shard_reads import BatchReads, add_anchor, advance_anchor, chunk_reads, read_store, resume_view
 from cluster.shard_sdk import SdkRows, run_row
+from cluster.shard_settings import ConfigSource, ShardSettings
 from cluster.shard_state import _SymbolState
 from cluster.shard_store import CandleRead, ShardStore
 from strategies.candle import Candle
-from strategies.config import LiveDefaults, StrategyConfig, StrategyOverrides
+from strategies.config import StrategyConfig
 from strategies.enums import EntryKind
 from strategies.sdk.plan import StrategyPlan
 from strategies.signals import Decision, decide_lean
@@ -67,47 +67,6 @@ log = logging.getLogger(__name__)
 
 Ready = Mapping[str, tuple[VariantDecision | None, Sequence[VariantDecision]]]  # the book's, by symbol
 MeiReady = Mapping[str, Decision]  # mei_alpha_v1 primaries the columns decided, by symbol
-
-
-@dataclass(frozen=True, slots=True)
-class ConfigSource:
-    """Picklable recipe for per-symbol strategy configs (the parsed YAML plus run context)."""
-
-    overrides: StrategyOverrides = field(default_factory=StrategyOverrides)
-    live: bool = False
-    strategy_mode: str | None = None
-    live_defaults: LiveDefaults = field(default_factory=LiveDefaults)
-
-    def resolve(self, symbol: str | None) -> StrategyConfig:
-        """Return the merged config of `symbol` (None = the global view); raises StrategyConfigError.
-
-        The one merge the driver (StrategyManager) and the shards share, live defaults included."""
-        return self.overrides.resolve(
-            symbol, live=self.live, strategy_mode=self.strategy_mode, live_defaults=self.live_defaults
-        )
-
-    @property
-    def plan(self) -> StrategyPlan:
-        """The YAML's `strategies:` block: each symbol's primary and its shadow variants."""
-        return self.overrides.plan
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ShardSettings:
-    """How a shard runs; the same object goes to every shard of a pool."""
-
-    interval: str
-    signal_on_candle_close: bool = True  # False: keys are forming-candle open times (module docstring)
-    anchor_symbol: str = "BTC"
-    checkpoint_every: int = 16  # candles per symbol between checkpoints (>= 1); replay <= 2x this
-    cold_chunk: int = 256  # symbols per store read while catching up from no state (bounds memory)
-    columnar: bool = True  # SDK indicator states as numpy columns across the shard (cluster.columnar_book)
-
-    def __post_init__(self) -> None:
-        if self.checkpoint_every < 1:
-            raise ValueError(f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
-        if self.cold_chunk < 1:
-            raise ValueError(f"cold_chunk must be >= 1, got {self.cold_chunk}")
 
 
 def _stagger(symbol: str, every: int) -> int:
