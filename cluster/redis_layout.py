@@ -19,6 +19,11 @@ Keys
                              candle (its values change until it closes).
 ``{p}:layout:{iv}``          string, the layout version of this interval's candle keys (``2``),
                              set by `migrate_legacy` once version-1 keys are converted.
+``{p}:journal:{iv}``         stream, the closed-bar journal: one entry per write of closed candles
+                             (symbols, record counts, records; `cluster.bar_journal`), capped at
+                             about ``journal_len`` entries. Shards read it since a cursor instead
+                             of re-reading each symbol's recent candles. Every writer of a
+                             candle set goes through this class, so every change is journaled.
 ``{p}:ckey:close:{iv}``      hash, field ``sym`` -> close time ``T`` of the last *closed* candle
                              (decimal). The key of ``AI_QUANT_SIGNAL_ON_CANDLE_CLOSE=1``.
 ``{p}:ckey:open:{iv}``       hash, field ``sym`` -> open time ``t`` of the newest candle, forming
@@ -59,19 +64,21 @@ key. Nothing reads the version-1 keys otherwise.
 API (writers queue on a pipeline; readers make one round trip)
 --------------------------------------------------------------
 Writers (sidecar only): write_closed_candles / write_closed_many (publish=False for corrections),
+queue_candles / trim_closed (journaled, no key),
 write_forming, write_mids, write_bbo, write_heartbeat, append_account_event (the sidecar's
 start-up conversion of old keys: `cluster.layout_migration.migrate_legacy`);
 shards: write_checkpoint. Readers: read_candle_keys, read_candles, read_candles_many,
 read_bars_since / read_bars_batch / read_candles_since (one round trip for any number of symbols, with the
-continuity proof), read_forming, read_mids, read_bbo, read_heartbeat, read_checkpoints,
+continuity proof), read_journal, read_forming, read_mids, read_bbo, read_heartbeat, read_checkpoints,
 parse_closed_notification; driver: ensure_account_group, read_account_events,
 ack_account_events.
 
 Write order
 -----------
-`write_closed_candles` queues candle(s), then the close key, then the notification on one
-pipeline; callers create it with ``client.pipeline(transaction=True)`` so the rewrite of a
-candle is atomic and a reader that sees a key always finds its candle.
+`write_closed_candles` queues candle(s), then their journal entry, then the close key, then the
+notification on one pipeline; callers create it with ``client.pipeline(transaction=True)`` so
+the rewrite of a candle is atomic and a reader that sees a key always finds its candle and its
+journal entry.
 """
 
 from __future__ import annotations
@@ -80,11 +87,12 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import numpy as np
 
+from cluster.account_stream import AccountEvent, AccountEventKind, decode_event, event_fields
+from cluster.bar_journal import JournalRead, encode_entry, parse_since
 from cluster.candle_codec import (
     CANDLE_DTYPE,
     EMPTY_BARS,
@@ -120,18 +128,8 @@ __all__ = [
 
 DEFAULT_PREFIX = "aiq"
 DEFAULT_KEEP_BARS = 1000
+DEFAULT_JOURNAL_LEN = 256  # journal entries kept (about: MAXLEN ~); a reader further behind re-reads all
 
-
-
-class AccountEventKind(StrEnum):
-    """Venue channels forwarded to the driver through the account-events stream, and the
-    sidecar's own SESSION marker: written when a WebSocket session starts (before its
-    subscriptions go out), so the driver knows events of the gap before it were not replayed
-    and reconciles (`w` = the session's start, wall ms; `d` = {"reconnects": n})."""
-
-    USER_FILLS = "userFills"
-    ORDER_UPDATES = "orderUpdates"
-    SESSION = "session"
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,14 +165,6 @@ class Bbo:
         return (self.bid_px + self.ask_px) / 2.0
 
 
-@dataclass(frozen=True, slots=True)
-class AccountEvent:
-    kind: AccountEventKind
-    data: Any
-    is_snapshot: bool
-    wall_ms: int
-
-
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes | bytearray) else str(value)
 
@@ -194,13 +184,15 @@ class RedisLayout:
     lookback); readers do not depend on it.
     """
 
-    def __init__(self, prefix: str = DEFAULT_PREFIX, *, keep_bars: int = DEFAULT_KEEP_BARS) -> None:
+    def __init__(self, prefix: str = DEFAULT_PREFIX, *, keep_bars: int = DEFAULT_KEEP_BARS,
+                 journal_len: int = DEFAULT_JOURNAL_LEN) -> None:
         if not prefix or any(ch in prefix for ch in " \t\r\n"):
             raise ValueError(f"invalid Redis key prefix {prefix!r}")
-        if keep_bars < 1:
-            raise ValueError(f"keep_bars must be >= 1, got {keep_bars}")
+        if keep_bars < 1 or journal_len < 2:
+            raise ValueError(f"keep_bars must be >= 1 and journal_len >= 2, got {keep_bars}, {journal_len}")
         self.prefix = prefix
         self.keep_bars = keep_bars
+        self.journal_len = journal_len
 
     # ----------------------------------------------------------------- key builders
     def candles_key(self, symbol: str, interval: str) -> str:
@@ -237,6 +229,9 @@ class RedisLayout:
     def sidecar_heartbeat_key(self, sidecar: str) -> str:
         return sidecar_key(self.prefix, sidecar)
 
+    def journal_key(self, interval: str) -> str:
+        return f"{self.prefix}:journal:{interval}"
+
     def closed_channel(self, interval: str) -> str:
         return f"{self.prefix}:closed:{interval}"
 
@@ -248,12 +243,33 @@ class RedisLayout:
 
     # ----------------------------------------------------------------- candle writers
     def queue_candles(self, pipe: Any, symbol: str, interval: str, candles: Sequence[Candle]) -> None:
-        """Queue closed candles (ascending, one member per open time) and the keep_bars trim only."""
+        """Queue closed candles (ascending, one member per open time), the keep_bars trim and their
+        journal entry (no close key, no notification)."""
+        raw = encode_candles(candles)
+        self._queue_zset(pipe, symbol, interval, candles, raw)
+        self._queue_journal(pipe, interval, [symbol], [len(candles)], raw)
+
+    def _queue_zset(self, pipe: Any, symbol: str, interval: str, candles: Sequence[Candle], raw: bytes,
+                    ) -> None:
         key = self.candles_key(symbol, interval)
-        for candle in candles:
+        for i, candle in enumerate(candles):
             pipe.zremrangebyscore(key, candle.t, candle.t)
-            pipe.zadd(key, {encode_candle(candle): candle.t})
+            pipe.zadd(key, {raw[i * RECORD_BYTES: (i + 1) * RECORD_BYTES]: candle.t})
         pipe.zremrangebyrank(key, 0, -(self.keep_bars + 1))
+
+    def _queue_journal(self, pipe: Any, interval: str, symbols: Sequence[str], counts: Sequence[int],
+                       records: bytes) -> None:
+        """Queue the write's journal entry (`cluster.bar_journal`): after its candles, before its keys."""
+        if symbols:
+            pipe.xadd(self.journal_key(interval), encode_entry(symbols, counts, records),
+                      maxlen=self.journal_len, approximate=True)
+
+    def trim_closed(self, pipe: Any, symbol: str, interval: str, keep: int) -> None:
+        """Queue a trim of the symbol's closed candles to the newest `keep` (journaled: re-read it)."""
+        if keep < 0:
+            raise ValueError(f"keep must be >= 0, got {keep}")
+        pipe.zremrangebyrank(self.candles_key(symbol, interval), 0, -(keep + 1))
+        self._queue_journal(pipe, interval, [symbol], [0], b"")
 
     def write_closed_candles(
         self, pipe: Any, symbol: str, interval: str, candles: Sequence[Candle], *, publish: bool = True
@@ -268,15 +284,20 @@ class RedisLayout:
     def write_closed_many(
         self, pipe: Any, interval: str, batch: Mapping[str, Sequence[Candle]], *, publish: bool = True
     ) -> None:
-        """Queue closed candles of many symbols, then their close keys, then ONE notification.
+        """Queue closed candles of many symbols, their ONE journal entry, their close keys, ONE notification.
 
         Each symbol's candles must be ascending by t; its key becomes the last candle's close time.
         """
         closed: list[list[Any]] = []
+        counts: list[int] = []
+        blobs: list[bytes] = []
         for symbol, candles in batch.items():
             if candles:
-                self.queue_candles(pipe, symbol, interval, candles)
+                blobs.append(raw := encode_candles(candles))
+                self._queue_zset(pipe, symbol, interval, candles, raw)
                 closed.append([symbol, candles[-1].close_ms])
+                counts.append(len(candles))
+        self._queue_journal(pipe, interval, [sym for sym, _ in closed], counts, b"".join(blobs))
         if not publish or not closed:
             return
         pipe.hset(self.close_key_hash(interval), mapping={sym: str(close) for sym, close in closed})
@@ -399,6 +420,18 @@ class RedisLayout:
         return {sym: (found, bars_to_candles(bars))
                 for sym, (found, bars) in self.read_bars_since(client, resume, interval).items()}
 
+    def read_journal(self, client: Any, interval: str, cursor: str | None, *, limit: int = 64) -> JournalRead:
+        """The closed-bar journal since `cursor` (`cluster.bar_journal`), one round trip (two when
+        more than `limit` entries follow it: then only the newest id, and not intact). Without a
+        cursor: the newest entry's id (not intact). Raises LayoutError on a malformed entry."""
+        key = self.journal_key(interval)
+        if cursor is not None:
+            entries = client.xrange(key, cursor, "+", count=limit + 1)
+            if len(entries) <= limit:
+                return parse_since(entries, cursor, key)
+        newest = client.xrevrange(key, "+", "-", count=1)
+        return JournalRead(_text(newest[0][0]) if newest else None, False)
+
     def read_forming(self, client: Any, symbols: Sequence[str], interval: str) -> dict[str, Candle]:
         """Return the forming candle of each symbol that has one."""
         if not symbols:
@@ -506,15 +539,7 @@ class RedisLayout:
 
     # ----------------------------------------------------------------- account events
     def append_account_event(self, pipe: Any, user: str, event: AccountEvent) -> None:
-        pipe.xadd(
-            self.account_stream_key(user),
-            {
-                "k": event.kind.value,
-                "s": "1" if event.is_snapshot else "0",
-                "w": str(event.wall_ms),
-                "d": json.dumps(event.data, separators=(",", ":")),
-            },
-        )
+        pipe.xadd(self.account_stream_key(user), event_fields(event))
 
     def ensure_account_group(self, client: Any, user: str, group: str) -> None:
         """Create the consumer group (from the stream's start) if it does not exist yet."""
@@ -549,20 +574,10 @@ class RedisLayout:
         if vanished:  # deleted while pending (acknowledged elsewhere): nothing left to hand out
             client.xack(key, group, *vanished)
         return [
-            (_text(entry_id), self._decode_event(key, entry_id, fields))
+            (_text(entry_id), decode_event(key, entry_id, fields))
             for entry_id, fields in entries
             if fields
         ]
-
-    @staticmethod
-    def _decode_event(key: str, entry_id: Any, fields: Mapping[Any, Any]) -> AccountEvent:
-        try:
-            got = {_text(k): _text(v) for k, v in fields.items()}
-            return AccountEvent(
-                AccountEventKind(got["k"]), json.loads(got["d"]), got["s"] == "1", int(got["w"])
-            )
-        except (KeyError, ValueError, TypeError) as exc:
-            raise LayoutError(f"{key} entry {_text(entry_id)}: malformed account event {fields!r}") from exc
 
     def ack_account_events(self, client: Any, user: str, group: str, entry_ids: Sequence[str]) -> None:
         """Acknowledge and delete handled entries (one round trip)."""

@@ -52,6 +52,7 @@ from cluster.mei_rows import MeiNeutral, MeiRow, Neutral, mei_neutral, row_state
 from cluster.metrics import ShardMetrics
 from cluster.records import ShardDecision, ShardStatus, VariantDecision, make_decision, no_signal
 from cluster.shard_fast import advance_fast
+from cluster.shard_journal import JournalCursor
 from cluster.shard_reads import BatchReads, add_anchor, advance_anchor, chunk_reads, read_store, resume_view
 from cluster.shard_sdk import SdkRows, run_row
 from cluster.shard_settings import ConfigSource, ShardSettings
@@ -102,6 +103,7 @@ class ShardCore:
         self.rehydrated = {"checkpoint": 0, "stale_checkpoint": 0, "gap": 0, "rebuild": 0, "corrected": 0}
         self.candles_applied = 0
         self.fast_applied = 0  # of candles_applied, by the steady-state fast path (cluster.shard_fast)
+        self.journal = JournalCursor()  # the closed-bar journal path (cluster.shard_journal); .applied
         self.evaluate_ms: deque[float] = deque(maxlen=256)  # recent evaluate durations, for health/bench
         self._forming: dict[str, Candle] = {}  # open mode: forming bars read by the current evaluate
         self._book = ColumnBook() if settings.columnar else None
@@ -246,6 +248,7 @@ class ShardCore:
             if state is not None and (state.last_close_ms is None or state.last_close_ms < through):
                 reads[symbol] = state.recent.read_from(state.last_t)
         results: dict[str, ShardDecision] = {}
+        journaled = self._advance_journal(reads, batch, results)  # before any candle read
         anchor, newest = self._settings.anchor_symbol, self._through(max(batch.values())) if batch else None
         for index, chunk in enumerate(chunk_reads(reads, self._settings.cold_chunk)):
             if unavailable.intersection(chunk):  # an earlier read failed: don't hammer the store
@@ -271,9 +274,29 @@ class ShardCore:
             views = self._flush(self._advance_chunk(rest, got, request, batch, results, unavailable), batch,
                                 results)
             views.update(fast)
+            self.journal.mark(self._states, views)
+            if not index:
+                views.update(journaled)
             ready, mei = self._decide_columns(views, batch, want_snapshot)
             self._decide_views(views, batch, want_snapshot, results, ready, mei)
         return results
+
+    def _advance_journal(self, reads: dict[str, int | None], batch: Mapping[str, int],
+                         results: dict[str, ShardDecision]) -> dict[str, Any]:
+        """Apply the steady symbols' new candle from the closed-bar journal (`cluster.shard_journal`;
+        close mode only); they leave `reads`. Their views; the rest are read as before."""
+        if not self._settings.signal_on_candle_close:
+            return {}
+        done = self.journal.advance(self._states, self._store, reads, lambda s: self._through(batch[s]),
+                                     self._settings.anchor_symbol)
+        for symbol in done.refused:
+            self._forget(symbol)
+            results[symbol] = no_signal(symbol, batch[symbol], ShardStatus.STRATEGY_ERROR, self.index)
+        for symbol in (*done.applied, *done.refused):
+            del reads[symbol]
+        self.candles_applied += len(done.applied)
+        self.fast_applied += len(done.applied)
+        return dict.fromkeys(done.applied, _FAST_VIEW)
 
     def _advance_fast(self, got: Mapping[str, CandleRead], request: Mapping[str, int | None],
                       batch: Mapping[str, int], results: dict[str, ShardDecision]) -> dict[str, Any]:

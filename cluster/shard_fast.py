@@ -59,14 +59,18 @@ def advance_fast(states: Mapping[str, Any], read: BarsBatch, request: Mapping[st
     if not picked:
         return FastAdvance()
     ok, rows = _checked(states, read, picked, idx, through)
-    done = FastAdvance()
     if not ok.any():
-        return done
+        return FastAdvance()
     keep = np.flatnonzero(ok)
     symbols = [picked[i] for i in keep.tolist()]
     rows = rows[keep]
-    new = read.bars[rows[:, -1]]
-    tails = read.bars[rows.reshape(-1)].tobytes()
+    return apply_new(states, symbols, read.bars[rows[:, -1]], read.bars[rows.reshape(-1)].tobytes())
+
+
+def apply_new(states: Mapping[str, Any], symbols: list[str], new: np.ndarray, tails: bytes) -> FastAdvance:
+    """Apply `new[j]` to `symbols[j]`'s row and make `tails[j]` (TAIL_BYTES each) its applied tail:
+    one `MeiColumns.update` per column set; a group that fails half way is refused whole."""
+    done = FastAdvance()
     groups: dict[int, list[int]] = defaultdict(list)
     for j, symbol in enumerate(symbols):
         groups[id(states[symbol].ind.cols)].append(j)

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from cluster.bar_journal import JournalRead
 from cluster.redis_layout import (
     CANDLE_DTYPE,
     EMPTY_BARS,
@@ -115,7 +116,9 @@ class ShardStore(Protocol):
         ...
 
     # Optional: `read_batch(resume) -> BarsBatch`, the same read as one array (`ShardCore` uses
-    # it for its steady-state fast path when the store has it, `read_since` otherwise).
+    # it for its steady-state fast path when the store has it, `read_since` otherwise), and
+    # `read_journal(cursor) -> JournalRead`, the closed-bar journal since a cursor
+    # (`cluster.shard_journal`; without it every symbol is read).
 
     def load_checkpoints(self, names: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Return the checkpoint of each name that has one."""
@@ -158,6 +161,10 @@ class RedisShardStore:
         layout, interval = self._layout, self._interval
         names = [keys.get(s) or keys.setdefault(s, layout.candles_key(s, interval)) for s in resume]
         return layout.read_bars_batch(self._client, resume, interval, script=self._read_script, keys=names)
+
+    def read_journal(self, cursor: str | None) -> JournalRead:
+        """The closed-bar journal since `cursor` (`RedisLayout.read_journal`; the shard's journal path)."""
+        return self._layout.read_journal(self._client, self._interval, cursor)
 
     def load_checkpoints(self, names: Sequence[str]) -> dict[str, dict[str, Any]]:
         raws = self._layout.read_checkpoints(self._client, list(names), self._interval)

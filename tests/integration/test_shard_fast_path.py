@@ -74,8 +74,10 @@ class Twins:
         pipe.execute()
 
     def trim(self, symbol: str, keep: int) -> None:
+        pipe = self.client.pipeline(transaction=True)
         for layout in self.layouts:
-            self.client.zremrangebyrank(layout.candles_key(symbol, INTERVAL), 0, -(keep + 1))
+            layout.trim_closed(pipe, symbol, INTERVAL, keep)
+        pipe.execute()
 
     def evaluate(self, batch: dict[str, int]) -> list[list[Any]]:
         return [core.evaluate(batch, want_snapshot=self.u.symbols[:2]) for core in self.cores]

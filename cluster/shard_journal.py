@@ -1,0 +1,138 @@
+"""The shard's journal path: steady symbols advance from the closed-bar journal, with no candle read.
+
+Why: even the bulk fast path (`cluster.shard_fast`) re-read each symbol's recently applied candles
+to prove none was rewritten: a per-key call inside Redis' read script, ~10 us of Redis CPU per
+symbol per tick on a box where Redis shares the cores with the shards. Every candle write also
+appends one entry to the interval's journal (`cluster.bar_journal`, written by `RedisLayout`); a
+shard reads what was written since its cursor in ONE ``XRANGE`` and, for a symbol with exactly
+one new record there, knows the store holds exactly the candles it applied plus that one.
+
+`JournalCursor` keeps the cursor (the last entry consumed) and the CLEAN symbols: those whose
+state the general read (or the bulk fast path) brought up to everything stored, by a read taken
+after the cursor was. A symbol advances from the journal (close mode only) when all of these hold:
+- the journal is intact since the cursor (its entry is still there: nothing trimmed), readable;
+- the symbol is clean (with this very state object: a rebuilt or restored state is not), is a
+  mei_alpha_v1 row of the shard's columns without SDK strategies, has a full applied tail, and is
+  not the anchor (whose trend needs the read);
+- the entries since the cursor hold exactly one record of it, newer than its last applied candle
+  and within the tick's key (`through`).
+Any other write of a clean symbol (a rewrite of an applied candle, several candles, a trim, a
+candle beyond the key, or one written while the symbol was not being read) makes it unclean: it
+takes the general read, which re-checks its tail and rebuilds as it always did, and is clean
+again once that read's candles are all applied. A store without `read_journal`, a failed read or
+a trimmed journal: every symbol takes the general read this tick (fail closed).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
+
+import numpy as np
+
+from cluster.applied_tail import TAIL_BYTES
+from cluster.bar_journal import JournalRead
+from cluster.candle_codec import RECORD_BYTES
+from cluster.mei_rows import MeiRow
+from cluster.shard_fast import FastAdvance, apply_new
+
+log = logging.getLogger(__name__)
+
+
+class JournalCursor:
+    """One shard's position in the closed-bar journal and its clean symbols (module docstring)."""
+
+    __slots__ = ("applied", "clean", "cursor", "live")
+
+    def __init__(self) -> None:
+        self.cursor: str | None = None  # id of the last entry consumed
+        self.clean: dict[str, Any] = {}  # symbol -> the state object that is clean
+        self.live = False  # this tick's reads were taken after a valid cursor
+        self.applied = 0  # candles applied from the journal (stats, tests)
+
+    def advance(self, states: Mapping[str, Any], store: Any, reads: Mapping[str, int | None],
+                through: Callable[[str], int], anchor: str) -> FastAdvance:
+        """Read the journal (before any candle read of the tick) and apply what qualifies of `reads`."""
+        journal = self._read(store)
+        done = FastAdvance()
+        if journal is not None:
+            try:
+                done = advance_journal(states, journal, reads, self.clean, through, anchor)
+            except Exception:  # raised before applying anything: everything is read the general way
+                log.exception("journal path failed; reading every symbol the general way")
+            touched = journal.one.keys() | journal.other
+            for symbol in (touched & self.clean.keys()).difference(done.applied):
+                del self.clean[symbol]
+        self.applied += len(done.applied)
+        return done
+
+    def _read(self, store: Any) -> JournalRead | None:
+        """The journal since the cursor, or None (every symbol takes the general read); the cursor moves."""
+        self.live = False
+        reader = getattr(store, "read_journal", None)
+        if reader is None:
+            return None
+        try:
+            journal = reader(self.cursor)
+        except Exception as exc:  # unreadable: no symbol can be trusted; the cursor stays
+            log.warning("closed-bar journal unreadable (%s); reading every symbol the general way", exc)
+            self.clean.clear()
+            return None
+        if not journal.intact:
+            self.clean.clear()
+        self.cursor = journal.last_id
+        self.live = journal.last_id is not None
+        return journal if journal.intact else None
+
+    def mark(self, states: Mapping[str, Any], views: Mapping[str, Any]) -> None:
+        """Symbols whose read (taken after the cursor) is now applied in full are clean."""
+        if not self.live:
+            return
+        clean = self.clean
+        for symbol, (fresh, _) in views.items():
+            state = states.get(symbol)
+            if state is not None and state.last_t is not None and (not fresh or fresh[-1].t <= state.last_t):
+                clean[symbol] = state
+        if len(clean) > 2 * len(states) + 64:  # symbols moved away or rebuilt: drop their old states
+            self.clean = {s: st for s, st in clean.items() if states.get(s) is st}
+
+
+def _eligible(states: Mapping[str, Any], journal: JournalRead, reads: Collection[str],
+              clean: Mapping[str, Any], anchor: str) -> tuple[list[str], list[int]]:
+    """Symbols of `reads` with one journal record whose state qualifies, and their rows in `journal.bars`."""
+    picked: list[str] = []
+    rows: list[int] = []
+    one = journal.one
+    for symbol in reads:
+        row = one.get(symbol)
+        if row is None or symbol == anchor:
+            continue
+        state = states.get(symbol)
+        if (state is None or clean.get(symbol) is not state or state.sdk is not None
+                or type(state.ind) is not MeiRow or len(state.recent.raw) != TAIL_BYTES):
+            continue
+        picked.append(symbol)
+        rows.append(row)
+    return picked, rows
+
+
+def advance_journal(states: Mapping[str, Any], journal: JournalRead, reads: Collection[str],
+                    clean: Mapping[str, Any], through: Callable[[str], int], anchor: str) -> FastAdvance:
+    """Apply each qualifying symbol's one journal record (module docstring). Pure: no I/O."""
+    picked, rows = _eligible(states, journal, reads, clean, anchor)
+    if not picked:
+        return FastAdvance()
+    new = journal.bars[np.asarray(rows, dtype=np.int64)]
+    last_t = np.fromiter((states[s].last_t for s in picked), dtype=np.int64, count=len(picked))
+    limit = np.fromiter((through(s) for s in picked), dtype=np.int64, count=len(picked))
+    ok = (new["t"] > last_t) & (new["t"] <= limit)
+    if not ok.any():
+        return FastAdvance()
+    keep = np.flatnonzero(ok)
+    new = new[keep]
+    symbols = [picked[i] for i in keep.tolist()]
+    records = new.tobytes()
+    tails = b"".join(states[s].recent.raw[RECORD_BYTES:] + records[j * RECORD_BYTES: (j + 1) * RECORD_BYTES]
+                     for j, s in enumerate(symbols))
+    return apply_new(states, symbols, new, tails)
