@@ -4,14 +4,17 @@
 
 Why in-process: on a shared 2-core box wall times say more about the neighbours than about the
 code; the process CPU time of `ShardCore.evaluate` (time.process_time) and Redis' own time for
-the read script (INFO commandstats) do not. Two `ShardCore`s hold the same synthetic symbols
-(bench.universe) over one private redis-server, each under its own key prefix:
-- "fast": the shard as it runs (`RedisShardStore`: bulk read, `cluster.shard_fast`);
+its reads (INFO commandstats: the read script and the closed-bar journal's XRANGE/XREVRANGE;
+the writer's journal XADD is reported apart, per symbol written) do not. Two `ShardCore`s hold
+the same synthetic symbols (bench.universe) over one private redis-server, each under its own key prefix:
+- "fast": the shard as it runs (`RedisShardStore`: the closed-bar journal, `cluster.shard_journal`,
+  then the bulk read, `cluster.shard_fast`);
 - "general": the same store seen without `read_batch`, so every symbol takes the general path
   (`ShardCore._view` / `_catch_up`, `Candle` objects): the same-run baseline.
 Each timed tick writes one closed candle per symbol to both prefixes, then evaluates both shards
 (alternating which goes first) and compares their records field for field (`mismatches`, which
-must be 0); `timed_candles_fast` counts the timed candles the fast path applied (all, normally).
+must be 0); `timed_candles_fast` counts the timed candles the fast paths applied (all, normally),
+`timed_candles_journal` those of them applied from the closed-bar journal.
 Checkpoints run as in production (`--checkpoint-every`, staggered by symbol).
 `--profile N` prints the fast shard's top N cProfile lines to stderr. Prints one JSON document
 (or a short table); nothing here asserts a timing.
@@ -83,8 +86,12 @@ def _write_bar(client: redis.Redis, layouts: list[RedisLayout], hist: dict[str, 
     pipe.execute()
 
 
-def _evalsha_usec(client: redis.Redis) -> float:
-    return float(client.info("commandstats").get("cmdstat_evalsha", {}).get("usec", 0))
+READ_COMMANDS = ("evalsha", "xrange", "xrevrange")  # the candle read script and the journal reads
+
+
+def _usec(client: redis.Redis, commands: tuple[str, ...] = READ_COMMANDS) -> float:
+    stats = client.info("commandstats")
+    return float(sum(stats.get(f"cmdstat_{name}", {}).get("usec", 0) for name in commands))
 
 
 def run(args: argparse.Namespace, server_dir: Path) -> dict[str, Any]:
@@ -120,15 +127,18 @@ def run(args: argparse.Namespace, server_dir: Path) -> dict[str, Any]:
         cpu: dict[str, list[float]] = {name: [] for name in cores}
         wall: dict[str, list[float]] = {name: [] for name in cores}
         redis_us: dict[str, list[float]] = {name: [] for name in cores}
+        journal_us: list[float] = []  # the writer's XADD of the journal, per symbol written
         mismatches = not_ok = 0
         profile = cProfile.Profile() if args.profile else None
-        fast_before = cores["fast"].fast_applied
+        fast_before, journal_before = cores["fast"].fast_applied, cores["fast"].journal.applied
         for tick, bar in enumerate(range(args.warm_bars + 2, args.warm_bars + 2 + args.ticks)):
+            before_xadd = _usec(client, ("xadd",))
             _write_bar(client, list(layouts.values()), hist, bar)
+            journal_us.append((_usec(client, ("xadd",)) - before_xadd) / (len(layouts) * len(hist)))
             batch = {s: hist[s][bar].close_ms for s in symbols}
             records: dict[str, list[Any]] = {}
             for name in (["fast", "general"] if tick % 2 == 0 else ["general", "fast"]):
-                before_redis = _evalsha_usec(client)
+                before_redis = _usec(client)
                 wall0, cpu0 = time.perf_counter(), time.process_time()
                 if profile is not None and name == "fast":
                     profile.enable()
@@ -137,7 +147,7 @@ def run(args: argparse.Namespace, server_dir: Path) -> dict[str, Any]:
                     profile.disable()
                 cpu[name].append((time.process_time() - cpu0) * 1e6 / args.symbols)
                 wall[name].append((time.perf_counter() - wall0) * 1e3)
-                redis_us[name].append((_evalsha_usec(client) - before_redis) / args.symbols)
+                redis_us[name].append((_usec(client) - before_redis) / args.symbols)
             pairs = zip(records["fast"], records["general"], strict=True)
             mismatches += sum(repr(a) != repr(b) for a, b in pairs)
             not_ok += sum(r.status.value != "ok" for r in records["fast"])
@@ -157,6 +167,8 @@ def run(args: argparse.Namespace, server_dir: Path) -> dict[str, Any]:
                                                      / max(paths["fast"]["cpu_us_per_symbol_p50"], 1e-9), 2),
                 "mismatches": mismatches, "records_not_ok": not_ok,
                 "timed_candles_fast": cores["fast"].fast_applied - fast_before,
+                "timed_candles_journal": cores["fast"].journal.applied - journal_before,
+                "redis_journal_write_us_per_symbol_p50": round(percentile(journal_us, 0.5), 2),
                 "rehydrated": cores["fast"].rehydrated, "loadavg": list(os.getloadavg())}
     finally:
         server.stop()

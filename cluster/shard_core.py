@@ -287,8 +287,7 @@ class ShardCore:
         close mode only); they leave `reads`. Their views; the rest are read as before."""
         if not self._settings.signal_on_candle_close:
             return {}
-        done = self.journal.advance(self._states, self._store, reads, lambda s: self._through(batch[s]),
-                                     self._settings.anchor_symbol)
+        done = self.journal.advance(self._states, self._store, reads, batch, self._settings.anchor_symbol)
         for symbol in done.refused:
             self._forget(symbol)
             results[symbol] = no_signal(symbol, batch[symbol], ShardStatus.STRATEGY_ERROR, self.index)

@@ -26,7 +26,7 @@ a trimmed journal: every symbol takes the general read this tick (fail closed).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import numpy as np
@@ -52,13 +52,14 @@ class JournalCursor:
         self.applied = 0  # candles applied from the journal (stats, tests)
 
     def advance(self, states: Mapping[str, Any], store: Any, reads: Mapping[str, int | None],
-                through: Callable[[str], int], anchor: str) -> FastAdvance:
-        """Read the journal (before any candle read of the tick) and apply what qualifies of `reads`."""
+                keys: Mapping[str, int], anchor: str) -> FastAdvance:
+        """Read the journal (before any candle read of the tick) and apply what qualifies of `reads`
+        (close mode: `keys` are the candle keys, the newest open time each symbol may apply)."""
         journal = self._read(store)
         done = FastAdvance()
         if journal is not None:
             try:
-                done = advance_journal(states, journal, reads, self.clean, through, anchor)
+                done = advance_journal(states, journal, reads, self.clean, keys, anchor)
             except Exception:  # raised before applying anything: everything is read the general way
                 log.exception("journal path failed; reading every symbol the general way")
             touched = journal.one.keys() | journal.other
@@ -99,10 +100,13 @@ class JournalCursor:
 
 
 def _eligible(states: Mapping[str, Any], journal: JournalRead, reads: Collection[str],
-              clean: Mapping[str, Any], anchor: str) -> tuple[list[str], list[int]]:
-    """Symbols of `reads` with one journal record whose state qualifies, and their rows in `journal.bars`."""
+              clean: Mapping[str, Any], keys: Mapping[str, int], anchor: str,
+              ) -> tuple[list[str], list[list[Any]]]:
+    """Symbols of `reads` with one journal record whose state qualifies, and per symbol its row in
+    `journal.bars`, last applied open time, key and applied tail (one pass: this runs per symbol)."""
     picked: list[str] = []
-    rows: list[int] = []
+    got: list[list[Any]] = [[], [], [], []]
+    rows, last, limit, raws = got
     one = journal.one
     for symbol in reads:
         row = one.get(symbol)
@@ -110,29 +114,31 @@ def _eligible(states: Mapping[str, Any], journal: JournalRead, reads: Collection
             continue
         state = states.get(symbol)
         if (state is None or clean.get(symbol) is not state or state.sdk is not None
-                or type(state.ind) is not MeiRow or len(state.recent.raw) != TAIL_BYTES):
+                or type(state.ind) is not MeiRow or len(raw := state.recent.raw) != TAIL_BYTES):
             continue
         picked.append(symbol)
         rows.append(row)
-    return picked, rows
+        last.append(state.last_t)
+        limit.append(keys[symbol])
+        raws.append(raw)
+    return picked, got
 
 
 def advance_journal(states: Mapping[str, Any], journal: JournalRead, reads: Collection[str],
-                    clean: Mapping[str, Any], through: Callable[[str], int], anchor: str) -> FastAdvance:
-    """Apply each qualifying symbol's one journal record (module docstring). Pure: no I/O."""
-    picked, rows = _eligible(states, journal, reads, clean, anchor)
+                    clean: Mapping[str, Any], keys: Mapping[str, int], anchor: str) -> FastAdvance:
+    """Apply each qualifying symbol's one journal record (module docstring); `keys[symbol]` is the
+    newest open time it may apply (close mode: its candle key). Pure: no I/O."""
+    picked, (rows, last, limit, raws) = _eligible(states, journal, reads, clean, keys, anchor)
     if not picked:
         return FastAdvance()
     new = journal.bars[np.asarray(rows, dtype=np.int64)]
-    last_t = np.fromiter((states[s].last_t for s in picked), dtype=np.int64, count=len(picked))
-    limit = np.fromiter((through(s) for s in picked), dtype=np.int64, count=len(picked))
-    ok = (new["t"] > last_t) & (new["t"] <= limit)
+    ok = (new["t"] > np.asarray(last, dtype=np.int64)) & (new["t"] <= np.asarray(limit, dtype=np.int64))
     if not ok.any():
         return FastAdvance()
     keep = np.flatnonzero(ok)
     new = new[keep]
-    symbols = [picked[i] for i in keep.tolist()]
-    records = new.tobytes()
-    tails = b"".join(states[s].recent.raw[RECORD_BYTES:] + records[j * RECORD_BYTES: (j + 1) * RECORD_BYTES]
-                     for j, s in enumerate(symbols))
-    return apply_new(states, symbols, new, tails)
+    # each kept tail loses its oldest record and gains the new one, as whole records (bytes)
+    old = np.frombuffer(b"".join(raws), dtype=np.uint8).reshape(len(picked), TAIL_BYTES)[keep]
+    added = new.view(np.uint8).reshape(len(keep), RECORD_BYTES)
+    tails = np.concatenate([old[:, RECORD_BYTES:], added], axis=1)
+    return apply_new(states, [picked[i] for i in keep.tolist()], new, tails.tobytes())
