@@ -56,13 +56,15 @@ class JournalRead:
 
     `last_id` is the newest entry seen (the next cursor; None: the journal is empty or absent).
     `intact` is the proof that nothing was trimmed since the cursor (its entry was still there);
-    without it `one`/`other` are empty and every symbol must be re-read. `one` maps each symbol
+    without it (a trim, or an entry that does not parse: `problem`) `one`/`other` are empty and
+    every symbol must be re-read, and the cursor moves on to `last_id`. `one` maps each symbol
     written exactly once, with exactly one record, to its row in `bars`; `other` holds every
     other symbol written (several records, several writes, or counts 0).
     """
 
     last_id: str | None
     intact: bool
+    problem: str | None = None  # why an entry since the cursor could not be used (then not intact)
     one: dict[str, int] = field(default_factory=dict)
     other: set[str] = field(default_factory=set)
     bars: np.ndarray = field(default_factory=lambda: EMPTY_BARS)
@@ -103,18 +105,25 @@ def _entry_rows(symbols: list[str], counts: np.ndarray, base: int) -> tuple[dict
 def parse_since(entries: Sequence[tuple[Any, Mapping[Any, Any]]], cursor: str, where: str) -> JournalRead:
     """The `JournalRead` of an ``XRANGE key cursor +`` reply (the cursor entry included, first).
 
-    Raises LayoutError naming `where` and the entry when an entry does not have the format; the
-    caller then re-reads every symbol."""
+    An entry that does not have the format makes the whole read unusable (not intact, `problem`
+    names `where` and the entry): every symbol is re-read and the cursor still moves past it."""
     if not entries:
         return JournalRead(None, False)
     last_id = entry_id(entries[-1][0])
     if entry_id(entries[0][0]) != cursor:  # trimmed (or the stream was recreated) past the cursor
         return JournalRead(last_id, False)
+    try:
+        return _parse(entries[1:], last_id, where)
+    except LayoutError as exc:
+        return JournalRead(last_id, False, str(exc))
+
+
+def _parse(entries: Sequence[tuple[Any, Mapping[Any, Any]]], last_id: str, where: str) -> JournalRead:
     one: dict[str, int] = {}
     other: set[str] = set()
     blobs: list[bytes] = []
     base = 0
-    for raw_id, fields in entries[1:]:
+    for raw_id, fields in entries:
         symbols, counts, raw = _fields(fields, f"{where} entry {entry_id(raw_id)}")
         got, touched = _entry_rows(symbols, counts, base)
         other |= touched
@@ -125,4 +134,4 @@ def parse_since(entries: Sequence[tuple[Any, Mapping[Any, Any]]], cursor: str, w
     for symbol in other:
         one.pop(symbol, None)
     bars = decode_bars(b"".join(blobs), where) if base else EMPTY_BARS
-    return JournalRead(last_id, True, one, other, bars)
+    return JournalRead(last_id, True, None, one, other, bars)

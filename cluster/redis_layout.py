@@ -423,11 +423,11 @@ class RedisLayout:
     def read_journal(self, client: Any, interval: str, cursor: str | None, *, limit: int = 64) -> JournalRead:
         """The closed-bar journal since `cursor` (`cluster.bar_journal`), one round trip (two when
         more than `limit` entries follow it: then only the newest id, and not intact). Without a
-        cursor: the newest entry's id (not intact). Raises LayoutError on a malformed entry."""
+        cursor: the newest entry's id (not intact). A malformed entry: not intact, `problem` says why."""
         key = self.journal_key(interval)
         if cursor is not None:
-            entries = client.xrange(key, cursor, "+", count=limit + 1)
-            if len(entries) <= limit:
+            entries = client.xrange(key, cursor, "+", count=limit + 2)  # the cursor's, limit, one more
+            if len(entries) <= limit + 1:
                 return parse_since(entries, cursor, key)
         newest = client.xrevrange(key, "+", "-", count=1)
         return JournalRead(_text(newest[0][0]) if newest else None, False)

@@ -80,6 +80,8 @@ class JournalCursor:
             log.warning("closed-bar journal unreadable (%s); reading every symbol the general way", exc)
             self.clean.clear()
             return None
+        if journal.problem is not None:
+            log.warning("closed-bar journal: %s; reading every symbol the general way", journal.problem)
         if not journal.intact:
             self.clean.clear()
         self.cursor = journal.last_id
