@@ -1,4 +1,5 @@
-"""The shard's steady-state fast path (cluster.shard_fast) decides exactly like the general path.
+"""The shard's steady-state fast paths (cluster.shard_journal, cluster.shard_fast) decide exactly like
+the general path.
 
 Two `ShardCore`s read the same candles from one real redis-server, each under its own key prefix:
 the shard as it runs (`RedisShardStore`, bulk read, fast path) and a twin whose store hides
@@ -7,7 +8,11 @@ steady ticks the run interleaves what the fast path must hand over to the genera
 skipping a tick then catching up two candles, a stale candle rewritten after it was applied (the
 sidecar's correction), candles stored beyond the key (early, or after a bar the venue never had),
 retention trimming a symbol's history past its state (history gap), the anchor traded as a
-symbol, and a restart from checkpoints written by the fast path. Every tick both shards' records
+symbol, a restart from checkpoints written by the fast path, and what the closed-bar journal path
+must hand over: a stale applied candle corrected between ticks while its symbol's key stood still
+(consumed from the journal but not in the tick's request), a journal trimmed past the shard's
+cursor hiding a rewrite, a malformed journal entry, and several candles written at once (the
+skipped symbol's gap fill). Every tick both shards' records
 must be identical, field for field, and equal the batch strategy over the true history
 (tests.unit.test_shard_core.oracle) wherever that history is intact, and their whole indicator
 states (checkpoints, packed doubles) bit for bit the same; the fast path must actually have
@@ -32,6 +37,7 @@ from tests.unit.test_shard_core import WARM, Universe, assert_matches, oracle
 TICKS = 40
 SETTINGS = ShardSettings(interval=INTERVAL, checkpoint_every=5)
 SKIP_AT, RESTART_AT, STALE_AT, CORRECT_AT, AHEAD_AT, HOLE_AT, TRIM_AT = 4, 6, 14, 16, 20, 24, 30
+REWRITE_AT, JUNK_AT, JTRIM_AT = 10, 26, 34  # the journal path's hand-overs (symbols 6 and 7)
 
 
 class GeneralOnly:
@@ -79,6 +85,15 @@ class Twins:
             layout.trim_closed(pipe, symbol, INTERVAL, keep)
         pipe.execute()
 
+    def journal(self, fields: dict[str, Any] | None = None) -> None:
+        """Append a malformed entry to both journals, or (None) trim both to their newest entry."""
+        for layout in self.layouts:
+            key = layout.journal_key(INTERVAL)
+            if fields is None:
+                self.client.xtrim(key, maxlen=1, approximate=False)
+            else:
+                self.client.xadd(key, fields)
+
     def evaluate(self, batch: dict[str, int]) -> list[list[Any]]:
         return [core.evaluate(batch, want_snapshot=self.u.symbols[:2]) for core in self.cores]
 
@@ -104,6 +119,8 @@ def _fresh(u: Universe, k: int, bar: int) -> dict[str, list[Candle]]:
         fresh[stale] = [_stale(u.hist[stale][bar], u.hist[stale][bar - 1])]
     if k == AHEAD_AT + 1:
         fresh.pop(u.symbols[3])  # stored a tick early (below)
+    if k == REWRITE_AT:
+        fresh[u.symbols[6]] = [_stale(u.hist[u.symbols[6]][bar], u.hist[u.symbols[6]][bar - 1])]
     return fresh
 
 
@@ -112,8 +129,18 @@ def _tick(t: Twins, k: int, keys: dict[str, int]) -> None:
     u, bar = t.u, WARM + k
     stale, ahead, holed = u.symbols[2], u.symbols[3], u.symbols[5]
     missing = u.hist[holed].pop(bar) if k == HOLE_AT else None  # a bar the venue never had
+    rewritten, hidden = u.symbols[6], u.symbols[7]
+    if k == REWRITE_AT + 1:  # between ticks: the stale applied bar corrected; the key stands still
+        t.write({rewritten: [u.hist[rewritten][bar - 1]]}, publish=False)
+    if k == JTRIM_AT:  # an applied bar rewritten (stale from now on), then the journal trimmed (below)
+        u.hist[hidden][bar - 1] = _stale(u.hist[hidden][bar - 1], u.hist[hidden][bar - 2])
+        t.write({hidden: [u.hist[hidden][bar - 1]]}, publish=False)
     fresh = _fresh(u, k, bar)
     t.write(fresh)
+    if k == JTRIM_AT:
+        t.journal(None)  # the shard's cursor entry and the rewrite's entry are gone
+    if k == JUNK_AT:
+        t.journal({"s": "not json"})
     if k == CORRECT_AT:
         t.write({stale: [u.hist[stale][WARM + STALE_AT]]}, publish=False)  # the sidecar's correction
     if k == AHEAD_AT:
@@ -122,17 +149,20 @@ def _tick(t: Twins, k: int, keys: dict[str, int]) -> None:
     keys[ahead] = u.hist[ahead][bar].close_ms
     if missing is not None:  # the next candle is stored, the key is the missing one's
         keys[holed] = missing.close_ms
+    if k == REWRITE_AT + 1:  # its new bar is stored, but the driver has not moved its key yet
+        keys[rewritten] = u.hist[rewritten][bar - 1].close_ms
 
 
 def _oracle_applies(u: Universe, symbol: str, k: int) -> bool:
     """False where a stale input, a lost history or another history leaves the oracle nothing to say."""
-    stale, trimmed, holed = u.symbols[2], u.symbols[4], u.symbols[5]
+    stale, trimmed, holed, rewritten, hidden = (u.symbols[i] for i in (2, 4, 5, 6, 7))
     return not ((symbol == stale and STALE_AT <= k < CORRECT_AT) or (symbol == trimmed and k >= TRIM_AT)
-                or (symbol == holed and k >= HOLE_AT))
+                or (symbol == holed and k >= HOLE_AT) or (symbol == hidden and k >= JTRIM_AT)
+                or (symbol == rewritten and REWRITE_AT <= k <= REWRITE_AT + 1))
 
 
 def test_fast_path_decides_like_the_general_path_through_irregular_ticks(redis_client: redis.Redis) -> None:
-    u = Universe(6, WARM + TICKS + 2, trade_btc=True)
+    u = Universe(8, WARM + TICKS + 2, trade_btc=True)
     t = Twins(redis_client, u)
     t.write({s: c[:WARM] for s, c in u.hist.items()})
     t.start()
@@ -141,6 +171,7 @@ def test_fast_path_decides_like_the_general_path_through_irregular_ticks(redis_c
     expected = {s: oracle(s, u.hist[s], u.hist["BTC"]) for s in u.symbols}
     trimmed = u.symbols[4]
     checked = 0
+    journaled: list[int] = []  # candles the fast shard applied from the journal, per tick
     for k in range(TICKS):
         if k == RESTART_AT:
             t.start()  # both restored from the checkpoints they wrote (the fast one's packed in bulk)
@@ -148,7 +179,9 @@ def test_fast_path_decides_like_the_general_path_through_irregular_ticks(redis_c
         if k == TRIM_AT:
             t.trim(trimmed, 0)  # retention took every candle the state knows (its last one included)
         _tick(t, k, keys)
+        before = t.cores[0].journal.applied
         fast, general = t.evaluate(keys)
+        journaled.append(t.cores[0].journal.applied - before)
         assert [repr(r) for r in fast] == [repr(r) for r in general], k
         assert _states(t.cores[0]) == _states(t.cores[1]), k  # the whole indicator state, bit for bit
         for record in fast:
@@ -166,7 +199,11 @@ def test_fast_path_decides_like_the_general_path_through_irregular_ticks(redis_c
     fast_core, general_core = t.cores
     assert checked > 200
     assert fast_core.rehydrated == general_core.rehydrated
-    assert fast_core.rehydrated["corrected"] == 1 and fast_core.rehydrated["gap"] == 1
+    assert fast_core.rehydrated["corrected"] == 3 and fast_core.rehydrated["gap"] == 1
+    # a trimmed or unreadable journal: every symbol read that tick; the journal path resumes next tick
+    assert journaled[JTRIM_AT] == journaled[JUNK_AT] == 0
+    assert journaled[JTRIM_AT + 1] > 0 and journaled[JUNK_AT + 1] > 0
+    assert sum(journaled[RESTART_AT + 2:]) > 0.5 * (TICKS - RESTART_AT - 2) * len(u.symbols)
     assert general_core.fast_applied == 0
     # most ticks' candles since the restart went the fast way; the irregular ones and rebuilds did not
     assert fast_core.fast_applied > 0.6 * (TICKS - RESTART_AT) * len(u.symbols)
