@@ -22,6 +22,7 @@ carried most candles.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -37,7 +38,7 @@ from tests.unit.test_shard_core import WARM, Universe, assert_matches, oracle
 TICKS = 40
 SETTINGS = ShardSettings(interval=INTERVAL, checkpoint_every=5)
 SKIP_AT, RESTART_AT, STALE_AT, CORRECT_AT, AHEAD_AT, HOLE_AT, TRIM_AT = 4, 6, 14, 16, 20, 24, 30
-REWRITE_AT, JUNK_AT, JTRIM_AT = 10, 26, 34  # the journal path's hand-overs (symbols 6 and 7)
+REWRITE_AT, JUNK_AT, JTRIM_AT, RACE_AT = 10, 26, 34, 37  # the journal path's hand-overs (symbols 6-8)
 
 
 class GeneralOnly:
@@ -59,13 +60,28 @@ class GeneralOnly:
         return self._inner.read_forming(symbols)
 
 
+class RacingStore(RedisShardStore):
+    """The fast shard's store; `after_journal` (once) runs right after its journal read, as a write
+    landing between the shard's journal read and its candle read would."""
+
+    after_journal: Callable[[], None] | None = None
+
+    def read_journal(self, cursor: str | None) -> Any:
+        got = super().read_journal(cursor)
+        hook, self.after_journal = self.after_journal, None
+        if hook is not None:
+            hook()
+        return got
+
+
 class Twins:
     """The candles written once per prefix (as the sidecar writes them) and the two shards."""
 
     def __init__(self, client: redis.Redis, u: Universe) -> None:
         self.client, self.u = client, u
         self.layouts = [RedisLayout(p, keep_bars=WARM + TICKS + 10) for p in ("t-fast", "t-general")]
-        self.stores = [RedisShardStore(client, self.layouts[0], INTERVAL),
+        self.racing = RacingStore(client, self.layouts[0], INTERVAL)
+        self.stores = [self.racing,
                        GeneralOnly(RedisShardStore(client, self.layouts[1], INTERVAL))]
         self.cores: list[ShardCore] = []
 
@@ -121,7 +137,28 @@ def _fresh(u: Universe, k: int, bar: int) -> dict[str, list[Candle]]:
         fresh.pop(u.symbols[3])  # stored a tick early (below)
     if k == REWRITE_AT:
         fresh[u.symbols[6]] = [_stale(u.hist[u.symbols[6]][bar], u.hist[u.symbols[6]][bar - 1])]
+    if k in (RACE_AT, RACE_AT + 1):
+        del fresh[u.symbols[8]]  # written during the shard's read (RACE_AT), not at all (RACE_AT + 1)
+    if k == RACE_AT + 2:
+        fresh[u.symbols[8]] = u.hist[u.symbols[8]][bar - 1: bar + 1]
     return fresh
+
+
+def _journal_events(t: Twins, k: int, bar: int, *, before: bool) -> None:
+    """The journal path's hand-overs written before (`before`) or after the tick's fresh candles."""
+    u = t.u
+    rewritten, hidden, raced = u.symbols[6], u.symbols[7], u.symbols[8]
+    if before and k == REWRITE_AT + 1:  # between ticks: the stale applied bar corrected; its key stands
+        t.write({rewritten: [u.hist[rewritten][bar - 1]]}, publish=False)
+    if before and k == JTRIM_AT:  # an applied bar rewritten (stale from now on; its key stands), then
+        u.hist[hidden][bar - 1] = _stale(u.hist[hidden][bar - 1], u.hist[hidden][bar - 2])
+        t.write({hidden: [u.hist[hidden][bar - 1]]}, publish=False)
+    if not before and k == JTRIM_AT:
+        t.journal(None)  # the journal trimmed: the shard's cursor entry and the rewrite's entry are gone
+    if not before and k == RACE_AT:  # journaled after the fast shard's cursor, seen by its candle read
+        t.racing.after_journal = lambda: t.write({raced: u.hist[raced][bar: bar + 1]})
+    if not before and k == JUNK_AT:
+        t.journal({"s": "not json"})
 
 
 def _tick(t: Twins, k: int, keys: dict[str, int]) -> None:
@@ -129,18 +166,10 @@ def _tick(t: Twins, k: int, keys: dict[str, int]) -> None:
     u, bar = t.u, WARM + k
     stale, ahead, holed = u.symbols[2], u.symbols[3], u.symbols[5]
     missing = u.hist[holed].pop(bar) if k == HOLE_AT else None  # a bar the venue never had
-    rewritten, hidden = u.symbols[6], u.symbols[7]
-    if k == REWRITE_AT + 1:  # between ticks: the stale applied bar corrected; the key stands still
-        t.write({rewritten: [u.hist[rewritten][bar - 1]]}, publish=False)
-    if k == JTRIM_AT:  # an applied bar rewritten (stale from now on), then the journal trimmed (below)
-        u.hist[hidden][bar - 1] = _stale(u.hist[hidden][bar - 1], u.hist[hidden][bar - 2])
-        t.write({hidden: [u.hist[hidden][bar - 1]]}, publish=False)
+    _journal_events(t, k, bar, before=True)
     fresh = _fresh(u, k, bar)
     t.write(fresh)
-    if k == JTRIM_AT:
-        t.journal(None)  # the shard's cursor entry and the rewrite's entry are gone
-    if k == JUNK_AT:
-        t.journal({"s": "not json"})
+    _journal_events(t, k, bar, before=False)
     if k == CORRECT_AT:
         t.write({stale: [u.hist[stale][WARM + STALE_AT]]}, publish=False)  # the sidecar's correction
     if k == AHEAD_AT:
@@ -149,8 +178,11 @@ def _tick(t: Twins, k: int, keys: dict[str, int]) -> None:
     keys[ahead] = u.hist[ahead][bar].close_ms
     if missing is not None:  # the next candle is stored, the key is the missing one's
         keys[holed] = missing.close_ms
-    if k == REWRITE_AT + 1:  # its new bar is stored, but the driver has not moved its key yet
-        keys[rewritten] = u.hist[rewritten][bar - 1].close_ms
+    held = {REWRITE_AT + 1: u.symbols[6], JTRIM_AT: u.symbols[7]}.get(k)
+    if held is not None:  # its new bar is stored, the driver's key has not moved yet
+        keys[held] = u.hist[held][bar - 1].close_ms
+    if k in (RACE_AT, RACE_AT + 1):  # at RACE_AT + 1 ahead of the store (its one journal record is old)
+        keys[u.symbols[8]] = u.hist[u.symbols[8]][bar].close_ms
 
 
 def _oracle_applies(u: Universe, symbol: str, k: int) -> bool:
@@ -158,11 +190,12 @@ def _oracle_applies(u: Universe, symbol: str, k: int) -> bool:
     stale, trimmed, holed, rewritten, hidden = (u.symbols[i] for i in (2, 4, 5, 6, 7))
     return not ((symbol == stale and STALE_AT <= k < CORRECT_AT) or (symbol == trimmed and k >= TRIM_AT)
                 or (symbol == holed and k >= HOLE_AT) or (symbol == hidden and k >= JTRIM_AT)
-                or (symbol == rewritten and REWRITE_AT <= k <= REWRITE_AT + 1))
+                or (symbol == rewritten and REWRITE_AT <= k <= REWRITE_AT + 1)
+                or (symbol == u.symbols[8] and k == RACE_AT + 1))
 
 
 def test_fast_path_decides_like_the_general_path_through_irregular_ticks(redis_client: redis.Redis) -> None:
-    u = Universe(8, WARM + TICKS + 2, trade_btc=True)
+    u = Universe(9, WARM + TICKS + 2, trade_btc=True)
     t = Twins(redis_client, u)
     t.write({s: c[:WARM] for s, c in u.hist.items()})
     t.start()
@@ -194,8 +227,9 @@ def test_fast_path_decides_like_the_general_path_through_irregular_ticks(redis_c
             checked += 1
         if k >= TRIM_AT:
             assert next(r for r in fast if r.symbol == trimmed).history_gap
-        if k == HOLE_AT:  # the stored candle opens after the key: not applied, no decision
-            assert next(r for r in fast if r.symbol == u.symbols[5]).status is ShardStatus.MISSING_CANDLE
+        if k in (HOLE_AT, RACE_AT + 1):  # the stored candle opens after the key / none: not applied
+            holed = u.symbols[5] if k == HOLE_AT else u.symbols[8]
+            assert next(r for r in fast if r.symbol == holed).status is ShardStatus.MISSING_CANDLE
     fast_core, general_core = t.cores
     assert checked > 200
     assert fast_core.rehydrated == general_core.rehydrated
