@@ -7,7 +7,8 @@ bar must rebuild, or its indicators differ from a replay over the stored candles
 
 The candles are kept as the layout's 64-byte records (`cluster.candle_codec`), concatenated:
 the steady-state fast path (`cluster.shard_fast`) compares a read's re-read records with them
-byte for byte and stores the read's records as the new tail, with no `Candle` objects at all;
+byte for byte and stores the read's records as the new tail (the journal path,
+`cluster.shard_journal`, shifts the journal's one new record in), with no `Candle` objects at all;
 the general path still sees `Candle`s (`candles()`, `rewritten`).
 """
 

@@ -19,9 +19,11 @@ Semantics (issue 4):
   contains the key (t <= key <= close_ms); otherwise the record says why not.
 - Corrected candles (`cluster.applied_tail`): reads start a few applied candles back; if the
   sidecar rewrote one, the symbol is rebuilt from the store (rehydrated["corrected"]).
-- Steady ticks (`cluster.shard_fast`, close mode, stores with `read_batch`): symbols whose read
-  holds exactly their unchanged tail plus one new candle within the key are checked and applied
-  in bulk, without `Candle` objects; every other symbol takes the general path described here.
+- Steady ticks (close mode): symbols the closed-bar journal shows exactly one new candle for
+  advance from it with no candle read (`cluster.shard_journal`, stores with `read_journal`); of
+  the rest, those whose read holds exactly their unchanged tail plus one new candle within the
+  key are checked and applied in bulk (`cluster.shard_fast`, stores with `read_batch`), without
+  `Candle` objects; every other symbol takes the general path described here.
 - Open mode (`ShardSettings.signal_on_candle_close=False`, AI_QUANT_SIGNAL_ON_CANDLE_CLOSE=0):
   key = open time t of the newest (forming) candle (RedisLayout's open key), as the reference
   engine decides on the un-trimmed frame whose last row is still forming. Closed candles with
