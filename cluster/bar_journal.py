@@ -12,8 +12,8 @@ any other count was touched otherwise (a rewrite, several candles, a trim) and m
 Entry fields (the layout owns the key; this module owns the fields):
 ``s`` JSON array of the symbols written; ``n`` little-endian int32 per symbol, its record count;
 ``r`` the records concatenated in symbol order (`cluster.candle_codec`, 64 bytes each). A count of
-0 means "touched, records not journaled": trims, and writes too large to copy into the journal
-(gap fills), whose symbols readers must re-read. Pure: no I/O.
+0 means "touched, records not journaled": trims, symbols written with several candles at once
+(gap fills) and writes too large to copy; readers must re-read those symbols. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -34,14 +34,20 @@ _COUNTS = np.dtype("<i4")
 def encode_entry(symbols: Sequence[str], counts: Sequence[int], records: bytes) -> dict[str, bytes]:
     """The stream fields of one write: `records` are the symbols' records in order, `counts` each one's.
 
-    Writes of more than MAX_JOURNAL_RECORDS records keep only the symbols (counts 0: re-read them),
-    so a gap fill does not copy megabytes into the journal."""
+    Only a symbol's single record is journaled: one written with several (a gap fill) gets count 0
+    (readers re-read it either way), and writes of more than MAX_JOURNAL_RECORDS records keep only
+    the symbols, so a backfill does not copy megabytes into the journal."""
     total = int(sum(counts))
     if len(symbols) != len(counts) or len(records) != total * RECORD_BYTES:
         raise ValueError(f"journal entry: {len(symbols)} symbols, {len(counts)} counts, "
                          f"{len(records)} record bytes for {total} records")
     if total > MAX_JOURNAL_RECORDS:
         counts, records = [0] * len(symbols), b""
+    elif total != len(counts) or any(c != 1 for c in counts):  # only a symbol's one record is of use
+        starts = np.cumsum([0, *counts[:-1]]).tolist()
+        records = b"".join(records[at * RECORD_BYTES: (at + 1) * RECORD_BYTES]
+                           for at, count in zip(starts, counts, strict=True) if count == 1)
+        counts = [1 if c == 1 else 0 for c in counts]
     return {"s": json.dumps(list(symbols), separators=(",", ":")).encode(),
             "n": np.asarray(counts, dtype=_COUNTS).tobytes(), "r": records}
 

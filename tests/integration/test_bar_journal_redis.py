@@ -4,6 +4,9 @@ tells a reader exactly what changed since its cursor (or that it cannot know).""
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import redis
 
 from cluster.candle_codec import encode_candles
@@ -34,7 +37,9 @@ def test_a_write_queues_its_entry_after_the_candles_and_before_the_key(redis_cli
     assert all(name.startswith("Z") for name in names[:xadd])
     pipe.execute()
     (_, fields), = redis_client.xrange(layout.journal_key(INTERVAL))
-    assert fields[b"r"] == encode_candles([_candle(1), _candle(1), _candle(2)])
+    assert json.loads(fields[b"s"]) == ["BTC", "ETH"]
+    assert fields[b"r"] == encode_candles([_candle(1)])  # ETH's two (a gap fill): "re-read it", count 0
+    assert np.frombuffer(fields[b"n"], dtype="<i4").tolist() == [1, 0]
 
 
 def test_read_journal_says_what_each_write_changed_since_the_cursor(redis_client: redis.Redis) -> None:

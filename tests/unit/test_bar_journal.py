@@ -56,7 +56,10 @@ def test_steady_write_maps_each_symbol_to_its_one_record() -> None:
 def test_rows_follow_records_across_entries_and_counts() -> None:
     first = {"A": [_candle(1), _candle(2)], "B": [_candle(2, 7.0)]}  # A gap-filled: two records
     second = {"C": [_candle(3, 9.0)], "D": [_candle(3, 11.0)]}
-    got = parse_since(_stream(CURSOR, _entry(first), _entry(second)), "1-0", "j")
+    fields = _entry(first)
+    assert np.frombuffer(fields["n"], dtype="<i4").tolist() == [0, 1]  # a gap fill's records are of no use
+    assert fields["r"] == encode_candles([_candle(2, 7.0)])
+    got = parse_since(_stream(CURSOR, fields, _entry(second)), "1-0", "j")
     assert got.other == {"A"} and set(got.one) == {"B", "C", "D"}
     assert float(got.bars[got.one["B"]]["c"]) == 7.0  # after A's two records
     assert float(got.bars[got.one["C"]]["c"]) == 9.0 and float(got.bars[got.one["D"]]["c"]) == 11.0
