@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from hashlib import sha1
+
 from cluster.candle_codec import RECORD_BYTES
 
 # The read of many symbols in one call. Requests are "key\nresume\n..." in ARGV[1] (one argument:
@@ -44,3 +46,39 @@ out[1] = table.concat(meta)
 if joined == '1' then return {out[1], table.concat(out, '', 2)} end
 return out
 """.replace("RECORD_BYTES", str(RECORD_BYTES))
+
+# The driver's per-tick read of one candle-key hash (`RedisLayout.read_picked_keys`). KEYS[1] is
+# the hash, ARGV[1] the fields joined by "\n" (one argument: redis-py packs each argument in
+# Python). The reply is {values, odd}: every value joined by "\n" in field order, "" for a missing
+# field, so the client parses ONE bulk string instead of one per symbol (redis-py's Python parser
+# costs ~2 us a bulk string); a value that is not plain decimal digits (empty, signed, or holding a
+# "\n") is "" there too and listed in `odd` as (0-based position, raw value), so the client
+# converts exactly what HMGET would have returned. HMGET runs in chunks: Lua's unpack() is bounded.
+READ_PICKED_LUA = """
+local s, fields, pos = ARGV[1], {}, 1
+while true do
+  local nl = string.find(s, '\\n', pos, true)
+  if nl == nil then fields[#fields + 1] = string.sub(s, pos); break end
+  fields[#fields + 1] = string.sub(s, pos, nl - 1)
+  pos = nl + 1
+end
+local out, odd = {}, {}
+for first = 1, #fields, 1000 do
+  local last = math.min(first + 999, #fields)
+  local values = redis.call('HMGET', KEYS[1], unpack(fields, first, last))
+  for j = 1, last - first + 1 do
+    local v, at = values[j], first + j - 1
+    if v == false then
+      out[at] = ''
+    elseif string.find(v, '^%d+$') then
+      out[at] = v
+    else
+      out[at] = ''
+      odd[#odd + 1] = tostring(at - 1)
+      odd[#odd + 1] = v
+    end
+  end
+end
+return {table.concat(out, '\\n'), odd}
+"""
+READ_PICKED_SHA = sha1(READ_PICKED_LUA.encode()).hexdigest()  # EVALSHA without a per-client Script object
