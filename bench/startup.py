@@ -99,12 +99,37 @@ def _base_env(sim: SimulatorProcess, redis_url: str, state: Path) -> dict[str, s
     return env
 
 
+def tree_cpu_secs(root: int, proc_dir: str = "/proc") -> float:
+    """CPU seconds (user + system) used so far by process `root` and every descendant, the reaped
+    ones included (their parents' cutime/cstime): the work a start-up cost, whatever the load."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parent: dict[int, int] = {}
+    used: dict[int, int] = {}
+    for name in os.listdir(proc_dir):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"{proc_dir}/{name}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:  # exited meanwhile
+            continue
+        parent[int(name)] = int(fields[1])
+        used[int(name)] = sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    tree, frontier = {root}, [root]
+    while frontier:
+        children = [pid for pid, ppid in parent.items() if ppid in frontier and pid not in tree]
+        tree.update(children)
+        frontier = children
+    return sum(used.get(pid, 0) for pid in tree) / tick
+
+
 def _first_decision_secs(env: dict[str, str], log: Path,
-                         timeout: float) -> tuple[float, float, subprocess.Popen[Any]]:
+                         timeout: float) -> tuple[float, float, float, subprocess.Popen[Any]]:
     """Start a daemon; return (seconds to "engine started" = shards ready, seconds to its first
-    status line with evaluated > 0, the process). The engine decides on key changes, so the
-    second includes the wait for the next candle close after it started. The daemon's own
-    breakdown of the first number is its `startup phases` log line (`_phases`)."""
+    status line with evaluated > 0, the CPU seconds its process tree used until then, the process).
+    The engine decides on key changes, so the second includes the wait for the next candle close
+    after it started. The daemon's own breakdown of the first number is its `startup phases` log
+    line (`_phases`)."""
     start = time.monotonic()
     proc = _spawn("engine.daemon", env, log)
 
@@ -116,10 +141,12 @@ def _first_decision_secs(env: dict[str, str], log: Path,
         ready = time.monotonic() - start
         _wait(lambda: any(int(m[2]) > 0 for m in STATUS.finditer(text())), timeout,
               f"first decision (log {log})", proc, poll_secs=0.02)
+        decided = time.monotonic() - start
+        cpu = tree_cpu_secs(proc.pid)
     except BaseException:
         _stop(proc)  # never leave a daemon (and its Ray) behind
         raise
-    return ready, time.monotonic() - start, proc
+    return ready, decided, cpu, proc
 
 
 def run_daemon(args: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -157,18 +184,22 @@ def run_daemon(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                       "AI_QUANT_WEB_PORT": "0",
                       "AI_QUANT_LOOP_TARGET_SECS": "0.5", "AI_QUANT_ALERT_TARGETS": "discord:#alerts",
                       "AI_QUANT_ALERT_DRY_RUN": "1"}
-        _, first, proc = _first_decision_secs(daemon_env, work / "daemon-cold.log", args.timeout)
+        _, first, _, proc = _first_decision_secs(daemon_env, work / "daemon-cold.log", args.timeout)
         cold_exit = _stop(proc)
         warm: list[float] = []
         ready: list[float] = []
         phases: list[dict[str, float]] = []
         late: list[dict[str, Any]] = []
+        dashboards: list[dict[str, Any]] = []
+        cpus: list[float] = []
         for run in range(max(args.daemon_runs, args.late_runs)):
             if run < args.daemon_runs:
                 log = work / f"daemon-warm-{run}.log"
-                up, secs, proc = _first_decision_secs(daemon_env, log, args.timeout)
+                up, secs, cpu, proc = _first_decision_secs(daemon_env, log, args.timeout)
                 ready.append(up)
                 warm.append(secs)
+                cpus.append(cpu)
+                dashboards.append(_dashboard_shards(log, args.shards))  # while the daemon runs
                 _stop(proc)
                 phases.append(_phases(log, up, secs))
             if run < args.late_runs:  # interleaved, so both see the same load
@@ -185,7 +216,9 @@ def run_daemon(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "first_run_secs": round(first, 2), "first_run_exit": cold_exit,
         "warm_start_to_engine_started_secs": [round(s, 2) for s in ready],
         "warm_start_to_first_decision_secs": [round(s, 2) for s in warm],
+        "warm_daemon_tree_cpu_secs": [round(c, 2) for c in cpus],
         "warm_phases_secs": phases,
+        "warm_dashboard_shards": dashboards,
         "late_ray_start_runs": late,
         "ray_head_runs": head_runs,
         "candle_every_secs": args.candle_secs,
@@ -209,12 +242,28 @@ def _phases(log: Path, ready: float, decided: float) -> dict[str, float]:
     return out
 
 
+def _dashboard_shards(log: Path, shards: int) -> dict[str, Any]:
+    """What the daemon's Ray dashboard (URL from its `ray embedded ... dashboard=` line) says of
+    the shard actors right after the first decision: its state API must list every one ALIVE."""
+    from cluster.cluster_health import DashboardClient, DashboardError, auth_token, shard_health
+
+    found = re.search(r"ray \w+ address=\S+ namespace=(\S+) dashboard=(\S+)", log.read_text(errors="replace"))
+    if found is None or found[2] == "none":
+        return {"url": None, "healthy": False}
+    try:
+        health = shard_health(DashboardClient(found[2], token=auth_token()), found[1], shards)
+    except DashboardError as exc:
+        return {"url": found[2], "healthy": False, "error": str(exc)}
+    return {"url": found[2], "healthy": health.healthy, "alive": list(health.alive)}
+
+
 def _late_run(env: dict[str, str], log: Path, timeout: float) -> dict[str, Any]:
     """One warm start with AI_QUANT_RAY_EARLY_START=0 (Ray starts once the watchlist is known,
     after the daemon's imports and config, as before the early start): the same-run baseline."""
-    up, secs, proc = _first_decision_secs({**env, "AI_QUANT_RAY_EARLY_START": "0"}, log, timeout)
+    up, secs, cpu, proc = _first_decision_secs({**env, "AI_QUANT_RAY_EARLY_START": "0"}, log, timeout)
     _stop(proc)
     return {"start_to_engine_started_secs": round(up, 2), "start_to_first_decision_secs": round(secs, 2),
+            "daemon_tree_cpu_secs": round(cpu, 2),
             "phases_secs": _phases(log, up, secs)}
 
 
@@ -234,10 +283,12 @@ def _ray_head_runs(env: dict[str, str], work: Path, args: argparse.Namespace) ->
     try:
         for run in range(args.ray_head_runs):
             log = work / f"daemon-head-{run}.log"
-            up, secs, proc = _first_decision_secs({**env, "RAY_ADDRESS": cluster.address}, log, args.timeout)
+            attach_env = {**env, "RAY_ADDRESS": cluster.address}
+            up, secs, cpu, proc = _first_decision_secs(attach_env, log, args.timeout)
             _stop(proc)
             runs.append({"head_start_secs": round(head_secs, 2), "start_to_engine_started_secs": round(up, 2),
                          "start_to_first_decision_secs": round(secs, 2),
+                         "daemon_tree_cpu_secs": round(cpu, 2),
                          "phases_secs": _phases(log, up, secs),
                          "attached": "ray attached" in log.read_text(errors="replace")})
     finally:
@@ -258,6 +309,7 @@ def run_shard_kill(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from cluster.pool import PoolSettings, ShardPool
     from cluster.redis_layout import RedisLayout
     from cluster.shard_core import ConfigSource, ShardSettings
+    from engine.runtime.ray_boot import SHARD_ACTOR_MODULE
     from engine.runtime.ray_runtime import connect_ray, shutdown_ray
     from engine.runtime.redis_server import EmbeddedRedis
 
@@ -272,7 +324,10 @@ def run_shard_kill(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     pool = None
     try:
         _write_history(client, layout, hist, args.warm_bars)
-        connect_ray(namespace="aiq-bench-startup", num_cpus=2)
+        # as the daemon starts it (engine.runtime.ray_boot.connect_daemon_ray): dashboard, workers
+        # pre-importing the shard module (a restarted shard's new worker does too)
+        connect_ray(namespace="aiq-bench-startup", num_cpus=2, include_dashboard=None,
+                    preload_modules=(SHARD_ACTOR_MODULE,))
         pool = ShardPool(redis_url=url, redis_prefix="kill", settings=ShardSettings(interval=INTERVAL),
                          configs=ConfigSource(), symbols=symbols,
                          pool=PoolSettings(n_shards=args.shards, namespace="aiq-bench-startup",

@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 EXECUTOR_VAR = "AI_QUANT_EXECUTOR"
 EARLY_VAR = "AI_QUANT_RAY_EARLY_START"
+# The module of `cluster.shard_actor.SignalShard` (a string: importing it here would put the
+# strategy stack in front of Ray's start); a unit test keeps the two equal.
+SHARD_ACTOR_MODULE = "cluster.shard_actor"
 
 
 def wants_ray(env: Mapping[str, str]) -> bool:
@@ -119,13 +122,24 @@ class RayBoot:
             self._release.set()
 
 
+def connect_daemon_ray() -> RayInfo:
+    """The daemon's Ray: attach (engine.runtime.ray_runtime policy), or start an embedded one with
+    the dashboard (actor health on http://127.0.0.1:8265, or the next free port) and with every
+    worker pre-importing the shard actor module (`SHARD_ACTOR_MODULE`): the two workers Ray
+    pre-starts become the shards, so their strategy-stack import runs while the driver is still
+    starting instead of after the shards were requested."""
+    from engine.runtime.ray_runtime import connect_ray
+
+    return connect_ray(include_dashboard=None, preload_modules=(SHARD_ACTOR_MODULE,))
+
+
 def start_ray_boot(env: Mapping[str, str] | None = None) -> RayBoot | None:
     """Start Ray in the background when `env` asks for the Ray executor (None: always); else None."""
     if env is not None and not wants_ray(env):
         return None
-    from engine.runtime.ray_runtime import connect_ray, shutdown_ray
+    from engine.runtime.ray_runtime import shutdown_ray
 
-    return RayBoot(connect_ray, shutdown_ray, preload=_import_ray).start()
+    return RayBoot(connect_daemon_ray, shutdown_ray, preload=_import_ray).start()
 
 
 def _import_ray() -> None:

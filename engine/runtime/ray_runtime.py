@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -42,6 +43,13 @@ def prepare_ray_environment() -> None:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 
+def dashboard_http_url(address: str | None) -> str | None:
+    """Ray's `host:port` dashboard address as an http URL (None when Ray serves no dashboard)."""
+    if not address:
+        return None
+    return address if "://" in address else f"http://{address}"
+
+
 def _port_answers(address: str, timeout_secs: float = 1.0) -> bool:
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
@@ -67,9 +75,16 @@ def connect_ray(
     *,
     namespace: str = RAY_NAMESPACE_DEFAULT,
     num_cpus: int | None = None,
-    include_dashboard: bool = False,
+    include_dashboard: bool | None = False,
+    preload_modules: Sequence[str] = (),
 ) -> RayInfo:
-    """Attach to or start Ray according to the module policy; return what was done."""
+    """Attach to or start Ray according to the module policy; return what was done.
+
+    Only an embedded start uses `include_dashboard` (None: Ray's default, the full dashboard
+    when its dependencies are installed, a failure to start it logged but not fatal) and
+    `preload_modules`: every worker process imports them before it accepts work (Ray's
+    `preload_python_modules`), so the workers Ray pre-starts during its own start-up import
+    the shard code while the driver is still busy, not after the shards were requested."""
     prepare_ray_environment()
     import ray
 
@@ -81,7 +96,8 @@ def connect_ray(
         ctx = ray.init(address=address, namespace=namespace, log_to_driver=False,
                        configure_logging=False)
         log.info("attached to Ray cluster at %s (namespace %s)", address, namespace)
-        return RayInfo(RayAttachment.ATTACHED, address, namespace, ctx.dashboard_url or None)
+        return RayInfo(RayAttachment.ATTACHED, address, namespace, dashboard_http_url(ctx.dashboard_url))
+    system_config = {"preload_python_modules": list(preload_modules)} if preload_modules else None
     ctx = ray.init(
         num_cpus=num_cpus,
         namespace=namespace,
@@ -89,6 +105,7 @@ def connect_ray(
         dashboard_host="127.0.0.1",
         log_to_driver=False,
         configure_logging=False,
+        _system_config=system_config,
     )
     gcs = ray.get_runtime_context().gcs_address
     # Ray's agent processes outlive a kill -9 of this driver; the reaper stops them (and any
@@ -97,7 +114,7 @@ def connect_ray(
 
     reaper = start_reaper()
     log.info("started embedded Ray (gcs %s, namespace %s); orphan reaper pid=%s", gcs, namespace, reaper.pid)
-    return RayInfo(RayAttachment.EMBEDDED, gcs, namespace, ctx.dashboard_url or None)
+    return RayInfo(RayAttachment.EMBEDDED, gcs, namespace, dashboard_http_url(ctx.dashboard_url))
 
 
 def shutdown_ray() -> None:
