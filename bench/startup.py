@@ -99,6 +99,25 @@ def _base_env(sim: SimulatorProcess, redis_url: str, state: Path) -> dict[str, s
     return env
 
 
+class _LogTail:
+    """The complete lines appended to a log since the last call (a partial last line waits)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._offset = 0
+
+    def lines(self) -> str:
+        try:
+            with self._path.open("rb") as fh:
+                fh.seek(self._offset)
+                chunk = fh.read()
+        except OSError:  # not created yet
+            return ""
+        end = chunk.rfind(b"\n") + 1
+        self._offset += end
+        return chunk[:end].decode(errors="replace")
+
+
 def tree_cpu_secs(root: int, proc_dir: str = "/proc") -> float:
     """CPU seconds (user + system) used so far by process `root` and every descendant, the reaped
     ones included (their parents' cutime/cstime): the work a start-up cost, whatever the load."""
@@ -132,14 +151,14 @@ def _first_decision_secs(env: dict[str, str], log: Path,
     line (`_phases`)."""
     start = time.monotonic()
     proc = _spawn("engine.daemon", env, log)
-
-    def text() -> str:
-        return log.read_text(errors="replace") if log.exists() else ""
+    tail = _LogTail(log)  # reads only what was appended: the poll must not compete with the start
 
     try:
-        _wait(lambda: STARTED.search(text()), timeout, f"engine start (log {log})", proc, poll_secs=0.02)
+        _wait(lambda: STARTED.search(tail.lines()), timeout, f"engine start (log {log})", proc,
+              poll_secs=0.02)
         ready = time.monotonic() - start
-        _wait(lambda: any(int(m[2]) > 0 for m in STATUS.finditer(text())), timeout,
+        tail = _LogTail(log)  # from the top again: a status line may share the chunk that started it
+        _wait(lambda: any(int(m[2]) > 0 for m in STATUS.finditer(tail.lines())), timeout,
               f"first decision (log {log})", proc, poll_secs=0.02)
         decided = time.monotonic() - start
         cpu = tree_cpu_secs(proc.pid)
