@@ -49,36 +49,25 @@ return out
 
 # The driver's per-tick read of one candle-key hash (`RedisLayout.read_picked_keys`). KEYS[1] is
 # the hash, ARGV[1] the fields joined by "\n" (one argument: redis-py packs each argument in
-# Python). The reply is {values, odd}: every value joined by "\n" in field order, "" for a missing
-# field, so the client parses ONE bulk string instead of one per symbol (redis-py's Python parser
-# costs ~2 us a bulk string); a value that is not plain decimal digits (empty, signed, or holding a
-# "\n") is "" there too and listed in `odd` as (0-based position, raw value), so the client
-# converts exactly what HMGET would have returned. HMGET runs in chunks: Lua's unpack() is bounded.
+# Python; the caller sends no empty field and none holding "\n"). The reply is {values, empty}:
+# every value joined by "\n" in field order, "" for a missing field, so the client parses ONE bulk
+# string instead of one per symbol (redis-py's Python parser costs ~2-3 us a bulk string); `empty`
+# lists the 0-based positions of fields present with an empty value (which "" would hide). A
+# value holding "\n" shows as a count mismatch on the client. HMGET runs in chunks: Lua's unpack()
+# is bounded. ~0.5 ms of server time for 1,000 fields.
 READ_PICKED_LUA = """
-local s, fields, pos = ARGV[1], {}, 1
-while true do
-  local nl = string.find(s, '\\n', pos, true)
-  if nl == nil then fields[#fields + 1] = string.sub(s, pos); break end
-  fields[#fields + 1] = string.sub(s, pos, nl - 1)
-  pos = nl + 1
-end
-local out, odd = {}, {}
-for first = 1, #fields, 1000 do
-  local last = math.min(first + 999, #fields)
+local fields, n = {}, 0
+for f in string.gmatch(ARGV[1], '[^\\n]+') do n = n + 1; fields[n] = f end
+local out, empty = {}, {}
+for first = 1, n, 1000 do
+  local last = math.min(first + 999, n)
   local values = redis.call('HMGET', KEYS[1], unpack(fields, first, last))
   for j = 1, last - first + 1 do
-    local v, at = values[j], first + j - 1
-    if v == false then
-      out[at] = ''
-    elseif string.find(v, '^%d+$') then
-      out[at] = v
-    else
-      out[at] = ''
-      odd[#odd + 1] = tostring(at - 1)
-      odd[#odd + 1] = v
-    end
+    local v = values[j]
+    if v == false then v = '' elseif v == '' then empty[#empty + 1] = tostring(first + j - 2) end
+    out[first + j - 1] = v
   end
 end
-return {table.concat(out, '\\n'), odd}
+return {table.concat(out, '\\n'), empty}
 """
 READ_PICKED_SHA = sha1(READ_PICKED_LUA.encode()).hexdigest()  # EVALSHA without a per-client Script object

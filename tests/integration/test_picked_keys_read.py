@@ -45,7 +45,7 @@ def test_read_picked_keys_symbol_absent_from_hash_and_hash_absent(redis_client: 
     assert layout.read_picked_keys(redis_client, [], IV, True) == {}
 
 
-@pytest.mark.parametrize("raw", ["-5", "+7", " 12", "0042", "1_000"])
+@pytest.mark.parametrize("raw", ["-5", "+7", " 12", "0042", "1_000", "12\n"])
 def test_read_picked_keys_odd_but_int_parsable_values_match_hmget(
     redis_client: redis.Redis, raw: str
 ) -> None:
@@ -76,7 +76,7 @@ def test_read_picked_keys_odd_field_names_and_reload_after_script_flush(redis_cl
     redis_client.hset(key, mapping={n: str(i + 1) for i, n in enumerate(names)})
     expected = _hmget_reference(redis_client, key, names)
     assert layout.read_picked_keys(redis_client, names, IV, True) == expected
-    plain = ["", "A", "ü"]  # no separator inside: the script path, with an empty field name
-    assert layout.read_picked_keys(redis_client, plain, IV, True) == {"": 1, "A": 5, "ü": 4}
+    plain = ["a b", "A", "ü", "gone"]  # the script path
+    assert layout.read_picked_keys(redis_client, plain, IV, True) == {"a b": 2, "A": 5, "ü": 4, "gone": None}
     redis_client.script_flush()  # the next call loads the script again
-    assert layout.read_picked_keys(redis_client, plain, IV, True) == {"": 1, "A": 5, "ü": 4}
+    assert layout.read_picked_keys(redis_client, plain, IV, True) == {"a b": 2, "A": 5, "ü": 4, "gone": None}
