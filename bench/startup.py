@@ -10,11 +10,15 @@ watches at most 998 symbols (reported as ``daemon.symbols``). Once every symbol 
 in Redis, a paper daemon (Ray executor) runs until its first decision and stops (SIGTERM: shards
 checkpoint). Then the timed run: a new daemon against the now warm Redis, from `Popen` to the
 first status line that evaluated symbols. Repeated `--daemon-runs` times. Each run's breakdown
-is the daemon's own `startup phases` line (`warm_phases_secs`). `--late-runs N` interleaves N
+is the daemon's own `startup phases` line (`warm_phases_secs`), beside the CPU seconds the
+daemon's process tree used until its first decision (`warm_daemon_tree_cpu_secs`: the work, whatever
+the load) and what the embedded Ray's dashboard says of the shards right then (`warm_dashboard_shards`:
+its state API must list every shard ALIVE). `--late-runs N` interleaves N
 warm starts with AI_QUANT_RAY_EARLY_START=0 (Ray started after imports and config, as before)
-as a same-load baseline (`late_ray_start_runs`). `--ray-head-runs N` then starts a long-lived
-Ray head with its dashboard (what `ray start --head` runs; README "Single box with a long-lived
-Ray head") and times N warm starts that attach to it (`RAY_ADDRESS`; `ray_head_runs`): the
+as a same-load baseline (`late_ray_start_runs`); `--no-dashboard-runs N` interleaves N with
+AI_QUANT_RAY_DASHBOARD=0 (the dashboard's cost, `no_dashboard_runs`). `--ray-head-runs N` then
+starts a long-lived Ray head with its dashboard (what `ray start --head` runs; README "Single box
+with a long-lived Ray head") and times N warm starts that attach to it (`RAY_ADDRESS`; `ray_head_runs`): the
 deployment that takes Ray's own start out of a daemon restart.
 
 ``shard_kill`` (goal <= 3 s, no missed tick): an embedded Ray, a `ShardPool` of `--shards` over
@@ -211,7 +215,8 @@ def run_daemon(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         late: list[dict[str, Any]] = []
         dashboards: list[dict[str, Any]] = []
         cpus: list[float] = []
-        for run in range(max(args.daemon_runs, args.late_runs)):
+        bare: list[dict[str, Any]] = []
+        for run in range(max(args.daemon_runs, args.late_runs, args.no_dashboard_runs)):
             if run < args.daemon_runs:
                 log = work / f"daemon-warm-{run}.log"
                 up, secs, cpu, proc = _first_decision_secs(daemon_env, log, args.timeout)
@@ -223,6 +228,9 @@ def run_daemon(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 phases.append(_phases(log, up, secs))
             if run < args.late_runs:  # interleaved, so both see the same load
                 late.append(_late_run(daemon_env, work / f"daemon-late-{run}.log", args.timeout))
+            if run < args.no_dashboard_runs:
+                bare.append(_late_run(daemon_env, work / f"daemon-nodash-{run}.log", args.timeout,
+                                      ("AI_QUANT_RAY_DASHBOARD", "0")))
         head_runs = _ray_head_runs(daemon_env, work, args) if args.ray_head_runs else []
     finally:
         for proc in procs:
@@ -239,6 +247,7 @@ def run_daemon(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "warm_phases_secs": phases,
         "warm_dashboard_shards": dashboards,
         "late_ray_start_runs": late,
+        "no_dashboard_runs": bare,
         "ray_head_runs": head_runs,
         "candle_every_secs": args.candle_secs,
         "warm_p50_secs": round(statistics.median(warm), 2), "goal_secs": DAEMON_GOAL_SECS,
@@ -276,10 +285,12 @@ def _dashboard_shards(log: Path, shards: int) -> dict[str, Any]:
     return {"url": found[2], "healthy": health.healthy, "alive": list(health.alive)}
 
 
-def _late_run(env: dict[str, str], log: Path, timeout: float) -> dict[str, Any]:
-    """One warm start with AI_QUANT_RAY_EARLY_START=0 (Ray starts once the watchlist is known,
-    after the daemon's imports and config, as before the early start): the same-run baseline."""
-    up, secs, cpu, proc = _first_decision_secs({**env, "AI_QUANT_RAY_EARLY_START": "0"}, log, timeout)
+def _late_run(env: dict[str, str], log: Path, timeout: float,
+              variant: tuple[str, str] = ("AI_QUANT_RAY_EARLY_START", "0")) -> dict[str, Any]:
+    """One warm start with one variable changed: by default AI_QUANT_RAY_EARLY_START=0 (Ray starts
+    once the watchlist is known, after the daemon's imports and config, as before the early
+    start); `--no-dashboard-runs` passes AI_QUANT_RAY_DASHBOARD=0. A same-run baseline."""
+    up, secs, cpu, proc = _first_decision_secs({**env, variant[0]: variant[1]}, log, timeout)
     _stop(proc)
     return {"start_to_engine_started_secs": round(up, 2), "start_to_first_decision_secs": round(secs, 2),
             "daemon_tree_cpu_secs": round(cpu, 2),
@@ -328,7 +339,6 @@ def run_shard_kill(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from cluster.pool import PoolSettings, ShardPool
     from cluster.redis_layout import RedisLayout
     from cluster.shard_core import ConfigSource, ShardSettings
-    from engine.runtime.ray_boot import SHARD_ACTOR_MODULE
     from engine.runtime.ray_runtime import connect_ray, shutdown_ray
     from engine.runtime.redis_server import EmbeddedRedis
 
@@ -343,10 +353,8 @@ def run_shard_kill(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     pool = None
     try:
         _write_history(client, layout, hist, args.warm_bars)
-        # as the daemon starts it (engine.runtime.ray_boot.connect_daemon_ray): dashboard, workers
-        # pre-importing the shard module (a restarted shard's new worker does too)
-        connect_ray(namespace="aiq-bench-startup", num_cpus=2, include_dashboard=None,
-                    preload_modules=(SHARD_ACTOR_MODULE,))
+        # with the dashboard, as the daemon starts it (engine.runtime.ray_boot.connect_daemon_ray)
+        connect_ray(namespace="aiq-bench-startup", num_cpus=2, include_dashboard=None)
         pool = ShardPool(redis_url=url, redis_prefix="kill", settings=ShardSettings(interval=INTERVAL),
                          configs=ConfigSource(), symbols=symbols,
                          pool=PoolSettings(n_shards=args.shards, namespace="aiq-bench-startup",
@@ -440,6 +448,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--daemon-runs", type=int, default=2, help="timed warm starts")
     parser.add_argument("--late-runs", type=int, default=0,
                         help="extra warm starts with AI_QUANT_RAY_EARLY_START=0, interleaved (baseline)")
+    parser.add_argument("--no-dashboard-runs", type=int, default=0,
+                        help="extra warm starts with AI_QUANT_RAY_DASHBOARD=0, interleaved (its cost)")
     parser.add_argument("--ray-head-runs", type=int, default=0,
                         help="then N warm starts attached to a long-lived Ray head (dashboard on)")
     parser.add_argument("--candle-secs", type=float, default=2.0, help="wall seconds per 5m candle")
@@ -456,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     parts = [p for p in args.parts.split(",") if p]
     if not parts or set(parts) - {"daemon", "shard_kill"} or args.symbols < 2 or args.daemon_runs < 1 \
-            or args.late_runs < 0 or args.ray_head_runs < 0:
+            or args.late_runs < 0 or args.ray_head_runs < 0 or args.no_dashboard_runs < 0:
         print("bench.startup: --parts is a subset of daemon,shard_kill; --symbols >= 2; --daemon-runs >= 1;"
               " --late-runs >= 0; --ray-head-runs >= 0",
               file=sys.stderr)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -76,15 +75,12 @@ def connect_ray(
     namespace: str = RAY_NAMESPACE_DEFAULT,
     num_cpus: int | None = None,
     include_dashboard: bool | None = False,
-    preload_modules: Sequence[str] = (),
 ) -> RayInfo:
     """Attach to or start Ray according to the module policy; return what was done.
 
-    Only an embedded start uses `include_dashboard` (None: Ray's default, the full dashboard
-    when its dependencies are installed, a failure to start it logged but not fatal) and
-    `preload_modules`: every worker process imports them before it accepts work (Ray's
-    `preload_python_modules`), so the workers Ray pre-starts during its own start-up import
-    the shard code while the driver is still busy, not after the shards were requested."""
+    Only an embedded start uses `include_dashboard`: False starts Ray's minimal dashboard process
+    (no page, no state API), None Ray's default (the full dashboard when its dependencies are
+    installed; a failure to start it is logged, not fatal)."""
     prepare_ray_environment()
     import ray
 
@@ -97,7 +93,6 @@ def connect_ray(
                        configure_logging=False)
         log.info("attached to Ray cluster at %s (namespace %s)", address, namespace)
         return RayInfo(RayAttachment.ATTACHED, address, namespace, dashboard_http_url(ctx.dashboard_url))
-    system_config = {"preload_python_modules": list(preload_modules)} if preload_modules else None
     ctx = ray.init(
         num_cpus=num_cpus,
         namespace=namespace,
@@ -105,7 +100,6 @@ def connect_ray(
         dashboard_host="127.0.0.1",
         log_to_driver=False,
         configure_logging=False,
-        _system_config=system_config,
     )
     gcs = ray.get_runtime_context().gcs_address
     # Ray's agent processes outlive a kill -9 of this driver; the reaper stops them (and any

@@ -156,15 +156,6 @@ def test_a_failed_preload_still_releases_the_waiter_and_the_connect_reports_the_
     boot.close()
 
 
-def test_the_preloaded_shard_module_is_the_one_that_holds_the_actor_class():
-    """`SHARD_ACTOR_MODULE` is a string (importing the class would slow Ray's early start); if the
-    actor moved, every worker would pre-import the wrong module and the shards would boot late."""
-    from cluster.shard_actor import SignalShard
-    from engine.runtime.ray_boot import SHARD_ACTOR_MODULE
-
-    assert SignalShard.__module__ == SHARD_ACTOR_MODULE
-
-
 @pytest.mark.parametrize(("address", "url"), [
     (None, None), ("", None), ("127.0.0.1:8265", "http://127.0.0.1:8265"),
     ("http://10.0.0.1:8265", "http://10.0.0.1:8265"),
