@@ -10,11 +10,15 @@ watches at most 998 symbols (reported as ``daemon.symbols``). Once every symbol 
 in Redis, a paper daemon (Ray executor) runs until its first decision and stops (SIGTERM: shards
 checkpoint). Then the timed run: a new daemon against the now warm Redis, from `Popen` to the
 first status line that evaluated symbols. Repeated `--daemon-runs` times. Each run's breakdown
-is the daemon's own `startup phases` line (`warm_phases_secs`). `--late-runs N` interleaves N
+is the daemon's own `startup phases` line (`warm_phases_secs`), beside the CPU seconds the
+daemon's process tree used until its first decision (`warm_daemon_tree_cpu_secs`: the work, whatever
+the load) and what the embedded Ray's dashboard says of the shards right then (`warm_dashboard_shards`:
+its state API must list every shard ALIVE). `--late-runs N` interleaves N
 warm starts with AI_QUANT_RAY_EARLY_START=0 (Ray started after imports and config, as before)
-as a same-load baseline (`late_ray_start_runs`). `--ray-head-runs N` then starts a long-lived
-Ray head with its dashboard (what `ray start --head` runs; README "Single box with a long-lived
-Ray head") and times N warm starts that attach to it (`RAY_ADDRESS`; `ray_head_runs`): the
+as a same-load baseline (`late_ray_start_runs`); `--no-dashboard-runs N` interleaves N with
+AI_QUANT_RAY_DASHBOARD=0 (the dashboard's cost, `no_dashboard_runs`). `--ray-head-runs N` then
+starts a long-lived Ray head with its dashboard (what `ray start --head` runs; README "Single box
+with a long-lived Ray head") and times N warm starts that attach to it (`RAY_ADDRESS`; `ray_head_runs`): the
 deployment that takes Ray's own start out of a daemon restart.
 
 ``shard_kill`` (goal <= 3 s, no missed tick): an embedded Ray, a `ShardPool` of `--shards` over
@@ -99,27 +103,73 @@ def _base_env(sim: SimulatorProcess, redis_url: str, state: Path) -> dict[str, s
     return env
 
 
+class _LogTail:
+    """The complete lines appended to a log since the last call (a partial last line waits)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._offset = 0
+
+    def lines(self) -> str:
+        try:
+            with self._path.open("rb") as fh:
+                fh.seek(self._offset)
+                chunk = fh.read()
+        except OSError:  # not created yet
+            return ""
+        end = chunk.rfind(b"\n") + 1
+        self._offset += end
+        return chunk[:end].decode(errors="replace")
+
+
+def tree_cpu_secs(root: int, proc_dir: str = "/proc") -> float:
+    """CPU seconds (user + system) used so far by process `root` and every descendant, the reaped
+    ones included (their parents' cutime/cstime): the work a start-up cost, whatever the load."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parent: dict[int, int] = {}
+    used: dict[int, int] = {}
+    for name in os.listdir(proc_dir):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"{proc_dir}/{name}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:  # exited meanwhile
+            continue
+        parent[int(name)] = int(fields[1])
+        used[int(name)] = sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    tree, frontier = {root}, [root]
+    while frontier:
+        children = [pid for pid, ppid in parent.items() if ppid in frontier and pid not in tree]
+        tree.update(children)
+        frontier = children
+    return sum(used.get(pid, 0) for pid in tree) / tick
+
+
 def _first_decision_secs(env: dict[str, str], log: Path,
-                         timeout: float) -> tuple[float, float, subprocess.Popen[Any]]:
+                         timeout: float) -> tuple[float, float, float, subprocess.Popen[Any]]:
     """Start a daemon; return (seconds to "engine started" = shards ready, seconds to its first
-    status line with evaluated > 0, the process). The engine decides on key changes, so the
-    second includes the wait for the next candle close after it started. The daemon's own
-    breakdown of the first number is its `startup phases` log line (`_phases`)."""
+    status line with evaluated > 0, the CPU seconds its process tree used until then, the process).
+    The engine decides on key changes, so the second includes the wait for the next candle close
+    after it started. The daemon's own breakdown of the first number is its `startup phases` log
+    line (`_phases`)."""
     start = time.monotonic()
     proc = _spawn("engine.daemon", env, log)
-
-    def text() -> str:
-        return log.read_text(errors="replace") if log.exists() else ""
+    tail = _LogTail(log)  # reads only what was appended: the poll must not compete with the start
 
     try:
-        _wait(lambda: STARTED.search(text()), timeout, f"engine start (log {log})", proc, poll_secs=0.02)
+        _wait(lambda: STARTED.search(tail.lines()), timeout, f"engine start (log {log})", proc,
+              poll_secs=0.02)
         ready = time.monotonic() - start
-        _wait(lambda: any(int(m[2]) > 0 for m in STATUS.finditer(text())), timeout,
+        tail = _LogTail(log)  # from the top again: a status line may share the chunk that started it
+        _wait(lambda: any(int(m[2]) > 0 for m in STATUS.finditer(tail.lines())), timeout,
               f"first decision (log {log})", proc, poll_secs=0.02)
+        decided = time.monotonic() - start
+        cpu = tree_cpu_secs(proc.pid)
     except BaseException:
         _stop(proc)  # never leave a daemon (and its Ray) behind
         raise
-    return ready, time.monotonic() - start, proc
+    return ready, decided, cpu, proc
 
 
 def run_daemon(args: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -157,22 +207,30 @@ def run_daemon(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                       "AI_QUANT_WEB_PORT": "0",
                       "AI_QUANT_LOOP_TARGET_SECS": "0.5", "AI_QUANT_ALERT_TARGETS": "discord:#alerts",
                       "AI_QUANT_ALERT_DRY_RUN": "1"}
-        _, first, proc = _first_decision_secs(daemon_env, work / "daemon-cold.log", args.timeout)
+        _, first, _, proc = _first_decision_secs(daemon_env, work / "daemon-cold.log", args.timeout)
         cold_exit = _stop(proc)
         warm: list[float] = []
         ready: list[float] = []
         phases: list[dict[str, float]] = []
         late: list[dict[str, Any]] = []
-        for run in range(max(args.daemon_runs, args.late_runs)):
+        dashboards: list[dict[str, Any]] = []
+        cpus: list[float] = []
+        bare: list[dict[str, Any]] = []
+        for run in range(max(args.daemon_runs, args.late_runs, args.no_dashboard_runs)):
             if run < args.daemon_runs:
                 log = work / f"daemon-warm-{run}.log"
-                up, secs, proc = _first_decision_secs(daemon_env, log, args.timeout)
+                up, secs, cpu, proc = _first_decision_secs(daemon_env, log, args.timeout)
                 ready.append(up)
                 warm.append(secs)
+                cpus.append(cpu)
+                dashboards.append(_dashboard_shards(log, args.shards))  # while the daemon runs
                 _stop(proc)
                 phases.append(_phases(log, up, secs))
             if run < args.late_runs:  # interleaved, so both see the same load
                 late.append(_late_run(daemon_env, work / f"daemon-late-{run}.log", args.timeout))
+            if run < args.no_dashboard_runs:
+                bare.append(_late_run(daemon_env, work / f"daemon-nodash-{run}.log", args.timeout,
+                                      ("AI_QUANT_RAY_DASHBOARD", "0")))
         head_runs = _ray_head_runs(daemon_env, work, args) if args.ray_head_runs else []
     finally:
         for proc in procs:
@@ -185,8 +243,11 @@ def run_daemon(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "first_run_secs": round(first, 2), "first_run_exit": cold_exit,
         "warm_start_to_engine_started_secs": [round(s, 2) for s in ready],
         "warm_start_to_first_decision_secs": [round(s, 2) for s in warm],
+        "warm_daemon_tree_cpu_secs": [round(c, 2) for c in cpus],
         "warm_phases_secs": phases,
+        "warm_dashboard_shards": dashboards,
         "late_ray_start_runs": late,
+        "no_dashboard_runs": bare,
         "ray_head_runs": head_runs,
         "candle_every_secs": args.candle_secs,
         "warm_p50_secs": round(statistics.median(warm), 2), "goal_secs": DAEMON_GOAL_SECS,
@@ -209,12 +270,30 @@ def _phases(log: Path, ready: float, decided: float) -> dict[str, float]:
     return out
 
 
-def _late_run(env: dict[str, str], log: Path, timeout: float) -> dict[str, Any]:
-    """One warm start with AI_QUANT_RAY_EARLY_START=0 (Ray starts once the watchlist is known,
-    after the daemon's imports and config, as before the early start): the same-run baseline."""
-    up, secs, proc = _first_decision_secs({**env, "AI_QUANT_RAY_EARLY_START": "0"}, log, timeout)
+def _dashboard_shards(log: Path, shards: int) -> dict[str, Any]:
+    """What the daemon's Ray dashboard (URL from its `ray embedded ... dashboard=` line) says of
+    the shard actors right after the first decision: its state API must list every one ALIVE."""
+    from cluster.cluster_health import DashboardClient, DashboardError, auth_token, shard_health
+
+    found = re.search(r"ray \w+ address=\S+ namespace=(\S+) dashboard=(\S+)", log.read_text(errors="replace"))
+    if found is None or found[2] == "none":
+        return {"url": None, "healthy": False}
+    try:
+        health = shard_health(DashboardClient(found[2], token=auth_token()), found[1], shards)
+    except DashboardError as exc:
+        return {"url": found[2], "healthy": False, "error": str(exc)}
+    return {"url": found[2], "healthy": health.healthy, "alive": list(health.alive)}
+
+
+def _late_run(env: dict[str, str], log: Path, timeout: float,
+              variant: tuple[str, str] = ("AI_QUANT_RAY_EARLY_START", "0")) -> dict[str, Any]:
+    """One warm start with one variable changed: by default AI_QUANT_RAY_EARLY_START=0 (Ray starts
+    once the watchlist is known, after the daemon's imports and config, as before the early
+    start); `--no-dashboard-runs` passes AI_QUANT_RAY_DASHBOARD=0. A same-run baseline."""
+    up, secs, cpu, proc = _first_decision_secs({**env, variant[0]: variant[1]}, log, timeout)
     _stop(proc)
     return {"start_to_engine_started_secs": round(up, 2), "start_to_first_decision_secs": round(secs, 2),
+            "daemon_tree_cpu_secs": round(cpu, 2),
             "phases_secs": _phases(log, up, secs)}
 
 
@@ -234,10 +313,12 @@ def _ray_head_runs(env: dict[str, str], work: Path, args: argparse.Namespace) ->
     try:
         for run in range(args.ray_head_runs):
             log = work / f"daemon-head-{run}.log"
-            up, secs, proc = _first_decision_secs({**env, "RAY_ADDRESS": cluster.address}, log, args.timeout)
+            attach_env = {**env, "RAY_ADDRESS": cluster.address}
+            up, secs, cpu, proc = _first_decision_secs(attach_env, log, args.timeout)
             _stop(proc)
             runs.append({"head_start_secs": round(head_secs, 2), "start_to_engine_started_secs": round(up, 2),
                          "start_to_first_decision_secs": round(secs, 2),
+                         "daemon_tree_cpu_secs": round(cpu, 2),
                          "phases_secs": _phases(log, up, secs),
                          "attached": "ray attached" in log.read_text(errors="replace")})
     finally:
@@ -272,7 +353,8 @@ def run_shard_kill(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     pool = None
     try:
         _write_history(client, layout, hist, args.warm_bars)
-        connect_ray(namespace="aiq-bench-startup", num_cpus=2)
+        # with the dashboard, as the daemon starts it (engine.runtime.ray_boot.connect_daemon_ray)
+        connect_ray(namespace="aiq-bench-startup", num_cpus=2, include_dashboard=None)
         pool = ShardPool(redis_url=url, redis_prefix="kill", settings=ShardSettings(interval=INTERVAL),
                          configs=ConfigSource(), symbols=symbols,
                          pool=PoolSettings(n_shards=args.shards, namespace="aiq-bench-startup",
@@ -366,6 +448,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--daemon-runs", type=int, default=2, help="timed warm starts")
     parser.add_argument("--late-runs", type=int, default=0,
                         help="extra warm starts with AI_QUANT_RAY_EARLY_START=0, interleaved (baseline)")
+    parser.add_argument("--no-dashboard-runs", type=int, default=0,
+                        help="extra warm starts with AI_QUANT_RAY_DASHBOARD=0, interleaved (its cost)")
     parser.add_argument("--ray-head-runs", type=int, default=0,
                         help="then N warm starts attached to a long-lived Ray head (dashboard on)")
     parser.add_argument("--candle-secs", type=float, default=2.0, help="wall seconds per 5m candle")
@@ -382,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     parts = [p for p in args.parts.split(",") if p]
     if not parts or set(parts) - {"daemon", "shard_kill"} or args.symbols < 2 or args.daemon_runs < 1 \
-            or args.late_runs < 0 or args.ray_head_runs < 0:
+            or args.late_runs < 0 or args.ray_head_runs < 0 or args.no_dashboard_runs < 0:
         print("bench.startup: --parts is a subset of daemon,shard_kill; --symbols >= 2; --daemon-runs >= 1;"
               " --late-runs >= 0; --ray-head-runs >= 0",
               file=sys.stderr)

@@ -94,6 +94,22 @@ class ShardRouter:
         return groups
 
 
+    def split(self, batch: Mapping[str, int]) -> dict[int, dict[str, int]]:
+        """Return {shard: {symbol: key} in batch order}: `group` and the per-shard sub-batches in
+        one pass (the driver sends these every tick)."""
+        out: dict[int, dict[str, int]] = {}
+        owner = self._owner
+        for symbol, key in batch.items():
+            shard = owner.get(symbol)
+            if shard is None:
+                shard = self.shard_of(symbol)
+            sub = out.get(shard)
+            if sub is None:
+                sub = out[shard] = {}
+            sub[symbol] = key
+        return out
+
+
 class FaultBook:
     """Turns shard faults and new history gaps into alerts and metrics, isolating the sink."""
 

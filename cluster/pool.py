@@ -106,7 +106,7 @@ def check_reply(block: object, symbols: Sequence[str]) -> None:
     if not isinstance(block, DecisionBlock):
         raise ValueError(f"shard reply is a {type(block).__name__}, not a DecisionBlock")
     block.validate()  # codes, spans and extras: a malformed block fails here, never trades
-    if block.symbols != tuple(symbols):
+    if block.symbols != (symbols if isinstance(symbols, tuple) else tuple(symbols)):
         raise ValueError("shard reply's symbols differ from the ones it was asked about")
 
 
@@ -186,13 +186,13 @@ class ShardPool:
         wanted = set(want_snapshot)
         decisions: dict[str, ShardDecision] = {}  # the driver's fail-closed records
         blocks: list[DecisionBlock] = []  # the shards' replies
-        refs: dict[Any, tuple[int, list[str]]] = {}
-        for shard, symbols in self._router.group(batch).items():
+        refs: dict[Any, tuple[int, Sequence[str]]] = {}
+        configs = (self._config_version, self._configs) if self._config_version else None
+        for shard, sub in self._router.split(batch).items():
+            symbols = tuple(sub)
             if self._still_busy(shard):
                 self._fail(shard, symbols, batch, decisions, ShardFault.BUSY, ShardStatus.SHARD_BUSY)
                 continue
-            configs = (self._config_version, self._configs) if self._config_version else None
-            sub = {s: batch[s] for s in symbols}
             snap = wanted.intersection(symbols) if wanted else ()
             ref = self.handles[shard].evaluate.remote(sub, snap, configs)
             refs[ref] = (shard, symbols)
@@ -209,7 +209,7 @@ class ShardPool:
         return TickResult(decisions=TickDecisions(batch, blocks, decisions), alerts=self._faults.take(),
                           elapsed_ms=elapsed)
 
-    def _collect(self, ref: Any, owner: tuple[int, list[str]], batch: Mapping[str, int],
+    def _collect(self, ref: Any, owner: tuple[int, Sequence[str]], batch: Mapping[str, int],
                  decisions: dict[str, ShardDecision], blocks: list[DecisionBlock]) -> None:
         """Take one shard's reply; a failed call or a malformed block fails its symbols closed."""
         import ray
@@ -244,7 +244,7 @@ class ShardPool:
             self._faults.raise_fault(shard, ShardFault.KILLED_HUNG, 0, f"call outstanding {age:.1f} s")
         return True
 
-    def _fail(self, shard: int, symbols: list[str], batch: Mapping[str, int],
+    def _fail(self, shard: int, symbols: Sequence[str], batch: Mapping[str, int],
               decisions: dict[str, ShardDecision], fault: ShardFault, status: ShardStatus,
               detail: str = "") -> None:
         for symbol in symbols:

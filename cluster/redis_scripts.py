@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from hashlib import sha1
+
 from cluster.candle_codec import RECORD_BYTES
 
 # The read of many symbols in one call. Requests are "key\nresume\n..." in ARGV[1] (one argument:
@@ -44,3 +46,28 @@ out[1] = table.concat(meta)
 if joined == '1' then return {out[1], table.concat(out, '', 2)} end
 return out
 """.replace("RECORD_BYTES", str(RECORD_BYTES))
+
+# The driver's per-tick read of one candle-key hash (`RedisLayout.read_picked_keys`). KEYS[1] is
+# the hash, ARGV[1] the fields joined by "\n" (one argument: redis-py packs each argument in
+# Python; the caller sends no empty field and none holding "\n"). The reply is {values, empty}:
+# every value joined by "\n" in field order, "" for a missing field, so the client parses ONE bulk
+# string instead of one per symbol (redis-py's Python parser costs ~2-3 us a bulk string); `empty`
+# lists the 0-based positions of fields present with an empty value (which "" would hide). A
+# value holding "\n" shows as a count mismatch on the client. HMGET runs in chunks: Lua's unpack()
+# is bounded. ~0.5 ms of server time for 1,000 fields.
+READ_PICKED_LUA = """
+local fields, n = {}, 0
+for f in string.gmatch(ARGV[1], '[^\\n]+') do n = n + 1; fields[n] = f end
+local out, empty = {}, {}
+for first = 1, n, 1000 do
+  local last = math.min(first + 999, n)
+  local values = redis.call('HMGET', KEYS[1], unpack(fields, first, last))
+  for j = 1, last - first + 1 do
+    local v = values[j]
+    if v == false then v = '' elseif v == '' then empty[#empty + 1] = tostring(first + j - 2) end
+    out[first + j - 1] = v
+  end
+end
+return {table.concat(out, '\\n'), empty}
+"""
+READ_PICKED_SHA = sha1(READ_PICKED_LUA.encode()).hexdigest()  # EVALSHA without a per-client Script object

@@ -310,12 +310,13 @@ class Services:
             self.timeline.add("ray_import", self.ray_boot.preload_secs or 0.0)  # part of ray_init
             self.timeline.add("ray_wait", time.monotonic() - began)
         else:
-            from engine.runtime.ray_runtime import connect_ray
+            from engine.runtime.ray_boot import connect_daemon_ray
 
-            info = connect_ray()
+            info = connect_daemon_ray()
             self.timeline.add("ray_init", time.monotonic() - began)
         self.ray_started = True
-        log.info("ray %s address=%s namespace=%s", info.attachment.value, info.address, info.namespace)
+        log.info("ray %s address=%s namespace=%s dashboard=%s", info.attachment.value, info.address,
+                 info.namespace, info.dashboard_url or "none")
         return info
 
     def _ray_pool(self, shard_settings: ShardSettings, configs: ConfigSource, symbols: Sequence[str],

@@ -42,6 +42,13 @@ def prepare_ray_environment() -> None:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 
+def dashboard_http_url(address: str | None) -> str | None:
+    """Ray's `host:port` dashboard address as an http URL (None when Ray serves no dashboard)."""
+    if not address:
+        return None
+    return address if "://" in address else f"http://{address}"
+
+
 def _port_answers(address: str, timeout_secs: float = 1.0) -> bool:
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
@@ -67,9 +74,13 @@ def connect_ray(
     *,
     namespace: str = RAY_NAMESPACE_DEFAULT,
     num_cpus: int | None = None,
-    include_dashboard: bool = False,
+    include_dashboard: bool | None = False,
 ) -> RayInfo:
-    """Attach to or start Ray according to the module policy; return what was done."""
+    """Attach to or start Ray according to the module policy; return what was done.
+
+    Only an embedded start uses `include_dashboard`: False starts Ray's minimal dashboard process
+    (no page, no state API), None Ray's default (the full dashboard when its dependencies are
+    installed; a failure to start it is logged, not fatal)."""
     prepare_ray_environment()
     import ray
 
@@ -81,7 +92,7 @@ def connect_ray(
         ctx = ray.init(address=address, namespace=namespace, log_to_driver=False,
                        configure_logging=False)
         log.info("attached to Ray cluster at %s (namespace %s)", address, namespace)
-        return RayInfo(RayAttachment.ATTACHED, address, namespace, ctx.dashboard_url or None)
+        return RayInfo(RayAttachment.ATTACHED, address, namespace, dashboard_http_url(ctx.dashboard_url))
     ctx = ray.init(
         num_cpus=num_cpus,
         namespace=namespace,
@@ -97,7 +108,7 @@ def connect_ray(
 
     reaper = start_reaper()
     log.info("started embedded Ray (gcs %s, namespace %s); orphan reaper pid=%s", gcs, namespace, reaper.pid)
-    return RayInfo(RayAttachment.EMBEDDED, gcs, namespace, ctx.dashboard_url or None)
+    return RayInfo(RayAttachment.EMBEDDED, gcs, namespace, dashboard_http_url(ctx.dashboard_url))
 
 
 def shutdown_ray() -> None:

@@ -265,6 +265,10 @@ def test_bench_startup(bench_runs: dict[str, Future[subprocess.CompletedProcess[
     (ready,) = daemon["warm_start_to_engine_started_secs"]
     (decided,) = daemon["warm_start_to_first_decision_secs"]
     assert 0 < ready <= decided and daemon["goal_secs"] == 15.0
+    (cpu,) = daemon["warm_daemon_tree_cpu_secs"]  # the start's work, load-independent
+    assert cpu > 0
+    (dashboard,) = daemon["warm_dashboard_shards"]  # the embedded Ray's dashboard shows the shards
+    assert dashboard["healthy"] is True and sorted(dashboard["alive"]) == ["aiq-shard-0", "aiq-shard-1"]
     assert kill["symbols"] == 6 and 0 < kill["victim_symbols"] < 6
     assert kill["kill_to_deciding_secs"] is not None and kill["restarted_pid_differs"] is True
     assert kill["others_decided_every_tick"] is True  # the live shard never lost a tick to the dead one

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cluster.executor import ShardRouter
 from cluster.sharding import assign, moved_symbols, shard_for
 
 SYMBOLS = [f"SYM{i}" for i in range(4000)]
@@ -61,3 +62,14 @@ def test_shard_for_rejects_zero_shards() -> None:
 @given(st.text(min_size=1, max_size=20), st.integers(min_value=1, max_value=64))
 def test_shard_for_in_range_property(symbol: str, n: int) -> None:
     assert 0 <= shard_for(symbol, n) < n
+
+
+@settings(deadline=None)  # a loaded 2-core box: no per-example timing
+@given(st.dictionaries(st.text(min_size=1, max_size=8), st.integers(0, 2**62), max_size=60),
+       st.integers(1, 6))
+def test_router_split_equals_group_then_sub_batches_in_batch_order(batch: dict[str, int], k: int) -> None:
+    router = ShardRouter(k)
+    split = router.split(batch)
+    assert {shard: list(sub) for shard, sub in split.items()} == router.group(batch)
+    assert all(sub == {s: batch[s] for s in sub} for sub in split.values())
+    assert all(shard_for(s, k) == shard for shard, sub in split.items() for s in sub)

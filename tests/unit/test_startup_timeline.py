@@ -154,3 +154,22 @@ def test_a_failed_preload_still_releases_the_waiter_and_the_connect_reports_the_
     with pytest.raises(ImportError, match="ray"):
         boot.result(timeout=60)
     boot.close()
+
+
+@pytest.mark.parametrize(("address", "url"), [
+    (None, None), ("", None), ("127.0.0.1:8265", "http://127.0.0.1:8265"),
+    ("http://10.0.0.1:8265", "http://10.0.0.1:8265"),
+])
+def test_dashboard_address_becomes_an_http_url(address, url):
+    from engine.runtime.ray_runtime import dashboard_http_url
+
+    assert dashboard_http_url(address) == url
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (None, None), ("", None), ("1", None), ("yes", None), ("0", False), ("off", False), (" FALSE ", False),
+])
+def test_embedded_dashboard_is_on_unless_turned_off(value, expected):
+    from engine.runtime.ray_boot import DASHBOARD_VAR, wants_dashboard
+
+    assert wants_dashboard({} if value is None else {DASHBOARD_VAR: value}) is expected
