@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from cluster import column_wire
 from strategies.enums import Confidence, EntryKind, Signal
 from strategies.sdk.strategy import CONFIDENCE_CODES, SIGNAL_CODES
 from strategies.signals import SignalFeatures
@@ -213,6 +214,12 @@ class VariantColumns:
         codes = self.rows["symbol"].astype(np.int64) * width + self.rows["variant"]
         return {self.key(i): i for i in np.flatnonzero(np.isin(codes, wanted)).tolist()}
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle `rows` column by column in compact form (`cluster.column_wire`): a shard's reply
+        stays under Ray's inline-return limit; unpickling validates again (a bad reply fails closed)."""
+        return (_unpickle_columns, (self.symbols, self.variants, self.strategies, self.texts,
+                                    column_wire.pack(self.rows)))
+
     def signal_symbols(self) -> set[str]:
         """The symbols with at least one BUY or SELL row."""
         rows = self.rows
@@ -246,6 +253,11 @@ class VariantColumns:
                 rows[column] = remap(getattr(part, table), into)[rows[column]]  # -1 maps to the NO_FAULT tail
             chunks.append(rows)
         return _columns(*(tuple(t) for t in merged), np.concatenate(chunks))
+
+
+def _unpickle_columns(symbols: tuple[str, ...], variants: tuple[str, ...], strategies: tuple[str, ...],
+                      texts: tuple[str, ...], packed: tuple[Any, ...]) -> VariantColumns:
+    return VariantColumns(symbols, variants, strategies, texts, column_wire.unpack(packed, ROW_DTYPE))
 
 
 def _columns(symbols: tuple[str, ...], variants: tuple[str, ...], strategies: tuple[str, ...],
