@@ -8,8 +8,8 @@ the signal is a real decision for the expected candle or a fail-closed "no signa
 fills in the shard-level statuses.
 
 Shadow variants are columnar (issue 12): a shard's tick returns ALL its (symbol, variant) rows as
-one `VariantColumns` (one numpy structured array plus small string tables; Ray ships the array
-zero-copy), and each `ShardDecision.variants` is a `VariantRows` view of its symbol's span there.
+one `VariantColumns` (one numpy structured array plus small string tables; pickled column by
+column in compact form, `cluster.column_wire`), and each `ShardDecision.variants` is a `VariantRows` view of its symbol's span there.
 A `VariantDecision` object is built only when someone reads one row (`VariantRows[i]`, the rows
 that open or close a shadow position); the shadow fleet filters the rest with array operations.
 """
@@ -140,8 +140,8 @@ class VariantColumns:
     2 HIGH) as in `strategies.sdk.strategy`; score, close, entry_atr, exit_long, exit_short as in
     `VariantDecision`; fault (index into `texts`, NO_FAULT when clean) and detail (index into
     `texts`). Construction validates every code and index (`validate`), so a malformed block fails
-    at the seam instead of trading the wrong variant. Treat `rows` as read-only: after a Ray hop it
-    is a view of the object store.
+    at the seam instead of trading the wrong variant. Treat `rows` as read-only: record views
+    (`VariantRows`) share it.
     """
 
     symbols: tuple[str, ...]
