@@ -6,9 +6,10 @@ the driver acts on a few of them (BUY/SELL, open positions). Here a shard return
 `DecisionBlock`: a structured array (`DEC_DTYPE`, one row per requested symbol, in request order)
 plus the symbol table, the few rows' typed extras (features of BUY/SELL and requested symbols,
 an SDK primary's record) and one `VariantColumns` of every shadow row. Ray pickles a handful of
-compact columns (`cluster.column_wire`) instead of 500 objects; `TickDecisions` (the `TickResult.decisions` mapping) builds a
-`ShardDecision` only for the rows someone reads (`block.record(i)`, equal field for field to the
-per-row record the shard made), and ranks, counts statuses and finds history gaps on the arrays.
+compact columns (`cluster.column_wire`) instead of 500 objects; `TickDecisions` (the
+`TickResult.decisions` mapping) builds a `ShardDecision` only for the rows someone reads
+(`block.record(i)`, equal field for field to the per-row record the shard made), and ranks,
+counts statuses and finds history gaps on the arrays.
 
 Codes: status = index in `STATUSES`; signal and confidence as `strategies.sdk.strategy`'s
 SIGNAL_CODES / CONFIDENCE_CODES; entry kind as `strategies.signals_columns.KIND_CODES`; btc

@@ -9,7 +9,8 @@ fills in the shard-level statuses.
 
 Shadow variants are columnar (issue 12): a shard's tick returns ALL its (symbol, variant) rows as
 one `VariantColumns` (one numpy structured array plus small string tables; pickled column by
-column in compact form, `cluster.column_wire`), and each `ShardDecision.variants` is a `VariantRows` view of its symbol's span there.
+column in compact form, `cluster.column_wire`), and each `ShardDecision.variants` is a
+`VariantRows` view of its symbol's span there.
 A `VariantDecision` object is built only when someone reads one row (`VariantRows[i]`, the rows
 that open or close a shadow position); the shadow fleet filters the rest with array operations.
 """
