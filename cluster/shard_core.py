@@ -107,6 +107,7 @@ class ShardCore:
         self.fast_applied = 0  # of candles_applied, by the steady-state fast path (cluster.shard_fast)
         self.journal = JournalCursor()  # the closed-bar journal path (cluster.shard_journal); .applied
         self.evaluate_ms: deque[float] = deque(maxlen=256)  # recent evaluate durations, for health/bench
+        self.checkpoint_ms: deque[tuple[float, int]] = deque(maxlen=256)  # per evaluate: (ms, checkpoints)
         self._forming: dict[str, Candle] = {}  # open mode: forming bars read by the current evaluate
         self._book = ColumnBook() if settings.columnar else None
         self._neutral: list[Neutral] = []  # this evaluate's columnar NEUTRAL rows (`_block`)
@@ -228,11 +229,13 @@ class ShardCore:
         every = self._settings.checkpoint_every
         states = self._states
         due = [s for s in batch if (st := states.get(s)) is not None and st.checkpoint_due(every)]
+        ckpt_started = time.perf_counter()
         if due:
             try:
                 self.checkpoint(due)
             except Exception as exc:  # decisions stand; the checkpoint is retried on a later tick
                 log.warning("shard %d: checkpoint of %d symbols failed (%s)", self.index, len(due), exc)
+        self.checkpoint_ms.append(((time.perf_counter() - ckpt_started) * 1000.0, len(due)))
         self._metrics.candles_applied(self.index, self.candles_applied - applied_before)
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         self.evaluate_ms.append(elapsed_ms)
@@ -588,4 +591,5 @@ class ShardCore:
                 "fast_applied": self.fast_applied,
                 "rehydrated": dict(self.rehydrated), "anchor_t": self._anchor.last_t,
                 "columnar_rows": self._book.rows() if self._book is not None else 0,
-                "evaluate_ms_recent": list(self.evaluate_ms)}
+                "evaluate_ms_recent": list(self.evaluate_ms),
+                "checkpoint_ms_recent": list(self.checkpoint_ms)}  # (ms, symbols checkpointed) per evaluate

@@ -24,6 +24,18 @@ def _params_fingerprint(params: Any) -> str:
     return hashlib.blake2b(repr(params).encode(), digest_size=8).hexdigest()
 
 
+def checkpoint_is_due(bars: int, ckpt_bars: int, phase: int, every: int) -> bool:
+    """True when bars (ckpt_bars, bars] include one that is -phase modulo `every`.
+
+    Why not `(bars + phase) % every == 0`: a call that applies several candles (a driver behind
+    by k bars) steps `bars` by k, so that test only ever fires for the rows whose phase matches
+    the step; every other row then waited until it was far behind, and all of them fell due in
+    the same call (a checkpoint burst instead of a spread). Crossing a boundary cannot be
+    skipped: each row is due exactly once per `every` bars, on its own phase, at any step size.
+    """
+    return (bars + phase) // every > (ckpt_bars + phase) // every
+
+
 class _SymbolState:
     """Incremental indicators of one symbol plus what idempotency and checkpoints need.
 
@@ -100,10 +112,9 @@ class _SymbolState:
             self.ind = self.ind.detach()
 
     def checkpoint_due(self, every: int) -> bool:
-        """True every `every` bars (offset by the symbol's phase), or when 2x`every` behind."""
-        bars = self.bars
-        behind = bars - self.ckpt_bars
-        return behind >= 2 * every or (behind > 0 and (bars + self.phase) % every == 0)
+        """True once the bars applied since the last checkpoint crossed a multiple of `every`
+        (offset by the symbol's phase): `checkpoint_is_due`."""
+        return checkpoint_is_due(self.bars, self.ckpt_bars, self.phase, every)
 
     def to_state(self, ind: dict[str, Any] | None = None) -> dict[str, Any]:
         """The checkpoint; `ind` is `self.ind.to_state()` when the caller made it already (in bulk)."""
