@@ -1,0 +1,96 @@
+"""Restart-safe dedupe of entry intents: one OPEN, and one live ADD attempt, per symbol/side/candle.
+
+Why the ledger and not the engine: the engine's per-candle entry memory (`engine.tick.engine`,
+restored from decision events) is written *after* the order went out, and a restarted daemon
+decides again on the last candle it finds (the persisted candle keys: in production a restart
+inside the same 5 m candle is the normal case). A kill -9 between the venue's answer and the
+decision event therefore leaves a filled entry the engine does not remember, and the restart
+decides the same entry again. The intent, by contrast, is committed (fsync'd) before anything is
+sent, so the ledger is the only place that knows for sure what was already attempted.
+
+* OPEN: key `OPEN:<SYM>:<SIDE>:<candle ms>`; a second OPEN is a duplicate whatever the first
+  one's state (unchanged since schema 1).
+* ADD: key `ADD:<SYM>:<SIDE>:<candle ms>`, retries `...#2`, `...#3`. A new ADD attempt on the
+  candle is committed only when every earlier one has settled (terminal state) having filled
+  nothing, with no fill linked to it, and is not ABANDONED (an abandoned order can still turn out
+  filled: `engine.oms.states`). An IOC add the book could not match may thus be retried within its
+  candle, as before; an add that filled, partly filled, or whose fate is unknown (NEW, UNKNOWN,
+  resting) is never sent twice. When in doubt: duplicate, nothing sent.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from engine.oms.records import _INTENT_COLUMNS, IntentRecord, intent_from_row
+from engine.oms.records import dedupe_key_for_open as dedupe_key_for_open  # re-exported
+from engine.oms.states import OrderState
+
+RETRY_SEP = "#"
+# Settled with nothing done at the venue (or refused before it): an ADD may be attempted again.
+RETRYABLE = frozenset({
+    OrderState.REJECTED, OrderState.NOT_SENT, OrderState.DENIED, OrderState.WOULD_SEND, OrderState.CANCELLED,
+})  # fmt: skip
+
+
+def dedupe_key_for_add(symbol: str, position_side: str, candle_ms: int) -> str:
+    """Return the restart-safe key of the ADD attempts on one symbol/side/candle."""
+    return f"ADD:{symbol}:{position_side}:{int(candle_ms)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One earlier intent under a dedupe key, with what the ledger knows of its order."""
+
+    intent: IntentRecord
+    state: OrderState
+    filled_sz: float
+    linked_fills: int
+
+    @property
+    def settled_unfilled(self) -> bool:
+        """True only when this attempt provably did nothing at the venue and never will."""
+        return self.state in RETRYABLE and self.filled_sz <= 0.0 and self.linked_fills == 0
+
+
+def attempts(conn: sqlite3.Connection, key: str, *, with_retries: bool) -> list[Attempt]:
+    """The intents committed under `key` (and, `with_retries`, its `key#n` retries), oldest first."""
+    cols = ", ".join(f"i.{c}" for c in _INTENT_COLUMNS)
+    where = "i.dedupe_key = ?"
+    args: list[str] = [key]
+    if with_retries:  # the range [key#, key$) holds exactly the keys that start with "key#"
+        where += " OR (i.dedupe_key >= ? AND i.dedupe_key < ?)"
+        args += [key + RETRY_SEP, key + chr(ord(RETRY_SEP) + 1)]
+    rows = conn.execute(
+        f"SELECT {cols}, o.state, o.filled_sz, "
+        "(SELECT COUNT(*) FROM fill_links l WHERE l.intent_id = i.intent_id) "
+        f"FROM intents i LEFT JOIN orders o ON o.intent_id = i.intent_id WHERE {where} "
+        "ORDER BY i.created_ms, i.intent_id",
+        args,
+    ).fetchall()
+    n = len(_INTENT_COLUMNS)
+    return [
+        Attempt(
+            intent_from_row(row[:n]),
+            OrderState.NEW if row[n] is None else OrderState(row[n]),  # no order row: unknown, in doubt
+            float(row[n + 1] or 0.0),
+            int(row[n + 2]),
+        )
+        for row in rows
+    ]
+
+
+def blocking_attempt(found: list[Attempt], *, retry_unfilled: bool) -> Attempt | None:
+    """The earlier attempt that makes a new intent a duplicate, or None when it may be committed.
+    Without `retry_unfilled` any earlier attempt blocks (OPEN)."""
+    if not found:
+        return None
+    if not retry_unfilled:
+        return found[0]
+    return next((a for a in reversed(found) if not a.settled_unfilled), None)
+
+
+def retry_key(key: str, earlier: int) -> str:
+    """The dedupe key of the attempt after `earlier` settled, unfilled ones (`key#2`, ...)."""
+    return key if earlier == 0 else f"{key}{RETRY_SEP}{earlier + 1}"
