@@ -206,7 +206,8 @@ class _VenueBroker:
         return asset
 
     def positions(self) -> Mapping[str, Position]:
-        """Return the venue's open positions by coin, with exit state from the ledger."""
+        """Return the venue's open positions by coin, with exit and pyramiding state (adds, last
+        add) from the ledger: the venue knows neither, and without them live would add unbounded."""
         state = self._state()
         out: dict[str, Position] = {}
         for pos in state.positions:
@@ -215,6 +216,7 @@ class _VenueBroker:
             entry = self.oms.last_filled_entry(pos.coin)
             exit_state = self.oms.exit_state(pos.coin)
             meta = _meta(entry.meta_json) if entry is not None else {}
+            adds, last_add_ms = self.oms.adds_since_entry(pos.coin)
             out[pos.coin] = Position(
                 symbol=pos.coin,
                 side=PositionSide.LONG if pos.szi > 0 else PositionSide.SHORT,
@@ -229,6 +231,8 @@ class _VenueBroker:
                 entry_adx_threshold=meta.get("entry_adx_threshold"),
                 trailing_sl=exit_state[0] if exit_state else None,
                 tp1_taken=exit_state[1] if exit_state else False,
+                adds_count=adds,
+                last_add_ms=last_add_ms,
             )
         return out
 

@@ -1,4 +1,5 @@
-"""Restart-safe dedupe of entry intents: one OPEN, and one live ADD attempt, per symbol/side/candle.
+"""Restart-safe dedupe of entry intents: one OPEN, and one live ADD attempt, per symbol/side/candle;
+and the pyramiding state of a live position (its filled ADDs), kept by the same ledger.
 
 Why the ledger and not the engine: the engine's per-candle entry memory (`engine.tick.engine`,
 restored from decision events) is written *after* the order went out, and a restarted daemon
@@ -94,3 +95,21 @@ def blocking_attempt(found: list[Attempt], *, retry_unfilled: bool) -> Attempt |
 def retry_key(key: str, earlier: int) -> str:
     """The dedupe key of the attempt after `earlier` settled, unfilled ones (`key#2`, ...)."""
     return key if earlier == 0 else f"{key}{RETRY_SEP}{earlier + 1}"
+
+
+def adds_since_entry(conn: sqlite3.Connection, symbol: str) -> tuple[int, int]:
+    """(ADDs of `symbol` since its newest OPEN, the newest ADD's decision candle ms): the position's
+    pyramiding count and last add time, which the venue does not know and a restart must not
+    forget (`strategies.sizing.check_add`: max adds, add cooldown). Only intents that provably did
+    nothing are left out: an ADD in flight (or filled before its fills were read) counts."""
+    idle = ", ".join(f"'{s.value}'" for s in sorted(RETRYABLE))
+    acted = f"NOT ({{o}}.state IN ({idle}) AND {{o}}.filled_sz <= 0)"
+    row = conn.execute(
+        "SELECT COUNT(*), COALESCE(MAX(i.event_ms), 0) FROM intents i "
+        f"JOIN orders o ON o.intent_id = i.intent_id WHERE i.symbol = ?1 AND i.action = 'ADD' "
+        f"AND {acted.format(o='o')} AND i.created_ms >= COALESCE((SELECT MAX(e.created_ms) FROM intents e "
+        f"JOIN orders eo ON eo.intent_id = e.intent_id WHERE e.symbol = ?1 AND e.action = 'OPEN' "
+        f"AND {acted.format(o='eo')}), 0)",
+        (symbol,),
+    ).fetchone()
+    return int(row[0]), int(row[1])

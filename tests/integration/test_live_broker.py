@@ -179,6 +179,8 @@ def test_same_candle_add_is_sent_once_across_a_restart(live: Rig, tmp_path: Path
     assert live.broker.execute(live.intent(TradeAction.OPEN, candle=1), 0).filled
     assert live.broker.execute(live.intent(TradeAction.ADD, candle=2), 0).filled
     szi = live.venue_szi()
+    position = live.broker.positions()[live.coin]
+    assert (position.adds_count, position.last_add_ms) == (1, 2)  # pyramiding limits see the add
     live.oms.close()
     oms = LiveOms(live.oms.path, mode="live", config=OmsConfig(synchronous_full=False), clock_ms=live.clock)
     live.oms = oms  # the fixture closes it
@@ -192,7 +194,10 @@ def test_same_candle_add_is_sent_once_across_a_restart(live: Rig, tmp_path: Path
     assert again.status is ExecutionStatus.REJECTED and again.reject is BrokerReject.DUPLICATE_INTENT, again
     assert again.detail["state"] == OrderState.FILLED
     assert live.sim.state()["exchange_posts"] == posts and live.venue_szi() == pytest.approx(szi)
+    position = restarted.positions()[live.coin]
+    assert (position.adds_count, position.last_add_ms) == (1, 2)
     assert restarted.execute(live.intent(TradeAction.ADD, candle=3), 0).filled  # the next candle adds
+    assert restarted.positions()[live.coin].adds_count == 2
 
 
 def test_pre_send_denial_records_typed_deny_and_sends_nothing(live: Rig) -> None:

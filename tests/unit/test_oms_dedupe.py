@@ -27,9 +27,11 @@ def _open(path: Path, clock: Clock) -> LiveOms:
     return LiveOms(path, mode="live", config=OmsConfig(synchronous_full=False), clock_ms=clock)
 
 
-def _add(oms: LiveOms, *, candle: int = CANDLE, side: str = "LONG", symbol: str = "BTC") -> CreateResult:
+def _add(
+    oms: LiveOms, *, candle: int = CANDLE, side: str = "LONG", symbol: str = "BTC", action: str = "ADD"
+) -> CreateResult:
     return oms.create_intent(
-        symbol=symbol, action="ADD", position_side=side, is_buy=side == "LONG", size_coins=1.0,
+        symbol=symbol, action=action, position_side=side, is_buy=side == "LONG", size_coins=1.0,
         limit_px=101.0, reduce_only=False, reference_price=100.0, leverage=2.0, reason="entry",
         event_ms=candle, dedupe_key=dedupe_key_for_add(symbol, side, candle), retry_unfilled=True,
     )  # fmt: skip
@@ -166,4 +168,32 @@ def test_a_key_that_only_shares_a_prefix_is_another_candle(tmp_path: Path) -> No
     assert not _add(oms, candle=1).duplicate
     assert not _add(oms, candle=10).duplicate
     assert _add(oms, candle=1).duplicate and _add(oms, candle=10).duplicate
+    oms.close()
+
+
+def test_pyramiding_state_counts_the_adds_of_the_current_position_that_filled_or_may_still(
+    tmp_path: Path,
+) -> None:
+    """Live positions carry adds_count / last_add_ms from here (the venue knows neither): filled
+    ADDs and ADDs in flight since the newest filled OPEN; a restart keeps them, a new OPEN resets."""
+    clock = Clock()
+    oms = _open(tmp_path / "oms.db", clock)
+    filled = _ack(hl.FilledStatus(oid=7, total_sz=1.0, avg_px=100.0))
+
+    def step(action: str, candle: int, outcome: Any) -> None:
+        clock.now += 1
+        created = _add(oms, candle=candle, action=action)
+        oms.record_outcome(created.intent.intent_id, outcome)
+
+    step("OPEN", 1, filled)
+    step("ADD", 2, filled)
+    assert oms.adds_since_entry("BTC") == (1, 2)
+    step("ADD", 3, _ack(hl.ErrorStatus("could not immediately match")))  # did nothing: not an add
+    step("ADD", 4, _ambiguous())  # may have filled: counts
+    assert oms.adds_since_entry("BTC") == (2, 4) and oms.adds_since_entry("ETH") == (0, 0)
+    oms.close()
+    oms = _open(tmp_path / "oms.db", clock)
+    assert oms.adds_since_entry("BTC") == (2, 4)
+    step("OPEN", 5, filled)  # (after a close) a new position: no adds yet
+    assert oms.adds_since_entry("BTC") == (0, 0)
     oms.close()
