@@ -206,8 +206,9 @@ class _VenueBroker:
         return asset
 
     def positions(self) -> Mapping[str, Position]:
-        """Return the venue's open positions by coin, with exit and pyramiding state (adds, last
-        add) from the ledger: the venue knows neither, and without them live would add unbounded."""
+        """Return the venue's open positions by coin, with exit and pyramiding state from the
+        ledger (trailing stop, TP1 taken, adds, last add): the venue knows none of them, and
+        without them live would add past its limits, or take TP1 again after a restart."""
         state = self._state()
         out: dict[str, Position] = {}
         for pos in state.positions:
@@ -216,7 +217,7 @@ class _VenueBroker:
             entry = self.oms.last_filled_entry(pos.coin)
             exit_state = self.oms.exit_state(pos.coin)
             meta = _meta(entry.meta_json) if entry is not None else {}
-            adds, last_add_ms = self.oms.adds_since_entry(pos.coin)
+            since = self.oms.since_entry(pos.coin)
             out[pos.coin] = Position(
                 symbol=pos.coin,
                 side=PositionSide.LONG if pos.szi > 0 else PositionSide.SHORT,
@@ -230,9 +231,9 @@ class _VenueBroker:
                 entry_atr=meta.get("entry_atr"),
                 entry_adx_threshold=meta.get("entry_adx_threshold"),
                 trailing_sl=exit_state[0] if exit_state else None,
-                tp1_taken=exit_state[1] if exit_state else False,
-                adds_count=adds,
-                last_add_ms=last_add_ms,
+                tp1_taken=bool(exit_state and exit_state[1]) or since.reduces > 0,
+                adds_count=since.adds,
+                last_add_ms=since.last_add_ms,
             )
         return out
 

@@ -1,5 +1,5 @@
 """Restart-safe dedupe of entry intents: one OPEN, and one live ADD attempt, per symbol/side/candle;
-and the pyramiding state of a live position (its filled ADDs), kept by the same ledger.
+and what a live position did since its OPEN (ADDs, a partial take-profit), kept by the same ledger.
 
 Why the ledger and not the engine: the engine's per-candle entry memory (`engine.tick.engine`,
 restored from decision events) is written *after* the order went out, and a restarted daemon
@@ -97,19 +97,31 @@ def retry_key(key: str, earlier: int) -> str:
     return key if earlier == 0 else f"{key}{RETRY_SEP}{earlier + 1}"
 
 
-def adds_since_entry(conn: sqlite3.Connection, symbol: str) -> tuple[int, int]:
-    """(ADDs of `symbol` since its newest OPEN, the newest ADD's decision candle ms): the position's
-    pyramiding count and last add time, which the venue does not know and a restart must not
-    forget (`strategies.sizing.check_add`: max adds, add cooldown). Only intents that provably did
-    nothing are left out: an ADD in flight (or filled before its fills were read) counts."""
+@dataclass(frozen=True, slots=True)
+class SinceEntry:
+    """What a live position did since its newest OPEN, as far as the ledger knows it."""
+
+    adds: int = 0  # ADDs that acted or may have (max_adds_per_symbol)
+    last_add_ms: int = 0  # the newest one's decision candle (add_cooldown_minutes)
+    reduces: int = 0  # partial take-profits (REDUCE) that acted or may have: TP1 is taken
+
+
+def since_entry(conn: sqlite3.Connection, symbol: str) -> SinceEntry:
+    """The pyramiding and partial-exit state of `symbol`'s position from its intents since the
+    newest OPEN. The venue knows neither and the engine records them only after the order (a
+    kill -9 in between loses them), so a restart would add past the limits, or take TP1 twice.
+    Only intents that provably did nothing are left out: one in flight (or filled before its
+    fills were read) counts (`strategies.sizing.check_add`, `strategies.exits`)."""
     idle = ", ".join(f"'{s.value}'" for s in sorted(RETRYABLE))
     acted = f"NOT ({{o}}.state IN ({idle}) AND {{o}}.filled_sz <= 0)"
     row = conn.execute(
-        "SELECT COUNT(*), COALESCE(MAX(i.event_ms), 0) FROM intents i "
-        f"JOIN orders o ON o.intent_id = i.intent_id WHERE i.symbol = ?1 AND i.action = 'ADD' "
+        "SELECT COALESCE(SUM(i.action = 'ADD'), 0), "
+        "COALESCE(MAX(CASE WHEN i.action = 'ADD' THEN i.event_ms END), 0), "
+        "COALESCE(SUM(i.action = 'REDUCE'), 0) FROM intents i "
+        f"JOIN orders o ON o.intent_id = i.intent_id WHERE i.symbol = ?1 AND i.action IN ('ADD', 'REDUCE') "
         f"AND {acted.format(o='o')} AND i.created_ms >= COALESCE((SELECT MAX(e.created_ms) FROM intents e "
         f"JOIN orders eo ON eo.intent_id = e.intent_id WHERE e.symbol = ?1 AND e.action = 'OPEN' "
         f"AND {acted.format(o='eo')}), 0)",
         (symbol,),
     ).fetchone()
-    return int(row[0]), int(row[1])
+    return SinceEntry(int(row[0]), int(row[1]), int(row[2]))

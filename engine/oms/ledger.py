@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from engine.oms.dedupe import adds_since_entry, attempts, blocking_attempt, retry_key
+from engine.oms.dedupe import SinceEntry, attempts, blocking_attempt, retry_key, since_entry
 from engine.oms.dedupe import dedupe_key_for_add as dedupe_key_for_add  # re-exported
 from engine.oms.fill_match import match_fill
 from engine.oms.ledger_db import OmsConfig as OmsConfig  # re-exported: callers configure the ledger here
@@ -522,10 +522,10 @@ class LiveOms:
             ).fetchone()
         return None if row is None else intent_from_row(row)
 
-    def adds_since_entry(self, symbol: str) -> tuple[int, int]:
-        """(filled ADDs since the position's filled OPEN, the newest one's candle ms): `dedupe`."""
+    def since_entry(self, symbol: str) -> SinceEntry:
+        """ADDs and partial exits of `symbol`'s position since its OPEN (`engine.oms.dedupe`)."""
         with self._lock:
-            return adds_since_entry(self._conn, symbol)
+            return since_entry(self._conn, symbol)
 
     # --- exit state (strategy-owned fields of a live position) -------------------------------
 

@@ -179,8 +179,6 @@ def test_same_candle_add_is_sent_once_across_a_restart(live: Rig, tmp_path: Path
     assert live.broker.execute(live.intent(TradeAction.OPEN, candle=1), 0).filled
     assert live.broker.execute(live.intent(TradeAction.ADD, candle=2), 0).filled
     szi = live.venue_szi()
-    position = live.broker.positions()[live.coin]
-    assert (position.adds_count, position.last_add_ms) == (1, 2)  # pyramiding limits see the add
     live.oms.close()
     oms = LiveOms(live.oms.path, mode="live", config=OmsConfig(synchronous_full=False), clock_ms=live.clock)
     live.oms = oms  # the fixture closes it
@@ -195,9 +193,20 @@ def test_same_candle_add_is_sent_once_across_a_restart(live: Rig, tmp_path: Path
     assert again.detail["state"] == OrderState.FILLED
     assert live.sim.state()["exchange_posts"] == posts and live.venue_szi() == pytest.approx(szi)
     position = restarted.positions()[live.coin]
-    assert (position.adds_count, position.last_add_ms) == (1, 2)
+    assert (position.adds_count, position.last_add_ms) == (1, 2)  # pyramiding limits see the add
     assert restarted.execute(live.intent(TradeAction.ADD, candle=3), 0).filled  # the next candle adds
     assert restarted.positions()[live.coin].adds_count == 2
+
+
+def test_filled_partial_take_profit_is_taken_for_the_position_before_the_engine_records_it(live: Rig) -> None:
+    """The engine stores tp1_taken only after the REDUCE returns (a kill -9 in between loses it):
+    the position reads it from the ledger, so a restart never takes TP1 a second time."""
+    assert live.broker.execute(live.intent(TradeAction.OPEN, candle=1), 0).filled
+    assert not live.broker.positions()[live.coin].tp1_taken
+    reduce = live.intent(TradeAction.REDUCE, candle=2, notional_usd=12.0)
+    assert live.broker.execute(reduce, 0).filled
+    assert live.oms.exit_state(live.coin) is None  # what the engine would have written next
+    assert live.broker.positions()[live.coin].tp1_taken
 
 
 def test_pre_send_denial_records_typed_deny_and_sends_nothing(live: Rig) -> None:

@@ -1,7 +1,8 @@
 """The ledger's ADD dedupe (engine.oms.dedupe) on a real SQLite ledger, reopened as a restarted
 daemon would: a second ADD for one symbol/side/candle is a duplicate while any earlier attempt is
 in flight, filled (even partly) or abandoned, and may be committed only after every earlier one
-settled having done nothing at the venue. A fake clock, no network."""
+settled having done nothing at the venue; a position's ADDs and partial exits since its OPEN
+survive a restart. A fake clock, no network."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from engine.enums import AmbiguousReason, ExchangeActionType, NotSentReason, RiskReason
-from engine.oms.dedupe import RETRY_SEP
+from engine.oms.dedupe import RETRY_SEP, SinceEntry
 from engine.oms.ledger import FillSource, LiveOms, OmsConfig, dedupe_key_for_add
 from engine.oms.records import CreateResult
 from engine.oms.states import OmsEvent, OrderState
@@ -171,14 +172,14 @@ def test_a_key_that_only_shares_a_prefix_is_another_candle(tmp_path: Path) -> No
     oms.close()
 
 
-def test_pyramiding_state_counts_the_adds_of_the_current_position_that_filled_or_may_still(
-    tmp_path: Path,
-) -> None:
-    """Live positions carry adds_count / last_add_ms from here (the venue knows neither): filled
-    ADDs and ADDs in flight since the newest filled OPEN; a restart keeps them, a new OPEN resets."""
+def test_since_entry_counts_the_adds_and_partial_exits_that_acted_or_may_have(tmp_path: Path) -> None:
+    """Live positions carry adds_count / last_add_ms / tp1_taken from here (the venue knows none):
+    ADDs and REDUCEs that filled or are in flight since the newest OPEN; a restart keeps them,
+    a new OPEN resets them."""
     clock = Clock()
     oms = _open(tmp_path / "oms.db", clock)
     filled = _ack(hl.FilledStatus(oid=7, total_sz=1.0, avg_px=100.0))
+    unmatched = _ack(hl.ErrorStatus("could not immediately match"))
 
     def step(action: str, candle: int, outcome: Any) -> None:
         clock.now += 1
@@ -187,13 +188,16 @@ def test_pyramiding_state_counts_the_adds_of_the_current_position_that_filled_or
 
     step("OPEN", 1, filled)
     step("ADD", 2, filled)
-    assert oms.adds_since_entry("BTC") == (1, 2)
-    step("ADD", 3, _ack(hl.ErrorStatus("could not immediately match")))  # did nothing: not an add
+    assert oms.since_entry("BTC") == SinceEntry(adds=1, last_add_ms=2, reduces=0)
+    step("ADD", 3, unmatched)  # did nothing: not an add
     step("ADD", 4, _ambiguous())  # may have filled: counts
-    assert oms.adds_since_entry("BTC") == (2, 4) and oms.adds_since_entry("ETH") == (0, 0)
+    step("REDUCE", 5, unmatched)
+    assert oms.since_entry("BTC") == SinceEntry(adds=2, last_add_ms=4, reduces=0)
+    step("REDUCE", 6, filled)  # TP1 filled; a kill -9 before the engine stored tp1_taken
     oms.close()
     oms = _open(tmp_path / "oms.db", clock)
-    assert oms.adds_since_entry("BTC") == (2, 4)
-    step("OPEN", 5, filled)  # (after a close) a new position: no adds yet
-    assert oms.adds_since_entry("BTC") == (0, 0)
+    assert oms.since_entry("BTC") == SinceEntry(adds=2, last_add_ms=4, reduces=1)
+    assert oms.since_entry("ETH") == SinceEntry()
+    step("OPEN", 7, filled)  # (after a close) a new position: nothing since
+    assert oms.since_entry("BTC") == SinceEntry()
     oms.close()
