@@ -6,8 +6,9 @@ Both implement `engine.execution.broker.Broker` on top of the OMS ledger (`engin
 1. Build the order: IOC limit at the reference price +- the slippage bound (market-like), size
    rounded to the asset's lot; REDUCE and CLOSE are reduce-only (CLOSE sizes from the venue
    position, read fresh).
-2. Commit the intent with its cloid (OPEN deduped per symbol/side/candle). A duplicate or a
-   failed commit sends nothing.
+2. Commit the intent with its cloid (OPEN deduped per symbol/side/candle; ADD too, retried in
+   its candle only after every earlier attempt settled unfilled: `engine.oms.dedupe`). A
+   duplicate or a failed commit sends nothing.
 3. Run the pre-send check (`engine.execution.broker.PreSendCheck`, injected in the constructor:
    risk and kill switch) with the broker's own account, positions and now. A `Deny`, an
    exception (RiskReason.CHECK_FAILED) or anything that is not a verdict records DENIED, with
@@ -56,7 +57,7 @@ from engine.execution.broker import (
 )
 from engine.execution.gates import GateVerdict, live_gate
 from engine.execution.verdicts import Allow, Deny, RiskVerdict, check_failed
-from engine.oms.ledger import LiveOms, dedupe_key_for_open
+from engine.oms.ledger import LiveOms, dedupe_key_for_add, dedupe_key_for_open
 from engine.oms.states import OmsEvent, OrderState
 from engine.runtime.clock import wall_ms
 from engine.venue import types as hl
@@ -205,7 +206,9 @@ class _VenueBroker:
         return asset
 
     def positions(self) -> Mapping[str, Position]:
-        """Return the venue's open positions by coin, with exit state from the ledger."""
+        """Return the venue's open positions by coin, with exit and pyramiding state from the
+        ledger (trailing stop, TP1 taken, adds, last add): the venue knows none of them, and
+        without them live would add past its limits, or take TP1 again after a restart."""
         state = self._state()
         out: dict[str, Position] = {}
         for pos in state.positions:
@@ -214,6 +217,7 @@ class _VenueBroker:
             entry = self.oms.last_filled_entry(pos.coin)
             exit_state = self.oms.exit_state(pos.coin)
             meta = _meta(entry.meta_json) if entry is not None else {}
+            since = self.oms.since_entry(pos.coin)
             out[pos.coin] = Position(
                 symbol=pos.coin,
                 side=PositionSide.LONG if pos.szi > 0 else PositionSide.SHORT,
@@ -227,7 +231,9 @@ class _VenueBroker:
                 entry_atr=meta.get("entry_atr"),
                 entry_adx_threshold=meta.get("entry_adx_threshold"),
                 trailing_sl=exit_state[0] if exit_state else None,
-                tp1_taken=exit_state[1] if exit_state else False,
+                tp1_taken=bool(exit_state and exit_state[1]) or since.reduces > 0,
+                adds_count=since.adds,
+                last_add_ms=since.last_add_ms,
             )
         return out
 
@@ -310,11 +316,7 @@ class _VenueBroker:
             raise _Refused(
                 BrokerReject.NOT_SENT, {"error": type(exc).__name__, "stage": "venue_read"}
             ) from exc
-        dedupe = (
-            dedupe_key_for_open(intent.symbol, str(intent.side), intent.event_ms)
-            if intent.action is TradeAction.OPEN
-            else None
-        )
+        dedupe = _entry_dedupe_key(intent)
         try:
             created = self.oms.create_intent(
                 symbol=intent.symbol, action=str(intent.action), position_side=str(intent.side),
@@ -322,6 +324,7 @@ class _VenueBroker:
                 reduce_only=order.reduce_only, reference_price=intent.reference_price,
                 leverage=intent.leverage, reason=intent.reason, event_ms=intent.event_ms,
                 decision_id=intent.decision_id, dedupe_key=dedupe,
+                retry_unfilled=intent.action is TradeAction.ADD,
                 meta={"entry_atr": intent.entry_atr, "entry_adx_threshold": intent.entry_adx_threshold,
                       "confidence": None if intent.confidence is None else str(intent.confidence)},
             )  # fmt: skip
@@ -499,6 +502,17 @@ def _result(
     reject = BrokerReject.NOT_SENT if state is OrderState.NOT_SENT else BrokerReject.VENUE_REJECTED
     detail["reason"] = str(getattr(outcome, "reason", ""))
     return OrderResult(intent=intent, status=ExecutionStatus.REJECTED, reject=reject, detail=detail)
+
+
+def _entry_dedupe_key(intent: OrderIntent) -> str | None:
+    """The ledger's dedupe key of an entry, which adds exposure (None for exits: they are
+    reduce-only, and CLOSE sizes from the venue position read fresh)."""
+    side = str(intent.side)
+    if intent.action is TradeAction.OPEN:
+        return dedupe_key_for_open(intent.symbol, side, intent.event_ms)
+    if intent.action is TradeAction.ADD:
+        return dedupe_key_for_add(intent.symbol, side, intent.event_ms)
+    return None
 
 
 def _reference_price(intent: OrderIntent, is_buy: bool) -> float | None:

@@ -8,7 +8,9 @@ refused with OmsSchemaError). The rules it enforces:
   caller may sign or send anything. The cloid is `exchange_client.cloid_for(intent_id)`.
 * OPEN intents carry the dedupe key `OPEN:<SYM>:<SIDE>:<candle ms>` (UNIQUE): a second OPEN for the
   same symbol, side and candle - e.g. after a restart inside the candle - returns the existing
-  intent with `duplicate=True` whatever its state, and the caller must not send.
+  intent with `duplicate=True` whatever its state, and the caller must not send. ADD intents
+  carry `ADD:<SYM>:<SIDE>:<candle ms>` with `retry_unfilled`: a new attempt only after every
+  earlier one settled having filled nothing (`engine.oms.dedupe`).
 * Order states move only through `engine.oms.states` (the transition table). Every transition is
   an appended `order_events` row; `orders` is the current-state projection of those rows.
 * A fill the venue made liquidating the account (its `liquidation` object, kept in
@@ -29,6 +31,7 @@ Thread-safe: one connection guarded by a lock.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import sqlite3
 import threading
@@ -37,6 +40,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from engine.oms.dedupe import SinceEntry, attempts, blocking_attempt, retry_key, since_entry
+from engine.oms.dedupe import dedupe_key_for_add as dedupe_key_for_add  # re-exported
 from engine.oms.fill_match import match_fill
 from engine.oms.ledger_db import OmsConfig as OmsConfig  # re-exported: callers configure the ledger here
 from engine.oms.ledger_db import open_ledger_db
@@ -134,13 +139,17 @@ class LiveOms:
         event_ms: int,
         decision_id: str | None = None,
         dedupe_key: str | None = None,
+        retry_unfilled: bool = False,
         meta: Mapping[str, Any] | None = None,
     ) -> CreateResult:
         """Commit a new intent (state NEW) and its order row before anything is sent.
 
         With `dedupe_key` set and already present, nothing is written and the existing intent is
-        returned with `duplicate=True` (the caller must not send). Raises sqlite3.Error when the
-        write fails: the caller then must not send either (fail closed)."""
+        returned with `duplicate=True` (the caller must not send). With `retry_unfilled` too, a
+        new attempt (key `<dedupe_key>#n`) is committed only when every earlier one settled
+        unfilled; otherwise the blocking one is returned as the duplicate (`engine.oms.dedupe`).
+        Raises sqlite3.Error when the write fails: the caller then must not send either (fail
+        closed)."""
         now = self._clock_ms()
         intent_id = uuid.uuid4().hex
         record = IntentRecord(
@@ -153,15 +162,11 @@ class LiveOms:
         )  # fmt: skip
         with self._tx() as conn:
             if dedupe_key is not None:
-                existing = conn.execute(
-                    f"SELECT {', '.join(_INTENT_COLUMNS)} FROM intents WHERE dedupe_key=?", (dedupe_key,)
-                ).fetchone()
-                if existing is not None:
-                    old = intent_from_row(existing)
-                    state = conn.execute(
-                        "SELECT state FROM orders WHERE intent_id=?", (old.intent_id,)
-                    ).fetchone()
-                    return CreateResult(old, True, OrderState(state[0]))
+                earlier = attempts(conn, dedupe_key, with_retries=retry_unfilled)
+                blocking = blocking_attempt(earlier, retry_unfilled=retry_unfilled)
+                if blocking is not None:
+                    return CreateResult(blocking.intent, True, blocking.state)
+                record = dataclasses.replace(record, dedupe_key=retry_key(dedupe_key, len(earlier)))
             values = [getattr(record, c) for c in _INTENT_COLUMNS]
             conn.execute(
                 f"INSERT INTO intents ({', '.join(_INTENT_COLUMNS)}) VALUES ({', '.join('?' * len(values))})",
@@ -516,6 +521,11 @@ class LiveOms:
                 (symbol,),
             ).fetchone()
         return None if row is None else intent_from_row(row)
+
+    def since_entry(self, symbol: str) -> SinceEntry:
+        """ADDs and partial exits of `symbol`'s position since its OPEN (`engine.oms.dedupe`)."""
+        with self._lock:
+            return since_entry(self._conn, symbol)
 
     # --- exit state (strategy-owned fields of a live position) -------------------------------
 

@@ -71,8 +71,14 @@ def open_db(
         uri = f"file:{db_path.resolve()}?mode=ro"
         return sqlite3.connect(uri, uri=True, timeout=timeout, check_same_thread=check_same_thread)
     db_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(db_path, os.O_RDWR | os.O_CREAT, 0o600)
-    os.close(fd)
+    # Create it 0600, but never open+close an existing file: closing any descriptor of a file drops
+    # every POSIX lock this process holds on it, including the SHARED lock another SQLite
+    # connection of ours keeps on it in WAL mode (the ledger, the risk state and the trade store
+    # share trading_<mode>.db). Without that lock, any other process closing its connection to the
+    # DB checkpoints and unlinks the live WAL, and every later commit of ours goes to the unlinked
+    # file: lost at a kill -9 (a committed OMS intent gone, its venue order unexplained).
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(db_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
     conn = sqlite3.connect(db_path, timeout=timeout, check_same_thread=check_same_thread)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")

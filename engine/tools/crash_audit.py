@@ -15,7 +15,9 @@ under two cloids, or lose track of what it sent, so the checks are:
   A retry while an attempt is in flight, a second ADD after a fill, a CLOSE of a position already
   closed: double actions a restart or a stale position could cause, and violations;
 * at most one order the venue *accepted* per decision (the venue's own order list, matched to
-  intents by cloid; rejected orders are counted, not forbidden);
+  intents by cloid; rejected orders are counted, not forbidden). An allowed CLOSE after a CLOSE
+  that filled something acts on another position (the remainder, or the one entered since):
+  it starts a new decision here, else the rule above allows what this one forbids;
 * no venue order without an intent (a cloid the ledger never committed);
 * the ledger's state agrees with the venue: nothing it calls unsent (NOT_SENT, DENIED, ABANDONED)
   is known to the venue, nothing it calls acknowledged (ACCEPTED, PARTIAL, FILLED, CANCELLED) is
@@ -183,8 +185,8 @@ def audit(
         positions_venue={c: s for c, s in venue_positions.items() if abs(s) > POSITION_EPS},
         positions_ledger={c: s for c, s in ledger_positions.items() if abs(s) > POSITION_EPS},
     )  # fmt: skip
-    _check_decisions(result, decided, orders, settled_ms)
-    _check_orders_per_decision(result, decided, plain)
+    episodes = _check_decisions(result, decided, orders, settled_ms)
+    _check_orders_per_decision(result, decided, plain, episodes)
     _check_states(result, intents, orders, venue_orders)
     _check_fills(result, ledger_fills, venue_fills)
     return result
@@ -192,8 +194,11 @@ def audit(
 
 def _check_decisions(
     result: CrashAudit, intents: list[IntentRecord], orders: list[OrderRow], settled_ms: dict[str, int]
-) -> None:
+) -> dict[str, str]:
+    """Sort the decisions into allowed retries and duplicates; return intent id -> the decision
+    it counts under for the accepted-orders check (see `_episodes`)."""
     rows = {o.intent_id: o for o in orders}
+    episodes: dict[str, str] = {}
     ordered = sorted(intents, key=lambda i: (i.created_ms, i.intent_id))
     entries = [i for i in ordered if i.action in (TradeAction.OPEN, TradeAction.ADD)]
     groups: dict[str, list[IntentRecord]] = {}
@@ -209,6 +214,23 @@ def _check_decisions(
             for earlier in attempts[:n]
         )
         (result.decision_retries if retry_ok else result.duplicate_intent_decisions).append(key)
+        if retry_ok:
+            episodes.update(_episodes(key, attempts, rows))
+    return episodes
+
+
+def _episodes(key: str, attempts: list[IntentRecord], rows: dict[str, OrderRow]) -> dict[str, str]:
+    """Allowed retries of one decision, split where an attempt follows one that filled something
+    (only a CLOSE may: a remainder, or a position entered since): `key`, `key#2`, ..."""
+    out: dict[str, str] = {}
+    episode, filled = 1, False
+    for attempt in attempts:
+        if filled:
+            episode, filled = episode + 1, False
+        out[attempt.intent_id] = key if episode == 1 else f"{key}#{episode}"
+        row = rows.get(attempt.intent_id)
+        filled = filled or (row is not None and row.filled_sz > 0.0)
+    return out
 
 
 def _retry_allowed(
@@ -233,9 +255,9 @@ def _retry_allowed(
 
 
 def _check_orders_per_decision(
-    result: CrashAudit, intents: list[IntentRecord], plain: list[VenueOrder]
+    result: CrashAudit, intents: list[IntentRecord], plain: list[VenueOrder], episodes: dict[str, str]
 ) -> None:
-    key_of = {i.cloid.lower(): decision_key(i) for i in intents}
+    key_of = {i.cloid.lower(): episodes.get(i.intent_id, decision_key(i)) for i in intents}
     accepted: Counter[str] = Counter({key: 0 for key in key_of.values()})
     for order in plain:
         key = key_of.get(order.cloid or "")

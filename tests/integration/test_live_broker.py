@@ -172,6 +172,43 @@ def test_same_candle_open_is_sent_once(live: Rig) -> None:
     assert live.sim.state()["exchange_posts"] == posts
 
 
+def test_same_candle_add_is_sent_once_across_a_restart(live: Rig, tmp_path: Path) -> None:
+    """The kill -9 window of the live crash test: an ADD filled and the daemon died before its
+    decision event, so the restarted engine (deciding the same candle again) does not know it;
+    the ledger does, and the restarted broker sends nothing."""
+    assert live.broker.execute(live.intent(TradeAction.OPEN, candle=1), 0).filled
+    assert live.broker.execute(live.intent(TradeAction.ADD, candle=2), 0).filled
+    szi = live.venue_szi()
+    live.oms.close()
+    oms = LiveOms(live.oms.path, mode="live", config=OmsConfig(synchronous_full=False), clock_ms=live.clock)
+    live.oms = oms  # the fixture closes it
+    restarted = LiveBroker(
+        transport=live.parts.transport, gate=lambda: live_gate(Mode.LIVE, live.env), oms=oms,
+        info=live.parts.info, signer=live.broker.signer, config=live.broker.config,
+        pre_send_check=lambda *_: ALLOW, clock_ms=live.clock,
+    )  # fmt: skip
+    posts = live.sim.state()["exchange_posts"]
+    again = restarted.execute(live.intent(TradeAction.ADD, candle=2), 0)
+    assert again.status is ExecutionStatus.REJECTED and again.reject is BrokerReject.DUPLICATE_INTENT, again
+    assert again.detail["state"] == OrderState.FILLED
+    assert live.sim.state()["exchange_posts"] == posts and live.venue_szi() == pytest.approx(szi)
+    position = restarted.positions()[live.coin]
+    assert (position.adds_count, position.last_add_ms) == (1, 2)  # pyramiding limits see the add
+    assert restarted.execute(live.intent(TradeAction.ADD, candle=3), 0).filled  # the next candle adds
+    assert restarted.positions()[live.coin].adds_count == 2
+
+
+def test_filled_partial_take_profit_is_taken_for_the_position_before_the_engine_records_it(live: Rig) -> None:
+    """The engine stores tp1_taken only after the REDUCE returns (a kill -9 in between loses it):
+    the position reads it from the ledger, so a restart never takes TP1 a second time."""
+    assert live.broker.execute(live.intent(TradeAction.OPEN, candle=1), 0).filled
+    assert not live.broker.positions()[live.coin].tp1_taken
+    reduce = live.intent(TradeAction.REDUCE, candle=2, notional_usd=12.0)
+    assert live.broker.execute(reduce, 0).filled
+    assert live.oms.exit_state(live.coin) is None  # what the engine would have written next
+    assert live.broker.positions()[live.coin].tp1_taken
+
+
 def test_pre_send_denial_records_typed_deny_and_sends_nothing(live: Rig) -> None:
     posts = live.sim.state()["exchange_posts"]
     deny = Deny(RiskReason.MAX_POSITIONS, {"open": 8, "limit": 8})

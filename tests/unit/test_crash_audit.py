@@ -105,6 +105,27 @@ def test_close_after_a_filled_close_fails_unless_the_symbol_was_entered_again() 
     assert reopened.duplicate_intent_decisions == [] and reopened.decision_retries == [f"ETH:{CANDLE}:CLOSE"]
 
 
+def test_close_of_a_position_entered_again_in_its_candle_is_one_more_accepted_order_not_two() -> None:
+    """The crash e2e's seed 311574: CLOSE (filled), OPEN, CLOSE (IOC unmatched), CLOSE (filled),
+    one candle. The retry rule allows the last CLOSE (a new position), so the accepted-orders
+    check must count it as a new decision too; a second ADD after a fill still fails both."""
+    a, b, c = intent(1, "CLOSE"), intent(3, "CLOSE"), intent(4, "CLOSE")
+    reentry = intent(2, event_ms=CANDLE + 1)
+    orders = [row(a, OrderState.FILLED, 11, 0.01), row(reentry, OrderState.FILLED, 12, 0.01),
+              row(b, OrderState.REJECTED, 13), row(c, OrderState.FILLED, 14, 0.01)]  # fmt: skip
+    venue_orders = [venue(a, 11), venue(reentry, 12), venue(b, 13, "iocCancelRejected"), venue(c, 14)]
+    fills = [fill(a, 11, 1), fill(reentry, 12, 2), fill(c, 14, 3)]
+    result = run([a, reentry, b, c], orders, venue_orders, fills=fills)
+    assert result.violations == [] and result.decision_retries == [f"ETH:{CANDLE}:CLOSE"]
+    assert result.accepted_per_decision == {"1": 3}  # CLOSE, OPEN, the CLOSE of the re-entry
+    # Without the re-entry the second filled CLOSE closed a closed position: both checks fail.
+    stale = run(
+        [a, b, c], [orders[0], *orders[2:]], [venue_orders[0], *venue_orders[2:]], fills=[fills[0], fills[2]]
+    )
+    assert stale.duplicate_intent_decisions == [f"ETH:{CANDLE}:CLOSE"]
+    assert stale.multi_accepted_decisions == [f"ETH:{CANDLE}:CLOSE"] and not stale.ok
+
+
 def test_venue_order_without_an_intent_and_state_disagreements_fail() -> None:
     a, b, c = intent(1), intent(2, "CLOSE", event_ms=CANDLE + 300_000), intent(3, event_ms=CANDLE + 600_000)
     stranger = VenueOrder(oid=99, cloid="0x" + "f" * 32, coin="ETH", status="filled", is_trigger=False)

@@ -224,7 +224,7 @@ def test_open_dedupe_survives_restart_whatever_the_state(
     assert len(second.intents()) == 1
     assert not _intent(second, dedupe=True, candle=T0 + 300_000).duplicate  # next candle: new entry
     assert not _intent(second, dedupe=True, is_buy=False).duplicate  # other side
-    assert not _intent(second).duplicate  # exits / adds are not deduped
+    assert not _intent(second).duplicate  # no key (an exit): not deduped
     second.close()
 
 
