@@ -6,7 +6,7 @@ that module readable; no behaviour of its own beyond what ShardCore drives.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from cluster.applied_tail import TAIL_BARS, AppliedTail
@@ -22,6 +22,16 @@ CHECKPOINT_VERSION = 1
 
 def _params_fingerprint(params: Any) -> str:
     return hashlib.blake2b(repr(params).encode(), digest_size=8).hexdigest()
+
+
+def checkpoints_due(states: Mapping[str, _SymbolState], symbols: Iterable[str], every: int) -> list[str]:
+    """The symbols (held in `states`) whose `checkpoint_due(every)` is True, in order: the same test
+    written out in one pass (this runs for every symbol of every tick; behind >= 2*every implies
+    behind > 0 as every >= 1)."""
+    get, twice = states.get, 2 * every
+    return [s for s in symbols if (st := get(s)) is not None
+            and (behind := (bars := st.bars) - st.ckpt_bars) > 0
+            and (behind >= twice or (bars + st.phase) % every == 0)]
 
 
 class _SymbolState:
