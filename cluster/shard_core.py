@@ -248,6 +248,8 @@ class ShardCore:
         journaled = self._advance_journal(behind, batch, results)  # before any candle read
         reads = {symbol: state.recent.read_from(state.last_t) for symbol, state in behind.items()}
         anchor, newest = self._settings.anchor_symbol, self._through(max(batch.values())) if batch else None
+        if newest is not None:  # close mode, steady: the anchor's new candle from the journal, no read
+            self.journal.advance_anchor(self._anchor, newest)
         for index, chunk in enumerate(chunk_reads(reads, self._settings.cold_chunk)):
             if unavailable.intersection(chunk):  # an earlier read failed: don't hammer the store
                 continue
@@ -268,6 +270,7 @@ class ShardCore:
                     log.warning("shard %d: anchor %s history gap; rebuilding from available candles",
                                 self.index, anchor)
                 self._anchor = advance_anchor(self._anchor, view, newest)
+                self.journal.mark_anchor(self._anchor, view[0])
             rest = [s for s in chunk if s not in fast and s not in results]
             views = self._flush(self._advance_chunk(rest, got, request, batch, results, unavailable), batch,
                                 results)
