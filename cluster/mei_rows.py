@@ -149,35 +149,96 @@ def mei_neutral(book: ColumnBook, states: Mapping[str, Any], symbols: Collection
     return mei_decide(book, states, symbols, batch, anchor, want_snapshot)[0]
 
 
+class MeiPlan:
+    """The grouping `mei_decide` made on the previous tick, reused while the same symbols hold the
+    same state, indicator row and config objects (checked at C speed, `map`/list equality): a
+    steady tick then groups no symbol in Python. Only the per-tick tests (on its key) run, on arrays."""
+
+    __slots__ = ("cfgs", "groups", "held", "inds", "names")
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.held: list[Any] = []
+        self.inds: list[Any] = []
+        self.cfgs: list[Any] = []
+        self.groups: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def get(self, names: list[str], held: list[Any]) -> list[tuple[np.ndarray, np.ndarray]] | None:
+        """The groups when `names` hold exactly last tick's objects (no None among them), else None."""
+        if (names != self.names or held != self.held or None in held or list(map(_IND, held)) != self.inds
+                or list(map(_CFG, held)) != self.cfgs):
+            return None
+        return self.groups
+
+    def put(self, names: list[str], held: list[Any], groups: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        if None in held:  # a symbol without state: not reused (the next tick groups again)
+            self.names, self.held, self.inds, self.cfgs, self.groups = [], [], [], [], []
+            return
+        self.names, self.held, self.groups = names, held, groups
+        self.inds, self.cfgs = list(map(_IND, held)), list(map(_CFG, held))
+
+
+_IND, _CFG, _LAST_T, _LAST_CLOSE = (attrgetter(a) for a in ("ind", "cfg", "last_t", "last_close_ms"))
+
+
+def _plan(book: ColumnBook, held: list[Any]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per (column set, decision config) group of mei_alpha_v1 rows: positions in `held`, their rows."""
+    groups: dict[tuple[int, int], tuple[list[int], list[int]]] = {}
+    mei_row, mei_group = MeiRow, book.mei_group
+    for i, state in enumerate(held):
+        if state is None or type(ind := state.ind) is not mei_row:
+            continue
+        group = (id(ind.cols), mei_group(state.cfg))
+        members = groups.get(group)
+        if members is None:
+            members = groups[group] = ([], [])
+        members[0].append(i)
+        members[1].append(ind.r)
+    return [(np.array(pos, dtype=np.int64), np.array(rows, dtype=np.int64)) for pos, rows in groups.values()]
+
+
+def _times(held: list[Any], attr: Any) -> np.ndarray:
+    """Each state's `attr` (an int open/close time, or None: NaN) as float64 (exact below 2**53)."""
+    if None in held:
+        return np.array([np.nan if st is None or (v := attr(st)) is None else v for st in held], dtype=float)
+    return np.array(list(map(attr, held)), dtype=float)
+
+
 def mei_decide(book: ColumnBook, states: Mapping[str, Any], symbols: Collection[str],
                batch: Mapping[str, int], anchor: AnchorTrend, want_snapshot: Collection[str],
-               ) -> tuple[list[MeiNeutral], dict[str, Decision]]:
+               plan: MeiPlan | None = None) -> tuple[list[MeiNeutral], dict[str, Decision]]:
     """The mei_alpha_v1 decisions of `symbols` this tick from the columns (see the module docstring):
     per group the NEUTRALs nobody wants features of, and by symbol the `Decision` (with features,
     as `decide_lean` gives it) of each BUY/SELL and of each warm `want_snapshot` symbol.
 
-    One pass in Python per symbol (group it), then arrays per group; the anchor trend is looked up
-    once per distinct open time (most symbols of a tick share it)."""
-    groups: dict[tuple[int, int], tuple[list[str], list[Any], list[int], list[int]]] = {}
-    get, mei_row, mei_group = states.get, MeiRow, book.mei_group
-    for symbol in symbols:
-        state = get(symbol)
-        if state is None or type(ind := state.ind) is not mei_row:
-            continue
-        key, last_t, last_close = batch[symbol], state.last_t, state.last_close_ms
-        if last_t is None or last_close is None or last_close < key or last_t > key:
-            continue  # ShardCore._decide names the reason
-        group = (id(ind.cols), mei_group(state.cfg))
-        members = groups.get(group)
-        if members is None:
-            members = groups[group] = ([], [], [], [])
-        members[0].append(symbol)
-        members[1].append(state)
-        members[2].append(ind.r)
-        members[3].append(last_t)
+    The symbols are grouped by column set and decision config (`plan`: last tick's grouping when
+    nothing changed), a symbol whose state does not sit on its key is left out (`ShardCore._decide`
+    names the reason), then arrays per group; the anchor trend is looked up once per distinct open
+    time (most symbols of a tick share it)."""
+    names = list(symbols)
+    held = list(map(states.get, names))
+    groups = plan.get(names, held) if plan is not None else None
+    if groups is None:
+        groups = _plan(book, held)
+        if plan is not None:
+            plan.put(names, held, groups)
     decided: dict[str, Decision] = {}
-    neutral = [_decide_group(names, held, np.array(rows, dtype=np.int64), np.array(times, dtype=np.int64),
-                             anchor, want_snapshot, decided) for names, held, rows, times in groups.values()]
+    if not groups:
+        return [], decided
+    last_t, last_close = _times(held, _LAST_T), _times(held, _LAST_CLOSE)
+    key = np.fromiter(map(batch.__getitem__, names), dtype=np.int64, count=len(names))
+    with np.errstate(invalid="ignore"):
+        on_key = (last_close >= key) & (last_t <= key)  # NaN (None): False
+    neutral = []
+    for pos, rows in groups:
+        ok = on_key[pos]
+        if not ok.all():
+            pos, rows = pos[ok], rows[ok]
+        if not len(pos):
+            continue
+        at = pos.tolist()
+        neutral.append(_decide_group([names[i] for i in at], [held[i] for i in at], rows,
+                                     last_t[pos].astype(np.int64), anchor, want_snapshot, decided))
     return [g for g in neutral if g.symbols], decided
 
 

@@ -50,7 +50,7 @@ from cluster.anchor import AnchorTrend
 from cluster.book_decide import enrolled_at_key, split_by_symbol
 from cluster.columnar_book import ColumnBook
 from cluster.decision_block import DecisionBlock, assemble
-from cluster.mei_rows import MeiNeutral, MeiRow, Neutral, mei_decide, row_states, with_shadows
+from cluster.mei_rows import MeiNeutral, MeiPlan, MeiRow, Neutral, mei_decide, row_states, with_shadows
 from cluster.metrics import ShardMetrics
 from cluster.records import ShardDecision, ShardStatus, VariantDecision, make_decision, no_signal
 from cluster.shard_fast import advance_fast
@@ -110,6 +110,7 @@ class ShardCore:
         self._forming: dict[str, Candle] = {}  # open mode: forming bars read by the current evaluate
         self._book = ColumnBook() if settings.columnar else None
         self._neutral: list[Neutral] = []  # this evaluate's columnar NEUTRAL rows (`_block`)
+        self._mei_plan = MeiPlan()  # last tick's grouping of the columns' mei_alpha_v1 symbols
         self._restore([*dict.fromkeys(symbols)], with_anchor=True)
 
     # ------------------------------------------------------------------ checkpoints
@@ -401,13 +402,14 @@ class ShardCore:
         neutral: list[MeiNeutral] = []
         decided: MeiReady = {}
         try:  # the columns' mei_alpha_v1 primaries
-            neutral, decided = mei_decide(self._book, self._states, views, batch, self._anchor, want)
+            neutral, decided = mei_decide(self._book, self._states, views, batch, self._anchor, want,
+                                          self._mei_plan)
         except Exception:  # per symbol below (decide_lean), exactly as without columns
             log.exception("shard %d: columnar mei_alpha_v1 decisions failed; deciding per symbol", self.index)
-        btc = enrolled_at_key(self._states, views, batch, self._anchor)
+        book = self._book.decisions
+        btc = enrolled_at_key(self._states, views, batch, self._anchor) if book else {}
         if not btc:
             return {}, neutral, decided
-        book = self._book.decisions
         try:
             return split_by_symbol(book.decide(btc, run_row), book, list(btc)), neutral, decided
         except Exception:  # per row below (each row fenced on its own)
