@@ -85,7 +85,8 @@ def test_column_decisions_with_features_equal_decide_lean_and_replace_it(history
 
 def _summary(result) -> tuple:
     groups, decided = result
-    rows = [(g.symbols, g.t.tolist(), g.btc.tolist(), g.kind.tolist(), [id(s) for s in g.states]) for g in groups]
+    rows = [(g.symbols, g.t.tolist(), g.btc.tolist(), g.kind.tolist(), list(map(id, g.states)))
+            for g in groups]
     return rows, {s: repr(d) for s, d in decided.items()}
 
 
