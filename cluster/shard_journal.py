@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Mapping
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -142,7 +143,11 @@ def _eligible(states: Mapping[str, Any], journal: JournalRead, reads: Collection
               clean: Mapping[str, Any], keys: Mapping[str, int], anchor: str,
               ) -> tuple[list[str], list[list[Any]]]:
     """Symbols of `reads` with one journal record whose state qualifies, and per symbol its row in
-    `journal.bars`, last applied open time, key and applied tail (one pass: this runs per symbol)."""
+    `journal.bars`, last applied open time, key and applied tail (this runs per symbol per tick:
+    the steady tick, where every symbol qualifies, is checked at C speed, `_all_eligible`)."""
+    steady = _all_eligible(states, journal, reads, clean, keys, anchor)
+    if steady is not None:
+        return steady
     picked: list[str] = []
     got: list[list[Any]] = [[], [], [], []]
     rows, last, limit, raws = got
@@ -161,6 +166,30 @@ def _eligible(states: Mapping[str, Any], journal: JournalRead, reads: Collection
         limit.append(keys[symbol])
         raws.append(raw)
     return picked, got
+
+
+_SDK, _IND, _RECENT, _RAW, _LAST_T = (attrgetter(a) for a in ("sdk", "ind", "recent", "raw", "last_t"))
+
+
+def _all_eligible(states: Mapping[str, Any], journal: JournalRead, reads: Collection[str],
+                  clean: Mapping[str, Any], keys: Mapping[str, int], anchor: str,
+                  ) -> tuple[list[str], list[list[Any]]] | None:
+    """`_eligible` when EVERY symbol of `reads` qualifies (each test of its loop, over whole lists
+    with `map`, no Python per symbol), else None (the loop decides symbol by symbol)."""
+    names = list(reads)
+    n = len(names)
+    if not n or anchor in reads:
+        return None
+    held = list(map(states.get, names))
+    if list(map(clean.get, names)) != held or None in held:  # each clean with this very state
+        return None
+    rows = list(map(journal.one.get, names))
+    if None in rows or list(map(_SDK, held)).count(None) != n:
+        return None
+    raws = list(map(_RAW, map(_RECENT, held)))
+    if list(map(type, map(_IND, held))).count(MeiRow) != n or list(map(len, raws)).count(TAIL_BYTES) != n:
+        return None
+    return names, [rows, list(map(_LAST_T, held)), list(map(keys.__getitem__, names)), raws]
 
 
 def advance_journal(states: Mapping[str, Any], journal: JournalRead, reads: Collection[str],
