@@ -23,9 +23,11 @@ makes), and the state's last times, tail and bar count move on. Pure: no I/O.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import add, attrgetter
 from typing import Any
 
 import numpy as np
@@ -135,8 +137,12 @@ def _apply_group(held: list[Any], symbols: list[str], members: list[int], new: n
     rows = [held[j].ind for j in members]
     at = np.asarray(members, dtype=np.int64)
     bars = new[at]
-    applied = rows[0].cols.update(np.fromiter((r.r for r in rows), dtype=np.int64, count=len(rows)),
+    applied = rows[0].cols.update(np.fromiter(map(_R, rows), dtype=np.int64, count=len(rows)),
                                   bars["t"], bars["o"], bars["h"], bars["l"], bars["c"], bars["v"])
+    if len(members) == len(held) and bool(applied.all()):  # the steady tick: all move on
+        _move_on(held, rows, bars, tails)
+        done.applied.extend(symbols)
+        return
     for j, row, fine, t, close_ms in zip(members, rows, applied.tolist(), bars["t"].tolist(),
                                          bars["close_ms"].tolist(), strict=True):
         if not fine:
@@ -147,3 +153,17 @@ def _apply_group(held: list[Any], symbols: list[str], members: list[int], new: n
         state.recent.raw = tails[j * TAIL_BYTES: (j + 1) * TAIL_BYTES]
         row.bars += 1
         done.applied.append(symbols[j])
+
+
+_RECENT, _BARS, _R = attrgetter("recent"), attrgetter("bars"), attrgetter("r")
+
+
+def _move_on(held: list[Any], rows: list[Any], bars: np.ndarray, tails: bytes) -> None:
+    """What `_apply_group`'s loop does to each state and row (all applied), as `map`s over whole lists:
+    last times from the new records, the tails split TAIL_BYTES each, one more bar per row."""
+    n = len(held)
+    deque(map(setattr, held, repeat("last_t"), bars["t"].tolist()), maxlen=0)
+    deque(map(setattr, held, repeat("last_close_ms"), bars["close_ms"].tolist()), maxlen=0)
+    split = map(bytes, np.frombuffer(tails, dtype=np.uint8, count=n * TAIL_BYTES).reshape(n, TAIL_BYTES))
+    deque(map(setattr, map(_RECENT, held), repeat("raw"), split), maxlen=0)
+    deque(map(setattr, rows, repeat("bars"), map(add, map(_BARS, rows), repeat(1))), maxlen=0)
