@@ -62,6 +62,7 @@ if TYPE_CHECKING:
 _NEUTRAL = {code: Decision(Signal.NEUTRAL, Confidence.LOW, 0.0, entry_kind=kind)
             for kind, code in KIND_CODES.items()}
 _SDK = attrgetter("sdk")
+_BTC_NAMES = frozenset(a + b + c for a in "Bb" for b in "Tt" for c in "Cc")  # s.upper() == "BTC"
 _BTC = {True: BTC_BULLISH, False: BTC_BEARISH, None: BTC_UNKNOWN}
 
 
@@ -254,12 +255,13 @@ def _decide_group(symbols: list[str], states: list[Any], idx: np.ndarray, t: np.
         trend = [_BTC[anchor.bullish_at(u)] for u in distinct.tolist()]
         btc = np.array(trend, dtype=np.int8)[where.reshape(n)]
     is_btc = np.zeros(n, dtype=bool)
-    is_btc[[i for i, s in enumerate(symbols) if len(s) == 3 and s.upper() == "BTC"]] = True
+    if _BTC_NAMES.intersection(symbols):  # set work at C speed; the positions only when there is one
+        is_btc[[i for i, s in enumerate(symbols) if len(s) == 3 and s.upper() == "BTC"]] = True
     window = cols.window(idx)
     out = decide_columns(window, cfg, btc, is_btc)
     keep = out.signal == 0
     if want:
-        wanted = [i for i, s in enumerate(symbols) if s in want]
+        wanted = [i for i, s in enumerate(symbols) if s in want] if set(want).intersection(symbols) else []
         if wanted:
             keep[wanted] = False
     if not keep.all():
