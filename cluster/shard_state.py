@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
+from operator import attrgetter
 from typing import Any
+
+import numpy as np
 
 from cluster.applied_tail import TAIL_BARS, AppliedTail
 from cluster.mei_rows import MeiRow
@@ -26,12 +29,23 @@ def _params_fingerprint(params: Any) -> str:
 
 def checkpoints_due(states: Mapping[str, _SymbolState], symbols: Iterable[str], every: int) -> list[str]:
     """The symbols (held in `states`) whose `checkpoint_due(every)` is True, in order: the same test
-    written out in one pass (this runs for every symbol of every tick; behind >= 2*every implies
-    behind > 0 as every >= 1)."""
+    on arrays when every symbol is held (this runs for every symbol of every tick), else written out
+    in one pass (behind >= 2*every implies behind > 0 as every >= 1)."""
+    names = list(symbols)
+    held = list(map(states.get, names))
+    if names and None not in held:
+        bars = np.array(list(map(_BARS, held)), dtype=np.int64)
+        behind = bars - np.array(list(map(_CKPT_BARS, held)), dtype=np.int64)
+        phase = np.array(list(map(_PHASE, held)), dtype=np.int64)
+        due = (behind > 0) & ((behind >= 2 * every) | ((bars + phase) % every == 0))  # all >= 0: as in Python
+        return [names[i] for i in np.flatnonzero(due).tolist()]
     get, twice = states.get, 2 * every
-    return [s for s in symbols if (st := get(s)) is not None
+    return [s for s in names if (st := get(s)) is not None
             and (behind := (bars := st.bars) - st.ckpt_bars) > 0
             and (behind >= twice or (bars + st.phase) % every == 0)]
+
+
+_BARS, _CKPT_BARS, _PHASE = attrgetter("bars"), attrgetter("ckpt_bars"), attrgetter("phase")
 
 
 class _SymbolState:
