@@ -34,6 +34,9 @@ box used inside the timed windows. The run fails (exit 1) unless the two-node sh
 distinct nodes and every node process had its node's mask. Printed: the wall-time throughput
 ratio (goal >= 1.7), the ratio on worker-node CPU-seconds per row, the shard-work ratio, and
 where the 2-node tick loses against a perfect 2x (driver, Ray calls, shard work: they add up).
+`ticks_detail` lists every timed tick: its parts, the driver thread's CPU inside the Ray calls,
+each shard's evaluate and checkpoint ms (and how many symbols it checkpointed) and the bytes each
+shard's reply pickles to. Pinning and the CPU accounting live in bench/pinning.py.
 No timing is asserted anywhere.
 """
 
@@ -43,6 +46,7 @@ import argparse
 import contextlib
 import json
 import os
+import pickle
 import signal
 import statistics
 import sys
@@ -52,7 +56,15 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from bench.support import cpu_ms_used, descendants, machine_busy_ms, percentile, proc_table, thread_affinity
+from bench.pinning import (
+    CpuWindows,
+    check_pinning,
+    dashboard_url,
+    pin_head,
+    pin_workers,
+    process_groups,
+)
+from bench.support import descendants, percentile, proc_table
 from bench.tick import _source, _write_bar, _write_history
 from bench.universe import INTERVAL, series, symbol_names
 from cluster.cluster_health import DashboardClient, ShardHealth, auth_token, shard_health
@@ -77,20 +89,6 @@ PINNED_GOAL_RATIO = 1.7
 TICK_PARTS = ("driver_ms", "ray_overhead_ms", "busiest_shard_ms")
 
 
-class PinningError(RuntimeError):
-    """A pinned layout did not run as claimed (shards on one node, or a process off its core)."""
-
-
-def _set_all_threads(cores: set[int], pid: int | None = None) -> dict[int, set[int]]:
-    """Pin every thread of process `pid` (default: this one) to `cores`; return their old masks."""
-    before: dict[int, set[int]] = {}
-    for tid in (int(t) for t in os.listdir(f"/proc/{pid or os.getpid()}/task")):
-        with contextlib.suppress(OSError):
-            before[tid] = os.sched_getaffinity(tid)
-            os.sched_setaffinity(tid, cores)
-    return before
-
-
 RAY_START_TIMEOUT = "timed out during startup"  # Ray waits a fixed 30 s for a node to register
 START_ATTEMPTS = 3
 
@@ -111,46 +109,6 @@ def start_node(start: Callable[[], Any], attempts: int = START_ATTEMPTS) -> Any:
             print(f"bench.scale: Ray node start timed out (attempt {attempt}/{attempts}); retrying",
                   file=sys.stderr)
     raise AssertionError("unreachable")
-
-
-def node_roots(node: Any) -> list[int]:
-    """The pids of the processes a Ray node started itself (raylet, GCS, agents...)."""
-    return [p.process.pid for infos in node.all_processes.values() for p in infos if p.process is not None]
-
-
-def pin_tree(roots: list[int], cores: set[int]) -> int:
-    """Pin every thread of `roots` and of every process below them to `cores`; return how many
-    processes. Processes and threads they start later inherit the mask."""
-    tree = descendants(proc_table(), roots)
-    for pid in tree:
-        _set_all_threads(cores, pid)
-    return len(tree)
-
-
-def pin_workers(cluster: Any) -> None:
-    """(Re-)pin each worker node's process tree to its cores. Run once the nodes are up and again
-    once the shards are: a worker forked while the tree was walked would otherwise escape."""
-    for node, pin in cluster.aiq_nodes:
-        if pin is not None:
-            pin_tree(node_roots(node), pin)
-
-
-def pin_head(cluster: Any, cores: set[int], redis_pid: int, stack: contextlib.ExitStack) -> None:
-    """Confine the head node's process tree, every thread of this driver and Redis to `cores`.
-
-    Done once the cluster is up (a node started on one core of a loaded box can miss Ray's fixed
-    30 s start-up deadline); threads and processes they start later inherit the mask. The
-    driver's and Redis's old masks come back when `stack` closes (the head dies with the cluster).
-    """
-    pin_tree(node_roots(cluster.head_node), cores)
-    for pid in (os.getpid(), redis_pid):
-        for tid, mask in _set_all_threads(cores, pid).items():
-            stack.callback(_restore_mask, tid, mask)
-
-
-def _restore_mask(tid: int, mask: set[int]) -> None:
-    with contextlib.suppress(OSError):  # the thread may be gone
-        os.sched_setaffinity(tid, mask)
 
 
 @contextlib.contextmanager
@@ -201,11 +159,6 @@ def loopback_cluster(worker_cpus: list[int], *, dashboard: bool = True, namespac
             os.environ["RAY_ADDRESS"] = previous
 
 
-def dashboard_url(cluster: Any) -> str:
-    url = cluster.webui_url or ""
-    return url if url.startswith("http") else f"http://{url}"
-
-
 def _health(cluster: Any, namespace: str, n_shards: int) -> ShardHealth:
     client = DashboardClient(dashboard_url(cluster), token=auth_token())
     deadline = time.monotonic() + 30.0
@@ -214,90 +167,6 @@ def _health(cluster: Any, namespace: str, n_shards: int) -> ShardHealth:
         if health.healthy or time.monotonic() > deadline:
             return health
         time.sleep(0.2)
-
-
-def process_groups(cluster: Any, redis_pid: int) -> dict[str, list[int]]:
-    """Our processes by owner: the head node's tree, each worker node's tree (raylet, its workers
-    and their children), this driver alone, Redis. Resolved once the shards are up."""
-    table = proc_table()
-
-    def tree(node: Any) -> list[int]:
-        return sorted(descendants(table, node_roots(node)))
-    groups = {"head": tree(cluster.head_node)}
-    groups.update((f"node_{i}", tree(node)) for i, (node, _pin) in enumerate(cluster.aiq_nodes))
-    groups.update(driver=[os.getpid()], redis=[redis_pid])
-    return groups
-
-
-class CpuWindows:
-    """CPU ms each process group and the whole machine used inside the timed windows only."""
-
-    def __init__(self, groups: Mapping[str, list[int]]) -> None:
-        self.groups = groups
-        self._pids = sorted({p for pids in groups.values() for p in pids})
-        self.used = dict.fromkeys(groups, 0.0)
-        self.machine = 0.0
-        self._open: tuple[dict[int, tuple[int, float]], float] | None = None
-
-    def start(self) -> None:
-        self._open = (proc_table(self._pids), machine_busy_ms())
-
-    def stop(self) -> None:
-        after, busy = proc_table(self._pids), machine_busy_ms()
-        if self._open is None:
-            raise RuntimeError("CpuWindows.stop() without start()")
-        before, busy_before = self._open
-        for name, pids in self.groups.items():
-            self.used[name] += cpu_ms_used(before, after, pids)
-        self.machine += busy - busy_before
-        self._open = None
-
-    def per_tick(self, ticks: int) -> dict[str, float]:
-        out = {name: round(ms / ticks, 2) for name, ms in self.used.items()}
-        out["machine_busy"] = round(self.machine / ticks, 2)
-        out["other_processes"] = round((self.machine - sum(self.used.values())) / ticks, 2)
-        return out
-
-
-def observed_affinity(groups: Mapping[str, list[int]]) -> dict[str, list[int] | None]:
-    """Per group, the union of the CPU masks of every thread of every live process in it."""
-    out: dict[str, list[int] | None] = {}
-    for name, pids in groups.items():
-        masks = [m for m in (thread_affinity(p) for p in pids) if m is not None]
-        out[name] = sorted({c for m in masks for c in m}) if masks else None
-    return out
-
-
-def check_pinning(cluster: Any, namespace: str, n_shards: int, groups: Mapping[str, list[int]],
-                  head_pin: set[int] | None) -> dict[str, Any]:
-    """Prove where the shards ran: one node per worker entry, distinct node ids when there are
-    several, each shard in its node's process tree, every thread of every node process (and of
-    the head, driver and Redis with `head_pin`) on the cores it was pinned to.
-
-    Raises PinningError otherwise (the bench then exits 1: its numbers would mean nothing).
-    """
-    client = DashboardClient(dashboard_url(cluster), token=auth_token())
-    rows = [r for r in client.actors(namespace) if r.state == "ALIVE" and r.name.startswith("aiq-shard-")]
-    node_index = {node.node_id: i for i, (node, _pin) in enumerate(cluster.aiq_nodes)}
-    shards = {r.name: {"node": f"node_{node_index[r.node_id]}" if r.node_id in node_index else None,
-                       "node_id": r.node_id, "pid": r.pid,
-                       "affinity": thread_affinity(r.pid) if r.pid else None} for r in rows}
-    nodes = {v["node_id"] for v in shards.values()}
-    want = len(cluster.aiq_nodes)
-    if len(shards) != n_shards or len(nodes) != want:
-        raise PinningError(f"{len(shards)} shards on {len(nodes)} node(s), wanted {n_shards} on {want}: "
-                           f"{shards}")
-    observed = observed_affinity(groups)
-    pins = {f"node_{i}": sorted(pin or ()) for i, (_node, pin) in enumerate(cluster.aiq_nodes)}
-    if head_pin is not None:
-        pins.update((name, sorted(head_pin)) for name in ("head", "driver", "redis"))
-    off = {name: (observed[name], cores) for name, cores in pins.items() if observed[name] != cores}
-    off.update({name: (v["pid"], groups.get(v["node"] or "", [])) for name, v in shards.items()
-                if v["pid"] not in groups.get(v["node"] or "", [])})
-    if off:
-        raise PinningError(f"processes not where they were pinned (observed, wanted): {off}")
-    return {"distinct_nodes": len(nodes), "shards": shards, "pinned_to": pins, "observed_affinity": observed,
-            "processes_per_group": {name: len(pids) for name, pids in groups.items()}}
 
 
 def tick_parts(eval_ms: float, driver_ms: float, inside_ms: list[float]) -> dict[str, float]:
@@ -340,12 +209,25 @@ def _timed_ticks(pool: Any, client: Any, layout: RedisLayout, hist: dict[str, An
         t3 = time.perf_counter()
         cpu.stop()
         ticks.append({"wall_ms": (t3 - t0) * 1000.0, "eval_ms": (t2 - t1) * 1000.0,
-                      "driver_ms": (t1 - t0 + t3 - t2) * 1000.0, "eval_driver_cpu_ms": (c2 - c1) * 1000.0})
+                      "driver_ms": (t1 - t0 + t3 - t2) * 1000.0, "eval_driver_cpu_ms": (c2 - c1) * 1000.0,
+                      # untimed: what each shard's reply pickles to (Ray returns > 100 KiB via plasma)
+                      "reply_bytes": [len(pickle.dumps(b, protocol=5)) for b in result.decisions.blocks]})
         not_ok += sum(1 for r in result.decisions.values() if r.status.value != "ok")
-    inside = [s["evaluate_ms_recent"][-len(ticks):] for s in pool.stats()]
+    stats = pool.stats()
+    inside = [s["evaluate_ms_recent"][-len(ticks):] for s in stats]
+    checkpoints = [s["checkpoint_ms_recent"][-len(ticks):] for s in stats]
     for i, tick in enumerate(ticks):
         tick["inside_ms"] = [shard[i] for shard in inside]
+        tick["checkpoint_ms"] = [shard[i][0] for shard in checkpoints]  # inside_ms's checkpoint part
+        tick["checkpointed"] = [shard[i][1] for shard in checkpoints]
     return {"ticks": ticks, "not_ok": not_ok}
+
+
+def tick_detail(ticks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every timed tick as measured (ms rounded): the JSON's per-tick view behind the means."""
+    def rounded(v: Any) -> Any:
+        return [rounded(x) for x in v] if isinstance(v, list) else round(v, 2) if isinstance(v, float) else v
+    return [{k: rounded(v) for k, v in t.items()} for t in ticks]
 
 
 def _summarise_ticks(ticks: list[dict[str, Any]]) -> dict[str, Any]:
@@ -358,7 +240,12 @@ def _summarise_ticks(ticks: list[dict[str, Any]]) -> dict[str, Any]:
             "driver_cpu_in_evaluate_ms_mean": round(statistics.fmean(t["eval_driver_cpu_ms"]
                                                                      for t in ticks), 2),
             "shard_imbalance_ms_mean": round(statistics.fmean(max(t["inside_ms"]) - min(t["inside_ms"])
-                                                              for t in ticks), 2)}
+                                                              for t in ticks), 2),
+            "checkpoint_ms_mean": [round(statistics.fmean(s), 2)
+                                   for s in zip(*(t["checkpoint_ms"] for t in ticks), strict=True)],
+            "checkpointed_mean": [round(statistics.fmean(s), 1)
+                                  for s in zip(*(t["checkpointed"] for t in ticks), strict=True)],
+            "reply_bytes_mean": round(statistics.fmean(b for t in ticks for b in t["reply_bytes"]))}
 
 
 def run_layout(label: str, worker_cpus: list[int], args: argparse.Namespace, redis: tuple[str, int],
@@ -417,7 +304,8 @@ def run_layout(label: str, worker_cpus: list[int], args: argparse.Namespace, red
         "tick_ms_max": round(max(walls), 2), "rows": rows, "bars_per_call": per_call,
         "symbols_per_sec": round(len(symbols) * len(ticks) / total_secs),
         "row_candles_per_sec": round(rows * per_call * len(ticks) / total_secs),
-        "non_ok_records": timed["not_ok"], "tick_breakdown": _summarise_ticks(ticks), "pinning": pinning,
+        "non_ok_records": timed["not_ok"], "tick_breakdown": _summarise_ticks(ticks),
+        "ticks_detail": tick_detail(ticks), "pinning": pinning,
         "cpu_ms_per_tick": cpu.per_tick(len(ticks)),
         "setup_secs": {"pool_create": round(create_secs, 1), "catch_up": round(catch_up_secs, 1)},
         "dashboard_shards": {

@@ -8,8 +8,9 @@ the signal is a real decision for the expected candle or a fail-closed "no signa
 fills in the shard-level statuses.
 
 Shadow variants are columnar (issue 12): a shard's tick returns ALL its (symbol, variant) rows as
-one `VariantColumns` (one numpy structured array plus small string tables; Ray ships the array
-zero-copy), and each `ShardDecision.variants` is a `VariantRows` view of its symbol's span there.
+one `VariantColumns` (one numpy structured array plus small string tables; pickled column by
+column in compact form, `cluster.column_wire`), and each `ShardDecision.variants` is a
+`VariantRows` view of its symbol's span there.
 A `VariantDecision` object is built only when someone reads one row (`VariantRows[i]`, the rows
 that open or close a shadow position); the shadow fleet filters the rest with array operations.
 """
@@ -24,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from cluster import column_wire
 from strategies.enums import Confidence, EntryKind, Signal
 from strategies.sdk.strategy import CONFIDENCE_CODES, SIGNAL_CODES
 from strategies.signals import SignalFeatures
@@ -139,8 +141,8 @@ class VariantColumns:
     2 HIGH) as in `strategies.sdk.strategy`; score, close, entry_atr, exit_long, exit_short as in
     `VariantDecision`; fault (index into `texts`, NO_FAULT when clean) and detail (index into
     `texts`). Construction validates every code and index (`validate`), so a malformed block fails
-    at the seam instead of trading the wrong variant. Treat `rows` as read-only: after a Ray hop it
-    is a view of the object store.
+    at the seam instead of trading the wrong variant. Treat `rows` as read-only: record views
+    (`VariantRows`) share it.
     """
 
     symbols: tuple[str, ...]
@@ -213,6 +215,12 @@ class VariantColumns:
         codes = self.rows["symbol"].astype(np.int64) * width + self.rows["variant"]
         return {self.key(i): i for i in np.flatnonzero(np.isin(codes, wanted)).tolist()}
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle `rows` column by column in compact form (`cluster.column_wire`): a shard's reply
+        stays under Ray's inline-return limit; unpickling validates again (a bad reply fails closed)."""
+        return (_unpickle_columns, (self.symbols, self.variants, self.strategies, self.texts,
+                                    column_wire.pack(self.rows)))
+
     def signal_symbols(self) -> set[str]:
         """The symbols with at least one BUY or SELL row."""
         rows = self.rows
@@ -246,6 +254,11 @@ class VariantColumns:
                 rows[column] = remap(getattr(part, table), into)[rows[column]]  # -1 maps to the NO_FAULT tail
             chunks.append(rows)
         return _columns(*(tuple(t) for t in merged), np.concatenate(chunks))
+
+
+def _unpickle_columns(symbols: tuple[str, ...], variants: tuple[str, ...], strategies: tuple[str, ...],
+                      texts: tuple[str, ...], packed: tuple[Any, ...]) -> VariantColumns:
+    return VariantColumns(symbols, variants, strategies, texts, column_wire.unpack(packed, ROW_DTYPE))
 
 
 def _columns(symbols: tuple[str, ...], variants: tuple[str, ...], strategies: tuple[str, ...],

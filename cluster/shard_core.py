@@ -107,6 +107,7 @@ class ShardCore:
         self.fast_applied = 0  # of candles_applied, by the steady-state fast path (cluster.shard_fast)
         self.journal = JournalCursor()  # the closed-bar journal path (cluster.shard_journal); .applied
         self.evaluate_ms: deque[float] = deque(maxlen=256)  # recent evaluate durations, for health/bench
+        self.checkpoint_ms: deque[tuple[float, int]] = deque(maxlen=256)  # per evaluate: (ms, checkpoints)
         self._forming: dict[str, Candle] = {}  # open mode: forming bars read by the current evaluate
         self._book = ColumnBook() if settings.columnar else None
         self._neutral: list[Neutral] = []  # this evaluate's columnar NEUTRAL rows (`_block`)
@@ -227,11 +228,13 @@ class ShardCore:
         results = self._read_and_decide(batch, want_snapshot, unavailable)
         block = self._block(batch, results, want_snapshot, unavailable)
         due = checkpoints_due(self._states, batch, self._settings.checkpoint_every)
+        ckpt_started = time.perf_counter()
         if due:
             try:
                 self.checkpoint(due)
             except Exception as exc:  # decisions stand; the checkpoint is retried on a later tick
                 log.warning("shard %d: checkpoint of %d symbols failed (%s)", self.index, len(due), exc)
+        self.checkpoint_ms.append(((time.perf_counter() - ckpt_started) * 1000.0, len(due)))
         self._metrics.candles_applied(self.index, self.candles_applied - applied_before)
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         self.evaluate_ms.append(elapsed_ms)
@@ -249,8 +252,7 @@ class ShardCore:
         journaled = self._advance_journal(behind, batch, results)  # before any candle read
         reads = {symbol: state.recent.read_from(state.last_t) for symbol, state in behind.items()}
         anchor, newest = self._settings.anchor_symbol, self._through(max(batch.values())) if batch else None
-        if newest is not None:  # close mode, steady: the anchor's new candle from the journal, no read
-            self.journal.advance_anchor(self._anchor, newest)
+        self.journal.advance_anchor(self._anchor, newest)  # steady: its new candle from the journal, no read
         for index, chunk in enumerate(chunk_reads(reads, self._settings.cold_chunk)):
             if unavailable.intersection(chunk):  # an earlier read failed: don't hammer the store
                 continue
@@ -286,8 +288,7 @@ class ShardCore:
     def _advance_journal(self, reads: dict[str, Any], batch: Mapping[str, int],
                          results: dict[str, ShardDecision]) -> dict[str, Any]:
         """Apply the steady symbols' new candle from the closed-bar journal (`cluster.shard_journal`;
-        close mode only); they leave `reads` (the behind symbols' states, by symbol). Their views;
-        the rest are read as before."""
+        close mode only); they leave `reads` (behind symbols' states). Their views; the rest are read."""
         if not self._settings.signal_on_candle_close:
             return {}
         done = self.journal.advance(self._states, self._store, reads, batch, self._settings.anchor_symbol)
@@ -379,12 +380,10 @@ class ShardCore:
     def _decide_views(self, views: Mapping[str, Any], batch: Mapping[str, int], want: Collection[str],
                       results: dict[str, ShardDecision], ready: Ready, neutral: list[MeiNeutral],
                       decided: MeiReady) -> None:
-        """Decide the caught-up `views`: the columns' NEUTRAL mei_alpha_v1 rows to `self._neutral` (no
-        per-symbol record: `_block` writes them as arrays), the rest to `results` per symbol (with the
-        `Decision`s the columns made for BUY/SELL and wanted rows in `decided`)."""
+        """Decide the caught-up `views`: the columns' NEUTRAL mei_alpha_v1 rows to `self._neutral` (as
+        arrays in `_block`), the rest to `results` per symbol (`decided`: the columns' other Decisions)."""
         fast, mei = with_shadows(neutral, ready)
-        if decided:
-            mei.update(decided)
+        mei.update(decided)
         self._neutral.extend(fast)
         done = set().union(*(group.symbols for group, _ in fast))
         for symbol, view in views.items():
@@ -596,4 +595,5 @@ class ShardCore:
                 "fast_applied": self.fast_applied,
                 "rehydrated": dict(self.rehydrated), "anchor_t": self._anchor.last_t,
                 "columnar_rows": self._book.rows() if self._book is not None else 0,
-                "evaluate_ms_recent": list(self.evaluate_ms)}
+                "evaluate_ms_recent": list(self.evaluate_ms),
+                "checkpoint_ms_recent": list(self.checkpoint_ms)}  # (ms, symbols checkpointed) per evaluate

@@ -83,12 +83,12 @@ class JournalCursor:
         self.applied += len(done.applied)
         return done
 
-    def advance_anchor(self, trend: Any, newest: int) -> bool:
+    def advance_anchor(self, trend: Any, newest: int | None) -> bool:
         """Apply this tick's one journal record of the anchor to `trend` (an `AnchorTrend`) when the
         trend is clean and the record is its next candle within `newest` (the tick's newest open
         time); whether it did (else the general read advances the anchor, as without a journal)."""
         bar, self._anchor_bar = self._anchor_bar, None
-        if bar is None:
+        if bar is None or newest is None:
             return False
         t = int(bar["t"])
         if self.anchor is not trend or trend.last_t is None or not trend.last_t < t <= newest:

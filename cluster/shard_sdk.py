@@ -208,7 +208,9 @@ class SdkRows:
         return slot[0].export(slot[1]) if slot is not None else self._states[g]
 
     def to_state(self) -> list[dict[str, Any]]:
-        return [self._state(g).to_state() for g in range(len(self._sets))]
+        """Each declaration set's checkpoint (a columnar row's straight from the arrays)."""
+        return [slot[0].state_of(slot[1]) if slot is not None else self._states[g].to_state()
+                for g, slot in enumerate(self._slots)]
 
     def restore(self, states: Any) -> bool:
         """Put checkpointed states back; False (nothing changed) when they do not fit these declarations."""

@@ -27,22 +27,32 @@ def _params_fingerprint(params: Any) -> str:
     return hashlib.blake2b(repr(params).encode(), digest_size=8).hexdigest()
 
 
+def checkpoint_is_due(bars: int, ckpt_bars: int, phase: int, every: int) -> bool:
+    """True when bars (ckpt_bars, bars] include one that is -phase modulo `every`.
+
+    Why not `(bars + phase) % every == 0`: a call that applies several candles (a driver behind
+    by k bars) steps `bars` by k, so that test only ever fires for the rows whose phase matches
+    the step; every other row then waited until it was far behind, and all of them fell due in
+    the same call (a checkpoint burst instead of a spread). Crossing a boundary cannot be
+    skipped: each row is due exactly once per `every` bars, on its own phase, at any step size.
+    """
+    return (bars + phase) // every > (ckpt_bars + phase) // every
+
+
 def checkpoints_due(states: Mapping[str, _SymbolState], symbols: Iterable[str], every: int) -> list[str]:
     """The symbols (held in `states`) whose `checkpoint_due(every)` is True, in order: the same test
-    on arrays when every symbol is held (this runs for every symbol of every tick), else written out
-    in one pass (behind >= 2*every implies behind > 0 as every >= 1)."""
+    (`checkpoint_is_due`) on arrays when every symbol is held (this runs for every symbol of every
+    tick; numpy's integer floor division is Python's), else symbol by symbol."""
     names = list(symbols)
     held = list(map(states.get, names))
     if names and None not in held:
         bars = np.array(list(map(_BARS, held)), dtype=np.int64)
-        behind = bars - np.array(list(map(_CKPT_BARS, held)), dtype=np.int64)
+        ckpt = np.array(list(map(_CKPT_BARS, held)), dtype=np.int64)
         phase = np.array(list(map(_PHASE, held)), dtype=np.int64)
-        due = (behind > 0) & ((behind >= 2 * every) | ((bars + phase) % every == 0))  # all >= 0: as in Python
+        due = (bars + phase) // every > (ckpt + phase) // every
         return [names[i] for i in np.flatnonzero(due).tolist()]
-    get, twice = states.get, 2 * every
-    return [s for s in names if (st := get(s)) is not None
-            and (behind := (bars := st.bars) - st.ckpt_bars) > 0
-            and (behind >= twice or (bars + st.phase) % every == 0)]
+    return [s for s, st in zip(names, held, strict=True)
+            if st is not None and checkpoint_is_due(st.bars, st.ckpt_bars, st.phase, every)]
 
 
 _BARS, _CKPT_BARS, _PHASE = attrgetter("bars"), attrgetter("ckpt_bars"), attrgetter("phase")
@@ -124,10 +134,9 @@ class _SymbolState:
             self.ind = self.ind.detach()
 
     def checkpoint_due(self, every: int) -> bool:
-        """True every `every` bars (offset by the symbol's phase), or when 2x`every` behind."""
-        bars = self.bars
-        behind = bars - self.ckpt_bars
-        return behind >= 2 * every or (behind > 0 and (bars + self.phase) % every == 0)
+        """True once the bars applied since the last checkpoint crossed a multiple of `every`
+        (offset by the symbol's phase): `checkpoint_is_due`."""
+        return checkpoint_is_due(self.bars, self.ckpt_bars, self.phase, every)
 
     def to_state(self, ind: dict[str, Any] | None = None) -> dict[str, Any]:
         """The checkpoint; `ind` is `self.ind.to_state()` when the caller made it already (in bulk)."""

@@ -26,12 +26,9 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
-from hyperliquid.utils import signing
 from hyperliquid.utils.constants import MAINNET_API_URL
 from hyperliquid.utils.types import Cloid
 from urllib3.exceptions import ConnectTimeoutError
@@ -46,6 +43,9 @@ from engine.enums import (
     VenueRejectReason,
 )
 from engine.runtime.clock import wall_ms
+
+if TYPE_CHECKING:  # eth_account and the SDK's signing module cost ~0.7 s of imports: see _signing()
+    from eth_account.signers.local import LocalAccount
 from engine.venue import types as hl
 from engine.venue.rate_budget import RateBudget, RateBudgetExhausted, exchange_weight
 
@@ -169,6 +169,8 @@ class SigningKey:
     __slots__ = ("_account",)
 
     def __init__(self, account: LocalAccount) -> None:
+        from eth_account.signers.local import LocalAccount  # lazy: see _signing()
+
         if not isinstance(account, LocalAccount):
             raise TypeError("SigningKey needs an eth_account LocalAccount")
         self._account = account
@@ -180,6 +182,8 @@ class SigningKey:
         raw = raw[2:] if raw.lower().startswith("0x") else raw
         if not re.fullmatch(r"[0-9a-fA-F]{64}", raw):
             raise ValueError("secret key must be 64 hex characters (optionally 0x-prefixed)")
+        from eth_account import Account  # lazy: see _signing()
+
         return cls(Account.from_key("0x" + raw))
 
     @property
@@ -319,7 +323,7 @@ class ActionSigner:
         if grouping not in _GROUPINGS:
             raise ValueError(f"grouping must be one of {sorted(_GROUPINGS)}, got {grouping!r}")
         wires = [_order_wire(spec) for spec in orders]
-        action = signing.order_wires_to_order_action(wires, None, grouping)  # type: ignore[arg-type]
+        action = _signing().order_wires_to_order_action(wires, None, grouping)  # type: ignore[arg-type]
         return self._sign(ExchangeActionType.ORDER, action, tuple(o.cloid for o in orders))
 
     def sign_batch_modify(self, modifies: Sequence[tuple[int, OrderSpec]]) -> SignedAction:
@@ -372,7 +376,7 @@ class ActionSigner:
         self, action_type: ExchangeActionType, action: dict[str, Any], cloids: tuple[str | None, ...]
     ) -> SignedAction:
         nonce = self._nonces.next()
-        signature = signing.sign_l1_action(
+        signature = _signing().sign_l1_action(
             self._key.account, action, self.vault_address, nonce, None, self.is_mainnet
         )
         body = {
@@ -392,6 +396,14 @@ class ActionSigner:
         )
 
 
+def _signing() -> Any:
+    """The SDK's signing module, imported on first use: it pulls in eth_account (~0.7 s of CPU), which
+    a paper daemon never needs, and the daemon's imports share the 2 cores with Ray's start."""
+    from hyperliquid.utils import signing
+
+    return signing
+
+
 def _order_wire(spec: OrderSpec) -> Any:
     order_type: dict[str, Any] = {"limit": {"tif": str(Tif(spec.tif))}}
     if spec.trigger is not None:
@@ -409,7 +421,7 @@ def _order_wire(spec: OrderSpec) -> Any:
     if spec.cloid is not None:
         request["cloid"] = Cloid(spec.cloid)
     try:
-        return signing.order_request_to_order_wire(request, spec.asset)  # type: ignore[arg-type]
+        return _signing().order_request_to_order_wire(request, spec.asset)  # type: ignore[arg-type]
     except ValueError as exc:
         raise ValueError(f"order for asset {spec.asset} not representable on the wire: {exc}") from exc
 

@@ -192,18 +192,26 @@ class IndicatorState:
         Raises ValueError when a declaration's kernel cannot be checkpointed (a user-written
         indicator): rebuild from candle history instead.
         """
-        out = _Packer()
-        out.ints.append(len(self._rows))
+        ints, floats = [len(self._rows)], []
         for row in self._rows:
-            out.ints.append(row["timestamp"])
-            out.floats.extend([row[k] for k in self._columns])
+            ints.append(row["timestamp"])
+            floats.extend([row[k] for k in self._columns])
+        return self.state_with_rows(ints, floats, self._bars, self._last_t)
+
+    def state_with_rows(self, ints: list[int], floats: list[float], bars: int, last_t: int | None,
+                        ) -> dict[str, Any]:
+        """`to_state()` with the kept rows, bars and last open time given already packed (`ints` =
+        [row count, each row's timestamp], `floats` = each row's `_columns` values) and this state's
+        kernels: `ColumnarSet.state_of` packs a row straight from its arrays, no row dicts."""
+        out = _Packer()
+        out.ints, out.floats = ints, floats
         for (kernel, outputs), spec in zip(self._steps, self._fingerprint, strict=True):
             if not isinstance(kernel, Checkpointed):
                 raise ValueError(f"{spec} ({outputs}) cannot be checkpointed: not a library kernel")
             kernel.dump(out)
         packed = struct.pack(f"<{len(out.floats)}d", *out.floats)
-        return {"version": STATE_VERSION, "specs": list(self._fingerprint), "bars": self._bars,
-                "last_t": self._last_t, "i": out.ints, "f": base64.b64encode(packed).decode("ascii")}
+        return {"version": STATE_VERSION, "specs": list(self._fingerprint), "bars": bars,
+                "last_t": last_t, "i": out.ints, "f": base64.b64encode(packed).decode("ascii")}
 
     def _load(self, state: dict[str, Any], src: _Unpacker) -> None:
         columns = self._columns

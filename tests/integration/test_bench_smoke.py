@@ -43,10 +43,12 @@ BENCH_ARGS: dict[str, list[str]] = {
     "candle_codec": ["--symbols", "20", "--rounds", "2", "--cold-bars", "10"],
     "shard_cpu": ["--symbols", "8", "--ticks", "3", "--warm-bars", "80", "--json"],
     "shard_block_cpu": ["--symbols", "8", "--variants", "4", "--ticks", "3", "--warm-bars", "80", "--json"],
+    "reply_wire": ["--symbols", "12", "--variants", "2", "--calls", "2", "--json"],
     "startup": ["--symbols", "6", "--daemon-runs", "1", "--warm-bars", "60", "--ticks-before", "2",
                 "--parity-sample", "2", "--timeout", "150", "--ray-head-runs", "1"],
 }
-LANES = (("scale", "candle_codec", "startup", "hip3_acceptance"), ("tick", "ingest_fleet", "shadow"),
+LANES = (("scale", "candle_codec", "startup", "hip3_acceptance"),
+         ("tick", "ingest_fleet", "shadow", "reply_wire"),
          ("soak_crash", "indicators", "ingest", "oms", "universe", "shard_cpu", "shard_block_cpu"))
 
 
@@ -85,7 +87,8 @@ def _output(bench_runs: dict[str, Future[subprocess.CompletedProcess[str]]], nam
 
 
 def test_every_bench_script_has_a_smoke_run() -> None:
-    scripts = {p.stem for p in (REPO_ROOT / "bench").glob("*.py")} - {"__init__", "support"}
+    helpers = {"__init__", "support", "pinning"}
+    scripts = {p.stem for p in (REPO_ROOT / "bench").glob("*.py")} - helpers
     assert scripts == set(BENCH_ARGS), "a bench script without a smoke run (or a stale entry)"
     assert sorted(n for lane in LANES for n in lane) == sorted(BENCH_ARGS)
 
@@ -214,6 +217,10 @@ def test_bench_scale(bench_runs: dict[str, Future[subprocess.CompletedProcess[st
         assert set(cpu) == node_names | {"head", "driver", "redis", "machine_busy", "other_processes"}
         assert all(cpu[k] >= 0 for k in (*node_names, "head", "driver", "redis", "machine_busy"))
         assert set(result["tick_breakdown"]["mean_ms"]) == set(parts)
+        (tick,) = result["ticks_detail"]  # the per-tick view: each shard's reply and checkpoint
+        assert len(tick["inside_ms"]) == len(tick["checkpoint_ms"]) == len(tick["checkpointed"]) == 2
+        assert len(tick["reply_bytes"]) == 2 and all(b > 0 for b in tick["reply_bytes"])
+        assert all(0 <= c <= i for c, i in zip(tick["checkpoint_ms"], tick["inside_ms"], strict=True))
     cores = {tuple(s["affinity"]) for s in two["pinning"]["shards"].values()}
     assert len(cores) == 2  # two nodes, two different cores
     assert out["dashboard_all_shards_alive_every_run"] is True
@@ -225,6 +232,15 @@ def test_bench_scale(bench_runs: dict[str, Future[subprocess.CompletedProcess[st
     assert set(pinned["worker_core_busy_share"]["2_nodes_2_cores"]) == {"node_0", "node_1"}
     loss = pinned["loss_vs_perfect_2x_ms_per_tick"]
     assert abs(loss["total_ms"] - sum(loss[p] for p in parts)) < 0.05  # the parts add up (rounding)
+
+
+def test_bench_reply_wire(bench_runs: dict[str, Future[subprocess.CompletedProcess[str]]]) -> None:
+    """Both reply forms went through a real two-node cluster; the compact one is the smaller."""
+    out = _output(bench_runs, "reply_wire")
+    assert out["bench"] == "reply_wire" and out["symbols"] == 12 and out["calls"] == 2
+    assert 0 < out["reply_bytes"]["compact"] < out["reply_bytes"]["raw"]
+    for form in ("raw", "compact"):
+        assert out[form]["wall_ms_p50"] > 0 and out[form]["driver_cpu_ms_p50"] > 0
 
 
 def test_bench_shadow(bench_runs: dict[str, Future[subprocess.CompletedProcess[str]]]) -> None:

@@ -21,7 +21,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-HEAVY = ("pandas",)
+# eth_account (with the SDK's signing module) is ~0.7 s of CPU that only a signing daemon (dry_live,
+# live) needs; engine/venue/exchange_client.py imports it on first use.
+HEAVY = ("pandas", "eth_account")
 
 
 def _fresh_modules(code: str) -> dict[str, bool]:
@@ -43,8 +45,8 @@ def _fresh_modules(code: str) -> dict[str, bool]:
     "strategies.sdk",
     "strategies.indicators",
 ])
-def test_start_up_modules_do_not_import_pandas(module: str) -> None:
-    assert _fresh_modules(f"import {module}") == {"pandas": False}
+def test_start_up_modules_do_not_import_pandas_or_eth_account(module: str) -> None:
+    assert _fresh_modules(f"import {module}") == {"pandas": False, "eth_account": False}
 
 
 def test_batch_paths_import_pandas_themselves() -> None:
@@ -64,4 +66,16 @@ import pandas as pd
 assert len(compute_indicators(pd.DataFrame(cols))) == n
 assert len(IndicatorSet(specs[:3]).batch(pd.DataFrame(cols))) == n
 """
-    assert _fresh_modules(code) == {"pandas": True}
+    assert _fresh_modules(code)["pandas"] is True
+
+
+def test_signing_imports_eth_account_itself() -> None:
+    """The lazy import is not a missing one: a key signs an order in a fresh process."""
+    code = """
+from engine.venue.exchange_client import ActionSigner, OrderSpec, SigningKey
+key = SigningKey.from_hex("11" * 32)
+signed = ActionSigner(key, is_mainnet=False).sign_orders(
+    [OrderSpec(asset=1, is_buy=True, sz=1.0, limit_px=10.0)])
+assert signed.signer_address == key.address and b'"signature"' in signed.body
+"""
+    assert _fresh_modules(code)["eth_account"] is True

@@ -197,3 +197,25 @@ def test_library_columnar_rows_export_and_load_exactly(spec: Indicator) -> None:
         straight.update(t, o, h, lo, c, v)
         cset.update(row, *(np.array([x]) for x in (t, o, h, lo, c, v)))
     assert cset.export(0).to_state() == straight.to_state()
+
+
+@pytest.mark.parametrize("spec", CASES, ids=[repr(s) for s in CASES])
+def test_library_columnar_state_of_is_the_exported_checkpoint(spec: Indicator) -> None:
+    """`ColumnarSet.state_of(r)` (the shard's checkpoint path: one scratch export target reused for
+    every row) equals `export(r).to_state()` and the per-row state's, for rows at different bars,
+    read alternately so a field left over from the previous row would show."""
+    candles = candle_tuples(load_candles(ohlcv_files()[5]))[:300]
+    iset = IndicatorSet([spec])
+    cset = ColumnarSet(iset, 3, capacity=2)
+    rows = [cset.alloc(), cset.alloc()]
+    straights = [iset.incremental(keep_rows=3), iset.incremental(keep_rows=3)]
+    late = 40  # row 1 starts 40 bars later (fresh, partly filled windows, then full ones)
+    for i, (t, o, h, lo, c, v) in enumerate(candles):
+        for r, straight in zip(rows, straights, strict=True):
+            if i % 37 == 0 or i == late + 1:
+                assert cset.state_of(r) == cset.export(r).to_state() == straight.to_state(), (r, i)
+        live = rows if i >= late else rows[:1]
+        for r in live:
+            straights[r].update(t, o, h, lo, c, v)
+        cset.update(np.array(live), *(np.full(len(live), x) for x in (t, o, h, lo, c, v)))
+    assert [cset.state_of(r) for r in rows] == [s.to_state() for s in straights]
