@@ -84,7 +84,7 @@ def _fields(fields: Mapping[Any, Any], where: str) -> tuple[list[str], np.ndarra
         raw = bytes(got["r"])
     except (KeyError, ValueError, TypeError) as exc:
         raise LayoutError(f"{where}: malformed journal entry ({exc})") from exc
-    if (not isinstance(symbols, list) or not all(isinstance(s, str) for s in symbols)
+    if (not isinstance(symbols, list) or not set(map(type, symbols)) <= {str}
             or len(symbols) != len(counts) or (counts < 0).any()
             or len(raw) != int(counts.sum()) * RECORD_BYTES):
         raise LayoutError(f"{where}: journal entry's symbols, counts and records disagree")

@@ -103,6 +103,10 @@ class BookDecisions:
         self._memo: dict[int, tuple[Strategy[Any], int | None]] = {}  # id(strategy) -> its array form
         self._tokens = itertools.count()
 
+    def __bool__(self) -> bool:
+        """Whether any strategy row is enrolled (else a tick need not look for enrolled symbols)."""
+        return bool(self._groups)
+
     def enrol(self, symbol: str, rows: Sequence[tuple[int, Any, Slot]]) -> list[Handle]:
         """Enrol (position, strategy row, slot) of one symbol; return the handles to unenrol them."""
         sym = self.symbols.id(symbol)

@@ -63,6 +63,7 @@ _BTC_CODE = {True: 1, False: 0, None: -1}
 _RANGES = (("status", 0, len(STATUSES) - 1), ("signal", -1, 1), ("confidence", 0, 2),
            ("kind", min(KIND_CODES.values()), max(KIND_CODES.values())), ("btc", -1, 1))
 _FEATURE_COUNT = len(fields(SignalFeatures))
+_GAP = attrgetter("history_gap")
 _FEATURE_VALUES = attrgetter(*(f.name for f in fields(SignalFeatures)))  # features -> tuple, field order
 
 
@@ -297,25 +298,28 @@ def assemble(batch: Mapping[str, int], neutral: Sequence[Neutral],
     n = len(symbols)
     rows = np.zeros(n, dtype=DEC_DTYPE)
     seqs: list[Sequence[VariantDecision]] = [()] * n
-    fast: set[str] = set()
     shadows = False  # any shadow row at all (else no per-symbol span pass)
     if neutral:
-        pos = {s: i for i, s in enumerate(symbols)}
+        pos = dict(zip(symbols, range(n), strict=True))
+        covered = np.zeros(n, dtype=bool)
         for group, variants in neutral:
             names = group.symbols
-            at = np.fromiter((pos[s] for s in names), dtype=np.int64, count=len(names))
+            at = np.fromiter(map(pos.__getitem__, names), dtype=np.int64, count=len(names))
             part = rows[at]
-            part["key"] = np.fromiter((batch[s] for s in names), dtype=np.int64, count=len(names))
+            part["key"] = np.fromiter(map(batch.__getitem__, names), dtype=np.int64, count=len(names))
             part["t"], part["has_t"], part["btc"], part["kind"] = group.t, True, group.btc, group.kind
-            part["gap"] = np.fromiter((st.history_gap for st in group.states), dtype=bool, count=len(names))
+            part["gap"] = np.fromiter(map(_GAP, group.states), dtype=bool, count=len(names))
             part["status"], part["shard"] = OK_CODE, shard
             rows[at] = part
+            covered[at] = True
             if any(variants):
                 shadows = True
                 for i, v in zip(at.tolist(), variants, strict=True):
                     seqs[i] = v
-            fast.update(names)
-    slow = {i: record(s, k) for i, (s, k) in enumerate(batch.items()) if s not in fast}
+        keys = list(batch.values())
+        slow = {i: record(symbols[i], keys[i]) for i in np.flatnonzero(~covered).tolist()}
+    else:
+        slow = {i: record(s, k) for i, (s, k) in enumerate(batch.items())}
     if slow:
         rows[list(slow)] = np.array([row_of(r, (0, 0)) for r in slow.values()], dtype=DEC_DTYPE)
         for i, r in slow.items():

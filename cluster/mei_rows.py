@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,16 +34,35 @@ from strategies.enums import Confidence, Signal
 from strategies.incremental import IncrementalIndicators
 from strategies.mei_columnar import MeiColumns
 from strategies.mei_columnar_export import export_states
-from strategies.signals import Decision
-from strategies.signals_columns import BTC_BEARISH, BTC_BULLISH, BTC_UNKNOWN, KIND_CODES, decide_columns
+from strategies.signals import (
+    CONFIDENCE_RANK,
+    MIN_BARS,
+    Decision,
+    SignalFeatures,
+    _is_anomaly,
+    _tp_mult,
+    rank_score,
+)
+from strategies.signals_columns import (
+    BTC_BEARISH,
+    BTC_BULLISH,
+    BTC_UNKNOWN,
+    KIND_CODES,
+    MeiColumnDecisions,
+    decide_columns,
+)
 
 if TYPE_CHECKING:
     from cluster.anchor import AnchorTrend
     from cluster.columnar_book import ColumnBook
     from strategies.candle import Candle
+    from strategies.config import StrategyConfig
+    from strategies.sdk.strategy import ColumnWindow
 
 _NEUTRAL = {code: Decision(Signal.NEUTRAL, Confidence.LOW, 0.0, entry_kind=kind)
             for kind, code in KIND_CODES.items()}
+_SDK = attrgetter("sdk")
+_BTC_NAMES = frozenset(a + b + c for a in "Bb" for b in "Tt" for c in "Cc")  # s.upper() == "BTC"
 _BTC = {True: BTC_BULLISH, False: BTC_BEARISH, None: BTC_UNKNOWN}
 
 
@@ -126,30 +146,108 @@ class MeiNeutral:
 def mei_neutral(book: ColumnBook, states: Mapping[str, Any], symbols: Collection[str],
                 batch: Mapping[str, int], anchor: AnchorTrend, want_snapshot: Collection[str],
                 ) -> list[MeiNeutral]:
-    """The NEUTRAL mei_alpha_v1 decisions of `symbols` this tick, per group (see the module docstring).
+    """The NEUTRAL groups of `mei_decide` (tests; the shard takes both halves)."""
+    return mei_decide(book, states, symbols, batch, anchor, want_snapshot)[0]
 
-    One pass in Python per symbol (group it), then arrays per group; the anchor trend is looked up
-    once per distinct open time (most symbols of a tick share it)."""
-    groups: defaultdict[tuple[int, int], tuple[list[str], list[Any]]] = defaultdict(lambda: ([], []))
-    get, mei_row, mei_group = states.get, MeiRow, book.mei_group
-    for symbol in symbols:
-        state = get(symbol)
-        if state is None or type(ind := state.ind) is not mei_row or symbol in want_snapshot:
+
+class MeiPlan:
+    """The grouping `mei_decide` made on the previous tick, reused while the same symbols hold the
+    same state, indicator row and config objects (checked at C speed, `map`/list equality): a
+    steady tick then groups no symbol in Python. Only the per-tick tests (on its key) run, on arrays."""
+
+    __slots__ = ("cfgs", "groups", "held", "inds", "names")
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.held: list[Any] = []
+        self.inds: list[Any] = []
+        self.cfgs: list[Any] = []
+        self.groups: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def get(self, names: list[str], held: list[Any]) -> list[tuple[np.ndarray, np.ndarray]] | None:
+        """The groups when `names` hold exactly last tick's objects (no None among them), else None."""
+        if (names != self.names or held != self.held or None in held or list(map(_IND, held)) != self.inds
+                or list(map(_CFG, held)) != self.cfgs):
+            return None
+        return self.groups
+
+    def put(self, names: list[str], held: list[Any], groups: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        if None in held:  # a symbol without state: not reused (the next tick groups again)
+            self.names, self.held, self.inds, self.cfgs, self.groups = [], [], [], [], []
+            return
+        self.names, self.held, self.groups = names, held, groups
+        self.inds, self.cfgs = list(map(_IND, held)), list(map(_CFG, held))
+
+
+_IND, _CFG, _LAST_T, _LAST_CLOSE = (attrgetter(a) for a in ("ind", "cfg", "last_t", "last_close_ms"))
+
+
+def _plan(book: ColumnBook, held: list[Any]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per (column set, decision config) group of mei_alpha_v1 rows: positions in `held`, their rows."""
+    groups: dict[tuple[int, int], tuple[list[int], list[int]]] = {}
+    mei_row, mei_group = MeiRow, book.mei_group
+    for i, state in enumerate(held):
+        if state is None or type(ind := state.ind) is not mei_row:
             continue
-        key, last_t, last_close = batch[symbol], state.last_t, state.last_close_ms
-        if last_t is None or last_close is None or last_close < key or last_t > key:
-            continue  # ShardCore._decide names the reason
-        members = groups[(id(ind.cols), mei_group(state.cfg))]
-        members[0].append(symbol)
-        members[1].append(state)
-    return [_decide_group(names, held, anchor) for names, held in groups.values()]
+        group = (id(ind.cols), mei_group(state.cfg))
+        members = groups.get(group)
+        if members is None:
+            members = groups[group] = ([], [])
+        members[0].append(i)
+        members[1].append(ind.r)
+    return [(np.array(pos, dtype=np.int64), np.array(rows, dtype=np.int64)) for pos, rows in groups.values()]
 
 
-def _decide_group(symbols: list[str], states: list[Any], anchor: AnchorTrend) -> MeiNeutral:
+def _times(held: list[Any], attr: Any) -> np.ndarray:
+    """Each state's `attr` (an int open/close time, or None: NaN) as float64 (exact below 2**53)."""
+    if None in held:
+        return np.array([np.nan if st is None or (v := attr(st)) is None else v for st in held], dtype=float)
+    return np.array(list(map(attr, held)), dtype=float)
+
+
+def mei_decide(book: ColumnBook, states: Mapping[str, Any], symbols: Collection[str],
+               batch: Mapping[str, int], anchor: AnchorTrend, want_snapshot: Collection[str],
+               plan: MeiPlan | None = None) -> tuple[list[MeiNeutral], dict[str, Decision]]:
+    """The mei_alpha_v1 decisions of `symbols` this tick from the columns (see the module docstring):
+    per group the NEUTRALs nobody wants features of, and by symbol the `Decision` (with features,
+    as `decide_lean` gives it) of each BUY/SELL and of each warm `want_snapshot` symbol.
+
+    The symbols are grouped by column set and decision config (`plan`: last tick's grouping when
+    nothing changed), a symbol whose state does not sit on its key is left out (`ShardCore._decide`
+    names the reason), then arrays per group; the anchor trend is looked up once per distinct open
+    time (most symbols of a tick share it)."""
+    names = list(symbols)
+    held = list(map(states.get, names))
+    groups = plan.get(names, held) if plan is not None else None
+    if groups is None:
+        groups = _plan(book, held)
+        if plan is not None:
+            plan.put(names, held, groups)
+    decided: dict[str, Decision] = {}
+    if not groups:
+        return [], decided
+    last_t, last_close = _times(held, _LAST_T), _times(held, _LAST_CLOSE)
+    key = np.fromiter(map(batch.__getitem__, names), dtype=np.int64, count=len(names))
+    with np.errstate(invalid="ignore"):
+        on_key = (last_close >= key) & (last_t <= key)  # NaN (None): False
+    neutral = []
+    for pos, rows in groups:
+        ok = on_key[pos]
+        if not ok.all():
+            pos, rows = pos[ok], rows[ok]
+        if not len(pos):
+            continue
+        at = pos.tolist()
+        neutral.append(_decide_group([names[i] for i in at], [held[i] for i in at], rows,
+                                     last_t[pos].astype(np.int64), anchor, want_snapshot, decided))
+    return [g for g in neutral if g.symbols], decided
+
+
+def _decide_group(symbols: list[str], states: list[Any], idx: np.ndarray, t: np.ndarray, anchor: AnchorTrend,
+                  want: Collection[str], decided: dict[str, Decision]) -> MeiNeutral:
+    """One group's decisions: `idx` the symbols' rows in the shared columns, `t` their newest open times."""
     cols, cfg = states[0].ind.cols, states[0].cfg
     n = len(states)
-    rt = np.array([(st.ind.r, st.last_t) for st in states], dtype=np.int64).reshape(n, 2)
-    idx, t = rt[:, 0], np.ascontiguousarray(rt[:, 1])
     if n and t.min() == t.max():  # the usual tick: every symbol on the same bar
         btc = np.full(n, _BTC[anchor.bullish_at(int(t[0]))], dtype=np.int8)
     else:
@@ -157,14 +255,59 @@ def _decide_group(symbols: list[str], states: list[Any], anchor: AnchorTrend) ->
         trend = [_BTC[anchor.bullish_at(u)] for u in distinct.tolist()]
         btc = np.array(trend, dtype=np.int8)[where.reshape(n)]
     is_btc = np.zeros(n, dtype=bool)
-    is_btc[[i for i, s in enumerate(symbols) if len(s) == 3 and s.upper() == "BTC"]] = True
-    out = decide_columns(cols.window(idx), cfg, btc, is_btc)
-    keep = np.flatnonzero(out.signal == 0)
-    if len(keep) == n:
+    if _BTC_NAMES.intersection(symbols):  # set work at C speed; the positions only when there is one
+        is_btc[[i for i, s in enumerate(symbols) if len(s) == 3 and s.upper() == "BTC"]] = True
+    window = cols.window(idx)
+    out = decide_columns(window, cfg, btc, is_btc)
+    keep = out.signal == 0
+    if want:
+        wanted = [i for i, s in enumerate(symbols) if s in want] if set(want).intersection(symbols) else []
+        if wanted:
+            keep[wanted] = False
+    if not keep.all():
+        # BUY/SELL and wanted rows: their Decision with features; a warming-up row is left to decide_lean
+        rest = np.flatnonzero(~keep & (window.bars >= MIN_BARS))
+        if len(rest):
+            for i, decision in zip(rest.tolist(), _with_features(window, out, rest, cfg), strict=True):
+                decided[symbols[i]] = decision
+    if keep.all():
         return MeiNeutral(symbols, states, t, btc, out.kind.astype(np.int8))
+    keep = np.flatnonzero(keep)
     rows = keep.tolist()
     return MeiNeutral([symbols[i] for i in rows], [states[i] for i in rows], t[keep], btc[keep],
                       out.kind[keep].astype(np.int8))
+
+
+_SIGNAL_OF = {1: Signal.BUY, -1: Signal.SELL, 0: Signal.NEUTRAL}
+_CONFIDENCE_OF = {rank: conf for conf, rank in CONFIDENCE_RANK.items()}
+_KIND_OF = {code: kind for kind, code in KIND_CODES.items()}
+_CUR = ("Close", "ADX", "ATR", "RSI", "EMA_fast", "EMA_slow", "EMA_macro", "MACD_hist", "bb_width",
+        "avg_bb_width")
+
+
+def _with_features(window: ColumnWindow, out: MeiColumnDecisions, rows: np.ndarray, cfg: StrategyConfig,
+                   ) -> list[Decision]:
+    """`decide_lean(..., with_features=True)` of warm `rows` (bars >= MIN_BARS: 4 kept rows) from the
+    columns: signal, confidence and entry kind from `decide_columns`, the features' values read
+    from the same kept rows and combined by the same Python statements (`signals._decide`)."""
+    col = window.col
+    cur = [col(k)[rows].tolist() for k in _CUR]
+    prev_adx, prev_close, prev_atr = (col(k, 1)[rows].tolist() for k in ("ADX", "Close", "ATR"))
+    hist1, hist2, hist3 = (col("MACD_hist", back)[rows].tolist() for back in (1, 2, 3))
+    codes = zip(out.signal[rows].tolist(), out.confidence[rows].tolist(), out.kind[rows].tolist(),
+                strict=True)
+    made = []
+    for j, (sig, conf, kind) in enumerate(codes):
+        close, adx, atr, rsi, ema_fast, ema_slow, ema_macro, hist, bbw, avg_bbw = (c[j] for c in cur)
+        signal, confidence = _SIGNAL_OF[sig], _CONFIDENCE_OF[conf]
+        features = SignalFeatures(
+            close, adx, adx - prev_adx[j], atr, atr - prev_atr[j], rsi, ema_fast, ema_slow, ema_macro, hist,
+            hist1[j], hist2[j], hist3[j], bbw, avg_bbw, _tp_mult(adx, cfg),
+            _is_anomaly(close, prev_close[j], ema_fast, cfg),
+        )  # fmt: skip
+        made.append(Decision(signal, confidence, rank_score(signal, confidence, adx),
+                             entry_kind=_KIND_OF[kind], features=features))
+    return made
 
 
 Neutral = tuple[MeiNeutral, list[Sequence[Any]]]  # a group and each symbol's shadow rows
@@ -178,6 +321,9 @@ def with_shadows(groups: Sequence[MeiNeutral], ready: Mapping[str, tuple[Any, Se
     out: list[Neutral] = []
     slow: dict[str, Decision] = {}
     for group in groups:
+        if group.states and list(map(_SDK, group.states)).count(None) == len(group.states):  # no SDK rows
+            out.append((group, [()] * len(group.states)))
+            continue
         variants: list[Sequence[Any]] = []
         keep: list[int] = []
         for i, (symbol, state) in enumerate(zip(group.symbols, group.states, strict=True)):

@@ -50,7 +50,7 @@ from cluster.anchor import AnchorTrend
 from cluster.book_decide import enrolled_at_key, split_by_symbol
 from cluster.columnar_book import ColumnBook
 from cluster.decision_block import DecisionBlock, assemble
-from cluster.mei_rows import MeiNeutral, MeiRow, Neutral, mei_neutral, row_states, with_shadows
+from cluster.mei_rows import MeiNeutral, MeiPlan, MeiRow, Neutral, mei_decide, row_states, with_shadows
 from cluster.metrics import ShardMetrics
 from cluster.records import ShardDecision, ShardStatus, VariantDecision, make_decision, no_signal
 from cluster.shard_fast import advance_fast
@@ -58,7 +58,7 @@ from cluster.shard_journal import JournalCursor
 from cluster.shard_reads import BatchReads, add_anchor, advance_anchor, chunk_reads, read_store, resume_view
 from cluster.shard_sdk import SdkRows, run_row
 from cluster.shard_settings import ConfigSource, ShardSettings
-from cluster.shard_state import _SymbolState
+from cluster.shard_state import _SymbolState, checkpoints_due
 from cluster.shard_store import CandleRead, ShardStore
 from strategies.candle import Candle
 from strategies.config import StrategyConfig
@@ -111,6 +111,7 @@ class ShardCore:
         self._forming: dict[str, Candle] = {}  # open mode: forming bars read by the current evaluate
         self._book = ColumnBook() if settings.columnar else None
         self._neutral: list[Neutral] = []  # this evaluate's columnar NEUTRAL rows (`_block`)
+        self._mei_plan = MeiPlan()  # last tick's grouping of the columns' mei_alpha_v1 symbols
         self._restore([*dict.fromkeys(symbols)], with_anchor=True)
 
     # ------------------------------------------------------------------ checkpoints
@@ -226,9 +227,7 @@ class ShardCore:
         self._forming = self._read_forming(batch)
         results = self._read_and_decide(batch, want_snapshot, unavailable)
         block = self._block(batch, results, want_snapshot, unavailable)
-        every = self._settings.checkpoint_every
-        states = self._states
-        due = [s for s in batch if (st := states.get(s)) is not None and st.checkpoint_due(every)]
+        due = checkpoints_due(self._states, batch, self._settings.checkpoint_every)
         ckpt_started = time.perf_counter()
         if due:
             try:
@@ -246,15 +245,14 @@ class ShardCore:
         self, batch: Mapping[str, int], want_snapshot: Collection[str], unavailable: set[str]
     ) -> dict[str, ShardDecision]:
         """Read and apply what each behind symbol misses (chunked), then decide; fills `unavailable`."""
-        reads: dict[str, int | None] = {}
-        for symbol, key in batch.items():
-            state = self._states.get(symbol)
-            through = self._through(key)
-            if state is not None and (state.last_close_ms is None or state.last_close_ms < through):
-                reads[symbol] = state.recent.read_from(state.last_t)
+        get, lag = self._states.get, 0 if self._settings.signal_on_candle_close else 1  # _through
+        behind = {symbol: state for symbol, key in batch.items() if (state := get(symbol)) is not None
+                  and ((last := state.last_close_ms) is None or last < key - lag)}
         results: dict[str, ShardDecision] = {}
-        journaled = self._advance_journal(reads, batch, results)  # before any candle read
+        journaled = self._advance_journal(behind, batch, results)  # before any candle read
+        reads = {symbol: state.recent.read_from(state.last_t) for symbol, state in behind.items()}
         anchor, newest = self._settings.anchor_symbol, self._through(max(batch.values())) if batch else None
+        self.journal.advance_anchor(self._anchor, newest)  # steady: its new candle from the journal, no read
         for index, chunk in enumerate(chunk_reads(reads, self._settings.cold_chunk)):
             if unavailable.intersection(chunk):  # an earlier read failed: don't hammer the store
                 continue
@@ -275,6 +273,7 @@ class ShardCore:
                     log.warning("shard %d: anchor %s history gap; rebuilding from available candles",
                                 self.index, anchor)
                 self._anchor = advance_anchor(self._anchor, view, newest)
+                self.journal.mark_anchor(self._anchor, view[0])
             rest = [s for s in chunk if s not in fast and s not in results]
             views = self._flush(self._advance_chunk(rest, got, request, batch, results, unavailable), batch,
                                 results)
@@ -282,14 +281,14 @@ class ShardCore:
             self.journal.mark(self._states, views)
             if not index:
                 views.update(journaled)
-            ready, mei = self._decide_columns(views, batch, want_snapshot)
-            self._decide_views(views, batch, want_snapshot, results, ready, mei)
+            ready, mei, decided = self._decide_columns(views, batch, want_snapshot)
+            self._decide_views(views, batch, want_snapshot, results, ready, mei, decided)
         return results
 
-    def _advance_journal(self, reads: dict[str, int | None], batch: Mapping[str, int],
+    def _advance_journal(self, reads: dict[str, Any], batch: Mapping[str, int],
                          results: dict[str, ShardDecision]) -> dict[str, Any]:
         """Apply the steady symbols' new candle from the closed-bar journal (`cluster.shard_journal`;
-        close mode only); they leave `reads`. Their views; the rest are read as before."""
+        close mode only); they leave `reads` (behind symbols' states). Their views; the rest are read."""
         if not self._settings.signal_on_candle_close:
             return {}
         done = self.journal.advance(self._states, self._store, reads, batch, self._settings.anchor_symbol)
@@ -379,37 +378,42 @@ class ShardCore:
         return kept
 
     def _decide_views(self, views: Mapping[str, Any], batch: Mapping[str, int], want: Collection[str],
-                      results: dict[str, ShardDecision], ready: Ready, neutral: list[MeiNeutral]) -> None:
-        """Decide the caught-up `views`: the columns' NEUTRAL mei_alpha_v1 rows to `self._neutral` (no
-        per-symbol record: `_block` writes them as arrays), the rest to `results` per symbol."""
+                      results: dict[str, ShardDecision], ready: Ready, neutral: list[MeiNeutral],
+                      decided: MeiReady) -> None:
+        """Decide the caught-up `views`: the columns' NEUTRAL mei_alpha_v1 rows to `self._neutral` (as
+        arrays in `_block`), the rest to `results` per symbol (`decided`: the columns' other Decisions)."""
         fast, mei = with_shadows(neutral, ready)
+        mei.update(decided)
         self._neutral.extend(fast)
-        done = {s for group, _ in fast for s in group.symbols}
+        done = set().union(*(group.symbols for group, _ in fast))
         for symbol, view in views.items():
             if symbol not in done:
                 results[symbol] = self._evaluate_symbol(symbol, batch[symbol], view, symbol in want, ready,
                                                         advanced=True, mei=mei)
 
     def _decide_columns(self, views: Mapping[str, Any], batch: Mapping[str, int], want: Collection[str],
-                        ) -> tuple[Ready, list[MeiNeutral]]:
-        """The book's array decisions of every enrolled symbol about to decide (close mode), by symbol,
-        and the mei_alpha_v1 primaries the columns decided NEUTRAL (`cluster.mei_rows`)."""
+                        ) -> tuple[Ready, list[MeiNeutral], MeiReady]:
+        """The book's array decisions of every enrolled symbol about to decide (close mode), by symbol;
+        the mei_alpha_v1 primaries the columns decided NEUTRAL, and the other decisions they made
+        (`cluster.mei_rows.mei_decide`)."""
         if self._book is None or not self._settings.signal_on_candle_close:
-            return {}, []
+            return {}, [], {}
         neutral: list[MeiNeutral] = []
-        try:  # the columns' NEUTRAL mei_alpha_v1 primaries
-            neutral = mei_neutral(self._book, self._states, views, batch, self._anchor, want)
+        decided: MeiReady = {}
+        try:  # the columns' mei_alpha_v1 primaries
+            neutral, decided = mei_decide(self._book, self._states, views, batch, self._anchor, want,
+                                          self._mei_plan)
         except Exception:  # per symbol below (decide_lean), exactly as without columns
             log.exception("shard %d: columnar mei_alpha_v1 decisions failed; deciding per symbol", self.index)
-        btc = enrolled_at_key(self._states, views, batch, self._anchor)
-        if not btc:
-            return {}, neutral
         book = self._book.decisions
+        btc = enrolled_at_key(self._states, views, batch, self._anchor) if book else {}
+        if not btc:
+            return {}, neutral, decided
         try:
-            return split_by_symbol(book.decide(btc, run_row), book, list(btc)), neutral
+            return split_by_symbol(book.decide(btc, run_row), book, list(btc)), neutral, decided
         except Exception:  # per row below (each row fenced on its own)
             log.exception("shard %d: columnar decisions failed; deciding per row", self.index)
-        return {}, neutral
+        return {}, neutral, decided
 
     def _block(self, batch: Mapping[str, int], results: Mapping[str, ShardDecision], want: Collection[str],
                unavailable: set[str]) -> DecisionBlock:

@@ -23,9 +23,11 @@ makes), and the state's last times, tail and bar count move on. Pure: no I/O.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import add, attrgetter
 from typing import Any
 
 import numpy as np
@@ -71,12 +73,17 @@ def apply_new(states: Mapping[str, Any], symbols: list[str], new: np.ndarray, ta
     """Apply `new[j]` to `symbols[j]`'s row and make `tails[j]` (TAIL_BYTES each) its applied tail:
     one `MeiColumns.update` per column set; a group that fails half way is refused whole."""
     done = FastAdvance()
+    held = [states[symbol] for symbol in symbols]
+    sets = [id(state.ind.cols) for state in held]
     groups: dict[int, list[int]] = defaultdict(list)
-    for j, symbol in enumerate(symbols):
-        groups[id(states[symbol].ind.cols)].append(j)
+    if sets and sets.count(sets[0]) == len(sets):  # the usual tick: one column set
+        groups[sets[0]] = list(range(len(sets)))
+    else:
+        for j, cols in enumerate(sets):
+            groups[cols].append(j)
     for members in groups.values():
         try:
-            _apply_group(states, symbols, members, new, tails, done)
+            _apply_group(held, symbols, members, new, tails, done)
         except Exception:  # half applied: the whole group is dropped and rehydrates (fail closed)
             log.exception("fast path: applying %d symbols failed; they rehydrate", len(members))
             lost = {symbols[j] for j in members}
@@ -124,22 +131,39 @@ def _checked(states: Mapping[str, Any], read: BarsBatch, picked: list[str], idx:
     return ok, rows
 
 
-def _apply_group(states: Mapping[str, Any], symbols: list[str], members: list[int], new: np.ndarray,
+def _apply_group(held: list[Any], symbols: list[str], members: list[int], new: np.ndarray,
                  tails: bytes, done: FastAdvance) -> None:
     """One `MeiColumns.update` for the members sharing a column set; then their states move on."""
-    rows = [states[symbols[j]].ind for j in members]
+    rows = [held[j].ind for j in members]
     at = np.asarray(members, dtype=np.int64)
     bars = new[at]
-    applied = rows[0].cols.update(np.fromiter((r.r for r in rows), dtype=np.int64, count=len(rows)),
+    applied = rows[0].cols.update(np.fromiter(map(_R, rows), dtype=np.int64, count=len(rows)),
                                   bars["t"], bars["o"], bars["h"], bars["l"], bars["c"], bars["v"])
+    if len(members) == len(held) and bool(applied.all()):  # the steady tick: all move on
+        _move_on(held, rows, bars, tails)
+        done.applied.extend(symbols)
+        return
     for j, row, fine, t, close_ms in zip(members, rows, applied.tolist(), bars["t"].tolist(),
                                          bars["close_ms"].tolist(), strict=True):
-        symbol = symbols[j]
         if not fine:
-            done.refused.append(symbol)
+            done.refused.append(symbols[j])
             continue
-        state = states[symbol]
+        state = held[j]
         state.last_t, state.last_close_ms = t, close_ms
         state.recent.raw = tails[j * TAIL_BYTES: (j + 1) * TAIL_BYTES]
         row.bars += 1
-        done.applied.append(symbol)
+        done.applied.append(symbols[j])
+
+
+_RECENT, _BARS, _R = attrgetter("recent"), attrgetter("bars"), attrgetter("r")
+
+
+def _move_on(held: list[Any], rows: list[Any], bars: np.ndarray, tails: bytes) -> None:
+    """What `_apply_group`'s loop does to each state and row (all applied), as `map`s over whole lists:
+    last times from the new records, the tails split TAIL_BYTES each, one more bar per row."""
+    n = len(held)
+    deque(map(setattr, held, repeat("last_t"), bars["t"].tolist()), maxlen=0)
+    deque(map(setattr, held, repeat("last_close_ms"), bars["close_ms"].tolist()), maxlen=0)
+    split = map(bytes, np.frombuffer(tails, dtype=np.uint8, count=n * TAIL_BYTES).reshape(n, TAIL_BYTES))
+    deque(map(setattr, map(_RECENT, held), repeat("raw"), split), maxlen=0)
+    deque(map(setattr, rows, repeat("bars"), map(add, map(_BARS, rows), repeat(1))), maxlen=0)

@@ -6,8 +6,11 @@ that module readable; no behaviour of its own beyond what ShardCore drives.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from operator import attrgetter
 from typing import Any
+
+import numpy as np
 
 from cluster.applied_tail import TAIL_BARS, AppliedTail
 from cluster.mei_rows import MeiRow
@@ -34,6 +37,25 @@ def checkpoint_is_due(bars: int, ckpt_bars: int, phase: int, every: int) -> bool
     skipped: each row is due exactly once per `every` bars, on its own phase, at any step size.
     """
     return (bars + phase) // every > (ckpt_bars + phase) // every
+
+
+def checkpoints_due(states: Mapping[str, _SymbolState], symbols: Iterable[str], every: int) -> list[str]:
+    """The symbols (held in `states`) whose `checkpoint_due(every)` is True, in order: the same test
+    (`checkpoint_is_due`) on arrays when every symbol is held (this runs for every symbol of every
+    tick; numpy's integer floor division is Python's), else symbol by symbol."""
+    names = list(symbols)
+    held = list(map(states.get, names))
+    if names and None not in held:
+        bars = np.array(list(map(_BARS, held)), dtype=np.int64)
+        ckpt = np.array(list(map(_CKPT_BARS, held)), dtype=np.int64)
+        phase = np.array(list(map(_PHASE, held)), dtype=np.int64)
+        due = (bars + phase) // every > (ckpt + phase) // every
+        return [names[i] for i in np.flatnonzero(due).tolist()]
+    return [s for s, st in zip(names, held, strict=True)
+            if st is not None and checkpoint_is_due(st.bars, st.ckpt_bars, st.phase, every)]
+
+
+_BARS, _CKPT_BARS, _PHASE = attrgetter("bars"), attrgetter("ckpt_bars"), attrgetter("phase")
 
 
 class _SymbolState:

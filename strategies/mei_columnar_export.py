@@ -154,8 +154,27 @@ def _pack(cols: MeiColumns, idx: np.ndarray) -> list[dict[str, Any]]:
     int_rows = _matrix(ints, n, np.int64).tolist()
     float_rows = _matrix(floats, n, np.dtype("<f8"))
     params = _params_dict(cols.params)
-    encode = base64.b64encode
     bars, last_t = cols.bars[idx].tolist(), cols.last_t[idx].tolist()
-    return [{"version": STATE_VERSION, "params": dict(params), "bars": b, "last_t": t, "i": i_row,
-             "f": encode(f_row.tobytes()).decode("ascii")}
-            for b, t, i_row, f_row in zip(bars, last_t, int_rows, float_rows, strict=True)]
+    texts = _base64_rows(float_rows)
+    return [{"version": STATE_VERSION, "params": dict(params), "bars": b, "last_t": t, "i": i_row, "f": text}
+            for b, t, i_row, text in zip(bars, last_t, int_rows, texts, strict=True)]
+
+
+def _base64_rows(rows: np.ndarray) -> list[str]:
+    """`[base64.b64encode(row.tobytes()).decode("ascii") for row in rows]` with ONE encode call.
+
+    Each row is padded with zero bytes to a multiple of 3 bytes, so every row encodes to its own
+    block of characters; in the last group the zero bytes encode as "A"s exactly where the per-row
+    encoding writes "=" padding (the characters before them only see the row's own bits)."""
+    n = len(rows)
+    raw = np.ascontiguousarray(rows).view(np.uint8).reshape(n, -1)
+    size = raw.shape[1]
+    pad = -size % 3
+    if pad:
+        raw = np.concatenate([raw, np.zeros((n, pad), dtype=np.uint8)], axis=1)
+    text = base64.b64encode(raw.tobytes()).decode("ascii")
+    width = (size + pad) // 3 * 4
+    if not pad:
+        return [text[k: k + width] for k in range(0, n * width, width)]
+    tail = "=" * pad
+    return [text[k: k + width - pad] + tail for k in range(0, n * width, width)]

@@ -42,13 +42,14 @@ BENCH_ARGS: dict[str, list[str]] = {
     "shadow": ["--variants", "4", "--ticks", "20", "--warm-bars", "60", "--json"],
     "candle_codec": ["--symbols", "20", "--rounds", "2", "--cold-bars", "10"],
     "shard_cpu": ["--symbols", "8", "--ticks", "3", "--warm-bars", "80", "--json"],
+    "shard_block_cpu": ["--symbols", "8", "--variants", "4", "--ticks", "3", "--warm-bars", "80", "--json"],
     "reply_wire": ["--symbols", "12", "--variants", "2", "--calls", "2", "--json"],
     "startup": ["--symbols", "6", "--daemon-runs", "1", "--warm-bars", "60", "--ticks-before", "2",
                 "--parity-sample", "2", "--timeout", "150", "--ray-head-runs", "1"],
 }
 LANES = (("scale", "candle_codec", "startup", "hip3_acceptance"),
          ("tick", "ingest_fleet", "shadow", "reply_wire"),
-         ("soak_crash", "indicators", "ingest", "oms", "universe", "shard_cpu"))
+         ("soak_crash", "indicators", "ingest", "oms", "universe", "shard_cpu", "shard_block_cpu"))
 
 
 def _run(name: str) -> subprocess.CompletedProcess[str]:
@@ -272,6 +273,12 @@ def test_bench_shard_cpu(bench_runs: dict[str, Future[subprocess.CompletedProces
     assert out["timed_candles_fast"] == 3 * 8  # every timed tick's candles went the fast way
     assert set(out["paths"]) == {"fast", "general"}
     assert all(row["cpu_us_per_symbol_p50"] > 0 for row in out["paths"].values())
+
+
+def test_bench_shard_block_cpu(bench_runs: dict[str, Future[subprocess.CompletedProcess[str]]]) -> None:
+    out = _output(bench_runs, "shard_block_cpu")
+    assert out["bench"] == "shard_block_cpu" and (out["symbols"], out["variants"], out["ticks"]) == (8, 4, 3)
+    assert out["cpu_us_per_symbol_p50"] > 0 and out["cpu_us_per_row_p50"] > 0 and len(out["digest"]) == 16
 
 
 def test_bench_startup(bench_runs: dict[str, Future[subprocess.CompletedProcess[str]]]) -> None:

@@ -205,6 +205,7 @@ def test_fast_path_decides_like_the_general_path_through_irregular_ticks(redis_c
     trimmed = u.symbols[4]
     checked = 0
     journaled: list[int] = []  # candles the fast shard applied from the journal, per tick
+    anchored: list[int] = []  # anchor candles it applied from the journal (no anchor read), per tick
     for k in range(TICKS):
         if k == RESTART_AT:
             t.start()  # both restored from the checkpoints they wrote (the fast one's packed in bulk)
@@ -212,10 +213,12 @@ def test_fast_path_decides_like_the_general_path_through_irregular_ticks(redis_c
         if k == TRIM_AT:
             t.trim(trimmed, 0)  # retention took every candle the state knows (its last one included)
         _tick(t, k, keys)
-        before = t.cores[0].journal.applied
+        before, anchor_before = t.cores[0].journal.applied, t.cores[0].journal.anchor_applied
         fast, general = t.evaluate(keys)
         journaled.append(t.cores[0].journal.applied - before)
+        anchored.append(t.cores[0].journal.anchor_applied - anchor_before)
         assert [repr(r) for r in fast] == [repr(r) for r in general], k
+        assert t.cores[0]._anchor.to_state() == t.cores[1]._anchor.to_state(), k  # the BTC trend, exactly
         assert _states(t.cores[0]) == _states(t.cores[1]), k  # the whole indicator state, bit for bit
         for record in fast:
             s = record.symbol
@@ -237,6 +240,10 @@ def test_fast_path_decides_like_the_general_path_through_irregular_ticks(redis_c
     # a trimmed or unreadable journal: every symbol read that tick; the journal path resumes next tick
     assert journaled[JTRIM_AT] == journaled[JUNK_AT] == 0
     assert journaled[JTRIM_AT + 1] > 0 and journaled[JUNK_AT + 1] > 0
+    # the anchor likewise: read on those ticks and on the first after the restart (not yet clean), else
+    # its one new candle came from the journal
+    assert [k for k, n in enumerate(anchored) if n != 1] == [RESTART_AT, JUNK_AT, JTRIM_AT], anchored
+    assert general_core.journal.anchor_applied == 0
     assert sum(journaled[RESTART_AT + 2:]) > 0.5 * (TICKS - RESTART_AT - 2) * len(u.symbols)
     assert general_core.fast_applied == 0
     # most ticks' candles since the restart went the fast way; the irregular ones and rebuilds did not

@@ -9,6 +9,7 @@ per-row export disagrees with the packed layout is served per row (the self-chec
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ from cluster.shard_store import decode_checkpoint, encode_checkpoint
 from strategies.incremental import IncrementalIndicators
 from strategies.indicator_params import IndicatorParams
 from strategies.mei_columnar import MeiColumns
-from strategies.mei_columnar_export import export_states, pack_states, packable
+from strategies.mei_columnar_export import _base64_rows, export_states, pack_states, packable
 from tests.unit.columnar_data import vendored_rows
 
 CUSTOM = IndicatorParams(ema_fast_window=9, ema_slow_window=21, ema_macro_window=55, adx_window=10,
@@ -102,3 +103,11 @@ def test_a_layout_drift_is_caught_and_served_per_row() -> None:
     assert pack_states(cols, np.array(ready))[0] != cols.export(ready[0]).to_state()
     got: list[dict[str, Any]] = export_states(cols, ready)
     assert got == [cols.export(r).to_state() for r in ready]
+
+
+@pytest.mark.parametrize("width", [1, 2, 3, 4, 451, 452])
+def test_rows_encoded_in_one_call_equal_each_row_encoded_alone(width: int) -> None:
+    rng = np.random.default_rng(width)
+    rows = rng.standard_normal((5, width))
+    rows[0, 0], rows[-1, -1] = np.nan, -0.0
+    assert _base64_rows(rows) == [base64.b64encode(row.tobytes()).decode("ascii") for row in rows]
