@@ -93,6 +93,7 @@ def start_daemon(
         AI_QUANT_SHARDS="1",
         AI_QUANT_ALERT_TARGETS="discord:#alerts",
         AI_QUANT_ALERT_DRY_RUN="1",
+        AI_QUANT_WEB_PORT="0",  # daemons of parallel tests never fight over the web page's port
         PYTHONUNBUFFERED="1",
     )
     env.update(extra)

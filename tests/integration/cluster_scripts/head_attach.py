@@ -94,6 +94,7 @@ def daemon_env(tmp: Path, gcs: int) -> dict[str, str]:
         AI_QUANT_SHARDS=str(N_SHARDS),
         AI_QUANT_ALERT_TARGETS="discord:#alerts",
         AI_QUANT_ALERT_DRY_RUN="1",
+        AI_QUANT_WEB_PORT="0",  # a free port: parallel tests' daemons never fight over 8765
         PYTHONUNBUFFERED="1",
     )
     return env
