@@ -87,6 +87,8 @@ from strategies.sizing import (
 log = logging.getLogger(__name__)
 
 _ENTRY_KEY_LOOKBACK_MS = 7 * 86_400_000
+# Entry events that count as an entry on the candle after a restart (`_restore_entry_keys`).
+_ENTERED = (DecisionStatus.EXECUTED, DecisionStatus.PENDING)
 
 
 class UnifiedEngine:
@@ -145,7 +147,8 @@ class UnifiedEngine:
     def _restore_entry_keys(self) -> None:
         since = self._market.venue_now_ms() - _ENTRY_KEY_LOOKBACK_MS
         for event in self._events.events(since_ms=since):
-            if event.event_type is DecisionEventType.ENTRY_SIGNAL and event.status is DecisionStatus.EXECUTED:
+            # a PENDING entry (the daemon died with the order in flight) counts: never re-sent
+            if event.event_type is DecisionEventType.ENTRY_SIGNAL and event.status in _ENTERED:
                 open_count = int(event.context.get("open_positions_after", 0))
                 self._entry_keys[event.symbol] = (event.event_ms, open_count)
 
