@@ -119,6 +119,7 @@ def daemon_env(workdir: Path, sim: SimulatorProcess, secrets: Path, executor: st
         AI_QUANT_INTERVAL="5m", AI_QUANT_TOP_N="4", AI_QUANT_LOOP_TARGET_SECS="0.5",
         AI_QUANT_EXECUTOR=executor, AI_QUANT_SHARDS="1", AI_QUANT_ALERT_TARGETS="discord:#alerts",
         AI_QUANT_ALERT_DRY_RUN="1", AI_QUANT_OMS_NOT_FOUND_GRACE_MS="1000", AI_QUANT_OMS_RECONCILE_SECS="30",
+        AI_QUANT_WEB_PORT="0",  # a free port: soaks and tests running side by side never share 8765
         PYTHONUNBUFFERED="1", **{ENV_LIVE_ENABLE: "1", ENV_LIVE_CONFIRM: LIVE_CONFIRM_PHRASE},
         # No venue-side stops: the simulator's market keeps moving after the last daemon stops, and a
         # resting stop that fires then is a venue fill no ledger can have seen when the audit reads

@@ -97,6 +97,9 @@ class DecisionStatus(StrEnum):
     BLOCKED = "blocked"
     REJECTED = "rejected"
     HOLD = "hold"
+    # Written before an order goes to the broker and replaced by its outcome right after; one left
+    # behind means the daemon died in between (its fill, if any, is linked to it all the same).
+    PENDING = "pending"
 
 
 class DecisionPhase(StrEnum):

@@ -19,4 +19,5 @@ pytest_plugins = [
     "tests.fixtures.redis_fixtures",
     "tests.fixtures.ray_fixtures",
     "tests.fixtures.sim_fixtures",
+    "tests.fixtures.xdist_plan",
 ]

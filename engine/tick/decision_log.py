@@ -165,9 +165,25 @@ def _event(values: tuple[Any, ...]) -> DecisionEvent:
     )  # fmt: skip
 
 
+# A ledger row that names its decision links that decision's event to itself in the same
+# transaction, so no crash can leave a fill whose event does not name it (the engine writes the
+# event, PENDING, before the order goes out; a daemon killed before it records the outcome leaves
+# the PENDING event linked to the fill).
+_LINK_FILL_TRIGGER = """
+CREATE TRIGGER IF NOT EXISTS decision_events_link_fill AFTER INSERT ON trades
+FOR EACH ROW WHEN NEW.decision_id IS NOT NULL
+BEGIN
+    UPDATE decision_events SET trade_id = NEW.id WHERE id = NEW.decision_id AND trade_id IS NULL;
+END;
+"""
+
+
 def ensure_schema(conn: sqlite3.Connection) -> None:
-    """Create the decision_events table and its indexes if missing."""
+    """Create the decision_events table and its indexes if missing, and the fill link when the
+    ledger (`trades`) lives in the same database."""
     conn.executescript(_SCHEMA)
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='trades'").fetchone():
+        conn.executescript(_LINK_FILL_TRIGGER)
 
 
 def read_events(
@@ -218,7 +234,11 @@ class EventLogger:
         self.record_many((event,))
 
     def record_many(self, events: Iterable[DecisionEvent]) -> int:
-        """Write a batch of events in one transaction (one per tick); return how many."""
+        """Write a batch of events in one transaction (one per tick); return how many.
+
+        An event whose id is already stored replaces it only if the stored one is PENDING (the
+        outcome of an order replacing the event written before it was sent; a trade id the fill
+        linked is kept). Any other repeated id raises and nothing is written."""
         rows = []
         for event in events:
             if event.mode is not self._mode:
@@ -226,9 +246,19 @@ class EventLogger:
             rows.append(_row(event))
         if not rows:
             return 0
-        sql = f"INSERT INTO decision_events ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+        updates = ", ".join(
+            f"{c}=COALESCE(excluded.{c}, decision_events.{c})" if c == "trade_id" else f"{c}=excluded.{c}"
+            for c in _COLUMNS[1:]
+        )
+        sql = (
+            f"INSERT INTO decision_events ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+            f" ON CONFLICT(id) DO UPDATE SET {updates}"
+            f" WHERE decision_events.status='{DecisionStatus.PENDING}'"
+        )
         with immediate_transaction(self._conn) as conn:
-            conn.executemany(sql, rows)
+            written = conn.executemany(sql, rows).rowcount
+            if written != len(rows):  # a repeated id of an event that is not PENDING: roll back
+                raise sqlite3.IntegrityError(f"decision event id already recorded ({written}/{len(rows)})")
         return len(rows)
 
     def events(

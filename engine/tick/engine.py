@@ -35,7 +35,7 @@ from engine.enums import (
     LedgerKind,
     ReloadOutcome,
 )
-from engine.execution.broker import Broker, ExitState, OrderIntent, Position
+from engine.execution.broker import Broker, ExitState, OrderIntent, OrderResult, Position
 from engine.execution.trade_store import TradeStore
 from engine.marketdata.hub import PriceQuote
 from engine.tick.blind import BlindWatch, TickSight
@@ -67,6 +67,7 @@ from engine.tick.types import (
     TickTiming,
     execution_fields,
     market_quote,
+    pending_fields,
     position_state,
     reject_detail,
     wall_ms,
@@ -86,6 +87,8 @@ from strategies.sizing import (
 log = logging.getLogger(__name__)
 
 _ENTRY_KEY_LOOKBACK_MS = 7 * 86_400_000
+# Entry events that count as an entry on the candle after a restart (`_restore_entry_keys`).
+_ENTERED = (DecisionStatus.EXECUTED, DecisionStatus.PENDING)
 
 
 class UnifiedEngine:
@@ -144,7 +147,8 @@ class UnifiedEngine:
     def _restore_entry_keys(self) -> None:
         since = self._market.venue_now_ms() - _ENTRY_KEY_LOOKBACK_MS
         for event in self._events.events(since_ms=since):
-            if event.event_type is DecisionEventType.ENTRY_SIGNAL and event.status is DecisionStatus.EXECUTED:
+            # a PENDING entry (the daemon died with the order in flight) counts: never re-sent
+            if event.event_type is DecisionEventType.ENTRY_SIGNAL and event.status in _ENTERED:
                 open_count = int(event.context.get("open_positions_after", 0))
                 self._entry_keys[event.symbol] = (event.event_ms, open_count)
 
@@ -233,9 +237,16 @@ class UnifiedEngine:
         )
 
     def _record_now(self, event: DecisionEvent) -> None:
-        # Fills get their event written at once (not at the end of the tick) so a crash right
-        # after a fill leaves at most that one event missing.
+        # Orders get their event written at once (not at the end of the tick): PENDING before the
+        # order is sent (`_send`), replaced by the outcome after.
         self._events.record(event)
+
+    def _send(self, intent: OrderIntent, now: int, event_type: DecisionEventType) -> OrderResult:
+        """Execute `intent` once its decision event is on disk (PENDING), so that no crash can leave
+        a fill without one (the fill links itself to it); if that write fails, nothing is sent."""
+        self._record_now(self._event(intent.symbol, intent.event_ms, event_id=intent.decision_id,
+                                     event_type=event_type, **pending_fields(intent.action)))  # fmt: skip
+        return self._broker.execute(intent, now)
 
     # ------------------------------------------------------------------ Phase 1: exits
     def _exit_one(
@@ -296,7 +307,7 @@ class UnifiedEngine:
             confidence=position.confidence,
             decision_id=event_id,
         )
-        result = self._broker.execute(intent, now)
+        result = self._send(intent, now, DecisionEventType.EXIT_CHECK)
         notify_trade(self._alerts, result)
         if result.filled and action is TradeAction.REDUCE:
             state = ExitState(trailing_sl=exit_decision.trailing_sl, tp1_taken=exit_decision.tp1_taken)
@@ -506,7 +517,7 @@ class UnifiedEngine:
         )
         counts.entries += 1
         self._last_entry_attempt[symbol] = now
-        result = self._broker.execute(intent, now)
+        result = self._send(intent, now, DecisionEventType.ENTRY_SIGNAL)
         notify_trade(self._alerts, result)
         open_after = len(self._broker.positions())
         if result.filled:

@@ -59,7 +59,14 @@ from engine.risk.health_guard import HealthFinding, HealthGuard, HealthMonitor, 
 from engine.risk.manager import RiskManager
 from engine.risk.state import StateChange
 from engine.tick.decision_log import DecisionEvent, new_decision_id
-from engine.tick.types import TickCounts, execution_fields, market_quote, reject_detail, wall_ms
+from engine.tick.types import (
+    TickCounts,
+    execution_fields,
+    market_quote,
+    pending_fields,
+    reject_detail,
+    wall_ms,
+)
 from strategies.enums import TradeAction
 
 log = logging.getLogger(__name__)
@@ -209,6 +216,10 @@ class Protections:
                 context={"price": close.price, "intent_reason": reason},
             ))  # fmt: skip
             return False
+        tick.record(tick.event(  # on disk before the order goes out: no fill without its event
+            close.symbol, now_ms, event_id=event_id, event_type=DecisionEventType.EXIT_CHECK,
+            **pending_fields(TradeAction.CLOSE),
+        ))  # fmt: skip
         result = tick.broker.execute(intent, now_ms)
         tick.counts.closed += result.filled
         notify_trade(self._alerts, result)

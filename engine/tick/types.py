@@ -174,6 +174,16 @@ def market_quote(quote: PriceQuote, now: int, *, use_bbo: bool = True) -> Market
     return MarketQuote(mid=quote.price, mid_ms=mid_ms, bid=quote.bid, ask=quote.ask, bbo_ms=bbo_ms)
 
 
+def pending_fields(action: TradeAction) -> dict[str, Any]:
+    """Event fields of an order about to be sent: its decision is on disk before any fill can be."""
+    return {
+        "status": DecisionStatus.PENDING,
+        "phase": DecisionPhase.EXECUTION,
+        "action_taken": "pending",
+        "action": action,
+    }
+
+
 def execution_fields(
     result: OrderResult, action: TradeAction, reason_if_filled: str | None
 ) -> dict[str, Any]:

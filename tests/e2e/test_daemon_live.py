@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,6 +94,7 @@ def start_daemon(
         AI_QUANT_SHARDS="1",
         AI_QUANT_ALERT_TARGETS="discord:#alerts",
         AI_QUANT_ALERT_DRY_RUN="1",
+        AI_QUANT_WEB_PORT="0",  # daemons of parallel tests never fight over the web page's port
         PYTHONUNBUFFERED="1",
     )
     env.update(extra)
@@ -354,7 +356,13 @@ def test_user_stream_reconnect_makes_the_daemon_reconcile(tmp_path, sim, wallet,
     hourly = {"AI_QUANT_OMS_RECONCILE_SECS": "3600"}
     daemon = start_daemon(daemons, tmp_path, sim, secrets, "live", **hourly, **gates)
     db = tmp_path / "state" / "trading_live.db"
-    daemon.wait_log(r"tick=3 ", timeout=60)  # the sidecar's first session was seen long before
+    daemon.wait_log(r"tick=3 ", timeout=60)
+    # Act only once the sidecar's WebSocket is up and the daemon has drained that first session
+    # (its marker is queued before the subscription; the daemon drains every tick): a drop before
+    # it would hit no user stream, and a first session seen late would pass for the reconnect.
+    daemon.wait_for(lambda: sim.state()["ws_connections"] >= 1, timeout=60, label="the sidecar's WebSocket")
+    seen_tick = max(int(t) for t in re.findall(r" tick=(\d+) ", daemon.text()))
+    daemon.wait_log(rf" tick={seen_tick + 2} ", timeout=60)
 
     def fill_queries() -> int:
         return int(sim.state()["info_by_type"].get("userFillsByTime", 0))

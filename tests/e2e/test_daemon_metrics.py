@@ -2,7 +2,8 @@
 the daemon in its own RAY_TMPDIR) against the simulator; the node's metrics endpoint must show
 the pool's shard round, the shards' evaluate time, and every per-tick metric of `TICK_METRICS`
 (the `TickReport.metrics()` breakdown the loop records) with values. Ray's metrics agent exports
-on its own schedule (about every 10 s), so the scrape is polled with a bound."""
+on its own schedule (every RAY_metrics_report_interval_ms, set to 1 s here instead of Ray's 10 s),
+so the scrape is polled with a bound."""
 
 from __future__ import annotations
 
@@ -56,7 +57,8 @@ def exported_name(kind: MetricKind, name: str) -> str:
 
 @pytest.mark.slow
 def test_prometheus_endpoint_shows_pool_shard_and_tick_metrics_with_values(tmp_path, ray_tmp):
-    env = daemon_env(tmp_path, AI_QUANT_EXECUTOR="ray", AI_QUANT_SHARDS="1", RAY_TMPDIR=str(ray_tmp))
+    env = daemon_env(tmp_path, AI_QUANT_EXECUTOR="ray", AI_QUANT_SHARDS="1", RAY_TMPDIR=str(ray_tmp),
+                     RAY_metrics_report_interval_ms="1000")  # export every 1 s, not 10 s: same metrics
     daemon = Daemon(env, tmp_path / "daemon.log")
     try:
         daemon.wait_log(r"engine started mode=paper .* executor=ray", timeout=180)

@@ -43,6 +43,7 @@ def test_readme_run_command_prints_a_status_line_per_tick(tmp_path):
         command = command.replace(".venv/bin/python", sys.executable)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AI_QUANT_", "HL_", "RAY_ADDRESS"))}
     env["AI_QUANT_STATE_DIR"] = str(tmp_path / "state")
+    env["AI_QUANT_WEB_PORT"] = "0"  # parallel tests' daemons never fight over the page's port 8765
     log_path = tmp_path / "daemon.log"
     with open(log_path, "w") as out:
         proc = subprocess.Popen(

@@ -45,7 +45,10 @@ BENCH_ARGS: dict[str, list[str]] = {
     "shard_block_cpu": ["--symbols", "8", "--variants", "4", "--ticks", "3", "--warm-bars", "80", "--json"],
     "reply_wire": ["--symbols", "12", "--variants", "2", "--calls", "2", "--json"],
     "startup": ["--symbols", "6", "--daemon-runs", "1", "--warm-bars", "60", "--ticks-before", "2",
-                "--parity-sample", "2", "--timeout", "150", "--ray-head-runs", "1"],
+                "--parity-sample", "2", "--timeout", "150", "--ray-head-runs", "1",
+                # the shard-kill phase's per-tick deadline (1 s by default): a loaded box must not
+                # make the surviving shard look late; the test asserts it decided every tick
+                "--deadline-ms", "5000"],
 }
 LANES = (("scale", "candle_codec", "startup", "hip3_acceptance"),
          ("tick", "ingest_fleet", "shadow", "reply_wire"),

@@ -347,3 +347,29 @@ def test_denied_order_event_keys_on_the_risk_reason_with_its_numbers(reason: Ris
     }
     other = OrderResult(intent=intent, status=ExecutionStatus.REJECTED, reject=BrokerReject.NO_PRICE)
     assert execution_fields(other, TradeAction.OPEN, None)["reason_code"] == "broker_no_price"
+
+
+class _Died(BaseException):
+    """The daemon process dying (kill -9) inside the broker call: nothing after it runs."""
+
+
+def test_core_restart_after_dying_with_an_order_in_flight_never_resends_it(rig, monkeypatch):
+    # The decision is on disk (PENDING) before the order goes out; the restarted engine must take
+    # it as an entry on that candle (the venue may have it), not send the same entry again.
+    rig.executor.script = {"ETH": (Signal.BUY, 200.0, BULL)}
+    rig.candle(T0, {"BTC": 100.0, "ETH": 100.0, "SOL": 100.0})
+
+    def dies(intent: object, now: int) -> None:
+        raise _Died
+
+    monkeypatch.setattr(rig.broker, "execute", dies)
+    with pytest.raises(_Died):
+        rig.engine.tick()
+    (pending,) = [e for e in rig.events.events() if e.status is DecisionStatus.PENDING]
+    assert (pending.symbol, pending.event_type) == ("ETH", DecisionEventType.ENTRY_SIGNAL)
+    monkeypatch.undo()
+    rig.build()  # restart: new engine, same DB; the shard re-answers the same candle
+    rig.engine.tick()
+    assert "ETH" not in rig.broker.positions()
+    last = rig.events.events()[-1]
+    assert last.symbol == "ETH" and last.reason_code == GateCode.CANDLE_DEDUPE.value

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from engine.enums import DecisionEventType, DecisionPhase, DecisionStatus, GateCode, Mode
-from engine.execution.trade_store import open_trading_db
+from engine.execution.trade_store import TradeStore, open_trading_db
 from engine.tick.decision_log import EventLogger, GateCheck, new_decision_id, read_events
 from strategies.enums import Confidence, Signal, TradeAction
 
@@ -107,3 +108,39 @@ def test_event_logger_every_gate_code_round_trips(conn, gate):
     logger = EventLogger(conn, Mode.PAPER)
     logger.record(_blocked(logger, "SOL", T0, gate))
     assert logger.events()[0].reason_code == gate.value
+
+
+def _ledger_row(conn, decision_id: str) -> int:
+    """A ledger row as any writer (paper broker, OMS) inserts it, naming its decision."""
+    return int(conn.execute(
+        "INSERT INTO trades (mode, kind, symbol, size_coins, price, notional_usd, fee_usd, fee_rate,"
+        " realised_pnl_usd, funding_usd, cash_delta_usd, balance_usd, leverage, margin_used_usd, reason,"
+        " decision_id, event_ms, recorded_ms) VALUES ('paper', 'open', 'BTC', 1, 100, 100, 0.1, 0.001,"
+        " 0, 0, -0.1, 999.9, 1, 100, 'signal', ?, ?, ?)", (decision_id, T0, T0),
+    ).lastrowid)  # fmt: skip
+
+
+def test_a_fill_links_its_pending_event_in_its_own_transaction_and_the_outcome_replaces_it(tmp_path):
+    # The daemon writes the event PENDING before sending; a kill -9 right after the fill commits
+    # must still leave an event that names the fill.
+    store = TradeStore.open(tmp_path / "trading_paper.db", Mode.PAPER)  # the ledger first, as the daemon
+    conn = store.connection
+    logger = EventLogger(conn, Mode.PAPER)
+    pending = logger.new_event(
+        symbol="BTC", event_type=DecisionEventType.ENTRY_SIGNAL, status=DecisionStatus.PENDING,
+        phase=DecisionPhase.EXECUTION, action_taken="pending", action=TradeAction.OPEN, event_ms=T0,
+        recorded_ms=T0,
+    )  # fmt: skip
+    logger.record(pending)
+    trade_id = _ledger_row(conn, pending.event_id)
+    assert [e.event_id for e in logger.for_trade(trade_id)] == [pending.event_id]
+    assert logger.events()[0].status is DecisionStatus.PENDING
+
+    outcome = replace(pending, status=DecisionStatus.EXECUTED, action_taken="open", recorded_ms=T0 + 3)
+    logger.record(outcome)  # trade_id None in the outcome: the linked one is kept
+    (stored,) = logger.events()
+    assert (stored.status, stored.trade_id, stored.recorded_ms) == (DecisionStatus.EXECUTED, trade_id, T0 + 3)
+    with pytest.raises(sqlite3.IntegrityError):  # only a PENDING event may be replaced
+        logger.record(replace(outcome, status=DecisionStatus.REJECTED))
+    assert logger.events() == [stored]
+    store.close()
