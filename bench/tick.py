@@ -331,9 +331,14 @@ def run_size(n: int, args: argparse.Namespace, redis_url: str, client: Any) -> d
                                                                       result.decisions[s].confidence))
         pubsub.close()
         stats = pool.stats()
+        # a restarted actor (Ray re-runs __init__) only knows the evaluates since its restart: its
+        # list is shorter and ends at the last tick, so the lists are aligned on their ends and the
+        # overhead taken over the ticks every shard measured (indexing from the front raised)
         per_tick_inside = [s["evaluate_ms_recent"][-args.ticks:] for s in stats]
         shard_ms = [statistics.median(x) for x in per_tick_inside]
-        overhead = [e - max(x[k] for x in per_tick_inside) for k, e in enumerate(eval_ms)]
+        measured = min(len(x) for x in per_tick_inside)
+        overhead = [e - max(x[len(x) - measured + k] for x in per_tick_inside)
+                    for k, e in enumerate(eval_ms[len(eval_ms) - measured:])]
         rss_growth = sum(s["rss_bytes"] - rss0[s["shard"]] for s in stats)
         parity_syms = symbols[:: max(1, n // args.parity_sample)][: args.parity_sample]
         sampled = [{s: r[s] for s in parity_syms} for r in records]
@@ -357,7 +362,8 @@ def run_size(n: int, args: argparse.Namespace, redis_url: str, client: Any) -> d
         "batch_build_ms_p50": round(statistics.median(keys_ms), 2),
         "pool_evaluate_ms_p50": round(statistics.median(eval_ms), 2),
         "inside_shard_evaluate_ms_p50": [round(x, 2) for x in shard_ms],
-        "ray_overhead_ms_p50": round(statistics.median(overhead), 2),
+        "ray_overhead_ms_p50": round(statistics.median(overhead), 2) if overhead else None,
+        "ticks_every_shard_measured": measured,
         "reply_bytes_per_symbol": round(statistics.median(reply_bytes) / n, 1),
         "batch_from": args.batch_from,
         "non_ok_records": not_ok,
