@@ -109,9 +109,17 @@ def _baseline_tick(client: Any, layout: RedisLayout, symbols: list[str]) -> tupl
     return (time.perf_counter() - started) * 1000.0, out
 
 
+MISMATCH_EXAMPLES = 20  # cap of the (symbol, tick) mismatches the JSON lists
+
+
 def _parity(hist: dict[str, list[Candle]], symbols: list[str], first_bar: int,
-            shard_records: list[dict[str, Any]]) -> tuple[int, int]:
-    """Compare shard records of ticks first_bar.. with analyze_series over the full history."""
+            shard_records: list[dict[str, Any]],
+            examples: list[dict[str, Any]] | None = None) -> tuple[int, int]:
+    """Compare shard records of ticks first_bar.. with analyze_series over the full history.
+
+    Mismatches are appended to `examples` (up to MISMATCH_EXAMPLES): a count alone cannot tell a
+    shard bug (one symbol, every tick after some bar) from a bench race (one tick, many symbols).
+    """
     import pandas as pd
 
     from strategies.config import default_config
@@ -133,7 +141,29 @@ def _parity(hist: dict[str, list[Candle]], symbols: list[str], first_bar: int,
             same = (rec.signal, rec.confidence) == (exp.signal, exp.confidence)
             if not same or abs(rec.score - exp.score) > 1e-9:
                 mismatches += 1
+                if examples is not None and len(examples) < MISMATCH_EXAMPLES:
+                    examples.append({"symbol": sym, "tick": k, "bar": first_bar + k,
+                                     "bar_t": hist[sym][first_bar + k].t,
+                                     "btc_bullish_batch": plain_bool(bullish[first_bar + k]),
+                                     "shard": _decision_fields(rec), "batch": _decision_fields(exp)})
     return checked, mismatches
+
+
+def plain_bool(v: Any) -> bool | None:
+    """A numpy/pandas boolean (or NA) as JSON."""
+    return None if v is None or v != v else bool(v)
+
+
+def _decision_fields(decision: Any) -> dict[str, Any]:
+    """signal/confidence/score of a shard record or a batch decision, JSON-ready."""
+    def plain(v: Any) -> Any:
+        return getattr(v, "value", v) if v is not None else None
+    out = {"signal": plain(decision.signal), "confidence": plain(decision.confidence),
+           "score": float(decision.score)}
+    for extra in ("status", "t", "candle_key", "btc_bullish", "history_gap", "shard"):  # shard records
+        if hasattr(decision, extra):
+            out[extra] = plain(getattr(decision, extra))
+    return out
 
 
 def _source(args: argparse.Namespace) -> Any:
@@ -301,14 +331,21 @@ def run_size(n: int, args: argparse.Namespace, redis_url: str, client: Any) -> d
                                                                       result.decisions[s].confidence))
         pubsub.close()
         stats = pool.stats()
+        # a restarted actor (Ray re-runs __init__) only knows the evaluates since its restart: its
+        # list is shorter and ends at the last tick, so the lists are aligned on their ends and the
+        # overhead taken over the ticks every shard measured (indexing from the front raised)
         per_tick_inside = [s["evaluate_ms_recent"][-args.ticks:] for s in stats]
         shard_ms = [statistics.median(x) for x in per_tick_inside]
-        overhead = [e - max(x[k] for x in per_tick_inside) for k, e in enumerate(eval_ms)]
+        measured = min(len(x) for x in per_tick_inside)
+        overhead = [e - max(x[len(x) - measured + k] for x in per_tick_inside)
+                    for k, e in enumerate(eval_ms[len(eval_ms) - measured:])]
         rss_growth = sum(s["rss_bytes"] - rss0[s["shard"]] for s in stats)
         parity_syms = symbols[:: max(1, n // args.parity_sample)][: args.parity_sample]
         sampled = [{s: r[s] for s in parity_syms} for r in records]
         mei = args.primary == "mei_alpha_v1"
-        checked, mismatches = _parity(hist, parity_syms, first_timed, sampled) if mei else (0, 0)
+        examples: list[dict[str, Any]] = []
+        checked, mismatches = (_parity(hist, parity_syms, first_timed, sampled, examples)
+                               if mei else (0, 0))
         variant_parity = _variant_parity(source, hist, parity_syms, first_timed, sampled)
         rows_per_shard = [s["symbols"] * (1 + args.variants) for s in stats]
         us_per_row = [1000.0 * ms / r for ms, r in zip(shard_ms, rows_per_shard, strict=True) if r]
@@ -325,7 +362,8 @@ def run_size(n: int, args: argparse.Namespace, redis_url: str, client: Any) -> d
         "batch_build_ms_p50": round(statistics.median(keys_ms), 2),
         "pool_evaluate_ms_p50": round(statistics.median(eval_ms), 2),
         "inside_shard_evaluate_ms_p50": [round(x, 2) for x in shard_ms],
-        "ray_overhead_ms_p50": round(statistics.median(overhead), 2),
+        "ray_overhead_ms_p50": round(statistics.median(overhead), 2) if overhead else None,
+        "ticks_every_shard_measured": measured,
         "reply_bytes_per_symbol": round(statistics.median(reply_bytes) / n, 1),
         "batch_from": args.batch_from,
         "non_ok_records": not_ok,
@@ -338,6 +376,7 @@ def run_size(n: int, args: argparse.Namespace, redis_url: str, client: Any) -> d
                                                   if mei else None),
         "parity_full_history": {"decisions_checked": checked, "mismatches": mismatches,
                                 "signals_equal": mismatches == 0},
+        "parity_mismatch_examples": examples,
         "primary": args.primary, "variants": args.variants, "rows": rows, "columnar": not args.per_row,
         "us_per_row_inside_shard_p50": round(statistics.mean(us_per_row), 3) if us_per_row else None,
         "parity_variants": variant_parity,

@@ -181,6 +181,7 @@ def test_bench_tick(bench_runs: dict[str, Future[subprocess.CompletedProcess[str
     assert result["non_ok_records"] == 0 and result["baseline_ticks"] == 1
     parity = result["parity_full_history"]
     assert parity["decisions_checked"] == 2 * 2 and parity["mismatches"] == 0 and parity["signals_equal"]
+    assert result["parity_mismatch_examples"] == []
     assert len(result["inside_shard_evaluate_ms_p50"]) == 1 and len(result["actor_rss_bytes"]) == 1
     # --variants 2: two donchian_breakout shadows per symbol, run columnar, equal to the batch strategy
     assert (result["variants"], result["rows"], result["columnar"]) == (2, 4 * 3, True)
