@@ -30,8 +30,9 @@ from typing import Any
 
 import redis
 
+from bench.shard_cpu import load_history
 from bench.universe import INTERVAL, series, symbol_names
-from cluster.redis_layout import RedisLayout, encode_candle
+from cluster.redis_layout import RedisLayout
 from cluster.shard_core import ConfigSource, ShardCore, ShardSettings
 from cluster.shard_store import RedisShardStore
 from engine.runtime.redis_server import EmbeddedRedis
@@ -50,19 +51,6 @@ def _source(variants: int) -> Any:
             "      strategy: donchian_breakout\n"
             f"      grid: {{channel_bars: {[10, 20, 40, 55][:sets]}, min_breakout_atr: {thresholds}}}\n")
     return ConfigSource(overrides=load_yaml_text(text))
-
-
-def _load(client: redis.Redis, layout: RedisLayout, hist: dict[str, list[Any]], upto: int) -> None:
-    names = list(hist)
-    for i in range(0, len(names), 500):
-        pipe = client.pipeline(transaction=False)
-        for sym in names[i: i + 500]:
-            members = {encode_candle(c): c.t for c in hist[sym][: upto - 1]}
-            pipe.zadd(layout.candles_key(sym, INTERVAL), members)
-        pipe.execute()
-        pipe = client.pipeline(transaction=True)
-        layout.write_closed_many(pipe, INTERVAL, {s: hist[s][upto - 1: upto] for s in names[i: i + 500]})
-        pipe.execute()
 
 
 def _timed(args: argparse.Namespace, core: ShardCore, write: Any, hist: dict[str, list[Any]],
@@ -97,7 +85,7 @@ def run(args: argparse.Namespace, server_dir: Path) -> dict[str, Any]:
         hist = {s: series(i, total) for i, s in enumerate(symbols)}
         hist["BTC"] = series(0, total, anchor=True)
         layout = RedisLayout("ab", keep_bars=total + 10)
-        _load(client, layout, hist, args.warm_bars)
+        load_history(client, layout, hist, args.warm_bars)
         settings = ShardSettings(interval=INTERVAL, checkpoint_every=args.checkpoint_every)
         core = ShardCore(0, RedisShardStore(client, layout, INTERVAL), settings, _source(args.variants),
                          symbols=symbols)

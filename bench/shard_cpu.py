@@ -65,7 +65,8 @@ class GeneralOnly:
         return self._inner.read_forming(symbols)
 
 
-def _load(client: redis.Redis, layout: RedisLayout, hist: dict[str, list[Candle]], upto: int) -> None:
+def load_history(client: redis.Redis, layout: RedisLayout, hist: dict[str, list[Candle]], upto: int) -> None:
+    """Write bars [0, upto) of every symbol as the sidecar would (the last one as the closed key)."""
     names = list(hist)
     for i in range(0, len(names), 500):
         pipe = client.pipeline(transaction=False)
@@ -107,7 +108,7 @@ def run(args: argparse.Namespace, server_dir: Path) -> dict[str, Any]:
         layouts = {name: RedisLayout(prefix, keep_bars=total + 10) for name, prefix in (("fast", "bf"),
                                                                                          ("general", "bg"))}
         for layout in layouts.values():
-            _load(client, layout, hist, args.warm_bars)
+            load_history(client, layout, hist, args.warm_bars)
         settings = ShardSettings(interval=INTERVAL, checkpoint_every=args.checkpoint_every)
         stores = {"fast": RedisShardStore(client, layouts["fast"], INTERVAL),
                   "general": GeneralOnly(RedisShardStore(client, layouts["general"], INTERVAL))}
