@@ -60,7 +60,9 @@ from bench.pinning import (
     CpuWindows,
     check_pinning,
     dashboard_url,
+    node_roots,
     pin_head,
+    pin_tree,
     pin_workers,
     process_groups,
 )
@@ -285,6 +287,8 @@ def run_layout(label: str, worker_cpus: list[int], args: argparse.Namespace, red
                 pool.evaluate({s: hist[s][bar - 1].close_ms for s in symbols})
             health = _health(cluster, namespace, args.shards)
             pin_workers(cluster)
+            if head_pin is not None:  # again: a head process forked while the tree was walked escaped it
+                pin_tree(node_roots(cluster.head_node), head_pin)
             groups = process_groups(cluster, redis_pid)
             pinning = check_pinning(cluster, namespace, args.shards, groups, head_pin) if pins else None
             cpu = CpuWindows(groups)
