@@ -69,7 +69,9 @@ def test_open_mode_evaluates_on_bar_opens_and_trades(tmp_path, daemons):
     daemon = daemons(env, "open")
     daemon.wait_log(r"engine started mode=paper .* candles=open ", timeout=60)
     daemon.wait_for(lambda: kind_count(db, LedgerKind.OPEN) >= 1, timeout=90, label="an entry in open mode")
-    entries = executed(db, DecisionEventType.ENTRY_SIGNAL, 0, 10**9)
+    # the entry's event is written pending before the order and turns executed just after the fill
+    entries = daemon.wait_for(lambda: executed(db, DecisionEventType.ENTRY_SIGNAL, 0, 10**9), timeout=10,
+                              label="the entry's executed event")
     assert entries
     # the decision's candle key is a bar OPEN time (close keys end in ...999)
     assert all(event_ms % IV == 0 for _s, _a, _t, event_ms in entries), entries
